@@ -1,0 +1,45 @@
+//! A counting global allocator for measurement builds (`--features count-allocs`): wraps
+//! mimalloc and counts allocations per thread, so a bench or test can assert that the steady
+//! state of a request path allocates nothing. Never compiled into the default binary.
+//!
+//! This is the crate's only unsafe code: implementing `GlobalAlloc` is unsafe by definition.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+
+thread_local! {
+    static COUNT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// mimalloc plus a per-thread allocation counter.
+pub struct Counting;
+
+// SAFETY: every method forwards to mimalloc with the caller's arguments unchanged; the counter is
+// a thread-local Cell, touched with `try_with` so allocation during thread teardown is safe.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded contract of GlobalAlloc::alloc.
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator (mimalloc) with `layout`.
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded contract of GlobalAlloc::alloc_zeroed.
+        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded contract of GlobalAlloc::realloc.
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Allocations made by the calling thread so far.
+pub fn allocations() -> u64 {
+    COUNT.with(Cell::get)
+}

@@ -1,0 +1,441 @@
+//! Raw configuration types: serde only, no logic (see `compile.rs` for every rule). Field names
+//! are the contract of CONFIG.md and must not be renamed. Unknown keys are errors everywhere
+//! except inside `server.config`, which is free-form as in Higress.
+//!
+//! Nested blocks that can fail independently are [`Deferred`]: they are kept as YAML values and
+//! parsed by the compiler one by one, so one file reports every broken block at once, each with
+//! its exact path.
+
+#![allow(missing_docs)] // field meanings are documented in CONFIG.md, the contract these mirror
+
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_yaml::Value;
+
+/// A block parsed later, on its own, so its errors do not hide its siblings' errors.
+#[derive(Clone, Debug)]
+pub struct Deferred<T> {
+    pub value: Value,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<'de, T> Deserialize<'de> for Deferred<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Deferred { value: Value::deserialize(d)?, _t: PhantomData })
+    }
+}
+
+impl<T: DeserializeOwned> Deferred<T> {
+    /// Wraps an already parsed YAML value.
+    pub fn from_value(value: Value) -> Self {
+        Deferred { value, _t: PhantomData }
+    }
+
+    /// Parses the block; on failure returns the error with its full path under `path`.
+    pub fn parse(&self, path: &str) -> Result<T, String> {
+        serde_path_to_error::deserialize(self.value.clone()).map_err(|e| {
+            let inner = e.path().to_string();
+            let full = if inner == "." || inner.is_empty() {
+                path.to_string()
+            } else if inner.starts_with('[') {
+                format!("{path}{inner}")
+            } else {
+                format!("{path}.{inner}")
+            };
+            format!("{full}: {}", e.into_inner())
+        })
+    }
+}
+
+/// `a` or `[a, b]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// A `listen` entry: `host:port` or `{address, tls}`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Listen {
+    Address(String),
+    Full(ListenFull),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenFull {
+    pub address: String,
+    pub tls: Option<OneOrMany<Tls>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: String,
+    pub key: String,
+}
+
+/// `workers: auto` or a number.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Workers {
+    Count(u64),
+    Word(String),
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Limits {
+    pub max_header_bytes: Option<u64>,
+    pub max_headers: Option<u64>,
+    pub max_body_bytes: Option<u64>,
+    pub header_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub upstream_connect_timeout_ms: Option<u64>,
+    pub upstream_timeout_ms: Option<u64>,
+    pub max_connections_per_worker: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sessions {
+    pub keys: Option<Vec<SessionKey>>,
+    pub ttl_seconds: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionKey {
+    pub id: String,
+    pub secret: String,
+}
+
+/// One `servers[]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Server {
+    pub name: String,
+    pub path: Option<String>,
+    pub resource: Option<String>,
+    /// Extension: text returned as `instructions` from initialize.
+    pub instructions: Option<String>,
+    pub authentication: Option<Deferred<Authentication>>,
+    pub authorization: Option<Deferred<Authorization>>,
+    pub allow_tools: Option<Vec<String>>,
+    pub server: Option<Deferred<HigressServer>>,
+    pub tools: Option<Vec<Deferred<Tool>>>,
+    pub backends: Option<Vec<Deferred<Backend>>>,
+    pub tool_name_separator: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum AuthMode {
+    Jwt,
+    ApiKey,
+    Basic,
+    Proxy,
+    Mtls,
+    None,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Authentication {
+    pub mode: AuthMode,
+    pub jwt: Option<Jwt>,
+    pub api_key: Option<ApiKey>,
+    pub basic: Option<Basic>,
+    pub proxy: Option<Proxy>,
+    pub protected_resource: Option<ProtectedResource>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jwt {
+    pub providers: Vec<JwtProvider>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtProvider {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Option<Vec<String>>,
+    pub jwks: Jwks,
+    pub algorithms: Option<Vec<String>>,
+    pub clock_skew_seconds: Option<u64>,
+    pub claim_to_headers: Option<Vec<ClaimToHeader>>,
+    pub require_exp: Option<bool>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Jwks {
+    pub file: Option<String>,
+    pub inline: Option<Value>,
+    pub uri: Option<String>,
+    pub refresh_seconds: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimToHeader {
+    pub claim: String,
+    pub header: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum In {
+    Header,
+    Query,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    #[serde(rename = "in")]
+    pub location: In,
+    pub name: String,
+    pub keys: Vec<NamedSecret>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedSecret {
+    pub id: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Basic {
+    pub users: Vec<BasicUser>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicUser {
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Proxy {
+    pub user_header: Option<String>,
+    pub trusted_sources: Option<Vec<String>>,
+    pub require_user: Option<bool>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProtectedResource {
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Option<Vec<String>>,
+    pub resource_name: Option<String>,
+    pub resource_documentation: Option<String>,
+    pub resource_policy_uri: Option<String>,
+    pub jwks_uri: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Authorization {
+    pub default_action: Option<Action>,
+    pub rules: Option<Vec<Rule>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub name: Option<String>,
+    pub source: Option<RuleSource>,
+    pub target: Option<RuleTarget>,
+    pub cel: Option<String>,
+    pub action: Option<Action>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSource {
+    pub jwt: Option<JwtSource>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSource {
+    pub scopes: Option<Vec<String>>,
+    pub claims: Option<Vec<ClaimMatch>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimMatch {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTarget {
+    pub tools: Vec<ToolTarget>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolTarget {
+    pub backend: String,
+    pub tool: Option<String>,
+    pub tool_name: Option<String>,
+    pub when: Option<String>,
+}
+
+/// Higress `server` block.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HigressServer {
+    pub name: Option<String>,
+    /// Free-form; visible to templates as `.config`.
+    pub config: Option<Value>,
+    pub security_schemes: Option<Vec<SecurityScheme>>,
+    pub default_downstream_security: Option<SecurityRef>,
+    pub default_upstream_security: Option<SecurityRef>,
+    pub passthrough_auth_header: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum SchemeType {
+    #[serde(rename = "http")]
+    Http,
+    #[serde(rename = "apiKey")]
+    ApiKey,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecurityScheme {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: SchemeType,
+    pub scheme: Option<String>,
+    #[serde(rename = "in")]
+    pub location: Option<In>,
+    pub name: Option<String>,
+    pub default_credential: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityRef {
+    pub id: String,
+    pub credential: Option<String>,
+    pub passthrough: Option<bool>,
+}
+
+/// Higress `tools[]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tool {
+    pub name: String,
+    pub description: Option<String>,
+    pub args: Option<Vec<Arg>>,
+    pub request_template: Option<RequestTemplate>,
+    pub response_template: Option<ResponseTemplate>,
+    pub error_response_template: Option<String>,
+    pub output_schema: Option<Value>,
+    pub security: Option<SecurityRef>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arg {
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub required: Option<bool>,
+    pub default: Option<Value>,
+    #[serde(rename = "enum")]
+    pub choices: Option<Vec<Value>>,
+    pub items: Option<Value>,
+    pub properties: Option<Value>,
+    pub position: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RequestTemplate {
+    pub url: Option<String>,
+    pub method: Option<String>,
+    pub headers: Option<Vec<HeaderTemplate>>,
+    pub body: Option<String>,
+    pub args_to_json_body: Option<bool>,
+    pub args_to_url_param: Option<bool>,
+    pub args_to_form_body: Option<bool>,
+    pub security: Option<SecurityRef>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderTemplate {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResponseTemplate {
+    pub body: Option<String>,
+    pub prepend_body: Option<String>,
+    pub append_body: Option<String>,
+}
+
+/// An MCP backend aggregated behind a server.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Backend {
+    pub name: String,
+    pub url: String,
+    pub tool_selector: Option<ToolSelector>,
+    pub security: Option<SecurityRef>,
+    pub forward_headers: Option<Vec<ForwardHeader>>,
+    pub endpoints: Option<Vec<String>>,
+    pub ca_file: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolSelector {
+    pub include: Option<Vec<String>>,
+    pub include_regex: Option<Vec<String>>,
+    pub exclude: Option<Vec<String>>,
+    pub exclude_regex: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardHeader {
+    pub name: String,
+}

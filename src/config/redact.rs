@@ -1,0 +1,92 @@
+//! The effective configuration for admin `/config`, with every secret replaced. Redaction is by
+//! field name (secrets, passwords, credentials, key values, header values that may carry tokens,
+//! private JWK members) plus everything under `server.config`, which is free-form and is where
+//! Higress users keep API keys.
+
+use serde_yaml::Value;
+
+/// Field names whose values are always secret.
+const SECRET_FIELDS: [&str; 14] = [
+    "secret",
+    "password",
+    "value",
+    "defaultCredential",
+    "credential",
+    "k",
+    "d",
+    "p",
+    "q",
+    "dp",
+    "dq",
+    "qi",
+    "token",
+    "apiKey",
+];
+
+/// Placeholder for redacted values.
+pub const REDACTED: &str = "<redacted>";
+
+fn redact(v: &mut Value, under_config: bool) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, child) in m.iter_mut() {
+                let key = k.as_str().unwrap_or("");
+                if under_config || SECRET_FIELDS.contains(&key) {
+                    blank(child);
+                } else {
+                    // `server.config` is free-form: redact every leaf below it.
+                    redact(child, key == "config");
+                }
+            }
+        }
+        Value::Sequence(s) => s.iter_mut().for_each(|c| redact(c, under_config)),
+        Value::Tagged(t) => redact(&mut t.value, under_config),
+        _ if under_config => blank(v),
+        _ => {}
+    }
+}
+
+fn blank(v: &mut Value) {
+    match v {
+        Value::Mapping(_) | Value::Sequence(_) => redact(v, true),
+        Value::Null => {}
+        _ => *v = Value::String(REDACTED.into()),
+    }
+}
+
+/// The config tree (after `${ENV}` substitution) as pretty JSON, secrets redacted.
+pub fn effective_json(root: &Value) -> String {
+    let mut v = root.clone();
+    redact(&mut v, false);
+    serde_json::to_string_pretty(&v)
+        .unwrap_or_else(|e| format!("{{\"error\":\"config not representable as JSON: {e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_survive() {
+        let v: Value = serde_yaml::from_str(
+            r#"
+sessions: {keys: [{id: k1, secret: "s3cr3t-session-key-material-0000000"}]}
+servers:
+  - name: a
+    server:
+      config: {apiKey: "cfg-secret", nested: {deep: "cfg-deep"}, list: ["cfg-item"]}
+      securitySchemes: [{id: b, type: http, scheme: bearer, defaultCredential: "bearer-secret"}]
+    tools:
+      - name: t
+        requestTemplate: {headers: [{key: Authorization, value: "Bearer hdr-secret"}]}
+"#,
+        )
+        .unwrap();
+        let out = effective_json(&v);
+        for secret in ["s3cr3t", "cfg-secret", "cfg-deep", "cfg-item", "bearer-secret", "hdr-secret"] {
+            assert!(!out.contains(secret), "{secret} leaked: {out}");
+        }
+        assert!(out.contains("\"k1\""), "ids stay visible");
+        assert!(out.contains("Authorization"), "header names stay visible");
+    }
+}

@@ -1,0 +1,159 @@
+//! The compiled configuration: immutable, built once by `compile`, published to every core with
+//! arc-swap. Everything a request needs is precomputed here (routes, tool indexes, tool lists
+//! already serialised, compiled templates, derived session keys), so the request path only looks
+//! things up.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::http::origin::OriginPolicy;
+use crate::mcp::session;
+use crate::rest::template::Template;
+
+/// Limits of CONFIG.md `limits`, in the units the runtime uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Head and body limits for the parser.
+    pub http: crate::http::Limits,
+    /// Time to receive a complete request head.
+    pub header_timeout: Duration,
+    /// Keep-alive idle time between requests.
+    pub idle_timeout: Duration,
+    /// Upstream connect timeout (backends issue).
+    pub upstream_connect_timeout: Duration,
+    /// Upstream response timeout (backends issue).
+    pub upstream_timeout: Duration,
+    /// Open connections per worker before new ones are refused.
+    pub max_connections_per_worker: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            http: crate::http::Limits::default(),
+            header_timeout: Duration::from_millis(10_000),
+            idle_timeout: Duration::from_millis(60_000),
+            upstream_connect_timeout: Duration::from_millis(2_000),
+            upstream_timeout: Duration::from_millis(30_000),
+            max_connections_per_worker: 50_000,
+        }
+    }
+}
+
+/// A tool answered by the gateway itself (a Higress tool without `requestTemplate.url`).
+#[derive(Debug)]
+pub struct LocalTool {
+    /// Exposed name.
+    pub name: Box<str>,
+    /// This tool's entry of a `tools/list` result, serialised at load.
+    pub listing: Box<[u8]>,
+    /// `responseTemplate.body`.
+    pub body: Template,
+    /// Names of required arguments (checked before rendering).
+    pub required: Box<[Box<str>]>,
+}
+
+/// One MCP endpoint.
+#[derive(Debug)]
+pub struct Server {
+    /// Unique name.
+    pub name: Box<str>,
+    /// Endpoint path.
+    pub path: Box<str>,
+    /// Canonical resource URI, when configured.
+    pub resource: Option<Box<str>>,
+    /// Sent as `instructions` from initialize / server/discover.
+    pub instructions: Option<Box<str>>,
+    /// Local tools in configuration order.
+    pub tools: Vec<LocalTool>,
+    /// Exposed tool name -> index into `tools`.
+    pub tool_index: HashMap<Box<str>, usize>,
+    /// Higress `allowTools`: when present, only these tools are listed or callable.
+    pub allow_tools: Option<Vec<Box<str>>>,
+    /// `server.config`, visible to templates as `.config`.
+    pub config: serde_json::Value,
+    /// Whether clients are anonymous (no `authentication`, or `mode: none`).
+    pub anonymous: bool,
+}
+
+impl Server {
+    /// Whether a tool may be listed or called given `allowTools` and the client's
+    /// `x-envoy-allow-mcp-tools` list (intersected, as Higress does).
+    pub fn tool_allowed(&self, name: &str, header_list: Option<&[u8]>) -> bool {
+        if let Some(allow) = &self.allow_tools {
+            if !allow.iter().any(|t| &**t == name) {
+                return false;
+            }
+        }
+        match header_list {
+            None => true,
+            Some(list) => list.split(|&b| b == b',').any(|t| t.trim_ascii() == name.as_bytes()),
+        }
+    }
+}
+
+/// The whole compiled configuration.
+pub struct Snapshot {
+    /// Data-plane listen addresses.
+    pub listen: Vec<SocketAddr>,
+    /// Worker threads.
+    pub workers: usize,
+    /// Drain deadline on shutdown.
+    pub shutdown_grace: Duration,
+    /// Admin listener.
+    pub admin: Option<SocketAddr>,
+    /// Limits.
+    pub limits: Limits,
+    /// Session keys (first seals, all open) and TTL.
+    pub sessions: session::Keys,
+    /// Origin/Host policy.
+    pub origins: OriginPolicy,
+    /// Endpoints.
+    pub servers: Vec<Server>,
+    /// Path -> index into `servers`.
+    pub routes: HashMap<Box<[u8]>, usize>,
+    /// Things worth a warning at start-up or reload (anonymous endpoints off loopback, ...).
+    pub warnings: Vec<String>,
+    /// The effective configuration as JSON, secrets redacted (admin `/config`).
+    pub effective: String,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("listen", &self.listen)
+            .field("workers", &self.workers)
+            .field("servers", &self.servers.iter().map(|s| &*s.name).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    /// The server whose endpoint is `path`.
+    #[inline]
+    pub fn route(&self, path: &[u8]) -> Option<&Server> {
+        self.routes.get(path).and_then(|&i| self.servers.get(i))
+    }
+
+    /// One-paragraph summary for `portcullis check`.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "listen {} | workers {} | admin {} | {} server(s)\n",
+            self.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+            self.workers,
+            self.admin.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+            self.servers.len()
+        );
+        for srv in &self.servers {
+            s.push_str(&format!(
+                "  {} at {}: {} local tool(s), authentication {}\n",
+                srv.name,
+                srv.path,
+                srv.tools.len(),
+                if srv.anonymous { "none" } else { "on" }
+            ));
+        }
+        s
+    }
+}

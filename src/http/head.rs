@@ -1,0 +1,421 @@
+//! Request heads. `httparse` tokenises the head over the connection's read buffer; this module
+//! then applies the RFC 9112 rules httparse leaves to the caller (Host, Content-Length and
+//! Transfer-Encoding semantics, Expect, persistence) and records every header as a [`Span`] into
+//! the buffer, so nothing is copied. Headers the pipeline decides on are picked out once here
+//! so later phases do not rescan the list.
+
+use std::mem::MaybeUninit;
+
+use crate::error::{Error, Kind};
+use crate::http::Limits;
+
+/// Hard ceiling on `limits.maxHeaders`: the parser's header slots live on the stack.
+pub const MAX_HEADERS_CAP: usize = 512;
+
+/// A byte range of the connection's read buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    /// First byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+}
+
+impl Span {
+    /// The bytes this span covers in `buf` (empty if the span does not fit, never a panic).
+    #[inline]
+    pub fn of<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        buf.get(self.start as usize..self.end as usize).unwrap_or(&[])
+    }
+
+    fn within(buf: &[u8], part: &[u8]) -> Span {
+        // `part` is a sub-slice of `buf` handed back by httparse.
+        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+        Span { start: start as u32, end: (start + part.len()) as u32 }
+    }
+
+    /// Whether the span is empty.
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+}
+
+/// Request methods the gateway distinguishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+    /// OPTIONS
+    Options,
+    /// PATCH
+    Patch,
+    /// Anything else (answered 405 or 404).
+    Other,
+}
+
+impl Method {
+    fn parse(m: &str) -> Method {
+        match m {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "HEAD" => Method::Head,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            _ => Method::Other,
+        }
+    }
+
+    /// The method's name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+/// How the request body is delimited (RFC 9112 section 6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+}
+
+/// A parsed request head: spans into the read buffer plus the decisions RFC 9112 asks for.
+/// One `Head` lives per connection and is refilled for every request.
+#[derive(Debug)]
+pub struct Head {
+    /// Request method.
+    pub method: Method,
+    /// The path part of the request target (before `?`).
+    pub path: Span,
+    /// The query (after `?`, without it); empty when absent.
+    pub query: Span,
+    /// HTTP minor version (0 or 1).
+    pub minor_version: u8,
+    /// Length of the head in bytes, final CRLFCRLF included.
+    pub len: usize,
+    /// Body framing.
+    pub framing: Framing,
+    /// Whether the connection may stay open after this exchange.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` was sent.
+    pub expect_continue: bool,
+    /// The Host header (empty for HTTP/1.0 without one).
+    pub host: Span,
+    /// `Accept`.
+    pub accept: Option<Span>,
+    /// `Content-Type`.
+    pub content_type: Option<Span>,
+    /// `Origin`.
+    pub origin: Option<Span>,
+    /// `Mcp-Session-Id`.
+    pub session_id: Option<Span>,
+    /// `MCP-Protocol-Version`.
+    pub protocol_version: Option<Span>,
+    /// `Mcp-Method` (2026-07-28).
+    pub mcp_method: Option<Span>,
+    /// `Mcp-Name` (2026-07-28).
+    pub mcp_name: Option<Span>,
+    /// `Authorization`.
+    pub authorization: Option<Span>,
+    /// `Last-Event-ID`.
+    pub last_event_id: Option<Span>,
+    /// `X-Request-Id`, reused as the access-log request id when sane.
+    pub request_id: Option<Span>,
+    /// Every header as (name, value) spans, in order.
+    pub headers: Vec<(Span, Span)>,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            method: Method::Other,
+            path: Span::default(),
+            query: Span::default(),
+            minor_version: 1,
+            len: 0,
+            framing: Framing::None,
+            keep_alive: false,
+            expect_continue: false,
+            host: Span::default(),
+            accept: None,
+            content_type: None,
+            origin: None,
+            session_id: None,
+            protocol_version: None,
+            mcp_method: None,
+            mcp_name: None,
+            authorization: None,
+            last_event_id: None,
+            request_id: None,
+            headers: Vec::with_capacity(32),
+        }
+    }
+}
+
+impl Head {
+    /// The value of the first header called `name` (ASCII case-insensitive).
+    pub fn header<'a>(&self, buf: &'a [u8], name: &str) -> Option<&'a [u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.of(buf).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.of(buf))
+    }
+}
+
+/// Result of feeding bytes to [`parse`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A full head was parsed; `Head` is filled.
+    Complete,
+    /// More bytes are needed.
+    Partial,
+}
+
+fn bad(msg: &'static str) -> Error {
+    Error::client(Kind::BadRequest, msg)
+}
+
+/// Parses the request head at the start of `buf` into `head`.
+///
+/// Runs every time bytes arrive while a head is incomplete. `Partial` means read more (the caller
+/// enforces the head timeout); an error means answer it and close, because the framing of
+/// anything after it can no longer be trusted.
+pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Error> {
+    let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
+    let mut slots: [MaybeUninit<httparse::Header<'_>>; MAX_HEADERS_CAP] =
+        [const { MaybeUninit::uninit() }; MAX_HEADERS_CAP];
+    let mut req = httparse::Request::new(&mut []);
+    let status = match req.parse_with_uninit_headers(buf, &mut slots[..max_headers]) {
+        Ok(s) => s,
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Error::client(Kind::HeadTooLarge, "too many header fields"))
+        }
+        Err(e) => return Err(bad(httparse_message(e))),
+    };
+    let len = match status {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => {
+            if buf.len() >= limits.max_header_bytes {
+                return Err(Error::client(Kind::HeadTooLarge, "request head too large"));
+            }
+            return Ok(Parsed::Partial);
+        }
+    };
+    if len > limits.max_header_bytes {
+        return Err(Error::client(Kind::HeadTooLarge, "request head too large"));
+    }
+    let head_bytes = &buf[..len];
+    // httparse accepts a lone LF as a line end (RFC 9112 2.2 allows that); a CR anywhere except
+    // before LF is a bare CR, which RFC 9112 2.2 says MUST be rejected or replaced.
+    if has_bare_cr(head_bytes) {
+        return Err(bad("bare CR in request head"));
+    }
+
+    let method = Method::parse(req.method.unwrap_or(""));
+    let target = req.path.unwrap_or("");
+    let minor = req.version.unwrap_or(1);
+    if !(target.starts_with('/') || (target == "*" && method == Method::Options)) {
+        return Err(bad("request target must be an absolute path"));
+    }
+    let target_span = Span::within(buf, target.as_bytes());
+    let (path, query) = match target.find('?') {
+        Some(q) => (
+            Span { start: target_span.start, end: target_span.start + q as u32 },
+            Span { start: target_span.start + q as u32 + 1, end: target_span.end },
+        ),
+        None => (target_span, Span { start: target_span.end, end: target_span.end }),
+    };
+
+    head.method = method;
+    head.path = path;
+    head.query = query;
+    head.minor_version = minor;
+    head.len = len;
+    head.framing = Framing::None;
+    head.expect_continue = false;
+    head.host = Span::default();
+    head.accept = None;
+    head.content_type = None;
+    head.origin = None;
+    head.session_id = None;
+    head.protocol_version = None;
+    head.mcp_method = None;
+    head.mcp_name = None;
+    head.authorization = None;
+    head.last_event_id = None;
+    head.request_id = None;
+    head.headers.clear();
+
+    let mut hosts = 0u32;
+    let mut content_length: Option<u64> = None;
+    let mut te_seen = false;
+    let mut te_chunked_last = false;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = trim_ows(h.value);
+        let ns = Span::within(buf, name);
+        let vs =
+            if value.is_empty() { Span { start: ns.end, end: ns.end } } else { Span::within(buf, value) };
+        head.headers.push((ns, vs));
+        // Dispatch on length first: most names are rejected by one integer compare.
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                hosts += 1;
+                head.host = vs;
+            }
+            6 if name.eq_ignore_ascii_case(b"accept") => head.accept = Some(vs),
+            6 if name.eq_ignore_ascii_case(b"origin") => head.origin = Some(vs),
+            6 if name.eq_ignore_ascii_case(b"expect") => {
+                if value.eq_ignore_ascii_case(b"100-continue") {
+                    head.expect_continue = true;
+                } else {
+                    return Err(Error::client(Kind::ExpectationFailed, "unsupported Expect value"));
+                }
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for token in value.split(|&b| b == b',') {
+                    let t = trim_ows(token);
+                    if t.eq_ignore_ascii_case(b"close") {
+                        conn_close = true;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                        conn_keep_alive = true;
+                    }
+                }
+            }
+            10 if name.eq_ignore_ascii_case(b"mcp-method") => head.mcp_method = Some(vs),
+            8 if name.eq_ignore_ascii_case(b"mcp-name") => head.mcp_name = Some(vs),
+            12 if name.eq_ignore_ascii_case(b"content-type") => head.content_type = Some(vs),
+            12 if name.eq_ignore_ascii_case(b"x-request-id") => head.request_id = Some(vs),
+            13 if name.eq_ignore_ascii_case(b"authorization") => head.authorization = Some(vs),
+            13 if name.eq_ignore_ascii_case(b"last-event-id") => head.last_event_id = Some(vs),
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let n = parse_content_length(value)?;
+                if content_length.is_some_and(|prev| prev != n) {
+                    return Err(bad("conflicting Content-Length headers"));
+                }
+                content_length = Some(n);
+            }
+            14 if name.eq_ignore_ascii_case(b"mcp-session-id") => head.session_id = Some(vs),
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                // RFC 9112 6.1: the codings form one list across field lines; chunked must be the
+                // final coding of a request, and appear only once.
+                for coding in value.split(|&b| b == b',') {
+                    let c = trim_ows(coding);
+                    if c.is_empty() {
+                        continue;
+                    }
+                    if te_chunked_last {
+                        return Err(bad("chunked must be the final transfer coding, applied once"));
+                    }
+                    te_chunked_last = c.eq_ignore_ascii_case(b"chunked");
+                    te_seen = true;
+                }
+                if value.is_empty() {
+                    te_seen = true;
+                }
+            }
+            20 if name.eq_ignore_ascii_case(b"mcp-protocol-version") => head.protocol_version = Some(vs),
+            _ => {}
+        }
+    }
+
+    // RFC 9112 3.2: a server MUST respond 400 to an HTTP/1.1 request that lacks a Host header
+    // field or contains more than one.
+    if hosts > 1 {
+        return Err(bad("duplicate Host header"));
+    }
+    if hosts == 0 && minor >= 1 {
+        return Err(bad("missing Host header"));
+    }
+    head.framing = if te_seen {
+        // RFC 9112 6.1: a request with both may be an attempt at smuggling; we refuse it.
+        if content_length.is_some() {
+            return Err(bad("both Content-Length and Transfer-Encoding"));
+        }
+        if minor == 0 {
+            return Err(bad("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if !te_chunked_last {
+            return Err(bad("transfer coding list does not end in chunked"));
+        }
+        Framing::Chunked
+    } else {
+        match content_length {
+            Some(0) | None => Framing::None,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    head.keep_alive = if minor == 0 { conn_keep_alive && !conn_close } else { !conn_close };
+    if head.expect_continue && minor == 0 {
+        // RFC 9110 10.1.1: a server MUST ignore 100-continue in an HTTP/1.0 request.
+        head.expect_continue = false;
+    }
+    Ok(Parsed::Complete)
+}
+
+/// Content-Length = 1*DIGIT (RFC 9110 8.6); no sign, no list, no overflow.
+fn parse_content_length(v: &[u8]) -> Result<u64, Error> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(bad("invalid Content-Length"));
+    }
+    Ok(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+fn has_bare_cr(head: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(p) = head[i..].iter().position(|&b| b == b'\r') {
+        let at = i + p;
+        if head.get(at + 1) != Some(&b'\n') {
+            return true;
+        }
+        i = at + 1;
+    }
+    false
+}
+
+fn httparse_message(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid character in header name (whitespace before colon?)",
+        httparse::Error::HeaderValue => "invalid character in header value",
+        httparse::Error::NewLine => "invalid line ending in request head",
+        httparse::Error::Status => "invalid status",
+        httparse::Error::Token => "invalid token in request line",
+        httparse::Error::TooManyHeaders => "too many header fields",
+        httparse::Error::Version => "invalid HTTP version",
+    }
+}

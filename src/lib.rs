@@ -1,0 +1,46 @@
+//! portcullis: an MCP gateway data plane.
+//!
+//! MCP clients connect over Streamable HTTP; the gateway authenticates them (stage 1), authorizes
+//! every tool call (stage 2) and reaches each backend with the right credential (stage 3). It runs
+//! one monoio event loop per core, parses HTTP with httparse and JSON-RPC with simd-json over
+//! reused buffers, and applies a configuration compiled once and published with arc-swap.
+//!
+//! # The request, phase by phase
+//!
+//! `proxy::pipeline::process` is the single driver; each phase is a function documented where it
+//! is defined:
+//!
+//! 1. read head (`proxy::conn`, limits from `http`) -> 2. route and admit (`config::snapshot`,
+//!    `http::origin`) -> 3. authenticate -> 4. read body and decode the envelope (`mcp::envelope`)
+//!    -> 5. authorize (`allowTools`) -> 6. dispatch (`proxy::local`: initialize, server/discover,
+//!    ping, lists, template tools) -> 7. respond (`respond` is the only error-to-wire table) ->
+//!    8. log and count (`proxy::core::Stats`, admin `/metrics`).
+//!
+//! # Direction rules
+//!
+//! `proxy` calls the leaves (`http`, `mcp`, `rest`); leaves never import `proxy`, `runtime`,
+//! `config::raw` or `admin`; only `config::compile` sees raw config; `mcp` knows JSON-RPC, never
+//! sockets. Only `runtime` (and the admin thread it starts) creates threads.
+//!
+//! # Layout
+//!
+//! The layout follows ARCHITECTURE.md. `auth/`, `policy/` and `upstream/` join when their issues
+//! land (client authentication, authorization, MCP backends); until then the config compiler
+//! refuses the blocks they would implement, so no endpoint is ever served with less protection
+//! than its configuration asks for.
+
+#![deny(unsafe_code, rust_2018_idioms)]
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod mcp;
+pub mod proxy;
+pub mod respond;
+pub mod rest;
+pub mod runtime;
+
+#[cfg(feature = "count-allocs")]
+pub mod alloc_count;

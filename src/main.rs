@@ -1,0 +1,117 @@
+//! The `portcullis` binary: `portcullis` (embedded demo), `portcullis --config FILE`,
+//! `portcullis check --config FILE`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use portcullis::config::watch::{Reloader, Source};
+use portcullis::runtime::Gateway;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// MCP gateway data plane.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (YAML or JSON). Without it, the embedded demo config is served.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Run,
+    /// Compile the configuration, print every error with its path, exit non-zero if any.
+    Check,
+}
+
+fn main() -> std::process::ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let source = match &cli.config {
+        Some(p) => Source::File(p.clone()),
+        None => Source::Demo,
+    };
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Check => check(&source),
+        Command::Run => run(source),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(source: &Source) -> anyhow::Result<std::process::ExitCode> {
+    match source.compile() {
+        Ok(snap) => {
+            print!("configuration OK\n{}", snap.summary());
+            for w in &snap.warnings {
+                println!("warning: {w}");
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("configuration has {} error(s):", errors.len());
+            for e in &errors {
+                eprintln!("  {e}");
+            }
+            Ok(std::process::ExitCode::FAILURE)
+        }
+    }
+}
+
+fn run(source: Source) -> anyhow::Result<std::process::ExitCode> {
+    let snap = source
+        .compile()
+        .map_err(|errors| anyhow::anyhow!("invalid configuration:\n  {}", errors.join("\n  ")))?;
+    for w in &snap.warnings {
+        log::warn!("{w}");
+    }
+    if matches!(source, Source::Demo) {
+        log::info!("no --config given: serving the embedded demo configuration");
+    }
+    let reloader = Arc::new(Reloader::new(source, snap));
+    let gateway = Gateway::start(reloader.clone()).context("starting the gateway")?;
+    let snap = reloader.current.load();
+    let driver = if monoio::utils::detect_uring() { "io_uring" } else { "epoll" };
+    log::info!(
+        "portcullis {} listening on {} ({} worker(s), {driver}); admin {}",
+        env!("CARGO_PKG_VERSION"),
+        gateway.addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+        snap.workers,
+        gateway.admin_addr().map(|a| a.to_string()).unwrap_or_else(|| "off".into())
+    );
+    for s in &snap.servers {
+        log::info!("server {:?} at {}", s.name, s.path);
+    }
+    drop(snap);
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .context("installing signal handlers")?;
+    for sig in signals.forever() {
+        match sig {
+            SIGHUP => {
+                log::info!("SIGHUP: reloading configuration");
+                let _ = reloader.reload();
+            }
+            _ => {
+                log::info!("shutting down: draining in-flight requests");
+                gateway.shutdown();
+                log::info!("stopped");
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,257 @@
+//! JSON for the hot path: a writer that appends to reused buffers (strings escaped per RFC 8259,
+//! integers without allocation) and helpers that walk a simd-json tape without building a tree.
+//!
+//! A tape is a flat `[Node]`: containers carry the number of nodes below them (`count`), so
+//! skipping a value is one addition and looking up a key is a scan of that object's keys only.
+
+use simd_json::{Node, StaticNode};
+
+/// Number of tape nodes the value at `v[0]` occupies (itself and everything under it).
+#[inline]
+pub fn value_len(v: &[Node<'_>]) -> usize {
+    match v.first() {
+        Some(Node::Object { count, .. }) | Some(Node::Array { count, .. }) => count + 1,
+        _ => 1,
+    }
+}
+
+/// Iterates the (key, value) pairs of the object at `v[0]`; empty if it is not an object.
+pub fn entries<'t, 'a>(v: &'t [Node<'a>]) -> Entries<'t, 'a> {
+    match v.first() {
+        Some(Node::Object { len, .. }) => Entries { tape: v, pos: 1, left: *len },
+        _ => Entries { tape: v, pos: 0, left: 0 },
+    }
+}
+
+/// Iterator over an object's entries on the tape.
+pub struct Entries<'t, 'a> {
+    tape: &'t [Node<'a>],
+    pos: usize,
+    left: usize,
+}
+
+impl<'t, 'a> Iterator for Entries<'t, 'a> {
+    type Item = (&'a str, &'t [Node<'a>]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let key = match self.tape.get(self.pos) {
+            Some(Node::String(k)) => *k,
+            _ => return None,
+        };
+        let vstart = self.pos + 1;
+        let rest = self.tape.get(vstart..)?;
+        let n = value_len(rest);
+        self.pos = vstart + n;
+        Some((key, rest.get(..n)?))
+    }
+}
+
+/// Iterates the elements of the array at `v[0]`; empty if it is not an array.
+pub fn elements<'t, 'a>(v: &'t [Node<'a>]) -> impl Iterator<Item = &'t [Node<'a>]> {
+    let mut left = match v.first() {
+        Some(Node::Array { len, .. }) => *len,
+        _ => 0,
+    };
+    let mut pos = 1;
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        left -= 1;
+        let rest = v.get(pos..)?;
+        let n = value_len(rest);
+        pos += n;
+        rest.get(..n)
+    })
+}
+
+/// The value of `key` in the object at `v[0]` (first occurrence).
+pub fn get<'t, 'a>(v: &'t [Node<'a>], key: &str) -> Option<&'t [Node<'a>]> {
+    entries(v).find(|(k, _)| *k == key).map(|(_, val)| val)
+}
+
+/// The string at `v[0]`, if it is one.
+pub fn as_str<'a>(v: &[Node<'a>]) -> Option<&'a str> {
+    match v.first() {
+        Some(Node::String(s)) => Some(*s),
+        _ => None,
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    write_escaped(out, s);
+    out.push(b'"');
+}
+
+/// Appends the JSON-escaped content of `s` (no quotes).
+pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Appends a signed integer.
+pub fn write_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    crate::http::response::write_u64(out, n.unsigned_abs());
+}
+
+/// Appends a float the way JavaScript would print it (shortest round-trip form); non-finite
+/// values, which JSON cannot carry, become `null`.
+pub fn write_f64(out: &mut Vec<u8>, f: f64) {
+    if f.is_finite() {
+        use std::io::Write;
+        let _ = write!(out, "{f}");
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Appends a JSON-RPC id exactly as its value was sent.
+pub fn write_id(out: &mut Vec<u8>, id: &crate::mcp::envelope::Id<'_>) {
+    use crate::mcp::envelope::Id;
+    match id {
+        Id::Str(s) => write_str(out, s),
+        Id::Int(n) => write_i64(out, *n),
+        Id::Uint(n) => crate::http::response::write_u64(out, *n),
+        Id::Float(f) => write_f64(out, *f),
+    }
+}
+
+/// Re-serialises the value at `v[0]` as compact JSON.
+pub fn write_value(out: &mut Vec<u8>, v: &[Node<'_>]) {
+    match v.first() {
+        None => out.extend_from_slice(b"null"),
+        Some(Node::String(s)) => write_str(out, s),
+        Some(Node::Static(s)) => write_static(out, s),
+        Some(Node::Object { .. }) => {
+            out.push(b'{');
+            for (i, (k, val)) in entries(v).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, k);
+                out.push(b':');
+                write_value(out, val);
+            }
+            out.push(b'}');
+        }
+        Some(Node::Array { .. }) => {
+            out.push(b'[');
+            for (i, val) in elements(v).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, val);
+            }
+            out.push(b']');
+        }
+    }
+}
+
+/// Appends a scalar.
+pub fn write_static(out: &mut Vec<u8>, s: &StaticNode) {
+    match s {
+        StaticNode::Null => out.extend_from_slice(b"null"),
+        StaticNode::Bool(true) => out.extend_from_slice(b"true"),
+        StaticNode::Bool(false) => out.extend_from_slice(b"false"),
+        StaticNode::I64(n) => write_i64(out, *n),
+        StaticNode::U64(n) => crate::http::response::write_u64(out, *n),
+        StaticNode::F64(f) => write_f64(out, *f),
+    }
+}
+
+/// Per-core JSON decoder: simd-json buffers, a tape and an input copy, all reused, so decoding a
+/// request allocates nothing once they have grown to the working size.
+///
+/// simd-json unescapes strings in place, so the client's bytes are copied into `input` first:
+/// the original body stays intact for forwarding.
+pub struct Decoder {
+    buffers: simd_json::Buffers,
+    tape: simd_json::Tape<'static>,
+    input: Vec<u8>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder {
+            buffers: simd_json::Buffers::new(4096),
+            tape: simd_json::Tape(Vec::new()),
+            input: Vec::new(),
+        }
+    }
+}
+
+impl Decoder {
+    /// Decodes `body` and calls `f` with its tape; `Err` carries simd-json's description.
+    pub fn with_tape<R>(
+        &mut self,
+        body: &[u8],
+        f: impl FnOnce(&[Node<'_>]) -> R,
+    ) -> Result<R, simd_json::Error> {
+        self.input.clear();
+        self.input.extend_from_slice(body);
+        let mut tape = std::mem::replace(&mut self.tape, simd_json::Tape(Vec::new())).reset();
+        let res = simd_json::fill_tape(&mut self.input, &mut self.buffers, &mut tape).map(|()| f(&tape.0));
+        self.tape = tape.reset();
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_nested_values() {
+        let mut d = Decoder::default();
+        let body = br#"{"a":{"b":[1,{"c":2}],"d":"x"},"e":[[],{}],"f":null}"#;
+        d.with_tape(body, |t| {
+            let a = get(t, "a").unwrap();
+            assert_eq!(as_str(get(a, "d").unwrap()), Some("x"));
+            assert_eq!(elements(get(a, "b").unwrap()).count(), 2);
+            assert_eq!(elements(get(t, "e").unwrap()).count(), 2);
+            assert!(get(t, "f").is_some());
+            let mut out = Vec::new();
+            write_value(&mut out, t);
+            assert_eq!(out, body.to_vec());
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn escapes_control_characters() {
+        let mut out = Vec::new();
+        write_str(&mut out, "a\"b\\c\n\u{1}é");
+        assert_eq!(String::from_utf8(out).unwrap(), "\"a\\\"b\\\\c\\n\\u0001é\"");
+    }
+}

@@ -1,0 +1,272 @@
+//! One client connection: the socket, its reused buffers and the I/O the pipeline asks for (read
+//! a head, read a body, write the response). Buffers pass ownership into monoio and come back on
+//! every completed operation; an operation abandoned on a timeout or drain takes its buffer with
+//! it, and the connection is closed in exactly those cases, so no state is ever reused after one.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use crate::config::snapshot::Limits;
+use crate::error::{Error, Kind};
+use crate::http::body::Chunked;
+use crate::http::head::{self, Framing, Head, Parsed};
+use crate::proxy::core::Event;
+
+/// Read buffer capacity a connection starts with; enough for a typical MCP head and small body.
+const INITIAL_READ: usize = 8 * 1024;
+/// A connection whose buffers grew past this (a large body) gives the memory back afterwards.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
+/// Outcome of waiting for a request head.
+pub enum HeadRead {
+    /// A head is parsed into `Conn::head`.
+    Ready,
+    /// The peer closed (or idled out, or the worker is draining) between requests.
+    Closed,
+    /// The head is bad, too large or too slow; answer and close.
+    Failed(Error),
+}
+
+/// A client connection and its per-connection buffers.
+pub struct Conn {
+    stream: TcpStream,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// Bytes read and not yet consumed: the current head, then (Content-Length) its body, then
+    /// any pipelined bytes.
+    pub buf: Vec<u8>,
+    /// The current request's head.
+    pub head: Head,
+    /// De-chunked body of the current request (chunked requests only).
+    pub chunked_body: Vec<u8>,
+    /// Where the current body lives: `None` = in `chunked_body`, `Some(range)` = in `buf`.
+    body_in_buf: Option<(usize, usize)>,
+    /// Bytes of `buf` that belong to the current request.
+    consumed: usize,
+    /// Whether the current body has been read.
+    pub body_read: bool,
+    /// Response bytes being assembled.
+    pub out: Vec<u8>,
+    /// Scratch for response bodies.
+    pub scratch: Vec<u8>,
+    /// Scratch for rendering (templates, ids).
+    pub tmp: Vec<u8>,
+    /// Request id of the current request.
+    pub request_id: Vec<u8>,
+}
+
+impl Conn {
+    /// Wraps an accepted stream.
+    pub fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
+        Conn {
+            stream,
+            peer,
+            buf: Vec::with_capacity(INITIAL_READ),
+            head: Head::default(),
+            chunked_body: Vec::new(),
+            body_in_buf: Some((0, 0)),
+            consumed: 0,
+            body_read: true,
+            out: Vec::with_capacity(1024),
+            scratch: Vec::with_capacity(1024),
+            tmp: Vec::new(),
+            request_id: Vec::with_capacity(32),
+        }
+    }
+
+    /// The current request's body (empty until read).
+    pub fn body(&self) -> &[u8] {
+        match self.body_in_buf {
+            Some((s, e)) => self.buf.get(s..e).unwrap_or(&[]),
+            None => &self.chunked_body,
+        }
+    }
+
+    /// Reads more bytes into `buf`, waiting at most `wait`, and giving up early when `drain` is
+    /// set if `interruptible`. Returns bytes read (0 = EOF) or `None` on timeout/drain.
+    async fn fill(
+        &mut self,
+        wait: Duration,
+        drain: &Event,
+        interruptible: bool,
+    ) -> Option<std::io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(self.buf.len().max(INITIAL_READ));
+        }
+        let len = self.buf.len();
+        let buf = std::mem::take(&mut self.buf);
+        let read = monoio::time::timeout(wait, self.stream.read(buf.slice_mut(len..)));
+        let res = if interruptible {
+            monoio::select! {
+                r = read => r,
+                _ = drain.wait() => return None,
+            }
+        } else {
+            read.await
+        };
+        let (res, slice) = res.ok()?;
+        self.buf = slice.into_inner();
+        Some(res)
+    }
+
+    /// Phase 1: waits for and parses the next request head. Between requests the idle timeout
+    /// applies (and a drain closes the connection); once the first byte arrived, the whole head
+    /// must arrive within the head timeout.
+    pub async fn read_head(&mut self, limits: &Limits, drain: &Event) -> HeadRead {
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if !self.buf.is_empty() {
+                match head::parse(&self.buf, &limits.http, &mut self.head) {
+                    Ok(Parsed::Complete) => {
+                        self.consumed = self.head.len;
+                        self.body_in_buf = Some((self.head.len, self.head.len));
+                        self.body_read = self.head.framing == Framing::None;
+                        return HeadRead::Ready;
+                    }
+                    Ok(Parsed::Partial) => {}
+                    Err(e) => return HeadRead::Failed(e),
+                }
+            }
+            let (wait, interruptible) = match deadline {
+                None if self.buf.is_empty() => (limits.idle_timeout, true),
+                None => {
+                    let d = Instant::now() + limits.header_timeout;
+                    deadline = Some(d);
+                    (limits.header_timeout, false)
+                }
+                Some(d) => (d.saturating_duration_since(Instant::now()), false),
+            };
+            let had_bytes = !self.buf.is_empty();
+            match self.fill(wait, drain, interruptible).await {
+                Some(Ok(0)) | Some(Err(_)) => {
+                    return if !had_bytes {
+                        HeadRead::Closed
+                    } else {
+                        HeadRead::Failed(Error::client(Kind::BadRequest, "connection closed mid-head"))
+                    };
+                }
+                Some(Ok(_)) => {
+                    if deadline.is_none() {
+                        deadline = Some(Instant::now() + limits.header_timeout);
+                    }
+                }
+                None if !had_bytes => return HeadRead::Closed,
+                None => {
+                    return HeadRead::Failed(Error::client(
+                        Kind::HeadTimeout,
+                        "request head not received in time",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Phase 4 I/O: reads the body the head announced, honouring `Expect: 100-continue` and the
+    /// body limit. Each read must make progress within the idle timeout.
+    pub async fn read_body(&mut self, limits: &Limits, drain: &Event) -> Result<(), Error> {
+        if self.body_read {
+            return Ok(());
+        }
+        let start = self.head.len;
+        let max = limits.http.max_body_bytes;
+        let too_large = || Error::client(Kind::BodyTooLarge, "request body too large");
+        let timeout = || Error::client(Kind::HeadTimeout, "request body not received in time");
+        let closed = || Error::client(Kind::BadRequest, "connection closed mid-body");
+        match self.head.framing {
+            Framing::None => {}
+            Framing::Length(n) => {
+                if n > max as u64 {
+                    return Err(too_large());
+                }
+                let end = start + n as usize;
+                if self.buf.len() < end {
+                    self.continue_if_expected().await?;
+                    self.buf.reserve(end - self.buf.len());
+                }
+                while self.buf.len() < end {
+                    match self.fill(limits.idle_timeout, drain, false).await {
+                        Some(Ok(0)) | Some(Err(_)) => return Err(closed()),
+                        Some(Ok(_)) => {}
+                        None => return Err(timeout()),
+                    }
+                }
+                self.body_in_buf = Some((start, end));
+                self.consumed = end;
+            }
+            Framing::Chunked => {
+                let mut dec = Chunked::new(max, limits.http.max_header_bytes);
+                self.chunked_body.clear();
+                let mut pos = start;
+                if self.buf.len() == start {
+                    self.continue_if_expected().await?;
+                }
+                loop {
+                    pos += dec.decode(&self.buf[pos..], &mut self.chunked_body)?;
+                    if dec.is_done() {
+                        break;
+                    }
+                    // Raw chunked bytes in flight are bounded: decoded data leaves `buf` as it is
+                    // consumed, so compact once the consumed prefix dominates.
+                    if pos > start && pos == self.buf.len() {
+                        self.buf.truncate(start);
+                        pos = start;
+                    }
+                    match self.fill(limits.idle_timeout, drain, false).await {
+                        Some(Ok(0)) | Some(Err(_)) => return Err(closed()),
+                        Some(Ok(_)) => {}
+                        None => return Err(timeout()),
+                    }
+                }
+                self.body_in_buf = None;
+                self.consumed = pos;
+            }
+        }
+        self.body_read = true;
+        Ok(())
+    }
+
+    async fn continue_if_expected(&mut self) -> Result<(), Error> {
+        if self.head.expect_continue {
+            self.head.expect_continue = false;
+            let (res, _) = self.stream.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await;
+            res.map_err(|_| Error::client(Kind::BadRequest, "connection closed"))?;
+        }
+        Ok(())
+    }
+
+    /// Phase 7 I/O: writes `out` (within the idle timeout) and clears it.
+    pub async fn flush(&mut self, limits: &Limits) -> bool {
+        let out = std::mem::take(&mut self.out);
+        match monoio::time::timeout(limits.idle_timeout, self.stream.write_all(out)).await {
+            Ok((res, mut out)) => {
+                out.clear();
+                self.out = out;
+                res.is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Drops the finished request's bytes, keeping pipelined ones, and returns memory a large
+    /// request borrowed.
+    pub fn finish_request(&mut self) {
+        let n = self.consumed.min(self.buf.len());
+        self.buf.drain(..n);
+        self.consumed = 0;
+        self.body_in_buf = Some((0, 0));
+        self.body_read = true;
+        if self.buf.capacity() > SHRINK_ABOVE && self.buf.len() < INITIAL_READ {
+            self.buf.shrink_to(INITIAL_READ);
+        }
+        for v in [&mut self.chunked_body, &mut self.scratch, &mut self.tmp, &mut self.out] {
+            v.clear();
+            if v.capacity() > SHRINK_ABOVE {
+                v.shrink_to(1024);
+            }
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Per-core state: everything one worker owns and its connections share without locks - the
+//! JSON decoder buffers, the terminated-session set, the statistics, the drain signal. It is
+//! `!Send` by design (Cell/RefCell); the only cross-thread inputs are the published snapshot and
+//! channel messages (session terminations, statistics scrapes, drain).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::task::Waker;
+
+use arc_swap::ArcSwap;
+use ring::rand::SystemRandom;
+
+use crate::config::snapshot::Snapshot;
+use crate::mcp::json::Decoder;
+
+/// A terminated session: its id and its expiry (unix seconds).
+pub type Revocation = ([u8; 16], u64);
+
+/// Fans session terminations out to every worker, so a DELETE on one core is seen by all.
+pub struct RevocationBus {
+    senders: Vec<Sender<Revocation>>,
+}
+
+impl RevocationBus {
+    /// A bus for `workers` workers and each worker's receiving end.
+    pub fn new(workers: usize) -> (Arc<RevocationBus>, Vec<Receiver<Revocation>>) {
+        let (senders, receivers) = (0..workers).map(|_| std::sync::mpsc::channel()).unzip();
+        (Arc::new(RevocationBus { senders }), receivers)
+    }
+
+    /// Announces that session `id` (valid until `expires`) is terminated. Sent to every worker
+    /// before the DELETE is answered, and every worker drains its queue before it checks a
+    /// session, so no later request on any core can still use the id.
+    pub fn publish(&self, id: [u8; 16], expires: u64) {
+        for s in &self.senders {
+            let _ = s.send((id, expires));
+        }
+    }
+}
+
+/// Most terminated sessions one worker remembers. Entries leave at their session's expiry; past
+/// this many live entries the oldest-expiring half is pruned (logged), which bounds memory
+/// against a client that creates and deletes sessions in a loop.
+const MAX_REVOKED: usize = 1 << 20;
+
+/// A worker's view of terminated sessions.
+pub struct Revoked {
+    set: HashMap<[u8; 16], u64>,
+    rx: Receiver<Revocation>,
+}
+
+impl Revoked {
+    /// The set fed by `rx`.
+    pub fn new(rx: Receiver<Revocation>) -> Self {
+        Revoked { set: HashMap::new(), rx }
+    }
+
+    /// Whether `id` was terminated (by any worker) and has not expired by `now`.
+    pub fn contains(&mut self, id: &[u8; 16], now: u64) -> bool {
+        while let Ok((rid, exp)) = self.rx.try_recv() {
+            if self.set.len() >= MAX_REVOKED {
+                self.set.retain(|_, e| *e > now);
+                if self.set.len() >= MAX_REVOKED {
+                    let mut exps: Vec<u64> = self.set.values().copied().collect();
+                    exps.sort_unstable();
+                    let cut = exps[exps.len() / 2];
+                    self.set.retain(|_, e| *e > cut);
+                    log::warn!("terminated-session set full; pruned entries expiring before {cut}");
+                }
+            }
+            self.set.insert(rid, exp);
+        }
+        self.set.get(id).is_some_and(|&exp| exp > now)
+    }
+}
+
+/// MCP method classes counted in metrics (a bounded label set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodClass {
+    /// Not an MCP POST (GET, DELETE, OPTIONS, errors before the body).
+    None,
+    /// initialize
+    Initialize,
+    /// server/discover
+    Discover,
+    /// ping
+    Ping,
+    /// tools/list
+    ToolsList,
+    /// tools/call
+    ToolsCall,
+    /// Any other request method.
+    Other,
+    /// A notification.
+    Notification,
+    /// A client response.
+    Response,
+    /// A batch (2025-03-26).
+    Batch,
+}
+
+/// Number of [`MethodClass`] values.
+pub const METHOD_CLASSES: usize = 10;
+
+impl MethodClass {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodClass::None => "-",
+            MethodClass::Initialize => "initialize",
+            MethodClass::Discover => "server/discover",
+            MethodClass::Ping => "ping",
+            MethodClass::ToolsList => "tools/list",
+            MethodClass::ToolsCall => "tools/call",
+            MethodClass::Other => "other",
+            MethodClass::Notification => "notification",
+            MethodClass::Response => "response",
+            MethodClass::Batch => "batch",
+        }
+    }
+
+    /// All classes, in index order.
+    pub const ALL: [MethodClass; METHOD_CLASSES] = [
+        MethodClass::None,
+        MethodClass::Initialize,
+        MethodClass::Discover,
+        MethodClass::Ping,
+        MethodClass::ToolsList,
+        MethodClass::ToolsCall,
+        MethodClass::Other,
+        MethodClass::Notification,
+        MethodClass::Response,
+        MethodClass::Batch,
+    ];
+
+    /// The class of a JSON-RPC method name.
+    pub fn of(method: &str) -> MethodClass {
+        match method {
+            "tools/call" => MethodClass::ToolsCall,
+            "tools/list" => MethodClass::ToolsList,
+            "initialize" => MethodClass::Initialize,
+            "server/discover" => MethodClass::Discover,
+            "ping" => MethodClass::Ping,
+            _ => MethodClass::Other,
+        }
+    }
+}
+
+/// Status codes with their own metric slot; anything else lands in the last slot.
+pub const STATUSES: [u16; 20] =
+    [100, 200, 202, 204, 400, 401, 403, 404, 405, 406, 408, 413, 415, 417, 431, 500, 502, 503, 504, 0];
+
+fn status_slot(status: u16) -> usize {
+    STATUSES.iter().position(|&s| s == status).unwrap_or(STATUSES.len() - 1)
+}
+
+/// Latency histogram bucket upper bounds, microseconds.
+pub const LATENCY_BOUNDS_US: [u64; 16] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    5_000_000, 10_000_000,
+];
+
+/// Counters of one server: `[method class][status slot]`.
+pub type ServerCounters = [[u64; STATUSES.len()]; METHOD_CLASSES];
+
+/// One worker's statistics; summed across workers at scrape time.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Requests by server name (`-` when no server matched).
+    pub requests: HashMap<Box<str>, ServerCounters>,
+    /// Cumulative latency buckets (last = +Inf).
+    pub latency_buckets: [u64; LATENCY_BOUNDS_US.len() + 1],
+    /// Sum of latencies, microseconds.
+    pub latency_sum_us: u64,
+    /// Connections currently open.
+    pub connections_open: u64,
+    /// Connections accepted.
+    pub connections_total: u64,
+    /// Connections refused at `maxConnectionsPerWorker`.
+    pub connections_rejected: u64,
+}
+
+impl Stats {
+    /// Counts one request.
+    pub fn record(&mut self, server: &str, method: MethodClass, status: u16, micros: u64) {
+        let counters = match self.requests.get_mut(server) {
+            Some(c) => c,
+            None => self.requests.entry(server.into()).or_insert([[0; STATUSES.len()]; METHOD_CLASSES]),
+        };
+        counters[method as usize][status_slot(status)] += 1;
+        let b = LATENCY_BOUNDS_US.iter().position(|&ub| micros <= ub).unwrap_or(LATENCY_BOUNDS_US.len());
+        self.latency_buckets[b] += 1;
+        self.latency_sum_us += micros;
+    }
+
+    /// Adds another worker's figures.
+    pub fn merge(&mut self, o: &Stats) {
+        for (name, c) in &o.requests {
+            let mine = self.requests.entry(name.clone()).or_insert([[0; STATUSES.len()]; METHOD_CLASSES]);
+            for (m, row) in c.iter().enumerate() {
+                for (s, n) in row.iter().enumerate() {
+                    mine[m][s] += n;
+                }
+            }
+        }
+        for (a, b) in self.latency_buckets.iter_mut().zip(o.latency_buckets.iter()) {
+            *a += b;
+        }
+        self.latency_sum_us += o.latency_sum_us;
+        self.connections_open += o.connections_open;
+        self.connections_total += o.connections_total;
+        self.connections_rejected += o.connections_rejected;
+    }
+}
+
+/// A one-shot local event: set once, wakes every waiter (the worker's drain signal).
+#[derive(Default)]
+pub struct Event {
+    set: Cell<bool>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Event {
+    /// Sets the event and wakes all waiters.
+    pub fn set(&self) {
+        self.set.set(true);
+        for w in self.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Whether the event is set.
+    pub fn is_set(&self) -> bool {
+        self.set.get()
+    }
+
+    /// Resolves once the event is set.
+    pub async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            if self.set.get() {
+                std::task::Poll::Ready(())
+            } else {
+                self.waiters.borrow_mut().push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// Everything one worker owns.
+pub struct Core {
+    /// Worker index (for request ids and logs).
+    pub worker: usize,
+    /// The published configuration.
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Reused JSON decoding buffers.
+    pub decoder: RefCell<Decoder>,
+    /// Terminated sessions.
+    pub revoked: RefCell<Revoked>,
+    /// Where to announce terminations.
+    pub revocations: Arc<RevocationBus>,
+    /// Statistics.
+    pub stats: RefCell<Stats>,
+    /// Randomness for session ids.
+    pub rng: SystemRandom,
+    /// Request counter (request ids).
+    pub seq: Cell<u64>,
+    /// Set when the worker starts draining.
+    pub drain: Event,
+    /// Connections open on this worker.
+    pub open: Cell<usize>,
+    /// The snapshot this core last saw, shared by its requests with a non-atomic count.
+    // The Rc is the point: cloning it per request is a core-local increment, where cloning the
+    // Arc would bounce its shared counter's cache line between cores.
+    #[allow(clippy::redundant_allocation)]
+    cached: RefCell<Rc<Arc<Snapshot>>>,
+}
+
+impl Core {
+    /// A worker's state.
+    pub fn new(
+        worker: usize,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        revocations: Arc<RevocationBus>,
+        revoked_rx: Receiver<Revocation>,
+    ) -> Core {
+        let cached = RefCell::new(Rc::new(snapshot.load_full()));
+        Core {
+            worker,
+            cached,
+            open: Cell::new(0),
+            snapshot,
+            decoder: RefCell::new(Decoder::default()),
+            revoked: RefCell::new(Revoked::new(revoked_rx)),
+            revocations,
+            stats: RefCell::new(Stats::default()),
+            rng: SystemRandom::new(),
+            seq: Cell::new(0),
+            drain: Event::default(),
+        }
+    }
+}
+
+impl Core {
+    /// The current snapshot. The arc-swap load is a thread-local fast path; the returned `Rc`
+    /// is cloned without touching any cache line another core writes. A request keeps the
+    /// snapshot it started with even if a reload publishes a new one meanwhile.
+    pub fn current(&self) -> Rc<Arc<Snapshot>> {
+        let live = self.snapshot.load();
+        let mut cached = self.cached.borrow_mut();
+        if !Arc::ptr_eq(&live, &**cached) {
+            *cached = Rc::new(arc_swap::Guard::into_inner(live));
+        }
+        Rc::clone(&cached)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocation_reaches_every_worker() {
+        let (bus, mut rxs) = RevocationBus::new(2);
+        let mut b = Revoked::new(rxs.pop().unwrap());
+        let mut a = Revoked::new(rxs.pop().unwrap());
+        bus.publish([1; 16], 100);
+        assert!(a.contains(&[1; 16], 50));
+        assert!(b.contains(&[1; 16], 50));
+        assert!(!b.contains(&[1; 16], 100), "forgotten at expiry");
+        assert!(!a.contains(&[2; 16], 50));
+    }
+
+    #[test]
+    fn stats_merge() {
+        let mut a = Stats::default();
+        a.record("s", MethodClass::Ping, 200, 10);
+        let mut b = Stats::default();
+        b.record("s", MethodClass::Ping, 200, 10_000_000_000);
+        a.merge(&b);
+        assert_eq!(a.requests["s"][MethodClass::Ping as usize][status_slot(200)], 2);
+        assert_eq!(a.latency_buckets[LATENCY_BOUNDS_US.len()], 1);
+    }
+}

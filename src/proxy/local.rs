@@ -1,0 +1,164 @@
+//! Methods the gateway answers itself: initialize, server/discover, ping, the list methods and
+//! `tools/call` of template tools. Each writes the members of a JSON-RPC `result` object into a
+//! reused buffer; the pipeline wraps them in the envelope. Pure functions over borrowed data.
+
+use simd_json::Node;
+
+use crate::config::snapshot::Server;
+use crate::error::{Error, Kind};
+use crate::mcp::json;
+use crate::mcp::version::{self, Version};
+use crate::rest::template::Context;
+
+/// Gateway version reported in `serverInfo`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `capabilities` the gateway advertises for a local endpoint. Prompts and resources are
+/// advertised (with empty lists) because clients and the conformance suite expect the list
+/// methods to answer.
+pub const CAPABILITIES: &[u8] =
+    br#"{"tools":{"listChanged":false},"prompts":{"listChanged":false},"resources":{"subscribe":false,"listChanged":false}}"#;
+
+/// Writes `{"name":"portcullis/<server>","version":".."}`.
+pub fn write_server_info(body: &mut Vec<u8>, server: &Server) {
+    body.extend_from_slice(b"{\"name\":\"portcullis/");
+    json::write_escaped(body, &server.name);
+    body.extend_from_slice(b"\",\"version\":\"");
+    body.extend_from_slice(VERSION.as_bytes());
+    body.extend_from_slice(b"\"}");
+}
+
+/// The version `initialize` answers with: the client's if we speak it (and it has a handshake),
+/// otherwise the newest handshake version (MCP lifecycle, version negotiation).
+pub fn negotiate(requested: Option<&str>) -> Version {
+    requested
+        .and_then(|r| Version::parse(r.as_bytes()))
+        .filter(|v| !v.is_stateless())
+        .unwrap_or(version::LATEST_HANDSHAKE)
+}
+
+/// `initialize` result members.
+pub fn initialize(body: &mut Vec<u8>, server: &Server, v: Version) {
+    body.extend_from_slice(b"\"protocolVersion\":\"");
+    body.extend_from_slice(v.as_str().as_bytes());
+    body.extend_from_slice(b"\",\"capabilities\":");
+    body.extend_from_slice(CAPABILITIES);
+    body.extend_from_slice(b",\"serverInfo\":");
+    write_server_info(body, server);
+    if let Some(i) = &server.instructions {
+        body.extend_from_slice(b",\"instructions\":");
+        json::write_str(body, i);
+    }
+}
+
+/// Writes the JSON array of every version the gateway speaks, newest first.
+pub fn write_supported_versions(body: &mut Vec<u8>) {
+    body.push(b'[');
+    for (i, v) in version::ALL.iter().rev().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.push(b'"');
+        body.extend_from_slice(v.as_str().as_bytes());
+        body.push(b'"');
+    }
+    body.push(b']');
+}
+
+/// `server/discover` result members (2026-07-28); the caller adds `resultType`, cache fields
+/// and `_meta.serverInfo`.
+pub fn discover(body: &mut Vec<u8>, server: &Server) {
+    body.extend_from_slice(b"\"supportedVersions\":");
+    write_supported_versions(body);
+    body.extend_from_slice(b",\"capabilities\":");
+    body.extend_from_slice(CAPABILITIES);
+    if let Some(i) = &server.instructions {
+        body.extend_from_slice(b",\"instructions\":");
+        json::write_str(body, i);
+    }
+}
+
+/// `tools/list` result members: the tools this caller may see. Each entry was serialised at
+/// config load. A `cursor` is refused: the gateway never hands one out for local tools.
+pub fn tools_list(
+    body: &mut Vec<u8>,
+    server: &Server,
+    params: Option<&[Node<'_>]>,
+    allow: Option<&[u8]>,
+) -> Result<(), Error> {
+    if params.and_then(|p| json::get(p, "cursor")).is_some() {
+        return Err(Error::client(Kind::InvalidParams, "Invalid cursor"));
+    }
+    body.extend_from_slice(b"\"tools\":[");
+    let mut first = true;
+    for t in &server.tools {
+        if !server.tool_allowed(&t.name, allow) {
+            continue;
+        }
+        if !first {
+            body.push(b',');
+        }
+        first = false;
+        body.extend_from_slice(&t.listing);
+    }
+    body.push(b']');
+    Ok(())
+}
+
+/// Result members of an empty list method (`prompts/list`, `resources/list`, ...).
+pub fn empty_list(body: &mut Vec<u8>, member: &str) {
+    body.push(b'"');
+    body.extend_from_slice(member.as_bytes());
+    body.extend_from_slice(b"\":[]");
+}
+
+/// `tools/call` of a template tool: renders `responseTemplate.body` into a text content item.
+/// Unknown or disallowed tools are protocol errors (-32602); a missing required argument is a
+/// tool result with `isError: true`, as MCP asks for input validation failures.
+pub fn tools_call(
+    body: &mut Vec<u8>,
+    tmp: &mut Vec<u8>,
+    server: &Server,
+    name: Option<&str>,
+    arguments: Option<&[Node<'_>]>,
+    allow: Option<&[u8]>,
+) -> Result<(), Error> {
+    let name = name.ok_or_else(|| Error::client(Kind::InvalidParams, "params.name is required"))?;
+    let tool = server
+        .tool_index
+        .get(name)
+        .and_then(|&i| server.tools.get(i))
+        .ok_or_else(|| Error::client(Kind::InvalidParams, format!("Unknown tool: {}", truncate(name))))?;
+    if !server.tool_allowed(name, allow) {
+        return Err(Error::client(Kind::InvalidParams, format!("Tool not allowed: {}", truncate(name))));
+    }
+    if let Some(a) = arguments {
+        if !matches!(a.first(), Some(Node::Object { .. })) {
+            return Err(Error::client(Kind::InvalidParams, "params.arguments must be an object"));
+        }
+    }
+    tmp.clear();
+    let missing = tool.required.iter().find(|r| arguments.and_then(|a| json::get(a, r)).is_none());
+    let is_error = if let Some(m) = missing {
+        tmp.extend_from_slice(b"missing required argument: ");
+        tmp.extend_from_slice(m.as_bytes());
+        true
+    } else {
+        tool.body.render(tmp, &Context { args: arguments, config: Some(&server.config), data: None });
+        false
+    };
+    body.extend_from_slice(b"\"content\":[{\"type\":\"text\",\"text\":\"");
+    // Rendered text is bytes from templates and arguments; both were valid UTF-8 JSON strings.
+    json::write_escaped(body, &String::from_utf8_lossy(tmp));
+    body.extend_from_slice(b"\"}],\"isError\":");
+    body.extend_from_slice(if is_error { b"true" } else { b"false" });
+    Ok(())
+}
+
+/// Client-supplied names in error messages are cut short so a huge name cannot bloat replies.
+pub fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(128) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

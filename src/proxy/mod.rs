@@ -1,0 +1,24 @@
+//! The only module that knows the order of the phases. `pipeline` is the driver, `conn` the
+//! connection's I/O and buffers, `core` the per-core state, `local` the methods the gateway
+//! answers itself. Leaves (`http`, `mcp`, `rest`, ...) never import this module.
+
+pub mod conn;
+pub mod core;
+pub mod local;
+pub mod pipeline;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use monoio::net::TcpStream;
+
+use crate::proxy::conn::Conn;
+use crate::proxy::core::Core;
+use crate::proxy::pipeline::Flow;
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let mut conn = Conn::new(stream, peer);
+    while pipeline::process(&core, &mut conn).await == Flow::KeepAlive {}
+}

@@ -1,0 +1,849 @@
+//! The request pipeline: the one function that knows the order of the phases. [`process`] runs
+//! them top to bottom for one request on one connection:
+//!
+//! 1. read head (`Conn::read_head`: limits, head and idle timeouts)
+//! 2. route (path -> server) and admit (method, Origin/Host, Accept, Content-Type)
+//! 3. authenticate (-> `Principal`, or 401)
+//! 4. read body (`Conn::read_body`: framing, 100-continue, body limit) and decode the envelope
+//! 5. authorize (allowTools and `x-envoy-allow-mcp-tools`)
+//! 6. dispatch (protocol-version rules, sessions, local methods)
+//! 7. respond (`Conn::flush`)
+//! 8. log and count
+//!
+//! Phases 2-6 are synchronous decisions over borrowed data except the body read; they write the
+//! response into the connection's reused buffers.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use simd_json::Node;
+
+use crate::config::snapshot::{Server, Snapshot};
+use crate::error::{Error, Kind};
+use crate::http::head::{Head, Method, Span};
+use crate::http::response::{self, Extra};
+use crate::mcp::envelope::{self, Envelope, Id, MessageKind};
+use crate::mcp::json;
+use crate::mcp::session::Claims;
+use crate::mcp::version::Version;
+use crate::proxy::conn::{Conn, HeadRead};
+use crate::proxy::core::{Core, MethodClass};
+use crate::proxy::local;
+use crate::respond::{self, ErrorReply};
+
+/// What the connection does after a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Read the next request.
+    KeepAlive,
+    /// Close the connection.
+    Close,
+}
+
+/// What phases 2-6 decided, for phases 7 and 8.
+#[derive(Clone, Copy, Debug)]
+struct Outcome {
+    status: u16,
+    close: bool,
+    method: MethodClass,
+}
+
+/// Who is calling. Until the authentication issue lands, every endpoint is anonymous (config
+/// refuses any other mode, so nothing is ever served with weaker authentication than asked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Principal {
+    Anonymous,
+}
+
+impl Principal {
+    fn id(self) -> &'static str {
+        match self {
+            Principal::Anonymous => "",
+        }
+    }
+}
+
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+const ALLOW_TOOLS_HEADER: &str = "x-envoy-allow-mcp-tools";
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Serves one request on `conn`. Returns whether the connection stays open.
+pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
+    let snap: Rc<Arc<Snapshot>> = core.current();
+    let limits = snap.limits;
+
+    // 1. read head
+    let failure = match conn.read_head(&limits, &core.drain).await {
+        HeadRead::Ready => None,
+        HeadRead::Closed => return Flow::Close,
+        HeadRead::Failed(err) => Some(err),
+    };
+    let started = Instant::now();
+    set_request_id(core, conn);
+    let failed = failure.is_some();
+    let outcome = match failure {
+        Some(err) => {
+            // Framing is lost: answer without echoing anything of the request and close.
+            let w = respond::write_error(
+                &mut conn.out,
+                &mut conn.scratch,
+                &err,
+                &ErrorReply::default(),
+                false,
+                &Extra { request_id: Some(&conn.request_id), ..Extra::default() },
+            );
+            Outcome { status: w.status, close: true, method: MethodClass::None }
+        }
+        None => exchange(core, &snap, conn).await,
+    };
+
+    // 7. respond
+    let written = conn.flush(&limits).await;
+
+    // 8. log and count
+    let server = if failed { "-" } else { snap.route(conn.head.path.of(&conn.buf)).map_or("-", |s| &s.name) };
+    let micros = started.elapsed().as_micros() as u64;
+    core.stats.borrow_mut().record(server, outcome.method, outcome.status, micros);
+    if log::log_enabled!(target: "access", log::Level::Info) {
+        let (method, path) = if failed {
+            ("-", "-".into())
+        } else {
+            (conn.head.method.as_str(), String::from_utf8_lossy(conn.head.path.of(&conn.buf)))
+        };
+        log::info!(
+            target: "access",
+            "{} {} {} {} {} server={} mcp={} {}us",
+            String::from_utf8_lossy(&conn.request_id),
+            conn.peer,
+            method,
+            path,
+            outcome.status,
+            server,
+            outcome.method.as_str(),
+            micros
+        );
+    }
+    let close = outcome.close || !written || !conn.body_read || core.drain.is_set();
+    conn.finish_request();
+    if close {
+        Flow::Close
+    } else {
+        Flow::KeepAlive
+    }
+}
+
+/// Uses the client's `X-Request-Id` when it is short visible ASCII, else `w<worker>-<seq>`.
+fn set_request_id(core: &Core, conn: &mut Conn) {
+    conn.request_id.clear();
+    if let Some(rid) = conn.head.request_id.map(|s| s.of(&conn.buf)) {
+        if !rid.is_empty() && rid.len() <= 128 && rid.iter().all(|b| (0x21..=0x7e).contains(b)) {
+            conn.request_id.extend_from_slice(rid);
+            return;
+        }
+    }
+    let n = core.seq.get() + 1;
+    core.seq.set(n);
+    conn.request_id.push(b'w');
+    response::write_u64(&mut conn.request_id, core.worker as u64);
+    conn.request_id.push(b'-');
+    response::write_u64(&mut conn.request_id, n);
+}
+
+/// Per-request decisions shared by the phases.
+struct Ctx<'s> {
+    keep_alive: bool,
+    /// The request's Origin when it passed the check (echoed for CORS).
+    cors_origin: Option<Span>,
+    server: &'s Server,
+}
+
+/// Phases 2-6.
+async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
+    let keep_alive = conn.head.keep_alive && !core.drain.is_set();
+    // 2. route
+    let Some(server) = snap.route(conn.head.path.of(&conn.buf)) else {
+        let err = Error::client(Kind::NotFound, "no MCP endpoint at this path");
+        return fail(conn, keep_alive, None, &err, &ErrorReply::default(), MethodClass::None);
+    };
+    // 2. admit: DNS-rebinding protection applies to every method, preflight included.
+    if let Err(why) =
+        snap.origins.check(conn.head.origin.map(|o| o.of(&conn.buf)), conn.head.host.of(&conn.buf))
+    {
+        let err = Error::client(Kind::Forbidden, why);
+        return fail(conn, keep_alive, None, &err, &ErrorReply::default(), MethodClass::None);
+    }
+    let cx = Ctx { keep_alive, cors_origin: conn.head.origin, server };
+    match conn.head.method {
+        Method::Post => {}
+        Method::Options => return preflight(conn, &cx),
+        Method::Delete => return delete(core, snap, conn, &cx),
+        // No server-initiated stream for local endpoints: the transport allows 405 here.
+        Method::Get => {
+            let err = Error::client(Kind::MethodNotAllowed, "this endpoint offers no GET stream; use POST");
+            return fail(
+                conn,
+                cx.keep_alive,
+                cx.cors_origin,
+                &err,
+                &ErrorReply::default(),
+                MethodClass::None,
+            );
+        }
+        _ => {
+            let err = Error::client(Kind::MethodNotAllowed, "method not allowed on an MCP endpoint");
+            return fail(
+                conn,
+                cx.keep_alive,
+                cx.cors_origin,
+                &err,
+                &ErrorReply::default(),
+                MethodClass::None,
+            );
+        }
+    }
+    if let Err(err) = admit_post(&conn.head, &conn.buf) {
+        return fail(conn, cx.keep_alive, cx.cors_origin, &err, &ErrorReply::default(), MethodClass::None);
+    }
+
+    // 3. authenticate
+    let principal = Principal::Anonymous;
+
+    // 4. read body
+    if let Err(err) = conn.read_body(&snap.limits, &core.drain).await {
+        return fail(conn, cx.keep_alive, cx.cors_origin, &err, &ErrorReply::default(), MethodClass::None);
+    }
+    // 4-6. decode, authorize, dispatch: synchronous, over the per-core decoder.
+    let mut decoder = core.decoder.borrow_mut();
+    let Conn { buf, head, out, scratch, tmp, request_id, chunked_body, .. } = conn;
+    let body = if head_body_is_chunked(head) { &chunked_body[..] } else { body_slice(buf, head) };
+    let mut w = Writer { out, scratch, tmp, buf, head, cx: &cx, request_id };
+    let decoded = decoder.with_tape(body, |tape| message(core, snap, &mut w, principal, tape));
+    match decoded {
+        Ok(o) => o,
+        Err(_) => {
+            let err = Error::client(Kind::Parse, "Parse error: the body is not valid JSON");
+            w.error(&err, &ErrorReply::default(), MethodClass::None)
+        }
+    }
+}
+
+fn head_body_is_chunked(head: &Head) -> bool {
+    head.framing == crate::http::head::Framing::Chunked
+}
+
+fn body_slice<'b>(buf: &'b [u8], head: &Head) -> &'b [u8] {
+    match head.framing {
+        crate::http::head::Framing::Length(n) => buf.get(head.len..head.len + n as usize).unwrap_or(&[]),
+        _ => &[],
+    }
+}
+
+/// Transport checks of a POST that need no body: `Accept` must admit both JSON and SSE (the
+/// client MUST list both) and the body must be declared JSON.
+fn admit_post(head: &Head, buf: &[u8]) -> Result<(), Error> {
+    let accept = head.accept.map(|a| a.of(buf)).unwrap_or(b"");
+    let (mut json, mut sse) = (false, false);
+    for range in accept.split(|&b| b == b',') {
+        let media = range.split(|&b| b == b';').next().unwrap_or(b"").trim_ascii();
+        if media.eq_ignore_ascii_case(b"*/*") {
+            (json, sse) = (true, true);
+        } else if media.eq_ignore_ascii_case(b"application/json")
+            || media.eq_ignore_ascii_case(b"application/*")
+        {
+            json = true;
+        } else if media.eq_ignore_ascii_case(b"text/event-stream") || media.eq_ignore_ascii_case(b"text/*") {
+            sse = true;
+        }
+    }
+    if !(json && sse) {
+        return Err(Error::client(
+            Kind::NotAcceptable,
+            "Not Acceptable: Accept must include application/json and text/event-stream",
+        ));
+    }
+    let ct = head.content_type.map(|c| c.of(buf)).unwrap_or(b"");
+    let media = ct.split(|&b| b == b';').next().unwrap_or(b"").trim_ascii();
+    if !media.eq_ignore_ascii_case(b"application/json") {
+        return Err(Error::client(
+            Kind::UnsupportedMediaType,
+            "Unsupported Media Type: Content-Type must be application/json",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes an error reply; closes when the wire table says so or the body was never read.
+fn fail(
+    conn: &mut Conn,
+    keep_alive: bool,
+    cors: Option<Span>,
+    err: &Error,
+    reply: &ErrorReply<'_, '_>,
+    method: MethodClass,
+) -> Outcome {
+    let keep = keep_alive && conn.body_read;
+    let origin = cors.map(|o| o.of(&conn.buf));
+    let extra = Extra { cors_origin: origin, request_id: Some(&conn.request_id), ..Extra::default() };
+    let w = respond::write_error(&mut conn.out, &mut conn.scratch, err, reply, keep, &extra);
+    Outcome { status: w.status, close: w.close || !keep, method }
+}
+
+/// CORS preflight for browser-based MCP clients.
+fn preflight(conn: &mut Conn, cx: &Ctx<'_>) -> Outcome {
+    let keep = cx.keep_alive && conn.body_read;
+    let origin = cx.cors_origin.map(|o| o.of(&conn.buf));
+    response::write_head(
+        &mut conn.out,
+        204,
+        None,
+        0,
+        keep,
+        &Extra {
+            allow: Some("GET, POST, DELETE, OPTIONS"),
+            cors_origin: origin,
+            request_id: Some(&conn.request_id),
+            ..Extra::default()
+        },
+    );
+    if origin.is_some() {
+        // write_head ended the head with CRLF; insert the preflight fields before it.
+        conn.out.truncate(conn.out.len() - 2);
+        conn.out.extend_from_slice(
+            b"access-control-allow-methods: GET, POST, DELETE, OPTIONS\r\naccess-control-allow-headers: ",
+        );
+        conn.out.extend_from_slice(response::CORS_ALLOW_HEADERS.as_bytes());
+        conn.out.extend_from_slice(b"\r\naccess-control-max-age: 86400\r\n\r\n");
+    }
+    Outcome { status: 204, close: !keep, method: MethodClass::None }
+}
+
+/// DELETE ends a session (2025 revisions). The termination reaches every worker before the
+/// answer is written, so the id is 404 everywhere in this process from then on.
+fn delete(core: &Core, snap: &Snapshot, conn: &mut Conn, cx: &Ctx<'_>) -> Outcome {
+    let reply = ErrorReply::default();
+    let pv = conn.head.protocol_version.map(|s| s.of(&conn.buf));
+    if pv.and_then(Version::parse).is_some_and(Version::is_stateless) {
+        let err =
+            Error::client(Kind::MethodNotAllowed, "protocol version 2026-07-28 has no sessions to delete");
+        return fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None);
+    }
+    let Some(sid) = conn.head.session_id.map(|s| s.of(&conn.buf)) else {
+        let err = Error::client(Kind::SessionRequired, "Bad Request: Mcp-Session-Id header is required");
+        return fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None);
+    };
+    let now = now_unix();
+    match open_session(core, snap, cx.server, sid, now) {
+        Ok(claims) => {
+            core.revocations.publish(claims.id, claims.expires);
+            let keep = cx.keep_alive && conn.body_read;
+            let origin = cx.cors_origin.map(|o| o.of(&conn.buf));
+            response::write_head(
+                &mut conn.out,
+                204,
+                None,
+                0,
+                keep,
+                &Extra { cors_origin: origin, request_id: Some(&conn.request_id), ..Extra::default() },
+            );
+            Outcome { status: 204, close: !keep, method: MethodClass::None }
+        }
+        Err(err) => fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None),
+    }
+}
+
+fn open_session(
+    core: &Core,
+    snap: &Snapshot,
+    server: &Server,
+    sid: &[u8],
+    now: u64,
+) -> Result<Claims, Error> {
+    let not_found = || Error::client(Kind::SessionNotFound, "Session not found");
+    let claims = snap.sessions.open(sid, &server.name, now).ok_or_else(not_found)?;
+    if core.revoked.borrow_mut().contains(&claims.id, now) {
+        return Err(not_found());
+    }
+    Ok(claims)
+}
+
+/// Response assembly over the connection's buffers (split borrows of `Conn`).
+struct Writer<'c, 's> {
+    out: &'c mut Vec<u8>,
+    scratch: &'c mut Vec<u8>,
+    tmp: &'c mut Vec<u8>,
+    buf: &'c [u8],
+    head: &'c Head,
+    cx: &'c Ctx<'s>,
+    request_id: &'c [u8],
+}
+
+impl<'c> Writer<'c, '_> {
+    fn extra(&self) -> Extra<'c> {
+        Extra {
+            cors_origin: self.cx.cors_origin.map(|o| o.of(self.buf)),
+            request_id: Some(self.request_id),
+            ..Extra::default()
+        }
+    }
+
+    fn error(&mut self, err: &Error, reply: &ErrorReply<'_, '_>, method: MethodClass) -> Outcome {
+        let extra = Extra {
+            cors_origin: self.cx.cors_origin.map(|o| o.of(self.buf)),
+            request_id: Some(self.request_id),
+            ..Extra::default()
+        };
+        let w = respond::write_error(self.out, self.scratch, err, reply, self.cx.keep_alive, &extra);
+        Outcome { status: w.status, close: w.close || !self.cx.keep_alive, method }
+    }
+
+    /// 202 with an empty body (accepted notification or response).
+    fn accepted(&mut self, method: MethodClass) -> Outcome {
+        let extra = self.extra();
+        response::write_head(self.out, 202, None, 0, self.cx.keep_alive, &extra);
+        Outcome { status: 202, close: !self.cx.keep_alive, method }
+    }
+
+    /// 200 with `scratch` as the JSON body.
+    fn json(&mut self, session_id: Option<&str>, method: MethodClass) -> Outcome {
+        let mut extra = self.extra();
+        extra.session_id = session_id;
+        response::write_head(
+            self.out,
+            200,
+            Some(response::JSON),
+            self.scratch.len(),
+            self.cx.keep_alive,
+            &extra,
+        );
+        self.out.extend_from_slice(self.scratch);
+        Outcome { status: 200, close: !self.cx.keep_alive, method }
+    }
+
+    fn header(&self, span: Option<Span>) -> Option<&'c [u8]> {
+        span.map(|s| s.of(self.buf))
+    }
+}
+
+/// Which revision's rules a message follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Era {
+    /// 2025 revisions: sessions and initialize.
+    Legacy(Option<Version>),
+    /// 2026-07-28: stateless, `_meta` and `Mcp-*` headers.
+    Stateless,
+}
+
+/// Phases 4-6 for one decoded body.
+fn message(
+    core: &Core,
+    snap: &Snapshot,
+    w: &mut Writer<'_, '_>,
+    principal: Principal,
+    tape: &[Node<'_>],
+) -> Outcome {
+    let header_version = w.header(w.head.protocol_version);
+    if envelope::is_batch(tape) {
+        return batch(core, snap, w, principal, tape, header_version);
+    }
+    let env = match envelope::decode(tape) {
+        Ok(e) => e,
+        Err(rej) => {
+            let reply = ErrorReply { id: rej.id.as_ref(), ..ErrorReply::default() };
+            return w.error(&rej.error, &reply, MethodClass::None);
+        }
+    };
+    let class = match env.kind {
+        MessageKind::Request => MethodClass::of(env.method),
+        MessageKind::Notification => MethodClass::Notification,
+        MessageKind::Response => MethodClass::Response,
+    };
+    let era = match header_version {
+        Some(v) => match Version::parse(v) {
+            Some(v) if v.is_stateless() => Era::Stateless,
+            Some(v) => Era::Legacy(Some(v)),
+            // An unknown header version on a request that speaks the stateless wire (it has
+            // `_meta`) is checked by the stateless rules, which report a mismatch first.
+            None if env.meta.is_some() => Era::Stateless,
+            None => {
+                let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
+                return unsupported_version(w, &err, env.id.as_ref(), v, false, class);
+            }
+        },
+        None if env.meta.and_then(|m| json::get(m, META_VERSION)).is_some() => Era::Stateless,
+        None => Era::Legacy(None),
+    };
+    match era {
+        Era::Stateless => stateless(snap, w, &env, class),
+        Era::Legacy(v) => legacy(core, snap, w, principal, &env, v, class),
+    }
+}
+
+fn unsupported_version(
+    w: &mut Writer<'_, '_>,
+    err: &Error,
+    id: Option<&Id<'_>>,
+    requested: &[u8],
+    stateless: bool,
+    class: MethodClass,
+) -> Outcome {
+    // data: {"supported": [...], "requested": "..."} (schema UnsupportedProtocolVersionError).
+    let mut data = Vec::with_capacity(96);
+    data.extend_from_slice(b"{\"supported\":");
+    local::write_supported_versions(&mut data);
+    data.extend_from_slice(b",\"requested\":");
+    json::write_str(&mut data, &String::from_utf8_lossy(&requested[..requested.len().min(64)]));
+    data.push(b'}');
+    let reply = ErrorReply { id, data: Some(&data), stateless };
+    w.error(err, &reply, class)
+}
+
+/// 2026-07-28: every request carries its version and capabilities in `params._meta` and
+/// repeats method, name and version in headers, so intermediaries can route without the body.
+/// Checks run in the specification's order: `_meta`, then header agreement, then version.
+fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, class: MethodClass) -> Outcome {
+    let _ = snap;
+    if env.kind != MessageKind::Request {
+        return w.accepted(class);
+    }
+    let id = env.id.as_ref();
+    let reply = ErrorReply { id, data: None, stateless: true };
+    let meta = env.meta;
+    let body_version = meta.and_then(|m| json::get(m, META_VERSION)).and_then(json::as_str);
+    let caps_ok = meta
+        .and_then(|m| json::get(m, META_CAPABILITIES))
+        .is_some_and(|c| matches!(c.first(), Some(Node::Object { .. })));
+    let Some(body_version) = body_version.filter(|_| caps_ok) else {
+        let err = Error::client(
+            Kind::InvalidParams,
+            "params._meta must carry io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
+        );
+        return w.error(&err, &reply, class);
+    };
+    if let Err(err) = check_headers(w, env, body_version) {
+        return w.error(&err, &reply, class);
+    }
+    if Version::parse(body_version.as_bytes()) != Some(Version::V2026_07_28) {
+        let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
+        return unsupported_version(w, &err, id, body_version.as_bytes(), true, class);
+    }
+    let server = w.cx.server;
+    let allow = allow_list(w);
+    w.scratch.clear();
+    begin_result(w.scratch, env.id.as_ref());
+    let res = match env.method {
+        "server/discover" => {
+            local::discover(w.scratch, server);
+            Ok(true)
+        }
+        "tools/list" => local::tools_list(w.scratch, server, env.params, allow).map(|()| true),
+        "tools/call" => {
+            local::tools_call(w.scratch, w.tmp, server, env.name, env.arguments, allow).map(|()| false)
+        }
+        "prompts/list" => Ok(list(w.scratch, "prompts")),
+        "resources/list" => Ok(list(w.scratch, "resources")),
+        "resources/templates/list" => Ok(list(w.scratch, "resourceTemplates")),
+        // 2026-07-28: resource-not-found is -32602 (-32002 must no longer be sent).
+        "resources/read" => Err(Error::client(Kind::InvalidParams, "Resource not found")),
+        m => Err(Error::client(Kind::MethodNotFound, format!("Method not found: {}", local::truncate(m)))),
+    };
+    match res {
+        Ok(cacheable) => {
+            end_result_stateless(w.scratch, server, cacheable);
+            w.json(None, class)
+        }
+        Err(err) => w.error(&err, &reply, class),
+    }
+}
+
+fn list(body: &mut Vec<u8>, member: &str) -> bool {
+    local::empty_list(body, member);
+    true
+}
+
+/// Decodes a header value sent in the `=?base64?...?=` form (basic/transports: values that
+/// are not header-safe travel base64-encoded) into `out`; returns the value to compare.
+fn header_text<'a>(raw: &'a [u8], out: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+    let v = raw.trim_ascii();
+    if let Some(b64) = v.strip_prefix(b"=?base64?").and_then(|r| r.strip_suffix(b"?=")) {
+        *out = base64_simd::STANDARD.decode_to_vec(b64).ok()?;
+        return Some(&out[..]);
+    }
+    Some(v)
+}
+
+/// `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` must be present and agree with the body.
+fn check_headers(w: &Writer<'_, '_>, env: &Envelope<'_, '_>, body_version: &str) -> Result<(), Error> {
+    let mismatch = |m: &'static str| Error::client(Kind::HeaderMismatch, m);
+    let pv = w
+        .header(w.head.protocol_version)
+        .ok_or_else(|| mismatch("Header mismatch: MCP-Protocol-Version header is required"))?;
+    if pv.trim_ascii() != body_version.as_bytes() {
+        return Err(mismatch("Header mismatch: MCP-Protocol-Version does not match params._meta"));
+    }
+    let mut decoded = Vec::new();
+    let method = w
+        .header(w.head.mcp_method)
+        .ok_or_else(|| mismatch("Header mismatch: Mcp-Method header is required"))?;
+    if header_text(method, &mut decoded) != Some(env.method.as_bytes()) {
+        return Err(mismatch("Header mismatch: Mcp-Method does not match the body method"));
+    }
+    let expected = match env.method {
+        "tools/call" | "prompts/get" => Some(env.name.unwrap_or("")),
+        "resources/read" => Some(env.uri.unwrap_or("")),
+        _ => None,
+    };
+    if let Some(expected) = expected {
+        let name = w
+            .header(w.head.mcp_name)
+            .ok_or_else(|| mismatch("Header mismatch: Mcp-Name header is required"))?;
+        if header_text(name, &mut decoded) != Some(expected.as_bytes()) {
+            return Err(mismatch("Header mismatch: Mcp-Name does not match the body"));
+        }
+    }
+    Ok(())
+}
+
+fn allow_list<'b>(w: &Writer<'b, '_>) -> Option<&'b [u8]> {
+    w.head.header(w.buf, ALLOW_TOOLS_HEADER)
+}
+
+fn begin_result(body: &mut Vec<u8>, id: Option<&Id<'_>>) {
+    body.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    match id {
+        Some(id) => json::write_id(body, id),
+        None => body.extend_from_slice(b"null"),
+    }
+    body.extend_from_slice(b",\"result\":{");
+}
+
+fn end_result(body: &mut Vec<u8>) {
+    body.extend_from_slice(b"}}");
+}
+
+/// 2026-07-28 result members: `resultType`, `_meta.serverInfo` and, for cacheable results,
+/// `ttlMs`/`cacheScope`. Lists may differ per caller (allowTools header, later authorization)
+/// and change on reload, so they are private and not cached.
+fn end_result_stateless(body: &mut Vec<u8>, server: &Server, cacheable: bool) {
+    body.extend_from_slice(
+        b",\"resultType\":\"complete\",\"_meta\":{\"io.modelcontextprotocol/serverInfo\":",
+    );
+    local::write_server_info(body, server);
+    body.push(b'}');
+    if cacheable {
+        body.extend_from_slice(b",\"ttlMs\":0,\"cacheScope\":\"private\"");
+    }
+    end_result(body);
+}
+
+/// 2025 revisions: initialize mints a sealed session; everything else must present one.
+fn legacy(
+    core: &Core,
+    snap: &Snapshot,
+    w: &mut Writer<'_, '_>,
+    principal: Principal,
+    env: &Envelope<'_, '_>,
+    header_version: Option<Version>,
+    class: MethodClass,
+) -> Outcome {
+    let id = env.id.as_ref();
+    let reply = ErrorReply { id, ..ErrorReply::default() };
+    if env.kind == MessageKind::Request && env.method == "initialize" {
+        return initialize(core, snap, w, principal, env, class);
+    }
+    let Some(sid) = w.header(w.head.session_id) else {
+        let err = Error::client(Kind::SessionRequired, "Bad Request: Mcp-Session-Id header is required");
+        return w.error(&err, &reply, class);
+    };
+    let claims = match open_session(core, snap, w.cx.server, sid, now_unix()) {
+        Ok(c) => c,
+        Err(err) => return w.error(&err, &reply, class),
+    };
+    if claims.principal != principal.id() {
+        let err = Error::client(Kind::SessionNotFound, "Session not found");
+        return w.error(&err, &reply, class);
+    }
+    let _version = header_version.or_else(|| claims.protocol_version());
+    if env.kind != MessageKind::Request {
+        return w.accepted(class);
+    }
+    w.scratch.clear();
+    match dispatch_legacy(w, env) {
+        Ok(()) => w.json(None, class),
+        Err(err) => w.error(&err, &reply, class),
+    }
+}
+
+/// One legacy request into `w.scratch` as a complete JSON-RPC response.
+fn dispatch_legacy(w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(), Error> {
+    let server = w.cx.server;
+    let allow = allow_list(w);
+    let start = w.scratch.len();
+    begin_result(w.scratch, env.id.as_ref());
+    let res = match env.method {
+        "ping" => Ok(()),
+        "tools/list" => local::tools_list(w.scratch, server, env.params, allow),
+        "tools/call" => local::tools_call(w.scratch, w.tmp, server, env.name, env.arguments, allow),
+        "prompts/list" => {
+            local::empty_list(w.scratch, "prompts");
+            Ok(())
+        }
+        "resources/list" => {
+            local::empty_list(w.scratch, "resources");
+            Ok(())
+        }
+        "resources/templates/list" => {
+            local::empty_list(w.scratch, "resourceTemplates");
+            Ok(())
+        }
+        "resources/read" => Err(Error::client(Kind::InvalidParams, "Resource not found")),
+        m => Err(Error::client(Kind::MethodNotFound, format!("Method not found: {}", local::truncate(m)))),
+    };
+    match res {
+        Ok(()) => {
+            end_result(w.scratch);
+            Ok(())
+        }
+        Err(e) => {
+            w.scratch.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+fn initialize(
+    core: &Core,
+    snap: &Snapshot,
+    w: &mut Writer<'_, '_>,
+    principal: Principal,
+    env: &Envelope<'_, '_>,
+    class: MethodClass,
+) -> Outcome {
+    let requested = env.params.and_then(|p| json::get(p, "protocolVersion")).and_then(json::as_str);
+    let version = local::negotiate(requested);
+    let mut claims = Claims {
+        id: [0; 16],
+        expires: now_unix().saturating_add(snap.sessions.ttl_seconds),
+        version: version.tag(),
+        principal: principal.id().to_string(),
+        backends: Vec::new(),
+    };
+    let sealed = ring::rand::SecureRandom::fill(&core.rng, &mut claims.id)
+        .ok()
+        .and_then(|()| snap.sessions.seal(&claims, &w.cx.server.name, &core.rng));
+    let Some(session_id) = sealed else {
+        let err = Error::internal("could not create a session");
+        let reply = ErrorReply { id: env.id.as_ref(), ..ErrorReply::default() };
+        return w.error(&err, &reply, class);
+    };
+    w.scratch.clear();
+    begin_result(w.scratch, env.id.as_ref());
+    local::initialize(w.scratch, w.cx.server, version);
+    end_result(w.scratch);
+    w.json(Some(&session_id), class)
+}
+
+/// A JSON-RPC batch: allowed only in 2025-03-26 (removed in 2025-06-18, where an array is a 400).
+fn batch(
+    core: &Core,
+    snap: &Snapshot,
+    w: &mut Writer<'_, '_>,
+    principal: Principal,
+    tape: &[Node<'_>],
+    header_version: Option<&[u8]>,
+) -> Outcome {
+    let class = MethodClass::Batch;
+    let version = header_version.map(Version::parse);
+    let sid = w.header(w.head.session_id);
+    let claims = sid.map(|s| open_session(core, snap, w.cx.server, s, now_unix()));
+    let negotiated = match &claims {
+        Some(Ok(c)) => c.protocol_version(),
+        _ => None,
+    };
+    let effective = match version {
+        Some(Some(v)) => v,
+        Some(None) => {
+            let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
+            return unsupported_version(w, &err, None, header_version.unwrap_or(b""), false, class);
+        }
+        None => negotiated.unwrap_or(Version::V2025_03_26),
+    };
+    if !effective.allows_batch() {
+        let err = Error::client(
+            Kind::InvalidRequest,
+            "JSON-RPC batches are not supported from protocol version 2025-06-18 on",
+        );
+        return w.error(&err, &ErrorReply::default(), class);
+    }
+    if json::elements(tape).next().is_none() {
+        let err = Error::client(Kind::InvalidRequest, "empty batch");
+        return w.error(&err, &ErrorReply::default(), class);
+    }
+    match claims {
+        None => {
+            let err = Error::client(Kind::SessionRequired, "Bad Request: Mcp-Session-Id header is required");
+            return w.error(&err, &ErrorReply::default(), class);
+        }
+        Some(Err(err)) => return w.error(&err, &ErrorReply::default(), class),
+        Some(Ok(c)) if c.principal != principal.id() => {
+            let err = Error::client(Kind::SessionNotFound, "Session not found");
+            return w.error(&err, &ErrorReply::default(), class);
+        }
+        Some(Ok(_)) => {}
+    }
+    w.scratch.clear();
+    w.scratch.push(b'[');
+    let mut answered = 0usize;
+    for element in json::elements(tape) {
+        let mark = w.scratch.len();
+        if answered > 0 {
+            w.scratch.push(b',');
+        }
+        let before = w.scratch.len();
+        match envelope::decode(element) {
+            Ok(env) if env.kind != MessageKind::Request => {
+                w.scratch.truncate(mark);
+                continue;
+            }
+            Ok(env) if env.method == "initialize" => {
+                let code = respond::wire(Kind::InvalidRequest).code;
+                respond::error_body(
+                    w.scratch,
+                    code,
+                    "initialize must not be part of a batch",
+                    env.id.as_ref(),
+                );
+            }
+            Ok(env) => {
+                if let Err(err) = dispatch_legacy(w, &env) {
+                    w.scratch.truncate(before);
+                    respond::error_body(
+                        w.scratch,
+                        respond::wire(err.kind).code,
+                        &err.message,
+                        env.id.as_ref(),
+                    );
+                }
+            }
+            Err(rej) => {
+                respond::error_body(
+                    w.scratch,
+                    respond::wire(rej.error.kind).code,
+                    &rej.error.message,
+                    rej.id.as_ref(),
+                );
+            }
+        }
+        answered += 1;
+    }
+    if answered == 0 {
+        w.scratch.clear();
+        return w.accepted(class);
+    }
+    w.scratch.push(b']');
+    w.json(None, class)
+}

@@ -1,0 +1,189 @@
+//! Threads and their lifetimes: one pinned monoio worker per core, each with its own
+//! SO_REUSEPORT listener; the admin thread; the config file watcher. [`Gateway`] starts them,
+//! fans reloads and drains out, and joins them. Only this module spawns threads.
+//!
+//! Workers share nothing mutable: they read the published snapshot through arc-swap and receive
+//! channel messages (drain, statistics scrape, session terminations).
+
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::admin;
+use crate::config::watch::{Reloader, Source};
+use crate::proxy::core::{RevocationBus, Stats};
+
+/// A request for one worker's statistics; the worker answers on the enclosed channel.
+pub type ScrapeRequest = mpsc::Sender<Stats>;
+
+/// Asks every worker for its statistics and sums them (admin `/metrics`).
+pub struct Scraper {
+    senders: Vec<futures_channel::mpsc::UnboundedSender<ScrapeRequest>>,
+}
+
+impl Scraper {
+    /// Sum of every worker's statistics; a worker that does not answer within a second is
+    /// left out (and logged) rather than stalling the scrape.
+    pub fn scrape(&self) -> Stats {
+        let mut total = Stats::default();
+        let mut pending = Vec::new();
+        for s in &self.senders {
+            let (tx, rx) = mpsc::channel();
+            if s.unbounded_send(tx).is_ok() {
+                pending.push(rx);
+            }
+        }
+        for rx in pending {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(st) => total.merge(&st),
+                Err(_) => log::warn!("metrics: a worker did not answer the scrape in time"),
+            }
+        }
+        total
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.senders.len()
+    }
+}
+
+/// A running gateway.
+pub struct Gateway {
+    addrs: Vec<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+    reloader: Arc<Reloader>,
+    drains: Vec<futures_channel::oneshot::Sender<()>>,
+    workers: Vec<JoinHandle<()>>,
+    ready: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    others: Vec<JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Starts workers, admin and (for a file source) the watcher.
+    pub fn start(reloader: Arc<Reloader>) -> std::io::Result<Gateway> {
+        let snap = reloader.current.load_full();
+        let n = snap.workers.max(1);
+        let (bus, revoked_rxs) = RevocationBus::new(n);
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let mut workers = Vec::with_capacity(n);
+        let mut drains = Vec::with_capacity(n);
+        let mut scrapers = Vec::with_capacity(n);
+        let mut addrs = snap.listen.clone();
+        for (i, revoked_rx) in revoked_rxs.into_iter().enumerate() {
+            let (drain_tx, drain_rx) = futures_channel::oneshot::channel();
+            let (scrape_tx, scrape_rx) = futures_channel::mpsc::unbounded();
+            let (ready_tx, ready_rx) = mpsc::channel();
+            let spec = worker::Spec {
+                index: i,
+                addrs: addrs.clone(),
+                core: if cores.is_empty() { None } else { Some(cores[i % cores.len()]) },
+                snapshot: reloader.current.clone(),
+                bus: bus.clone(),
+                revoked_rx,
+                drain_rx,
+                scrape_rx,
+                ready_tx,
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("portcullis-w{i}"))
+                .spawn(move || worker::run(spec))?;
+            // Worker 0 binds first so that port 0 resolves once; the others join its ports.
+            match ready_rx.recv() {
+                Ok(Ok(bound)) => addrs = bound,
+                Ok(Err(e)) => {
+                    for d in drains {
+                        let _: Result<(), ()> = futures_channel::oneshot::Sender::send(d, ());
+                    }
+                    let _ = handle.join();
+                    return Err(e);
+                }
+                Err(_) => return Err(std::io::Error::other("worker exited during start-up")),
+            }
+            workers.push(handle);
+            drains.push(drain_tx);
+            scrapers.push(scrape_tx);
+        }
+        let ready = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut others = Vec::new();
+        let scraper = Arc::new(Scraper { senders: scrapers });
+        let mut admin_addr = None;
+        if let Some(a) = snap.admin {
+            let (bound, handle) = admin::start(a, reloader.clone(), scraper, ready.clone(), stop.clone())?;
+            admin_addr = Some(bound);
+            others.push(handle);
+        }
+        if let Source::File(path) = &reloader.source {
+            let path = path.clone();
+            let (r, st) = (reloader.clone(), stop.clone());
+            others.push(
+                std::thread::Builder::new()
+                    .name("portcullis-watch".into())
+                    .spawn(move || watch(path, r, st))?,
+            );
+        }
+        Ok(Gateway { addrs, admin_addr, reloader, drains, workers, ready, stop, others })
+    }
+
+    /// The data-plane addresses actually bound (port 0 resolved).
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The admin address actually bound.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The reloader (SIGHUP calls it).
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
+    /// Graceful shutdown: stop accepting, let in-flight requests finish up to the configured
+    /// deadline, then stop. Returns when every thread has exited (or the deadline passed).
+    pub fn shutdown(self) {
+        self.ready.store(false, Ordering::SeqCst);
+        for d in self.drains {
+            let _ = d.send(());
+        }
+        let grace = self.reloader.current.load().shutdown_grace;
+        let deadline = Instant::now() + grace + Duration::from_secs(2);
+        for w in self.workers {
+            while !w.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if w.is_finished() {
+                let _ = w.join();
+            } else {
+                log::warn!("a worker did not finish draining before the deadline");
+            }
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        for o in self.others {
+            let _ = o.join();
+        }
+    }
+}
+
+/// Polls the config file once a second and reloads when its size or mtime changes. Polling
+/// needs no extra dependency and sees ConfigMap symlink swaps that inotify watches can miss.
+fn watch(path: std::path::PathBuf, reloader: Arc<Reloader>, stop: Arc<AtomicBool>) {
+    let stamp = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
+    let mut last = stamp(&path);
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = stamp(&path);
+        if now != last && now.is_some() {
+            last = now;
+            log::info!("config file changed; reloading");
+            let _ = reloader.reload();
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! One worker: a pinned thread running a monoio runtime (io_uring, or epoll where io_uring is
+//! unavailable or `MONOIO_FORCE_LEGACY_DRIVER=1`), its own SO_REUSEPORT listeners, and the
+//! connections the kernel hands them.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use futures_core::Stream;
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::{ListenerOpts, TcpListener};
+
+use crate::config::snapshot::Snapshot;
+use crate::proxy::core::{Core, RevocationBus};
+use crate::runtime::ScrapeRequest;
+
+/// Everything a worker thread starts with.
+pub struct Spec {
+    pub index: usize,
+    pub addrs: Vec<SocketAddr>,
+    pub core: Option<core_affinity::CoreId>,
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    pub bus: Arc<RevocationBus>,
+    pub revoked_rx: Receiver<crate::proxy::core::Revocation>,
+    pub drain_rx: futures_channel::oneshot::Receiver<()>,
+    pub scrape_rx: futures_channel::mpsc::UnboundedReceiver<ScrapeRequest>,
+    pub ready_tx: Sender<std::io::Result<Vec<SocketAddr>>>,
+}
+
+/// The worker thread's body.
+pub fn run(spec: Spec) {
+    if let Some(c) = spec.core {
+        core_affinity::set_for_current(c);
+    }
+    let rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new().enable_timer().build();
+    let mut rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = spec.ready_tx.send(Err(e));
+            return;
+        }
+    };
+    rt.block_on(serve(spec));
+}
+
+async fn serve(spec: Spec) {
+    let Spec { index, addrs, snapshot, bus, revoked_rx, drain_rx, mut scrape_rx, ready_tx, .. } = spec;
+    let mut listeners = Vec::new();
+    let mut bound = Vec::new();
+    for a in &addrs {
+        let opts = ListenerOpts::new().reuse_port(true).reuse_addr(true).backlog(1024);
+        match TcpListener::bind_with_config(a, &opts) {
+            Ok(l) => {
+                bound.push(l.local_addr().unwrap_or(*a));
+                listeners.push(l);
+            }
+            Err(e) => {
+                let _ =
+                    ready_tx.send(Err(std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}"))));
+                return;
+            }
+        }
+    }
+    let _ = ready_tx.send(Ok(bound));
+    let core = Rc::new(Core::new(index, snapshot, bus, revoked_rx));
+
+    // Statistics scrapes from the admin thread.
+    let c = core.clone();
+    monoio::spawn(async move {
+        while let Some(reply) = std::future::poll_fn(|cx| Pin::new(&mut scrape_rx).poll_next(cx)).await {
+            let mut st = c.stats.borrow().clone();
+            st.connections_open = c.open.get() as u64;
+            let _ = reply.send(st);
+        }
+    });
+    // Drain signal from the control thread.
+    let c = core.clone();
+    monoio::spawn(async move {
+        let _ = drain_rx.await;
+        c.drain.set();
+    });
+    for l in listeners {
+        monoio::spawn(accept(core.clone(), l));
+    }
+    core.drain.wait().await;
+    // Listeners close as their accept loops observe the drain; in-flight requests finish.
+    let grace = core.current().shutdown_grace;
+    let deadline = Instant::now() + grace;
+    while core.open.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if core.open.get() > 0 {
+        log::warn!("worker {index}: {} connection(s) still open at the drain deadline", core.open.get());
+    }
+}
+
+async fn accept(core: Rc<Core>, listener: TcpListener) {
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = core.drain.wait() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                log::warn!("accept failed: {e}");
+                monoio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        {
+            let mut st = core.stats.borrow_mut();
+            st.connections_total += 1;
+        }
+        let max = core.current().limits.max_connections_per_worker;
+        if core.open.get() >= max {
+            core.stats.borrow_mut().connections_rejected += 1;
+            monoio::spawn(refuse(stream));
+            continue;
+        }
+        core.open.set(core.open.get() + 1);
+        let c = core.clone();
+        monoio::spawn(async move {
+            crate::proxy::serve(c.clone(), stream, peer).await;
+            c.open.set(c.open.get() - 1);
+        });
+    }
+}
+
+/// Answers a connection over the per-worker limit with 503 and closes it.
+async fn refuse(mut stream: monoio::net::TcpStream) {
+    let mut out = Vec::with_capacity(256);
+    let mut body = Vec::new();
+    crate::respond::error_body(
+        &mut body,
+        crate::respond::INTERNAL_ERROR,
+        "Service Unavailable: too many connections",
+        None,
+    );
+    crate::http::response::write_head(
+        &mut out,
+        503,
+        Some(crate::http::response::JSON),
+        body.len(),
+        false,
+        &Default::default(),
+    );
+    out.extend_from_slice(&body);
+    let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(out)).await;
+}
