@@ -35,6 +35,7 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod fuzzing;
 pub mod http;
 pub mod mcp;
 pub mod proxy;
