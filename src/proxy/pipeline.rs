@@ -74,15 +74,16 @@ fn now_unix() -> u64 {
 
 /// Serves one request on `conn`. Returns whether the connection stays open.
 pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
-    let snap: Rc<Arc<Snapshot>> = core.current();
-    let limits = snap.limits;
-
-    // 1. read head
-    let failure = match conn.read_head(&limits, &core.drain).await {
+    // 1. read head, under the limits in force while waiting for it
+    let failure = match conn.read_head(&core.current().limits, &core.drain).await {
         HeadRead::Ready => None,
         HeadRead::Closed => return Flow::Close,
         HeadRead::Failed(err) => Some(err),
     };
+    // The request runs on the snapshot current when its head arrived, to the end, even if a
+    // reload publishes another meanwhile (a keep-alive connection may have idled across one).
+    let snap: Rc<Arc<Snapshot>> = core.current();
+    let limits = snap.limits;
     let started = Instant::now();
     set_request_id(core, conn);
     let failed = failure.is_some();
