@@ -7,9 +7,31 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 thread_local! {
     static COUNT: Cell<u64> = const { Cell::new(0) };
+    static IGNORED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Allocations by every thread that did not call [`ignore_this_thread`].
+static TOTAL: AtomicU64 = AtomicU64::new(0);
+
+fn count() {
+    let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+    if !IGNORED.try_with(Cell::get).unwrap_or(true) {
+        TOTAL.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Leaves the calling thread's allocations out of [`total`] (a test's client thread).
+pub fn ignore_this_thread() {
+    IGNORED.with(|i| i.set(true));
+}
+
+/// Allocations by all counted threads so far.
+pub fn total() -> u64 {
+    TOTAL.load(Ordering::Relaxed)
 }
 
 /// mimalloc plus a per-thread allocation counter.
@@ -19,7 +41,7 @@ pub struct Counting;
 // a thread-local Cell, touched with `try_with` so allocation during thread teardown is safe.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        count();
         // SAFETY: forwarded contract of GlobalAlloc::alloc.
         unsafe { mimalloc::MiMalloc.alloc(layout) }
     }
@@ -28,12 +50,12 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        count();
         // SAFETY: forwarded contract of GlobalAlloc::alloc_zeroed.
         unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        count();
         // SAFETY: forwarded contract of GlobalAlloc::realloc.
         unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
     }

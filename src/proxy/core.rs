@@ -271,6 +271,8 @@ pub struct Core {
     pub seq: Cell<u64>,
     /// Set when the worker starts draining.
     pub drain: Event,
+    /// Scratch for opening session ids.
+    pub session_scratch: RefCell<Vec<u8>>,
     /// Connections open on this worker.
     pub open: Cell<usize>,
     /// The snapshot this core last saw, shared by its requests with a non-atomic count.
@@ -293,6 +295,7 @@ impl Core {
             worker,
             cached,
             open: Cell::new(0),
+            session_scratch: RefCell::new(Vec::with_capacity(256)),
             snapshot,
             decoder: RefCell::new(Decoder::default()),
             revoked: RefCell::new(Revoked::new(revoked_rx)),

@@ -365,7 +365,10 @@ fn open_session(
     now: u64,
 ) -> Result<Claims, Error> {
     let not_found = || Error::client(Kind::SessionNotFound, "Session not found");
-    let claims = snap.sessions.open(sid, &server.name, now).ok_or_else(not_found)?;
+    let claims = snap
+        .sessions
+        .open_with(sid, &server.name, now, &mut core.session_scratch.borrow_mut())
+        .ok_or_else(not_found)?;
     if core.revoked.borrow_mut().contains(&claims.id, now) {
         return Err(not_found());
     }

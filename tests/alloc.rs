@@ -1,0 +1,103 @@
+//! Heap allocations per request in steady state, counted by a wrapping global allocator
+//! (`cargo test --features count-allocs --test alloc`). Deterministic, unlike timings, so it is
+//! a test: the request paths below must not allocate once their buffers have grown.
+#![cfg(feature = "count-allocs")]
+#![allow(clippy::unwrap_used)] // test harness
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+
+use portcullis::alloc_count;
+use portcullis::config::compile::compile_str;
+use portcullis::config::watch::{Reloader, Source};
+use portcullis::runtime::Gateway;
+
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
+
+const CONFIG: &str = r#"
+listen: 127.0.0.1:0
+workers: 1
+sessions: { keys: [{ id: k1, secret: "0123456789abcdef0123456789abcdef" }] }
+servers:
+  - name: demo
+    path: /mcp
+    tools:
+      - name: hello
+        description: greets
+        args: [{ name: who, type: string, required: true }]
+        responseTemplate: { body: "Hello, {{.args.who}}!" }
+"#;
+
+/// Sends `req` `n` times on one keep-alive connection, reading each response fully into a
+/// fixed buffer (the client allocates nothing and is excluded from the count anyway).
+fn drive(s: &mut TcpStream, req: &[u8], n: usize) {
+    let mut buf = [0u8; 4096];
+    for _ in 0..n {
+        s.write_all(req).unwrap();
+        let mut got = 0;
+        loop {
+            got += s.read(&mut buf[got..]).unwrap();
+            let head_end = buf[..got].windows(4).position(|w| w == b"\r\n\r\n");
+            if let Some(e) = head_end {
+                let head = std::str::from_utf8(&buf[..e]).unwrap();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map(|v| v.parse().unwrap())
+                    .unwrap_or(0);
+                if got >= e + 4 + len {
+                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn post(body: &str, sid: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nMcp-Session-Id: {sid}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn steady_state_allocations_per_request() {
+    alloc_count::ignore_this_thread();
+    let snap = compile_str(CONFIG, &|_| None).unwrap();
+    let gw = Gateway::start(Arc::new(Reloader::new(Source::Demo, snap))).unwrap();
+    let mut s = TcpStream::connect(gw.addrs()[0]).unwrap();
+
+    let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#;
+    let init = std::str::from_utf8(init).unwrap();
+    s.write_all(&post(init, "-", "")).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let head = std::str::from_utf8(&buf[..n]).unwrap();
+    let sid = head.lines().find_map(|l| l.strip_prefix("mcp-session-id: ")).unwrap().trim().to_string();
+
+    let ping =
+        post(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#, &sid, "MCP-Protocol-Version: 2025-11-25\r\n");
+    let call = post(
+        r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"hello","arguments":{"who":"Ada"}}}"#,
+        &sid,
+        "MCP-Protocol-Version: 2025-11-25\r\n",
+    );
+    let mut report = Vec::new();
+    for (name, req, budget) in [("ping", &ping, 0.0), ("tools/call", &call, 0.0)] {
+        drive(&mut s, req, 200); // warm-up: buffers grow to their working size
+        let before = alloc_count::total();
+        const N: usize = 2000;
+        drive(&mut s, req, N);
+        let per = (alloc_count::total() - before) as f64 / N as f64;
+        report.push(format!("{name}: {per:.3} allocations/request"));
+        // A handful per second is the Date header cache and timer bookkeeping, not per request.
+        assert!(per <= budget + 0.01, "{name}: {per} allocations per request (budget {budget})");
+    }
+    eprintln!("{}", report.join("\n"));
+    gw.shutdown();
+}
