@@ -81,11 +81,14 @@ impl Running {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        std::thread::Builder::new()
+            .name("stderr".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            })
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let addr = loop {
             let line = rx.recv_timeout(deadline - Instant::now()).expect("gateway did not start");
