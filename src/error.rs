@@ -48,6 +48,8 @@ pub enum Kind {
     MethodNotFound,
     /// The params are wrong for the method (unknown tool, missing field).
     InvalidParams,
+    /// `resources/read` of a URI nobody serves (-32002 before 2026-07-28, -32602 from it on).
+    ResourceNotFound,
     /// A bug or resource failure inside the gateway.
     Internal,
 }

@@ -29,6 +29,8 @@ pub const METHOD_NOT_FOUND: i32 = -32601;
 pub const INVALID_PARAMS: i32 = -32602;
 /// JSON-RPC: internal error.
 pub const INTERNAL_ERROR: i32 = -32603;
+/// MCP 2025 revisions: resource not found (replaced by -32602 in 2026-07-28).
+pub const RESOURCE_NOT_FOUND: i32 = -32002;
 /// MCP (TypeScript SDK convention): session not found.
 pub const SESSION_NOT_FOUND: i32 = -32001;
 /// MCP 2026-07-28: `Mcp-Method`/`Mcp-Name` headers disagree with the body.
@@ -60,6 +62,7 @@ pub const fn wire(kind: Kind) -> Wire {
         Kind::InvalidRequest => (400, INVALID_REQUEST, false),
         Kind::MethodNotFound => (200, METHOD_NOT_FOUND, false),
         Kind::InvalidParams => (200, INVALID_PARAMS, false),
+        Kind::ResourceNotFound => (200, RESOURCE_NOT_FOUND, false),
         Kind::Internal => (500, INTERNAL_ERROR, false),
     };
     Wire { status, code, close }
@@ -72,6 +75,8 @@ pub const fn wire_for(kind: Kind, stateless: bool) -> Wire {
     match (kind, stateless) {
         (Kind::MethodNotFound, true) => Wire { status: 404, ..w },
         (Kind::InvalidParams, true) => Wire { status: 400, ..w },
+        // 2026-07-28 changelog: resource not found is -32602; -32002 must no longer be sent.
+        (Kind::ResourceNotFound, true) => Wire { status: 400, code: INVALID_PARAMS, ..w },
         _ => w,
     }
 }

@@ -35,10 +35,11 @@ fn parse_value<T: DeserializeOwned>(v: &Value, path: &str, errs: &mut Errors) ->
 
 /// Compiles configuration text. `lookup` reads environment variables.
 pub fn compile_str(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Snapshot, Vec<String>> {
+    let (protected, exprs) = env::protect(text);
     let mut root: Value =
-        serde_yaml::from_str(text).map_err(|e| vec![format!("config is not valid YAML/JSON: {e}")])?;
+        serde_yaml::from_str(&protected).map_err(|e| vec![format!("config is not valid YAML/JSON: {e}")])?;
     let mut errs = Errors::default();
-    env::substitute(&mut root, "", lookup, &mut errs.0);
+    env::substitute(&mut root, "", lookup, &exprs, &mut errs.0);
     let snapshot = compile_value(&root, &mut errs);
     match snapshot {
         Some(s) if errs.0.is_empty() => Ok(s),
@@ -93,6 +94,9 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
     let workers = match get("workers").and_then(|v| parse_value::<raw::Workers>(v, "workers", errs)) {
         None => default_workers(),
         Some(raw::Workers::Word(w)) if w == "auto" => default_workers(),
+        Some(raw::Workers::Word(w)) if w.trim().parse::<u64>().is_ok_and(|n| (1..=1024).contains(&n)) => {
+            w.trim().parse::<usize>().unwrap_or(1)
+        }
         Some(raw::Workers::Count(n)) if (1..=1024).contains(&n) => n as usize,
         Some(_) => {
             errs.push("workers", "must be \"auto\" or a number from 1 to 1024");
@@ -100,7 +104,10 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
         }
     };
     let shutdown_grace = Duration::from_millis(
-        get("shutdownGraceMs").and_then(|v| parse_value::<u64>(v, "shutdownGraceMs", errs)).unwrap_or(10_000),
+        get("shutdownGraceMs")
+            .and_then(|v| parse_value::<raw::Number>(v, "shutdownGraceMs", errs))
+            .and_then(|n| n.0)
+            .unwrap_or(10_000),
     );
     let admin = get("admin")
         .and_then(|v| parse_value::<String>(v, "admin", errs))
@@ -188,19 +195,27 @@ fn compile_listen(v: Option<&Value>, errs: &mut Errors) -> Vec<SocketAddr> {
     let Some(v) = v else {
         return vec![SocketAddr::from(([127, 0, 0, 1], 8080))];
     };
-    let Some(list) = parse_value::<raw::OneOrMany<raw::Listen>>(v, "listen", errs) else { return Vec::new() };
-    let list = list.into_vec();
-    let many = list.len() > 1 || matches!(v, Value::Sequence(_));
+    // Parsed entry by entry (not as an untagged enum) so errors name the entry and the field.
+    let entries: Vec<(String, &Value)> = match v {
+        Value::Sequence(items) => {
+            items.iter().enumerate().map(|(i, e)| (format!("listen[{i}]"), e)).collect()
+        }
+        single => vec![("listen".to_string(), single)],
+    };
     let mut out = Vec::new();
-    for (i, l) in list.into_iter().enumerate() {
-        let path = if many { format!("listen[{i}]") } else { "listen".to_string() };
-        let addr = match l {
-            raw::Listen::Address(a) => a,
-            raw::Listen::Full(f) => {
+    for (path, entry) in entries {
+        let addr = match entry {
+            Value::String(a) => a.clone(),
+            Value::Mapping(_) => {
+                let Some(f) = parse_value::<raw::ListenFull>(entry, &path, errs) else { continue };
                 if f.tls.is_some() {
                     errs.push(format!("{path}.tls"), "TLS listeners are not supported by this build yet");
                 }
                 f.address
+            }
+            _ => {
+                errs.push(&path, "must be \"host:port\" or {address, tls}");
+                continue;
             }
         };
         match resolve_addr(&addr) {
@@ -316,6 +331,13 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
                 errs.push(
                     format!("{apath}.rules"),
                     "authorization rules are not supported by this build yet (refusing to start without them)",
+                );
+            } else if authz.default_action == Some(raw::Action::Deny) {
+                // Deny-all without rules is a real policy; serving the endpoint open would
+                // silently drop it.
+                errs.push(
+                    format!("{apath}.defaultAction"),
+                    "authorization is not supported by this build yet (refusing to serve the endpoint open)",
                 );
             }
         }

@@ -1,7 +1,61 @@
 //! `${NAME}` and `${NAME:-default}` substitution in every string of the parsed YAML tree, before
 //! any typed parsing, so a missing variable is reported with the path of the field that used it.
+//!
+//! Two steps, because `${...}` is not valid in every YAML position (CONFIG.md writes
+//! `config: { apiKey: ${WEATHER_KEY} }`, and braces end a flow mapping): [`protect`] replaces each
+//! occurrence in the raw text by a plain-scalar placeholder before parsing, and [`substitute`]
+//! expands the placeholders in the parsed tree. Values are inserted into strings after parsing,
+//! never into YAML text, so an environment value can never change the structure of the config.
 
 use serde_yaml::Value;
+
+const MARK: &str = "__portcullis_env_";
+
+/// Replaces every `${...}` in `text` with a placeholder; returns the text and the expressions.
+pub fn protect(text: &str) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(text.len());
+    let mut exprs = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let Some(len) = rest[start..].find('}') else { break };
+        let expr = &rest[start..start + len + 1];
+        if expr.contains('\n') {
+            break;
+        }
+        out.push_str(&rest[..start]);
+        out.push_str(&format!("{MARK}{}__", exprs.len()));
+        exprs.push(expr.to_string());
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    (out, exprs)
+}
+
+/// Puts the original `${...}` expressions back into `s` (for strings that are then expanded).
+fn restore(s: &str, exprs: &[String]) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find(MARK) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + MARK.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match (
+            after[..digits].parse::<usize>().ok().and_then(|i| exprs.get(i)),
+            after[digits..].strip_prefix("__"),
+        ) {
+            (Some(expr), Some(tail)) => {
+                out.push_str(expr);
+                rest = tail;
+            }
+            _ => {
+                out.push_str(MARK);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
 
 /// Replaces variables in every string under `v`. `lookup` reads the environment (injectable for
 /// tests). Errors name the path and the variable, never its value.
@@ -9,16 +63,19 @@ pub fn substitute(
     v: &mut Value,
     path: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
+    exprs: &[String],
     errs: &mut Vec<String>,
 ) {
     match v {
-        Value::String(s) if s.contains("${") => match expand(s, lookup) {
-            Ok(new) => *s = new,
-            Err(e) => errs.push(format!("{}: {e}", display(path))),
-        },
+        Value::String(s) if s.contains("${") || s.contains(MARK) => {
+            match expand(&restore(s, exprs), lookup) {
+                Ok(new) => *s = new,
+                Err(e) => errs.push(format!("{}: {e}", display(path))),
+            }
+        }
         Value::Sequence(seq) => {
             for (i, item) in seq.iter_mut().enumerate() {
-                substitute(item, &format!("{path}[{i}]"), lookup, errs);
+                substitute(item, &format!("{path}[{i}]"), lookup, exprs, errs);
             }
         }
         Value::Mapping(map) => {
@@ -28,10 +85,10 @@ pub fn substitute(
                     other => format!("{other:?}"),
                 };
                 let child = if path.is_empty() { key } else { format!("{path}.{key}") };
-                substitute(item, &child, lookup, errs);
+                substitute(item, &child, lookup, exprs, errs);
             }
         }
-        Value::Tagged(t) => substitute(&mut t.value, path, lookup, errs),
+        Value::Tagged(t) => substitute(&mut t.value, path, lookup, exprs, errs),
         _ => {}
     }
 }
@@ -90,10 +147,21 @@ mod tests {
 
     #[test]
     fn errors_name_the_path() {
-        let mut v: Value =
-            serde_yaml::from_str("servers: [{name: a, server: {config: {k: '${NOPE}'}}}]").unwrap();
+        let (text, exprs) = protect("servers: [{name: a, server: {config: {k: ${NOPE}, j: x${SET}y}}}]");
+        let mut v: Value = serde_yaml::from_str(&text).unwrap();
         let mut errs = Vec::new();
-        substitute(&mut v, "", &env, &mut errs);
+        substitute(&mut v, "", &env, &exprs, &mut errs);
         assert_eq!(errs, vec!["servers[0].server.config.k: environment variable NOPE is not set"]);
+        assert_eq!(v["servers"][0]["server"]["config"]["j"], Value::String("xvy".into()));
+    }
+
+    #[test]
+    fn values_cannot_inject_structure() {
+        let (text, exprs) = protect("a: ${EVIL}\nb: 1\n");
+        let mut v: Value = serde_yaml::from_str(&text).unwrap();
+        let evil = |_: &str| Some("x\nb: 2\nc: {d: 1}".to_string());
+        substitute(&mut v, "", &evil, &exprs, &mut Vec::new());
+        assert_eq!(v["b"], Value::Number(1.into()));
+        assert!(v.get("c").is_none());
     }
 }

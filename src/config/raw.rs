@@ -66,14 +66,7 @@ impl<T> OneOrMany<T> {
     }
 }
 
-/// A `listen` entry: `host:port` or `{address, tls}`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Listen {
-    Address(String),
-    Full(ListenFull),
-}
-
+/// A `listen` entry in its long form (the short form is a `host:port` string).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenFull {
@@ -88,6 +81,50 @@ pub struct Tls {
     pub key: String,
 }
 
+/// A number, also written as a string: `${VAR}` substitution always yields a string, so
+/// `maxBodyBytes: ${MAX_BODY}` must work.
+pub fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Num(u64),
+        Text(String),
+    }
+    match Option::<N>::deserialize(d)? {
+        None => Ok(None),
+        Some(N::Num(n)) => Ok(Some(n)),
+        Some(N::Text(t)) => {
+            t.trim().parse().map(Some).map_err(|_| {
+                serde::de::Error::custom(format!("expected a non-negative integer, found {t:?}"))
+            })
+        }
+    }
+}
+
+/// A boolean, also written as the string `true` or `false` (see [`lenient_u64`]).
+pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum B {
+        Bool(bool),
+        Text(String),
+    }
+    match Option::<B>::deserialize(d)? {
+        None => Ok(None),
+        Some(B::Bool(b)) => Ok(Some(b)),
+        Some(B::Text(t)) => match t.trim() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => Err(serde::de::Error::custom(format!("expected true or false, found {t:?}"))),
+        },
+    }
+}
+
+/// A top-level number (`shutdownGraceMs`), accepting the string form too.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Number(#[serde(deserialize_with = "lenient_u64")] pub Option<u64>);
+
 /// `workers: auto` or a number.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
@@ -99,13 +136,21 @@ pub enum Workers {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Limits {
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub max_header_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub max_headers: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub max_body_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub header_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub idle_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub upstream_connect_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub upstream_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub max_connections_per_worker: Option<u64>,
 }
 
@@ -113,6 +158,7 @@ pub struct Limits {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Sessions {
     pub keys: Option<Vec<SessionKey>>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub ttl_seconds: Option<u64>,
 }
 
@@ -177,8 +223,10 @@ pub struct JwtProvider {
     pub audiences: Option<Vec<String>>,
     pub jwks: Jwks,
     pub algorithms: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub clock_skew_seconds: Option<u64>,
     pub claim_to_headers: Option<Vec<ClaimToHeader>>,
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub require_exp: Option<bool>,
 }
 
@@ -188,6 +236,7 @@ pub struct Jwks {
     pub file: Option<String>,
     pub inline: Option<Value>,
     pub uri: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub refresh_seconds: Option<u64>,
 }
 
@@ -239,6 +288,7 @@ pub struct BasicUser {
 pub struct Proxy {
     pub user_header: Option<String>,
     pub trusted_sources: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub require_user: Option<bool>,
 }
 
@@ -322,6 +372,7 @@ pub struct HigressServer {
     pub security_schemes: Option<Vec<SecurityScheme>>,
     pub default_downstream_security: Option<SecurityRef>,
     pub default_upstream_security: Option<SecurityRef>,
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub passthrough_auth_header: Option<bool>,
 }
 
@@ -351,6 +402,7 @@ pub struct SecurityScheme {
 pub struct SecurityRef {
     pub id: String,
     pub credential: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub passthrough: Option<bool>,
 }
 
@@ -375,6 +427,7 @@ pub struct Arg {
     pub description: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub required: Option<bool>,
     pub default: Option<Value>,
     #[serde(rename = "enum")]
@@ -391,8 +444,11 @@ pub struct RequestTemplate {
     pub method: Option<String>,
     pub headers: Option<Vec<HeaderTemplate>>,
     pub body: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub args_to_json_body: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub args_to_url_param: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub args_to_form_body: Option<bool>,
     pub security: Option<SecurityRef>,
 }

@@ -16,6 +16,7 @@ const MAX_SIZE_DIGITS: u8 = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Size,
+    SizeWs,
     Extension,
     SizeLf,
     Data,
@@ -72,8 +73,14 @@ impl Chunked {
                         self.digits += 1;
                         i += 1;
                     }
-                    b';' | b' ' | b'\t' if self.digits > 0 => {
+                    b';' if self.digits > 0 => {
                         self.state = State::Extension;
+                        self.line = 0;
+                        i += 1;
+                    }
+                    // chunk-ext = *( BWS ";" BWS ext ): whitespace may only precede a ';'.
+                    b' ' | b'\t' if self.digits > 0 => {
+                        self.state = State::SizeWs;
                         self.line = 0;
                         i += 1;
                     }
@@ -83,6 +90,20 @@ impl Chunked {
                     }
                     _ => return Err(bad("invalid chunk size (hex digits only)")),
                 },
+                State::SizeWs => {
+                    match b {
+                        b' ' | b'\t' => {
+                            self.line += 1;
+                            if self.line > MAX_EXTENSION_BYTES {
+                                return Err(bad("chunk extension too long"));
+                            }
+                        }
+                        b';' => self.state = State::Extension,
+                        b'\r' => self.state = State::SizeLf,
+                        _ => return Err(bad("invalid chunk size line (only ';' may follow the size)")),
+                    }
+                    i += 1;
+                }
                 State::Extension => {
                     match b {
                         b'\r' => self.state = State::SizeLf,

@@ -226,12 +226,8 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
     if len > limits.max_header_bytes {
         return Err(Error::client(Kind::HeadTooLarge, "request head too large"));
     }
-    let head_bytes = &buf[..len];
-    // httparse accepts a lone LF as a line end (RFC 9112 2.2 allows that); a CR anywhere except
-    // before LF is a bare CR, which RFC 9112 2.2 says MUST be rejected or replaced.
-    if has_bare_cr(head_bytes) {
-        return Err(bad("bare CR in request head"));
-    }
+    // RFC 9112 2.2: a bare CR MUST be rejected. httparse does: CR is not a token, URI or
+    // field-value byte, and a line may end only in LF or CRLF (pinned by the tests table).
 
     let method = Method::parse(req.method.unwrap_or(""));
     let target = req.path.unwrap_or("");
@@ -286,6 +282,9 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
         match name.len() {
             4 if name.eq_ignore_ascii_case(b"host") => {
                 hosts += 1;
+                if !valid_host(value) {
+                    return Err(bad("invalid Host header"));
+                }
                 head.host = vs;
             }
             6 if name.eq_ignore_ascii_case(b"accept") => head.accept = Some(vs),
@@ -378,6 +377,32 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
     Ok(Parsed::Complete)
 }
 
+/// Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): an IP-literal in brackets or a
+/// reg-name of unreserved, pct-encoded and sub-delim bytes, then an optional all-digit port.
+/// Empty is allowed (a target without authority). RFC 9112 3.2: an invalid value is a 400.
+fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if let Some(rest) = v.strip_prefix(b"[") {
+        let Some(close) = rest.iter().position(|&b| b == b']') else { return false };
+        let literal = &rest[..close];
+        if literal.is_empty() || !literal.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return false;
+        }
+        match &rest[close + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&b""[..], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match v.iter().rposition(|&b| b == b':') {
+            Some(i) => (&v[..i], Some(&v[i + 1..])),
+            None => (v, None),
+        }
+    };
+    let reg_name = host.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
+    reg_name && port_ok
+}
+
 /// Content-Length = 1*DIGIT (RFC 9110 8.6); no sign, no list, no overflow.
 fn parse_content_length(v: &[u8]) -> Result<u64, Error> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
@@ -394,18 +419,6 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
         v = rest;
     }
     v
-}
-
-fn has_bare_cr(head: &[u8]) -> bool {
-    let mut i = 0;
-    while let Some(p) = head[i..].iter().position(|&b| b == b'\r') {
-        let at = i + p;
-        if head.get(at + 1) != Some(&b'\n') {
-            return true;
-        }
-        i = at + 1;
-    }
-    false
 }
 
 fn httparse_message(e: httparse::Error) -> &'static str {

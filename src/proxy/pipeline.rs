@@ -551,8 +551,7 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
         "prompts/list" => Ok(list(w.scratch, "prompts")),
         "resources/list" => Ok(list(w.scratch, "resources")),
         "resources/templates/list" => Ok(list(w.scratch, "resourceTemplates")),
-        // 2026-07-28: resource-not-found is -32602 (-32002 must no longer be sent).
-        "resources/read" => Err(Error::client(Kind::InvalidParams, "Resource not found")),
+        "resources/read" | "prompts/get" => Err(not_found(env)),
         m => Err(Error::client(Kind::MethodNotFound, format!("Method not found: {}", local::truncate(m)))),
     };
     match res {
@@ -560,8 +559,33 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
             end_result_stateless(w.scratch, server, cacheable);
             w.json(None, class)
         }
-        Err(err) => w.error(&err, &reply, class),
+        Err(err) => {
+            let data = not_found_data(env, &err);
+            w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class)
+        }
     }
+}
+
+/// Local endpoints serve no resources and no prompts (both capabilities are advertised, with
+/// empty lists), so every `resources/read` and `prompts/get` names something unknown.
+fn not_found(env: &Envelope<'_, '_>) -> Error {
+    match env.method {
+        "resources/read" => Error::client(Kind::ResourceNotFound, "Resource not found"),
+        _ => Error::client(
+            Kind::InvalidParams,
+            format!("Unknown prompt: {}", local::truncate(env.name.unwrap_or(""))),
+        ),
+    }
+}
+
+/// `error.data` of a resource-not-found error: `{"uri": ...}` (resources spec, error handling).
+fn not_found_data(env: &Envelope<'_, '_>, err: &Error) -> Option<Vec<u8>> {
+    (err.kind == Kind::ResourceNotFound).then(|| {
+        let mut d = b"{\"uri\":".to_vec();
+        json::write_str(&mut d, local::truncate(env.uri.unwrap_or("")));
+        d.push(b'}');
+        d
+    })
 }
 
 fn list(body: &mut Vec<u8>, member: &str) -> bool {
@@ -678,7 +702,10 @@ fn legacy(
     w.scratch.clear();
     match dispatch_legacy(w, env) {
         Ok(()) => w.json(None, class),
-        Err(err) => w.error(&err, &reply, class),
+        Err(err) => {
+            let data = not_found_data(env, &err);
+            w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class)
+        }
     }
 }
 
@@ -704,7 +731,7 @@ fn dispatch_legacy(w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(),
             local::empty_list(w.scratch, "resourceTemplates");
             Ok(())
         }
-        "resources/read" => Err(Error::client(Kind::InvalidParams, "Resource not found")),
+        "resources/read" | "prompts/get" => Err(not_found(env)),
         m => Err(Error::client(Kind::MethodNotFound, format!("Method not found: {}", local::truncate(m)))),
     };
     match res {

@@ -800,9 +800,29 @@ fn max_headers_cap_is_512() {
 #[test]
 fn limits_wrong_type() {
     let errs = errors(&format!("limits: {{maxHeaders: many}}\n{ONE_SERVER}"));
-    assert_error(&errs, "limits.maxHeaders", "invalid type");
+    assert_error(&errs, "limits.maxHeaders", "expected a non-negative integer");
     let errs = errors(&format!("limits: {{maxHeaders: -1}}\n{ONE_SERVER}"));
     assert_error(&errs, "limits.maxHeaders", "");
+}
+
+#[test]
+fn numbers_and_flags_from_environment_variables() {
+    let env = |name: &str| match name {
+        "W" => Some("3".to_string()),
+        "MAX" => Some("2048".to_string()),
+        "GRACE" => Some("1500".to_string()),
+        "REQ" => Some("true".to_string()),
+        _ => None,
+    };
+    let text = format!(
+        "workers: ${{W}}\nshutdownGraceMs: ${{GRACE}}\nlimits: {{maxBodyBytes: ${{MAX}}}}\n{}",
+        "servers:\n  - name: a\n    tools:\n      - name: t\n        args: [{name: x, required: ${REQ}}]\n        responseTemplate: {body: ok}\n"
+    );
+    let snap = compile_str(&text, &env).unwrap();
+    assert_eq!(snap.workers, 3);
+    assert_eq!(snap.limits.http.max_body_bytes, 2048);
+    assert_eq!(snap.shutdown_grace, std::time::Duration::from_millis(1500));
+    assert_eq!(&*snap.servers[0].tools[0].required, &["x".into()] as &[Box<str>]);
 }
 
 // ---- sessions ------------------------------------------------------------------------------
