@@ -273,30 +273,31 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
 
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        let value = trim_ows(h.value);
+        // httparse already skips the OWS after the colon and trims trailing whitespace.
+        let value = h.value;
         let ns = Span::within(buf, name);
         let vs =
             if value.is_empty() { Span { start: ns.end, end: ns.end } } else { Span::within(buf, value) };
         head.headers.push((ns, vs));
         // Dispatch on length first: most names are rejected by one integer compare.
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => {
+            4 if is(name, b"host") => {
                 hosts += 1;
                 if !valid_host(value) {
                     return Err(bad("invalid Host header"));
                 }
                 head.host = vs;
             }
-            6 if name.eq_ignore_ascii_case(b"accept") => head.accept = Some(vs),
-            6 if name.eq_ignore_ascii_case(b"origin") => head.origin = Some(vs),
-            6 if name.eq_ignore_ascii_case(b"expect") => {
+            6 if is(name, b"accept") => head.accept = Some(vs),
+            6 if is(name, b"origin") => head.origin = Some(vs),
+            6 if is(name, b"expect") => {
                 if value.eq_ignore_ascii_case(b"100-continue") {
                     head.expect_continue = true;
                 } else {
                     return Err(Error::client(Kind::ExpectationFailed, "unsupported Expect value"));
                 }
             }
-            10 if name.eq_ignore_ascii_case(b"connection") => {
+            10 if is(name, b"connection") => {
                 for token in value.split(|&b| b == b',') {
                     let t = trim_ows(token);
                     if t.eq_ignore_ascii_case(b"close") {
@@ -306,21 +307,21 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
                     }
                 }
             }
-            10 if name.eq_ignore_ascii_case(b"mcp-method") => head.mcp_method = Some(vs),
-            8 if name.eq_ignore_ascii_case(b"mcp-name") => head.mcp_name = Some(vs),
-            12 if name.eq_ignore_ascii_case(b"content-type") => head.content_type = Some(vs),
-            12 if name.eq_ignore_ascii_case(b"x-request-id") => head.request_id = Some(vs),
-            13 if name.eq_ignore_ascii_case(b"authorization") => head.authorization = Some(vs),
-            13 if name.eq_ignore_ascii_case(b"last-event-id") => head.last_event_id = Some(vs),
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            10 if is(name, b"mcp-method") => head.mcp_method = Some(vs),
+            8 if is(name, b"mcp-name") => head.mcp_name = Some(vs),
+            12 if is(name, b"content-type") => head.content_type = Some(vs),
+            12 if is(name, b"x-request-id") => head.request_id = Some(vs),
+            13 if is(name, b"authorization") => head.authorization = Some(vs),
+            13 if is(name, b"last-event-id") => head.last_event_id = Some(vs),
+            14 if is(name, b"content-length") => {
                 let n = parse_content_length(value)?;
                 if content_length.is_some_and(|prev| prev != n) {
                     return Err(bad("conflicting Content-Length headers"));
                 }
                 content_length = Some(n);
             }
-            14 if name.eq_ignore_ascii_case(b"mcp-session-id") => head.session_id = Some(vs),
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            14 if is(name, b"mcp-session-id") => head.session_id = Some(vs),
+            17 if is(name, b"transfer-encoding") => {
                 // RFC 9112 6.1: the codings form one list across field lines; chunked must be the
                 // final coding of a request, and appear only once.
                 for coding in value.split(|&b| b == b',') {
@@ -338,7 +339,7 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
                     te_seen = true;
                 }
             }
-            20 if name.eq_ignore_ascii_case(b"mcp-protocol-version") => head.protocol_version = Some(vs),
+            20 if is(name, b"mcp-protocol-version") => head.protocol_version = Some(vs),
             _ => {}
         }
     }
@@ -398,10 +399,47 @@ fn valid_host(v: &[u8]) -> bool {
             None => (v, None),
         }
     };
-    let reg_name = host.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    let reg_name = host.iter().all(|&b| REG_NAME[b as usize]);
     let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
     reg_name && port_ok
 }
+
+/// Header-name match: exact bytes first (HTTP/2-era clients and the MCP SDKs send lower case,
+/// and a memcmp is a few instructions), then the ASCII case-insensitive compare RFC 9110 asks for.
+#[inline(always)]
+fn is(name: &[u8], lower: &[u8]) -> bool {
+    name == lower || name.eq_ignore_ascii_case(lower)
+}
+
+/// reg-name bytes (RFC 3986 3.2.2: unreserved / pct-encoded / sub-delims), as a table.
+static REG_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        i += 1;
+    }
+    t
+};
 
 /// Content-Length = 1*DIGIT (RFC 9110 8.6); no sign, no list, no overflow.
 fn parse_content_length(v: &[u8]) -> Result<u64, Error> {
