@@ -148,33 +148,62 @@ pub fn write_id(out: &mut Vec<u8>, id: &crate::mcp::envelope::Id<'_>) {
 }
 
 /// Re-serialises the value at `v[0]` as compact JSON.
+///
+/// Iterative, with an explicit stack: nesting depth comes from the client (arguments are
+/// rendered by templates), and recursion would let a 4 MB `[[[[...` overflow the worker's stack.
 pub fn write_value(out: &mut Vec<u8>, v: &[Node<'_>]) {
-    match v.first() {
-        None => out.extend_from_slice(b"null"),
-        Some(Node::String(s)) => write_str(out, s),
-        Some(Node::Static(s)) => write_static(out, s),
-        Some(Node::Object { .. }) => {
-            out.push(b'{');
-            for (i, (k, val)) in entries(v).enumerate() {
-                if i > 0 {
-                    out.push(b',');
+    let Some(first) = v.first() else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    // Open containers: (elements left, is object, next is the first). The tape lists object
+    // members as key, value.
+    let mut stack: Vec<(usize, bool, bool)> = Vec::new();
+    let mut pos: usize = 0;
+    let end = value_len(v).min(v.len());
+    let mut node = first;
+    loop {
+        match node {
+            Node::String(s) => write_str(out, s),
+            Node::Static(st) => write_static(out, st),
+            Node::Object { len, .. } => {
+                out.push(b'{');
+                stack.push((*len, true, true));
+            }
+            Node::Array { len, .. } => {
+                out.push(b'[');
+                stack.push((*len, false, true));
+            }
+        }
+        pos += 1;
+        // Close every container that has no elements left, then separate the next element.
+        loop {
+            let Some(top) = stack.last_mut() else { return };
+            if top.0 == 0 {
+                out.push(if top.1 { b'}' } else { b']' });
+                stack.pop();
+                continue;
+            }
+            if !top.2 {
+                out.push(b',');
+            }
+            top.2 = false;
+            top.0 -= 1;
+            if top.1 {
+                // Object member: key, colon, then the value node is processed by the outer loop.
+                match v.get(pos) {
+                    Some(Node::String(k)) => write_str(out, k),
+                    _ => return,
                 }
-                write_str(out, k);
                 out.push(b':');
-                write_value(out, val);
+                pos += 1;
             }
-            out.push(b'}');
+            break;
         }
-        Some(Node::Array { .. }) => {
-            out.push(b'[');
-            for (i, val) in elements(v).enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, val);
-            }
-            out.push(b']');
+        if pos >= end {
+            return;
         }
+        node = &v[pos];
     }
 }
 
@@ -244,6 +273,35 @@ mod tests {
             let mut out = Vec::new();
             write_value(&mut out, t);
             assert_eq!(out, body.to_vec());
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn round_trips_and_survives_deep_nesting() {
+        let mut d = Decoder::default();
+        for body in [
+            &br#"[]"#[..],
+            br#"{}"#,
+            br#"[[],{},[{}],{"a":[]}]"#,
+            br#"{"a":{"b":{"c":[1,2,{"d":null}]}},"e":"x"}"#,
+            br#""s""#,
+            br#"[1,[2,[3,[4]]],5]"#,
+        ] {
+            d.with_tape(body, |t| {
+                let mut out = Vec::new();
+                write_value(&mut out, t);
+                assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(body.to_vec()).unwrap());
+            })
+            .unwrap();
+        }
+        // Regression: recursion here overflowed the stack for deeply nested client arguments.
+        let depth = 200_000;
+        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        d.with_tape(deep.as_bytes(), |t| {
+            let mut out = Vec::new();
+            write_value(&mut out, t);
+            assert_eq!(out.len(), 2 * depth);
         })
         .unwrap();
     }
