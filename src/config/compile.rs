@@ -2,7 +2,9 @@
 //! checked here and every violation is collected with its path, so a broken file is reported in
 //! one go. Nothing here unwraps: a config is input too.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -128,7 +130,7 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
 
     let mut warnings = Vec::new();
     let mut servers = Vec::new();
-    let mut routes = HashMap::new();
+    let mut routes = HashMap::default();
     let mut names = HashSet::new();
     let raw_servers: Vec<Value> =
         get("servers").and_then(|v| parse_value(v, "servers", errs)).unwrap_or_default();
@@ -365,7 +367,7 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
     }
 
     let mut tools = Vec::new();
-    let mut tool_index = HashMap::new();
+    let mut tool_index = HashMap::default();
     for (i, t) in rs.tools.iter().flatten().enumerate() {
         let tpath = format!("{path}.tools[{i}]");
         let Ok(tool) = t.parse(&tpath).map_err(|e| errs.0.push(e)) else { continue };

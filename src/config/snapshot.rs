@@ -3,7 +3,7 @@
 //! already serialised, compiled templates, derived session keys), so the request path only looks
 //! things up.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 

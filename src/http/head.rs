@@ -143,6 +143,8 @@ pub struct Head {
     pub last_event_id: Option<Span>,
     /// `X-Request-Id`, reused as the access-log request id when sane.
     pub request_id: Option<Span>,
+    /// `x-envoy-allow-mcp-tools` (Higress/Envoy: a per-request tool allow-list).
+    pub allow_tools: Option<Span>,
     /// Every header as (name, value) spans, in order.
     pub headers: Vec<(Span, Span)>,
 }
@@ -169,6 +171,7 @@ impl Default for Head {
             authorization: None,
             last_event_id: None,
             request_id: None,
+            allow_tools: None,
             headers: Vec::with_capacity(32),
         }
     }
@@ -262,6 +265,7 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
     head.authorization = None;
     head.last_event_id = None;
     head.request_id = None;
+    head.allow_tools = None;
     head.headers.clear();
 
     let mut hosts = 0u32;
@@ -340,6 +344,7 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
                 }
             }
             20 if is(name, b"mcp-protocol-version") => head.protocol_version = Some(vs),
+            23 if is(name, b"x-envoy-allow-mcp-tools") => head.allow_tools = Some(vs),
             _ => {}
         }
     }

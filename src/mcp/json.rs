@@ -91,7 +91,12 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 
 /// Appends the JSON-escaped content of `s` (no quotes).
 pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
+    write_escaped_bytes(out, s.as_bytes())
+}
+
+/// Appends the JSON-escaped content of UTF-8 `bytes` (no quotes). Bytes >= 0x80 pass through, so
+/// valid UTF-8 stays valid; only `"`, `\\` and control characters are escaped.
+pub fn write_escaped_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {

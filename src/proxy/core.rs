@@ -5,6 +5,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -170,7 +172,7 @@ pub type ServerCounters = [[u64; STATUSES.len()]; METHOD_CLASSES];
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     /// Requests by server name (`-` when no server matched).
-    pub requests: HashMap<Box<str>, ServerCounters>,
+    pub requests: FxHashMap<Box<str>, ServerCounters>,
     /// Cumulative latency buckets (last = +Inf).
     pub latency_buckets: [u64; LATENCY_BOUNDS_US.len() + 1],
     /// Sum of latencies, microseconds.

@@ -148,8 +148,9 @@ pub fn tools_call(
         false
     };
     body.extend_from_slice(b"\"content\":[{\"type\":\"text\",\"text\":\"");
-    // Rendered text is bytes from templates and arguments; both were valid UTF-8 JSON strings.
-    json::write_escaped(body, &String::from_utf8_lossy(tmp));
+    // Rendered text is made of template literals (str), decoded JSON strings (str) and JSON
+    // scalars (ASCII), so it is valid UTF-8 by construction and is escaped as it is.
+    json::write_escaped_bytes(body, tmp);
     body.extend_from_slice(b"\"}],\"isError\":");
     body.extend_from_slice(if is_error { b"true" } else { b"false" });
     Ok(())

@@ -66,7 +66,6 @@ impl Principal {
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
-const ALLOW_TOOLS_HEADER: &str = "x-envoy-allow-mcp-tools";
 
 fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -637,7 +636,7 @@ fn check_headers(w: &Writer<'_, '_>, env: &Envelope<'_, '_>, body_version: &str)
 }
 
 fn allow_list<'b>(w: &Writer<'b, '_>) -> Option<&'b [u8]> {
-    w.head.header(w.buf, ALLOW_TOOLS_HEADER)
+    w.header(w.head.allow_tools)
 }
 
 fn begin_result(body: &mut Vec<u8>, id: Option<&Id<'_>>) {
