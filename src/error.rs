@@ -20,6 +20,8 @@ pub enum Kind {
     HeadTimeout,
     /// An `Expect` value other than `100-continue`.
     ExpectationFailed,
+    /// A transfer coding other than chunked (RFC 9112 6.1: 501).
+    NotImplemented,
     /// No route for the path, or an unknown/terminated/tampered session (MCP: 404 MUST).
     NotFound,
     /// The path exists but not for this HTTP method.

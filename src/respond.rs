@@ -48,6 +48,7 @@ pub const fn wire(kind: Kind) -> Wire {
         Kind::BodyTooLarge => (413, INVALID_REQUEST, true),
         Kind::HeadTimeout => (408, INVALID_REQUEST, true),
         Kind::ExpectationFailed => (417, INVALID_REQUEST, true),
+        Kind::NotImplemented => (501, INVALID_REQUEST, true),
         Kind::NotFound => (404, INVALID_REQUEST, false),
         Kind::MethodNotAllowed => (405, INVALID_REQUEST, false),
         Kind::NotAcceptable => (406, INVALID_REQUEST, false),

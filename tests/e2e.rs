@@ -322,6 +322,11 @@ fn batches_only_in_2025_03_26() {
     assert_eq!(v[1]["error"]["code"], -32601);
     let r = c.exchange(&post(r#"[{"jsonrpc":"2.0","method":"notifications/x"}]"#, &sid(&s)));
     assert_eq!(r.status, 202);
+    // Regression: a batch of tiny elements each answered with an error amplified one request
+    // into a response hundreds of times its size. Batches are capped at 100 messages.
+    let many = format!("[{}]", vec!["1"; 101].join(","));
+    let r = c.exchange(&post(&many, &sid(&s)));
+    assert_eq!((r.status, r.code()), (400, -32600));
 }
 
 fn modern(method: &str, name: Option<&str>, body: &str) -> Vec<u8> {
@@ -431,6 +436,27 @@ fn transport_checks() {
         c.exchange(b"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n").status,
         405
     );
+    // Regression: a HEAD response carried a body, desynchronising the keep-alive connection.
+    c.send(b"HEAD /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    c.send(b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut raw = Vec::new();
+    while find(&raw, b"Not Found").is_none() {
+        let mut b = [0u8; 4096];
+        let n = c.s.read(&mut b).unwrap();
+        assert!(n > 0);
+        raw.extend_from_slice(&b[..n]);
+    }
+    let text = String::from_utf8(raw).unwrap();
+    assert!(text.starts_with("HTTP/1.1 405"), "{text}");
+    let second = text.find("HTTP/1.1 404").expect("second response follows the HEAD head directly");
+    assert!(text[..second].ends_with("\r\n\r\n"), "no body after the HEAD response head: {text}");
+    let mut c = h.conn();
+    let split = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nAccept: text/event-stream\r\n\
+Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(c.exchange(split.as_bytes()).status, 200, "Accept split over two lines is one list");
     let nf = c.exchange(b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     assert_eq!(nf.status, 404);
     assert_eq!(nf.code(), -32600, "every error response carries a JSON-RPC error");

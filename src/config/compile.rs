@@ -105,12 +105,14 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
             1
         }
     };
-    let shutdown_grace = Duration::from_millis(
-        get("shutdownGraceMs")
-            .and_then(|v| parse_value::<raw::Number>(v, "shutdownGraceMs", errs))
-            .and_then(|n| n.0)
-            .unwrap_or(10_000),
-    );
+    let grace_ms = get("shutdownGraceMs")
+        .and_then(|v| parse_value::<raw::Number>(v, "shutdownGraceMs", errs))
+        .and_then(|n| n.0)
+        .unwrap_or(10_000);
+    if grace_ms > 3_600_000 {
+        errs.push("shutdownGraceMs", "must be at most 3600000 (one hour)");
+    }
+    let shutdown_grace = Duration::from_millis(grace_ms.min(3_600_000));
     let admin = get("admin")
         .and_then(|v| parse_value::<String>(v, "admin", errs))
         .and_then(|a| resolve_addr(&a).map_err(|e| errs.push("admin", e)).ok());
@@ -389,7 +391,7 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
             errs.push(format!("{path}.toolNameSeparator"), "must not be empty");
         }
     }
-    let allow_tools = rs.allow_tools.as_ref().map(|list| {
+    let allow_tools: Option<Vec<Box<str>>> = rs.allow_tools.as_ref().map(|list| {
         for (i, t) in list.iter().enumerate() {
             if !tool_index.contains_key(t.as_str()) {
                 errs.push(format!("{path}.allowTools[{i}]"), format!("no tool named {t:?}"));
@@ -397,6 +399,11 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
         }
         list.iter().map(|t| t.as_str().into()).collect()
     });
+    if let Some(allow) = &allow_tools {
+        for t in &mut tools {
+            t.allowed = allow.contains(&t.name);
+        }
+    }
     if errs.0.len() > before {
         return None;
     }
@@ -548,6 +555,7 @@ fn compile_tool(
         listing: listing.into_boxed_slice(),
         body: body?,
         required,
+        allowed: true,
     })
 }
 

@@ -52,6 +52,8 @@ pub struct LocalTool {
     pub body: Template,
     /// Names of required arguments (checked before rendering).
     pub required: Box<[Box<str>]>,
+    /// Whether `allowTools` (when present) names this tool.
+    pub allowed: bool,
 }
 
 /// One MCP endpoint.
@@ -80,16 +82,23 @@ pub struct Server {
 impl Server {
     /// Whether a tool may be listed or called given `allowTools` and the client's
     /// `x-envoy-allow-mcp-tools` list (intersected, as Higress does).
-    pub fn tool_allowed(&self, name: &str, header_list: Option<&[u8]>) -> bool {
-        if let Some(allow) = &self.allow_tools {
-            if !allow.iter().any(|t| &**t == name) {
-                return false;
+    pub fn tool_allowed(&self, tool: &LocalTool, header_list: Option<&[u8]>) -> bool {
+        tool.allowed
+            && header_list
+                .is_none_or(|list| list.split(|&b| b == b',').any(|t| t.trim_ascii() == tool.name.as_bytes()))
+    }
+
+    /// For `tools/list` under an `x-envoy-allow-mcp-tools` header: which tools (by index) the
+    /// header names, computed in one pass over the header instead of one pass per tool.
+    pub fn header_mask(&self, header_list: &[u8]) -> Vec<bool> {
+        let mut mask = vec![false; self.tools.len()];
+        for t in header_list.split(|&b| b == b',') {
+            let t = t.trim_ascii();
+            if let Some(&i) = std::str::from_utf8(t).ok().and_then(|t| self.tool_index.get(t)) {
+                mask[i] = true;
             }
         }
-        match header_list {
-            None => true,
-            Some(list) => list.split(|&b| b == b',').any(|t| t.trim_ascii() == name.as_bytes()),
-        }
+        mask
     }
 }
 

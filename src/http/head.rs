@@ -123,8 +123,10 @@ pub struct Head {
     pub expect_continue: bool,
     /// The Host header (empty for HTTP/1.0 without one).
     pub host: Span,
-    /// `Accept`.
+    /// `Accept` (the first field line).
     pub accept: Option<Span>,
+    /// More than one `Accept` line was sent (a list header: the lines form one list).
+    pub accept_repeated: bool,
     /// `Content-Type`.
     pub content_type: Option<Span>,
     /// `Origin`.
@@ -162,6 +164,7 @@ impl Default for Head {
             expect_continue: false,
             host: Span::default(),
             accept: None,
+            accept_repeated: false,
             content_type: None,
             origin: None,
             session_id: None,
@@ -178,6 +181,27 @@ impl Default for Head {
 }
 
 impl Head {
+    fn reset(&mut self) {
+        self.len = 0;
+        self.framing = Framing::None;
+        self.keep_alive = false;
+        self.expect_continue = false;
+        self.host = Span::default();
+        self.accept = None;
+        self.accept_repeated = false;
+        self.content_type = None;
+        self.origin = None;
+        self.session_id = None;
+        self.protocol_version = None;
+        self.mcp_method = None;
+        self.mcp_name = None;
+        self.authorization = None;
+        self.last_event_id = None;
+        self.request_id = None;
+        self.allow_tools = None;
+        self.headers.clear();
+    }
+
     /// The value of the first header called `name` (ASCII case-insensitive).
     pub fn header<'a>(&self, buf: &'a [u8], name: &str) -> Option<&'a [u8]> {
         self.headers
@@ -206,6 +230,8 @@ fn bad(msg: &'static str) -> Error {
 /// enforces the head timeout); an error means answer it and close, because the framing of
 /// anything after it can no longer be trusted.
 pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Error> {
+    // Forget the previous request first: nothing of it may survive a failed or partial parse.
+    head.reset();
     let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
     let mut slots: [MaybeUninit<httparse::Header<'_>>; MAX_HEADERS_CAP] =
         [const { MaybeUninit::uninit() }; MAX_HEADERS_CAP];
@@ -252,26 +278,12 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
     head.query = query;
     head.minor_version = minor;
     head.len = len;
-    head.framing = Framing::None;
-    head.expect_continue = false;
-    head.host = Span::default();
-    head.accept = None;
-    head.content_type = None;
-    head.origin = None;
-    head.session_id = None;
-    head.protocol_version = None;
-    head.mcp_method = None;
-    head.mcp_name = None;
-    head.authorization = None;
-    head.last_event_id = None;
-    head.request_id = None;
-    head.allow_tools = None;
-    head.headers.clear();
 
     let mut hosts = 0u32;
     let mut content_length: Option<u64> = None;
     let mut te_seen = false;
     let mut te_chunked_last = false;
+    let mut te_other = false;
     let mut conn_close = false;
     let mut conn_keep_alive = false;
 
@@ -292,8 +304,11 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
                 }
                 head.host = vs;
             }
-            6 if is(name, b"accept") => head.accept = Some(vs),
-            6 if is(name, b"origin") => head.origin = Some(vs),
+            6 if is(name, b"accept") => {
+                head.accept_repeated |= head.accept.is_some();
+                head.accept.get_or_insert(vs);
+            }
+            6 if is(name, b"origin") => once(&mut head.origin, vs, "Origin")?,
             6 if is(name, b"expect") => {
                 if value.eq_ignore_ascii_case(b"100-continue") {
                     head.expect_continue = true;
@@ -311,12 +326,12 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
                     }
                 }
             }
-            10 if is(name, b"mcp-method") => head.mcp_method = Some(vs),
-            8 if is(name, b"mcp-name") => head.mcp_name = Some(vs),
-            12 if is(name, b"content-type") => head.content_type = Some(vs),
+            10 if is(name, b"mcp-method") => once(&mut head.mcp_method, vs, "Mcp-Method")?,
+            8 if is(name, b"mcp-name") => once(&mut head.mcp_name, vs, "Mcp-Name")?,
+            12 if is(name, b"content-type") => once(&mut head.content_type, vs, "Content-Type")?,
             12 if is(name, b"x-request-id") => head.request_id = Some(vs),
-            13 if is(name, b"authorization") => head.authorization = Some(vs),
-            13 if is(name, b"last-event-id") => head.last_event_id = Some(vs),
+            13 if is(name, b"authorization") => once(&mut head.authorization, vs, "Authorization")?,
+            13 if is(name, b"last-event-id") => once(&mut head.last_event_id, vs, "Last-Event-ID")?,
             14 if is(name, b"content-length") => {
                 let n = parse_content_length(value)?;
                 if content_length.is_some_and(|prev| prev != n) {
@@ -324,7 +339,7 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
                 }
                 content_length = Some(n);
             }
-            14 if is(name, b"mcp-session-id") => head.session_id = Some(vs),
+            14 if is(name, b"mcp-session-id") => once(&mut head.session_id, vs, "Mcp-Session-Id")?,
             17 if is(name, b"transfer-encoding") => {
                 // RFC 9112 6.1: the codings form one list across field lines; chunked must be the
                 // final coding of a request, and appear only once.
@@ -337,14 +352,19 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
                         return Err(bad("chunked must be the final transfer coding, applied once"));
                     }
                     te_chunked_last = c.eq_ignore_ascii_case(b"chunked");
+                    te_other |= !te_chunked_last;
                     te_seen = true;
                 }
                 if value.is_empty() {
                     te_seen = true;
                 }
             }
-            20 if is(name, b"mcp-protocol-version") => head.protocol_version = Some(vs),
-            23 if is(name, b"x-envoy-allow-mcp-tools") => head.allow_tools = Some(vs),
+            20 if is(name, b"mcp-protocol-version") => {
+                once(&mut head.protocol_version, vs, "MCP-Protocol-Version")?
+            }
+            23 if is(name, b"x-envoy-allow-mcp-tools") => {
+                once(&mut head.allow_tools, vs, "x-envoy-allow-mcp-tools")?
+            }
             _ => {}
         }
     }
@@ -367,6 +387,10 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
         }
         if !te_chunked_last {
             return Err(bad("transfer coding list does not end in chunked"));
+        }
+        if te_other {
+            // RFC 9112 6.1: a coding the server does not understand is a 501.
+            return Err(Error::client(Kind::NotImplemented, "only the chunked transfer coding is supported"));
         }
         Framing::Chunked
     } else {
@@ -407,6 +431,28 @@ fn valid_host(v: &[u8]) -> bool {
     let reg_name = host.iter().all(|&b| REG_NAME[b as usize]);
     let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
     reg_name && port_ok
+}
+
+/// Records a header that must appear once. A second line is a 400: the gateway and an
+/// intermediary that reads the other copy would disagree about the request (RFC 9110 5.3: only
+/// list-valued fields may repeat).
+fn once(slot: &mut Option<Span>, value: Span, name: &'static str) -> Result<(), Error> {
+    if slot.replace(value).is_some() {
+        return Err(Error::client(
+            Kind::BadRequest,
+            match name {
+                "Origin" => "duplicate Origin header",
+                "Mcp-Method" => "duplicate Mcp-Method header",
+                "Mcp-Name" => "duplicate Mcp-Name header",
+                "Content-Type" => "duplicate Content-Type header",
+                "Authorization" => "duplicate Authorization header",
+                "Mcp-Session-Id" => "duplicate Mcp-Session-Id header",
+                "MCP-Protocol-Version" => "duplicate MCP-Protocol-Version header",
+                _ => "duplicate header that must appear once",
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// Header-name match: exact bytes first (HTTP/2-era clients and the MCP SDKs send lower case,

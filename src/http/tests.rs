@@ -261,6 +261,38 @@ const HEADS: &[(&str, &str, Verdict)] = &[
     ),
     ("Transfer-Encoding gzip alone", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", BAD),
     (
+        "Transfer-Encoding gzip, chunked: a coding we do not implement (501)",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        Fail(Kind::NotImplemented),
+    ),
+    (
+        "duplicate Mcp-Method (an intermediary could read the other copy)",
+        "POST /mcp HTTP/1.1\r\nHost: a\r\nMcp-Method: tools/list\r\nmcp-method: tools/call\r\n\r\n",
+        BAD,
+    ),
+    ("duplicate Mcp-Name", "POST /mcp HTTP/1.1\r\nHost: a\r\nMcp-Name: a\r\nMcp-Name: b\r\n\r\n", BAD),
+    (
+        "duplicate Mcp-Session-Id",
+        "POST /mcp HTTP/1.1\r\nHost: a\r\nMcp-Session-Id: a\r\nMcp-Session-Id: b\r\n\r\n",
+        BAD,
+    ),
+    (
+        "duplicate MCP-Protocol-Version",
+        "POST /mcp HTTP/1.1\r\nHost: a\r\nMCP-Protocol-Version: 2025-06-18\r\nMCP-Protocol-Version: 2026-07-28\r\n\r\n",
+        BAD,
+    ),
+    (
+        "duplicate x-envoy-allow-mcp-tools",
+        "POST /mcp HTTP/1.1\r\nHost: a\r\nx-envoy-allow-mcp-tools: a\r\nx-envoy-allow-mcp-tools: b\r\n\r\n",
+        BAD,
+    ),
+    ("duplicate Origin", "GET / HTTP/1.1\r\nHost: a\r\nOrigin: http://a\r\nOrigin: http://b\r\n\r\n", BAD),
+    (
+        "Accept on two lines is one list (allowed)",
+        "GET / HTTP/1.1\r\nHost: a\r\nAccept: application/json\r\nAccept: text/event-stream\r\n\r\n",
+        Complete(get("/")),
+    ),
+    (
         "Transfer-Encoding pigeons (llhttp)",
         "PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: pigeons\r\n\r\n",
         BAD,

@@ -224,6 +224,9 @@ pub fn write_static(out: &mut Vec<u8>, s: &StaticNode) {
     }
 }
 
+/// Bodies above this size leave the decoder's buffers to be freed rather than reused.
+const SHRINK_ABOVE: usize = 256 * 1024;
+
 /// Per-core JSON decoder: simd-json buffers, a tape and an input copy, all reused, so decoding a
 /// request allocates nothing once they have grown to the working size.
 ///
@@ -257,6 +260,11 @@ impl Decoder {
         let mut tape = std::mem::replace(&mut self.tape, simd_json::Tape(Vec::new())).reset();
         let res = simd_json::fill_tape(&mut self.input, &mut self.buffers, &mut tape).map(|()| f(&tape.0));
         self.tape = tape.reset();
+        // A rare huge body must not pin its buffers (tens of MB for a 4 MB array) to the core
+        // for the life of the process.
+        if body.len() > SHRINK_ABOVE {
+            *self = Decoder::default();
+        }
         res
     }
 }

@@ -95,7 +95,9 @@ impl Conn {
         interruptible: bool,
     ) -> Option<std::io::Result<usize>> {
         if self.buf.capacity() - self.buf.len() < 1024 {
-            self.buf.reserve(self.buf.len().max(INITIAL_READ));
+            // Grow in bounded steps: never by more than 64 KiB at a time, whatever a peer
+            // announced, and without doubling a large buffer for its last few bytes.
+            self.buf.reserve(self.buf.len().clamp(INITIAL_READ, 64 * 1024));
         }
         let len = self.buf.len();
         let buf = std::mem::take(&mut self.buf);
@@ -118,8 +120,17 @@ impl Conn {
     /// must arrive within the head timeout.
     pub async fn read_head(&mut self, limits: &Limits, drain: &Event) -> HeadRead {
         let mut deadline: Option<Instant> = None;
+        // Bytes already searched for the end of the head: re-parsing the whole head on every
+        // read would let a client sending one byte per segment cost O(n^2).
+        let mut scanned = 0usize;
         loop {
-            if !self.buf.is_empty() {
+            let end_seen = {
+                let from = scanned.saturating_sub(3);
+                let tail = &self.buf[from..];
+                tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+            };
+            scanned = self.buf.len();
+            if end_seen || self.buf.len() >= limits.http.max_header_bytes {
                 match head::parse(&self.buf, &limits.http, &mut self.head) {
                     Ok(Parsed::Complete) => {
                         self.consumed = self.head.len;
@@ -176,6 +187,9 @@ impl Conn {
         let too_large = || Error::client(Kind::BodyTooLarge, "request body too large");
         let timeout = || Error::client(Kind::HeadTimeout, "request body not received in time");
         let closed = || Error::client(Kind::BadRequest, "connection closed mid-body");
+        // The whole body must arrive within the head timeout plus the idle timeout: each read
+        // making progress is not enough, or one byte per idle period would hold the connection.
+        let deadline = Instant::now() + limits.header_timeout + limits.idle_timeout;
         match self.head.framing {
             Framing::None => {}
             Framing::Length(n) => {
@@ -184,11 +198,11 @@ impl Conn {
                 }
                 let end = start + n as usize;
                 if self.buf.len() < end {
-                    self.continue_if_expected().await?;
-                    self.buf.reserve(end - self.buf.len());
+                    self.continue_if_expected(limits).await?;
                 }
                 while self.buf.len() < end {
-                    match self.fill(limits.idle_timeout, drain, false).await {
+                    let wait = deadline.saturating_duration_since(Instant::now()).min(limits.idle_timeout);
+                    match self.fill(wait, drain, false).await {
                         Some(Ok(0)) | Some(Err(_)) => return Err(closed()),
                         Some(Ok(_)) => {}
                         None => return Err(timeout()),
@@ -202,7 +216,7 @@ impl Conn {
                 self.chunked_body.clear();
                 let mut pos = start;
                 if self.buf.len() == start {
-                    self.continue_if_expected().await?;
+                    self.continue_if_expected(limits).await?;
                 }
                 loop {
                     pos += dec.decode(&self.buf[pos..], &mut self.chunked_body)?;
@@ -215,7 +229,8 @@ impl Conn {
                         self.buf.truncate(start);
                         pos = start;
                     }
-                    match self.fill(limits.idle_timeout, drain, false).await {
+                    let wait = deadline.saturating_duration_since(Instant::now()).min(limits.idle_timeout);
+                    match self.fill(wait, drain, false).await {
                         Some(Ok(0)) | Some(Err(_)) => return Err(closed()),
                         Some(Ok(_)) => {}
                         None => return Err(timeout()),
@@ -229,11 +244,15 @@ impl Conn {
         Ok(())
     }
 
-    async fn continue_if_expected(&mut self) -> Result<(), Error> {
+    async fn continue_if_expected(&mut self, limits: &Limits) -> Result<(), Error> {
         if self.head.expect_continue {
             self.head.expect_continue = false;
-            let (res, _) = self.stream.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await;
-            res.map_err(|_| Error::client(Kind::BadRequest, "connection closed"))?;
+            let write = self.stream.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]);
+            match monoio::time::timeout(limits.idle_timeout, write).await {
+                Ok((Ok(_), _)) => {}
+                Ok((Err(_), _)) => return Err(Error::client(Kind::BadRequest, "connection closed")),
+                Err(_) => return Err(Error::client(Kind::HeadTimeout, "client is not reading responses")),
+            }
         }
         Ok(())
     }

@@ -152,8 +152,8 @@ impl MethodClass {
 }
 
 /// Status codes with their own metric slot; anything else lands in the last slot.
-pub const STATUSES: [u16; 20] =
-    [100, 200, 202, 204, 400, 401, 403, 404, 405, 406, 408, 413, 415, 417, 431, 500, 502, 503, 504, 0];
+pub const STATUSES: [u16; 21] =
+    [100, 200, 202, 204, 400, 401, 403, 404, 405, 406, 408, 413, 415, 417, 431, 500, 501, 502, 503, 504, 0];
 
 fn status_slot(status: u16) -> usize {
     STATUSES.iter().position(|&s| s == status).unwrap_or(STATUSES.len() - 1)
@@ -219,17 +219,22 @@ impl Stats {
 }
 
 /// A one-shot local event: set once, wakes every waiter (the worker's drain signal).
+///
+/// Waiters live in slots that a dropped [`Wait`] gives back, so the many short waits of idle
+/// keep-alive reads (each abandoned when data arrives) do not pile up wakers.
 #[derive(Default)]
 pub struct Event {
     set: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
+    slots: RefCell<Vec<Option<Waker>>>,
+    free: RefCell<Vec<usize>>,
 }
 
 impl Event {
     /// Sets the event and wakes all waiters.
     pub fn set(&self) {
         self.set.set(true);
-        for w in self.waiters.borrow_mut().drain(..) {
+        let wakers: Vec<Waker> = self.slots.borrow_mut().iter_mut().filter_map(Option::take).collect();
+        for w in wakers {
             w.wake();
         }
     }
@@ -240,16 +245,62 @@ impl Event {
     }
 
     /// Resolves once the event is set.
-    pub async fn wait(&self) {
-        std::future::poll_fn(|cx| {
-            if self.set.get() {
-                std::task::Poll::Ready(())
-            } else {
-                self.waiters.borrow_mut().push(cx.waker().clone());
-                std::task::Poll::Pending
+    pub fn wait(&self) -> Wait<'_> {
+        Wait { event: self, slot: None }
+    }
+
+    /// Waiters currently registered (for tests).
+    pub fn waiters(&self) -> usize {
+        self.slots.borrow().iter().filter(|s| s.is_some()).count()
+    }
+}
+
+/// Future of [`Event::wait`]; deregisters its waker when dropped.
+pub struct Wait<'e> {
+    event: &'e Event,
+    slot: Option<usize>,
+}
+
+impl std::future::Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.event.set.get() {
+            return std::task::Poll::Ready(());
+        }
+        let mut slots = self.event.slots.borrow_mut();
+        match self.slot {
+            Some(i) => match &mut slots[i] {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                other => *other = Some(cx.waker().clone()),
+            },
+            None => {
+                let i = match self.event.free.borrow_mut().pop() {
+                    Some(i) => {
+                        slots[i] = Some(cx.waker().clone());
+                        i
+                    }
+                    None => {
+                        slots.push(Some(cx.waker().clone()));
+                        slots.len() - 1
+                    }
+                };
+                drop(slots);
+                self.slot = Some(i);
             }
-        })
-        .await
+        }
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot.take() {
+            if let Some(s) = self.event.slots.borrow_mut().get_mut(i) {
+                *s = None;
+            }
+            self.event.free.borrow_mut().push(i);
+        }
     }
 }
 
@@ -327,6 +378,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
 
     #[test]
     fn revocation_reaches_every_worker() {
@@ -338,6 +390,25 @@ mod tests {
         assert!(b.contains(&[1; 16], 50));
         assert!(!b.contains(&[1; 16], 100), "forgotten at expiry");
         assert!(!a.contains(&[2; 16], 50));
+    }
+
+    #[test]
+    fn abandoned_waits_give_their_slot_back() {
+        // Regression: every idle keep-alive wait used to leave a waker (and a task reference)
+        // behind until shutdown.
+        let e = Event::default();
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        for _ in 0..1000 {
+            let mut w = std::pin::pin!(e.wait());
+            assert!(w.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(e.waiters(), 0);
+        assert!(e.slots.borrow().len() <= 1);
+        let mut w = std::pin::pin!(e.wait());
+        assert!(w.as_mut().poll(&mut cx).is_pending());
+        e.set();
+        assert!(w.as_mut().poll(&mut cx).is_ready());
     }
 
     #[test]

@@ -91,8 +91,9 @@ pub fn tools_list(
     }
     body.extend_from_slice(b"\"tools\":[");
     let mut first = true;
-    for t in &server.tools {
-        if !server.tool_allowed(&t.name, allow) {
+    let mask = allow.map(|a| server.header_mask(a));
+    for (i, t) in server.tools.iter().enumerate() {
+        if !t.allowed || mask.as_ref().is_some_and(|m| !m[i]) {
             continue;
         }
         if !first {
@@ -129,7 +130,7 @@ pub fn tools_call(
         .get(name)
         .and_then(|&i| server.tools.get(i))
         .ok_or_else(|| Error::client(Kind::InvalidParams, format!("Unknown tool: {}", truncate(name))))?;
-    if !server.tool_allowed(name, allow) {
+    if !server.tool_allowed(tool, allow) {
         return Err(Error::client(Kind::InvalidParams, format!("Tool not allowed: {}", truncate(name))));
     }
     if let Some(a) = arguments {

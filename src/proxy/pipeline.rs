@@ -67,6 +67,9 @@ impl Principal {
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
+/// Most messages in one JSON-RPC batch (2025-03-26 only).
+const MAX_BATCH: usize = 100;
+
 fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -101,6 +104,13 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
         }
         None => exchange(core, &snap, conn).await,
     };
+
+    // RFC 9110 9.3.2: a response to HEAD has no content (the head may keep its length).
+    if !failed && conn.head.method == Method::Head {
+        if let Some(end) = conn.out.windows(4).position(|w| w == b"\r\n\r\n") {
+            conn.out.truncate(end + 4);
+        }
+    }
 
     // 7. respond
     let written = conn.flush(&limits).await;
@@ -181,7 +191,7 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
     match conn.head.method {
         Method::Post => {}
         Method::Options => return preflight(conn, &cx),
-        Method::Delete => return delete(core, snap, conn, &cx),
+        Method::Delete => return delete(core, snap, conn, &cx, Principal::Anonymous),
         // No server-initiated stream for local endpoints: the transport allows 405 here.
         Method::Get => {
             let err = Error::client(Kind::MethodNotAllowed, "this endpoint offers no GET stream; use POST");
@@ -246,9 +256,17 @@ fn body_slice<'b>(buf: &'b [u8], head: &Head) -> &'b [u8] {
 /// Transport checks of a POST that need no body: `Accept` must admit both JSON and SSE (the
 /// client MUST list both) and the body must be declared JSON.
 fn admit_post(head: &Head, buf: &[u8]) -> Result<(), Error> {
-    let accept = head.accept.map(|a| a.of(buf)).unwrap_or(b"");
     let (mut json, mut sse) = (false, false);
-    for range in accept.split(|&b| b == b',') {
+    let first = head.accept.map(|a| a.of(buf)).unwrap_or(b"");
+    // Several Accept lines form one list (RFC 9110 5.3); the common single line needs no scan.
+    let lines = head
+        .headers
+        .iter()
+        .filter(|_| head.accept_repeated)
+        .filter(|(n, _)| n.of(buf).eq_ignore_ascii_case(b"accept"))
+        .map(|(_, v)| v.of(buf));
+    let ranges = std::iter::once(first).filter(|_| !head.accept_repeated).chain(lines);
+    for range in ranges.flat_map(|l| l.split(|&b| b == b',')) {
         let media = range.split(|&b| b == b';').next().unwrap_or(b"").trim_ascii();
         if media.eq_ignore_ascii_case(b"*/*") {
             (json, sse) = (true, true);
@@ -287,7 +305,8 @@ fn fail(
     method: MethodClass,
 ) -> Outcome {
     let keep = keep_alive && conn.body_read;
-    let origin = cors.map(|o| o.of(&conn.buf));
+    // After an abandoned body read the buffer is gone and spans resolve to nothing.
+    let origin = cors.map(|o| o.of(&conn.buf)).filter(|o| !o.is_empty());
     let extra = Extra { cors_origin: origin, request_id: Some(&conn.request_id), ..Extra::default() };
     let w = respond::write_error(&mut conn.out, &mut conn.scratch, err, reply, keep, &extra);
     Outcome { status: w.status, close: w.close || !keep, method }
@@ -324,7 +343,7 @@ fn preflight(conn: &mut Conn, cx: &Ctx<'_>) -> Outcome {
 
 /// DELETE ends a session (2025 revisions). The termination reaches every worker before the
 /// answer is written, so the id is 404 everywhere in this process from then on.
-fn delete(core: &Core, snap: &Snapshot, conn: &mut Conn, cx: &Ctx<'_>) -> Outcome {
+fn delete(core: &Core, snap: &Snapshot, conn: &mut Conn, cx: &Ctx<'_>, principal: Principal) -> Outcome {
     let reply = ErrorReply::default();
     let pv = conn.head.protocol_version.map(|s| s.of(&conn.buf));
     if pv.and_then(Version::parse).is_some_and(Version::is_stateless) {
@@ -338,6 +357,11 @@ fn delete(core: &Core, snap: &Snapshot, conn: &mut Conn, cx: &Ctx<'_>) -> Outcom
     };
     let now = now_unix();
     match open_session(core, snap, cx.server, sid, now) {
+        // Only the principal a session belongs to may end it.
+        Ok(claims) if claims.principal != principal.id() => {
+            let err = Error::client(Kind::SessionNotFound, "Session not found");
+            fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None)
+        }
         Ok(claims) => {
             core.revocations.publish(claims.id, claims.expires);
             let keep = cx.keep_alive && conn.body_read;
@@ -809,8 +833,19 @@ fn batch(
         );
         return w.error(&err, &ErrorReply::default(), class);
     }
-    if json::elements(tape).next().is_none() {
+    let count = match tape.first() {
+        Some(Node::Array { len, .. }) => *len,
+        _ => 0,
+    };
+    if count == 0 {
         let err = Error::client(Kind::InvalidRequest, "empty batch");
+        return w.error(&err, &ErrorReply::default(), class);
+    }
+    // Every element gets an answer of its own, so an unbounded batch would turn one small
+    // request into a huge response (2-byte elements, ~100-byte errors). JSON-RPC sets no limit;
+    // the official SDKs send small batches.
+    if count > MAX_BATCH {
+        let err = Error::client(Kind::InvalidRequest, "batch too large (at most 100 messages)");
         return w.error(&err, &ErrorReply::default(), class);
     }
     match claims {
