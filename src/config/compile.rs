@@ -122,15 +122,28 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
         get("allowedOrigins").and_then(|v| parse_value::<Vec<String>>(v, "allowedOrigins", errs));
     let allowed_hosts = get("allowedHosts").and_then(|v| parse_value::<Vec<String>>(v, "allowedHosts", errs));
     let loopback_only = !listen.is_empty() && listen.iter().all(|a| a.ip().is_loopback());
-    let origins = OriginPolicy::compile(allowed_origins.as_deref(), allowed_hosts.as_deref(), loopback_only)
-        .unwrap_or_else(|list| {
-            for (i, e) in list {
-                errs.push(format!("allowedOrigins[{i}]"), e);
-            }
-            OriginPolicy::default()
-        });
+    let listen_ips: Vec<_> = listen.iter().map(|a| a.ip()).collect();
+    let origins = OriginPolicy::compile(
+        allowed_origins.as_deref(),
+        allowed_hosts.as_deref(),
+        loopback_only,
+        &listen_ips,
+    )
+    .unwrap_or_else(|list| {
+        for (i, e) in list {
+            errs.push(format!("allowedOrigins[{i}]"), e);
+        }
+        OriginPolicy::default()
+    });
 
     let mut warnings = Vec::new();
+    if !loopback_only && allowed_hosts.is_none() {
+        warnings.push(
+            "listening beyond loopback without allowedHosts: the Host header is not checked, and browser \
+             Origins are accepted only for loopback names and listen addresses (set allowedHosts/allowedOrigins)"
+                .into(),
+        );
+    }
     let mut servers = Vec::new();
     let mut routes = HashMap::default();
     let mut names = HashSet::new();

@@ -44,9 +44,32 @@ impl<T: DeserializeOwned> Deferred<T> {
             } else {
                 format!("{path}.{inner}")
             };
-            format!("{full}: {}", e.into_inner())
+            format!("{full}: {}", redact_values(&e.into_inner().to_string()))
         })
     }
+}
+
+/// Replaces the double-quoted values serde puts in type errors (`invalid type: string "..."`)
+/// with `"<redacted>"`: the value may be a secret from `${ENV}`, and these messages reach logs
+/// and the admin `/reload` answer. Field and variant names (in backticks) stay visible.
+pub fn redact_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(start) = rest.find('"') {
+        out.push_str(&rest[..start]);
+        match rest[start + 1..].find('"') {
+            Some(len) => {
+                out.push_str("\"<redacted>\"");
+                rest = &rest[start + 1 + len + 1..];
+            }
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `a` or `[a, b]`.
@@ -93,11 +116,11 @@ pub fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
     match Option::<N>::deserialize(d)? {
         None => Ok(None),
         Some(N::Num(n)) => Ok(Some(n)),
-        Some(N::Text(t)) => {
-            t.trim().parse().map(Some).map_err(|_| {
-                serde::de::Error::custom(format!("expected a non-negative integer, found {t:?}"))
-            })
-        }
+        Some(N::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("expected a non-negative integer")),
     }
 }
 
@@ -115,7 +138,7 @@ pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::
         Some(B::Text(t)) => match t.trim() {
             "true" => Ok(Some(true)),
             "false" => Ok(Some(false)),
-            _ => Err(serde::de::Error::custom(format!("expected true or false, found {t:?}"))),
+            _ => Err(serde::de::Error::custom("expected true or false")),
         },
     }
 }

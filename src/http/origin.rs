@@ -18,6 +18,10 @@ pub struct OriginPolicy {
     origins: Vec<Entry>,
     /// Empty: no Host restriction. Otherwise Host's name must be one of these (lower case).
     hosts: Vec<String>,
+    /// Names the gateway knows as its own: loopback names, `allowedHosts`, concrete listen IPs.
+    /// Without `allowedOrigins`, an Origin must name one of these *and* match Host: comparing
+    /// Origin with Host alone proves nothing, since a rebinding page controls both.
+    own: Vec<String>,
 }
 
 const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -55,6 +59,7 @@ impl OriginPolicy {
         allowed_origins: Option<&[String]>,
         allowed_hosts: Option<&[String]>,
         loopback_only: bool,
+        listen_ips: &[std::net::IpAddr],
     ) -> Result<OriginPolicy, Vec<(usize, String)>> {
         let mut p = OriginPolicy::default();
         let mut errs = Vec::new();
@@ -76,6 +81,9 @@ impl OriginPolicy {
             p.hosts.extend(p.origins.iter().map(|e| e.host.clone()));
             p.hosts.extend(allowed_hosts.unwrap_or(&[]).iter().map(|h| h.to_ascii_lowercase()));
         }
+        p.own = LOOPBACK_NAMES.iter().map(|s| s.to_string()).collect();
+        p.own.extend(allowed_hosts.unwrap_or(&[]).iter().map(|h| h.to_ascii_lowercase()));
+        p.own.extend(listen_ips.iter().filter(|ip| !ip.is_unspecified()).map(|ip| ip.to_string()));
         if allowed_origins.is_none() {
             p.origins.clear();
         }
@@ -106,8 +114,9 @@ impl OriginPolicy {
                 .iter()
                 .any(|e| e.scheme == scheme && e.host == o_host && (e.port.is_none() || e.port == o_port))
         } else {
-            // Same-host only.
-            o_host.eq_ignore_ascii_case(host_name)
+            // Same-host only: the Origin names this gateway and the Host it was sent to.
+            o_host.eq_ignore_ascii_case(host_name.trim_start_matches('[').trim_end_matches(']'))
+                && self.own.iter().any(|h| h.eq_ignore_ascii_case(&o_host))
         };
         if ok {
             Ok(())
@@ -123,7 +132,7 @@ mod tests {
 
     #[test]
     fn conformance_rebinding_probe_is_refused_on_loopback() {
-        let p = OriginPolicy::compile(None, None, true).unwrap();
+        let p = OriginPolicy::compile(None, None, true, &[]).unwrap();
         assert!(p.check(Some(b"http://evil.example.com"), b"evil.example.com").is_err());
         assert!(p.check(None, b"evil.example.com").is_err());
         assert!(p.check(None, b"127.0.0.1:8080").is_ok());
@@ -134,12 +143,30 @@ mod tests {
     #[test]
     fn configured_origins() {
         let list = vec!["http://localhost".to_string(), "https://app.example.com:8443".to_string()];
-        let p = OriginPolicy::compile(Some(&list), None, false).unwrap();
+        let p = OriginPolicy::compile(Some(&list), None, false, &[]).unwrap();
         assert!(p.check(Some(b"http://localhost:3000"), b"gw.example.com").is_ok());
         assert!(p.check(Some(b"https://app.example.com:8443"), b"gw").is_ok());
         assert!(p.check(Some(b"https://app.example.com"), b"gw").is_err());
         assert!(p.check(Some(b"http://evil.example.com"), b"evil.example.com").is_err());
         assert!(p.check(Some(b"null"), b"gw").is_err());
-        assert!(OriginPolicy::compile(Some(&["nope".to_string()]), None, false).is_err());
+        assert!(OriginPolicy::compile(Some(&["nope".to_string()]), None, false, &[]).is_err());
+    }
+
+    #[test]
+    fn same_host_on_a_public_listener_needs_a_known_name() {
+        // Regression: on 0.0.0.0 without allowedOrigins, Origin == Host passed, and a rebinding
+        // page controls both.
+        let any: std::net::IpAddr = "0.0.0.0".parse().unwrap();
+        let p = OriginPolicy::compile(None, None, false, &[any]).unwrap();
+        assert!(p.check(Some(b"http://evil.example.com"), b"evil.example.com").is_err());
+        assert!(p.check(None, b"evil.example.com").is_ok(), "non-browser clients send no Origin");
+        assert!(p.check(Some(b"http://localhost:8080"), b"localhost:8080").is_ok());
+        let hosts = vec!["mcp.example.com".to_string()];
+        let p = OriginPolicy::compile(None, Some(&hosts), false, &[any]).unwrap();
+        assert!(p.check(Some(b"https://mcp.example.com"), b"mcp.example.com").is_ok());
+        assert!(p.check(Some(b"http://evil.example.com"), b"evil.example.com").is_err());
+        let ip: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        let p = OriginPolicy::compile(None, None, false, &[ip]).unwrap();
+        assert!(p.check(Some(b"http://10.1.2.3:8080"), b"10.1.2.3:8080").is_ok());
     }
 }

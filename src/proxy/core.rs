@@ -43,10 +43,10 @@ impl RevocationBus {
     }
 }
 
-/// Most terminated sessions one worker remembers. Entries leave at their session's expiry; past
-/// this many live entries the oldest-expiring half is pruned (logged), which bounds memory
-/// against a client that creates and deletes sessions in a loop.
-const MAX_REVOKED: usize = 1 << 20;
+/// Most terminated sessions one worker remembers (about 40 MB). Entries leave at their session's
+/// expiry. A live entry is never dropped - that would bring a terminated session back - so when
+/// the set is full of live entries, further DELETEs are refused with 503 until some expire.
+pub const MAX_REVOKED: usize = 1 << 20;
 
 /// A worker's view of terminated sessions.
 pub struct Revoked {
@@ -60,22 +60,29 @@ impl Revoked {
         Revoked { set: HashMap::new(), rx }
     }
 
-    /// Whether `id` was terminated (by any worker) and has not expired by `now`.
-    pub fn contains(&mut self, id: &[u8; 16], now: u64) -> bool {
+    /// Takes in the terminations other workers announced.
+    pub fn drain(&mut self, now: u64) {
         while let Ok((rid, exp)) = self.rx.try_recv() {
             if self.set.len() >= MAX_REVOKED {
                 self.set.retain(|_, e| *e > now);
-                if self.set.len() >= MAX_REVOKED {
-                    let mut exps: Vec<u64> = self.set.values().copied().collect();
-                    exps.sort_unstable();
-                    let cut = exps[exps.len() / 2];
-                    self.set.retain(|_, e| *e > cut);
-                    log::warn!("terminated-session set full; pruned entries expiring before {cut}");
-                }
             }
             self.set.insert(rid, exp);
         }
+    }
+
+    /// Whether `id` was terminated (by any worker) and has not expired by `now`.
+    pub fn contains(&mut self, id: &[u8; 16], now: u64) -> bool {
+        self.drain(now);
         self.set.get(id).is_some_and(|&exp| exp > now)
+    }
+
+    /// Whether another termination can be remembered (expired entries are dropped first).
+    pub fn has_room(&mut self, now: u64) -> bool {
+        self.drain(now);
+        if self.set.len() >= MAX_REVOKED {
+            self.set.retain(|_, e| *e > now);
+        }
+        self.set.len() < MAX_REVOKED
     }
 }
 

@@ -362,6 +362,10 @@ fn delete(core: &Core, snap: &Snapshot, conn: &mut Conn, cx: &Ctx<'_>, principal
             let err = Error::client(Kind::SessionNotFound, "Session not found");
             fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None)
         }
+        Ok(_) if !core.revoked.borrow_mut().has_room(now) => {
+            let err = Error::client(Kind::Overloaded, "too many terminated sessions; retry later");
+            fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None)
+        }
         Ok(claims) => {
             core.revocations.publish(claims.id, claims.expires);
             let keep = cx.keep_alive && conn.body_read;

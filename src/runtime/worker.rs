@@ -83,6 +83,17 @@ async fn serve(spec: Spec) {
         let _ = drain_rx.await;
         c.drain.set();
     });
+    // Take in other workers' session terminations even when this worker opens no sessions, so
+    // its queue cannot grow without bound.
+    let c = core.clone();
+    monoio::spawn(async move {
+        while !c.drain.is_set() {
+            monoio::time::sleep(Duration::from_secs(1)).await;
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            c.revoked.borrow_mut().drain(now);
+        }
+    });
     for l in listeners {
         monoio::spawn(accept(core.clone(), l));
     }

@@ -1012,3 +1012,13 @@ fn demo_effective_config_is_json() {
     assert_eq!(v["servers"][0]["path"], json!("/mcp"));
     assert!(!snap.effective.contains("Welcome to portcullis"), "server.config is redacted");
 }
+
+#[test]
+fn type_errors_do_not_echo_values() {
+    // Regression: serde's "invalid type: string \"...\"" printed the value, which may be a secret
+    // from the environment, into logs and the admin /reload answer.
+    let env = |name: &str| (name == "KEYS").then(|| "sk-live-very-secret-value".to_string());
+    let errs = compile_str(&format!("sessions: {{keys: ${{KEYS}}}}\n{ONE_SERVER}"), &env).unwrap_err();
+    assert!(errs.iter().any(|e| e.starts_with("sessions.keys")), "{errs:?}");
+    assert!(errs.iter().all(|e| !e.contains("sk-live")), "{errs:?}");
+}
