@@ -34,7 +34,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    portcullis::runtime::logging::init();
     let cli = Cli::parse();
     let source = match &cli.config {
         Some(p) => Source::File(p.clone()),

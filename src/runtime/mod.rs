@@ -5,6 +5,7 @@
 //! Workers share nothing mutable: they read the published snapshot through arc-swap and receive
 //! channel messages (drain, statistics scrape, session terminations).
 
+pub mod logging;
 mod worker;
 
 use std::net::SocketAddr;
