@@ -42,6 +42,7 @@ pub mod proxy;
 pub mod respond;
 pub mod rest;
 pub mod runtime;
+pub mod upstream;
 
 #[cfg(feature = "count-allocs")]
 pub mod alloc_count;
