@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod fuzzing;

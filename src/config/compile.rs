@@ -362,6 +362,7 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
 
     let mut config = serde_json::Value::Object(Default::default());
     let mut scheme_ids = HashSet::new();
+    let mut schemes: Vec<raw::SecurityScheme> = Vec::new();
     if let Some(s) = &rs.server {
         let spath = format!("{path}.server");
         if let Ok(hs) = s.parse(&spath).map_err(|e| errs.0.push(e)) {
@@ -377,6 +378,7 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
                     errs.push(format!("{p}.id"), format!("duplicate scheme id {:?}", sc.id));
                 }
                 check_scheme(sc, &p, errs);
+                schemes.push(sc.clone());
             }
         }
     }
@@ -393,11 +395,23 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
             tools.push(lt);
         }
     }
+    let mut backends = Vec::new();
+    let mut backend_names = HashSet::new();
     for (i, b) in rs.backends.iter().flatten().enumerate() {
         let bpath = format!("{path}.backends[{i}]");
-        if b.parse(&bpath).map_err(|e| errs.0.push(e)).is_ok() {
-            errs.push(bpath, "MCP backends are not supported by this build yet");
+        let Ok(rb) = b.parse(&bpath).map_err(|e| errs.0.push(e)) else { continue };
+        if !backend_names.insert(rb.name.clone()) {
+            errs.push(format!("{bpath}.name"), format!("duplicate backend name {:?}", rb.name));
         }
+        if let Some(be) = compile_backend(&rb, &bpath, &schemes, errs) {
+            backends.push(be);
+        }
+    }
+    if !backends.is_empty() && !backend_routing_supported() {
+        errs.push(
+            format!("{path}.backends"),
+            "MCP backends are not supported by this build yet (the upstream client is in place; aggregation is not)",
+        );
     }
     if let Some(sep) = &rs.tool_name_separator {
         if sep.is_empty() {
@@ -430,6 +444,140 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
         allow_tools,
         config,
         anonymous,
+        backends,
+        separator: rs.tool_name_separator.as_deref().unwrap_or("__").into(),
+    })
+}
+
+/// Whether the pipeline routes to backends yet; until it does, a config with backends is
+/// refused rather than served with its backends silently missing.
+fn backend_routing_supported() -> bool {
+    false
+}
+
+fn compile_backend(
+    rb: &raw::Backend,
+    path: &str,
+    schemes: &[raw::SecurityScheme],
+    errs: &mut Errors,
+) -> Option<crate::config::snapshot::Backend> {
+    use crate::auth::scheme::{BackendCredential, SchemeKind};
+    use crate::upstream::target::Target;
+    let before = errs.0.len();
+    if !valid_name(&rb.name) {
+        errs.push(format!("{path}.name"), "must be 1-128 characters of [A-Za-z0-9_-]");
+    }
+    let mut targets = Vec::new();
+    match &rb.endpoints {
+        Some(list) if !list.is_empty() => {
+            for (i, u) in list.iter().enumerate() {
+                match Target::parse(u) {
+                    Ok(t) => targets.push(t),
+                    Err(e) => errs.push(format!("{path}.endpoints[{i}]"), e.to_string()),
+                }
+            }
+        }
+        _ => match Target::parse(&rb.url) {
+            Ok(t) => targets.push(t),
+            Err(e) => errs.push(format!("{path}.url"), e.to_string()),
+        },
+    }
+    let sel = rb.tool_selector.clone().unwrap_or_default();
+    let mut regexes = |list: Option<Vec<String>>, field: &str| -> Vec<regex::Regex> {
+        let mut out = Vec::new();
+        for (i, p) in list.unwrap_or_default().iter().enumerate() {
+            // Anchored: a selector names whole tool names, as Envoy AI Gateway's does.
+            match regex::Regex::new(&format!("^(?:{p})$")) {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    errs.push(format!("{path}.toolSelector.{field}[{i}]"), format!("invalid regex: {e}"))
+                }
+            }
+        }
+        out
+    };
+    let include_regex = regexes(sel.include_regex, "includeRegex");
+    let exclude_regex = regexes(sel.exclude_regex, "excludeRegex");
+    let boxed = |v: Option<Vec<String>>| v.unwrap_or_default().into_iter().map(Into::into).collect();
+    let selector = crate::config::snapshot::ToolSelector {
+        include: boxed(sel.include),
+        include_regex,
+        exclude: boxed(sel.exclude),
+        exclude_regex,
+    };
+    let mut credential = None;
+    if let Some(sref) = &rb.security {
+        if sref.passthrough == Some(true) {
+            errs.push(
+                format!("{path}.security.passthrough"),
+                "passthrough is not supported for MCP backends",
+            );
+        }
+        match schemes.iter().find(|s| s.id == sref.id) {
+            None => errs.push(
+                format!("{path}.security.id"),
+                format!("no securitySchemes entry with id {:?}", sref.id),
+            ),
+            Some(sc) => {
+                let kind = match (
+                    sc.kind,
+                    sc.scheme.as_deref().map(str::to_ascii_lowercase).as_deref(),
+                    sc.location,
+                ) {
+                    (raw::SchemeType::Http, Some("bearer"), _) => Some(SchemeKind::Bearer),
+                    (raw::SchemeType::Http, Some("basic"), _) => Some(SchemeKind::Basic),
+                    (raw::SchemeType::ApiKey, _, Some(raw::In::Header)) => Some(SchemeKind::ApiKeyHeader),
+                    (raw::SchemeType::ApiKey, _, Some(raw::In::Query)) => Some(SchemeKind::ApiKeyQuery),
+                    _ => None,
+                };
+                let value = sref.credential.as_deref().or(sc.default_credential.as_deref());
+                match (kind, value) {
+                    (Some(k), Some(v)) if !v.is_empty() => {
+                        credential = Some(BackendCredential::new(k, sc.name.as_deref().unwrap_or(""), v))
+                    }
+                    (Some(_), _) => errs.push(
+                        format!("{path}.security"),
+                        format!(
+                            "scheme {:?} has no defaultCredential and the backend sets no credential",
+                            sc.id
+                        ),
+                    ),
+                    // The scheme itself was already reported by check_scheme.
+                    (None, _) => {}
+                }
+            }
+        }
+    }
+    let forward_headers = rb
+        .forward_headers
+        .iter()
+        .flatten()
+        .map(|h| h.name.to_ascii_lowercase().into_boxed_str())
+        .collect::<Vec<_>>();
+    for (i, h) in forward_headers.iter().enumerate() {
+        // Credentials and hop-by-hop or framing headers are never forwarded by name.
+        if matches!(
+            &**h,
+            "authorization"
+                | "cookie"
+                | "host"
+                | "content-length"
+                | "transfer-encoding"
+                | "connection"
+                | "mcp-session-id"
+        ) {
+            errs.push(format!("{path}.forwardHeaders[{i}].name"), format!("{h:?} cannot be forwarded"));
+        }
+    }
+    if rb.ca_file.is_some() {
+        errs.push(format!("{path}.caFile"), "https backends are not supported by this build yet");
+    }
+    (errs.0.len() == before).then(|| crate::config::snapshot::Backend {
+        name: rb.name.as_str().into(),
+        targets,
+        selector,
+        credential,
+        forward_headers,
     })
 }
 

@@ -56,6 +56,48 @@ pub struct LocalTool {
     pub allowed: bool,
 }
 
+/// A backend's `toolSelector`, compiled: exclude wins over include; with no include rule every
+/// tool is included.
+#[derive(Debug, Default)]
+pub struct ToolSelector {
+    /// Exact names to include.
+    pub include: Vec<Box<str>>,
+    /// Patterns to include.
+    pub include_regex: Vec<regex::Regex>,
+    /// Exact names to exclude.
+    pub exclude: Vec<Box<str>>,
+    /// Patterns to exclude.
+    pub exclude_regex: Vec<regex::Regex>,
+}
+
+impl ToolSelector {
+    /// Whether the backend tool `name` is exposed.
+    pub fn selects(&self, name: &str) -> bool {
+        if self.exclude.iter().any(|e| &**e == name) || self.exclude_regex.iter().any(|r| r.is_match(name)) {
+            return false;
+        }
+        let no_include = self.include.is_empty() && self.include_regex.is_empty();
+        no_include
+            || self.include.iter().any(|e| &**e == name)
+            || self.include_regex.iter().any(|r| r.is_match(name))
+    }
+}
+
+/// An MCP server aggregated behind an endpoint.
+#[derive(Debug)]
+pub struct Backend {
+    /// Unique within the server; the tool-name prefix.
+    pub name: Box<str>,
+    /// Endpoints (`url`, or `endpoints` when given), resolved at load.
+    pub targets: Vec<crate::upstream::target::Target>,
+    /// Which of its tools are exposed.
+    pub selector: ToolSelector,
+    /// Credential put on every request to it (`backends[].security`).
+    pub credential: Option<crate::auth::scheme::BackendCredential>,
+    /// Client headers forwarded to it (lower case).
+    pub forward_headers: Vec<Box<str>>,
+}
+
 /// One MCP endpoint.
 #[derive(Debug)]
 pub struct Server {
@@ -77,6 +119,10 @@ pub struct Server {
     pub config: serde_json::Value,
     /// Whether clients are anonymous (no `authentication`, or `mode: none`).
     pub anonymous: bool,
+    /// Aggregated MCP backends.
+    pub backends: Vec<Backend>,
+    /// `toolNameSeparator` (default `__`).
+    pub separator: Box<str>,
 }
 
 impl Server {

@@ -411,7 +411,58 @@ servers:
         toolSelector: {include: [echo]}
 "#,
     );
-    assert_error(&errs, "servers[0].backends[0]", "not supported");
+    assert_error(&errs, "servers[0].backends", "not supported");
+}
+
+#[test]
+fn backend_blocks_are_validated_with_paths() {
+    let errs = errors(
+        r#"
+servers:
+  - name: a
+    server:
+      securitySchemes:
+        - {id: noCred, type: http, scheme: bearer}
+    backends:
+      - name: b1
+        url: https://127.0.0.1:9001/mcp
+      - name: b2
+        url: http://127.0.0.1:9002/mcp
+        toolSelector: {includeRegex: ["(unclosed"]}
+        security: {id: missing}
+      - name: b3
+        url: http://127.0.0.1:9003/mcp
+        security: {id: noCred}
+        forwardHeaders: [{name: Authorization}]
+      - name: b3
+        url: http://127.0.0.1:9004/mcp
+"#,
+    );
+    assert_error(&errs, "servers[0].backends[0].url", "only http://");
+    assert_error(&errs, "servers[0].backends[1].toolSelector.includeRegex[0]", "invalid regex");
+    assert_error(&errs, "servers[0].backends[1].security.id", "no securitySchemes entry");
+    assert_error(&errs, "servers[0].backends[2].security", "no defaultCredential");
+    assert_error(&errs, "servers[0].backends[2].forwardHeaders[0].name", "cannot be forwarded");
+    assert_error(&errs, "servers[0].backends[3].name", "duplicate backend name");
+}
+
+#[test]
+fn tool_selector_semantics() {
+    use crate::config::snapshot::ToolSelector;
+    let re = |p: &str| regex::Regex::new(&format!("^(?:{p})$")).unwrap();
+    let s = ToolSelector {
+        include: vec!["echo".into()],
+        include_regex: vec![re("get_.*")],
+        exclude: vec!["get_secret".into()],
+        exclude_regex: vec![re(".*_admin")],
+    };
+    assert!(s.selects("echo"));
+    assert!(s.selects("get_weather"));
+    assert!(!s.selects("get_secret"), "exclude wins");
+    assert!(!s.selects("get_admin"), "excludeRegex wins");
+    assert!(!s.selects("sum"), "not included");
+    assert!(!s.selects("xget_weather"), "regexes are anchored");
+    assert!(ToolSelector::default().selects("anything"));
 }
 
 #[test]
