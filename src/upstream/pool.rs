@@ -23,7 +23,6 @@ pub struct Pool {
     pub reuses: u64,
 }
 
-
 impl Pool {
     /// A warm idle connection to `addr`, if one is young enough.
     pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<TcpStream> {
