@@ -124,9 +124,10 @@ impl Conn {
         // read would let a client sending one byte per segment cost O(n^2).
         let mut scanned = 0usize;
         loop {
-            let end_seen = {
-                let from = scanned.saturating_sub(3);
-                let tail = &self.buf[from..];
+            // The first attempt goes straight to httparse (a head almost always arrives in one
+            // read); later attempts only scan the new bytes for a possible end of head.
+            let end_seen = scanned == 0 || {
+                let tail = &self.buf[scanned.saturating_sub(3)..];
                 tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
             };
             scanned = self.buf.len();
