@@ -420,7 +420,8 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
     }
     let allow_tools: Option<Vec<Box<str>>> = rs.allow_tools.as_ref().map(|list| {
         for (i, t) in list.iter().enumerate() {
-            if !tool_index.contains_key(t.as_str()) {
+            // Backend tool names are only known at run time.
+            if rs.backends.as_ref().is_none_or(Vec::is_empty) && !tool_index.contains_key(t.as_str()) {
                 errs.push(format!("{path}.allowTools[{i}]"), format!("no tool named {t:?}"));
             }
         }
@@ -452,7 +453,7 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
 /// Whether the pipeline routes to backends yet; until it does, a config with backends is
 /// refused rather than served with its backends silently missing.
 fn backend_routing_supported() -> bool {
-    false
+    true
 }
 
 fn compile_backend(

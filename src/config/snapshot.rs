@@ -134,6 +134,19 @@ impl Server {
                 .is_none_or(|list| list.split(|&b| b == b',').any(|t| t.trim_ascii() == tool.name.as_bytes()))
     }
 
+    /// Whether backend tools are exposed as `<backend><sep><tool>` (CONFIG.md: with more than one
+    /// source - local tools and a backend, or several backends).
+    pub fn prefixed(&self) -> bool {
+        self.backends.len() > 1 || (!self.backends.is_empty() && !self.tools.is_empty())
+    }
+
+    /// `allowTools` and the header list applied to an exposed (backend) tool name.
+    pub fn name_allowed(&self, name: &str, header_list: Option<&[u8]>) -> bool {
+        self.allow_tools.as_ref().is_none_or(|a| a.iter().any(|t| &**t == name))
+            && header_list
+                .is_none_or(|list| list.split(|&b| b == b',').any(|t| t.trim_ascii() == name.as_bytes()))
+    }
+
     /// For `tools/list` under an `x-envoy-allow-mcp-tools` header: which tools (by index) the
     /// header names, computed in one pass over the header instead of one pass per tool.
     pub fn header_mask(&self, header_list: &[u8]) -> Vec<bool> {

@@ -19,6 +19,8 @@ pub enum Id<'a> {
     Uint(u64),
     /// A fractional id (discouraged by JSON-RPC, still echoed).
     Float(f64),
+    /// An id already serialised as JSON (kept across an upstream exchange).
+    Raw(&'a [u8]),
 }
 
 /// What kind of message the body holds.

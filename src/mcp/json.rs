@@ -149,6 +149,7 @@ pub fn write_id(out: &mut Vec<u8>, id: &crate::mcp::envelope::Id<'_>) {
         Id::Int(n) => write_i64(out, *n),
         Id::Uint(n) => crate::http::response::write_u64(out, *n),
         Id::Float(f) => write_f64(out, *f),
+        Id::Raw(r) => out.extend_from_slice(r),
     }
 }
 
@@ -255,10 +256,23 @@ impl Decoder {
         body: &[u8],
         f: impl FnOnce(&[Node<'_>]) -> R,
     ) -> Result<R, simd_json::Error> {
+        self.with_tape_at(body, |t, _| f(t))
+    }
+
+    /// [`Decoder::with_tape`], also passing the address of the decoder's copy of `body`: a string
+    /// on the tape that needed no unescaping sits at the same offset there as in `body`, which
+    /// is how the proxy rewrites one string (a tool name) and forwards the rest unchanged.
+    pub fn with_tape_at<R>(
+        &mut self,
+        body: &[u8],
+        f: impl FnOnce(&[Node<'_>], usize) -> R,
+    ) -> Result<R, simd_json::Error> {
         self.input.clear();
         self.input.extend_from_slice(body);
         let mut tape = std::mem::replace(&mut self.tape, simd_json::Tape(Vec::new())).reset();
-        let res = simd_json::fill_tape(&mut self.input, &mut self.buffers, &mut tape).map(|()| f(&tape.0));
+        let base = self.input.as_ptr() as usize;
+        let res =
+            simd_json::fill_tape(&mut self.input, &mut self.buffers, &mut tape).map(|()| f(&tape.0, base));
         self.tape = tape.reset();
         // A rare huge body must not pin its buffers (tens of MB for a 4 MB array) to the core
         // for the life of the process.

@@ -5,4 +5,5 @@
 pub mod envelope;
 pub mod json;
 pub mod session;
+pub mod sse;
 pub mod version;

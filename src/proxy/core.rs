@@ -333,6 +333,10 @@ pub struct Core {
     pub drain: Event,
     /// Scratch for opening session ids.
     pub session_scratch: RefCell<Vec<u8>>,
+    /// Keep-alive connections to backends.
+    pub upstream: RefCell<crate::upstream::pool::Pool>,
+    /// Round-robin cursor over backend endpoints.
+    pub upstream_rr: Cell<usize>,
     /// Connections open on this worker.
     pub open: Cell<usize>,
     /// The snapshot this core last saw, shared by its requests with a non-atomic count.
@@ -356,6 +360,8 @@ impl Core {
             cached,
             open: Cell::new(0),
             session_scratch: RefCell::new(Vec::with_capacity(256)),
+            upstream: RefCell::new(crate::upstream::pool::Pool::default()),
+            upstream_rr: Cell::new(worker),
             snapshot,
             decoder: RefCell::new(Decoder::default()),
             revoked: RefCell::new(Revoked::new(revoked_rx)),

@@ -2,6 +2,8 @@
 //! connection's I/O and buffers, `core` the per-core state, `local` the methods the gateway
 //! answers itself. Leaves (`http`, `mcp`, `rest`, ...) never import this module.
 
+pub mod aggregate;
+pub mod backend;
 pub mod conn;
 pub mod core;
 pub mod local;

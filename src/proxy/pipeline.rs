@@ -29,7 +29,7 @@ use crate::mcp::session::Claims;
 use crate::mcp::version::Version;
 use crate::proxy::conn::{Conn, HeadRead};
 use crate::proxy::core::{Core, MethodClass};
-use crate::proxy::local;
+use crate::proxy::{aggregate, local};
 use crate::respond::{self, ErrorReply};
 
 /// What the connection does after a request.
@@ -39,6 +39,18 @@ pub enum Flow {
     KeepAlive,
     /// Close the connection.
     Close,
+}
+
+/// The synchronous decision over a decoded body: answered, or backends are needed.
+enum Step {
+    Done(Outcome),
+    Backends(aggregate::Plan, MethodClass),
+}
+
+impl From<Outcome> for Step {
+    fn from(o: Outcome) -> Step {
+        Step::Done(o)
+    }
 }
 
 /// What phases 2-6 decided, for phases 7 and 8.
@@ -70,7 +82,7 @@ const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 /// Most messages in one JSON-RPC batch (2025-03-26 only).
 const MAX_BATCH: usize = 100;
 
-fn now_unix() -> u64 {
+pub(crate) fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -228,16 +240,30 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
         return fail(conn, cx.keep_alive, cx.cors_origin, &err, &ErrorReply::default(), MethodClass::None);
     }
     // 4-6. decode, authorize, dispatch: synchronous, over the per-core decoder.
-    let mut decoder = core.decoder.borrow_mut();
-    let Conn { buf, head, out, scratch, tmp, request_id, chunked_body, .. } = conn;
-    let body = if head_body_is_chunked(head) { &chunked_body[..] } else { body_slice(buf, head) };
-    let mut w = Writer { out, scratch, tmp, buf, head, cx: &cx, request_id };
-    let decoded = decoder.with_tape(body, |tape| message(core, snap, &mut w, principal, tape));
-    match decoded {
-        Ok(o) => o,
-        Err(_) => {
-            let err = Error::client(Kind::Parse, "Parse error: the body is not valid JSON");
-            w.error(&err, &ErrorReply::default(), MethodClass::None)
+    let step = {
+        let mut decoder = core.decoder.borrow_mut();
+        let Conn { buf, head, out, scratch, tmp, request_id, chunked_body, .. } = &mut *conn;
+        let body = if head_body_is_chunked(head) { &chunked_body[..] } else { body_slice(buf, head) };
+        let mut w = Writer { out, scratch, tmp, buf, head, cx: &cx, request_id, body, base: 0 };
+        let decoded = decoder.with_tape_at(body, |tape, base| {
+            w.base = base;
+            message(core, snap, &mut w, principal, tape)
+        });
+        match decoded {
+            Ok(step) => step,
+            Err(_) => {
+                let err = Error::client(Kind::Parse, "Parse error: the body is not valid JSON");
+                Step::Done(w.error(&err, &ErrorReply::default(), MethodClass::None))
+            }
+        }
+    };
+    match step {
+        Step::Done(o) => o,
+        // 6. dispatch to backends: the only phase that waits on other servers.
+        Step::Backends(plan, class) => {
+            let (status, close) =
+                aggregate::run(core, snap, server, conn, cx.keep_alive, cx.cors_origin, plan).await;
+            Outcome { status, close, method: class }
         }
     }
 }
@@ -411,6 +437,9 @@ struct Writer<'c, 's> {
     head: &'c Head,
     cx: &'c Ctx<'s>,
     request_id: &'c [u8],
+    /// The request body as the client sent it, and where the decoder's copy of it starts.
+    body: &'c [u8],
+    base: usize,
 }
 
 impl<'c> Writer<'c, '_> {
@@ -476,16 +505,16 @@ fn message(
     w: &mut Writer<'_, '_>,
     principal: Principal,
     tape: &[Node<'_>],
-) -> Outcome {
+) -> Step {
     let header_version = w.header(w.head.protocol_version);
     if envelope::is_batch(tape) {
-        return batch(core, snap, w, principal, tape, header_version);
+        return batch(core, snap, w, principal, tape, header_version).into();
     }
     let env = match envelope::decode(tape) {
         Ok(e) => e,
         Err(rej) => {
             let reply = ErrorReply { id: rej.id.as_ref(), ..ErrorReply::default() };
-            return w.error(&rej.error, &reply, MethodClass::None);
+            return w.error(&rej.error, &reply, MethodClass::None).into();
         }
     };
     let class = match env.kind {
@@ -502,14 +531,14 @@ fn message(
             None if env.meta.is_some() => Era::Stateless,
             None => {
                 let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
-                return unsupported_version(w, &err, env.id.as_ref(), v, false, class);
+                return unsupported_version(w, &err, env.id.as_ref(), v, false, class).into();
             }
         },
         None if env.meta.and_then(|m| json::get(m, META_VERSION)).is_some() => Era::Stateless,
         None => Era::Legacy(None),
     };
     match era {
-        Era::Stateless => stateless(snap, w, &env, class),
+        Era::Stateless => stateless(snap, w, &env, class).into(),
         Era::Legacy(v) => legacy(core, snap, w, principal, &env, v, class),
     }
 }
@@ -572,6 +601,12 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
             Ok(true)
         }
         "tools/list" => local::tools_list(w.scratch, server, env.params, allow).map(|()| true),
+        "tools/call" if !server.backends.is_empty() && !server.tool_index.contains_key(env.name.unwrap_or("")) => {
+            Err(Error::client(
+                Kind::InvalidParams,
+                "backend tools are not yet reachable on the 2026-07-28 wire; connect with initialize (2025-11-25)",
+            ))
+        }
         "tools/call" => {
             local::tools_call(w.scratch, w.tmp, server, env.name, env.arguments, allow).map(|()| false)
         }
@@ -704,36 +739,97 @@ fn legacy(
     env: &Envelope<'_, '_>,
     header_version: Option<Version>,
     class: MethodClass,
-) -> Outcome {
+) -> Step {
     let id = env.id.as_ref();
     let reply = ErrorReply { id, ..ErrorReply::default() };
+    let server = w.cx.server;
     if env.kind == MessageKind::Request && env.method == "initialize" {
-        return initialize(core, snap, w, principal, env, class);
+        if !server.backends.is_empty() {
+            let requested = env.params.and_then(|p| json::get(p, "protocolVersion")).and_then(json::as_str);
+            let version = local::negotiate(requested).as_str();
+            let plan = aggregate::Plan::Initialize {
+                id: raw_id(env),
+                version,
+                principal: principal.id().to_string(),
+            };
+            return Step::Backends(plan, class);
+        }
+        return initialize(core, snap, w, principal, env, class).into();
     }
     let Some(sid) = w.header(w.head.session_id) else {
         let err = Error::client(Kind::SessionRequired, "Bad Request: Mcp-Session-Id header is required");
-        return w.error(&err, &reply, class);
+        return w.error(&err, &reply, class).into();
     };
-    let claims = match open_session(core, snap, w.cx.server, sid, now_unix()) {
+    let claims = match open_session(core, snap, server, sid, now_unix()) {
         Ok(c) => c,
-        Err(err) => return w.error(&err, &reply, class),
+        Err(err) => return w.error(&err, &reply, class).into(),
     };
     if claims.principal != principal.id() {
         let err = Error::client(Kind::SessionNotFound, "Session not found");
-        return w.error(&err, &reply, class);
+        return w.error(&err, &reply, class).into();
     }
     let _version = header_version.or_else(|| claims.protocol_version());
     if env.kind != MessageKind::Request {
-        return w.accepted(class);
+        return w.accepted(class).into();
+    }
+    if !server.backends.is_empty() {
+        match env.method {
+            "tools/list" => {
+                let allow = allow_list(w).map(<[u8]>::to_vec);
+                return Step::Backends(aggregate::Plan::List { id: raw_id(env), claims, allow }, class);
+            }
+            "tools/call" => {
+                let name = env.name.unwrap_or("");
+                if !server.tool_index.contains_key(name) {
+                    return match backend_call(w, env, name, claims) {
+                        Ok(plan) => Step::Backends(plan, class),
+                        Err(err) => w.error(&err, &reply, class).into(),
+                    };
+                }
+            }
+            _ => {}
+        }
     }
     w.scratch.clear();
     match dispatch_legacy(w, env) {
-        Ok(()) => w.json(None, class),
+        Ok(()) => w.json(None, class).into(),
         Err(err) => {
             let data = not_found_data(env, &err);
-            w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class)
+            w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
         }
     }
+}
+
+/// The request id as JSON, kept across the upstream exchange.
+fn raw_id(env: &Envelope<'_, '_>) -> Vec<u8> {
+    let mut id = Vec::with_capacity(16);
+    match env.id.as_ref() {
+        Some(i) => json::write_id(&mut id, i),
+        None => id.extend_from_slice(b"null"),
+    }
+    id
+}
+
+/// A `tools/call` of a backend tool: which backend, and the body with the name rewritten.
+fn backend_call(
+    w: &Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    name: &str,
+    claims: Claims,
+) -> Result<aggregate::Plan, Error> {
+    let server = w.cx.server;
+    let unknown = || Error::client(Kind::InvalidParams, format!("Unknown tool: {}", local::truncate(name)));
+    let (backend, tool) = aggregate::resolve(server, name).ok_or_else(unknown)?;
+    if !server.name_allowed(name, allow_list(w)) {
+        return Err(Error::client(
+            Kind::InvalidParams,
+            format!("Tool not allowed: {}", local::truncate(name)),
+        ));
+    }
+    let body = aggregate::rewrite_name(w.body, w.base, name, tool).ok_or_else(|| {
+        Error::client(Kind::InvalidParams, "tool names must not be written with JSON escapes")
+    })?;
+    Ok(aggregate::Plan::Call { id: raw_id(env), backend, body, claims })
 }
 
 /// One legacy request into `w.scratch` as a complete JSON-RPC response.

@@ -400,18 +400,28 @@ fn authorization_default_deny_is_not_silently_ignored() {
 }
 
 #[test]
-fn backends_are_refused() {
-    let errs = errors(
+fn backends_compile() {
+    let snap = load(
         r#"
 servers:
   - name: a
+    toolNameSeparator: "."
     backends:
       - name: b1
         url: http://127.0.0.1:9001/mcp
         toolSelector: {include: [echo]}
+      - name: b2
+        url: http://unused.invalid/
+        endpoints: [http://127.0.0.1:9002/mcp, http://127.0.0.1:9003/mcp]
 "#,
     );
-    assert_error(&errs, "servers[0].backends", "not supported");
+    let s = &snap.servers[0];
+    assert_eq!(s.backends.len(), 2);
+    assert_eq!(s.backends[0].targets[0].addr.port(), 9001);
+    assert_eq!(s.backends[1].targets.len(), 2, "endpoints replace url");
+    assert!(s.backends[0].selector.selects("echo") && !s.backends[0].selector.selects("sum"));
+    assert_eq!(&*s.separator, ".");
+    assert!(s.prefixed(), "two backends: names are prefixed");
 }
 
 #[test]

@@ -1,0 +1,132 @@
+//! Talking to aggregated MCP backends: building the HTTP request (backend credential, forwarded
+//! client headers, the backend's own session), choosing an endpoint (round-robin, next endpoint
+//! on connect failure only), and reading a JSON-RPC answer that came as JSON or as SSE.
+//!
+//! Sessions: a client session (sealed id) records, per backend, the protocol version and the
+//! backend's own `Mcp-Session-Id`, as `"<version> <session id>"` (the session id may be empty for
+//! stateless backends).
+
+use std::cell::Cell;
+
+use crate::config::snapshot::{Backend, Limits};
+use crate::error::{Error, Kind, Side};
+use crate::http::response::write_u64;
+use crate::upstream::client::{self, Response, UpstreamError};
+use crate::upstream::pool::Pool;
+
+/// A backend's session as the sealed client session records it.
+pub fn encode_session(version: &str, sid: &str) -> String {
+    format!("{version} {sid}")
+}
+
+/// Inverse of [`encode_session`]: (protocol version, backend session id or "").
+pub fn decode_session(s: &str) -> (&str, &str) {
+    s.split_once(' ').unwrap_or((s, ""))
+}
+
+/// The error a client sees when a backend fails: names the backend, never its address.
+pub fn backend_error(backend: &Backend, e: &UpstreamError) -> Error {
+    Error {
+        kind: Kind::Internal,
+        side: Side::Upstream,
+        message: format!("backend {}: {e}", backend.name).into(),
+    }
+}
+
+/// Builds the HTTP/1.1 request for `body` to `backend` at endpoint `target_index`.
+pub fn request(
+    backend: &Backend,
+    target_index: usize,
+    body: &[u8],
+    session: Option<(&str, &str)>,
+    forwarded: &[(&[u8], &[u8])],
+) -> Vec<u8> {
+    let t = &backend.targets[target_index % backend.targets.len()];
+    let mut r = Vec::with_capacity(256 + body.len());
+    r.extend_from_slice(b"POST ");
+    r.extend_from_slice(t.path.as_bytes());
+    if let Some(crate::auth::scheme::BackendCredential::Query { pair }) = &backend.credential {
+        r.push(if t.path.contains('?') { b'&' } else { b'?' });
+        r.extend_from_slice(pair.as_bytes());
+    }
+    r.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    r.extend_from_slice(t.authority.as_bytes());
+    r.extend_from_slice(
+        b"\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\ncontent-length: ",
+    );
+    write_u64(&mut r, body.len() as u64);
+    r.extend_from_slice(b"\r\n");
+    if let Some((version, sid)) = session {
+        if !version.is_empty() {
+            r.extend_from_slice(b"mcp-protocol-version: ");
+            r.extend_from_slice(version.as_bytes());
+            r.extend_from_slice(b"\r\n");
+        }
+        if !sid.is_empty() {
+            r.extend_from_slice(b"mcp-session-id: ");
+            r.extend_from_slice(sid.as_bytes());
+            r.extend_from_slice(b"\r\n");
+        }
+    }
+    if let Some(crate::auth::scheme::BackendCredential::Header { name, value }) = &backend.credential {
+        r.extend_from_slice(name.as_bytes());
+        r.extend_from_slice(b": ");
+        r.extend_from_slice(value.as_bytes());
+        r.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in forwarded {
+        r.extend_from_slice(name);
+        r.extend_from_slice(b": ");
+        r.extend_from_slice(value);
+        r.extend_from_slice(b"\r\n");
+    }
+    r.extend_from_slice(b"\r\n");
+    r.extend_from_slice(body);
+    r
+}
+
+/// Sends `body` to `backend`: endpoints in round-robin order starting at the per-core cursor,
+/// moving to the next endpoint only when connecting fails (the request never reached anyone).
+pub async fn send(
+    pool: &std::cell::RefCell<Pool>,
+    rr: &Cell<usize>,
+    limits: &Limits,
+    backend: &Backend,
+    body: &[u8],
+    session: Option<(&str, &str)>,
+    forwarded: &[(&[u8], &[u8])],
+) -> Result<Response, UpstreamError> {
+    let lim = client::Limits {
+        connect: limits.upstream_connect_timeout,
+        response: limits.upstream_timeout,
+        max_body: limits.http.max_body_bytes.saturating_mul(4),
+    };
+    let start = rr.get();
+    rr.set(start.wrapping_add(1));
+    let n = backend.targets.len();
+    let mut last = UpstreamError::Connect;
+    for k in 0..n {
+        let i = (start + k) % n;
+        let req = request(backend, i, body, session, forwarded);
+        match client::exchange(pool, &backend.targets[i], &req, lim).await {
+            Err(UpstreamError::Connect) => {
+                log::warn!("backend {}: endpoint {} refused the connection", backend.name, i);
+                last = UpstreamError::Connect;
+            }
+            other => return other,
+        }
+    }
+    Err(last)
+}
+
+/// The JSON-RPC message answering request `id` in a backend response (JSON body, or the SSE
+/// event carrying it), parsed. Cold paths only (initialize, tools/list aggregation).
+pub fn answer(resp: &Response, id: &str) -> Option<serde_json::Value> {
+    let is_sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
+    let candidates: Vec<Vec<u8>> =
+        if is_sse { crate::mcp::sse::data_payloads(&resp.body) } else { vec![resp.body.clone()] };
+    candidates.iter().filter_map(|d| serde_json::from_slice::<serde_json::Value>(d).ok()).find(|v| {
+        v.get("id").is_some_and(|i| i.as_str() == Some(id))
+            && (v.get("result").is_some() || v.get("error").is_some())
+    })
+}

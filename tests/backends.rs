@@ -1,0 +1,287 @@
+//! Aggregated MCP backends end to end: fixture MCP servers written here (std sockets, sessions,
+//! JSON or SSE answers) behind the gateway started in-process, driven by a raw HTTP client.
+#![allow(clippy::unwrap_used)] // test harness
+#![allow(clippy::disallowed_types)] // fixture bookkeeping across test threads, not the data path
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portcullis::config::compile::compile_str;
+use portcullis::config::watch::{Reloader, Source};
+use portcullis::runtime::Gateway;
+use serde_json::{json, Value};
+
+/// What a fixture backend saw: (method, session header, authorization header, x-tenant header).
+type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
+
+struct Fixture {
+    addr: SocketAddr,
+    seen: Seen,
+    connections: Arc<Mutex<usize>>,
+}
+
+/// An MCP server with sessions: initialize mints `<tag>-sess`, later requests must carry it.
+fn fixture(tag: &'static str, sse: bool) -> Fixture {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let connections = Arc::new(Mutex::new(0));
+    let (s2, c2) = (seen.clone(), connections.clone());
+    std::thread::Builder::new()
+        .spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { return };
+                *c2.lock().unwrap() += 1;
+                let seen = s2.clone();
+                std::thread::Builder::new().spawn(move || serve(s, tag, sse, seen)).unwrap();
+            }
+        })
+        .unwrap();
+    Fixture { addr, seen, connections }
+}
+
+fn serve(mut s: TcpStream, tag: &str, sse: bool, seen: Seen) {
+    let mut buf = Vec::new();
+    loop {
+        let (head, body) = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let cl: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + cl {
+                    let body = buf[end + 4..end + 4 + cl].to_vec();
+                    buf.drain(..end + 4 + cl);
+                    break (head, body);
+                }
+            }
+            let mut b = [0u8; 8192];
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&b[..n]),
+            }
+        };
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+                .unwrap_or_default()
+        };
+        let msg: Value = serde_json::from_slice(&body).unwrap();
+        let method = msg["method"].as_str().unwrap_or("").to_string();
+        seen.lock().unwrap().push((
+            method.clone(),
+            header("mcp-session-id"),
+            header("authorization"),
+            header("x-tenant"),
+        ));
+        let session = format!("{tag}-sess");
+        let reply = |status: &str, extra: &str, body: &str| {
+            format!("HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len())
+        };
+        let resp = if method == "initialize" {
+            let r = json!({"jsonrpc":"2.0","id":msg["id"],"result":{"protocolVersion":msg["params"]["protocolVersion"],"capabilities":{"tools":{}},"serverInfo":{"name":tag,"version":"1"}}});
+            reply(
+                "200 OK",
+                &format!("Content-Type: application/json\r\nMcp-Session-Id: {session}\r\n"),
+                &r.to_string(),
+            )
+        } else if header("mcp-session-id") != session {
+            reply("404 Not Found", "", "")
+        } else if msg.get("id").is_none() {
+            reply("202 Accepted", "", "")
+        } else {
+            let result = match method.as_str() {
+                "tools/list" => json!({"tools":[
+                    {"name":"echo","description":"echo","inputSchema":{"type":"object"}},
+                    {"name":"sum","description":"sum","inputSchema":{"type":"object"}},
+                    {"name":"secret","description":"hidden by the selector","inputSchema":{"type":"object"}}]}),
+                "tools/call" => {
+                    json!({"content":[{"type":"text","text":format!("{tag}:{}:{}", msg["params"]["name"].as_str().unwrap(), msg["params"]["arguments"]["text"].as_str().unwrap_or(""))}],"isError":false})
+                }
+                _ => json!({}),
+            };
+            let r = json!({"jsonrpc":"2.0","id":msg["id"],"result":result}).to_string();
+            if sse {
+                reply(
+                    "200 OK",
+                    "Content-Type: text/event-stream\r\n",
+                    &format!("event: message\ndata: {r}\n\n"),
+                )
+            } else {
+                reply("200 OK", "Content-Type: application/json\r\n", &r)
+            }
+        };
+        if s.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn start(config: &str) -> Gateway {
+    let snap = compile_str(config, &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
+    Gateway::start(Arc::new(Reloader::new(Source::Demo, snap))).unwrap()
+}
+
+fn post(addr: SocketAddr, body: &str, sid: Option<&str>) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let sid = sid.map(|v| format!("Mcp-Session-Id: {v}\r\n")).unwrap_or_default();
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+X-Tenant: t-1\r\nAuthorization: Bearer client-token\r\n{sid}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..end]).to_string();
+    let status = head[9..12].parse().unwrap();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string())))
+        .collect();
+    (status, headers, raw[end + 4..].to_vec())
+}
+
+fn config(b1: SocketAddr, b2: SocketAddr) -> String {
+    format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 2
+limits: {{ upstreamTimeoutMs: 1500 }}
+sessions: {{ keys: [{{ id: k1, secret: "0123456789abcdef0123456789abcdef" }}] }}
+servers:
+  - name: agg
+    path: /mcp
+    server:
+      securitySchemes:
+        - {{ id: svc, type: http, scheme: bearer, defaultCredential: backend-token }}
+    tools:
+      - name: local-hello
+        description: local
+        responseTemplate: {{ body: "hi" }}
+    backends:
+      - name: b1
+        url: http://{b1}/mcp
+        toolSelector: {{ exclude: [secret] }}
+        security: {{ id: svc }}
+        forwardHeaders: [{{ name: x-tenant }}]
+      - name: b2
+        url: http://{b2}/mcp
+        toolSelector: {{ include: [echo] }}
+"#
+    )
+}
+
+fn init(addr: SocketAddr) -> String {
+    let (status, headers, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        None,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    headers.iter().find(|(n, _)| n == "mcp-session-id").unwrap().1.clone()
+}
+
+#[test]
+fn aggregation_naming_routing_and_credentials() {
+    let b1 = fixture("b1", false);
+    let b2 = fixture("b2", true);
+    let gw = start(&config(b1.addr, b2.addr));
+    let addr = gw.addrs()[0];
+    let sid = init(addr);
+
+    let (_, _, body) = post(addr, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#, Some(&sid));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let names: Vec<&str> =
+        v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["local-hello", "b1__echo", "b1__sum", "b2__echo"],
+        "selectors and <backend>__<tool> names"
+    );
+
+    // JSON answer from b1, with the name rewritten on the way in and the client's id kept.
+    let (status, headers, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":"c-3","method":"tools/call","params":{"name":"b1__echo","arguments":{"text":"x"}}}"#,
+        Some(&sid),
+    );
+    assert_eq!(status, 200);
+    assert!(headers.iter().any(|(n, v)| n == "content-type" && v == "application/json"));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["id"], "c-3");
+    assert_eq!(v["result"]["content"][0]["text"], "b1:echo:x");
+
+    // SSE answer from b2 is relayed as an event stream.
+    let (status, headers, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"b2__echo","arguments":{"text":"y"}}}"#,
+        Some(&sid),
+    );
+    assert_eq!(status, 200);
+    assert!(headers.iter().any(|(n, v)| n == "content-type" && v == "text/event-stream"));
+    assert!(String::from_utf8_lossy(&body).contains("b2:echo:y"));
+
+    // Excluded and unknown tools are -32602.
+    for name in ["b1__secret", "b2__sum", "nope", "b9__echo"] {
+        let (_, _, body) = post(
+            addr,
+            &format!(r#"{{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{{"name":"{name}"}}}}"#),
+            Some(&sid),
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], -32602, "{name}");
+    }
+
+    // What the backends saw: their own session ids, the backend credential (never the client's
+    // bearer token), and only the configured forwarded header.
+    let seen = b1.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].0, "initialize");
+    assert!(seen.iter().skip(1).all(|(_, s, _, _)| s == "b1-sess"), "{seen:?}");
+    assert!(seen.iter().all(|(_, _, auth, _)| auth == "Bearer backend-token"), "{seen:?}");
+    assert!(seen.iter().all(|(_, _, _, tenant)| tenant == "t-1"));
+    let seen2 = b2.seen.lock().unwrap().clone();
+    assert!(seen2.iter().all(|(_, _, auth, tenant)| auth.is_empty() && tenant.is_empty()), "{seen2:?}");
+    assert!(seen2.iter().any(|(m, _, _, _)| m == "notifications/initialized"));
+    // Keep-alive reuse: a handful of requests per backend over at most one connection per worker.
+    assert!(*b1.connections.lock().unwrap() <= 2, "pooled: {}", b1.connections.lock().unwrap());
+    gw.shutdown();
+}
+
+#[test]
+fn a_failing_backend_is_left_out_and_named() {
+    let b1 = fixture("b1", false);
+    // b2 points at a port nobody listens on.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let gw = start(&config(b1.addr, dead));
+    let addr = gw.addrs()[0];
+    let sid = init(addr);
+    let (_, _, body) = post(addr, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#, Some(&sid));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let names: Vec<&str> =
+        v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["local-hello", "b1__echo", "b1__sum"], "partial result without the dead backend");
+    let (_, _, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"b2__echo","arguments":{"text":"x"}}}"#,
+        Some(&sid),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("b2"), "{msg}");
+    assert!(!msg.contains("127.0.0.1"), "no internal addresses: {msg}");
+    gw.shutdown();
+}
