@@ -24,8 +24,9 @@
 //!
 //! # Layout
 //!
-//! The layout follows ARCHITECTURE.md. `auth/`, `policy/` and `upstream/` join when their issues
-//! land (client authentication, authorization, MCP backends); until then the config compiler
+//! The layout follows ARCHITECTURE.md. `upstream/` (pools, HTTP/1.1 client) and `auth/` (backend
+//! credentials so far) exist; `proxy::aggregate` carries out requests that need backends.
+//! `policy/` and client authentication join with their issues; until then the config compiler
 //! refuses the blocks they would implement, so no endpoint is ever served with less protection
 //! than its configuration asks for.
 
