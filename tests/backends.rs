@@ -24,6 +24,11 @@ struct Fixture {
 
 /// An MCP server with sessions: initialize mints `<tag>-sess`, later requests must carry it.
 fn fixture(tag: &'static str, sse: bool) -> Fixture {
+    fixture_mode(tag, sse, false)
+}
+
+/// `modern`: a 2026-07-28 server (server/discover, no sessions, Mcp-* headers required).
+fn fixture_mode(tag: &'static str, sse: bool, modern: bool) -> Fixture {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let seen: Seen = Arc::default();
@@ -35,14 +40,14 @@ fn fixture(tag: &'static str, sse: bool) -> Fixture {
                 let Ok(s) = s else { return };
                 *c2.lock().unwrap() += 1;
                 let seen = s2.clone();
-                std::thread::Builder::new().spawn(move || serve(s, tag, sse, seen)).unwrap();
+                std::thread::Builder::new().spawn(move || serve(s, tag, sse, modern, seen)).unwrap();
             }
         })
         .unwrap();
     Fixture { addr, seen, connections }
 }
 
-fn serve(mut s: TcpStream, tag: &str, sse: bool, seen: Seen) {
+fn serve(mut s: TcpStream, tag: &str, sse: bool, modern: bool, seen: Seen) {
     let mut buf = Vec::new();
     loop {
         let (head, body) = loop {
@@ -88,7 +93,33 @@ fn serve(mut s: TcpStream, tag: &str, sse: bool, seen: Seen) {
         let reply = |status: &str, extra: &str, body: &str| {
             format!("HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len())
         };
-        let resp = if method == "initialize" {
+        let modern_ok = header("mcp-protocol-version") == "2026-07-28"
+            && header("mcp-method") == method
+            && (method != "tools/call" || header("mcp-name") == msg["params"]["name"].as_str().unwrap_or(""));
+        let resp = if modern {
+            if !modern_ok {
+                reply(
+                    "400 Bad Request",
+                    "",
+                    r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32020,"message":"Header mismatch"}}"#,
+                )
+            } else {
+                let result = match method.as_str() {
+                    "server/discover" => {
+                        json!({"supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"resultType":"complete","ttlMs":0,"cacheScope":"public"})
+                    }
+                    "tools/list" => {
+                        json!({"tools":[{"name":"echo","description":"echo","inputSchema":{"type":"object"}}],"resultType":"complete","ttlMs":0,"cacheScope":"public"})
+                    }
+                    "tools/call" => {
+                        json!({"content":[{"type":"text","text":format!("{tag}:{}", msg["params"]["arguments"]["text"].as_str().unwrap_or(""))}],"isError":false,"resultType":"complete"})
+                    }
+                    _ => json!({}),
+                };
+                let r = json!({"jsonrpc":"2.0","id":msg["id"],"result":result}).to_string();
+                reply("200 OK", "Content-Type: application/json\r\n", &r)
+            }
+        } else if method == "initialize" {
             let r = json!({"jsonrpc":"2.0","id":msg["id"],"result":{"protocolVersion":msg["params"]["protocolVersion"],"capabilities":{"tools":{}},"serverInfo":{"name":tag,"version":"1"}}});
             reply(
                 "200 OK",
@@ -283,5 +314,54 @@ fn a_failing_backend_is_left_out_and_named() {
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("b2"), "{msg}");
     assert!(!msg.contains("127.0.0.1"), "no internal addresses: {msg}");
+    gw.shutdown();
+}
+
+fn post_2026(addr: SocketAddr, method: &str, name: Option<&str>, params: &str) -> Value {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(r#"{{"jsonrpc":"2.0","id":9,"method":"{method}","params":{{{params}{meta}}}}}"#);
+    let name = name.map(|n| format!("Mcp-Name: {n}\r\n")).unwrap_or_default();
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    serde_json::from_slice(&raw[end + 4..])
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&raw)))
+}
+
+#[test]
+fn stateless_clients_reach_legacy_and_modern_backends() {
+    let legacy = fixture("b1", true);
+    let modern = fixture_mode("b2", false, true);
+    let gw = start(&config(legacy.addr, modern.addr));
+    let addr = gw.addrs()[0];
+
+    let v = post_2026(addr, "tools/list", None, "");
+    let names: Vec<&str> =
+        v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["local-hello", "b1__echo", "b1__sum", "b2__echo"]);
+    assert_eq!(v["result"]["resultType"], "complete");
+    assert!(v["result"]["ttlMs"].is_u64());
+
+    // A legacy backend's answer is translated for the 2026 client (resultType added).
+    let v = post_2026(addr, "tools/call", Some("b1__echo"), r#""name":"b1__echo","arguments":{"text":"x"},"#);
+    assert_eq!(v["id"], 9);
+    assert_eq!(v["result"]["content"][0]["text"], "b1:echo:x");
+    assert_eq!(v["result"]["resultType"], "complete");
+    // A 2026 backend gets Mcp-Method/Mcp-Name with its own tool name; its answer is relayed.
+    let v = post_2026(addr, "tools/call", Some("b2__echo"), r#""name":"b2__echo","arguments":{"text":"y"},"#);
+    assert_eq!(v["result"]["content"][0]["text"], "b2:y", "{v}");
+
+    // The worker's link to the legacy backend is reused: one initialize per worker at most.
+    let inits = legacy.seen.lock().unwrap().iter().filter(|(m, _, _, _)| m == "initialize").count();
+    let seen = legacy.seen.lock().unwrap().len();
+    assert!((1..=2).contains(&inits), "{inits} initializes over {seen} requests");
     gw.shutdown();
 }

@@ -9,17 +9,18 @@
 //! Not yet: resources/prompts aggregation, streamed (incremental) SSE relay with id rewriting,
 //! GET stream fan-in, DELETE fan-out, 2026-07-28 clients reaching backend tools, https.
 
-use crate::config::snapshot::{Server, Snapshot};
+use crate::config::snapshot::{Backend, Server, Snapshot};
 use crate::error::{Error, Kind};
 use crate::http::response::{self, Extra};
 use crate::mcp::envelope::Id;
 use crate::mcp::json;
 use crate::mcp::session::Claims;
-use crate::proxy::backend::{self, answer, backend_error, decode_session, encode_session};
+use crate::proxy::backend::{self, answer, backend_error, decode_session, encode_session, Link, Wire};
 use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
 use crate::proxy::local;
 use crate::respond::{self, ErrorReply};
+use crate::upstream::client::{Response, UpstreamError};
 
 /// What the backends must do for one request.
 pub enum Plan {
@@ -40,6 +41,24 @@ pub enum Plan {
         claims: Claims,
         /// `x-envoy-allow-mcp-tools`, when sent.
         allow: Option<Vec<u8>>,
+    },
+    /// Merge local tools with every backend's tools for a 2026-07-28 client.
+    ListStateless {
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+        /// `x-envoy-allow-mcp-tools`, when sent.
+        allow: Option<Vec<u8>>,
+    },
+    /// Forward a 2026-07-28 tools/call to one backend over the worker's link to it.
+    CallStateless {
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+        /// Index of the backend in the server.
+        backend: usize,
+        /// The client's body with only the tool name changed.
+        body: Vec<u8>,
+        /// The backend's name for the tool (`Mcp-Name`).
+        tool: String,
     },
     /// Forward a tools/call to one backend with the tool name rewritten.
     Call {
@@ -116,44 +135,15 @@ pub async fn run(
     let pool = &core.upstream;
     let rr = &core.upstream_rr;
     let lim = &snap.limits;
+    let cx = &Cx { core, snap };
     let result: Result<Answer, Failure> = match plan {
         Plan::Initialize { id, version, principal } => {
-            let body = format!(
-                r#"{{"jsonrpc":"2.0","id":"portcullis-init","method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{{}},"clientInfo":{{"name":"portcullis","version":"{}"}}}}}}"#,
-                local::VERSION
-            );
             let mut sessions = Vec::new();
             for (i, b) in server.backends.iter().enumerate() {
-                let resp = match backend::send(pool, rr, lim, b, body.as_bytes(), None, &fwd_refs[i]).await {
-                    Ok(r) if r.status == 200 => r,
-                    Ok(r) => {
-                        log::warn!(
-                            "backend {}: initialize answered HTTP {}; left out of the session",
-                            b.name,
-                            r.status
-                        );
-                        continue;
-                    }
-                    Err(e) => {
-                        log::warn!("backend {}: initialize failed ({e}); left out of the session", b.name);
-                        continue;
-                    }
-                };
-                let Some(result) = answer(&resp, "portcullis-init").and_then(|v| v.get("result").cloned())
-                else {
-                    log::warn!("backend {}: no initialize result; left out of the session", b.name);
-                    continue;
-                };
-                let v = result.get("protocolVersion").and_then(|v| v.as_str()).unwrap_or(version).to_string();
-                let sid = resp
-                    .header("mcp-session-id")
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .unwrap_or_default();
-                let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-                if let Err(e) = backend::send(pool, rr, lim, b, note, Some((&v, &sid)), &fwd_refs[i]).await {
-                    log::warn!("backend {}: notifications/initialized failed ({e})", b.name);
+                match init_backend(cx, b, version, &fwd_refs[i]).await {
+                    Ok((v, sid)) => sessions.push((b.name.to_string(), encode_session(&v, &sid))),
+                    Err(why) => log::warn!("backend {}: {why}; left out of the session", b.name),
                 }
-                sessions.push((b.name.to_string(), encode_session(&v, &sid)));
             }
             if sessions.is_empty() && server.tools.is_empty() {
                 Err((Error::internal("no backend could be initialized"), Some(id)))
@@ -188,77 +178,26 @@ pub async fn run(
         Plan::List { id, claims, allow } => {
             let mut out = Vec::with_capacity(4096);
             begin(&mut out, &id);
-            out.extend_from_slice(b"\"tools\":[");
-            let mut first = true;
-            let allow = allow.as_deref();
-            for t in &server.tools {
-                if server.tool_allowed(t, allow) {
-                    if !first {
-                        out.push(b',');
-                    }
-                    first = false;
-                    out.extend_from_slice(&t.listing);
-                }
-            }
-            for (i, b) in server.backends.iter().enumerate() {
-                let Some((_, s)) = claims.backends.iter().find(|(n, _)| *n == *b.name) else { continue };
-                let (v, sid) = decode_session(s);
-                let mut cursor: Option<String> = None;
-                // Follow the backend's pages (bounded): the client gets one merged list.
-                for _ in 0..32 {
-                    let params = match &cursor {
-                        Some(c) => {
-                            format!(r#","params":{{"cursor":{}}}"#, serde_json::Value::String(c.clone()))
-                        }
-                        None => String::new(),
-                    };
-                    let body = format!(
-                        r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"tools/list"{params}}}"#
-                    );
-                    let page =
-                        match backend::send(pool, rr, lim, b, body.as_bytes(), Some((v, sid)), &fwd_refs[i])
-                            .await
-                        {
-                            Ok(r) if r.status == 200 => answer(&r, "portcullis-list"),
-                            Ok(r) => {
-                                log::warn!("backend {}: tools/list answered HTTP {}", b.name, r.status);
-                                None
-                            }
-                            Err(e) => {
-                                log::warn!("backend {}: tools/list failed ({e})", b.name);
-                                None
-                            }
-                        };
-                    let Some(result) = page.and_then(|p| p.get("result").cloned()) else { break };
-                    for tool in result.get("tools").and_then(|t| t.as_array()).into_iter().flatten() {
-                        let Some(name) = tool.get("name").and_then(|n| n.as_str()) else { continue };
-                        if !b.selector.selects(name) {
-                            continue;
-                        }
-                        let exposed = if server.prefixed() {
-                            format!("{}{}{}", b.name, server.separator, name)
-                        } else {
-                            name.to_string()
-                        };
-                        if !server.name_allowed(&exposed, allow) {
-                            continue;
-                        }
-                        let mut t = tool.clone();
-                        t["name"] = serde_json::Value::String(exposed);
-                        if !first {
-                            out.push(b',');
-                        }
-                        first = false;
-                        let _ = serde_json::to_writer(&mut out, &t);
-                    }
-                    cursor = result.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);
-                    if cursor.is_none() {
-                        break;
-                    }
-                }
-            }
-            out.extend_from_slice(b"]}}");
+            merge_tools(cx, server, allow.as_deref(), &fwd_refs, &mut out, |name| {
+                claims.backends.iter().find(|(n, _)| n == name).map(|(_, s)| {
+                    let (v, sid) = decode_session(s);
+                    Via::Session(v.to_string(), sid.to_string())
+                })
+            })
+            .await;
+            out.extend_from_slice(b"}}");
             Ok((out, None, response::JSON))
+        }
+        Plan::ListStateless { id, allow } => {
+            let mut out = Vec::with_capacity(4096);
+            begin(&mut out, &id);
+            merge_tools(cx, server, allow.as_deref(), &fwd_refs, &mut out, |_| Some(Via::Link)).await;
+            crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
+            Ok((out, None, response::JSON))
+        }
+        Plan::CallStateless { id, backend: i, body, tool } => {
+            let b = &server.backends[i];
+            call_stateless(cx, server, b, &body, &tool, &fwd_refs[i]).await.map_err(|e| (e, Some(id)))
         }
         Plan::Call { id, backend: i, body, claims } => {
             let b = &server.backends[i];
@@ -272,7 +211,7 @@ pub async fn run(
                 )),
                 Some((_, s)) => {
                     let (v, sid) = decode_session(s);
-                    match backend::send(pool, rr, lim, b, &body, Some((v, sid)), &fwd_refs[i]).await {
+                    match backend::send(pool, rr, lim, b, &body, Wire::legacy(v, sid), &fwd_refs[i]).await {
                         Ok(r) if r.status == 200 => {
                             let sse =
                                 r.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
@@ -318,6 +257,287 @@ pub async fn run(
 type Answer = (Vec<u8>, Option<String>, &'static str);
 /// A failure and the client's id to echo.
 type Failure = (Error, Option<Vec<u8>>);
+
+/// What the helpers below need of the worker and the snapshot.
+struct Cx<'a> {
+    core: &'a Core,
+    snap: &'a Snapshot,
+}
+
+impl Cx<'_> {
+    async fn send(
+        &self,
+        b: &Backend,
+        body: &[u8],
+        wire: Wire<'_>,
+        fwd: &[(&[u8], &[u8])],
+    ) -> Result<Response, UpstreamError> {
+        backend::send(&self.core.upstream, &self.core.upstream_rr, &self.snap.limits, b, body, wire, fwd)
+            .await
+    }
+}
+
+/// Initializes `b` (then sends `notifications/initialized`): (negotiated version, session id).
+async fn init_backend(
+    cx: &Cx<'_>,
+    b: &Backend,
+    version: &str,
+    fwd: &[(&[u8], &[u8])],
+) -> Result<(String, String), String> {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":"portcullis-init","method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{{}},"clientInfo":{{"name":"portcullis","version":"{}"}}}}}}"#,
+        local::VERSION
+    );
+    let resp = match cx.send(b, body.as_bytes(), Wire::default(), fwd).await {
+        Ok(r) if r.status == 200 => r,
+        Ok(r) => return Err(format!("initialize answered HTTP {}", r.status)),
+        Err(e) => return Err(format!("initialize failed ({e})")),
+    };
+    let result = answer(&resp, Some("portcullis-init"))
+        .and_then(|v| v.get("result").cloned())
+        .ok_or_else(|| "no initialize result".to_string())?;
+    let v = result.get("protocolVersion").and_then(|v| v.as_str()).unwrap_or(version).to_string();
+    let sid =
+        resp.header("mcp-session-id").map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default();
+    let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    if let Err(e) = cx.send(b, note, Wire::legacy(&v, &sid), fwd).await {
+        log::warn!("backend {}: notifications/initialized failed ({e})", b.name);
+    }
+    Ok((v, sid))
+}
+
+const META_2026: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+
+/// This worker's link to `b`, established on first use: `server/discover` tells a 2026-07-28
+/// backend; anything else gets a gateway-owned session. Sessionless clients share it, which is
+/// what the stateless revision promises them: no per-client state on the server.
+async fn link(cx: &Cx<'_>, server: &Server, b: &Backend, fwd: &[(&[u8], &[u8])]) -> Result<Link, Error> {
+    if let Some(l) = cx.core.links.borrow().get(&*server.name).and_then(|m| m.get(&*b.name)) {
+        return Ok(l.clone());
+    }
+    let discover = format!(
+        r#"{{"jsonrpc":"2.0","id":"portcullis-discover","method":"server/discover","params":{{{META_2026}}}}}"#
+    );
+    let modern = match cx.send(b, discover.as_bytes(), Wire::modern("server/discover", None), fwd).await {
+        Ok(r) if r.status == 200 => answer(&r, Some("portcullis-discover")).is_some_and(|v| {
+            v["result"]["supportedVersions"].as_array().is_some_and(|a| a.iter().any(|x| x == "2026-07-28"))
+        }),
+        Ok(_) => false,
+        Err(e) => return Err(backend_error(b, &e)),
+    };
+    let l = if modern {
+        Link::Modern
+    } else {
+        let (version, session) = init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd)
+            .await
+            .map_err(|why| Error::internal(format!("backend {}: {why}", b.name)))?;
+        Link::Legacy { version, session }
+    };
+    cx.core.links.borrow_mut().entry(server.name.clone()).or_default().insert(b.name.clone(), l.clone());
+    Ok(l)
+}
+
+fn forget(cx: &Cx<'_>, server: &Server, b: &Backend) {
+    if let Some(m) = cx.core.links.borrow_mut().get_mut(&*server.name) {
+        m.remove(&*b.name);
+    }
+}
+
+/// How one backend is addressed while merging lists.
+enum Via {
+    /// Within the client's session: (version, backend session id).
+    Session(String, String),
+    /// Over the worker's link (2026-07-28 clients).
+    Link,
+}
+
+/// Appends `"tools":[...]` - local tools, then every reachable backend's selected tools under
+/// their exposed names, following backend pages. A failing backend is left out and logged.
+async fn merge_tools(
+    cx: &Cx<'_>,
+    server: &Server,
+    allow: Option<&[u8]>,
+    fwd: &[Vec<(&[u8], &[u8])>],
+    out: &mut Vec<u8>,
+    via: impl Fn(&str) -> Option<Via>,
+) {
+    out.extend_from_slice(b"\"tools\":[");
+    let mut first = true;
+    for t in &server.tools {
+        if server.tool_allowed(t, allow) {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(&t.listing);
+        }
+    }
+    for (i, b) in server.backends.iter().enumerate() {
+        let Some(route) = via(&b.name) else { continue };
+        let mut cursor: Option<String> = None;
+        for _ in 0..32 {
+            let cursor_json =
+                cursor.as_ref().map(|c| format!(r#""cursor":{},"#, serde_json::Value::String(c.clone())));
+            let result = match &route {
+                Via::Session(v, sid) => {
+                    let body = format!(
+                        r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"tools/list","params":{{{}"_meta":{{}}}}}}"#,
+                        cursor_json.as_deref().unwrap_or("")
+                    );
+                    page(cx, b, body.as_bytes(), Wire::legacy(v, sid), &fwd[i]).await
+                }
+                Via::Link => {
+                    list_over_link(cx, server, b, cursor_json.as_deref().unwrap_or(""), &fwd[i]).await
+                }
+            };
+            let Some(result) = result else { break };
+            for tool in result.get("tools").and_then(|t| t.as_array()).into_iter().flatten() {
+                let Some(name) = tool.get("name").and_then(|n| n.as_str()) else { continue };
+                if !b.selector.selects(name) {
+                    continue;
+                }
+                let exposed = if server.prefixed() {
+                    format!("{}{}{}", b.name, server.separator, name)
+                } else {
+                    name.to_string()
+                };
+                if !server.name_allowed(&exposed, allow) {
+                    continue;
+                }
+                let mut t = tool.clone();
+                t["name"] = serde_json::Value::String(exposed);
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                let _ = serde_json::to_writer(&mut *out, &t);
+            }
+            cursor = result.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);
+            if cursor.is_none() {
+                break;
+            }
+        }
+    }
+    out.push(b']');
+}
+
+/// One tools/list page over the worker's link, re-linking once if a legacy session expired.
+async fn list_over_link(
+    cx: &Cx<'_>,
+    server: &Server,
+    b: &Backend,
+    cursor: &str,
+    fwd: &[(&[u8], &[u8])],
+) -> Option<serde_json::Value> {
+    for attempt in 0..2 {
+        let l = match link(cx, server, b, fwd).await {
+            Ok(l) => l,
+            Err(e) => {
+                log::warn!("{}", e.message);
+                return None;
+            }
+        };
+        let (body, wire_version, wire_session);
+        let wire = match &l {
+            Link::Modern => {
+                body = format!(
+                    r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"tools/list","params":{{{cursor}{META_2026}}}}}"#
+                );
+                Wire::modern("tools/list", None)
+            }
+            Link::Legacy { version, session } => {
+                body = format!(
+                    r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"tools/list","params":{{{cursor}"_meta":{{}}}}}}"#
+                );
+                (wire_version, wire_session) = (version.as_str(), session.as_str());
+                Wire::legacy(wire_version, wire_session)
+            }
+        };
+        match cx.send(b, body.as_bytes(), wire, fwd).await {
+            Ok(r) if r.status == 404 && attempt == 0 && matches!(l, Link::Legacy { .. }) => {
+                forget(cx, server, b)
+            }
+            Ok(r) if r.status == 200 => {
+                return answer(&r, Some("portcullis-list")).and_then(|v| v.get("result").cloned())
+            }
+            Ok(r) => {
+                log::warn!("backend {}: tools/list answered HTTP {}", b.name, r.status);
+                return None;
+            }
+            Err(e) => {
+                log::warn!("backend {}: tools/list failed ({e})", b.name);
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// One tools/list page within a client session.
+async fn page(
+    cx: &Cx<'_>,
+    b: &Backend,
+    body: &[u8],
+    wire: Wire<'_>,
+    fwd: &[(&[u8], &[u8])],
+) -> Option<serde_json::Value> {
+    match cx.send(b, body, wire, fwd).await {
+        Ok(r) if r.status == 200 => {
+            answer(&r, Some("portcullis-list")).and_then(|v| v.get("result").cloned())
+        }
+        Ok(r) => {
+            log::warn!("backend {}: tools/list answered HTTP {}", b.name, r.status);
+            None
+        }
+        Err(e) => {
+            log::warn!("backend {}: tools/list failed ({e})", b.name);
+            None
+        }
+    }
+}
+
+/// A 2026-07-28 client's tools/call over the worker's link. A 2026 backend's answer is relayed
+/// as sent; a legacy backend's answer is translated (the revision requires `resultType`), which
+/// means parsing and re-encoding that one message.
+async fn call_stateless(
+    cx: &Cx<'_>,
+    server: &Server,
+    b: &Backend,
+    body: &[u8],
+    tool: &str,
+    fwd: &[(&[u8], &[u8])],
+) -> Result<Answer, Error> {
+    for attempt in 0..2 {
+        let l = link(cx, server, b, fwd).await?;
+        let wire = match &l {
+            Link::Modern => Wire::modern("tools/call", Some(tool)),
+            Link::Legacy { version, session } => Wire::legacy(version, session),
+        };
+        let resp = cx.send(b, body, wire, fwd).await.map_err(|e| backend_error(b, &e))?;
+        match (resp.status, &l) {
+            (404, Link::Legacy { .. }) if attempt == 0 => forget(cx, server, b),
+            (200, Link::Modern) => {
+                let sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
+                return Ok((resp.body, None, if sse { response::SSE } else { response::JSON }));
+            }
+            (200, Link::Legacy { .. }) => {
+                let mut msg = answer(&resp, None)
+                    .ok_or_else(|| Error::internal(format!("backend {} sent no JSON-RPC answer", b.name)))?;
+                if let Some(r) = msg.get_mut("result").and_then(|r| r.as_object_mut()) {
+                    r.entry("resultType").or_insert_with(|| serde_json::Value::String("complete".into()));
+                }
+                let out =
+                    serde_json::to_vec(&msg).map_err(|_| Error::internal("could not encode the answer"))?;
+                return Ok((out, None, response::JSON));
+            }
+            (status, _) => {
+                log::warn!("backend {}: tools/call answered HTTP {status}", b.name);
+                return Err(Error::internal(format!("backend {} answered HTTP {status}", b.name)));
+            }
+        }
+    }
+    Err(Error::internal(format!("backend {}: session could not be re-established", b.name)))
+}
 
 fn begin(out: &mut Vec<u8>, id: &[u8]) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");

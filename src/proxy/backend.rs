@@ -14,6 +14,21 @@ use crate::http::response::write_u64;
 use crate::upstream::client::{self, Response, UpstreamError};
 use crate::upstream::pool::Pool;
 
+/// How a worker reaches a backend for clients without a session of their own (2026-07-28): the
+/// backend speaks the stateless revision, or the worker holds a session with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// The backend answered `server/discover` with 2026-07-28.
+    Modern,
+    /// A gateway-owned session (version, session id) made by `initialize`.
+    Legacy {
+        /// Negotiated version.
+        version: String,
+        /// The backend's `Mcp-Session-Id` ("" for a stateless legacy backend).
+        session: String,
+    },
+}
+
 /// A backend's session as the sealed client session records it.
 pub fn encode_session(version: &str, sid: &str) -> String {
     format!("{version} {sid}")
@@ -33,12 +48,55 @@ pub fn backend_error(backend: &Backend, e: &UpstreamError) -> Error {
     }
 }
 
+/// How a request addresses a backend: the protocol version, the backend's session (legacy) and,
+/// on the 2026-07-28 wire, the method and name repeated in headers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wire<'a> {
+    /// `MCP-Protocol-Version` ("" = none, as for initialize).
+    pub version: &'a str,
+    /// `Mcp-Session-Id` ("" = none).
+    pub session: &'a str,
+    /// `Mcp-Method` (2026-07-28).
+    pub method: Option<&'a str>,
+    /// `Mcp-Name` (2026-07-28: tools/call, prompts/get, resources/read).
+    pub name: Option<&'a str>,
+}
+
+impl<'a> Wire<'a> {
+    /// A 2025-revision request within a backend session.
+    pub fn legacy(version: &'a str, session: &'a str) -> Wire<'a> {
+        Wire { version, session, method: None, name: None }
+    }
+
+    /// A 2026-07-28 request.
+    pub fn modern(method: &'a str, name: Option<&'a str>) -> Wire<'a> {
+        Wire { version: "2026-07-28", session: "", method: Some(method), name }
+    }
+}
+
+/// A header value as the 2026-07-28 transport carries it: as is when it is header-safe, else in
+/// the `=?base64?...?=` form.
+fn header_value(out: &mut Vec<u8>, v: &str) {
+    let safe = !v.is_empty()
+        && v.bytes().all(|b| (0x21..=0x7e).contains(&b) || b == b' ')
+        && !v.starts_with(' ')
+        && !v.ends_with(' ')
+        && !v.starts_with("=?");
+    if safe {
+        out.extend_from_slice(v.as_bytes());
+    } else {
+        out.extend_from_slice(b"=?base64?");
+        out.extend_from_slice(base64_simd::STANDARD.encode_to_string(v.as_bytes()).as_bytes());
+        out.extend_from_slice(b"?=");
+    }
+}
+
 /// Builds the HTTP/1.1 request for `body` to `backend` at endpoint `target_index`.
 pub fn request(
     backend: &Backend,
     target_index: usize,
     body: &[u8],
-    session: Option<(&str, &str)>,
+    wire: Wire<'_>,
     forwarded: &[(&[u8], &[u8])],
 ) -> Vec<u8> {
     let t = &backend.targets[target_index % backend.targets.len()];
@@ -56,17 +114,25 @@ pub fn request(
     );
     write_u64(&mut r, body.len() as u64);
     r.extend_from_slice(b"\r\n");
-    if let Some((version, sid)) = session {
-        if !version.is_empty() {
-            r.extend_from_slice(b"mcp-protocol-version: ");
-            r.extend_from_slice(version.as_bytes());
-            r.extend_from_slice(b"\r\n");
-        }
-        if !sid.is_empty() {
-            r.extend_from_slice(b"mcp-session-id: ");
-            r.extend_from_slice(sid.as_bytes());
-            r.extend_from_slice(b"\r\n");
-        }
+    if !wire.version.is_empty() {
+        r.extend_from_slice(b"mcp-protocol-version: ");
+        r.extend_from_slice(wire.version.as_bytes());
+        r.extend_from_slice(b"\r\n");
+    }
+    if !wire.session.is_empty() {
+        r.extend_from_slice(b"mcp-session-id: ");
+        r.extend_from_slice(wire.session.as_bytes());
+        r.extend_from_slice(b"\r\n");
+    }
+    if let Some(m) = wire.method {
+        r.extend_from_slice(b"mcp-method: ");
+        header_value(&mut r, m);
+        r.extend_from_slice(b"\r\n");
+    }
+    if let Some(n) = wire.name {
+        r.extend_from_slice(b"mcp-name: ");
+        header_value(&mut r, n);
+        r.extend_from_slice(b"\r\n");
     }
     if let Some(crate::auth::scheme::BackendCredential::Header { name, value }) = &backend.credential {
         r.extend_from_slice(name.as_bytes());
@@ -93,7 +159,7 @@ pub async fn send(
     limits: &Limits,
     backend: &Backend,
     body: &[u8],
-    session: Option<(&str, &str)>,
+    wire: Wire<'_>,
     forwarded: &[(&[u8], &[u8])],
 ) -> Result<Response, UpstreamError> {
     let lim = client::Limits {
@@ -107,7 +173,7 @@ pub async fn send(
     let mut last = UpstreamError::Connect;
     for k in 0..n {
         let i = (start + k) % n;
-        let req = request(backend, i, body, session, forwarded);
+        let req = request(backend, i, body, wire, forwarded);
         match client::exchange(pool, &backend.targets[i], &req, lim).await {
             Err(UpstreamError::Connect) => {
                 log::warn!("backend {}: endpoint {} refused the connection", backend.name, i);
@@ -119,14 +185,14 @@ pub async fn send(
     Err(last)
 }
 
-/// The JSON-RPC message answering request `id` in a backend response (JSON body, or the SSE
-/// event carrying it), parsed. Cold paths only (initialize, tools/list aggregation).
-pub fn answer(resp: &Response, id: &str) -> Option<serde_json::Value> {
+/// The JSON-RPC message answering request `id` (any response when `None`) in a backend response
+/// (JSON body, or the SSE event carrying it), parsed.
+pub fn answer(resp: &Response, id: Option<&str>) -> Option<serde_json::Value> {
     let is_sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
     let candidates: Vec<Vec<u8>> =
         if is_sse { crate::mcp::sse::data_payloads(&resp.body) } else { vec![resp.body.clone()] };
     candidates.iter().filter_map(|d| serde_json::from_slice::<serde_json::Value>(d).ok()).find(|v| {
-        v.get("id").is_some_and(|i| i.as_str() == Some(id))
+        id.is_none_or(|id| v.get("id").is_some_and(|i| i.as_str() == Some(id)))
             && (v.get("result").is_some() || v.get("error").is_some())
     })
 }

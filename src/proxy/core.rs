@@ -311,6 +311,9 @@ impl Drop for Wait<'_> {
     }
 }
 
+/// Server name -> backend name -> link (nested so lookups by `&str` allocate nothing).
+pub type Links = FxHashMap<Box<str>, FxHashMap<Box<str>, crate::proxy::backend::Link>>;
+
 /// Everything one worker owns.
 pub struct Core {
     /// Worker index (for request ids and logs).
@@ -337,6 +340,8 @@ pub struct Core {
     pub upstream: RefCell<crate::upstream::pool::Pool>,
     /// Round-robin cursor over backend endpoints.
     pub upstream_rr: Cell<usize>,
+    /// Server name -> backend name -> how this worker reaches it for sessionless clients.
+    pub links: RefCell<Links>,
     /// Connections open on this worker.
     pub open: Cell<usize>,
     /// The snapshot this core last saw, shared by its requests with a non-atomic count.
@@ -362,6 +367,7 @@ impl Core {
             session_scratch: RefCell::new(Vec::with_capacity(256)),
             upstream: RefCell::new(crate::upstream::pool::Pool::default()),
             upstream_rr: Cell::new(worker),
+            links: RefCell::new(FxHashMap::default()),
             snapshot,
             decoder: RefCell::new(Decoder::default()),
             revoked: RefCell::new(Revoked::new(revoked_rx)),

@@ -538,7 +538,7 @@ fn message(
         None => Era::Legacy(None),
     };
     match era {
-        Era::Stateless => stateless(snap, w, &env, class).into(),
+        Era::Stateless => stateless(snap, w, &env, class),
         Era::Legacy(v) => legacy(core, snap, w, principal, &env, v, class),
     }
 }
@@ -565,10 +565,10 @@ fn unsupported_version(
 /// 2026-07-28: every request carries its version and capabilities in `params._meta` and
 /// repeats method, name and version in headers, so intermediaries can route without the body.
 /// Checks run in the specification's order: `_meta`, then header agreement, then version.
-fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, class: MethodClass) -> Outcome {
+fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, class: MethodClass) -> Step {
     let _ = snap;
     if env.kind != MessageKind::Request {
-        return w.accepted(class);
+        return w.accepted(class).into();
     }
     let id = env.id.as_ref();
     let reply = ErrorReply { id, data: None, stateless: true };
@@ -582,17 +582,33 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
             Kind::InvalidParams,
             "params._meta must carry io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
         );
-        return w.error(&err, &reply, class);
+        return w.error(&err, &reply, class).into();
     };
     if let Err(err) = check_headers(w, env, body_version) {
-        return w.error(&err, &reply, class);
+        return w.error(&err, &reply, class).into();
     }
     if Version::parse(body_version.as_bytes()) != Some(Version::V2026_07_28) {
         let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
-        return unsupported_version(w, &err, id, body_version.as_bytes(), true, class);
+        return unsupported_version(w, &err, id, body_version.as_bytes(), true, class).into();
     }
     let server = w.cx.server;
     let allow = allow_list(w);
+    if !server.backends.is_empty() {
+        match env.method {
+            "tools/list" => {
+                let allow = allow.map(<[u8]>::to_vec);
+                return Step::Backends(aggregate::Plan::ListStateless { id: raw_id(env), allow }, class);
+            }
+            "tools/call" if !server.tool_index.contains_key(env.name.unwrap_or("")) => {
+                let name = env.name.unwrap_or("");
+                return match backend_call_stateless(w, env, name) {
+                    Ok(plan) => Step::Backends(plan, class),
+                    Err(err) => w.error(&err, &reply, class).into(),
+                };
+            }
+            _ => {}
+        }
+    }
     w.scratch.clear();
     begin_result(w.scratch, env.id.as_ref());
     let res = match env.method {
@@ -601,12 +617,6 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
             Ok(true)
         }
         "tools/list" => local::tools_list(w.scratch, server, env.params, allow).map(|()| true),
-        "tools/call" if !server.backends.is_empty() && !server.tool_index.contains_key(env.name.unwrap_or("")) => {
-            Err(Error::client(
-                Kind::InvalidParams,
-                "backend tools are not yet reachable on the 2026-07-28 wire; connect with initialize (2025-11-25)",
-            ))
-        }
         "tools/call" => {
             local::tools_call(w.scratch, w.tmp, server, env.name, env.arguments, allow).map(|()| false)
         }
@@ -619,11 +629,11 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
     match res {
         Ok(cacheable) => {
             end_result_stateless(w.scratch, server, cacheable);
-            w.json(None, class)
+            w.json(None, class).into()
         }
         Err(err) => {
             let data = not_found_data(env, &err);
-            w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class)
+            w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
         }
     }
 }
@@ -718,7 +728,7 @@ fn end_result(body: &mut Vec<u8>) {
 /// 2026-07-28 result members: `resultType`, `_meta.serverInfo` and, for cacheable results,
 /// `ttlMs`/`cacheScope`. Lists may differ per caller (allowTools header, later authorization)
 /// and change on reload, so they are private and not cached.
-fn end_result_stateless(body: &mut Vec<u8>, server: &Server, cacheable: bool) {
+pub(crate) fn end_result_stateless(body: &mut Vec<u8>, server: &Server, cacheable: bool) {
     body.extend_from_slice(
         b",\"resultType\":\"complete\",\"_meta\":{\"io.modelcontextprotocol/serverInfo\":",
     );
@@ -810,13 +820,18 @@ fn raw_id(env: &Envelope<'_, '_>) -> Vec<u8> {
     id
 }
 
-/// A `tools/call` of a backend tool: which backend, and the body with the name rewritten.
-fn backend_call(
+/// A 2026-07-28 `tools/call` of a backend tool (no client session: the core's link is used).
+fn backend_call_stateless(
     w: &Writer<'_, '_>,
     env: &Envelope<'_, '_>,
     name: &str,
-    claims: Claims,
 ) -> Result<aggregate::Plan, Error> {
+    let (backend, body, tool) = routed(w, name)?;
+    Ok(aggregate::Plan::CallStateless { id: raw_id(env), backend, body, tool })
+}
+
+/// Backend, rewritten body and backend tool name for an exposed backend tool name.
+fn routed(w: &Writer<'_, '_>, name: &str) -> Result<(usize, Vec<u8>, String), Error> {
     let server = w.cx.server;
     let unknown = || Error::client(Kind::InvalidParams, format!("Unknown tool: {}", local::truncate(name)));
     let (backend, tool) = aggregate::resolve(server, name).ok_or_else(unknown)?;
@@ -829,6 +844,17 @@ fn backend_call(
     let body = aggregate::rewrite_name(w.body, w.base, name, tool).ok_or_else(|| {
         Error::client(Kind::InvalidParams, "tool names must not be written with JSON escapes")
     })?;
+    Ok((backend, body, tool.to_string()))
+}
+
+/// A `tools/call` of a backend tool: which backend, and the body with the name rewritten.
+fn backend_call(
+    w: &Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    name: &str,
+    claims: Claims,
+) -> Result<aggregate::Plan, Error> {
+    let (backend, body, _) = routed(w, name)?;
     Ok(aggregate::Plan::Call { id: raw_id(env), backend, body, claims })
 }
 
