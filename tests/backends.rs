@@ -81,7 +81,11 @@ fn serve(mut s: TcpStream, tag: &str, sse: bool, modern: bool, seen: Seen) {
                 })
                 .unwrap_or_default()
         };
-        let msg: Value = serde_json::from_slice(&body).unwrap();
+        let msg: Value = if head.starts_with("DELETE ") {
+            json!({"method": "DELETE"})
+        } else {
+            serde_json::from_slice(&body).unwrap()
+        };
         let method = msg["method"].as_str().unwrap_or("").to_string();
         seen.lock().unwrap().push((
             method.clone(),
@@ -128,6 +132,8 @@ fn serve(mut s: TcpStream, tag: &str, sse: bool, modern: bool, seen: Seen) {
             )
         } else if header("mcp-session-id") != session {
             reply("404 Not Found", "", "")
+        } else if method == "DELETE" {
+            reply("200 OK", "", "")
         } else if msg.get("id").is_none() {
             reply("202 Accepted", "", "")
         } else {
@@ -289,6 +295,24 @@ fn aggregation_naming_routing_and_credentials() {
     assert!(seen2.iter().any(|(m, _, _, _)| m == "notifications/initialized"));
     // Keep-alive reuse: a handful of requests per backend over at most one connection per worker.
     assert!(*b1.connections.lock().unwrap() <= 2, "pooled: {}", b1.connections.lock().unwrap());
+
+    // DELETE fans out to every backend session of the client.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        format!(
+            "DELETE /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nMcp-Session-Id: {sid}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 204"), "{raw}");
+    for f in [&b1, &b2] {
+        let seen = f.seen.lock().unwrap();
+        assert!(seen.iter().any(|(m, s, _, _)| m == "DELETE" && s.ends_with("-sess")), "{seen:?}");
+    }
     gw.shutdown();
 }
 

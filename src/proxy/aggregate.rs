@@ -139,9 +139,12 @@ pub async fn run(
     let cx = &Cx { core, snap };
     let result: Result<Answer, Failure> = match plan {
         Plan::Initialize { id, version, principal } => {
+            // Every backend at once: the client waits for the slowest, not the sum.
+            let inits =
+                server.backends.iter().enumerate().map(|(i, b)| init_backend(cx, b, version, &fwd_refs[i]));
             let mut sessions = Vec::new();
-            for (i, b) in server.backends.iter().enumerate() {
-                match init_backend(cx, b, version, &fwd_refs[i]).await {
+            for (b, r) in server.backends.iter().zip(futures_util::future::join_all(inits).await) {
+                match r {
                     Ok((v, sid)) => sessions.push((b.name.to_string(), encode_session(&v, &sid))),
                     Err(why) => log::warn!("backend {}: {why}; left out of the session", b.name),
                 }
@@ -259,6 +262,26 @@ type Answer = (Vec<u8>, Option<String>, &'static str);
 /// A failure and the client's id to echo.
 type Failure = (Error, Option<Vec<u8>>);
 
+/// DELETE fan-out: ends every backend session recorded in the client's (terminated) session.
+/// Best effort: a backend that is down or answers 404/405 is logged, the client's DELETE
+/// already succeeded.
+pub async fn end_sessions(core: &Core, snap: &Snapshot, server: &Server, claims: &Claims) {
+    let cx = &Cx { core, snap };
+    for (name, s) in &claims.backends {
+        let (version, sid) = decode_session(s);
+        let Some(b) = server.backends.iter().find(|b| &*b.name == name.as_str()) else { continue };
+        if sid.is_empty() {
+            continue;
+        }
+        let wire = Wire { delete: true, ..Wire::legacy(version, sid) };
+        match cx.send(b, b"", wire, &[]).await {
+            Ok(r) if r.status < 300 || r.status == 404 || r.status == 405 => {}
+            Ok(r) => log::warn!("backend {}: DELETE of its session answered HTTP {}", b.name, r.status),
+            Err(e) => log::warn!("backend {}: DELETE of its session failed ({e})", b.name),
+        }
+    }
+}
+
 /// What the helpers below need of the worker and the snapshot.
 struct Cx<'a> {
     core: &'a Core,
@@ -373,25 +396,38 @@ async fn merge_tools(
             out.extend_from_slice(&t.listing);
         }
     }
-    for (i, b) in server.backends.iter().enumerate() {
-        let Some(route) = via(&b.name) else { continue };
-        let mut cursor: Option<String> = None;
-        for _ in 0..32 {
-            let cursor_json =
-                cursor.as_ref().map(|c| format!(r#""cursor":{},"#, serde_json::Value::String(c.clone())));
-            let result = match &route {
-                Via::Session(v, sid) => {
-                    let body = format!(
-                        r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"tools/list","params":{{{}"_meta":{{}}}}}}"#,
-                        cursor_json.as_deref().unwrap_or("")
-                    );
-                    page(cx, b, body.as_bytes(), Wire::legacy(v, sid), &fwd[i]).await
+    // Every backend's pages are fetched at once; the answers are merged in configuration order.
+    let fetches = server.backends.iter().enumerate().map(|(i, b)| {
+        let route = via(&b.name);
+        async move {
+            let mut pages = Vec::new();
+            let Some(route) = route else { return pages };
+            let mut cursor: Option<String> = None;
+            for _ in 0..32 {
+                let cursor_json = cursor.as_ref().map(|c| format!(r#""cursor":{},"#, serde_json::Value::String(c.clone())));
+                let result = match &route {
+                    Via::Session(v, sid) => {
+                        let body = format!(
+                            r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"tools/list","params":{{{}"_meta":{{}}}}}}"#,
+                            cursor_json.as_deref().unwrap_or("")
+                        );
+                        page(cx, b, body.as_bytes(), Wire::legacy(v, sid), &fwd[i]).await
+                    }
+                    Via::Link => list_over_link(cx, server, b, cursor_json.as_deref().unwrap_or(""), &fwd[i]).await,
+                };
+                let Some(result) = result else { break };
+                cursor = result.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);
+                pages.push(result);
+                if cursor.is_none() {
+                    break;
                 }
-                Via::Link => {
-                    list_over_link(cx, server, b, cursor_json.as_deref().unwrap_or(""), &fwd[i]).await
-                }
-            };
-            let Some(result) = result else { break };
+            }
+            pages
+        }
+    });
+    let all = futures_util::future::join_all(fetches).await;
+    for (b, pages) in server.backends.iter().zip(all) {
+        for result in pages {
             for tool in result.get("tools").and_then(|t| t.as_array()).into_iter().flatten() {
                 let Some(name) = tool.get("name").and_then(|n| n.as_str()) else { continue };
                 if !b.selector.selects(name) {
@@ -412,10 +448,6 @@ async fn merge_tools(
                 }
                 first = false;
                 let _ = serde_json::to_writer(&mut *out, &t);
-            }
-            cursor = result.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);
-            if cursor.is_none() {
-                break;
             }
         }
     }

@@ -60,17 +60,19 @@ pub struct Wire<'a> {
     pub method: Option<&'a str>,
     /// `Mcp-Name` (2026-07-28: tools/call, prompts/get, resources/read).
     pub name: Option<&'a str>,
+    /// Send `DELETE` (ending the backend session) instead of `POST`.
+    pub delete: bool,
 }
 
 impl<'a> Wire<'a> {
     /// A 2025-revision request within a backend session.
     pub fn legacy(version: &'a str, session: &'a str) -> Wire<'a> {
-        Wire { version, session, method: None, name: None }
+        Wire { version, session, method: None, name: None, delete: false }
     }
 
     /// A 2026-07-28 request.
     pub fn modern(method: &'a str, name: Option<&'a str>) -> Wire<'a> {
-        Wire { version: "2026-07-28", session: "", method: Some(method), name }
+        Wire { version: "2026-07-28", session: "", method: Some(method), name, delete: false }
     }
 }
 
@@ -101,7 +103,7 @@ pub fn request(
 ) -> Vec<u8> {
     let t = &backend.targets[target_index % backend.targets.len()];
     let mut r = Vec::with_capacity(256 + body.len());
-    r.extend_from_slice(b"POST ");
+    r.extend_from_slice(if wire.delete { b"DELETE " } else { b"POST " });
     r.extend_from_slice(t.path.as_bytes());
     if let Some(crate::auth::scheme::BackendCredential::Query { pair }) = &backend.credential {
         r.push(if t.path.contains('?') { b'&' } else { b'?' });

@@ -203,7 +203,14 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
     match conn.head.method {
         Method::Post => {}
         Method::Options => return preflight(conn, &cx),
-        Method::Delete => return delete(core, snap, conn, &cx, Principal::Anonymous),
+        Method::Delete => {
+            let (outcome, ended) = delete(core, snap, conn, &cx, Principal::Anonymous);
+            // DELETE fans out: each backend's own session of this client ends too.
+            if let Some(claims) = ended {
+                aggregate::end_sessions(core, snap, server, &claims).await;
+            }
+            return outcome;
+        }
         // No server-initiated stream for local endpoints: the transport allows 405 here.
         Method::Get => {
             let err = Error::client(Kind::MethodNotAllowed, "this endpoint offers no GET stream; use POST");
@@ -369,28 +376,34 @@ fn preflight(conn: &mut Conn, cx: &Ctx<'_>) -> Outcome {
 
 /// DELETE ends a session (2025 revisions). The termination reaches every worker before the
 /// answer is written, so the id is 404 everywhere in this process from then on.
-fn delete(core: &Core, snap: &Snapshot, conn: &mut Conn, cx: &Ctx<'_>, principal: Principal) -> Outcome {
+fn delete(
+    core: &Core,
+    snap: &Snapshot,
+    conn: &mut Conn,
+    cx: &Ctx<'_>,
+    principal: Principal,
+) -> (Outcome, Option<Claims>) {
     let reply = ErrorReply::default();
     let pv = conn.head.protocol_version.map(|s| s.of(&conn.buf));
     if pv.and_then(Version::parse).is_some_and(Version::is_stateless) {
         let err =
             Error::client(Kind::MethodNotAllowed, "protocol version 2026-07-28 has no sessions to delete");
-        return fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None);
+        return (fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None), None);
     }
     let Some(sid) = conn.head.session_id.map(|s| s.of(&conn.buf)) else {
         let err = Error::client(Kind::SessionRequired, "Bad Request: Mcp-Session-Id header is required");
-        return fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None);
+        return (fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None), None);
     };
     let now = now_unix();
     match open_session(core, snap, cx.server, sid, now) {
         // Only the principal a session belongs to may end it.
         Ok(claims) if claims.principal != principal.id() => {
             let err = Error::client(Kind::SessionNotFound, "Session not found");
-            fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None)
+            (fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None), None)
         }
         Ok(_) if !core.revoked.borrow_mut().has_room(now) => {
             let err = Error::client(Kind::Overloaded, "too many terminated sessions; retry later");
-            fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None)
+            (fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None), None)
         }
         Ok(claims) => {
             core.revocations.publish(claims.id, claims.expires);
@@ -404,9 +417,9 @@ fn delete(core: &Core, snap: &Snapshot, conn: &mut Conn, cx: &Ctx<'_>, principal
                 keep,
                 &Extra { cors_origin: origin, request_id: Some(&conn.request_id), ..Extra::default() },
             );
-            Outcome { status: 204, close: !keep, method: MethodClass::None }
+            (Outcome { status: 204, close: !keep, method: MethodClass::None }, Some(claims))
         }
-        Err(err) => fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None),
+        Err(err) => (fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None), None),
     }
 }
 
