@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # MCP conformance of portcullis: the official Python client (mcp==2.3.0) and the official
 # conformance suite (@modelcontextprotocol/conformance@0.2.0-alpha.12, legacy wire and
-# 2026-07-28 wire) against a gateway serving conformance/gateway.yaml on a free loopback port.
+# 2026-07-28 wire) against a gateway serving conformance/gateway.yaml on a free loopback port;
+# then the "backends" leg: a second gateway (conformance/backends/gateway.yaml) aggregating two
+# backend MCP servers written with the Python SDK, driven by the official Python and TypeScript
+# (@modelcontextprotocol/sdk, pinned in conformance/package.json) clients.
 #
 #   bash conformance/run.sh            # from the repo root (any cwd works)
 #
@@ -52,8 +55,22 @@ export PATH="$NODE_HOME/bin:$PATH"
 export npm_config_cache=$VENV/npm-cache npm_config_yes=true npm_config_prefer_offline=true \
   npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 npx() { timeout 600 "$NODE_HOME/bin/node" "$NODE_HOME/lib/node_modules/npm/bin/npx-cli.js" "$@"; }
+npm() { timeout 600 "$NODE_HOME/bin/node" "$NODE_HOME/lib/node_modules/npm/bin/npm-cli.js" "$@"; }
 NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
 ((NODE_MAJOR >= 22)) || { echo "node $(node --version) from the wheel is older than 22" >&2; exit 1; }
+
+# The TypeScript SDK client of the backends leg: conformance/package.json pins it exactly and
+# package-lock.json pins its whole tree; `npm ci` installs it into conformance/node_modules
+# (gitignored) whenever the lock file or the Node version changed.
+NODE_STAMP="$(sha256sum "$HERE/package-lock.json" | cut -d' ' -f1) node $(node --version)"
+if [[ "$(cat "$HERE/node_modules/.portcullis-stamp" 2>/dev/null)" != "$NODE_STAMP" ]]; then
+  log "installing conformance/node_modules (npm ci)"
+  (cd "$HERE" && npm ci --ignore-scripts --no-audit --loglevel=error)
+  echo "$NODE_STAMP" >"$HERE/node_modules/.portcullis-stamp"
+else
+  log "reusing conformance/node_modules ($(node -p 'require(process.argv[1]).dependencies["@modelcontextprotocol/sdk"]' "$HERE/package.json"))"
+fi
+TS_SDK_VERSION=$(node -p 'require(process.argv[1]).version' "$HERE/node_modules/@modelcontextprotocol/sdk/package.json")
 
 # ---- 2. gateway binary ----------------------------------------------------------------------------------
 BIN=${PORTCULLIS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/portcullis}
@@ -63,12 +80,13 @@ if [[ ! -x $BIN || ${CONFORMANCE_BUILD:-0} == 1 ]]; then
 fi
 [[ -x $BIN ]] || { echo "gateway binary $BIN not found" >&2; exit 1; }
 
-# ---- 3. start the gateway on free loopback ports -----------------------------------------------------
+# ---- 3. start the gateways and the backend servers on free loopback ports ----------------------------
 rm -rf "$OUT"
 mkdir -p "$OUT"
-read -r PORT ADMIN_PORT < <("$PY" - <<'EOF'
+# main gateway + admin, backends-leg gateway + admin, the two backend MCP servers
+read -r PORT ADMIN_PORT BK_PORT BK_ADMIN_PORT STATEFUL_PORT STATELESS_PORT < <("$PY" - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -77,33 +95,50 @@ for s in socks:
 EOF
 )
 URL=http://127.0.0.1:$PORT/mcp
-GW_PID=
-cleanup() {
-  if [[ -n $GW_PID ]] && kill -0 "$GW_PID" 2>/dev/null; then
-    kill -TERM "$GW_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$GW_PID" 2>/dev/null || true
-    wait "$GW_PID" 2>/dev/null || true
-  fi
+BK_URL=http://127.0.0.1:$BK_PORT/mcp
+PIDS=()
+cleanup() {  # every process this script started: TERM, up to 5 s grace, then KILL
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 50); do
+    local alive=0
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+wait_port() {  # name pid port logfile seconds: wait until pid listens on port, or fail with its log
+  local name=$1 pid=$2 port=$3 logf=$4 secs=$5
+  for _ in $(seq $((secs * 10))); do
+    kill -0 "$pid" 2>/dev/null || break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$name did not listen on 127.0.0.1:$port within $secs s; its log:" >&2
+  cat "$logf" >&2
+  exit 1
+}
+
+# The backend servers (Python start-up takes a second or two) start first, in the background,
+# so that they are up by the time the backends leg runs.
+log "starting backend MCP servers (mcp==$MCP_VERSION) stateful on 127.0.0.1:$STATEFUL_PORT, stateless on 127.0.0.1:$STATELESS_PORT"
+"$PY" "$HERE/backends/server_stateful.py" "$STATEFUL_PORT" >"$OUT/backend-stateful.log" 2>&1 &
+SF_PID=$!
+PIDS+=("$SF_PID")
+"$PY" "$HERE/backends/server_stateless.py" "$STATELESS_PORT" >"$OUT/backend-stateless.log" 2>&1 &
+SL_PID=$!
+PIDS+=("$SL_PID")
 
 log "starting $BIN on $URL (admin 127.0.0.1:$ADMIN_PORT), log $OUT/gateway.log"
 PORTCULLIS_PORT=$PORT PORTCULLIS_ADMIN=127.0.0.1:$ADMIN_PORT \
   "$BIN" --config "$HERE/gateway.yaml" >"$OUT/gateway.log" 2>&1 &
 GW_PID=$!
-ready=0
-for _ in $(seq 100); do   # up to ~10 s
-  kill -0 "$GW_PID" 2>/dev/null || break
-  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then ready=1; break; fi
-  sleep 0.1
-done
-if ((!ready)); then
-  echo "gateway did not listen on 127.0.0.1:$PORT within 10 s; its log:" >&2
-  cat "$OUT/gateway.log" >&2
-  exit 1
-fi
+PIDS+=("$GW_PID")
+wait_port gateway "$GW_PID" "$PORT" "$OUT/gateway.log" 10
 
 TOTAL_PASSED=0
 TOTAL_FAILED=0
@@ -157,6 +192,61 @@ if ! kill -0 "$GW_PID" 2>/dev/null; then
   tail -50 "$OUT/gateway.log" >&2
   TOTAL_FAILED=$((TOTAL_FAILED + 1))
 fi
+
+# ---- 6. backends leg: a gateway aggregating two Python SDK backend servers ------------------------------
+wait_port "stateful backend" "$SF_PID" "$STATEFUL_PORT" "$OUT/backend-stateful.log" 20
+wait_port "stateless backend" "$SL_PID" "$STATELESS_PORT" "$OUT/backend-stateless.log" 20
+log "starting $BIN on $BK_URL with backends/gateway.yaml (admin 127.0.0.1:$BK_ADMIN_PORT), log $OUT/gateway-backends.log"
+PORTCULLIS_PORT=$BK_PORT PORTCULLIS_ADMIN=127.0.0.1:$BK_ADMIN_PORT \
+  STATEFUL_PORT=$STATEFUL_PORT STATELESS_PORT=$STATELESS_PORT \
+  "$BIN" --config "$HERE/backends/gateway.yaml" >"$OUT/gateway-backends.log" 2>&1 &
+BK_GW_PID=$!
+PIDS+=("$BK_GW_PID")
+wait_port "backends gateway" "$BK_GW_PID" "$BK_PORT" "$OUT/gateway-backends.log" 10
+
+run_client() {  # label, summary label, logfile, timeout, command...: adds the client's counts
+  local label=$1 what=$2 logf=$3 secs=$4 rc=0 line p f s; shift 4
+  log "$what against $BK_URL"
+  timeout "$secs" "$@" 2>&1 | tee "$logf" || rc=$?
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logf" | tail -1 || true)
+  if [[ -n $line ]]; then read -r p _ f _ <<<"$line"; else p=0 f=1; fi  # crashed or timed out
+  if ((rc != 0 && f == 0)); then f=1; fi
+  s=$(grep -c '^SKIP ' "$logf" || true)
+  TOTAL_PASSED=$((TOTAL_PASSED + p))
+  TOTAL_FAILED=$((TOTAL_FAILED + f))
+  local skips=""
+  if ((s)); then skips=", $s skipped (printed, not counted)"; fi
+  SUMMARY+=("$label ($what): $p passed, $f failed$skips")
+}
+run_client backends-python "mcp $MCP_VERSION, legacy + legacy with client Authorization + auto" \
+  "$OUT/backends-python.log" 120 "$PY" "$HERE/backends/client.py" "$BK_URL"
+run_client backends-ts "@modelcontextprotocol/sdk $TS_SDK_VERSION, StreamableHTTPClientTransport" \
+  "$OUT/backends-ts.log" 60 node "$HERE/backends/client.mjs" "$BK_URL"
+
+# The backends answer 401 (and log `AUTH REJECTED`) to any request whose Authorization is not
+# what the gateway must send them; that includes requests no client check looks at (GET, DELETE).
+bk_p=0 bk_f=0
+for b in stateful stateless; do
+  n=$(grep -c '^AUTH REJECTED' "$OUT/backend-$b.log" || true)
+  if ((n == 0)); then
+    echo "PASS $b backend saw the expected Authorization on every request"; bk_p=$((bk_p + 1))
+  else
+    echo "FAIL $b backend rejected $n request(s) for their Authorization:"; bk_f=$((bk_f + 1))
+    grep '^AUTH REJECTED' "$OUT/backend-$b.log" | head -5
+  fi
+done
+for pair in "backends gateway:$BK_GW_PID:gateway-backends" "stateful backend:$SF_PID:backend-stateful" \
+  "stateless backend:$SL_PID:backend-stateless"; do
+  IFS=: read -r name pid logname <<<"$pair"
+  if kill -0 "$pid" 2>/dev/null; then
+    bk_p=$((bk_p + 1))
+  else
+    echo "FAIL the $name died during the run; its log:"; tail -30 "$OUT/$logname.log"; bk_f=$((bk_f + 1))
+  fi
+done
+TOTAL_PASSED=$((TOTAL_PASSED + bk_p))
+TOTAL_FAILED=$((TOTAL_FAILED + bk_f))
+SUMMARY+=("backends-processes (credentials seen by the backends, all processes alive): $bk_p passed, $bk_f failed")
 
 echo
 log "summary (logs and checks.json in $OUT; $(($(date +%s) - START)) s)"
