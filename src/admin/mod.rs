@@ -173,7 +173,28 @@ fn metrics_text(st: &Stats, state: &State) -> String {
     let _ = writeln!(s, "portcullis_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
     let _ = writeln!(s, "portcullis_request_duration_seconds_sum {}", st.latency_sum_us as f64 / 1e6);
     let _ = writeln!(s, "portcullis_request_duration_seconds_count {cumulative}");
-    let gauges: [(&str, &str, &str, u64); 6] = [
+    if !st.backend_failures.is_empty() {
+        s.push_str("# HELP portcullis_backend_failures_total Failed backend exchanges by backend.\n");
+        s.push_str("# TYPE portcullis_backend_failures_total counter\n");
+        let mut failures: Vec<_> = st.backend_failures.iter().collect();
+        failures.sort();
+        for (b, n) in failures {
+            let _ = writeln!(s, "portcullis_backend_failures_total{{backend=\"{b}\"}} {n}");
+        }
+    }
+    let gauges: [(&str, &str, &str, u64); 8] = [
+        (
+            "portcullis_upstream_connections_total",
+            "counter",
+            "Upstream connections opened.",
+            st.upstream_connects,
+        ),
+        (
+            "portcullis_upstream_reused_total",
+            "counter",
+            "Upstream requests on a pooled connection.",
+            st.upstream_reuses,
+        ),
         ("portcullis_connections_open", "gauge", "Client connections open.", st.connections_open),
         ("portcullis_connections_total", "counter", "Client connections accepted.", st.connections_total),
         (

@@ -133,9 +133,6 @@ pub async fn run(
     let fwd: Vec<Vec<(Vec<u8>, Vec<u8>)>> = server.backends.iter().map(forwarded).collect();
     let fwd_refs: Vec<Vec<(&[u8], &[u8])>> =
         fwd.iter().map(|l| l.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect()).collect();
-    let pool = &core.upstream;
-    let rr = &core.upstream_rr;
-    let lim = &snap.limits;
     let cx = &Cx { core, snap };
     let result: Result<Answer, Failure> = match plan {
         Plan::Initialize { id, version, principal } => {
@@ -215,7 +212,7 @@ pub async fn run(
                 )),
                 Some((_, s)) => {
                     let (v, sid) = decode_session(s);
-                    match backend::send(pool, rr, lim, b, &body, Wire::legacy(v, sid), &fwd_refs[i]).await {
+                    match cx.send(b, &body, Wire::legacy(v, sid), &fwd_refs[i]).await {
                         Ok(r) if r.status == 200 => {
                             let sse =
                                 r.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
@@ -296,8 +293,14 @@ impl Cx<'_> {
         wire: Wire<'_>,
         fwd: &[(&[u8], &[u8])],
     ) -> Result<Response, UpstreamError> {
-        backend::send(&self.core.upstream, &self.core.upstream_rr, &self.snap.limits, b, body, wire, fwd)
-            .await
+        let r =
+            backend::send(&self.core.upstream, &self.core.upstream_rr, &self.snap.limits, b, body, wire, fwd)
+                .await;
+        // Transport failures and server errors count; 4xx answers are protocol outcomes.
+        if r.as_ref().map_or(true, |resp| resp.status >= 500) {
+            self.core.stats.borrow_mut().backend_failed(&b.name);
+        }
+        r
     }
 }
 

@@ -190,9 +190,25 @@ pub struct Stats {
     pub connections_total: u64,
     /// Connections refused at `maxConnectionsPerWorker`.
     pub connections_rejected: u64,
+    /// New upstream connections opened.
+    pub upstream_connects: u64,
+    /// Upstream requests served on a pooled connection.
+    pub upstream_reuses: u64,
+    /// Backend failures (refused, timed out, bad answer, error status) by backend name.
+    pub backend_failures: FxHashMap<Box<str>, u64>,
 }
 
 impl Stats {
+    /// Counts a failed backend exchange.
+    pub fn backend_failed(&mut self, backend: &str) {
+        match self.backend_failures.get_mut(backend) {
+            Some(n) => *n += 1,
+            None => {
+                self.backend_failures.insert(backend.into(), 1);
+            }
+        }
+    }
+
     /// Counts one request.
     pub fn record(&mut self, server: &str, method: MethodClass, status: u16, micros: u64) {
         let counters = match self.requests.get_mut(server) {
@@ -222,6 +238,11 @@ impl Stats {
         self.connections_open += o.connections_open;
         self.connections_total += o.connections_total;
         self.connections_rejected += o.connections_rejected;
+        self.upstream_connects += o.upstream_connects;
+        self.upstream_reuses += o.upstream_reuses;
+        for (b, n) in &o.backend_failures {
+            *self.backend_failures.entry(b.clone()).or_insert(0) += n;
+        }
     }
 }
 

@@ -74,6 +74,8 @@ async fn serve(spec: Spec) {
         while let Some(reply) = std::future::poll_fn(|cx| Pin::new(&mut scrape_rx).poll_next(cx)).await {
             let mut st = c.stats.borrow().clone();
             st.connections_open = c.open.get() as u64;
+            let pool = c.upstream.borrow();
+            (st.upstream_connects, st.upstream_reuses) = (pool.connects, pool.reuses);
             let _ = reply.send(st);
         }
     });
