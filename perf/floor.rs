@@ -1,6 +1,8 @@
 //! The floor: the smallest monoio HTTP/1.1 responder that still does what any server must (parse
-//! the head with httparse, read the Content-Length body, keep the connection alive) and answers
-//! every request with the same canned MCP `tools/call` result. No routing, no JSON, no checks.
+//! the head with httparse, read the Content-Length body, keep the connection alive) and the least
+//! an MCP server must (echo the request id; answer `initialize`; 202 for notifications). Every
+//! other request gets the same canned `tools/call` result. No routing, no JSON parser, no checks.
+//! It is both the throughput floor (perf/run.sh) and the backend of the proxy bench (perf/proxy.sh).
 //! The gateway's figures are reported as a ratio to this one on the same placement.
 //!
 //! `cargo run --release --example floor -- 127.0.0.1:18081`
@@ -10,16 +12,34 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 
-const BODY: &[u8] = br#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"Hello, Ada!"}],"isError":false,"resultType":"complete"}}"#;
+const RESULT: &[u8] = br#","result":{"content":[{"type":"text","text":"Hello, Ada!"}],"isError":false,"resultType":"complete"}}"#;
+const INIT: &[u8] = br#","result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"floor","version":"1"}}}"#;
+
+/// The raw JSON of the request id: the bytes after `"id":` up to the next `,` or `}`.
+fn raw_id(body: &[u8]) -> Option<&[u8]> {
+    let at = body.windows(5).position(|w| w == b"\"id\":")? + 5;
+    let len = body[at..].iter().position(|&b| b == b',' || b == b'}')?;
+    Some(&body[at..at + len])
+}
+
+fn respond(out: &mut Vec<u8>, body: &[u8]) {
+    let Some(id) = raw_id(body) else {
+        out.extend_from_slice(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
+        return;
+    };
+    let result = if body.windows(12).any(|w| w == b"\"initialize\"") { INIT } else { RESULT };
+    let len = br#"{"jsonrpc":"2.0","id":"#.len() + id.len() + result.len();
+    out.extend_from_slice(
+        format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n")
+            .as_bytes(),
+    );
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(id);
+    out.extend_from_slice(result);
+}
 
 async fn serve(mut s: TcpStream) {
     let _ = s.set_nodelay(true);
-    let mut response = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        BODY.len()
-    )
-    .into_bytes();
-    response.extend_from_slice(BODY);
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     loop {
@@ -37,8 +57,8 @@ async fn serve(mut s: TcpStream) {
             if buf.len() < n + cl {
                 break;
             }
+            respond(&mut out, &buf[n..n + cl]);
             buf.drain(..n + cl);
-            out.extend_from_slice(&response);
         }
         if !out.is_empty() {
             let (r, o) = s.write_all(out).await;
