@@ -389,3 +389,75 @@ fn stateless_clients_reach_legacy_and_modern_backends() {
     assert!((1..=2).contains(&inits), "{inits} initializes over {seen} requests");
     gw.shutdown();
 }
+
+#[test]
+fn a_session_continues_on_another_gateway_instance_with_the_same_keys() {
+    // Sessions are sealed records: gateway B opens what gateway A sealed, backend session included.
+    let b1 = fixture("b1", false);
+    let b2 = fixture("b2", false);
+    let a = start(&config(b1.addr, b2.addr));
+    let b = start(&config(b1.addr, b2.addr));
+    let sid = init(a.addrs()[0]);
+    let (status, _, body) = post(
+        b.addrs()[0],
+        r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"b1__echo","arguments":{"text":"moved"}}}"#,
+        Some(&sid),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["result"]["content"][0]["text"], "b1:echo:moved");
+    a.shutdown();
+    b.shutdown();
+}
+
+#[test]
+fn pools_carry_over_a_reload() {
+    let b1 = fixture("b1", false);
+    let b2 = fixture("b2", false);
+    let file = std::env::temp_dir().join(format!("portcullis-backends-reload-{}.yaml", std::process::id()));
+    let text = config(b1.addr, b2.addr).replace("workers: 2", "workers: 1");
+    std::fs::write(&file, &text).unwrap();
+    let source = Source::File(file.clone());
+    let reloader = Arc::new(Reloader::new(source.clone(), source.compile().unwrap()));
+    let gw = Gateway::start(reloader.clone()).unwrap();
+    let addr = gw.addrs()[0];
+    let sid = init(addr);
+    let call = r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"b1__echo","arguments":{"text":"x"}}}"#;
+    assert_eq!(post(addr, call, Some(&sid)).0, 200);
+    let before = *b1.connections.lock().unwrap();
+    // Same backends, another local tool: the worker keeps its pooled connections.
+    std::fs::write(&file, text.replace("body: \"hi\"", "body: \"hello\"")).unwrap();
+    reloader.reload().unwrap();
+    for _ in 0..5 {
+        assert_eq!(post(addr, call, Some(&sid)).0, 200);
+    }
+    assert_eq!(*b1.connections.lock().unwrap(), before, "no new backend connection after the reload");
+    gw.shutdown();
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn a_silent_backend_times_out_with_its_name() {
+    let b1 = fixture("b1", false);
+    // b2 accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    std::thread::Builder::new()
+        .spawn(move || {
+            let mut held = Vec::new();
+            for s in silent.incoming().flatten() {
+                held.push(s);
+            }
+        })
+        .unwrap();
+    let gw =
+        start(&config(b1.addr, silent_addr).replace("upstreamTimeoutMs: 1500", "upstreamTimeoutMs: 300"));
+    let addr = gw.addrs()[0];
+    let started = std::time::Instant::now();
+    let sid = init(addr);
+    assert!(started.elapsed() < Duration::from_secs(5), "initialize bounded by the upstream timeout");
+    let (_, _, body) = post(addr, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#, Some(&sid));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 3, "local + b1 tools; b2 left out");
+    gw.shutdown();
+}
