@@ -179,7 +179,9 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
         );
     }
     let effective = redact::effective_json(root);
+    static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     Some(Snapshot {
+        generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         listen,
         workers,
         shutdown_grace,

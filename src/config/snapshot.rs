@@ -163,6 +163,8 @@ impl Server {
 
 /// The whole compiled configuration.
 pub struct Snapshot {
+    /// Unique per compiled snapshot in this process (per-core caches key on it).
+    pub generation: u64,
     /// Data-plane listen addresses.
     pub listen: Vec<SocketAddr>,
     /// Worker threads.

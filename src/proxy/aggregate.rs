@@ -39,7 +39,7 @@ pub enum Plan {
         /// The client's id, as JSON.
         id: Vec<u8>,
         /// The client's session.
-        claims: Claims,
+        claims: std::rc::Rc<Claims>,
         /// `x-envoy-allow-mcp-tools`, when sent.
         allow: Option<Vec<u8>>,
     },
@@ -70,7 +70,7 @@ pub enum Plan {
         /// The client's body with only the tool name changed.
         body: Vec<u8>,
         /// The client's session.
-        claims: Claims,
+        claims: std::rc::Rc<Claims>,
     },
 }
 
@@ -119,26 +119,34 @@ pub async fn run(
     cors: Option<crate::http::head::Span>,
     plan: Plan,
 ) -> (u16, bool) {
-    // Client headers named by a backend's forwardHeaders, captured before the buffers are reused.
-    let forwarded = |b: &crate::config::snapshot::Backend| -> Vec<(Vec<u8>, Vec<u8>)> {
-        conn.head
-            .headers
-            .iter()
-            .filter(|(n, _)| {
-                b.forward_headers.iter().any(|f| n.of(&conn.buf).eq_ignore_ascii_case(f.as_bytes()))
-            })
-            .map(|(n, v)| (n.of(&conn.buf).to_vec(), v.of(&conn.buf).to_vec()))
-            .collect()
+    // The request's bytes stay put while backends are asked (only `out`/`scratch` are written,
+    // at the end), so forwarded headers are borrowed from the read buffer, not copied.
+    let Conn { buf, head, out, scratch, request_id, .. } = conn;
+    let (buf, head): (&[u8], &crate::http::head::Head) = (buf, head);
+    let fwd_refs: Vec<Vec<(&[u8], &[u8])>> = if server.backends.iter().any(|b| !b.forward_headers.is_empty())
+    {
+        let forwarded = |b: &Backend| -> Vec<(&[u8], &[u8])> {
+            head.headers
+                .iter()
+                .filter(|(n, _)| {
+                    b.forward_headers.iter().any(|f| n.of(buf).eq_ignore_ascii_case(f.as_bytes()))
+                })
+                .map(|(n, v)| (n.of(buf), v.of(buf)))
+                .collect()
+        };
+        server.backends.iter().map(forwarded).collect()
+    } else {
+        Vec::new()
     };
-    let fwd: Vec<Vec<(Vec<u8>, Vec<u8>)>> = server.backends.iter().map(forwarded).collect();
-    let fwd_refs: Vec<Vec<(&[u8], &[u8])>> =
-        fwd.iter().map(|l| l.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect()).collect();
     let cx = &Cx { core, snap };
     let result: Result<Answer, Failure> = match plan {
         Plan::Initialize { id, version, principal } => {
             // Every backend at once: the client waits for the slowest, not the sum.
-            let inits =
-                server.backends.iter().enumerate().map(|(i, b)| init_backend(cx, b, version, &fwd_refs[i]));
+            let inits = server
+                .backends
+                .iter()
+                .enumerate()
+                .map(|(i, b)| init_backend(cx, b, version, fwd_for(&fwd_refs, i)));
             let mut sessions = Vec::new();
             for (b, r) in server.backends.iter().zip(futures_util::future::join_all(inits).await) {
                 match r {
@@ -198,7 +206,9 @@ pub async fn run(
         }
         Plan::CallStateless { id, backend: i, body, tool } => {
             let b = &server.backends[i];
-            call_stateless(cx, server, b, &body, &tool, &fwd_refs[i]).await.map_err(|e| (e, Some(id)))
+            call_stateless(cx, server, b, &body, &tool, fwd_for(&fwd_refs, i))
+                .await
+                .map_err(|e| (e, Some(id)))
         }
         Plan::Call { id, backend: i, body, claims } => {
             let b = &server.backends[i];
@@ -212,7 +222,7 @@ pub async fn run(
                 )),
                 Some((_, s)) => {
                     let (v, sid) = decode_session(s);
-                    match cx.send(b, &body, Wire::legacy(v, sid), &fwd_refs[i]).await {
+                    match cx.send(b, &body, Wire::legacy(v, sid), fwd_for(&fwd_refs, i)).await {
                         Ok(r) if r.status == 200 => {
                             let sse =
                                 r.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
@@ -235,20 +245,19 @@ pub async fn run(
             }
         }
     };
-    let origin = cors.map(|o| o.of(&conn.buf).to_vec()).filter(|o| !o.is_empty());
-    let rid = conn.request_id.clone();
-    let extra = Extra { cors_origin: origin.as_deref(), request_id: Some(&rid), ..Extra::default() };
+    let origin = cors.map(|o| o.of(buf)).filter(|o| !o.is_empty());
+    let extra = Extra { cors_origin: origin, request_id: Some(request_id), ..Extra::default() };
     match result {
         Ok((body, session, ctype)) => {
             let extra = Extra { session_id: session.as_deref(), ..extra };
-            response::write_head(&mut conn.out, 200, Some(ctype), body.len(), keep_alive, &extra);
-            conn.out.extend_from_slice(&body);
+            response::write_head(out, 200, Some(ctype), body.len(), keep_alive, &extra);
+            out.extend_from_slice(&body);
             (200, !keep_alive)
         }
         Err((err, id)) => {
             let raw = id.as_deref().map(Id::Raw);
             let reply = ErrorReply { id: raw.as_ref(), ..ErrorReply::default() };
-            let w = respond::write_error(&mut conn.out, &mut conn.scratch, &err, &reply, keep_alive, &extra);
+            let w = respond::write_error(out, scratch, &err, &reply, keep_alive, &extra);
             (w.status, w.close || !keep_alive)
         }
     }
@@ -277,6 +286,11 @@ pub async fn end_sessions(core: &Core, snap: &Snapshot, server: &Server, claims:
             Err(e) => log::warn!("backend {}: DELETE of its session failed ({e})", b.name),
         }
     }
+}
+
+/// Backend `i`'s forwarded headers (none when no backend forwards any).
+fn fwd_for<'a>(all: &'a [Vec<(&'a [u8], &'a [u8])>], i: usize) -> &'a [(&'a [u8], &'a [u8])] {
+    all.get(i).map_or(&[], Vec::as_slice)
 }
 
 /// What the helpers below need of the worker and the snapshot.
@@ -414,9 +428,11 @@ async fn merge_tools(
                             r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"tools/list","params":{{{}"_meta":{{}}}}}}"#,
                             cursor_json.as_deref().unwrap_or("")
                         );
-                        page(cx, b, body.as_bytes(), Wire::legacy(v, sid), &fwd[i]).await
+                        page(cx, b, body.as_bytes(), Wire::legacy(v, sid), fwd_for(fwd, i)).await
                     }
-                    Via::Link => list_over_link(cx, server, b, cursor_json.as_deref().unwrap_or(""), &fwd[i]).await,
+                    Via::Link => {
+                        list_over_link(cx, server, b, cursor_json.as_deref().unwrap_or(""), fwd_for(fwd, i)).await
+                    }
                 };
                 let Some(result) = result else { break };
                 cursor = result.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);

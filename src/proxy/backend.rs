@@ -176,7 +176,7 @@ pub async fn send(
     for k in 0..n {
         let i = (start + k) % n;
         let req = request(backend, i, body, wire, forwarded);
-        match client::exchange(pool, &backend.targets[i], &req, lim).await {
+        match client::exchange(pool, &backend.targets[i], req, lim).await {
             Err(UpstreamError::Connect) => {
                 log::warn!("backend {}: endpoint {} refused the connection", backend.name, i);
                 last = UpstreamError::Connect;

@@ -335,6 +335,52 @@ impl Drop for Wait<'_> {
 /// Server name -> backend name -> link (nested so lookups by `&str` allocate nothing).
 pub type Links = FxHashMap<Box<str>, FxHashMap<Box<str>, crate::proxy::backend::Link>>;
 
+/// A cached session: the server it was opened for and its claims.
+type CachedSession = (Box<str>, Rc<crate::mcp::session::Claims>);
+
+/// Most opened sessions a worker keeps; past this the cache starts over (bounded memory).
+const SESSION_CACHE: usize = 4096;
+
+/// Sessions this worker opened recently, so a session id is decrypted once per worker rather
+/// than on every request (AES-GCM open plus claim decoding, ~2.5k instructions). Keyed by the
+/// full id; valid only for the snapshot it was filled under (keys may rotate on reload); expiry
+/// is checked on every hit and termination by the caller.
+#[derive(Default)]
+pub struct SessionCache {
+    snapshot: u64,
+    map: FxHashMap<Box<[u8]>, CachedSession>,
+}
+
+impl SessionCache {
+    /// The claims of `sid` on `server`, if cached under `snap` and not expired at `now`.
+    pub fn get(
+        &mut self,
+        snap: &Snapshot,
+        sid: &[u8],
+        server: &str,
+        now: u64,
+    ) -> Option<Rc<crate::mcp::session::Claims>> {
+        let id = snap.generation;
+        if self.snapshot != id {
+            self.map.clear();
+            self.snapshot = id;
+            return None;
+        }
+        match self.map.get(sid) {
+            Some((srv, c)) if &**srv == server && c.expires > now => Some(c.clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers freshly opened claims.
+    pub fn put(&mut self, sid: &[u8], server: &str, claims: Rc<crate::mcp::session::Claims>) {
+        if self.map.len() >= SESSION_CACHE {
+            self.map.clear();
+        }
+        self.map.insert(sid.into(), (server.into(), claims));
+    }
+}
+
 /// Everything one worker owns.
 pub struct Core {
     /// Worker index (for request ids and logs).
@@ -357,6 +403,8 @@ pub struct Core {
     pub drain: Event,
     /// Scratch for opening session ids.
     pub session_scratch: RefCell<Vec<u8>>,
+    /// Recently opened sessions.
+    pub sessions: RefCell<SessionCache>,
     /// Keep-alive connections to backends.
     pub upstream: RefCell<crate::upstream::pool::Pool>,
     /// Round-robin cursor over backend endpoints.
@@ -387,6 +435,7 @@ impl Core {
             open: Cell::new(0),
             session_scratch: RefCell::new(Vec::with_capacity(256)),
             upstream: RefCell::new(crate::upstream::pool::Pool::default()),
+            sessions: RefCell::new(SessionCache::default()),
             upstream_rr: Cell::new(worker),
             links: RefCell::new(FxHashMap::default()),
             snapshot,

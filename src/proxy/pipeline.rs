@@ -382,7 +382,7 @@ fn delete(
     conn: &mut Conn,
     cx: &Ctx<'_>,
     principal: Principal,
-) -> (Outcome, Option<Claims>) {
+) -> (Outcome, Option<Rc<Claims>>) {
     let reply = ErrorReply::default();
     let pv = conn.head.protocol_version.map(|s| s.of(&conn.buf));
     if pv.and_then(Version::parse).is_some_and(Version::is_stateless) {
@@ -429,12 +429,22 @@ fn open_session(
     server: &Server,
     sid: &[u8],
     now: u64,
-) -> Result<Claims, Error> {
+) -> Result<Rc<Claims>, Error> {
     let not_found = || Error::client(Kind::SessionNotFound, "Session not found");
-    let claims = snap
-        .sessions
-        .open_with(sid, &server.name, now, &mut core.session_scratch.borrow_mut())
-        .ok_or_else(not_found)?;
+    let cached = core.sessions.borrow_mut().get(snap, sid, &server.name, now);
+    let claims = match cached {
+        Some(c) => c,
+        None => {
+            let opened = snap
+                .sessions
+                .open_with(sid, &server.name, now, &mut core.session_scratch.borrow_mut())
+                .ok_or_else(not_found)?;
+            let opened = Rc::new(opened);
+            core.sessions.borrow_mut().put(sid, &server.name, opened.clone());
+            opened
+        }
+    };
+    // Termination is checked on every request, cached or not.
     if core.revoked.borrow_mut().contains(&claims.id, now) {
         return Err(not_found());
     }
@@ -865,7 +875,7 @@ fn backend_call(
     w: &Writer<'_, '_>,
     env: &Envelope<'_, '_>,
     name: &str,
-    claims: Claims,
+    claims: Rc<Claims>,
 ) -> Result<aggregate::Plan, Error> {
     let (backend, body, _) = routed(w, name)?;
     Ok(aggregate::Plan::Call { id: raw_id(env), backend, body, claims })

@@ -48,9 +48,9 @@ pub enum UpstreamError {
 pub struct Response {
     /// Status code.
     pub status: u16,
-    /// Response header lines, lower-cased names (few, and off the hot path: MCP answers carry
-    /// a handful).
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// The response header lines the proxy reads (`content-type`, `mcp-session-id`), lower-cased
+    /// names; the others are not kept.
+    pub headers: Vec<(&'static str, Vec<u8>)>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -58,7 +58,7 @@ pub struct Response {
 impl Response {
     /// First header named `name` (lower case).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_slice())
     }
 }
 
@@ -67,7 +67,7 @@ impl Response {
 pub async fn exchange(
     pool: &RefCell<Pool>,
     target: &Target,
-    request: &[u8],
+    request: Vec<u8>,
     limits: Limits,
 ) -> Result<Response, UpstreamError> {
     let pooled = pool.borrow_mut().take(target.addr, Instant::now());
@@ -76,10 +76,10 @@ pub async fn exchange(
         None => (fresh(pool, target, limits).await?, false),
     };
     let deadline = Instant::now() + limits.response;
-    let mut result = once(&mut stream, request, limits, deadline).await;
+    let (mut result, request) = once(&mut stream, request, limits, deadline).await;
     if reused && matches!(result, Err(Attempt::Stale)) {
         stream = fresh(pool, target, limits).await?;
-        result = once(&mut stream, request, limits, deadline).await;
+        result = once(&mut stream, request, limits, deadline).await.0;
     }
     match result {
         Ok((resp, keep)) => {
@@ -105,18 +105,29 @@ enum Attempt {
     Failed(UpstreamError),
 }
 
+/// One attempt under one deadline (a single timer for the write and every read: per-operation
+/// timers cost ~800 instructions each on the proxied path). Hands the request buffer back for a
+/// retry; it is empty when the deadline passed mid-write.
 async fn once(
     stream: &mut TcpStream,
-    request: &[u8],
+    request: Vec<u8>,
     limits: Limits,
     deadline: Instant,
-) -> Result<(Response, bool), Attempt> {
-    let left = || deadline.saturating_duration_since(Instant::now());
-    match monoio::time::timeout(left(), stream.write_all(request.to_vec())).await {
-        Ok((Ok(_), _)) => {}
-        Ok((Err(_), _)) => return Err(Attempt::Stale),
-        Err(_) => return Err(Attempt::Failed(UpstreamError::Timeout)),
+) -> (Result<(Response, bool), Attempt>, Vec<u8>) {
+    let attempt = async {
+        let request = match stream.write_all(request).await {
+            (Ok(_), r) => r,
+            (Err(_), r) => return (Err(Attempt::Stale), r),
+        };
+        (read_response(stream, limits).await, request)
+    };
+    match monoio::time::timeout(deadline.saturating_duration_since(Instant::now()), attempt).await {
+        Ok(done) => done,
+        Err(_) => (Err(Attempt::Failed(UpstreamError::Timeout)), Vec::new()),
     }
+}
+
+async fn read_response(stream: &mut TcpStream, limits: Limits) -> Result<(Response, bool), Attempt> {
     let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
     // Head.
     let (status, headers, head_len, framing, keep) = loop {
@@ -129,13 +140,12 @@ async fn once(
             }
         }
         let had = !buf.is_empty();
-        let (end, b) = read(stream, buf, left()).await;
+        let (end, b) = read(stream, buf).await;
         buf = b;
         match end {
             Read::Data => {}
             Read::Eof if !had => return Err(Attempt::Stale),
             Read::Eof => return Err(Attempt::Failed(UpstreamError::Closed)),
-            Read::Timeout => return Err(Attempt::Failed(UpstreamError::Timeout)),
         }
     };
     // Body.
@@ -145,11 +155,14 @@ async fn once(
                 return Err(Attempt::Failed(UpstreamError::Invalid("response body too large")));
             }
             while buf.len() < head_len + n {
-                let (end, b) = read(stream, buf, left()).await;
+                let (end, b) = read(stream, buf).await;
                 buf = b;
                 end.data().map_err(Attempt::Failed)?;
             }
-            buf[head_len..head_len + n].to_vec()
+            // The body is moved to the front of the read buffer: no second allocation.
+            buf.truncate(head_len + n);
+            buf.drain(..head_len);
+            buf
         }
         BodyFraming::Chunked => {
             let mut dec = Chunked::new(limits.max_body, 16 * 1024);
@@ -162,7 +175,7 @@ async fn once(
                 if dec.is_done() {
                     break;
                 }
-                let (end, b) = read(stream, buf, left()).await;
+                let (end, b) = read(stream, buf).await;
                 buf = b;
                 end.data().map_err(Attempt::Failed)?;
             }
@@ -173,12 +186,11 @@ async fn once(
                 if buf.len() - head_len > limits.max_body {
                     return Err(Attempt::Failed(UpstreamError::Invalid("response body too large")));
                 }
-                let (end, b) = read(stream, buf, left()).await;
+                let (end, b) = read(stream, buf).await;
                 buf = b;
                 match end {
                     Read::Data => {}
                     Read::Eof => break,
-                    Read::Timeout => return Err(Attempt::Failed(UpstreamError::Timeout)),
                 }
             }
             buf.get(head_len..).map(<[u8]>::to_vec).unwrap_or_default()
@@ -191,31 +203,28 @@ async fn once(
 enum Read {
     Data,
     Eof,
-    Timeout,
 }
 
 impl Read {
-    /// `Ok` for data; EOF or timeout as the error a body read reports.
+    /// `Ok` for data; EOF as the error a body read reports.
     fn data(self) -> Result<(), UpstreamError> {
         match self {
             Read::Data => Ok(()),
             Read::Eof => Err(UpstreamError::Closed),
-            Read::Timeout => Err(UpstreamError::Timeout),
         }
     }
 }
 
-/// Reads more bytes into `buf`, handing the buffer back on every path (a timed-out read's
-/// buffer stays with the cancelled operation, and the connection is not reused after it).
-async fn read(stream: &mut TcpStream, mut buf: Vec<u8>, wait: Duration) -> (Read, Vec<u8>) {
+/// Reads more bytes into `buf`, handing the buffer back. The attempt's deadline bounds it; a
+/// read abandoned by that deadline keeps its buffer and the connection is not reused after it.
+async fn read(stream: &mut TcpStream, mut buf: Vec<u8>) -> (Read, Vec<u8>) {
     if buf.capacity() - buf.len() < 4096 {
         buf.reserve(buf.len().clamp(8 * 1024, 64 * 1024));
     }
     let len = buf.len();
-    match monoio::time::timeout(wait, stream.read(buf.slice_mut(len..))).await {
-        Ok((Ok(0), b)) | Ok((Err(_), b)) => (Read::Eof, b.into_inner()),
-        Ok((Ok(_), b)) => (Read::Data, b.into_inner()),
-        Err(_) => (Read::Timeout, Vec::new()),
+    match stream.read(buf.slice_mut(len..)).await {
+        (Ok(0), b) | (Err(_), b) => (Read::Eof, b.into_inner()),
+        (Ok(_), b) => (Read::Data, b.into_inner()),
     }
 }
 
@@ -226,7 +235,10 @@ enum BodyFraming {
     UntilClose,
 }
 
-type Head = (u16, Vec<(String, Vec<u8>)>, usize, BodyFraming, bool);
+type Head = (u16, Vec<(&'static str, Vec<u8>)>, usize, BodyFraming, bool);
+
+/// Response headers the proxy reads.
+const KEPT: [&str; 2] = ["content-type", "mcp-session-id"];
 
 /// Parses a response head (RFC 9112 6.3 framing rules for responses).
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, UpstreamError> {
@@ -238,11 +250,14 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, UpstreamError> {
         Err(_) => return Err(UpstreamError::Invalid("malformed response head")),
     };
     let status = resp.code.unwrap_or(0);
-    let mut headers = Vec::with_capacity(resp.headers.len());
+    let mut headers = Vec::new();
     let (mut cl, mut chunked, mut close) = (None, false, resp.version == Some(0));
     for h in resp.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        match name.as_str() {
+        let kept = KEPT.iter().find(|k| h.name.eq_ignore_ascii_case(k));
+        if let Some(k) = kept {
+            headers.push((*k, h.value.to_vec()));
+        }
+        match h.name.to_ascii_lowercase().as_str() {
             "content-length" => {
                 let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok());
                 match (n, cl) {
@@ -255,7 +270,6 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, UpstreamError> {
             "connection" => close |= h.value.eq_ignore_ascii_case(b"close"),
             _ => {}
         }
-        headers.push((name, h.value.to_vec()));
     }
     let framing = if matches!(status, 100..=199 | 204 | 304) {
         BodyFraming::Length(0)

@@ -70,7 +70,7 @@ fn content_length_and_reuse() {
     run(async {
         let pool = RefCell::new(Pool::default());
         for _ in 0..50 {
-            let r = exchange(&pool, &t, &request(&t), LIMITS).await.unwrap();
+            let r = exchange(&pool, &t, request(&t), LIMITS).await.unwrap();
             assert_eq!((r.status, &r.body[..]), (200, &b"{\"a\":1}"[..]));
             assert_eq!(r.header("content-type"), Some(&b"application/json"[..]));
         }
@@ -89,7 +89,7 @@ fn chunked_and_sse_bodies() {
     });
     run(async {
         let pool = RefCell::new(Pool::default());
-        let r = exchange(&pool, &t, &request(&t), LIMITS).await.unwrap();
+        let r = exchange(&pool, &t, request(&t), LIMITS).await.unwrap();
         assert_eq!(r.body, b"event: message\ndata: {\"id\":1}\n\n");
         assert_eq!(pool.borrow().idle(t.addr), 1, "chunked response leaves the connection reusable");
     });
@@ -100,7 +100,7 @@ fn close_delimited_body_is_not_pooled() {
     let (t, _) = backend(1, |_| b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-eof".to_vec());
     run(async {
         let pool = RefCell::new(Pool::default());
-        let r = exchange(&pool, &t, &request(&t), LIMITS).await.unwrap();
+        let r = exchange(&pool, &t, request(&t), LIMITS).await.unwrap();
         assert_eq!(r.body, b"until-eof");
         assert_eq!(pool.borrow().idle(t.addr), 0);
     });
@@ -114,7 +114,7 @@ fn stale_pooled_connection_is_retried_once() {
     run(async {
         let pool = RefCell::new(Pool::default());
         for _ in 0..3 {
-            let r = exchange(&pool, &t, &request(&t), LIMITS).await.unwrap();
+            let r = exchange(&pool, &t, request(&t), LIMITS).await.unwrap();
             assert_eq!(r.body, b"ok");
             monoio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -129,18 +129,18 @@ fn faults() {
         // Refused: nothing listens on a port we just released.
         let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let t = Target::parse(&format!("http://{free}/")).unwrap();
-        assert_eq!(exchange(&pool, &t, &request(&t), LIMITS).await.unwrap_err(), UpstreamError::Connect);
+        assert_eq!(exchange(&pool, &t, request(&t), LIMITS).await.unwrap_err(), UpstreamError::Connect);
         // Garbage.
         let (t, _) = backend(1, |_| b"SSH-2.0-OpenSSH\r\n\r\n".to_vec());
-        assert!(matches!(exchange(&pool, &t, &request(&t), LIMITS).await, Err(UpstreamError::Invalid(_))));
+        assert!(matches!(exchange(&pool, &t, request(&t), LIMITS).await, Err(UpstreamError::Invalid(_))));
         // Silent: accepts, reads, never answers -> timeout within the response limit.
         let (t, _) = backend(1, |_| Vec::new());
         let start = Instant::now();
-        let e = exchange(&pool, &t, &request(&t), LIMITS).await.unwrap_err();
+        let e = exchange(&pool, &t, request(&t), LIMITS).await.unwrap_err();
         assert!(matches!(e, UpstreamError::Timeout | UpstreamError::Closed), "{e:?}");
         assert!(start.elapsed() < Duration::from_secs(3));
         // Oversized.
         let (t, _) = backend(1, |_| b"HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n".to_vec());
-        assert!(matches!(exchange(&pool, &t, &request(&t), LIMITS).await, Err(UpstreamError::Invalid(_))));
+        assert!(matches!(exchange(&pool, &t, request(&t), LIMITS).await, Err(UpstreamError::Invalid(_))));
     });
 }
