@@ -214,29 +214,15 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
         // No server-initiated stream for local endpoints: the transport allows 405 here.
         Method::Get => {
             let err = Error::client(Kind::MethodNotAllowed, "this endpoint offers no GET stream; use POST");
-            return fail(
-                conn,
-                cx.keep_alive,
-                cx.cors_origin,
-                &err,
-                &ErrorReply::default(),
-                MethodClass::None,
-            );
+            return reject(conn, &cx, &err);
         }
         _ => {
             let err = Error::client(Kind::MethodNotAllowed, "method not allowed on an MCP endpoint");
-            return fail(
-                conn,
-                cx.keep_alive,
-                cx.cors_origin,
-                &err,
-                &ErrorReply::default(),
-                MethodClass::None,
-            );
+            return reject(conn, &cx, &err);
         }
     }
     if let Err(err) = admit_post(&conn.head, &conn.buf) {
-        return fail(conn, cx.keep_alive, cx.cors_origin, &err, &ErrorReply::default(), MethodClass::None);
+        return reject(conn, &cx, &err);
     }
 
     // 3. authenticate
@@ -244,7 +230,7 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
 
     // 4. read body
     if let Err(err) = conn.read_body(&snap.limits, &core.drain).await {
-        return fail(conn, cx.keep_alive, cx.cors_origin, &err, &ErrorReply::default(), MethodClass::None);
+        return reject(conn, &cx, &err);
     }
     // 4-6. decode, authorize, dispatch: synchronous, over the per-core decoder.
     let step = {
@@ -328,6 +314,11 @@ fn admit_post(head: &Head, buf: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// [`fail`] for a transport-level rejection: no id to echo, no data, counted without a method.
+fn reject(conn: &mut Conn, cx: &Ctx<'_>, err: &Error) -> Outcome {
+    fail(conn, cx.keep_alive, cx.cors_origin, err, &ErrorReply::default(), MethodClass::None)
+}
+
 /// Writes an error reply; closes when the wire table says so or the body was never read.
 fn fail(
     conn: &mut Conn,
@@ -383,27 +374,26 @@ fn delete(
     cx: &Ctx<'_>,
     principal: Principal,
 ) -> (Outcome, Option<Rc<Claims>>) {
-    let reply = ErrorReply::default();
     let pv = conn.head.protocol_version.map(|s| s.of(&conn.buf));
     if pv.and_then(Version::parse).is_some_and(Version::is_stateless) {
         let err =
             Error::client(Kind::MethodNotAllowed, "protocol version 2026-07-28 has no sessions to delete");
-        return (fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None), None);
+        return (reject(conn, cx, &err), None);
     }
     let Some(sid) = conn.head.session_id.map(|s| s.of(&conn.buf)) else {
         let err = Error::client(Kind::SessionRequired, "Bad Request: Mcp-Session-Id header is required");
-        return (fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None), None);
+        return (reject(conn, cx, &err), None);
     };
     let now = now_unix();
     match open_session(core, snap, cx.server, sid, now) {
         // Only the principal a session belongs to may end it.
         Ok(claims) if claims.principal != principal.id() => {
             let err = Error::client(Kind::SessionNotFound, "Session not found");
-            (fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None), None)
+            (reject(conn, cx, &err), None)
         }
         Ok(_) if !core.revoked.borrow_mut().has_room(now) => {
             let err = Error::client(Kind::Overloaded, "too many terminated sessions; retry later");
-            (fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None), None)
+            (reject(conn, cx, &err), None)
         }
         Ok(claims) => {
             core.revocations.publish(claims.id, claims.expires);
@@ -419,7 +409,7 @@ fn delete(
             );
             (Outcome { status: 204, close: !keep, method: MethodClass::None }, Some(claims))
         }
-        Err(err) => (fail(conn, cx.keep_alive, cx.cors_origin, &err, &reply, MethodClass::None), None),
+        Err(err) => (reject(conn, cx, &err), None),
     }
 }
 
