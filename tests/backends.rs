@@ -145,6 +145,17 @@ fn serve(mut s: TcpStream, tag: &str, sse: bool, modern: bool, seen: Seen) {
                 "tools/call" => {
                     json!({"content":[{"type":"text","text":format!("{tag}:{}:{}", msg["params"]["name"].as_str().unwrap(), msg["params"]["arguments"]["text"].as_str().unwrap_or(""))}],"isError":false})
                 }
+                "prompts/list" => json!({"prompts":[{"name":"greet","description":"a prompt"}]}),
+                "prompts/get" => {
+                    json!({"messages":[{"role":"user","content":{"type":"text","text":format!("{tag} prompt {}", msg["params"]["name"].as_str().unwrap_or(""))}}]})
+                }
+                "resources/list" => json!({"resources":[{"uri":"file:///readme","name":"readme"}]}),
+                "resources/templates/list" => {
+                    json!({"resourceTemplates":[{"uriTemplate":"file:///{path}","name":"files"}]})
+                }
+                "resources/read" => {
+                    json!({"contents":[{"uri":msg["params"]["uri"],"text":format!("{tag} read {}", msg["params"]["uri"].as_str().unwrap_or(""))}]})
+                }
                 _ => json!({}),
             };
             let r = json!({"jsonrpc":"2.0","id":msg["id"],"result":result}).to_string();
@@ -459,5 +470,60 @@ fn a_silent_backend_times_out_with_its_name() {
     let (_, _, body) = post(addr, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#, Some(&sid));
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 3, "local + b1 tools; b2 left out");
+    gw.shutdown();
+}
+
+#[test]
+fn prompts_and_resources_are_aggregated_and_routed() {
+    let b1 = fixture("b1", false);
+    let b2 = fixture("b2", true);
+    let gw = start(&config(b1.addr, b2.addr));
+    let addr = gw.addrs()[0];
+    let sid = init(addr);
+    let list = |method: &str, member: &str, field: &str| -> Vec<String> {
+        let (_, _, body) =
+            post(addr, &format!(r#"{{"jsonrpc":"2.0","id":2,"method":"{method}"}}"#), Some(&sid));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        v["result"][member]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t[field].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(list("prompts/list", "prompts", "name"), ["b1__greet", "b2__greet"]);
+    assert_eq!(list("resources/list", "resources", "uri"), ["b1+file:///readme", "b2+file:///readme"]);
+    assert_eq!(
+        list("resources/templates/list", "resourceTemplates", "uriTemplate"),
+        ["b1+file:///{path}", "b2+file:///{path}"]
+    );
+
+    let (_, _, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"b2__greet"}}"#,
+        Some(&sid),
+    );
+    assert!(String::from_utf8_lossy(&body).contains("b2 prompt greet"), "{}", String::from_utf8_lossy(&body));
+    let (_, _, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":4,"method":"resources/read","params":{"uri":"b1+file:///readme"}}"#,
+        Some(&sid),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["result"]["contents"][0]["text"], "b1 read file:///readme", "the backend sees its own URI");
+    // Unknown prompt / resource: -32602 / -32002 with the URI.
+    let (_, _, body) =
+        post(addr, r#"{"jsonrpc":"2.0","id":5,"method":"prompts/get","params":{"name":"nope"}}"#, Some(&sid));
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["error"]["code"], -32602);
+    let (_, _, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":6,"method":"resources/read","params":{"uri":"zz+file:///x"}}"#,
+        Some(&sid),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (v["error"]["code"].as_i64(), v["error"]["data"]["uri"].as_str()),
+        (Some(-32002), Some("zz+file:///x"))
+    );
     gw.shutdown();
 }

@@ -23,6 +23,66 @@ use crate::proxy::local;
 use crate::respond::{self, ErrorReply};
 use crate::upstream::client::{Response, UpstreamError};
 
+/// Which list method is being merged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListKind {
+    /// tools/list (selectors and allowTools apply; local tools first)
+    Tools,
+    /// prompts/list (`<backend><sep><name>`)
+    Prompts,
+    /// resources/list (`<backend>+<uri>`)
+    Resources,
+    /// resources/templates/list (`<backend>+<uriTemplate>`)
+    Templates,
+}
+
+impl ListKind {
+    /// The list method of a JSON-RPC method name, if it is one.
+    pub fn of(method: &str) -> Option<ListKind> {
+        match method {
+            "tools/list" => Some(ListKind::Tools),
+            "prompts/list" => Some(ListKind::Prompts),
+            "resources/list" => Some(ListKind::Resources),
+            "resources/templates/list" => Some(ListKind::Templates),
+            _ => None,
+        }
+    }
+
+    fn method(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools/list",
+            ListKind::Prompts => "prompts/list",
+            ListKind::Resources => "resources/list",
+            ListKind::Templates => "resources/templates/list",
+        }
+    }
+
+    fn member(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources => "resources",
+            ListKind::Templates => "resourceTemplates",
+        }
+    }
+
+    /// The field that carries the exposed name.
+    fn field(self) -> &'static str {
+        match self {
+            ListKind::Tools | ListKind::Prompts => "name",
+            ListKind::Resources => "uri",
+            ListKind::Templates => "uriTemplate",
+        }
+    }
+
+    fn joiner(self, server: &Server) -> &str {
+        match self {
+            ListKind::Tools | ListKind::Prompts => &server.separator,
+            ListKind::Resources | ListKind::Templates => "+",
+        }
+    }
+}
+
 /// What the backends must do for one request.
 pub enum Plan {
     /// Initialize every backend, then answer the client's initialize with a sealed session.
@@ -34,8 +94,10 @@ pub enum Plan {
         /// The principal the new session belongs to.
         principal: String,
     },
-    /// Merge local tools with every backend's tools.
+    /// Merge a list method across local items and every backend.
     List {
+        /// Which list.
+        kind: ListKind,
         /// The client's id, as JSON.
         id: Vec<u8>,
         /// The client's session.
@@ -43,22 +105,27 @@ pub enum Plan {
         /// `x-envoy-allow-mcp-tools`, when sent.
         allow: Option<Vec<u8>>,
     },
-    /// Merge local tools with every backend's tools for a 2026-07-28 client.
+    /// Merge a list method for a 2026-07-28 client.
     ListStateless {
+        /// Which list.
+        kind: ListKind,
         /// The client's id, as JSON.
         id: Vec<u8>,
         /// `x-envoy-allow-mcp-tools`, when sent.
         allow: Option<Vec<u8>>,
     },
-    /// Forward a 2026-07-28 tools/call to one backend over the worker's link to it.
+    /// Forward a 2026-07-28 tools/call, prompts/get or resources/read to one backend over the
+    /// worker's link to it.
     CallStateless {
+        /// `Mcp-Method`.
+        method: &'static str,
         /// The client's id, as JSON.
         id: Vec<u8>,
         /// Index of the backend in the server.
         backend: usize,
         /// The client's body with only the tool name changed.
         body: Vec<u8>,
-        /// The backend's name for the tool (`Mcp-Name`).
+        /// The backend's name for the tool or prompt, or the resource URI (`Mcp-Name`).
         tool: String,
     },
     /// Forward a tools/call to one backend with the tool name rewritten.
@@ -77,16 +144,21 @@ pub enum Plan {
 /// The backend and its tool name for an exposed tool name, if a backend serves it (after the
 /// backend's tool selector).
 pub fn resolve<'n>(server: &Server, exposed: &'n str) -> Option<(usize, &'n str)> {
+    let (i, tool) = route(server, exposed, &server.separator)?;
+    server.backends[i].selector.selects(tool).then_some((i, tool))
+}
+
+/// The backend and its own name for an exposed prompt name (`sep`) or resource URI (`+`).
+pub fn route<'n>(server: &Server, exposed: &'n str, joiner: &str) -> Option<(usize, &'n str)> {
     if server.backends.is_empty() {
         return None;
     }
-    let (i, tool) = if server.prefixed() {
-        let (prefix, tool) = exposed.split_once(&*server.separator)?;
-        (server.backends.iter().position(|b| &*b.name == prefix)?, tool)
+    if server.prefixed() {
+        let (prefix, own) = exposed.split_once(joiner)?;
+        Some((server.backends.iter().position(|b| &*b.name == prefix)?, own))
     } else {
-        (0, exposed)
-    };
-    server.backends[i].selector.selects(tool).then_some((i, tool))
+        Some((0, exposed))
+    }
 }
 
 /// `body` with the JSON string `old` (a slice of the decoder's copy starting at `base`) replaced
@@ -184,10 +256,10 @@ pub async fn run(
                 }
             }
         }
-        Plan::List { id, claims, allow } => {
+        Plan::List { kind, id, claims, allow } => {
             let mut out = Vec::with_capacity(4096);
             begin(&mut out, &id);
-            merge_tools(cx, server, allow.as_deref(), &fwd_refs, &mut out, |name| {
+            merge_list(cx, server, kind, allow.as_deref(), &fwd_refs, &mut out, |name| {
                 claims.backends.iter().find(|(n, _)| n == name).map(|(_, s)| {
                     let (v, sid) = decode_session(s);
                     Via::Session(v.to_string(), sid.to_string())
@@ -197,16 +269,16 @@ pub async fn run(
             out.extend_from_slice(b"}}");
             Ok((out, None, response::JSON))
         }
-        Plan::ListStateless { id, allow } => {
+        Plan::ListStateless { kind, id, allow } => {
             let mut out = Vec::with_capacity(4096);
             begin(&mut out, &id);
-            merge_tools(cx, server, allow.as_deref(), &fwd_refs, &mut out, |_| Some(Via::Link)).await;
+            merge_list(cx, server, kind, allow.as_deref(), &fwd_refs, &mut out, |_| Some(Via::Link)).await;
             crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
             Ok((out, None, response::JSON))
         }
-        Plan::CallStateless { id, backend: i, body, tool } => {
+        Plan::CallStateless { method, id, backend: i, body, tool } => {
             let b = &server.backends[i];
-            call_stateless(cx, server, b, &body, &tool, fwd_for(&fwd_refs, i))
+            call_stateless(cx, server, b, method, &body, &tool, fwd_for(&fwd_refs, i))
                 .await
                 .map_err(|e| (e, Some(id)))
         }
@@ -394,17 +466,22 @@ enum Via {
 
 /// Appends `"tools":[...]` - local tools, then every reachable backend's selected tools under
 /// their exposed names, following backend pages. A failing backend is left out and logged.
-async fn merge_tools(
+async fn merge_list(
     cx: &Cx<'_>,
     server: &Server,
+    kind: ListKind,
     allow: Option<&[u8]>,
     fwd: &[Vec<(&[u8], &[u8])>],
     out: &mut Vec<u8>,
     via: impl Fn(&str) -> Option<Via>,
 ) {
-    out.extend_from_slice(b"\"tools\":[");
+    out.push(b'"');
+    out.extend_from_slice(kind.member().as_bytes());
+    out.extend_from_slice(b"\":[");
     let mut first = true;
-    for t in &server.tools {
+    let local: &[crate::config::snapshot::LocalTool] =
+        if kind == ListKind::Tools { &server.tools } else { &[] };
+    for t in local {
         if server.tool_allowed(t, allow) {
             if !first {
                 out.push(b',');
@@ -425,13 +502,14 @@ async fn merge_tools(
                 let result = match &route {
                     Via::Session(v, sid) => {
                         let body = format!(
-                            r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"tools/list","params":{{{}"_meta":{{}}}}}}"#,
+                            r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"{}","params":{{{}"_meta":{{}}}}}}"#,
+                            kind.method(),
                             cursor_json.as_deref().unwrap_or("")
                         );
                         page(cx, b, body.as_bytes(), Wire::legacy(v, sid), fwd_for(fwd, i)).await
                     }
                     Via::Link => {
-                        list_over_link(cx, server, b, cursor_json.as_deref().unwrap_or(""), fwd_for(fwd, i)).await
+                        list_over_link(cx, server, b, kind, cursor_json.as_deref().unwrap_or(""), fwd_for(fwd, i)).await
                     }
                 };
                 let Some(result) = result else { break };
@@ -447,21 +525,21 @@ async fn merge_tools(
     let all = futures_util::future::join_all(fetches).await;
     for (b, pages) in server.backends.iter().zip(all) {
         for result in pages {
-            for tool in result.get("tools").and_then(|t| t.as_array()).into_iter().flatten() {
-                let Some(name) = tool.get("name").and_then(|n| n.as_str()) else { continue };
-                if !b.selector.selects(name) {
+            for item in result.get(kind.member()).and_then(|t| t.as_array()).into_iter().flatten() {
+                let Some(name) = item.get(kind.field()).and_then(|n| n.as_str()) else { continue };
+                if kind == ListKind::Tools && !b.selector.selects(name) {
                     continue;
                 }
                 let exposed = if server.prefixed() {
-                    format!("{}{}{}", b.name, server.separator, name)
+                    format!("{}{}{}", b.name, kind.joiner(server), name)
                 } else {
                     name.to_string()
                 };
-                if !server.name_allowed(&exposed, allow) {
+                if kind == ListKind::Tools && !server.name_allowed(&exposed, allow) {
                     continue;
                 }
-                let mut t = tool.clone();
-                t["name"] = serde_json::Value::String(exposed);
+                let mut t = item.clone();
+                t[kind.field()] = serde_json::Value::String(exposed);
                 if !first {
                     out.push(b',');
                 }
@@ -473,11 +551,12 @@ async fn merge_tools(
     out.push(b']');
 }
 
-/// One tools/list page over the worker's link, re-linking once if a legacy session expired.
+/// One list page over the worker's link, re-linking once if a legacy session expired.
 async fn list_over_link(
     cx: &Cx<'_>,
     server: &Server,
     b: &Backend,
+    kind: ListKind,
     cursor: &str,
     fwd: &[(&[u8], &[u8])],
 ) -> Option<serde_json::Value> {
@@ -493,13 +572,15 @@ async fn list_over_link(
         let wire = match &l {
             Link::Modern => {
                 body = format!(
-                    r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"tools/list","params":{{{cursor}{META_2026}}}}}"#
+                    r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"{}","params":{{{cursor}{META_2026}}}}}"#,
+                    kind.method()
                 );
-                Wire::modern("tools/list", None)
+                Wire::modern(kind.method(), None)
             }
             Link::Legacy { version, session } => {
                 body = format!(
-                    r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"tools/list","params":{{{cursor}"_meta":{{}}}}}}"#
+                    r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"{}","params":{{{cursor}"_meta":{{}}}}}}"#,
+                    kind.method()
                 );
                 (wire_version, wire_session) = (version.as_str(), session.as_str());
                 Wire::legacy(wire_version, wire_session)
@@ -555,6 +636,7 @@ async fn call_stateless(
     cx: &Cx<'_>,
     server: &Server,
     b: &Backend,
+    method: &str,
     body: &[u8],
     tool: &str,
     fwd: &[(&[u8], &[u8])],
@@ -562,7 +644,7 @@ async fn call_stateless(
     for attempt in 0..2 {
         let l = link(cx, server, b, fwd).await?;
         let wire = match &l {
-            Link::Modern => Wire::modern("tools/call", Some(tool)),
+            Link::Modern => Wire::modern(method, Some(tool)),
             Link::Legacy { version, session } => Wire::legacy(version, session),
         };
         let resp = cx.send(b, body, wire, fwd).await.map_err(|e| backend_error(b, &e))?;
@@ -577,6 +659,11 @@ async fn call_stateless(
                     .ok_or_else(|| Error::internal(format!("backend {} sent no JSON-RPC answer", b.name)))?;
                 if let Some(r) = msg.get_mut("result").and_then(|r| r.as_object_mut()) {
                     r.entry("resultType").or_insert_with(|| serde_json::Value::String("complete".into()));
+                    // resources/read is a cacheable result in 2026-07-28.
+                    if method == "resources/read" {
+                        r.entry("ttlMs").or_insert_with(|| serde_json::Value::from(0));
+                        r.entry("cacheScope").or_insert_with(|| serde_json::Value::String("private".into()));
+                    }
                 }
                 let out =
                     serde_json::to_vec(&msg).map_err(|_| Error::internal("could not encode the answer"))?;

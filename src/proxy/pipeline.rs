@@ -607,19 +607,28 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
     let server = w.cx.server;
     let allow = allow_list(w);
     if !server.backends.is_empty() {
-        match env.method {
-            "tools/list" => {
-                let allow = allow.map(<[u8]>::to_vec);
-                return Step::Backends(aggregate::Plan::ListStateless { id: raw_id(env), allow }, class);
-            }
-            "tools/call" if !server.tool_index.contains_key(env.name.unwrap_or("")) => {
-                let name = env.name.unwrap_or("");
-                return match backend_call_stateless(w, env, name) {
-                    Ok(plan) => Step::Backends(plan, class),
-                    Err(err) => w.error(&err, &reply, class).into(),
-                };
-            }
-            _ => {}
+        if let Some(kind) = aggregate::ListKind::of(env.method) {
+            let allow = allow.map(<[u8]>::to_vec);
+            return Step::Backends(aggregate::Plan::ListStateless { kind, id: raw_id(env), allow }, class);
+        }
+        let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
+        if !local && routed_method(env.method) {
+            return match routed(w, env) {
+                Ok((backend, body, own)) => {
+                    let method = match env.method {
+                        "tools/call" => "tools/call",
+                        "prompts/get" => "prompts/get",
+                        _ => "resources/read",
+                    };
+                    let plan =
+                        aggregate::Plan::CallStateless { method, id: raw_id(env), backend, body, tool: own };
+                    Step::Backends(plan, class)
+                }
+                Err(err) => {
+                    let data = not_found_data(env, &err);
+                    w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
+                }
+            };
         }
     }
     w.scratch.clear();
@@ -796,21 +805,21 @@ fn legacy(
         return w.accepted(class).into();
     }
     if !server.backends.is_empty() {
-        match env.method {
-            "tools/list" => {
-                let allow = allow_list(w).map(<[u8]>::to_vec);
-                return Step::Backends(aggregate::Plan::List { id: raw_id(env), claims, allow }, class);
-            }
-            "tools/call" => {
-                let name = env.name.unwrap_or("");
-                if !server.tool_index.contains_key(name) {
-                    return match backend_call(w, env, name, claims) {
-                        Ok(plan) => Step::Backends(plan, class),
-                        Err(err) => w.error(&err, &reply, class).into(),
-                    };
+        if let Some(kind) = aggregate::ListKind::of(env.method) {
+            let allow = allow_list(w).map(<[u8]>::to_vec);
+            return Step::Backends(aggregate::Plan::List { kind, id: raw_id(env), claims, allow }, class);
+        }
+        let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
+        if !local && routed_method(env.method) {
+            return match routed(w, env) {
+                Ok((backend, body, _)) => {
+                    Step::Backends(aggregate::Plan::Call { id: raw_id(env), backend, body, claims }, class)
                 }
-            }
-            _ => {}
+                Err(err) => {
+                    let data = not_found_data(env, &err);
+                    w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
+                }
+            };
         }
     }
     w.scratch.clear();
@@ -833,42 +842,46 @@ fn raw_id(env: &Envelope<'_, '_>) -> Vec<u8> {
     id
 }
 
-/// A 2026-07-28 `tools/call` of a backend tool (no client session: the core's link is used).
-fn backend_call_stateless(
-    w: &Writer<'_, '_>,
-    env: &Envelope<'_, '_>,
-    name: &str,
-) -> Result<aggregate::Plan, Error> {
-    let (backend, body, tool) = routed(w, name)?;
-    Ok(aggregate::Plan::CallStateless { id: raw_id(env), backend, body, tool })
+/// Requests routed to one backend by the name or URI they carry.
+fn routed_method(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
 }
 
-/// Backend, rewritten body and backend tool name for an exposed backend tool name.
-fn routed(w: &Writer<'_, '_>, name: &str) -> Result<(usize, Vec<u8>, String), Error> {
+/// For a routed request: the backend, the body with only the exposed name (or URI) rewritten to
+/// the backend's own, and that own name. Tools pass the backend's selector and `allowTools`.
+fn routed(w: &Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(usize, Vec<u8>, String), Error> {
     let server = w.cx.server;
-    let unknown = || Error::client(Kind::InvalidParams, format!("Unknown tool: {}", local::truncate(name)));
-    let (backend, tool) = aggregate::resolve(server, name).ok_or_else(unknown)?;
-    if !server.name_allowed(name, allow_list(w)) {
-        return Err(Error::client(
-            Kind::InvalidParams,
-            format!("Tool not allowed: {}", local::truncate(name)),
-        ));
-    }
-    let body = aggregate::rewrite_name(w.body, w.base, name, tool).ok_or_else(|| {
-        Error::client(Kind::InvalidParams, "tool names must not be written with JSON escapes")
+    let (exposed, found) = match env.method {
+        "tools/call" => {
+            let name = env.name.unwrap_or("");
+            let r = aggregate::resolve(server, name);
+            if r.is_some() && !server.name_allowed(name, allow_list(w)) {
+                return Err(Error::client(
+                    Kind::InvalidParams,
+                    format!("Tool not allowed: {}", local::truncate(name)),
+                ));
+            }
+            (
+                name,
+                r.ok_or_else(|| {
+                    Error::client(Kind::InvalidParams, format!("Unknown tool: {}", local::truncate(name)))
+                }),
+            )
+        }
+        "prompts/get" => {
+            let name = env.name.unwrap_or("");
+            (name, aggregate::route(server, name, &server.separator).ok_or_else(|| not_found(env)))
+        }
+        _ => {
+            let uri = env.uri.unwrap_or("");
+            (uri, aggregate::route(server, uri, "+").ok_or_else(|| not_found(env)))
+        }
+    };
+    let (backend, own) = found?;
+    let body = aggregate::rewrite_name(w.body, w.base, exposed, own).ok_or_else(|| {
+        Error::client(Kind::InvalidParams, "names and URIs must not be written with JSON escapes")
     })?;
-    Ok((backend, body, tool.to_string()))
-}
-
-/// A `tools/call` of a backend tool: which backend, and the body with the name rewritten.
-fn backend_call(
-    w: &Writer<'_, '_>,
-    env: &Envelope<'_, '_>,
-    name: &str,
-    claims: Rc<Claims>,
-) -> Result<aggregate::Plan, Error> {
-    let (backend, body, _) = routed(w, name)?;
-    Ok(aggregate::Plan::Call { id: raw_id(env), backend, body, claims })
+    Ok((backend, body, own.to_string()))
 }
 
 /// One legacy request into `w.scratch` as a complete JSON-RPC response.
