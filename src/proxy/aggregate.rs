@@ -6,9 +6,10 @@
 //! session sealed into the client's session id), `tools/list` (fan-out, selectors, prefixed
 //! names, merged with local tools; a failing backend is left out and logged) and `tools/call`
 //! (routed by name, only the name rewritten, the backend's JSON or SSE answer relayed as sent).
-//! For 2026-07-28 clients the same over a per-worker [`Link`] to each backend.
-//! Not yet: resources/prompts aggregation, streamed (incremental) SSE relay with id rewriting,
-//! GET stream fan-in, DELETE fan-out, https, concurrent fan-out (backends are asked in turn).
+//! For 2026-07-28 clients the same over a per-worker [`Link`] to each backend. Prompts and
+//! resources are merged and routed like tools ([`ListKind`]); DELETE fans out.
+//! Not yet: streamed (incremental) SSE relay with id rewriting, GET stream fan-in,
+//! completion/logging routing, https.
 
 use crate::config::snapshot::{Backend, Server, Snapshot};
 use crate::error::{Error, Kind};
