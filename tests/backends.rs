@@ -47,7 +47,7 @@ fn fixture_mode(tag: &'static str, sse: bool, modern: bool) -> Fixture {
     Fixture { addr, seen, connections }
 }
 
-fn serve(mut s: TcpStream, tag: &str, sse: bool, modern: bool, seen: Seen) {
+fn serve(mut s: impl Read + Write, tag: &str, sse: bool, modern: bool, seen: Seen) {
     let mut buf = Vec::new();
     loop {
         let (head, body) = loop {
@@ -526,4 +526,105 @@ fn prompts_and_resources_are_aggregated_and_routed() {
         (Some(-32002), Some("zz+file:///x"))
     );
     gw.shutdown();
+}
+
+/// The fixture behind TLS: a private CA signs a certificate for 127.0.0.1.
+fn tls_fixture(tag: &'static str) -> (Fixture, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let srv_key = KeyPair::generate().unwrap();
+    let srv_cert =
+        CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&srv_key, &issuer).unwrap();
+    let ca_file = std::env::temp_dir().join(format!("portcullis-test-ca-{}-{tag}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![srv_cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(srv_key.serialize_der().into()),
+            )
+            .unwrap(),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let connections = Arc::new(Mutex::new(0));
+    let (s2, c2) = (seen.clone(), connections.clone());
+    std::thread::Builder::new()
+        .spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { return };
+                *c2.lock().unwrap() += 1;
+                let (seen, config) = (s2.clone(), config.clone());
+                std::thread::Builder::new()
+                    .spawn(move || {
+                        let conn = rustls::ServerConnection::new(config).unwrap();
+                        serve(rustls::StreamOwned::new(conn, s), tag, false, false, seen)
+                    })
+                    .unwrap();
+            }
+        })
+        .unwrap();
+    (Fixture { addr, seen, connections }, ca_file)
+}
+
+fn tls_config(addr: SocketAddr, ca_file: Option<&std::path::Path>) -> String {
+    let ca = ca_file.map(|p| format!("\n        caFile: {}", p.display())).unwrap_or_default();
+    format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+limits: {{ upstreamTimeoutMs: 2000 }}
+servers:
+  - name: tls
+    path: /mcp
+    backends:
+      - name: secure
+        url: https://{addr}/mcp{ca}
+"#
+    )
+}
+
+#[test]
+fn https_backend_verified_against_a_private_ca() {
+    let (b, ca_file) = tls_fixture("tls");
+    let gw = start(&tls_config(b.addr, Some(&ca_file)));
+    let addr = gw.addrs()[0];
+    let sid = init(addr);
+    let (_, _, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"over tls"}}}"#,
+        Some(&sid),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["result"]["content"][0]["text"], "tls:echo:over tls", "{v}");
+    assert_eq!(*b.connections.lock().unwrap(), 1, "the TLS connection is pooled and reused");
+    gw.shutdown();
+
+    // Without the CA the certificate is not trusted: the backend is unreachable, never used.
+    let before = b.seen.lock().unwrap().len();
+    let gw = start(&tls_config(b.addr, None));
+    let (status, _, body) = post(
+        gw.addrs()[0],
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        None,
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 500, "{v}");
+    assert_eq!(v["error"]["code"], -32603);
+    assert_eq!(
+        b.seen.lock().unwrap().len(),
+        before,
+        "no request reached the backend over an unverified connection"
+    );
+    gw.shutdown();
+    let _ = std::fs::remove_file(ca_file);
 }

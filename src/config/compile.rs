@@ -458,6 +458,48 @@ fn backend_routing_supported() -> bool {
     true
 }
 
+/// The system's trust roots, read once per process (re-read on restart, not on reload).
+fn system_roots() -> &'static [rustls::pki_types::CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
+        std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            log::warn!("system trust roots: {e}");
+        }
+        found.certs
+    })
+}
+
+/// A rustls client configuration (ring provider) trusting the system roots plus `ca_file`.
+fn client_tls(ca_file: Option<&str>) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in system_roots() {
+        let _ = roots.add(c.clone());
+    }
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read {path:?}: {e}"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{path:?} is not a PEM certificate file: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("{path:?} holds no certificate"));
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| format!("{path:?}: {e}"))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
+}
+
 fn compile_backend(
     rb: &raw::Backend,
     path: &str,
@@ -470,20 +512,34 @@ fn compile_backend(
     if !valid_name(&rb.name) {
         errs.push(format!("{path}.name"), "must be 1-128 characters of [A-Za-z0-9_-]");
     }
-    let mut targets = Vec::new();
-    match &rb.endpoints {
+    let urls: Vec<(String, &str)> = match &rb.endpoints {
         Some(list) if !list.is_empty() => {
-            for (i, u) in list.iter().enumerate() {
-                match Target::parse(u) {
-                    Ok(t) => targets.push(t),
-                    Err(e) => errs.push(format!("{path}.endpoints[{i}]"), e.to_string()),
-                }
+            list.iter().enumerate().map(|(i, u)| (format!("{path}.endpoints[{i}]"), u.as_str())).collect()
+        }
+        _ => vec![(format!("{path}.url"), rb.url.as_str())],
+    };
+    // One TLS client configuration per backend, built only if an endpoint is https.
+    let tls = if urls.iter().any(|(_, u)| u.starts_with("https://")) {
+        match client_tls(rb.ca_file.as_deref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errs.push(format!("{path}.caFile"), e);
+                None
             }
         }
-        _ => match Target::parse(&rb.url) {
+    } else {
+        if rb.ca_file.is_some() {
+            errs.push(format!("{path}.caFile"), "only meaningful for https:// backends");
+        }
+        None
+    };
+    let mut targets = Vec::new();
+    for (p, u) in &urls {
+        match Target::parse(u, || tls.clone().ok_or_else(|| "no TLS configuration (see caFile)".to_string()))
+        {
             Ok(t) => targets.push(t),
-            Err(e) => errs.push(format!("{path}.url"), e.to_string()),
-        },
+            Err(e) => errs.push(p, e.to_string()),
+        }
     }
     let sel = rb.tool_selector.clone().unwrap_or_default();
     let mut regexes = |list: Option<Vec<String>>, field: &str| -> Vec<regex::Regex> {
@@ -571,9 +627,6 @@ fn compile_backend(
         ) {
             errs.push(format!("{path}.forwardHeaders[{i}].name"), format!("{h:?} cannot be forwarded"));
         }
-    }
-    if rb.ca_file.is_some() {
-        errs.push(format!("{path}.caFile"), "https backends are not supported by this build yet");
     }
     (errs.0.len() == before).then(|| crate::config::snapshot::Backend {
         name: rb.name.as_str().into(),

@@ -7,12 +7,8 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
-
 use crate::http::body::Chunked;
-use crate::upstream::pool::{self, Pool};
+use crate::upstream::pool::{self, Pool, Stream};
 use crate::upstream::target::Target;
 
 /// Limits of one exchange.
@@ -70,7 +66,7 @@ pub async fn exchange(
     request: Vec<u8>,
     limits: Limits,
 ) -> Result<Response, UpstreamError> {
-    let pooled = pool.borrow_mut().take(target.addr, Instant::now());
+    let pooled = pool.borrow_mut().take(target.pool_key, Instant::now());
     let (mut stream, reused) = match pooled {
         Some(s) => (s, true),
         None => (fresh(pool, target, limits).await?, false),
@@ -84,7 +80,7 @@ pub async fn exchange(
     match result {
         Ok((resp, keep)) => {
             if keep {
-                pool.borrow_mut().put(target.addr, stream, Instant::now());
+                pool.borrow_mut().put(target.pool_key, stream, Instant::now());
             }
             Ok(resp)
         }
@@ -93,8 +89,8 @@ pub async fn exchange(
     }
 }
 
-async fn fresh(pool: &RefCell<Pool>, target: &Target, limits: Limits) -> Result<TcpStream, UpstreamError> {
-    let s = pool::connect(target.addr, limits.connect).await.map_err(|_| UpstreamError::Connect)?;
+async fn fresh(pool: &RefCell<Pool>, target: &Target, limits: Limits) -> Result<Stream, UpstreamError> {
+    let s = pool::connect(target, limits.connect).await.map_err(|_| UpstreamError::Connect)?;
     pool.borrow_mut().connects += 1;
     Ok(s)
 }
@@ -109,7 +105,7 @@ enum Attempt {
 /// timers cost ~800 instructions each on the proxied path). Hands the request buffer back for a
 /// retry; it is empty when the deadline passed mid-write.
 async fn once(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     request: Vec<u8>,
     limits: Limits,
     deadline: Instant,
@@ -127,7 +123,7 @@ async fn once(
     }
 }
 
-async fn read_response(stream: &mut TcpStream, limits: Limits) -> Result<(Response, bool), Attempt> {
+async fn read_response(stream: &mut Stream, limits: Limits) -> Result<(Response, bool), Attempt> {
     let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
     // Head.
     let (status, headers, head_len, framing, keep) = loop {
@@ -217,12 +213,11 @@ impl Read {
 
 /// Reads more bytes into `buf`, handing the buffer back. The attempt's deadline bounds it; a
 /// read abandoned by that deadline keeps its buffer and the connection is not reused after it.
-async fn read(stream: &mut TcpStream, mut buf: Vec<u8>) -> (Read, Vec<u8>) {
+async fn read(stream: &mut Stream, mut buf: Vec<u8>) -> (Read, Vec<u8>) {
     if buf.capacity() - buf.len() < 4096 {
         buf.reserve(buf.len().clamp(8 * 1024, 64 * 1024));
     }
-    let len = buf.len();
-    match stream.read(buf.slice_mut(len..)).await {
+    match stream.read(pool::spare(buf)).await {
         (Ok(0), b) | (Err(_), b) => (Read::Eof, b.into_inner()),
         (Ok(_), b) => (Read::Data, b.into_inner()),
     }

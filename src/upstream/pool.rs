@@ -5,8 +5,47 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use monoio::buf::{IoBufMut, SliceMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use rustc_hash::FxHashMap;
+
+use crate::upstream::target::Target;
+
+/// A connection to a backend: plain TCP, or TLS over TCP (rustls driven on this runtime).
+pub enum Stream {
+    /// `http://`
+    Plain(TcpStream),
+    /// `https://`
+    Tls(Box<monoio_rustls::ClientTlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Writes all of `buf`, handing it back.
+    pub async fn write_all(&mut self, buf: Vec<u8>) -> (std::io::Result<usize>, Vec<u8>) {
+        match self {
+            Stream::Plain(s) => s.write_all(buf).await,
+            Stream::Tls(s) => s.write_all(buf).await,
+        }
+    }
+
+    /// Reads into the spare capacity `buf` describes, handing it back.
+    pub async fn read(&mut self, buf: SliceMut<Vec<u8>>) -> (std::io::Result<usize>, SliceMut<Vec<u8>>) {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf).await,
+        }
+    }
+}
+
+/// Pool key: address plus TLS name hash (0 for plain).
+pub type Key = (SocketAddr, u64);
+
+/// Spare capacity of `buf` from its length on, for a read.
+pub fn spare(buf: Vec<u8>) -> SliceMut<Vec<u8>> {
+    let len = buf.len();
+    buf.slice_mut(len..)
+}
 
 /// Idle connections one worker keeps per endpoint.
 pub const MAX_IDLE_PER_ENDPOINT: usize = 64;
@@ -16,7 +55,7 @@ pub const IDLE_TTL: Duration = Duration::from_secs(30);
 /// A worker's upstream connections.
 #[derive(Default)]
 pub struct Pool {
-    idle: FxHashMap<SocketAddr, Vec<(TcpStream, Instant)>>,
+    idle: FxHashMap<Key, Vec<(Stream, Instant)>>,
     /// New connections opened (for the reuse figure).
     pub connects: u64,
     /// Requests served on a pooled connection.
@@ -25,8 +64,8 @@ pub struct Pool {
 
 impl Pool {
     /// A warm idle connection to `addr`, if one is young enough.
-    pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<TcpStream> {
-        let list = self.idle.get_mut(&addr)?;
+    pub fn take(&mut self, key: Key, now: Instant) -> Option<Stream> {
+        let list = self.idle.get_mut(&key)?;
         while let Some((stream, since)) = list.pop() {
             if now.duration_since(since) < IDLE_TTL {
                 self.reuses += 1;
@@ -37,8 +76,8 @@ impl Pool {
     }
 
     /// Returns a connection whose last exchange completed cleanly.
-    pub fn put(&mut self, addr: SocketAddr, stream: TcpStream, now: Instant) {
-        let list = self.idle.entry(addr).or_default();
+    pub fn put(&mut self, key: Key, stream: Stream, now: Instant) {
+        let list = self.idle.entry(key).or_default();
         // The oldest connection goes first: it is the one most likely to be closed remotely.
         if list.len() >= MAX_IDLE_PER_ENDPOINT {
             list.remove(0);
@@ -47,24 +86,35 @@ impl Pool {
     }
 
     /// Keeps only the endpoints `keep` accepts (after a reload removed backends).
-    pub fn retain(&mut self, keep: impl Fn(&SocketAddr) -> bool) {
+    pub fn retain(&mut self, keep: impl Fn(&Key) -> bool) {
         self.idle.retain(|a, _| keep(a));
     }
 
-    /// Idle connections held for `addr`.
-    pub fn idle(&self, addr: SocketAddr) -> usize {
-        self.idle.get(&addr).map_or(0, Vec::len)
+    /// Idle connections held for `key`.
+    pub fn idle(&self, key: Key) -> usize {
+        self.idle.get(&key).map_or(0, Vec::len)
     }
 }
 
-/// Opens a connection within `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    match monoio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(s)
+/// Opens a connection to `target` within `timeout`, the TLS handshake included.
+pub async fn connect(target: &Target, timeout: Duration) -> std::io::Result<Stream> {
+    let open = async {
+        let s = TcpStream::connect(target.addr).await?;
+        let _ = s.set_nodelay(true);
+        match &target.tls {
+            None => Ok(Stream::Plain(s)),
+            Some(tls) => {
+                let connector = monoio_rustls::TlsConnector::from(tls.config.clone());
+                let s = connector
+                    .connect(tls.name.clone(), s)
+                    .await
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+                Ok(Stream::Tls(Box::new(s)))
+            }
         }
-        Ok(Err(e)) => Err(e),
+    };
+    match monoio::time::timeout(timeout, open).await {
+        Ok(r) => r,
         Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")),
     }
 }

@@ -1,10 +1,23 @@
-//! Backend addresses, resolved once at config load: `http://host[:port]/path` -> socket address,
-//! the `Host` header to send and the request path.
+//! Backend addresses, resolved once at config load: `http(s)://host[:port]/path` -> socket
+//! address, the `Host` header to send, the request path and, for https, the TLS client
+//! configuration and the name to verify.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+
+/// TLS to a backend: the client configuration (trust roots) and the server name to verify.
+#[derive(Clone)]
+pub struct Tls {
+    /// rustls client configuration (ring provider), shared by every endpoint that uses it.
+    pub config: Arc<rustls::ClientConfig>,
+    /// The name the certificate must carry.
+    pub name: ServerName<'static>,
+}
 
 /// A resolved backend endpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct Target {
     /// Where to connect.
     pub addr: SocketAddr,
@@ -12,13 +25,29 @@ pub struct Target {
     pub authority: Box<str>,
     /// Request path (with query), at least `/`.
     pub path: Box<str>,
+    /// Present for `https://` targets.
+    pub tls: Option<Tls>,
+    /// What the per-core pool keys connections by: the address plus the TLS name (a connection
+    /// verified for one name is never reused for another).
+    pub pool_key: (SocketAddr, u64),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("addr", &self.addr)
+            .field("authority", &self.authority)
+            .field("path", &self.path)
+            .field("tls", &self.tls.as_ref().map(|t| t.name.to_str().into_owned()))
+            .finish()
+    }
 }
 
 /// Why a backend URL was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TargetError {
-    /// Not `http://` (https arrives with the backends issue).
-    #[error("only http:// backend URLs are supported by this build")]
+    /// Neither `http://` nor `https://`.
+    #[error("backend URLs must start with http:// or https://")]
     Scheme,
     /// No host, bad port, userinfo, or unresolvable.
     #[error("invalid backend URL: {0}")]
@@ -26,9 +55,16 @@ pub enum TargetError {
 }
 
 impl Target {
-    /// Parses and resolves `url`.
-    pub fn parse(url: &str) -> Result<Target, TargetError> {
-        let rest = url.strip_prefix("http://").ok_or(TargetError::Scheme)?;
+    /// Parses and resolves `url`; `tls` supplies the client configuration for `https://`.
+    pub fn parse(
+        url: &str,
+        tls: impl FnOnce() -> Result<Arc<rustls::ClientConfig>, String>,
+    ) -> Result<Target, TargetError> {
+        let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(r), _) => (r, false),
+            (_, Some(r)) => (r, true),
+            _ => return Err(TargetError::Scheme),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -39,17 +75,30 @@ impl Target {
         if path.contains(['#', ' ']) {
             return Err(TargetError::Invalid("path must not contain spaces or a fragment".into()));
         }
-        let with_port = if authority.ends_with(']') || !authority.contains(':') {
-            format!("{authority}:80")
-        } else {
-            authority.to_string()
-        };
+        let default_port = if https { 443 } else { 80 };
+        let has_port =
+            if authority.starts_with('[') { authority.contains("]:") } else { authority.contains(':') };
+        let with_port = if has_port { authority.to_string() } else { format!("{authority}:{default_port}") };
         let addr = with_port
             .to_socket_addrs()
             .map_err(|e| TargetError::Invalid(format!("cannot resolve {authority}: {e}")))?
             .next()
             .ok_or_else(|| TargetError::Invalid(format!("{authority} resolves to no address")))?;
-        Ok(Target { addr, authority: authority.into(), path: path.into() })
+        let tls = if https {
+            let host = crate::http::origin::split_host_port(authority).map_or(authority, |(h, _)| h);
+            let name = ServerName::try_from(host.to_string())
+                .map_err(|_| TargetError::Invalid(format!("{host:?} is not a valid TLS server name")))?;
+            Some(Tls { config: tls().map_err(TargetError::Invalid)?, name })
+        } else {
+            None
+        };
+        let name_hash = tls.as_ref().map_or(0, |t| {
+            use std::hash::{Hash, Hasher};
+            let mut h = rustc_hash::FxHasher::default();
+            t.name.to_str().hash(&mut h);
+            h.finish() | 1
+        });
+        Ok(Target { addr, authority: authority.into(), path: path.into(), tls, pool_key: (addr, name_hash) })
     }
 }
 
@@ -57,14 +106,20 @@ impl Target {
 mod tests {
     use super::*;
 
+    fn no_tls() -> Result<Arc<rustls::ClientConfig>, String> {
+        Err("no TLS in this test".into())
+    }
+
     #[test]
     fn forms() {
-        let t = Target::parse("http://127.0.0.1:9001/mcp?x=1").unwrap();
+        let t = Target::parse("http://127.0.0.1:9001/mcp?x=1", no_tls).unwrap();
         assert_eq!((t.addr.port(), &*t.authority, &*t.path), (9001, "127.0.0.1:9001", "/mcp?x=1"));
-        assert_eq!(Target::parse("http://127.0.0.1").unwrap().addr.port(), 80);
-        assert_eq!(&*Target::parse("http://[::1]:8/").unwrap().authority, "[::1]:8");
-        assert_eq!(Target::parse("https://a/"), Err(TargetError::Scheme));
-        assert!(Target::parse("http://u:p@a/").is_err());
-        assert!(Target::parse("http:///x").is_err());
+        assert!(t.tls.is_none());
+        assert_eq!(Target::parse("http://127.0.0.1", no_tls).unwrap().addr.port(), 80);
+        assert_eq!(&*Target::parse("http://[::1]:8/", no_tls).unwrap().authority, "[::1]:8");
+        assert_eq!(Target::parse("ftp://a/", no_tls).unwrap_err(), TargetError::Scheme);
+        assert!(Target::parse("http://u:p@a/", no_tls).is_err());
+        assert!(Target::parse("http:///x", no_tls).is_err());
+        assert!(Target::parse("https://127.0.0.1/", no_tls).is_err(), "https needs a TLS configuration");
     }
 }

@@ -435,7 +435,7 @@ servers:
         - {id: noCred, type: http, scheme: bearer}
     backends:
       - name: b1
-        url: https://127.0.0.1:9001/mcp
+        url: ftp://127.0.0.1:9001/mcp
       - name: b2
         url: http://127.0.0.1:9002/mcp
         toolSelector: {includeRegex: ["(unclosed"]}
@@ -446,9 +446,17 @@ servers:
         forwardHeaders: [{name: Authorization}]
       - name: b3
         url: http://127.0.0.1:9004/mcp
+      - name: b5
+        url: https://127.0.0.1:9005/mcp
+        caFile: /nonexistent/ca.pem
+      - name: b6
+        url: http://127.0.0.1:9006/mcp
+        caFile: /nonexistent/ca.pem
 "#,
     );
-    assert_error(&errs, "servers[0].backends[0].url", "only http://");
+    assert_error(&errs, "servers[0].backends[0].url", "http:// or https://");
+    assert_error(&errs, "servers[0].backends[4].caFile", "cannot read");
+    assert_error(&errs, "servers[0].backends[5].caFile", "only meaningful for https://");
     assert_error(&errs, "servers[0].backends[1].toolSelector.includeRegex[0]", "invalid regex");
     assert_error(&errs, "servers[0].backends[1].security.id", "no securitySchemes entry");
     assert_error(&errs, "servers[0].backends[2].security", "no defaultCredential");

@@ -48,7 +48,11 @@ fn backend(per_conn: usize, reply: fn(usize) -> Vec<u8>) -> (Target, Arc<AtomicU
             }
         })
         .unwrap();
-    (Target::parse(&format!("http://{addr}/mcp")).unwrap(), accepted)
+    (Target::parse(&format!("http://{addr}/mcp"), no_tls).unwrap(), accepted)
+}
+
+fn no_tls() -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    Err("plain http in these tests".into())
 }
 
 fn run<F: std::future::Future>(f: F) -> F::Output {
@@ -91,7 +95,7 @@ fn chunked_and_sse_bodies() {
         let pool = RefCell::new(Pool::default());
         let r = exchange(&pool, &t, request(&t), LIMITS).await.unwrap();
         assert_eq!(r.body, b"event: message\ndata: {\"id\":1}\n\n");
-        assert_eq!(pool.borrow().idle(t.addr), 1, "chunked response leaves the connection reusable");
+        assert_eq!(pool.borrow().idle(t.pool_key), 1, "chunked response leaves the connection reusable");
     });
 }
 
@@ -102,7 +106,7 @@ fn close_delimited_body_is_not_pooled() {
         let pool = RefCell::new(Pool::default());
         let r = exchange(&pool, &t, request(&t), LIMITS).await.unwrap();
         assert_eq!(r.body, b"until-eof");
-        assert_eq!(pool.borrow().idle(t.addr), 0);
+        assert_eq!(pool.borrow().idle(t.pool_key), 0);
     });
 }
 
@@ -128,7 +132,7 @@ fn faults() {
         let pool = RefCell::new(Pool::default());
         // Refused: nothing listens on a port we just released.
         let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let t = Target::parse(&format!("http://{free}/")).unwrap();
+        let t = Target::parse(&format!("http://{free}/"), no_tls).unwrap();
         assert_eq!(exchange(&pool, &t, request(&t), LIMITS).await.unwrap_err(), UpstreamError::Connect);
         // Garbage.
         let (t, _) = backend(1, |_| b"SSH-2.0-OpenSSH\r\n\r\n".to_vec());
