@@ -9,7 +9,7 @@
 //! For 2026-07-28 clients the same over a per-worker [`Link`] to each backend. Prompts and
 //! resources are merged and routed like tools ([`ListKind`]); DELETE fans out.
 //! Not yet: streamed (incremental) SSE relay with id rewriting, GET stream fan-in,
-//! completion/logging routing, https.
+//! completion/logging routing.
 
 use crate::config::snapshot::{Backend, Server, Snapshot};
 use crate::error::{Error, Kind};
