@@ -124,7 +124,7 @@ fn serve(mut s: impl Read + Write, tag: &str, sse: bool, modern: bool, seen: See
                 reply("200 OK", "Content-Type: application/json\r\n", &r)
             }
         } else if method == "initialize" {
-            let r = json!({"jsonrpc":"2.0","id":msg["id"],"result":{"protocolVersion":msg["params"]["protocolVersion"],"capabilities":{"tools":{}},"serverInfo":{"name":tag,"version":"1"}}});
+            let r = json!({"jsonrpc":"2.0","id":msg["id"],"result":{"protocolVersion":msg["params"]["protocolVersion"],"capabilities":{"tools":{"listChanged":true},"completions":{},"logging":{},"experimental":{"x":{}}},"serverInfo":{"name":tag,"version":"1"}}});
             reply(
                 "200 OK",
                 &format!("Content-Type: application/json\r\nMcp-Session-Id: {session}\r\n"),
@@ -150,6 +150,9 @@ fn serve(mut s: impl Read + Write, tag: &str, sse: bool, modern: bool, seen: See
                     json!({"messages":[{"role":"user","content":{"type":"text","text":format!("{tag} prompt {}", msg["params"]["name"].as_str().unwrap_or(""))}}]})
                 }
                 "resources/list" => json!({"resources":[{"uri":"file:///readme","name":"readme"}]}),
+                "completion/complete" => {
+                    json!({"completion":{"values":[format!("{tag}:{}", msg["params"]["ref"]["name"].as_str().or(msg["params"]["ref"]["uri"].as_str()).unwrap_or(""))]}})
+                }
                 "resources/templates/list" => {
                     json!({"resourceTemplates":[{"uriTemplate":"file:///{path}","name":"files"}]})
                 }
@@ -627,4 +630,50 @@ fn https_backend_verified_against_a_private_ca() {
     );
     gw.shutdown();
     let _ = std::fs::remove_file(ca_file);
+}
+
+#[test]
+fn capabilities_merge_completion_routes_and_set_level_fans_out() {
+    let b1 = fixture("b1", false);
+    let b2 = fixture("b2", false);
+    let gw = start(&config(b1.addr, b2.addr));
+    let addr = gw.addrs()[0];
+    let (_, headers, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        None,
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let caps = &v["result"]["capabilities"];
+    assert!(caps["completions"].is_object() && caps["logging"].is_object(), "{caps}");
+    assert_eq!(caps["tools"]["listChanged"], true, "sub-flags are OR-ed");
+    assert!(caps.get("experimental").is_none(), "capabilities the gateway does not relay are not offered");
+    let sid = headers.iter().find(|(n, _)| n == "mcp-session-id").unwrap().1.clone();
+
+    let (_, _, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"b2__greet"},"argument":{"name":"a","value":"x"}}}"#,
+        Some(&sid),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["result"]["completion"]["values"][0], "b2:greet", "{v}");
+    let (_, _, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"b1+file:///{path}"},"argument":{"name":"path","value":"r"}}}"#,
+        Some(&sid),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["result"]["completion"]["values"][0], "b1:file:///{path}", "{v}");
+
+    let (_, _, body) = post(
+        addr,
+        r#"{"jsonrpc":"2.0","id":4,"method":"logging/setLevel","params":{"level":"debug"}}"#,
+        Some(&sid),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["result"], json!({}));
+    for f in [&b1, &b2] {
+        assert!(f.seen.lock().unwrap().iter().any(|(m, _, _, _)| m == "logging/setLevel"));
+    }
+    gw.shutdown();
 }

@@ -129,6 +129,16 @@ pub enum Plan {
         /// The backend's name for the tool or prompt, or the resource URI (`Mcp-Name`).
         tool: String,
     },
+    /// Send the client's request to every backend of its session and answer an empty result
+    /// (`logging/setLevel`).
+    Broadcast {
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+        /// The client's body, forwarded unchanged.
+        body: Vec<u8>,
+        /// The client's session.
+        claims: std::rc::Rc<Claims>,
+    },
     /// Forward a tools/call to one backend with the tool name rewritten.
     Call {
         /// The client's id, as JSON.
@@ -221,9 +231,15 @@ pub async fn run(
                 .enumerate()
                 .map(|(i, b)| init_backend(cx, b, version, fwd_for(&fwd_refs, i)));
             let mut sessions = Vec::new();
+            // The client sees the union of what the gateway and the joined backends offer.
+            let mut caps: serde_json::Value =
+                serde_json::from_slice(local::CAPABILITIES).unwrap_or(serde_json::Value::Null);
             for (b, r) in server.backends.iter().zip(futures_util::future::join_all(inits).await) {
                 match r {
-                    Ok((v, sid)) => sessions.push((b.name.to_string(), encode_session(&v, &sid))),
+                    Ok((v, sid, backend_caps)) => {
+                        sessions.push((b.name.to_string(), encode_session(&v, &sid)));
+                        merge_capabilities(&mut caps, &backend_caps);
+                    }
                     Err(why) => log::warn!("backend {}: {why}; left out of the session", b.name),
                 }
             }
@@ -245,11 +261,13 @@ pub async fn run(
                     Some(sid) => {
                         let mut out = Vec::with_capacity(512);
                         begin(&mut out, &id);
-                        local::initialize(
+                        let caps = serde_json::to_vec(&caps).unwrap_or_else(|_| local::CAPABILITIES.to_vec());
+                        local::initialize_with(
                             &mut out,
                             server,
                             crate::mcp::version::Version::parse(version.as_bytes())
                                 .unwrap_or(crate::mcp::version::LATEST_HANDSHAKE),
+                            &caps,
                         );
                         out.extend_from_slice(b"}}");
                         Ok((out, Some(sid), response::JSON))
@@ -275,6 +293,30 @@ pub async fn run(
             begin(&mut out, &id);
             merge_list(cx, server, kind, allow.as_deref(), &fwd_refs, &mut out, |_| Some(Via::Link)).await;
             crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
+            Ok((out, None, response::JSON))
+        }
+        Plan::Broadcast { id, body, claims } => {
+            let sends = server.backends.iter().enumerate().filter_map(|(i, b)| {
+                let (_, s) = claims.backends.iter().find(|(n, _)| *n == *b.name)?;
+                let (v, sid) = decode_session(s);
+                let (body, fwd) = (&body, fwd_for(&fwd_refs, i));
+                Some(async move {
+                    match cx.send(b, body, Wire::legacy(v, sid), fwd).await {
+                        Ok(r) if r.status == 200 => {}
+                        Ok(r) => log::warn!(
+                            "backend {}: {} answered HTTP {}",
+                            b.name,
+                            "logging/setLevel",
+                            r.status
+                        ),
+                        Err(e) => log::warn!("backend {}: logging/setLevel failed ({e})", b.name),
+                    }
+                })
+            });
+            futures_util::future::join_all(sends).await;
+            let mut out = Vec::with_capacity(64);
+            begin(&mut out, &id);
+            out.extend_from_slice(b"}}");
             Ok((out, None, response::JSON))
         }
         Plan::CallStateless { method, id, backend: i, body, tool } => {
@@ -361,6 +403,30 @@ pub async fn end_sessions(core: &Core, snap: &Snapshot, server: &Server, claims:
     }
 }
 
+/// Adds a backend's capabilities to the merged set: a capability any backend has is offered
+/// (the gateway routes it), with sub-flags OR-ed (e.g. `listChanged`).
+fn merge_capabilities(into: &mut serde_json::Value, from: &serde_json::Value) {
+    let (Some(into), Some(from)) = (into.as_object_mut(), from.as_object()) else { return };
+    for (k, v) in from {
+        // Capabilities the gateway does not relay yet are not offered to the client.
+        if !matches!(k.as_str(), "tools" | "prompts" | "resources" | "completions" | "logging") {
+            continue;
+        }
+        let slot = into.entry(k.clone()).or_insert_with(|| serde_json::json!({}));
+        if let (Some(slot), Some(flags)) = (slot.as_object_mut(), v.as_object()) {
+            for (f, fv) in flags {
+                if fv == &serde_json::Value::Bool(true) || !slot.contains_key(f) {
+                    slot.insert(f.clone(), fv.clone());
+                }
+            }
+        }
+    }
+    // Subscriptions are not relayed (no GET stream fan-in yet).
+    if let Some(r) = into.get_mut("resources").and_then(|r| r.as_object_mut()) {
+        r.insert("subscribe".into(), serde_json::Value::Bool(false));
+    }
+}
+
 /// Backend `i`'s forwarded headers (none when no backend forwards any).
 fn fwd_for<'a>(all: &'a [Vec<(&'a [u8], &'a [u8])>], i: usize) -> &'a [(&'a [u8], &'a [u8])] {
     all.get(i).map_or(&[], Vec::as_slice)
@@ -397,7 +463,7 @@ async fn init_backend(
     b: &Backend,
     version: &str,
     fwd: &[(&[u8], &[u8])],
-) -> Result<(String, String), String> {
+) -> Result<(String, String, serde_json::Value), String> {
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":"portcullis-init","method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{{}},"clientInfo":{{"name":"portcullis","version":"{}"}}}}}}"#,
         local::VERSION
@@ -417,7 +483,8 @@ async fn init_backend(
     if let Err(e) = cx.send(b, note, Wire::legacy(&v, &sid), fwd).await {
         log::warn!("backend {}: notifications/initialized failed ({e})", b.name);
     }
-    Ok((v, sid))
+    let caps = result.get("capabilities").cloned().unwrap_or(serde_json::Value::Null);
+    Ok((v, sid, caps))
 }
 
 const META_2026: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
@@ -442,7 +509,7 @@ async fn link(cx: &Cx<'_>, server: &Server, b: &Backend, fwd: &[(&[u8], &[u8])])
     let l = if modern {
         Link::Modern
     } else {
-        let (version, session) = init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd)
+        let (version, session, _) = init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd)
             .await
             .map_err(|why| Error::internal(format!("backend {}: {why}", b.name)))?;
         Link::Legacy { version, session }
@@ -645,6 +712,8 @@ async fn call_stateless(
     for attempt in 0..2 {
         let l = link(cx, server, b, fwd).await?;
         let wire = match &l {
+            // Mcp-Name exists for tools/call, prompts/get and resources/read only.
+            Link::Modern if method == "completion/complete" => Wire::modern(method, None),
             Link::Modern => Wire::modern(method, Some(tool)),
             Link::Legacy { version, session } => Wire::legacy(version, session),
         };

@@ -39,10 +39,15 @@ pub fn negotiate(requested: Option<&str>) -> Version {
 
 /// `initialize` result members.
 pub fn initialize(body: &mut Vec<u8>, server: &Server, v: Version) {
+    initialize_with(body, server, v, CAPABILITIES)
+}
+
+/// `initialize` result members with the given `capabilities` JSON (merged from backends).
+pub fn initialize_with(body: &mut Vec<u8>, server: &Server, v: Version, capabilities: &[u8]) {
     body.extend_from_slice(b"\"protocolVersion\":\"");
     body.extend_from_slice(v.as_str().as_bytes());
     body.extend_from_slice(b"\",\"capabilities\":");
-    body.extend_from_slice(CAPABILITIES);
+    body.extend_from_slice(capabilities);
     body.extend_from_slice(b",\"serverInfo\":");
     write_server_info(body, server);
     if let Some(i) = &server.instructions {

@@ -618,6 +618,7 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
                     let method = match env.method {
                         "tools/call" => "tools/call",
                         "prompts/get" => "prompts/get",
+                        "completion/complete" => "completion/complete",
                         _ => "resources/read",
                     };
                     let plan =
@@ -809,6 +810,10 @@ fn legacy(
             let allow = allow_list(w).map(<[u8]>::to_vec);
             return Step::Backends(aggregate::Plan::List { kind, id: raw_id(env), claims, allow }, class);
         }
+        if env.method == "logging/setLevel" {
+            let plan = aggregate::Plan::Broadcast { id: raw_id(env), body: w.body.to_vec(), claims };
+            return Step::Backends(plan, class);
+        }
         let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
         if !local && routed_method(env.method) {
             return match routed(w, env) {
@@ -844,7 +849,7 @@ fn raw_id(env: &Envelope<'_, '_>) -> Vec<u8> {
 
 /// Requests routed to one backend by the name or URI they carry.
 fn routed_method(method: &str) -> bool {
-    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+    matches!(method, "tools/call" | "prompts/get" | "resources/read" | "completion/complete")
 }
 
 /// For a routed request: the backend, the body with only the exposed name (or URI) rewritten to
@@ -871,6 +876,26 @@ fn routed(w: &Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(usize, Vec<u8>,
         "prompts/get" => {
             let name = env.name.unwrap_or("");
             (name, aggregate::route(server, name, &server.separator).ok_or_else(|| not_found(env)))
+        }
+        // Completion names what it completes in params.ref: a prompt by name or a resource
+        // (template) by URI, routed like prompts/get and resources/read.
+        "completion/complete" => {
+            let r = env.params.and_then(|p| json::get(p, "ref"));
+            let field = |k: &str| r.and_then(|r| json::get(r, k)).and_then(json::as_str);
+            let (value, joiner) = match field("type") {
+                Some("ref/prompt") => (field("name").unwrap_or(""), &*server.separator),
+                Some("ref/resource") => (field("uri").unwrap_or(""), "+"),
+                _ => {
+                    return Err(Error::client(
+                        Kind::InvalidParams,
+                        "params.ref must be a ref/prompt or ref/resource",
+                    ))
+                }
+            };
+            let unknown = || {
+                Error::client(Kind::InvalidParams, format!("Unknown reference: {}", local::truncate(value)))
+            };
+            (value, aggregate::route(server, value, joiner).ok_or_else(unknown))
         }
         _ => {
             let uri = env.uri.unwrap_or("");
