@@ -8,8 +8,8 @@
 //! (routed by name, only the name rewritten, the backend's JSON or SSE answer relayed as sent).
 //! For 2026-07-28 clients the same over a per-worker [`Link`] to each backend. Prompts and
 //! resources are merged and routed like tools ([`ListKind`]); DELETE fans out.
-//! Not yet: streamed (incremental) SSE relay with id rewriting, GET stream fan-in,
-//! completion/logging routing.
+//! `completion/complete` is routed by its ref; `logging/setLevel` fans out; initialize merges
+//! capabilities. Not yet: streamed (incremental) SSE relay with id rewriting, GET stream fan-in.
 
 use crate::config::snapshot::{Backend, Server, Snapshot};
 use crate::error::{Error, Kind};
