@@ -677,3 +677,113 @@ fn capabilities_merge_completion_routes_and_set_level_fans_out() {
     }
     gw.shutdown();
 }
+
+/// A backend whose tools/call answer is an SSE stream: a progress notification, then - only once
+/// `gate` fires - the result. Everything else as a minimal session-less MCP server.
+fn streaming_fixture(gate: std::sync::mpsc::Receiver<()>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let gate = Arc::new(Mutex::new(gate));
+    std::thread::Builder::new()
+        .spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                let gate = gate.clone();
+                std::thread::Builder::new()
+                    .spawn(move || {
+                        let mut buf = Vec::new();
+                        loop {
+                            let body = loop {
+                                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                                    let cl: usize = head
+                                        .lines()
+                                        .find_map(|l| l.strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+                                        .unwrap_or(0);
+                                    if buf.len() >= end + 4 + cl {
+                                        let body = buf[end + 4..end + 4 + cl].to_vec();
+                                        buf.drain(..end + 4 + cl);
+                                        break body;
+                                    }
+                                }
+                                let mut b = [0u8; 4096];
+                                match s.read(&mut b) {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => buf.extend_from_slice(&b[..n]),
+                                }
+                            };
+                            let msg: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+                            let plain = |r: Value| {
+                                let r = r.to_string();
+                                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{r}", r.len())
+                            };
+                            let out = match msg["method"].as_str().unwrap_or("") {
+                                "initialize" => plain(json!({"jsonrpc":"2.0","id":msg["id"],"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}}})),
+                                "tools/call" => {
+                                    let progress = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
+                                    let head = format!(
+                                        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{progress}\r\n",
+                                        progress.len()
+                                    );
+                                    if s.write_all(head.as_bytes()).is_err() {
+                                        return;
+                                    }
+                                    // Hold the result back until the client has seen the progress event.
+                                    let _ = gate.lock().unwrap().recv();
+                                    let result = format!(
+                                        "event: message\ndata: {}\n\n",
+                                        json!({"jsonrpc":"2.0","id":msg["id"],"result":{"content":[{"type":"text","text":"done"}],"isError":false}})
+                                    );
+                                    format!("{:x}\r\n{result}\r\n0\r\n\r\n", result.len())
+                                }
+                                _ if msg.get("id").is_none() => "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string(),
+                                _ => plain(json!({"jsonrpc":"2.0","id":msg["id"],"result":{}})),
+                            };
+                            if s.write_all(out.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                    })
+                    .unwrap();
+            }
+        })
+        .unwrap();
+    addr
+}
+
+#[test]
+fn sse_answers_are_relayed_as_they_arrive() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let backend = streaming_fixture(rx);
+    let gw = start(&format!(
+        "listen: 127.0.0.1:0\nworkers: 1\nservers:\n  - name: s\n    path: /mcp\n    backends:\n      - name: b\n        url: http://{backend}/mcp\n"
+    ));
+    let addr = gw.addrs()[0];
+    let sid = init(addr);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"slow","arguments":{},"_meta":{"progressToken":1}}}"#;
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+Mcp-Session-Id: {sid}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    // The progress event arrives while the backend still holds the result back.
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("notifications/progress") {
+        let mut b = [0u8; 4096];
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "stream ended before the progress event: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&b[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_string();
+    assert!(text.contains("transfer-encoding: chunked") && text.contains("text/event-stream"), "{text}");
+    assert!(!text.contains("\"done\""), "the result has not been released yet");
+    tx.send(()).unwrap();
+    s.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("\"done\""), "{text}");
+    assert!(text.ends_with("0\r\n\r\n"), "the chunked stream ends cleanly: {text:?}");
+    gw.shutdown();
+}

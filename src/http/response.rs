@@ -91,6 +91,31 @@ pub fn write_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// Writes the head of a response whose body follows as it is produced (chunked transfer
+/// coding): an SSE stream relayed from a backend.
+pub fn write_stream_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    keep_alive: bool,
+    extra: &Extra<'_>,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_u64(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\ndate: ");
+    with_date(|d| out.extend_from_slice(d));
+    out.extend_from_slice(b"\r\ncontent-type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n");
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    write_extra(out, extra);
+    out.extend_from_slice(b"\r\n");
+}
+
 fn write_extra(out: &mut Vec<u8>, extra: &Extra<'_>) {
     let mut line = |name: &[u8], value: &[u8]| {
         out.extend_from_slice(name);

@@ -22,7 +22,7 @@ use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
 use crate::proxy::local;
 use crate::respond::{self, ErrorReply};
-use crate::upstream::client::{Response, UpstreamError};
+use crate::upstream::client::{self, Response, UpstreamError};
 
 /// Which list method is being merged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,7 +204,7 @@ pub async fn run(
 ) -> (u16, bool) {
     // The request's bytes stay put while backends are asked (only `out`/`scratch` are written,
     // at the end), so forwarded headers are borrowed from the read buffer, not copied.
-    let Conn { buf, head, out, scratch, request_id, .. } = conn;
+    let Conn { buf, head, out, scratch, request_id, .. } = &mut *conn;
     let (buf, head): (&[u8], &crate::http::head::Head) = (buf, head);
     let fwd_refs: Vec<Vec<(&[u8], &[u8])>> = if server.backends.iter().any(|b| !b.forward_headers.is_empty())
     {
@@ -222,6 +222,9 @@ pub async fn run(
         Vec::new()
     };
     let cx = &Cx { core, snap };
+    // Set when the answer is an SSE stream to relay as it arrives rather than whole.
+    let mut relay: Option<client::Streaming> = None;
+    let mut relay_backend = "";
     let result: Result<Answer, Failure> = match plan {
         Plan::Initialize { id, version, principal } => {
             // Every backend at once: the client waits for the slowest, not the sum.
@@ -337,12 +340,16 @@ pub async fn run(
                 )),
                 Some((_, s)) => {
                     let (v, sid) = decode_session(s);
-                    match cx.send(b, &body, Wire::legacy(v, sid), fwd_for(&fwd_refs, i)).await {
-                        Ok(r) if r.status == 200 => {
-                            let sse =
-                                r.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
-                            Ok((r.body, None, if sse { response::SSE } else { response::JSON }))
+                    match cx.open(b, &body, Wire::legacy(v, sid), fwd_for(&fwd_refs, i)).await {
+                        Ok(r) if r.status == 200 && is_sse(&r) => {
+                            relay = Some(r);
+                            relay_backend = &b.name;
+                            Ok((Vec::new(), None, response::SSE))
                         }
+                        Ok(r) if r.status == 200 => match client::collect(r, &core.upstream).await {
+                            Ok(r) => Ok((r.body, None, response::JSON)),
+                            Err(e) => Err((backend_error(b, &e), Some(id))),
+                        },
                         // The backend forgot its session: the client must start a new one.
                         Ok(r) if r.status == 404 => {
                             Err((Error::client(Kind::SessionNotFound, "Session not found"), Some(id)))
@@ -362,6 +369,10 @@ pub async fn run(
     };
     let origin = cors.map(|o| o.of(buf)).filter(|o| !o.is_empty());
     let extra = Extra { cors_origin: origin, request_id: Some(request_id), ..Extra::default() };
+    if let (Some(stream), Ok(_)) = (relay, &result) {
+        response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
+        return relay_sse(conn, stream, core, &snap.limits, keep_alive, relay_backend).await;
+    }
     match result {
         Ok((body, session, ctype)) => {
             let extra = Extra { session_id: session.as_deref(), ..extra };
@@ -374,6 +385,50 @@ pub async fn run(
             let reply = ErrorReply { id: raw.as_ref(), ..ErrorReply::default() };
             let w = respond::write_error(out, scratch, &err, &reply, keep_alive, &extra);
             (w.status, w.close || !keep_alive)
+        }
+    }
+}
+
+fn is_sse(r: &client::Streaming) -> bool {
+    r.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"))
+}
+
+/// Relays a backend's SSE answer to the client piece by piece as it arrives (progress and log
+/// notifications reach the client before the result), as a chunked response whose head is
+/// already in `conn.out`. A backend failure mid-stream closes the client connection without the
+/// final chunk, so the client sees the stream break rather than a clean end.
+async fn relay_sse(
+    conn: &mut Conn,
+    mut stream: client::Streaming,
+    core: &Core,
+    limits: &crate::config::snapshot::Limits,
+    keep_alive: bool,
+    backend: &str,
+) -> (u16, bool) {
+    if !conn.flush(limits).await {
+        return (200, true);
+    }
+    loop {
+        match stream.next().await {
+            Ok(Some(piece)) => {
+                use std::io::Write;
+                let _ = write!(conn.out, "{:x}\r\n", piece.len());
+                conn.out.extend_from_slice(piece);
+                conn.out.extend_from_slice(b"\r\n");
+                if !conn.flush(limits).await {
+                    return (200, true);
+                }
+            }
+            Ok(None) => {
+                conn.out.extend_from_slice(b"0\r\n\r\n");
+                stream.finish(&core.upstream);
+                return (200, !keep_alive);
+            }
+            Err(e) => {
+                log::warn!("backend {backend}: stream broke ({e})");
+                core.stats.borrow_mut().backend_failed(backend);
+                return (200, true);
+            }
         }
     }
 }
@@ -439,6 +494,22 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    async fn open(
+        &self,
+        b: &Backend,
+        body: &[u8],
+        wire: Wire<'_>,
+        fwd: &[(&[u8], &[u8])],
+    ) -> Result<client::Streaming, UpstreamError> {
+        let r =
+            backend::open(&self.core.upstream, &self.core.upstream_rr, &self.snap.limits, b, body, wire, fwd)
+                .await;
+        if r.as_ref().map_or(true, |s| s.status >= 500) {
+            self.core.stats.borrow_mut().backend_failed(&b.name);
+        }
+        r
+    }
+
     async fn send(
         &self,
         b: &Backend,

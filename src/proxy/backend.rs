@@ -153,8 +153,7 @@ pub fn request(
     r
 }
 
-/// Sends `body` to `backend`: endpoints in round-robin order starting at the per-core cursor,
-/// moving to the next endpoint only when connecting fails (the request never reached anyone).
+/// Sends `body` to `backend` and reads the whole answer (see [`open`]).
 pub async fn send(
     pool: &std::cell::RefCell<Pool>,
     rr: &Cell<usize>,
@@ -164,6 +163,21 @@ pub async fn send(
     wire: Wire<'_>,
     forwarded: &[(&[u8], &[u8])],
 ) -> Result<Response, UpstreamError> {
+    client::collect(open(pool, rr, limits, backend, body, wire, forwarded).await?, pool).await
+}
+
+/// Sends `body` to `backend` and returns once the answer's head arrived: endpoints in
+/// round-robin order starting at the per-core cursor, moving to the next endpoint only when
+/// connecting fails (the request never reached anyone).
+pub async fn open(
+    pool: &std::cell::RefCell<Pool>,
+    rr: &Cell<usize>,
+    limits: &Limits,
+    backend: &Backend,
+    body: &[u8],
+    wire: Wire<'_>,
+    forwarded: &[(&[u8], &[u8])],
+) -> Result<client::Streaming, UpstreamError> {
     let lim = client::Limits {
         connect: limits.upstream_connect_timeout,
         response: limits.upstream_timeout,
@@ -172,19 +186,17 @@ pub async fn send(
     let start = rr.get();
     rr.set(start.wrapping_add(1));
     let n = backend.targets.len();
-    let mut last = UpstreamError::Connect;
     for k in 0..n {
         let i = (start + k) % n;
         let req = request(backend, i, body, wire, forwarded);
-        match client::exchange(pool, &backend.targets[i], req, lim).await {
+        match client::open(pool, &backend.targets[i], req, lim).await {
             Err(UpstreamError::Connect) => {
                 log::warn!("backend {}: endpoint {} refused the connection", backend.name, i);
-                last = UpstreamError::Connect;
             }
             other => return other,
         }
     }
-    Err(last)
+    Err(UpstreamError::Connect)
 }
 
 /// The JSON-RPC message answering request `id` (any response when `None`) in a backend response

@@ -66,24 +66,57 @@ pub async fn exchange(
     request: Vec<u8>,
     limits: Limits,
 ) -> Result<Response, UpstreamError> {
+    collect(open(pool, target, request, limits).await?, pool).await
+}
+
+/// Reads the rest of `s` into a [`Response`] and returns the connection to the pool.
+pub async fn collect(mut s: Streaming, pool: &RefCell<Pool>) -> Result<Response, UpstreamError> {
+    let mut body = Vec::new();
+    while let Some(piece) = s.next().await? {
+        body.extend_from_slice(piece);
+    }
+    let resp = Response { status: s.status, headers: std::mem::take(&mut s.headers), body };
+    s.finish(pool);
+    Ok(resp)
+}
+
+/// Sends `request` and reads the response head; the body is then read piece by piece with
+/// [`Streaming::next`] (an SSE answer is relayed as it arrives). A pooled connection that is
+/// found closed before any response byte is retried once on a fresh connection.
+pub async fn open(
+    pool: &RefCell<Pool>,
+    target: &Target,
+    request: Vec<u8>,
+    limits: Limits,
+) -> Result<Streaming, UpstreamError> {
     let pooled = pool.borrow_mut().take(target.pool_key, Instant::now());
     let (mut stream, reused) = match pooled {
         Some(s) => (s, true),
         None => (fresh(pool, target, limits).await?, false),
     };
     let deadline = Instant::now() + limits.response;
-    let (mut result, request) = once(&mut stream, request, limits, deadline).await;
+    let (mut result, request) = start(&mut stream, request, deadline).await;
     if reused && matches!(result, Err(Attempt::Stale)) {
         stream = fresh(pool, target, limits).await?;
-        result = once(&mut stream, request, limits, deadline).await.0;
+        result = start(&mut stream, request, deadline).await.0;
     }
     match result {
-        Ok((resp, keep)) => {
-            if keep {
-                pool.borrow_mut().put(target.pool_key, stream, Instant::now());
-            }
-            Ok(resp)
-        }
+        Ok(head) => Ok(Streaming {
+            status: head.status,
+            headers: head.headers,
+            framing: head.framing,
+            keep: head.keep,
+            stream,
+            buf: head.buf,
+            pos: head.len,
+            delivered: 0,
+            chunked: Chunked::new(limits.max_body, 16 * 1024),
+            out: Vec::new(),
+            done: false,
+            key: target.pool_key,
+            deadline,
+            max_body: limits.max_body,
+        }),
         Err(Attempt::Stale) => Err(UpstreamError::Closed),
         Err(Attempt::Failed(e)) => Err(e),
     }
@@ -101,21 +134,29 @@ enum Attempt {
     Failed(UpstreamError),
 }
 
-/// One attempt under one deadline (a single timer for the write and every read: per-operation
-/// timers cost ~800 instructions each on the proxied path). Hands the request buffer back for a
-/// retry; it is empty when the deadline passed mid-write.
-async fn once(
+/// A response head and the bytes read with it.
+struct HeadPart {
+    status: u16,
+    headers: Vec<(&'static str, Vec<u8>)>,
+    len: usize,
+    framing: BodyFraming,
+    keep: bool,
+    buf: Vec<u8>,
+}
+
+/// Writes the request and reads the response head, under the attempt's deadline. Hands the
+/// request buffer back for a retry (empty when the deadline passed mid-write).
+async fn start(
     stream: &mut Stream,
     request: Vec<u8>,
-    limits: Limits,
     deadline: Instant,
-) -> (Result<(Response, bool), Attempt>, Vec<u8>) {
+) -> (Result<HeadPart, Attempt>, Vec<u8>) {
     let attempt = async {
         let request = match stream.write_all(request).await {
             (Ok(_), r) => r,
             (Err(_), r) => return (Err(Attempt::Stale), r),
         };
-        (read_response(stream, limits).await, request)
+        (read_head(stream).await, request)
     };
     match monoio::time::timeout(deadline.saturating_duration_since(Instant::now()), attempt).await {
         Ok(done) => done,
@@ -123,13 +164,12 @@ async fn once(
     }
 }
 
-async fn read_response(stream: &mut Stream, limits: Limits) -> Result<(Response, bool), Attempt> {
+async fn read_head(stream: &mut Stream) -> Result<HeadPart, Attempt> {
     let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
-    // Head.
-    let (status, headers, head_len, framing, keep) = loop {
+    loop {
         if !buf.is_empty() {
-            if let Some(h) = parse_head(&buf).map_err(Attempt::Failed)? {
-                break h;
+            if let Some((status, headers, len, framing, keep)) = parse_head(&buf).map_err(Attempt::Failed)? {
+                return Ok(HeadPart { status, headers, len, framing, keep, buf });
             }
             if buf.len() > 64 * 1024 {
                 return Err(Attempt::Failed(UpstreamError::Invalid("response head too large")));
@@ -143,72 +183,120 @@ async fn read_response(stream: &mut Stream, limits: Limits) -> Result<(Response,
             Read::Eof if !had => return Err(Attempt::Stale),
             Read::Eof => return Err(Attempt::Failed(UpstreamError::Closed)),
         }
-    };
-    // Body.
-    let body = match framing {
-        BodyFraming::Length(n) => {
-            if n > limits.max_body {
-                return Err(Attempt::Failed(UpstreamError::Invalid("response body too large")));
+    }
+}
+
+/// A response whose body is being read.
+pub struct Streaming {
+    /// Status code.
+    pub status: u16,
+    /// The response header lines the proxy reads.
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+    framing: BodyFraming,
+    keep: bool,
+    stream: Stream,
+    buf: Vec<u8>,
+    pos: usize,
+    delivered: usize,
+    chunked: Chunked,
+    out: Vec<u8>,
+    done: bool,
+    key: pool::Key,
+    deadline: Instant,
+    max_body: usize,
+}
+
+impl Streaming {
+    /// First header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_slice())
+    }
+
+    /// The next piece of the (de-chunked) body, `None` at its end. Each read waits at most until
+    /// the attempt's deadline.
+    pub async fn next(&mut self) -> Result<Option<&[u8]>, UpstreamError> {
+        loop {
+            if self.done {
+                return Ok(None);
             }
-            while buf.len() < head_len + n {
-                let (end, b) = read(stream, buf).await;
-                buf = b;
-                end.data().map_err(Attempt::Failed)?;
-            }
-            // The body is moved to the front of the read buffer: no second allocation.
-            buf.truncate(head_len + n);
-            buf.drain(..head_len);
-            buf
-        }
-        BodyFraming::Chunked => {
-            let mut dec = Chunked::new(limits.max_body, 16 * 1024);
-            let mut out = Vec::new();
-            let mut pos = head_len;
-            loop {
-                pos += dec
-                    .decode(&buf[pos..], &mut out)
-                    .map_err(|_| Attempt::Failed(UpstreamError::Invalid("bad chunked body")))?;
-                if dec.is_done() {
-                    break;
+            let available = self.buf.len() - self.pos;
+            match self.framing {
+                BodyFraming::Length(n) => {
+                    if n > self.max_body {
+                        return Err(UpstreamError::Invalid("response body too large"));
+                    }
+                    if self.delivered == n {
+                        self.done = true;
+                        continue;
+                    }
+                    if available > 0 {
+                        let take = available.min(n - self.delivered);
+                        let piece = self.pos..self.pos + take;
+                        self.pos += take;
+                        self.delivered += take;
+                        return Ok(Some(&self.buf[piece]));
+                    }
                 }
-                let (end, b) = read(stream, buf).await;
-                buf = b;
-                end.data().map_err(Attempt::Failed)?;
-            }
-            out
-        }
-        BodyFraming::UntilClose => {
-            loop {
-                if buf.len() - head_len > limits.max_body {
-                    return Err(Attempt::Failed(UpstreamError::Invalid("response body too large")));
+                BodyFraming::Chunked => {
+                    if available > 0 {
+                        self.out.clear();
+                        self.pos += self
+                            .chunked
+                            .decode(&self.buf[self.pos..], &mut self.out)
+                            .map_err(|_| UpstreamError::Invalid("bad chunked body"))?;
+                        self.delivered += self.out.len();
+                        if self.delivered > self.max_body {
+                            return Err(UpstreamError::Invalid("response body too large"));
+                        }
+                        self.done = self.chunked.is_done();
+                        if !self.out.is_empty() {
+                            return Ok(Some(&self.out));
+                        }
+                        continue;
+                    }
                 }
-                let (end, b) = read(stream, buf).await;
-                buf = b;
-                match end {
-                    Read::Data => {}
-                    Read::Eof => break,
+                BodyFraming::UntilClose => {
+                    if available > 0 {
+                        self.delivered += available;
+                        if self.delivered > self.max_body {
+                            return Err(UpstreamError::Invalid("response body too large"));
+                        }
+                        let piece = self.pos..self.buf.len();
+                        self.pos = self.buf.len();
+                        return Ok(Some(&self.buf[piece]));
+                    }
                 }
             }
-            buf.get(head_len..).map(<[u8]>::to_vec).unwrap_or_default()
+            // Everything buffered was handed out: reuse the buffer for the next read.
+            self.buf.clear();
+            self.pos = 0;
+            let wait = self.deadline.saturating_duration_since(Instant::now());
+            let buf = std::mem::take(&mut self.buf);
+            let (end, b) = match monoio::time::timeout(wait, read(&mut self.stream, buf)).await {
+                Ok(r) => r,
+                Err(_) => return Err(UpstreamError::Timeout),
+            };
+            self.buf = b;
+            match end {
+                Read::Data => {}
+                Read::Eof if self.framing == BodyFraming::UntilClose => self.done = true,
+                Read::Eof => return Err(UpstreamError::Closed),
+            }
         }
-    };
-    Ok((Response { status, headers, body }, keep && framing != BodyFraming::UntilClose))
+    }
+
+    /// Returns the connection to the pool when the whole body was read and it may be reused.
+    pub fn finish(self, pool: &RefCell<Pool>) {
+        if self.done && self.keep && self.framing != BodyFraming::UntilClose && self.pos == self.buf.len() {
+            pool.borrow_mut().put(self.key, self.stream, Instant::now());
+        }
+    }
 }
 
 /// How a read ended.
 enum Read {
     Data,
     Eof,
-}
-
-impl Read {
-    /// `Ok` for data; EOF as the error a body read reports.
-    fn data(self) -> Result<(), UpstreamError> {
-        match self {
-            Read::Data => Ok(()),
-            Read::Eof => Err(UpstreamError::Closed),
-        }
-    }
 }
 
 /// Reads more bytes into `buf`, handing the buffer back. The attempt's deadline bounds it; a
