@@ -71,7 +71,7 @@ pub async fn exchange(
 
 /// Reads the rest of `s` into a [`Response`] and returns the connection to the pool.
 pub async fn collect(mut s: Streaming, pool: &RefCell<Pool>) -> Result<Response, UpstreamError> {
-    let mut body = Vec::new();
+    let mut body = s.take_buffered_body().unwrap_or_default();
     while let Some(piece) = s.next().await? {
         body.extend_from_slice(piece);
     }
@@ -210,6 +210,21 @@ impl Streaming {
     /// First header named `name` (lower case).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_slice())
+    }
+
+    /// The whole body when it is Content-Length framed and already read with the head (the
+    /// common case for JSON answers): the read buffer itself, moved, not copied.
+    fn take_buffered_body(&mut self) -> Option<Vec<u8>> {
+        let BodyFraming::Length(n) = self.framing else { return None };
+        if self.delivered != 0 || n > self.max_body || self.buf.len() - self.pos != n {
+            return None;
+        }
+        let mut body = std::mem::take(&mut self.buf);
+        body.drain(..self.pos);
+        self.pos = 0;
+        self.delivered = n;
+        self.done = true;
+        Some(body)
     }
 
     /// The next piece of the (de-chunked) body, `None` at its end. Each read waits at most until
