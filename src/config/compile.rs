@@ -618,6 +618,7 @@ fn compile_backend(
         if matches!(
             &**h,
             "authorization"
+                | "proxy-authorization"
                 | "cookie"
                 | "host"
                 | "content-length"
