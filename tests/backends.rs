@@ -692,27 +692,7 @@ fn streaming_fixture(gate: std::sync::mpsc::Receiver<()>) -> SocketAddr {
                 std::thread::Builder::new()
                     .spawn(move || {
                         let mut buf = Vec::new();
-                        loop {
-                            let body = loop {
-                                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                                    let cl: usize = head
-                                        .lines()
-                                        .find_map(|l| l.strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
-                                        .unwrap_or(0);
-                                    if buf.len() >= end + 4 + cl {
-                                        let body = buf[end + 4..end + 4 + cl].to_vec();
-                                        buf.drain(..end + 4 + cl);
-                                        break body;
-                                    }
-                                }
-                                let mut b = [0u8; 4096];
-                                match s.read(&mut b) {
-                                    Ok(0) | Err(_) => return,
-                                    Ok(n) => buf.extend_from_slice(&b[..n]),
-                                }
-                            };
-                            let msg: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+                        while let Some(msg) = read_request(&mut s, &mut buf) {
                             let plain = |r: Value| {
                                 let r = r.to_string();
                                 format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{r}", r.len())
@@ -785,5 +765,131 @@ Mcp-Session-Id: {sid}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("\"done\""), "{text}");
     assert!(text.ends_with("0\r\n\r\n"), "the chunked stream ends cleanly: {text:?}");
+    gw.shutdown();
+}
+
+/// Reads one HTTP request (head and Content-Length body) from `s`; `None` at EOF.
+fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Value> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let cl: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + cl {
+                let body = buf[end + 4..end + 4 + cl].to_vec();
+                buf.drain(..end + 4 + cl);
+                return Some(serde_json::from_slice(&body).unwrap_or(json!({})));
+            }
+        }
+        let mut b = [0u8; 4096];
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&b[..n]),
+        }
+    }
+}
+
+/// A backend that, during tools/call, asks the client for a sampling result over the SSE stream
+/// and finishes only when the client's answer arrives (on another connection, via the gateway).
+fn sampling_fixture() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (answers_tx, answers_rx) = std::sync::mpsc::channel::<Value>();
+    let answers_rx = Arc::new(Mutex::new(answers_rx));
+    std::thread::Builder::new()
+        .spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                let (tx, rx) = (answers_tx.clone(), answers_rx.clone());
+                std::thread::Builder::new()
+                    .spawn(move || {
+                        let mut buf = Vec::new();
+                        while let Some(msg) = read_request(&mut s, &mut buf) {
+                            let plain = |r: Value| {
+                                let r = r.to_string();
+                                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{r}", r.len())
+                            };
+                            let out = if msg.get("result").is_some() && msg.get("method").is_none() {
+                                tx.send(msg.clone()).unwrap();
+                                "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string()
+                            } else {
+                                match msg["method"].as_str().unwrap_or("") {
+                                    "initialize" => plain(json!({"jsonrpc":"2.0","id":msg["id"],"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}}})),
+                                    "tools/call" => {
+                                        let ask = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"sampling/createMessage\",\"params\":{\"messages\":[],\"maxTokens\":5}}\n\n";
+                                        let head = format!(
+                                            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{ask}\r\n",
+                                            ask.len()
+                                        );
+                                        if s.write_all(head.as_bytes()).is_err() {
+                                            return;
+                                        }
+                                        let answer = rx.lock().unwrap().recv().unwrap();
+                                        assert_eq!(answer["id"], 5, "the backend gets its own id back: {answer}");
+                                        let text = answer["result"]["content"]["text"].as_str().unwrap_or("").to_string();
+                                        let result = format!(
+                                            "event: message\ndata: {}\n\n",
+                                            json!({"jsonrpc":"2.0","id":msg["id"],"result":{"content":[{"type":"text","text":format!("done:{text}")}],"isError":false}})
+                                        );
+                                        format!("{:x}\r\n{result}\r\n0\r\n\r\n", result.len())
+                                    }
+                                    _ if msg.get("id").is_none() => "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string(),
+                                    _ => plain(json!({"jsonrpc":"2.0","id":msg["id"],"result":{}})),
+                                }
+                            };
+                            if s.write_all(out.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                    })
+                    .unwrap();
+            }
+        })
+        .unwrap();
+    addr
+}
+
+#[test]
+fn backend_requests_on_a_stream_reach_the_client_and_its_answer_returns() {
+    let backend = sampling_fixture();
+    let gw = start(&format!(
+        "listen: 127.0.0.1:0\nworkers: 1\nservers:\n  - name: s\n    path: /mcp\n    backends:\n      - name: b\n        url: http://{backend}/mcp\n"
+    ));
+    let addr = gw.addrs()[0];
+    let sid = init(addr);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body =
+        r#"{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"think","arguments":{}}}"#;
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+Mcp-Session-Id: {sid}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let tagged = loop {
+        let mut b = [0u8; 4096];
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "stream ended early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&b[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(line) =
+            text.lines().find(|l| l.starts_with("data: ") && l.contains("sampling/createMessage"))
+        {
+            let v: Value = serde_json::from_str(&line[6..]).unwrap();
+            break v["id"].clone();
+        }
+    };
+    assert!(tagged.is_string() && tagged != json!(5), "the id names the backend: {tagged}");
+    // The client answers on a separate request; the gateway routes it to the backend.
+    let answer = json!({"jsonrpc":"2.0","id":tagged,"result":{"role":"assistant","content":{"type":"text","text":"yes"},"model":"m"}});
+    let (status, _, _) = post(addr, &answer.to_string(), Some(&sid));
+    assert_eq!(status, 202);
+    s.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("done:yes"), "{text}");
     gw.shutdown();
 }

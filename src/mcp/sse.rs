@@ -32,9 +32,97 @@ pub fn data_payloads(body: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Where the gateway puts a backend's name in the id of a request that backend sends to the
+/// client over an SSE stream, so the client's answer (which echoes the id) can be routed back:
+/// `"<backend>\u{1f}<original id as JSON>"`. Unit separator: never part of a backend name.
+pub const ID_TAG: char = '\u{1f}';
+
+/// Splits a relayed SSE byte stream into whole events (each ending in a blank line), whatever
+/// the boundaries of the pieces it arrives in.
+#[derive(Default)]
+pub struct Events {
+    pending: Vec<u8>,
+}
+
+impl Events {
+    /// Adds `piece`; calls `each` with every event it completes (terminator included).
+    pub fn push(&mut self, piece: &[u8], mut each: impl FnMut(&[u8])) {
+        self.pending.extend_from_slice(piece);
+        let mut start = 0;
+        loop {
+            let rest = &self.pending[start..];
+            let end = [&b"\n\n"[..], b"\r\n\r\n"]
+                .iter()
+                .filter_map(|t| rest.windows(t.len()).position(|w| w == *t).map(|p| p + t.len()))
+                .min();
+            match end {
+                Some(e) => {
+                    each(&self.pending[start..start + e]);
+                    start += e;
+                }
+                None => break,
+            }
+        }
+        self.pending.drain(..start);
+    }
+
+    /// Bytes of an unfinished event (relayed as they are when the stream ends).
+    pub fn rest(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// If `event` carries a JSON-RPC *request* (it has `method` and `id`) sent by backend
+/// `backend`, the event re-encoded with the id tagged (see [`ID_TAG`]); `None` for anything
+/// else, which is relayed untouched.
+pub fn tag_request(event: &[u8], backend: &str) -> Option<Vec<u8>> {
+    let payloads = data_payloads(event);
+    let [payload] = payloads.as_slice() else { return None };
+    let mut msg: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let obj = msg.as_object_mut()?;
+    if !obj.contains_key("method") {
+        return None;
+    }
+    let id = obj.get("id")?.clone();
+    obj.insert("id".into(), serde_json::Value::String(format!("{backend}{ID_TAG}{id}")));
+    let mut out = b"event: message\ndata: ".to_vec();
+    serde_json::to_writer(&mut out, &msg).ok()?;
+    out.extend_from_slice(b"\n\n");
+    Some(out)
+}
+
+/// Reverses [`tag_request`] for the id a client answers with: (backend, original id as JSON).
+pub fn untag(id: &str) -> Option<(&str, &str)> {
+    id.split_once(ID_TAG)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_across_piece_boundaries() {
+        let mut e = Events::default();
+        let mut seen = Vec::new();
+        for piece in [&b"data: a\n"[..], b"\ndata: b\r\n", b"\r\ndata: c", b"\n\n"] {
+            e.push(piece, |ev| seen.push(ev.to_vec()));
+        }
+        assert_eq!(seen, vec![b"data: a\n\n".to_vec(), b"data: b\r\n\r\n".to_vec(), b"data: c\n\n".to_vec()]);
+    }
+
+    #[test]
+    fn requests_are_tagged_and_untagged() {
+        let ev =
+            b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"sampling/createMessage\"}\n\n";
+        let tagged = tag_request(ev, "b1").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&data_payloads(&tagged)[0]).unwrap();
+        let id = v["id"].as_str().unwrap();
+        assert_eq!(untag(id), Some(("b1", "5")));
+        let note = b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
+        assert!(tag_request(note, "b1").is_none(), "notifications pass untouched");
+        let resp = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n";
+        assert!(tag_request(resp, "b1").is_none(), "the answer passes untouched");
+    }
 
     #[test]
     fn events() {

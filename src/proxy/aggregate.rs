@@ -139,6 +139,15 @@ pub enum Plan {
         /// The client's session.
         claims: std::rc::Rc<Claims>,
     },
+    /// Deliver the client's answer to a request a backend sent it (id restored).
+    Answer {
+        /// Index of the backend in the server.
+        backend: usize,
+        /// The client's answer with the backend's original id.
+        body: Vec<u8>,
+        /// The client's session.
+        claims: std::rc::Rc<Claims>,
+    },
     /// Forward a tools/call to one backend with the tool name rewritten.
     Call {
         /// The client's id, as JSON.
@@ -298,6 +307,20 @@ pub async fn run(
             crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
             Ok((out, None, response::JSON))
         }
+        Plan::Answer { backend: i, body, claims } => {
+            let b = &server.backends[i];
+            if let Some((_, s)) = claims.backends.iter().find(|(n, _)| *n == *b.name) {
+                let (v, sid) = decode_session(s);
+                match cx.send(b, &body, Wire::legacy(v, sid), fwd_for(&fwd_refs, i)).await {
+                    Ok(r) if r.status < 300 => {}
+                    Ok(r) => log::warn!("backend {}: the client's answer got HTTP {}", b.name, r.status),
+                    Err(e) => log::warn!("backend {}: delivering the client's answer failed ({e})", b.name),
+                }
+            }
+            let extra = Extra { request_id: Some(request_id), ..Extra::default() };
+            response::write_head(out, 202, None, 0, keep_alive, &extra);
+            return (202, !keep_alive);
+        }
         Plan::Broadcast { id, body, claims } => {
             let sends = server.backends.iter().enumerate().filter_map(|(i, b)| {
                 let (_, s) = claims.backends.iter().find(|(n, _)| *n == *b.name)?;
@@ -408,18 +431,33 @@ async fn relay_sse(
     if !conn.flush(limits).await {
         return (200, true);
     }
+    // Whole events are relayed; a request the backend sends the client (sampling, elicitation)
+    // gets its id tagged with the backend's name so the client's answer can be routed back.
+    let mut events = crate::mcp::sse::Events::default();
+    let mut chunk = Vec::new();
+    let write_chunk = |out: &mut Vec<u8>, chunk: &[u8]| {
+        use std::io::Write;
+        if !chunk.is_empty() {
+            let _ = write!(out, "{:x}\r\n", chunk.len());
+            out.extend_from_slice(chunk);
+            out.extend_from_slice(b"\r\n");
+        }
+    };
     loop {
         match stream.next().await {
             Ok(Some(piece)) => {
-                use std::io::Write;
-                let _ = write!(conn.out, "{:x}\r\n", piece.len());
-                conn.out.extend_from_slice(piece);
-                conn.out.extend_from_slice(b"\r\n");
-                if !conn.flush(limits).await {
+                chunk.clear();
+                events.push(piece, |ev| match crate::mcp::sse::tag_request(ev, backend) {
+                    Some(tagged) => chunk.extend_from_slice(&tagged),
+                    None => chunk.extend_from_slice(ev),
+                });
+                write_chunk(&mut conn.out, &chunk);
+                if !conn.out.is_empty() && !conn.flush(limits).await {
                     return (200, true);
                 }
             }
             Ok(None) => {
+                write_chunk(&mut conn.out, &events.rest());
                 conn.out.extend_from_slice(b"0\r\n\r\n");
                 stream.finish(&core.upstream);
                 return (200, !keep_alive);

@@ -802,6 +802,12 @@ fn legacy(
         return w.error(&err, &reply, class).into();
     }
     let _version = header_version.or_else(|| claims.protocol_version());
+    // The client answering a request a backend sent it over an SSE stream: back to that backend.
+    if env.kind == MessageKind::Response && !server.backends.is_empty() {
+        if let Some(plan) = answer_to_backend(w, claims.clone()) {
+            return Step::Backends(plan, class);
+        }
+    }
     if env.kind != MessageKind::Request {
         return w.accepted(class).into();
     }
@@ -845,6 +851,19 @@ fn raw_id(env: &Envelope<'_, '_>) -> Vec<u8> {
         None => id.extend_from_slice(b"null"),
     }
     id
+}
+
+/// For a client's JSON-RPC response whose id the gateway tagged (see `mcp::sse::ID_TAG`): the
+/// backend and the response with its original id. Rare (sampling, elicitation), so re-encoded.
+fn answer_to_backend(w: &Writer<'_, '_>, claims: Rc<Claims>) -> Option<aggregate::Plan> {
+    let server = w.cx.server;
+    let mut msg: serde_json::Value = serde_json::from_slice(w.body).ok()?;
+    let (backend, original) = crate::mcp::sse::untag(msg.get("id")?.as_str()?)?;
+    let i = server.backends.iter().position(|b| &*b.name == backend)?;
+    let original: serde_json::Value = serde_json::from_str(original).ok()?;
+    msg["id"] = original;
+    let body = serde_json::to_vec(&msg).ok()?;
+    Some(aggregate::Plan::Answer { backend: i, body, claims })
 }
 
 /// Requests routed to one backend by the name or URI they carry.
