@@ -9,7 +9,9 @@
 //! For 2026-07-28 clients the same over a per-worker [`Link`] to each backend. Prompts and
 //! resources are merged and routed like tools ([`ListKind`]); DELETE fans out.
 //! `completion/complete` is routed by its ref; `logging/setLevel` fans out; initialize merges
-//! capabilities. Not yet: streamed (incremental) SSE relay with id rewriting, GET stream fan-in.
+//! capabilities. SSE answers are relayed as they arrive, requests inside them tagged with the
+//! backend (`mcp::sse::tag_request`) so the client's answers find their way back
+//! ([`Plan::Answer`]). Not yet: GET stream fan-in.
 
 use crate::config::snapshot::{Backend, Server, Snapshot};
 use crate::error::{Error, Kind};
