@@ -4,7 +4,10 @@
 # 2026-07-28 wire) against a gateway serving conformance/gateway.yaml on a free loopback port;
 # then the "backends" leg: a second gateway (conformance/backends/gateway.yaml) aggregating two
 # backend MCP servers written with the Python SDK, driven by the official Python and TypeScript
-# (@modelcontextprotocol/sdk, pinned in conformance/package.json) clients.
+# (@modelcontextprotocol/sdk, pinned in conformance/package.json) clients; then the "fixture" leg:
+# the same suite against the suite's "everything" server written with the Python SDK
+# (conformance/fixture/everything_server.py), directly and through a gateway whose only source is
+# that server (conformance/gateway-fixture.yaml), compared check by check into conformance/REPORT.md.
 #
 #   bash conformance/run.sh            # from the repo root (any cwd works)
 #
@@ -13,8 +16,10 @@
 #   CONFORMANCE_BUILD=1       run `cargo build` even if the binary exists
 #   CONFORMANCE_OUT=dir       where logs and checks.json go (default: conformance/.venv/last-run)
 #
-# Exits non-zero on any failure that is not baselined in conformance/expected-failures.yml (and on
-# stale baseline entries). The last line is `N passed, M failed` (M = unexpected failures).
+# Exits non-zero on any failure that is not baselined in conformance/expected-failures.yml, on any
+# direct-vs-gateway difference of the fixture leg not explained by
+# conformance/fixture/expected-mismatches.yml, and on stale entries of either file. The last line is
+# `N passed, M failed` (M = unexpected failures).
 set -euo pipefail
 
 MCP_VERSION=2.3.0
@@ -83,10 +88,12 @@ fi
 # ---- 3. start the gateways and the backend servers on free loopback ports ----------------------------
 rm -rf "$OUT"
 mkdir -p "$OUT"
-# main gateway + admin, backends-leg gateway + admin, the two backend MCP servers
-read -r PORT ADMIN_PORT BK_PORT BK_ADMIN_PORT STATEFUL_PORT STATELESS_PORT < <("$PY" - <<'EOF'
+# main gateway + admin, backends-leg gateway + admin, the two backend MCP servers, the fixture,
+# fixture-leg gateway + admin
+read -r PORT ADMIN_PORT BK_PORT BK_ADMIN_PORT STATEFUL_PORT STATELESS_PORT FX_PORT FX_GW_PORT FX_GW_ADMIN_PORT \
+  < <("$PY" - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(9)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -96,6 +103,8 @@ EOF
 )
 URL=http://127.0.0.1:$PORT/mcp
 BK_URL=http://127.0.0.1:$BK_PORT/mcp
+FX_URL=http://127.0.0.1:$FX_PORT/mcp
+FX_GW_URL=http://127.0.0.1:$FX_GW_PORT/mcp
 PIDS=()
 cleanup() {  # every process this script started: TERM, up to 5 s grace, then KILL
   local pid
@@ -132,6 +141,10 @@ PIDS+=("$SF_PID")
 "$PY" "$HERE/backends/server_stateless.py" "$STATELESS_PORT" >"$OUT/backend-stateless.log" 2>&1 &
 SL_PID=$!
 PIDS+=("$SL_PID")
+log "starting the fixture (fixture/everything_server.py, mcp==$MCP_VERSION) on $FX_URL"
+"$PY" "$HERE/fixture/everything_server.py" "$FX_PORT" >"$OUT/fixture.log" 2>&1 &
+FX_PID=$!
+PIDS+=("$FX_PID")
 
 log "starting $BIN on $URL (admin 127.0.0.1:$ADMIN_PORT), log $OUT/gateway.log"
 PORTCULLIS_PORT=$PORT PORTCULLIS_ADMIN=127.0.0.1:$ADMIN_PORT \
@@ -247,6 +260,58 @@ done
 TOTAL_PASSED=$((TOTAL_PASSED + bk_p))
 TOTAL_FAILED=$((TOTAL_FAILED + bk_f))
 SUMMARY+=("backends-processes (credentials seen by the backends, all processes alive): $bk_p passed, $bk_f failed")
+
+# ---- 7. fixture leg: the suite against the everything server, directly and through the gateway ------------
+FX_START=$(date +%s)
+wait_port fixture "$FX_PID" "$FX_PORT" "$OUT/fixture.log" 20
+log "starting $BIN on $FX_GW_URL with gateway-fixture.yaml (admin 127.0.0.1:$FX_GW_ADMIN_PORT), log $OUT/gateway-fixture.log"
+PORTCULLIS_PORT=$FX_GW_PORT PORTCULLIS_ADMIN=127.0.0.1:$FX_GW_ADMIN_PORT FIXTURE_PORT=$FX_PORT \
+  "$BIN" --config "$HERE/gateway-fixture.yaml" >"$OUT/gateway-fixture.log" 2>&1 &
+FX_GW_PID=$!
+PIDS+=("$FX_GW_PID")
+wait_port "fixture gateway" "$FX_GW_PID" "$FX_GW_PORT" "$OUT/gateway-fixture.log" 10
+
+fixture_suite() {  # target (direct|gateway), url, wire label, extra args...
+  local target=$1 url=$2 wire=$3 rc=0 from; shift 3
+  local dir=$OUT/fixture-$target-$wire
+  from=$(wc -l <"$OUT/fixture.log")
+  log "conformance server --url $url $* (fixture leg: $target, $wire wire)"
+  # No --expected-failures: fixture/compare.py judges the checks; the runner's exit code is ignored.
+  npx "$CONFORMANCE_PKG" server --url "$url" --timeout 15000 -o "$dir" "$@" \
+    >"$OUT/fixture-$target-$wire.log" 2>&1 || rc=$?
+  mkdir -p "$dir"
+  # The fixture's stderr written during this run: its S2C-* lines (answers to server-to-client
+  # requests) become checks in compare.py.
+  tail -n +"$((from + 1))" "$OUT/fixture.log" >"$dir/fixture-segment.log"
+  printf '    runner (exit %s): %s\n' "$rc" \
+    "$(grep -a '^Total: ' "$OUT/fixture-$target-$wire.log" | sed -e $'s/\x1b\\[[0-9;]*m//g' | tail -1)"
+}
+fixture_suite direct "$FX_URL" legacy
+fixture_suite direct "$FX_URL" 2026-07-28 --suite all --spec-version 2026-07-28
+fixture_suite gateway "$FX_GW_URL" legacy
+fixture_suite gateway "$FX_GW_URL" 2026-07-28 --suite all --spec-version 2026-07-28
+# A probe the suite lacks: concurrent requests in one session (legacy wire), written as a check.
+timeout 60 "$PY" "$HERE/fixture/probe.py" "$FX_URL" "$OUT/fixture-direct-legacy" || true
+timeout 60 "$PY" "$HERE/fixture/probe.py" "$FX_GW_URL" "$OUT/fixture-gateway-legacy" || true
+
+log "comparing direct and gateway verdicts (fixture/expected-mismatches.yml), writing conformance/REPORT.md"
+s=$("$PY" "$HERE/fixture/compare.py" "$OUT" "$HERE/fixture/expected-mismatches.yml" "$HERE/REPORT.md") ||
+  s=$(printf '%s\n' "fixture: compare.py failed" "COUNTS 0 1 0")
+printf '%s\n' "$s" | grep -v '^COUNTS '
+read -r _ p f e < <(printf '%s\n' "$s" | grep '^COUNTS ')
+fx_p=0 fx_f=0
+for pair in "fixture gateway:$FX_GW_PID:gateway-fixture" "fixture:$FX_PID:fixture"; do
+  IFS=: read -r name pid logname <<<"$pair"
+  if kill -0 "$pid" 2>/dev/null; then
+    fx_p=$((fx_p + 1))
+  else
+    echo "FAIL the $name died during the run; its log:"; tail -30 "$OUT/$logname.log"; fx_f=$((fx_f + 1))
+  fi
+done
+TOTAL_PASSED=$((TOTAL_PASSED + p + fx_p))
+TOTAL_FAILED=$((TOTAL_FAILED + f + fx_f))
+while read -r line; do SUMMARY+=("$line"); done < <(printf '%s\n' "$s" | grep '^fixture')
+SUMMARY+=("fixture leg ($(($(date +%s) - FX_START)) s): $p checks match, $e known mismatches (baselined), $f unexpected or stale; processes alive: $fx_p passed, $fx_f failed")
 
 echo
 log "summary (logs and checks.json in $OUT; $(($(date +%s) - START)) s)"
