@@ -101,7 +101,10 @@ fn serve(mut s: impl Read + Write, tag: &str, sse: bool, modern: bool, seen: See
             && header("mcp-method") == method
             && (method != "tools/call" || header("mcp-name") == msg["params"]["name"].as_str().unwrap_or(""));
         let resp = if modern {
-            if !modern_ok {
+            if modern_ok && msg["params"]["name"] == "bad" {
+                let e = json!({"jsonrpc":"2.0","id":msg["id"],"error":{"code":-32602,"message":"Unknown tool: bad","data":{"x":1}}});
+                reply("400 Bad Request", "Content-Type: application/json\r\n", &e.to_string())
+            } else if !modern_ok {
                 reply(
                     "400 Bad Request",
                     "",
@@ -116,7 +119,9 @@ fn serve(mut s: impl Read + Write, tag: &str, sse: bool, modern: bool, seen: See
                         json!({"tools":[{"name":"echo","description":"echo","inputSchema":{"type":"object"}}],"resultType":"complete","ttlMs":0,"cacheScope":"public"})
                     }
                     "tools/call" => {
-                        json!({"content":[{"type":"text","text":format!("{tag}:{}", msg["params"]["arguments"]["text"].as_str().unwrap_or(""))}],"isError":false,"resultType":"complete"})
+                        let region = header("mcp-param-region");
+                        let region = if region.is_empty() { String::new() } else { format!("|{region}") };
+                        json!({"content":[{"type":"text","text":format!("{tag}:{}{region}", msg["params"]["arguments"]["text"].as_str().unwrap_or(""))}],"isError":false,"resultType":"complete"})
                     }
                     _ => json!({}),
                 };
@@ -891,5 +896,48 @@ Mcp-Session-Id: {sid}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
     s.read_to_end(&mut got).unwrap();
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("done:yes"), "{text}");
+    gw.shutdown();
+}
+
+fn post_2026_with(addr: SocketAddr, name: &str, params: &str, extra: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(r#"{{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{{{params}{meta}}}}}"#);
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: {name}\r\n{extra}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let status = String::from_utf8_lossy(&raw[9..12]).parse().unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    (status, serde_json::from_slice(&raw[end + 4..]).unwrap())
+}
+
+#[test]
+fn regression_backend_json_rpc_errors_and_mcp_param_headers_pass_through() {
+    // Found by the conformance comparison: a backend's own JSON-RPC error sent with HTTP 400
+    // was replaced by a generic -32603, and Mcp-Param-* headers were not forwarded.
+    let legacy = fixture("b1", false);
+    let modern = fixture_mode("b2", false, true);
+    let gw = start(&config(legacy.addr, modern.addr).replace("toolSelector: { include: [echo] }", ""));
+    let addr = gw.addrs()[0];
+    let (status, v) = post_2026_with(addr, "b2__bad", r#""name":"b2__bad","arguments":{},"#, "");
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        (v["id"].as_i64(), v["error"]["code"].as_i64(), v["error"]["data"]["x"].as_i64()),
+        (Some(11), Some(-32602), Some(1))
+    );
+    let (status, v) = post_2026_with(
+        addr,
+        "b2__echo",
+        r#""name":"b2__echo","arguments":{"text":"t"},"#,
+        "Mcp-Param-Region: eu\r\n",
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["result"]["content"][0]["text"], "b2:t|eu");
     gw.shutdown();
 }

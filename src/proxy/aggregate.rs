@@ -217,21 +217,26 @@ pub async fn run(
     // at the end), so forwarded headers are borrowed from the read buffer, not copied.
     let Conn { buf, head, out, scratch, request_id, .. } = &mut *conn;
     let (buf, head): (&[u8], &crate::http::head::Head) = (buf, head);
-    let fwd_refs: Vec<Vec<(&[u8], &[u8])>> = if server.backends.iter().any(|b| !b.forward_headers.is_empty())
-    {
-        let forwarded = |b: &Backend| -> Vec<(&[u8], &[u8])> {
-            head.headers
-                .iter()
-                .filter(|(n, _)| {
-                    b.forward_headers.iter().any(|f| n.of(buf).eq_ignore_ascii_case(f.as_bytes()))
-                })
-                .map(|(n, v)| (n.of(buf), v.of(buf)))
-                .collect()
+    // `Mcp-Param-*` (2026-07-28 custom parameter headers) belong to the request itself: an
+    // intermediary MUST forward them.
+    let is_param = |n: &[u8]| n.len() > 10 && n[..10].eq_ignore_ascii_case(b"mcp-param-");
+    let any_param = head.headers.iter().any(|(n, _)| is_param(n.of(buf)));
+    let fwd_refs: Vec<Vec<(&[u8], &[u8])>> =
+        if any_param || server.backends.iter().any(|b| !b.forward_headers.is_empty()) {
+            let forwarded = |b: &Backend| -> Vec<(&[u8], &[u8])> {
+                head.headers
+                    .iter()
+                    .filter(|(n, _)| {
+                        let n = n.of(buf);
+                        is_param(n) || b.forward_headers.iter().any(|f| n.eq_ignore_ascii_case(f.as_bytes()))
+                    })
+                    .map(|(n, v)| (n.of(buf), v.of(buf)))
+                    .collect()
+            };
+            server.backends.iter().map(forwarded).collect()
+        } else {
+            Vec::new()
         };
-        server.backends.iter().map(forwarded).collect()
-    } else {
-        Vec::new()
-    };
     let cx = &Cx { core, snap };
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.
     let mut relay: Option<client::Streaming> = None;
@@ -284,7 +289,7 @@ pub async fn run(
                             &caps,
                         );
                         out.extend_from_slice(b"}}");
-                        Ok((out, Some(sid), response::JSON))
+                        Ok((200, out, Some(sid), response::JSON))
                     }
                 }
             }
@@ -300,14 +305,14 @@ pub async fn run(
             })
             .await;
             out.extend_from_slice(b"}}");
-            Ok((out, None, response::JSON))
+            Ok((200, out, None, response::JSON))
         }
         Plan::ListStateless { kind, id, allow } => {
             let mut out = Vec::with_capacity(4096);
             begin(&mut out, &id);
             merge_list(cx, server, kind, allow.as_deref(), &fwd_refs, &mut out, |_| Some(Via::Link)).await;
             crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
-            Ok((out, None, response::JSON))
+            Ok((200, out, None, response::JSON))
         }
         Plan::Answer { backend: i, body, claims } => {
             let b = &server.backends[i];
@@ -345,7 +350,7 @@ pub async fn run(
             let mut out = Vec::with_capacity(64);
             begin(&mut out, &id);
             out.extend_from_slice(b"}}");
-            Ok((out, None, response::JSON))
+            Ok((200, out, None, response::JSON))
         }
         Plan::CallStateless { method, id, backend: i, body, tool } => {
             let b = &server.backends[i];
@@ -369,22 +374,31 @@ pub async fn run(
                         Ok(r) if r.status == 200 && is_sse(&r) => {
                             relay = Some(r);
                             relay_backend = &b.name;
-                            Ok((Vec::new(), None, response::SSE))
+                            Ok((200, Vec::new(), None, response::SSE))
                         }
                         Ok(r) if r.status == 200 => match client::collect(r, &core.upstream).await {
-                            Ok(r) => Ok((r.body, None, response::JSON)),
+                            Ok(r) => Ok((200, r.body, None, response::JSON)),
                             Err(e) => Err((backend_error(b, &e), Some(id))),
                         },
-                        // The backend forgot its session: the client must start a new one.
-                        Ok(r) if r.status == 404 => {
-                            Err((Error::client(Kind::SessionNotFound, "Session not found"), Some(id)))
-                        }
                         Ok(r) => {
-                            log::warn!("backend {}: tools/call answered HTTP {}", b.name, r.status);
-                            Err((
-                                Error::internal(format!("backend {} answered HTTP {}", b.name, r.status)),
-                                Some(id),
-                            ))
+                            let status = r.status;
+                            match client::collect(r, &core.upstream).await {
+                                // The backend's own JSON-RPC error (code, message, data) is relayed.
+                                Ok(r) if (400..500).contains(&status) && is_jsonrpc_error(&r.body) => {
+                                    Ok((status, r.body, None, response::JSON))
+                                }
+                                // The backend forgot its session: the client must start a new one.
+                                _ if status == 404 => {
+                                    Err((Error::client(Kind::SessionNotFound, "Session not found"), Some(id)))
+                                }
+                                _ => {
+                                    log::warn!("backend {}: answered HTTP {status}", b.name);
+                                    Err((
+                                        Error::internal(format!("backend {} answered HTTP {status}", b.name)),
+                                        Some(id),
+                                    ))
+                                }
+                            }
                         }
                         Err(e) => Err((backend_error(b, &e), Some(id))),
                     }
@@ -399,11 +413,11 @@ pub async fn run(
         return relay_sse(conn, stream, core, &snap.limits, keep_alive, relay_backend).await;
     }
     match result {
-        Ok((body, session, ctype)) => {
+        Ok((status, body, session, ctype)) => {
             let extra = Extra { session_id: session.as_deref(), ..extra };
-            response::write_head(out, 200, Some(ctype), body.len(), keep_alive, &extra);
+            response::write_head(out, status, Some(ctype), body.len(), keep_alive, &extra);
             out.extend_from_slice(&body);
-            (200, !keep_alive)
+            (status, !keep_alive)
         }
         Err((err, id)) => {
             let raw = id.as_deref().map(Id::Raw);
@@ -473,8 +487,15 @@ async fn relay_sse(
     }
 }
 
-/// A successful answer: body, the session id to hand out (initialize), content type.
-type Answer = (Vec<u8>, Option<String>, &'static str);
+/// An answer: HTTP status, body, the session id to hand out (initialize), content type.
+type Answer = (u16, Vec<u8>, Option<String>, &'static str);
+
+/// Whether `body` is a JSON-RPC error message: a backend's own protocol error (e.g. -32602 with
+/// `data`, sent with HTTP 400 on the 2026 wire) is relayed as it is, status included.
+fn is_jsonrpc_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|v| v.get("error").is_some_and(|e| e.is_object()))
+}
 /// A failure and the client's id to echo.
 type Failure = (Error, Option<Vec<u8>>);
 
@@ -534,6 +555,14 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    /// A request id for a message the gateway itself sends a backend. Unique per worker (ids
+    /// must not repeat within a backend session, and concurrent requests share sessions).
+    fn next_id(&self) -> String {
+        let n = self.core.upstream_ids.get() + 1;
+        self.core.upstream_ids.set(n);
+        format!("portcullis-{}-{n}", self.core.worker)
+    }
+
     async fn open(
         &self,
         b: &Backend,
@@ -677,18 +706,28 @@ async fn merge_list(
             let Some(route) = route else { return pages };
             let mut cursor: Option<String> = None;
             for _ in 0..32 {
-                let cursor_json = cursor.as_ref().map(|c| format!(r#""cursor":{},"#, serde_json::Value::String(c.clone())));
+                let cursor_json =
+                    cursor.as_ref().map(|c| format!(r#""cursor":{},"#, serde_json::Value::String(c.clone())));
                 let result = match &route {
                     Via::Session(v, sid) => {
+                        let id = cx.next_id();
                         let body = format!(
-                            r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"{}","params":{{{}"_meta":{{}}}}}}"#,
+                            r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{}"_meta":{{}}}}}}"#,
                             kind.method(),
                             cursor_json.as_deref().unwrap_or("")
                         );
-                        page(cx, b, body.as_bytes(), Wire::legacy(v, sid), fwd_for(fwd, i)).await
+                        page(cx, b, body.as_bytes(), &id, Wire::legacy(v, sid), fwd_for(fwd, i)).await
                     }
                     Via::Link => {
-                        list_over_link(cx, server, b, kind, cursor_json.as_deref().unwrap_or(""), fwd_for(fwd, i)).await
+                        list_over_link(
+                            cx,
+                            server,
+                            b,
+                            kind,
+                            cursor_json.as_deref().unwrap_or(""),
+                            fwd_for(fwd, i),
+                        )
+                        .await
                     }
                 };
                 let Some(result) = result else { break };
@@ -747,18 +786,19 @@ async fn list_over_link(
                 return None;
             }
         };
+        let id = cx.next_id();
         let (body, wire_version, wire_session);
         let wire = match &l {
             Link::Modern => {
                 body = format!(
-                    r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"{}","params":{{{cursor}{META_2026}}}}}"#,
+                    r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{cursor}{META_2026}}}}}"#,
                     kind.method()
                 );
                 Wire::modern(kind.method(), None)
             }
             Link::Legacy { version, session } => {
                 body = format!(
-                    r#"{{"jsonrpc":"2.0","id":"portcullis-list","method":"{}","params":{{{cursor}"_meta":{{}}}}}}"#,
+                    r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{cursor}"_meta":{{}}}}}}"#,
                     kind.method()
                 );
                 (wire_version, wire_session) = (version.as_str(), session.as_str());
@@ -769,9 +809,7 @@ async fn list_over_link(
             Ok(r) if r.status == 404 && attempt == 0 && matches!(l, Link::Legacy { .. }) => {
                 forget(cx, server, b)
             }
-            Ok(r) if r.status == 200 => {
-                return answer(&r, Some("portcullis-list")).and_then(|v| v.get("result").cloned())
-            }
+            Ok(r) if r.status == 200 => return answer(&r, Some(&id)).and_then(|v| v.get("result").cloned()),
             Ok(r) => {
                 log::warn!("backend {}: tools/list answered HTTP {}", b.name, r.status);
                 return None;
@@ -790,13 +828,12 @@ async fn page(
     cx: &Cx<'_>,
     b: &Backend,
     body: &[u8],
+    id: &str,
     wire: Wire<'_>,
     fwd: &[(&[u8], &[u8])],
 ) -> Option<serde_json::Value> {
     match cx.send(b, body, wire, fwd).await {
-        Ok(r) if r.status == 200 => {
-            answer(&r, Some("portcullis-list")).and_then(|v| v.get("result").cloned())
-        }
+        Ok(r) if r.status == 200 => answer(&r, Some(id)).and_then(|v| v.get("result").cloned()),
         Ok(r) => {
             log::warn!("backend {}: tools/list answered HTTP {}", b.name, r.status);
             None
@@ -833,7 +870,7 @@ async fn call_stateless(
             (404, Link::Legacy { .. }) if attempt == 0 => forget(cx, server, b),
             (200, Link::Modern) => {
                 let sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
-                return Ok((resp.body, None, if sse { response::SSE } else { response::JSON }));
+                return Ok((200, resp.body, None, if sse { response::SSE } else { response::JSON }));
             }
             (200, Link::Legacy { .. }) => {
                 let mut msg = answer(&resp, None)
@@ -848,10 +885,13 @@ async fn call_stateless(
                 }
                 let out =
                     serde_json::to_vec(&msg).map_err(|_| Error::internal("could not encode the answer"))?;
-                return Ok((out, None, response::JSON));
+                return Ok((200, out, None, response::JSON));
+            }
+            (status, _) if (400..500).contains(&status) && is_jsonrpc_error(&resp.body) => {
+                return Ok((status, resp.body, None, response::JSON));
             }
             (status, _) => {
-                log::warn!("backend {}: tools/call answered HTTP {status}", b.name);
+                log::warn!("backend {}: answered HTTP {status}", b.name);
                 return Err(Error::internal(format!("backend {} answered HTTP {status}", b.name)));
             }
         }

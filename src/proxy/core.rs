@@ -409,6 +409,8 @@ pub struct Core {
     pub upstream: RefCell<crate::upstream::pool::Pool>,
     /// Round-robin cursor over backend endpoints.
     pub upstream_rr: Cell<usize>,
+    /// Counter for the ids of requests the gateway itself sends backends.
+    pub upstream_ids: Cell<u64>,
     /// Server name -> backend name -> how this worker reaches it for sessionless clients.
     pub links: RefCell<Links>,
     /// Connections open on this worker.
@@ -437,6 +439,7 @@ impl Core {
             upstream: RefCell::new(crate::upstream::pool::Pool::default()),
             sessions: RefCell::new(SessionCache::default()),
             upstream_rr: Cell::new(worker),
+            upstream_ids: Cell::new(0),
             links: RefCell::new(FxHashMap::default()),
             snapshot,
             decoder: RefCell::new(Decoder::default()),
