@@ -58,6 +58,17 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
+/// `HTTP/1.1 <status> <reason>` and the `Date` line.
+fn status_line(out: &mut Vec<u8>, status: u16) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_u64(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\ndate: ");
+    with_date(|d| out.extend_from_slice(d));
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Writes a response head. `content_length` is omitted for 1xx/204/304 (RFC 9110 8.6).
 pub fn write_head(
     out: &mut Vec<u8>,
@@ -67,13 +78,7 @@ pub fn write_head(
     keep_alive: bool,
     extra: &Extra<'_>,
 ) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    write_u64(out, u64::from(status));
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\ndate: ");
-    with_date(|d| out.extend_from_slice(d));
-    out.extend_from_slice(b"\r\n");
+    status_line(out, status);
     if let Some(ct) = content_type {
         out.extend_from_slice(b"content-type: ");
         out.extend_from_slice(ct.as_bytes());
@@ -100,13 +105,8 @@ pub fn write_stream_head(
     keep_alive: bool,
     extra: &Extra<'_>,
 ) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    write_u64(out, u64::from(status));
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\ndate: ");
-    with_date(|d| out.extend_from_slice(d));
-    out.extend_from_slice(b"\r\ncontent-type: ");
+    status_line(out, status);
+    out.extend_from_slice(b"content-type: ");
     out.extend_from_slice(content_type.as_bytes());
     out.extend_from_slice(b"\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n");
     if !keep_alive {

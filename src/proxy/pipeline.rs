@@ -336,24 +336,19 @@ fn fail(
     Outcome { status: w.status, close: w.close || !keep, method }
 }
 
-/// CORS preflight for browser-based MCP clients.
-fn preflight(conn: &mut Conn, cx: &Ctx<'_>) -> Outcome {
+/// Writes a `204 No Content` (with `Allow` when given) for this request.
+fn no_content(conn: &mut Conn, cx: &Ctx<'_>, allow: Option<&'static str>) -> Outcome {
     let keep = cx.keep_alive && conn.body_read;
     let origin = cx.cors_origin.map(|o| o.of(&conn.buf));
-    response::write_head(
-        &mut conn.out,
-        204,
-        None,
-        0,
-        keep,
-        &Extra {
-            allow: Some("GET, POST, DELETE, OPTIONS"),
-            cors_origin: origin,
-            request_id: Some(&conn.request_id),
-            ..Extra::default()
-        },
-    );
-    if origin.is_some() {
+    let extra = Extra { allow, cors_origin: origin, request_id: Some(&conn.request_id), ..Extra::default() };
+    response::write_head(&mut conn.out, 204, None, 0, keep, &extra);
+    Outcome { status: 204, close: !keep, method: MethodClass::None }
+}
+
+/// CORS preflight for browser-based MCP clients.
+fn preflight(conn: &mut Conn, cx: &Ctx<'_>) -> Outcome {
+    let outcome = no_content(conn, cx, Some("GET, POST, DELETE, OPTIONS"));
+    if cx.cors_origin.is_some_and(|o| !o.is_empty()) {
         // write_head ended the head with CRLF; insert the preflight fields before it.
         conn.out.truncate(conn.out.len() - 2);
         conn.out.extend_from_slice(
@@ -362,7 +357,7 @@ fn preflight(conn: &mut Conn, cx: &Ctx<'_>) -> Outcome {
         conn.out.extend_from_slice(response::CORS_ALLOW_HEADERS.as_bytes());
         conn.out.extend_from_slice(b"\r\naccess-control-max-age: 86400\r\n\r\n");
     }
-    Outcome { status: 204, close: !keep, method: MethodClass::None }
+    outcome
 }
 
 /// DELETE ends a session (2025 revisions). The termination reaches every worker before the
@@ -397,17 +392,7 @@ fn delete(
         }
         Ok(claims) => {
             core.revocations.publish(claims.id, claims.expires);
-            let keep = cx.keep_alive && conn.body_read;
-            let origin = cx.cors_origin.map(|o| o.of(&conn.buf));
-            response::write_head(
-                &mut conn.out,
-                204,
-                None,
-                0,
-                keep,
-                &Extra { cors_origin: origin, request_id: Some(&conn.request_id), ..Extra::default() },
-            );
-            (Outcome { status: 204, close: !keep, method: MethodClass::None }, Some(claims))
+            (no_content(conn, cx, None), Some(claims))
         }
         Err(err) => (reject(conn, cx, &err), None),
     }
