@@ -42,6 +42,9 @@ pub const ID_TAG: char = '\u{1f}';
 #[derive(Default)]
 pub struct Events {
     pending: Vec<u8>,
+    /// Bytes of `pending` already searched for an event end: each push scans only new bytes
+    /// (plus a 3-byte overlap), so a long unterminated event costs linear, not quadratic, time.
+    scanned: usize,
 }
 
 impl Events {
@@ -50,24 +53,28 @@ impl Events {
         self.pending.extend_from_slice(piece);
         let mut start = 0;
         loop {
-            let rest = &self.pending[start..];
+            let from = self.scanned.saturating_sub(3).max(start);
+            let rest = &self.pending[from..];
             let end = [&b"\n\n"[..], b"\r\n\r\n"]
                 .iter()
-                .filter_map(|t| rest.windows(t.len()).position(|w| w == *t).map(|p| p + t.len()))
+                .filter_map(|t| rest.windows(t.len()).position(|w| w == *t).map(|p| from + p + t.len()))
                 .min();
             match end {
                 Some(e) => {
-                    each(&self.pending[start..start + e]);
-                    start += e;
+                    each(&self.pending[start..e]);
+                    start = e;
+                    self.scanned = e;
                 }
                 None => break,
             }
         }
         self.pending.drain(..start);
+        self.scanned = self.pending.len();
     }
 
     /// Bytes of an unfinished event (relayed as they are when the stream ends).
     pub fn rest(&mut self) -> Vec<u8> {
+        self.scanned = 0;
         std::mem::take(&mut self.pending)
     }
 }

@@ -573,6 +573,7 @@ impl Cx<'_> {
         let r =
             backend::open(&self.core.upstream, &self.core.upstream_rr, &self.snap.limits, b, body, wire, fwd)
                 .await;
+        // Transport failures and server errors count; 4xx answers are protocol outcomes.
         if r.as_ref().map_or(true, |s| s.status >= 500) {
             self.core.stats.borrow_mut().backend_failed(&b.name);
         }
@@ -586,11 +587,8 @@ impl Cx<'_> {
         wire: Wire<'_>,
         fwd: &[(&[u8], &[u8])],
     ) -> Result<Response, UpstreamError> {
-        let r =
-            backend::send(&self.core.upstream, &self.core.upstream_rr, &self.snap.limits, b, body, wire, fwd)
-                .await;
-        // Transport failures and server errors count; 4xx answers are protocol outcomes.
-        if r.as_ref().map_or(true, |resp| resp.status >= 500) {
+        let r = client::collect(self.open(b, body, wire, fwd).await?, &self.core.upstream).await;
+        if r.is_err() {
             self.core.stats.borrow_mut().backend_failed(&b.name);
         }
         r

@@ -153,19 +153,6 @@ pub fn request(
     r
 }
 
-/// Sends `body` to `backend` and reads the whole answer (see [`open`]).
-pub async fn send(
-    pool: &std::cell::RefCell<Pool>,
-    rr: &Cell<usize>,
-    limits: &Limits,
-    backend: &Backend,
-    body: &[u8],
-    wire: Wire<'_>,
-    forwarded: &[(&[u8], &[u8])],
-) -> Result<Response, UpstreamError> {
-    client::collect(open(pool, rr, limits, backend, body, wire, forwarded).await?, pool).await
-}
-
 /// Sends `body` to `backend` and returns once the answer's head arrived: endpoints in
 /// round-robin order starting at the per-core cursor, moving to the next endpoint only when
 /// connecting fails (the request never reached anyone).
