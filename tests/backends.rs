@@ -683,47 +683,30 @@ fn capabilities_merge_completion_routes_and_set_level_fans_out() {
     gw.shutdown();
 }
 
-/// A backend whose tools/call answer is an SSE stream: a progress notification, then - only once
-/// `gate` fires - the result. Everything else as a minimal session-less MCP server.
-fn streaming_fixture(gate: std::sync::mpsc::Receiver<()>) -> SocketAddr {
+/// A session-less MCP server for the streaming tests: `handler` sees every message first and may
+/// answer it (writing to the stream itself if it needs to); otherwise initialize, notifications
+/// and everything else get minimal answers.
+type Handler = dyn Fn(&mut TcpStream, &Value) -> Option<String> + Send + Sync;
+
+fn minimal_server(handler: Arc<Handler>) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let gate = Arc::new(Mutex::new(gate));
     std::thread::Builder::new()
         .spawn(move || {
             for s in l.incoming() {
                 let Ok(mut s) = s else { return };
-                let gate = gate.clone();
+                let handler = handler.clone();
                 std::thread::Builder::new()
                     .spawn(move || {
                         let mut buf = Vec::new();
                         while let Some(msg) = read_request(&mut s, &mut buf) {
-                            let plain = |r: Value| {
-                                let r = r.to_string();
-                                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{r}", r.len())
-                            };
-                            let out = match msg["method"].as_str().unwrap_or("") {
+                            let out = handler(&mut s, &msg).unwrap_or_else(|| match msg["method"].as_str().unwrap_or("") {
                                 "initialize" => plain(json!({"jsonrpc":"2.0","id":msg["id"],"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}}})),
-                                "tools/call" => {
-                                    let progress = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
-                                    let head = format!(
-                                        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{progress}\r\n",
-                                        progress.len()
-                                    );
-                                    if s.write_all(head.as_bytes()).is_err() {
-                                        return;
-                                    }
-                                    // Hold the result back until the client has seen the progress event.
-                                    let _ = gate.lock().unwrap().recv();
-                                    let result = format!(
-                                        "event: message\ndata: {}\n\n",
-                                        json!({"jsonrpc":"2.0","id":msg["id"],"result":{"content":[{"type":"text","text":"done"}],"isError":false}})
-                                    );
-                                    format!("{:x}\r\n{result}\r\n0\r\n\r\n", result.len())
+                                _ if msg.get("id").is_none() || msg.get("method").is_none() => {
+                                    "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string()
                                 }
-                                _ if msg.get("id").is_none() => "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string(),
                                 _ => plain(json!({"jsonrpc":"2.0","id":msg["id"],"result":{}})),
-                            };
+                            });
                             if s.write_all(out.as_bytes()).is_err() {
                                 return;
                             }
@@ -734,6 +717,46 @@ fn streaming_fixture(gate: std::sync::mpsc::Receiver<()>) -> SocketAddr {
         })
         .unwrap();
     addr
+}
+
+fn plain(r: Value) -> String {
+    let r = r.to_string();
+    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{r}", r.len())
+}
+
+/// Starts a chunked SSE answer carrying `first_event`; `false` if the client went away.
+fn start_sse(s: &mut TcpStream, first_event: &str) -> bool {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first_event}\r\n",
+        first_event.len()
+    );
+    s.write_all(head.as_bytes()).is_ok()
+}
+
+/// The last chunk of an SSE answer: the result event and the end of the stream.
+fn end_sse(id: &Value, text: &str) -> String {
+    let result = format!(
+        "event: message\ndata: {}\n\n",
+        json!({"jsonrpc":"2.0","id":id,"result":{"content":[{"type":"text","text":text}],"isError":false}})
+    );
+    format!("{:x}\r\n{result}\r\n0\r\n\r\n", result.len())
+}
+
+/// A backend whose tools/call answer is an SSE stream: a progress notification, then - only once
+/// `gate` fires - the result.
+fn streaming_fixture(gate: std::sync::mpsc::Receiver<()>) -> SocketAddr {
+    let gate = Mutex::new(gate);
+    minimal_server(Arc::new(move |s: &mut TcpStream, msg: &Value| {
+        (msg["method"] == "tools/call").then(|| {
+            let progress = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
+            if !start_sse(s, progress) {
+                return String::new();
+            }
+            // Hold the result back until the client has seen the progress event.
+            let _ = gate.lock().unwrap().recv();
+            end_sse(&msg["id"], "done")
+        })
+    }))
 }
 
 #[test]
@@ -799,61 +822,24 @@ fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Value> {
 /// A backend that, during tools/call, asks the client for a sampling result over the SSE stream
 /// and finishes only when the client's answer arrives (on another connection, via the gateway).
 fn sampling_fixture() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
     let (answers_tx, answers_rx) = std::sync::mpsc::channel::<Value>();
-    let answers_rx = Arc::new(Mutex::new(answers_rx));
-    std::thread::Builder::new()
-        .spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut s) = s else { return };
-                let (tx, rx) = (answers_tx.clone(), answers_rx.clone());
-                std::thread::Builder::new()
-                    .spawn(move || {
-                        let mut buf = Vec::new();
-                        while let Some(msg) = read_request(&mut s, &mut buf) {
-                            let plain = |r: Value| {
-                                let r = r.to_string();
-                                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{r}", r.len())
-                            };
-                            let out = if msg.get("result").is_some() && msg.get("method").is_none() {
-                                tx.send(msg.clone()).unwrap();
-                                "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string()
-                            } else {
-                                match msg["method"].as_str().unwrap_or("") {
-                                    "initialize" => plain(json!({"jsonrpc":"2.0","id":msg["id"],"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}}})),
-                                    "tools/call" => {
-                                        let ask = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"sampling/createMessage\",\"params\":{\"messages\":[],\"maxTokens\":5}}\n\n";
-                                        let head = format!(
-                                            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{ask}\r\n",
-                                            ask.len()
-                                        );
-                                        if s.write_all(head.as_bytes()).is_err() {
-                                            return;
-                                        }
-                                        let answer = rx.lock().unwrap().recv().unwrap();
-                                        assert_eq!(answer["id"], 5, "the backend gets its own id back: {answer}");
-                                        let text = answer["result"]["content"]["text"].as_str().unwrap_or("").to_string();
-                                        let result = format!(
-                                            "event: message\ndata: {}\n\n",
-                                            json!({"jsonrpc":"2.0","id":msg["id"],"result":{"content":[{"type":"text","text":format!("done:{text}")}],"isError":false}})
-                                        );
-                                        format!("{:x}\r\n{result}\r\n0\r\n\r\n", result.len())
-                                    }
-                                    _ if msg.get("id").is_none() => "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string(),
-                                    _ => plain(json!({"jsonrpc":"2.0","id":msg["id"],"result":{}})),
-                                }
-                            };
-                            if s.write_all(out.as_bytes()).is_err() {
-                                return;
-                            }
-                        }
-                    })
-                    .unwrap();
+    let (answers_tx, answers_rx) = (Mutex::new(answers_tx), Mutex::new(answers_rx));
+    minimal_server(Arc::new(move |s: &mut TcpStream, msg: &Value| {
+        if msg.get("result").is_some() && msg.get("method").is_none() {
+            answers_tx.lock().unwrap().send(msg.clone()).unwrap();
+            return None; // answered 202 by default
+        }
+        (msg["method"] == "tools/call").then(|| {
+            let ask = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"sampling/createMessage\",\"params\":{\"messages\":[],\"maxTokens\":5}}\n\n";
+            if !start_sse(s, ask) {
+                return String::new();
             }
+            let answer = answers_rx.lock().unwrap().recv().unwrap();
+            assert_eq!(answer["id"], 5, "the backend gets its own id back: {answer}");
+            let text = answer["result"]["content"]["text"].as_str().unwrap_or("");
+            end_sse(&msg["id"], &format!("done:{text}"))
         })
-        .unwrap();
-    addr
+    }))
 }
 
 #[test]
