@@ -32,6 +32,8 @@ pub enum Kind {
     UnsupportedMediaType,
     /// `Origin` or `Host` failed the DNS-rebinding check.
     Forbidden,
+    /// No credential, or one that was refused (401 with a challenge).
+    Unauthorized,
     /// The worker is at `limits.maxConnectionsPerWorker` or draining.
     Overloaded,
     /// `MCP-Protocol-Version` names a version this gateway does not speak.

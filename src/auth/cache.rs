@@ -53,11 +53,7 @@ impl TokenCache {
     /// A cache of about `capacity` entries (rounded up to whole sets); 0 disables it.
     pub fn new(capacity: usize, seed: usize) -> TokenCache {
         let sets = if capacity == 0 { 0 } else { capacity.div_ceil(WAYS).next_power_of_two() };
-        TokenCache {
-            sets: (0..sets).map(|_| Default::default()).collect(),
-            victim: vec![0; sets],
-            seed,
-        }
+        TokenCache { sets: (0..sets).map(|_| Default::default()).collect(), victim: vec![0; sets], seed }
     }
 
     #[inline]
@@ -91,7 +87,15 @@ impl TokenCache {
     }
 
     /// Remembers a verified token.
-    pub fn put(&mut self, token: &[u8], principal: Rc<Principal>, provider: usize, epoch: u64, deadline: u64, now: u64) {
+    pub fn put(
+        &mut self,
+        token: &[u8],
+        principal: Rc<Principal>,
+        provider: usize,
+        epoch: u64,
+        deadline: u64,
+        now: u64,
+    ) {
         if self.sets.is_empty() || token.len() > MAX_CACHED {
             return;
         }

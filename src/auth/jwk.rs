@@ -125,7 +125,7 @@ pub enum Material {
     /// HS512 in that order).
     Oct {
         /// `None` where the secret is shorter than the hash output (RFC 7518 3.2).
-        keys: [Option<hmac::Key>; 3],
+        keys: Box<[Option<hmac::Key>; 3]>,
         /// A fingerprint of the secret, to notice a changed key set without keeping the bytes.
         fingerprint: [u8; 32],
     },
@@ -135,10 +135,9 @@ impl Material {
     /// Whether this key can verify `alg` at all.
     pub fn fits(&self, alg: Alg) -> bool {
         match self {
-            Material::Rsa { .. } => matches!(
-                alg,
-                Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512
-            ),
+            Material::Rsa { .. } => {
+                matches!(alg, Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512)
+            }
             Material::Ec { curve: Curve::P256, .. } => alg == Alg::ES256,
             Material::Ec { curve: Curve::P384, .. } => alg == Alg::ES384,
             Material::Ed25519 { .. } => alg == Alg::EdDSA,
@@ -161,7 +160,9 @@ impl Material {
                     Alg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
                     _ => return false,
                 };
-                signature::RsaPublicKeyComponents { n: &n[..], e: &e[..] }.verify(params, message, sig).is_ok()
+                signature::RsaPublicKeyComponents { n: &n[..], e: &e[..] }
+                    .verify(params, message, sig)
+                    .is_ok()
             }
             Material::Ec { curve, point } => {
                 let algorithm: &dyn signature::VerificationAlgorithm = match (curve, alg) {
@@ -173,7 +174,9 @@ impl Material {
             }
             Material::Ed25519 { x } => {
                 alg == Alg::EdDSA
-                    && signature::UnparsedPublicKey::new(&signature::ED25519, &x[..]).verify(message, sig).is_ok()
+                    && signature::UnparsedPublicKey::new(&signature::ED25519, &x[..])
+                        .verify(message, sig)
+                        .is_ok()
             }
             Material::Oct { keys, .. } => match alg.hmac_index().and_then(|i| keys[i].as_ref()) {
                 // ring compares the tags in constant time.
@@ -251,7 +254,10 @@ impl KeySet {
             match parse_key(k) {
                 Ok(Some(key)) => {
                     if key.kid.is_some() && set.keys.iter().any(|o| o.kid == key.kid) {
-                        problems.push(format!("keys[{i}]: duplicate kid {:?} (a kid must select one key)", key.kid));
+                        problems.push(format!(
+                            "keys[{i}]: duplicate kid {:?} (a kid must select one key)",
+                            key.kid
+                        ));
                     } else {
                         set.keys.push(key);
                     }
@@ -365,11 +371,11 @@ fn parse_key(k: &serde_json::Value) -> Result<Option<Key>, String> {
             let mut fingerprint = [0u8; 32];
             fingerprint.copy_from_slice(digest.as_ref());
             Material::Oct {
-                keys: [
+                keys: Box::new([
                     key_for(hmac::HMAC_SHA256, 32),
                     key_for(hmac::HMAC_SHA384, 48),
                     key_for(hmac::HMAC_SHA512, 64),
-                ],
+                ]),
                 fingerprint,
             }
         }

@@ -175,7 +175,12 @@ pub async fn fetch(source: &KeySource, pool: &RefCell<Pool>, limits: Limits) -> 
 
 /// The fetcher loop: every `tick`, fetches the sources `sources()` returns that are due, until
 /// `stop` is set. Runs on its own thread with its own monoio runtime and connection pool.
-pub async fn run(sources: impl Fn() -> Vec<Arc<KeySource>>, limits: Limits, stop: Arc<AtomicBool>, tick: Duration) {
+pub async fn run(
+    sources: impl Fn() -> Vec<Arc<KeySource>>,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+    tick: Duration,
+) {
     let pool = RefCell::new(Pool::default());
     while !stop.load(Ordering::Relaxed) {
         let now = now_millis();

@@ -81,7 +81,12 @@ impl Principal {
             PrincipalKind::Basic => "basic",
             PrincipalKind::Proxy => "proxy",
         };
-        Principal { kind, id: format!("{tag} {subject}").into(), subject: subject.into(), ..Principal::anonymous() }
+        Principal {
+            kind,
+            id: format!("{tag} {subject}").into(),
+            subject: subject.into(),
+            ..Principal::anonymous()
+        }
     }
 }
 
@@ -163,21 +168,30 @@ pub struct Prm {
     pub scope: Option<Box<str>>,
 }
 
+/// The optional members of a metadata document (`protectedResource`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrmFields<'a> {
+    /// `authorization_servers`.
+    pub authorization_servers: &'a [String],
+    /// `scopes_supported`.
+    pub scopes: Option<&'a [String]>,
+    /// `resource_name`.
+    pub name: Option<&'a str>,
+    /// `resource_documentation`.
+    pub documentation: Option<&'a str>,
+    /// `resource_policy_uri`.
+    pub policy: Option<&'a str>,
+    /// `jwks_uri`.
+    pub jwks_uri: Option<&'a str>,
+}
+
 /// The well-known prefix of RFC 9728.
 pub const PRM_PREFIX: &str = "/.well-known/oauth-protected-resource";
 
 impl Prm {
     /// Builds the document for a server at `endpoint` whose canonical URI is `resource`.
-    pub fn new(
-        resource: Option<&str>,
-        endpoint: &str,
-        authorization_servers: &[String],
-        scopes: Option<&[String]>,
-        name: Option<&str>,
-        documentation: Option<&str>,
-        policy: Option<&str>,
-        jwks_uri: Option<&str>,
-    ) -> Prm {
+    pub fn new(resource: Option<&str>, endpoint: &str, fields: PrmFields<'_>) -> Prm {
+        let PrmFields { authorization_servers, scopes, name, documentation, policy, jwks_uri } = fields;
         // RFC 9728 3.1: the well-known segment goes between the authority and the path.
         let (url, path) = match resource.and_then(split_uri) {
             Some((origin, rpath)) => {
@@ -197,7 +211,12 @@ impl Prm {
             doc.insert("scopes_supported".into(), s.into());
         }
         doc.insert("bearer_methods_supported".into(), vec!["header"].into());
-        for (k, v) in [("resource_name", name), ("resource_documentation", documentation), ("resource_policy_uri", policy), ("jwks_uri", jwks_uri)] {
+        for (k, v) in [
+            ("resource_name", name),
+            ("resource_documentation", documentation),
+            ("resource_policy_uri", policy),
+            ("jwks_uri", jwks_uri),
+        ] {
             if let Some(v) = v {
                 doc.insert(k.into(), v.into());
             }
@@ -303,10 +322,11 @@ impl Authenticator {
             Mode::None => Ok(anonymous.clone()),
             Mode::Jwt { providers, .. } => {
                 let Some(auth) = head.authorization.map(|s| s.of(buf)) else { return Err(Failure::Missing) };
-                let token = credential(auth, b"bearer").ok_or(Failure::Invalid(
-                    "The Authorization header is not a Bearer token",
-                ))?;
-                if let Some(hit) = cache.get(token, now, |i| providers.get(i).map_or(u64::MAX, |p| p.keys.epoch())) {
+                let token = credential(auth, b"bearer")
+                    .ok_or(Failure::Invalid("The Authorization header is not a Bearer token"))?;
+                if let Some(hit) =
+                    cache.get(token, now, |i| providers.get(i).map_or(u64::MAX, |p| p.keys.epoch()))
+                {
                     return Ok(hit.principal);
                 }
                 let v = jwt::verify(token, providers, now).map_err(|r| Failure::Invalid(r.describe()))?;
@@ -430,7 +450,8 @@ fn query_param(query: &[u8], name: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
             if found.is_some() {
                 return Err(Failure::Invalid("The API key parameter is repeated"));
             }
-            found = Some(percent_decode(v).ok_or(Failure::Invalid("The API key is not valid percent-encoding"))?);
+            found =
+                Some(percent_decode(v).ok_or(Failure::Invalid("The API key is not valid percent-encoding"))?);
         }
     }
     Ok(found)

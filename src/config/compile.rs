@@ -155,7 +155,8 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
     for (i, v) in raw_servers.iter().enumerate() {
         let path = format!("servers[{i}]");
         let Some(rs) = parse_value::<raw::Server>(v, &path, errs) else { continue };
-        let Some(srv) = compile_server(&rs, &path, errs) else { continue };
+        let Some(mut srv) = compile_server(&rs, &path, errs) else { continue };
+        srv.index = servers.len();
         if !names.insert(srv.name.clone()) {
             errs.push(format!("{path}.name"), format!("duplicate server name {:?}", srv.name));
         }
@@ -169,6 +170,22 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
             ));
         }
         servers.push(srv);
+    }
+    // RFC 9728 documents: at each server's path-suffixed URL, and at the bare well-known path
+    // when exactly one server is configured (clients also try the root).
+    let mut well_known = HashMap::default();
+    for (i, srv) in servers.iter().enumerate() {
+        if let Some(prm) = &srv.auth.prm {
+            if well_known.insert(prm.path.as_bytes().to_vec().into_boxed_slice(), i).is_some() {
+                errs.push(
+                    format!("servers[{i}].resource"),
+                    "another server publishes metadata at the same URL",
+                );
+            }
+        }
+    }
+    if servers.len() == 1 && servers[0].auth.prm.is_some() {
+        well_known.entry(crate::auth::PRM_PREFIX.as_bytes().to_vec().into_boxed_slice()).or_insert(0);
     }
     let sessions = sessions?;
     if sessions.ephemeral {
@@ -191,6 +208,7 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
         origins,
         servers,
         routes,
+        well_known,
         warnings,
         effective,
     })
@@ -335,14 +353,10 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
         }
     }
 
-    let mut anonymous = true;
-    if let Some(a) = &rs.authentication {
-        let apath = format!("{path}.authentication");
-        if let Ok(auth) = a.parse(&apath).map_err(|e| errs.0.push(e)) {
-            check_authentication(&auth, &apath, errs);
-            anonymous = auth.mode == raw::AuthMode::None;
-        }
-    }
+    let apath = format!("{path}.authentication");
+    let raw_auth = rs.authentication.as_ref().and_then(|a| a.parse(&apath).map_err(|e| errs.0.push(e)).ok());
+    let auth = auth::compile(raw_auth.as_ref(), &rs.name, &endpoint, rs.resource.as_deref(), &apath, errs);
+    let anonymous = auth.anonymous();
     if let Some(a) = &rs.authorization {
         let apath = format!("{path}.authorization");
         if let Ok(authz) = a.parse(&apath).map_err(|e| errs.0.push(e)) {
@@ -439,6 +453,7 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
     }
     Some(Server {
         name: rs.name.as_str().into(),
+        index: 0,
         path: endpoint.into(),
         resource: rs.resource.as_deref().map(Into::into),
         instructions: rs.instructions.as_deref().map(Into::into),
@@ -447,6 +462,7 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
         allow_tools,
         config,
         anonymous,
+        auth,
         backends,
         separator: rs.tool_name_separator.as_deref().unwrap_or("__").into(),
     })
@@ -638,25 +654,6 @@ fn compile_backend(
     })
 }
 
-fn check_authentication(a: &raw::Authentication, path: &str, errs: &mut Errors) {
-    use raw::AuthMode::*;
-    if a.mode == Proxy
-        && a.proxy.as_ref().and_then(|p| p.trusted_sources.as_ref()).is_none_or(|t| t.is_empty())
-    {
-        // CONFIG.md: the ContextForge footgun (trusting the header from any peer) made impossible.
-        errs.push(format!("{path}.proxy.trustedSources"), "is required for mode proxy");
-    }
-    if a.mode != None {
-        errs.push(
-            format!("{path}.mode"),
-            format!(
-                "authentication mode {:?} is not supported by this build yet (refusing to serve the endpoint unauthenticated)",
-                a.mode
-            ),
-        );
-    }
-}
-
 fn check_scheme(sc: &raw::SecurityScheme, path: &str, errs: &mut Errors) {
     match sc.kind {
         raw::SchemeType::Http => match sc.scheme.as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -776,6 +773,8 @@ fn compile_tool(
         allowed: true,
     })
 }
+
+mod auth;
 
 #[cfg(test)]
 mod tests;

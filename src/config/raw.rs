@@ -233,9 +233,12 @@ pub struct Authentication {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Jwt {
     pub providers: Vec<JwtProvider>,
+    /// Extension: verified-token cache entries per core (default 4096; 0 disables).
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub cache_entries: Option<u64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -261,6 +264,8 @@ pub struct Jwks {
     pub uri: Option<String>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub refresh_seconds: Option<u64>,
+    /// Extension: extra CA certificates (PEM) trusted for an https `uri`.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

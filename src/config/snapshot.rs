@@ -103,6 +103,8 @@ pub struct Backend {
 pub struct Server {
     /// Unique name.
     pub name: Box<str>,
+    /// Position in `Snapshot::servers` (per-core tables index by it).
+    pub index: usize,
     /// Endpoint path.
     pub path: Box<str>,
     /// Canonical resource URI, when configured.
@@ -119,6 +121,8 @@ pub struct Server {
     pub config: serde_json::Value,
     /// Whether clients are anonymous (no `authentication`, or `mode: none`).
     pub anonymous: bool,
+    /// Stage 1: how clients authenticate, and the metadata document.
+    pub auth: crate::auth::Authenticator,
     /// Aggregated MCP backends.
     pub backends: Vec<Backend>,
     /// `toolNameSeparator` (default `__`).
@@ -183,6 +187,8 @@ pub struct Snapshot {
     pub servers: Vec<Server>,
     /// Path -> index into `servers`.
     pub routes: HashMap<Box<[u8]>, usize>,
+    /// RFC 9728 metadata path -> index into `servers`.
+    pub well_known: HashMap<Box<[u8]>, usize>,
     /// Things worth a warning at start-up or reload (anonymous endpoints off loopback, ...).
     pub warnings: Vec<String>,
     /// The effective configuration as JSON, secrets redacted (admin `/config`).
@@ -204,6 +210,37 @@ impl Snapshot {
     #[inline]
     pub fn route(&self, path: &[u8]) -> Option<&Server> {
         self.routes.get(path).and_then(|&i| self.servers.get(i))
+    }
+
+    /// The server whose protected resource metadata lives at `path`.
+    #[inline]
+    pub fn metadata(&self, path: &[u8]) -> Option<&Server> {
+        self.well_known.get(path).and_then(|&i| self.servers.get(i))
+    }
+
+    /// Every fetched JWKS source (the fetcher thread's work list).
+    pub fn key_sources(&self) -> Vec<std::sync::Arc<crate::auth::jwks::KeySource>> {
+        self.servers
+            .iter()
+            .flat_map(|s| s.auth.providers())
+            .filter(|p| p.keys.remote.is_some())
+            .map(|p| p.keys.clone())
+            .collect()
+    }
+
+    /// Reuses `previous`'s fetched JWKS sources whose URI is unchanged, so a reload keeps the
+    /// keys it already has.
+    pub fn carry_over(&mut self, previous: &Snapshot) {
+        let old = previous.key_sources();
+        for s in &mut self.servers {
+            if let crate::auth::Mode::Jwt { providers, .. } = &mut s.auth.mode {
+                let mut sources: Vec<_> = providers.iter().map(|p| p.keys.clone()).collect();
+                crate::auth::jwks::carry_over(&mut sources, &old);
+                for (p, k) in providers.iter_mut().zip(sources) {
+                    p.keys = k;
+                }
+            }
+        }
     }
 
     /// One-paragraph summary for `portcullis check`.

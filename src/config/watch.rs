@@ -73,6 +73,7 @@ impl Reloader {
                     next.workers = cur.workers;
                     next.admin = cur.admin;
                 }
+                next.carry_over(&cur);
                 self.current.store(Arc::new(next));
                 self.ok.fetch_add(1, Ordering::Relaxed);
                 for n in &notes {

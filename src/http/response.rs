@@ -23,6 +23,8 @@ pub struct Extra<'a> {
     pub request_id: Option<&'a [u8]>,
     /// `WWW-Authenticate` challenge.
     pub www_authenticate: Option<&'a str>,
+    /// `Access-Control-Allow-Origin: *` (public documents such as the resource metadata).
+    pub cors_any: bool,
 }
 
 /// Headers a browser MCP client may send and must be able to read.
@@ -132,6 +134,9 @@ fn write_extra(out: &mut Vec<u8>, extra: &Extra<'_>) {
         line(b"access-control-allow-origin: ", o);
         line(b"access-control-expose-headers: ", CORS_EXPOSE_HEADERS.as_bytes());
         line(b"vary: ", b"Origin");
+    }
+    if extra.cors_any {
+        line(b"access-control-allow-origin: ", b"*");
     }
     if let Some(r) = extra.request_id {
         line(b"x-request-id: ", r);

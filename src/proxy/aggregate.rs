@@ -203,16 +203,27 @@ pub fn rewrite_name(body: &[u8], base: usize, old: &str, new: &str) -> Option<Ve
     Some(out)
 }
 
+/// Who asked, and how the answer must be framed for them.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'p> {
+    /// Whether the client connection stays open.
+    pub keep_alive: bool,
+    /// The request's allowed `Origin` (echoed for CORS).
+    pub cors: Option<crate::http::head::Span>,
+    /// The authenticated principal (its claim headers go to backends).
+    pub principal: &'p crate::auth::Principal,
+}
+
 /// Carries out `plan` and writes the response into `conn.out`.
 pub async fn run(
     core: &Core,
     snap: &Snapshot,
     server: &Server,
     conn: &mut Conn,
-    keep_alive: bool,
-    cors: Option<crate::http::head::Span>,
+    caller: Caller<'_>,
     plan: Plan,
 ) -> (u16, bool) {
+    let Caller { keep_alive, cors, principal } = caller;
     // The request's bytes stay put while backends are asked (only `out`/`scratch` are written,
     // at the end), so forwarded headers are borrowed from the read buffer, not copied.
     let Conn { buf, head, out, scratch, request_id, .. } = &mut *conn;
@@ -221,22 +232,29 @@ pub async fn run(
     // intermediary MUST forward them.
     let is_param = |n: &[u8]| n.len() > 10 && n[..10].eq_ignore_ascii_case(b"mcp-param-");
     let any_param = head.headers.iter().any(|(n, _)| is_param(n.of(buf)));
-    let fwd_refs: Vec<Vec<(&[u8], &[u8])>> =
-        if any_param || server.backends.iter().any(|b| !b.forward_headers.is_empty()) {
-            let forwarded = |b: &Backend| -> Vec<(&[u8], &[u8])> {
-                head.headers
-                    .iter()
-                    .filter(|(n, _)| {
-                        let n = n.of(buf);
-                        is_param(n) || b.forward_headers.iter().any(|f| n.eq_ignore_ascii_case(f.as_bytes()))
-                    })
-                    .map(|(n, v)| (n.of(buf), v.of(buf)))
-                    .collect()
-            };
-            server.backends.iter().map(forwarded).collect()
-        } else {
-            Vec::new()
+    // Headers set from verified claims replace any the client sent under the same name, and
+    // the proxy identity header never leaves (`Authenticator::strips`).
+    let fwd_refs: Vec<Vec<(&[u8], &[u8])>> = if any_param
+        || !principal.headers.is_empty()
+        || server.backends.iter().any(|b| !b.forward_headers.is_empty())
+    {
+        let forwarded = |b: &Backend| -> Vec<(&[u8], &[u8])> {
+            head.headers
+                .iter()
+                .filter(|(n, _)| {
+                    let n = n.of(buf);
+                    !server.auth.strips(n)
+                        && (is_param(n)
+                            || b.forward_headers.iter().any(|f| n.eq_ignore_ascii_case(f.as_bytes())))
+                })
+                .map(|(n, v)| (n.of(buf), v.of(buf)))
+                .chain(principal.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+                .collect()
         };
+        server.backends.iter().map(forwarded).collect()
+    } else {
+        Vec::new()
+    };
     let cx = &Cx { core, snap };
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.
     let mut relay: Option<client::Streaming> = None;

@@ -15,7 +15,7 @@ use std::task::Waker;
 use arc_swap::ArcSwap;
 use ring::rand::SystemRandom;
 
-use crate::config::snapshot::Snapshot;
+use crate::config::snapshot::{Server, Snapshot};
 use crate::mcp::json::Decoder;
 
 /// A terminated session: its id and its expiry (unix seconds).
@@ -381,6 +381,42 @@ impl SessionCache {
     }
 }
 
+/// This worker's verified-token caches, one per server, valid for one snapshot (a reload may
+/// change issuers, audiences or keys, so it starts them over).
+#[derive(Default)]
+pub struct TokenCaches {
+    snapshot: u64,
+    per_server: Vec<Option<crate::auth::cache::TokenCache>>,
+}
+
+impl TokenCaches {
+    /// The cache of `server` under `snap` (created on first use).
+    pub fn for_server(
+        &mut self,
+        snap: &Snapshot,
+        server: &Server,
+        seed: usize,
+    ) -> &mut crate::auth::cache::TokenCache {
+        if self.snapshot != snap.generation {
+            self.snapshot = snap.generation;
+            self.per_server.clear();
+        }
+        if self.per_server.len() <= server.index {
+            self.per_server.resize_with(server.index + 1, || None);
+        }
+        self.per_server[server.index].get_or_insert_with(|| {
+            crate::auth::cache::TokenCache::new(server.auth.cache_entries(), seed_for(seed))
+        })
+    }
+}
+
+/// A per-core hash seed from the system's randomness (falls back to the worker index).
+fn seed_for(worker: usize) -> usize {
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut b);
+    (u64::from_le_bytes(b) as usize) ^ worker
+}
+
 /// Everything one worker owns.
 pub struct Core {
     /// Worker index (for request ids and logs).
@@ -415,6 +451,10 @@ pub struct Core {
     pub links: RefCell<Links>,
     /// Connections open on this worker.
     pub open: Cell<usize>,
+    /// Verified-token caches.
+    pub tokens: RefCell<TokenCaches>,
+    /// The anonymous principal, shared.
+    pub anonymous: Rc<crate::auth::Principal>,
     /// The snapshot this core last saw, shared by its requests with a non-atomic count.
     // The Rc is the point: cloning it per request is a core-local increment, where cloning the
     // Arc would bounce its shared counter's cache line between cores.
@@ -435,6 +475,8 @@ impl Core {
             worker,
             cached,
             open: Cell::new(0),
+            tokens: RefCell::new(TokenCaches::default()),
+            anonymous: Rc::new(crate::auth::Principal::anonymous()),
             session_scratch: RefCell::new(Vec::with_capacity(256)),
             upstream: RefCell::new(crate::upstream::pool::Pool::default()),
             sessions: RefCell::new(SessionCache::default()),

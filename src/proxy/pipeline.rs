@@ -19,6 +19,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use simd_json::Node;
 
+use crate::auth::{Failure, Principal};
 use crate::config::snapshot::{Server, Snapshot};
 use crate::error::{Error, Kind};
 use crate::http::head::{Head, Method, Span};
@@ -59,21 +60,6 @@ struct Outcome {
     status: u16,
     close: bool,
     method: MethodClass,
-}
-
-/// Who is calling. Until the authentication issue lands, every endpoint is anonymous (config
-/// refuses any other mode, so nothing is ever served with weaker authentication than asked).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Principal {
-    Anonymous,
-}
-
-impl Principal {
-    fn id(self) -> &'static str {
-        match self {
-            Principal::Anonymous => "",
-        }
-    }
 }
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
@@ -189,6 +175,9 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
     let keep_alive = conn.head.keep_alive && !core.drain.is_set();
     // 2. route
     let Some(server) = snap.route(conn.head.path.of(&conn.buf)) else {
+        if let Some(server) = snap.metadata(conn.head.path.of(&conn.buf)) {
+            return metadata(conn, keep_alive, server);
+        }
         let err = Error::client(Kind::NotFound, "no MCP endpoint at this path");
         return fail(conn, keep_alive, None, &err, &ErrorReply::default(), MethodClass::None);
     };
@@ -200,11 +189,22 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
         return fail(conn, keep_alive, None, &err, &ErrorReply::default(), MethodClass::None);
     }
     let cx = Ctx { keep_alive, cors_origin: conn.head.origin, server };
+    // A CORS preflight carries no credentials: answered before authentication.
+    if conn.head.method == Method::Options {
+        return preflight(conn, &cx);
+    }
+
+    // 3. authenticate: every request, whatever its method; a session id never stands in for a
+    // credential.
+    let principal = match authenticate(core, snap, server, conn) {
+        Ok(p) => p,
+        Err(failure) => return unauthorized(conn, &cx, failure),
+    };
+
     match conn.head.method {
         Method::Post => {}
-        Method::Options => return preflight(conn, &cx),
         Method::Delete => {
-            let (outcome, ended) = delete(core, snap, conn, &cx, Principal::Anonymous);
+            let (outcome, ended) = delete(core, snap, conn, &cx, &principal);
             // DELETE fans out: each backend's own session of this client ends too.
             if let Some(claims) = ended {
                 aggregate::end_sessions(core, snap, server, &claims).await;
@@ -225,9 +225,6 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
         return reject(conn, &cx, &err);
     }
 
-    // 3. authenticate
-    let principal = Principal::Anonymous;
-
     // 4. read body
     if let Err(err) = conn.read_body(&snap.limits, &core.drain).await {
         return reject(conn, &cx, &err);
@@ -240,7 +237,7 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
         let mut w = Writer { out, scratch, tmp, buf, head, cx: &cx, request_id, body, base: 0 };
         let decoded = decoder.with_tape_at(body, |tape, base| {
             w.base = base;
-            message(core, snap, &mut w, principal, tape)
+            message(core, snap, &mut w, &principal, tape)
         });
         match decoded {
             Ok(step) => step,
@@ -254,9 +251,88 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
         Step::Done(o) => o,
         // 6. dispatch to backends: the only phase that waits on other servers.
         Step::Backends(plan, class) => {
-            let (status, close) =
-                aggregate::run(core, snap, server, conn, cx.keep_alive, cx.cors_origin, plan).await;
+            let caller =
+                aggregate::Caller { keep_alive: cx.keep_alive, cors: cx.cors_origin, principal: &principal };
+            let (status, close) = aggregate::run(core, snap, server, conn, caller, plan).await;
             Outcome { status, close, method: class }
+        }
+    }
+}
+
+/// Phase 3 for `server`, with this core's token cache.
+fn authenticate(
+    core: &Core,
+    snap: &Snapshot,
+    server: &Server,
+    conn: &Conn,
+) -> Result<Rc<Principal>, Failure> {
+    let auth = &server.auth;
+    if auth.anonymous() {
+        return Ok(core.anonymous.clone());
+    }
+    let mut caches = core.tokens.borrow_mut();
+    let cache = caches.for_server(snap, server, core.worker);
+    auth.authenticate(&conn.head, &conn.buf, conn.peer.ip(), now_unix(), cache, &core.anonymous)
+}
+
+/// 401 with the server's challenge (`WWW-Authenticate`) and a JSON-RPC error body.
+fn unauthorized(conn: &mut Conn, cx: &Ctx<'_>, failure: Failure) -> Outcome {
+    let challenge = cx.server.auth.challenge(failure, conn.head.host.of(&conn.buf));
+    let err = Error::client(Kind::Unauthorized, failure.message());
+    let extra = Extra {
+        cors_origin: cx.cors_origin.map(|o| o.of(&conn.buf)),
+        request_id: Some(&conn.request_id),
+        www_authenticate: Some(&challenge),
+        ..Extra::default()
+    };
+    // The body was not read: the connection closes unless there was none.
+    let keep = cx.keep_alive && conn.body_read;
+    let w =
+        respond::write_error(&mut conn.out, &mut conn.scratch, &err, &ErrorReply::default(), keep, &extra);
+    Outcome { status: w.status, close: w.close || !keep, method: MethodClass::None }
+}
+
+/// GET (or HEAD) of a server's RFC 9728 protected resource metadata; public, so any origin
+/// may read it.
+fn metadata(conn: &mut Conn, keep_alive: bool, server: &Server) -> Outcome {
+    let Some(prm) = &server.auth.prm else {
+        let err = Error::client(Kind::NotFound, "no metadata at this path");
+        return fail(conn, keep_alive, None, &err, &ErrorReply::default(), MethodClass::None);
+    };
+    match conn.head.method {
+        Method::Get | Method::Head => {
+            let doc = prm.document_for(conn.head.host.of(&conn.buf), &server.path);
+            let extra = Extra { request_id: Some(&conn.request_id), cors_any: true, ..Extra::default() };
+            response::write_head(&mut conn.out, 200, Some(response::JSON), doc.len(), keep_alive, &extra);
+            conn.out.extend_from_slice(&doc);
+            Outcome { status: 200, close: !keep_alive, method: MethodClass::None }
+        }
+        Method::Options => {
+            let extra = Extra {
+                request_id: Some(&conn.request_id),
+                cors_any: true,
+                allow: Some("GET, HEAD, OPTIONS"),
+                ..Extra::default()
+            };
+            response::write_head(&mut conn.out, 204, None, 0, keep_alive, &extra);
+            Outcome { status: 204, close: !keep_alive, method: MethodClass::None }
+        }
+        _ => {
+            let err = Error::client(Kind::MethodNotAllowed, "metadata is read with GET");
+            let extra = Extra {
+                request_id: Some(&conn.request_id),
+                allow: Some("GET, HEAD, OPTIONS"),
+                ..Extra::default()
+            };
+            let w = respond::write_error(
+                &mut conn.out,
+                &mut conn.scratch,
+                &err,
+                &ErrorReply::default(),
+                keep_alive,
+                &extra,
+            );
+            Outcome { status: w.status, close: w.close || !keep_alive, method: MethodClass::None }
         }
     }
 }
@@ -367,7 +443,7 @@ fn delete(
     snap: &Snapshot,
     conn: &mut Conn,
     cx: &Ctx<'_>,
-    principal: Principal,
+    principal: &Principal,
 ) -> (Outcome, Option<Rc<Claims>>) {
     let pv = conn.head.protocol_version.map(|s| s.of(&conn.buf));
     if pv.and_then(Version::parse).is_some_and(Version::is_stateless) {
@@ -382,7 +458,7 @@ fn delete(
     let now = now_unix();
     match open_session(core, snap, cx.server, sid, now) {
         // Only the principal a session belongs to may end it.
-        Ok(claims) if claims.principal != principal.id() => {
+        Ok(claims) if *claims.principal != *principal.id => {
             let err = Error::client(Kind::SessionNotFound, "Session not found");
             (reject(conn, cx, &err), None)
         }
@@ -501,7 +577,7 @@ fn message(
     core: &Core,
     snap: &Snapshot,
     w: &mut Writer<'_, '_>,
-    principal: Principal,
+    principal: &Principal,
     tape: &[Node<'_>],
 ) -> Step {
     let header_version = w.header(w.head.protocol_version);
@@ -753,7 +829,7 @@ fn legacy(
     core: &Core,
     snap: &Snapshot,
     w: &mut Writer<'_, '_>,
-    principal: Principal,
+    principal: &Principal,
     env: &Envelope<'_, '_>,
     header_version: Option<Version>,
     class: MethodClass,
@@ -765,11 +841,8 @@ fn legacy(
         if !server.backends.is_empty() {
             let requested = env.params.and_then(|p| json::get(p, "protocolVersion")).and_then(json::as_str);
             let version = local::negotiate(requested).as_str();
-            let plan = aggregate::Plan::Initialize {
-                id: raw_id(env),
-                version,
-                principal: principal.id().to_string(),
-            };
+            let plan =
+                aggregate::Plan::Initialize { id: raw_id(env), version, principal: principal.id.to_string() };
             return Step::Backends(plan, class);
         }
         return initialize(core, snap, w, principal, env, class).into();
@@ -782,7 +855,7 @@ fn legacy(
         Ok(c) => c,
         Err(err) => return w.error(&err, &reply, class).into(),
     };
-    if claims.principal != principal.id() {
+    if *claims.principal != *principal.id {
         let err = Error::client(Kind::SessionNotFound, "Session not found");
         return w.error(&err, &reply, class).into();
     }
@@ -954,7 +1027,7 @@ fn initialize(
     core: &Core,
     snap: &Snapshot,
     w: &mut Writer<'_, '_>,
-    principal: Principal,
+    principal: &Principal,
     env: &Envelope<'_, '_>,
     class: MethodClass,
 ) -> Outcome {
@@ -964,7 +1037,7 @@ fn initialize(
         id: [0; 16],
         expires: now_unix().saturating_add(snap.sessions.ttl_seconds),
         version: version.tag(),
-        principal: principal.id().to_string(),
+        principal: principal.id.to_string(),
         backends: Vec::new(),
     };
     let sealed = ring::rand::SecureRandom::fill(&core.rng, &mut claims.id)
@@ -987,7 +1060,7 @@ fn batch(
     core: &Core,
     snap: &Snapshot,
     w: &mut Writer<'_, '_>,
-    principal: Principal,
+    principal: &Principal,
     tape: &[Node<'_>],
     header_version: Option<&[u8]>,
 ) -> Outcome {
@@ -1035,7 +1108,7 @@ fn batch(
             return w.error(&err, &ErrorReply::default(), class);
         }
         Some(Err(err)) => return w.error(&err, &ErrorReply::default(), class),
-        Some(Ok(c)) if c.principal != principal.id() => {
+        Some(Ok(c)) if *c.principal != *principal.id => {
             let err = Error::client(Kind::SessionNotFound, "Session not found");
             return w.error(&err, &ErrorReply::default(), class);
         }

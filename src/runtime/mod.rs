@@ -120,6 +120,23 @@ impl Gateway {
             admin_addr = Some(bound);
             others.push(handle);
         }
+        // JWKS URIs are fetched off the request path; the first fetch is awaited (bounded) so
+        // a fresh gateway does not refuse valid tokens for want of keys.
+        let r = reloader.clone();
+        let st = stop.clone();
+        others.push(
+            std::thread::Builder::new().name("portcullis-jwks".into()).spawn(move || jwks_fetcher(r, st))?,
+        );
+        let first_fetch = Instant::now() + JWKS_START_WAIT;
+        while !snap.key_sources().iter().all(|s| s.fetched()) && Instant::now() < first_fetch {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for s in snap.key_sources().iter().filter(|s| !s.fetched()) {
+            log::warn!(
+                "jwks {}: no keys yet; tokens are refused until a fetch succeeds",
+                s.remote.as_ref().map_or("", |r| &r.uri)
+            );
+        }
         if let Source::File(path) = &reloader.source {
             let path = path.clone();
             let (r, st) = (reloader.clone(), stop.clone());
@@ -171,6 +188,32 @@ impl Gateway {
             let _ = o.join();
         }
     }
+}
+
+/// How long start-up waits for the first JWKS fetches.
+const JWKS_START_WAIT: Duration = Duration::from_secs(5);
+
+/// The JWKS fetcher thread: its own monoio runtime and connection pool, fetching the current
+/// snapshot's `uri` key sources as they fall due (see `auth::jwks`).
+fn jwks_fetcher(reloader: Arc<Reloader>, stop: Arc<AtomicBool>) {
+    let rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new().enable_timer().build();
+    let mut rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("jwks fetcher: cannot start a runtime: {e}");
+            return;
+        }
+    };
+    let limits = {
+        let snap = reloader.current.load();
+        crate::upstream::client::Limits {
+            connect: snap.limits.upstream_connect_timeout,
+            response: snap.limits.upstream_timeout.min(Duration::from_secs(10)),
+            max_body: 0,
+        }
+    };
+    let sources = move || reloader.current.load().key_sources();
+    rt.block_on(crate::auth::jwks::run(sources, limits, stop, Duration::from_millis(100)));
 }
 
 /// Polls the config file once a second and reloads when its size or mtime changes. Polling

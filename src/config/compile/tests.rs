@@ -326,27 +326,86 @@ fn proxy_mode_requires_trusted_sources() {
 }
 
 #[test]
-fn authentication_modes_other_than_none_are_refused() {
+fn authentication_modes_compile() {
+    let dir = std::env::temp_dir().join(format!("portcullis-jwks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        r#"{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"}]}"#,
+    )
+    .unwrap();
+    let snap = load(&format!(
+        r#"
+servers:
+  - name: j
+    resource: https://gw.example.com/mcp/j
+    authentication:
+      mode: jwt
+      jwt: {{providers: [{{name: corp, issuer: "https://idp.example.com", jwks: {{file: "{}"}}, claimToHeaders: [{{claim: sub, header: X-User}}]}}]}}
+      protectedResource: {{authorizationServers: ["https://idp.example.com"], scopesSupported: [a, b]}}
+  - name: k
+    authentication: {{mode: apiKey, apiKey: {{in: header, name: X-Api-Key, keys: [{{id: ci, value: v-123456789}}]}}}}
+  - name: b
+    authentication: {{mode: basic, basic: {{users: [{{name: alice, password: pw}}]}}}}
+  - name: p
+    authentication: {{mode: proxy, proxy: {{trustedSources: [127.0.0.1/32, "::1"]}}}}
+"#,
+        jwks.display()
+    ));
+    assert!(snap.servers.iter().all(|s| !s.anonymous));
+    let j = &snap.servers[0].auth;
+    assert_eq!(
+        j.providers()[0].audiences,
+        vec![Box::<str>::from("https://gw.example.com/mcp/j")],
+        "default audience"
+    );
+    assert!(j.strips(b"X-User"), "a claim header is never taken from the client");
+    let prm = j.prm.as_ref().unwrap();
+    assert_eq!(prm.url.as_deref(), Some("https://gw.example.com/.well-known/oauth-protected-resource/mcp/j"));
+    assert!(snap.metadata(b"/.well-known/oauth-protected-resource/mcp/j").is_some());
+    assert!(snap.metadata(b"/.well-known/oauth-protected-resource").is_none(), "root only with one server");
+    assert!(snap.servers[3].auth.strips(b"x-authenticated-user"));
+    assert!(snap.key_sources().is_empty(), "file keys are not fetched");
+}
+
+#[test]
+fn authentication_errors_name_their_paths() {
     let errs = errors(
         r#"
 servers:
   - name: j
     authentication:
       mode: jwt
-      jwt: {providers: [{name: corp, issuer: "https://idp.example.com", jwks: {uri: "https://idp.example.com/jwks.json"}}]}
+      jwt: {providers: [{name: corp, issuer: "https://idp.example.com", algorithms: [none, RS256], jwks: {uri: "http://10.1.2.3/jwks.json"}, claimToHeaders: [{claim: sub, header: Host}]}]}
   - name: k
-    authentication: {mode: apiKey, apiKey: {in: header, name: X-Api-Key, keys: [{id: ci, value: v}]}}
+    authentication: {mode: apiKey, apiKey: {in: header, name: X-Api-Key, keys: [{id: ci, value: short}]}}
   - name: b
-    authentication: {mode: basic, basic: {users: [{name: alice, password: pw}]}}
+    authentication: {mode: basic, basic: {users: [{name: "al:ice", password: pw}]}}
   - name: p
-    authentication: {mode: proxy, proxy: {trustedSources: [127.0.0.1/32]}}
+    authentication: {mode: proxy, proxy: {trustedSources: [10.0.0.1/8]}}
+  - name: q
+    authentication: {mode: proxy, proxy: {userHeader: X-User}}
   - name: m
     authentication: {mode: mtls}
+  - name: n
+    authentication: {mode: jwt}
 "#,
     );
-    for i in 0..5 {
-        assert_error(&errs, &format!("servers[{i}].authentication.mode"), "not supported");
-    }
+    assert_error(&errs, "servers[0].authentication.jwt.providers[0].audiences", "required");
+    assert_error(&errs, "servers[0].authentication.jwt.providers[0].algorithms[0]", "never none");
+    assert_error(&errs, "servers[0].authentication.jwt.providers[0].jwks.uri", "https");
+    assert_error(
+        &errs,
+        "servers[0].authentication.jwt.providers[0].claimToHeaders[0].header",
+        "cannot carry",
+    );
+    assert_error(&errs, "servers[1].authentication.apiKey.keys[0].value", "at least 8");
+    assert_error(&errs, "servers[2].authentication.basic.users[0].name", "without ':'");
+    assert_error(&errs, "servers[3].authentication.proxy.trustedSources[0]", "host bits");
+    assert_error(&errs, "servers[4].authentication.proxy.trustedSources", "required");
+    assert_error(&errs, "servers[5].authentication.mode", "mtls");
+    assert_error(&errs, "servers[6].authentication.jwt", "required");
 }
 
 #[test]
