@@ -1,8 +1,10 @@
 //! Runs one parser N times over a fixed input, for instruction counting under callgrind:
-//! `instructions head|envelope|serde N`. perf/instructions.sh runs N and 3N and reports
+//! `instructions head|envelope|serde|token-hit N`. perf/instructions.sh runs N and 3N and reports
 //! (Ir(3N) - Ir(N)) / 2N, which cancels start-up cost.
 #![allow(clippy::unwrap_used)] // fixed inputs: a failure is a broken harness
 
+#[path = "auth_fixtures.rs"]
+mod auth_fixtures;
 #[path = "fixtures.rs"]
 mod fixtures;
 
@@ -44,6 +46,29 @@ fn main() {
                 black_box(&v["params"]["name"]);
             }
         }
-        _ => eprintln!("usage: instructions head|envelope|serde N"),
+        "token-hit" => {
+            // Phase 3 on a verified-token cache hit: bearer extraction, hash, full comparison,
+            // expiry and key-epoch checks (the signature was checked once, before the loop).
+            let auth = auth_fixtures::authenticator();
+            let bytes = auth_fixtures::head_with(&auth_fixtures::token(jsonwebtoken::Algorithm::RS256));
+            let mut h = Head::default();
+            head::parse(&bytes, &portcullis::http::Limits::default(), &mut h).unwrap();
+            let mut cache = portcullis::auth::cache::TokenCache::new(4096, 7);
+            let anonymous = std::rc::Rc::new(portcullis::auth::Principal::anonymous());
+            let peer = "127.0.0.1".parse().unwrap();
+            auth.authenticate(&h, &bytes, peer, auth_fixtures::NOW, &mut cache, &anonymous).unwrap();
+            for _ in 0..n {
+                let p = auth.authenticate(
+                    &h,
+                    black_box(&bytes),
+                    peer,
+                    black_box(auth_fixtures::NOW),
+                    &mut cache,
+                    &anonymous,
+                );
+                black_box(p.unwrap());
+            }
+        }
+        _ => eprintln!("usage: instructions head|envelope|serde|token-hit N"),
     }
 }

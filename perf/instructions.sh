@@ -9,7 +9,7 @@ ir() {
   valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/instructions "$1" "$2" 2>&1 \
     | sed -nE 's/.*Collected : ([0-9]+).*/\1/p'
 }
-for what in head envelope serde; do
+for what in ${WHAT:-head envelope serde token-hit}; do
   a=$(ir "$what" "$N"); b=$(ir "$what" $((3 * N)))
   echo "$what: $(( (b - a) / (2 * N) )) instructions/op (N=$N: Ir $a, 3N: Ir $b)"
 done

@@ -59,3 +59,83 @@ pub fn jsonrpc_envelope(data: &[u8]) {
         });
     });
 }
+
+/// The providers the JWT target verifies against: one key of every type (RSA from the test
+/// data, EC P-256, Ed25519, and an `oct` secret the structured mode signs with).
+fn jwt_providers() -> &'static [crate::auth::jwt::Provider] {
+    use crate::auth::jwk::{Alg, KeySet};
+    use crate::auth::jwks::KeySource;
+    static PROVIDERS: std::sync::OnceLock<Vec<crate::auth::jwt::Provider>> = std::sync::OnceLock::new();
+    PROVIDERS.get_or_init(|| {
+        let doc = format!(
+            r#"{{"keys":[{rsa},{ec},{ed},{{"kty":"oct","kid":"hs","k":"{k}"}}]}}"#,
+            rsa = first_key(include_str!("../tests/data/jwt-rsa2048.jwks.json")),
+            ec = first_key(include_str!("../tests/data/jwt-p256.jwks.json")),
+            ed = first_key(include_str!("../tests/data/jwt-ed25519.jwks.json")),
+            k = base64_simd::URL_SAFE_NO_PAD.encode_to_string(FUZZ_HMAC_SECRET),
+        );
+        let keys = KeySet::parse(doc.as_bytes()).map(|(k, _)| k).unwrap_or_default();
+        vec![crate::auth::jwt::Provider {
+            name: "fuzz".into(),
+            issuer: "https://idp.fuzz".into(),
+            audiences: vec!["https://gw.fuzz/mcp".into()],
+            algorithms: Alg::ALL.to_vec(),
+            skew: 30,
+            require_exp: false,
+            claim_to_headers: vec![("sub".into(), "x-user".into()), ("org.id".into(), "x-org".into())],
+            keys: KeySource::fixed(keys),
+        }]
+    })
+}
+
+/// The HMAC secret of the fuzz provider's `oct` key.
+const FUZZ_HMAC_SECRET: &[u8] = b"portcullis-fuzzing-hmac-secret-0123456789";
+
+fn first_key(jwks: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(jwks)
+        .ok()
+        .and_then(|v| v.get("keys").and_then(|k| k.get(0)).map(|k| k.to_string()))
+        .unwrap_or_else(|| "{}".into())
+}
+
+/// JWT verification over `data`. An even first byte: `data` is the token as sent. An odd first
+/// byte: the rest is `header JSON \0 claims JSON`, encoded and signed with the provider's HMAC
+/// key, so the fuzzer reaches the header rules and claim checks behind a valid signature.
+pub fn jwt_verify(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let providers = jwt_providers();
+    let now = 1_700_000_000;
+    if mode & 1 == 0 {
+        let _ = crate::auth::jwt::verify(rest, providers, now);
+        return;
+    }
+    let Some(split) = rest.iter().position(|&b| b == 0) else { return };
+    let b64 = base64_simd::URL_SAFE_NO_PAD;
+    let mut token = b64.encode_to_string(&rest[..split]);
+    token.push('.');
+    token.push_str(&b64.encode_to_string(&rest[split + 1..]));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, FUZZ_HMAC_SECRET);
+    let sig = ring::hmac::sign(&key, token.as_bytes());
+    token.push('.');
+    token.push_str(&b64.encode_to_string(sig.as_ref()));
+    if let Ok(v) = crate::auth::jwt::verify(token.as_bytes(), providers, now) {
+        // Whatever was signed, a claim header never carries a control character.
+        for (_, value) in &v.principal.headers {
+            assert!(!value.bytes().any(|b| b < 0x20 || b == 0x7f));
+        }
+        assert!(now < v.deadline);
+    }
+}
+
+/// JWKS parsing over `data`, then every key asked to verify a signature for every algorithm
+/// it accepts (garbage signatures must be refused, never panic).
+pub fn jwks_parse(data: &[u8]) {
+    let Ok((set, _)) = crate::auth::jwk::KeySet::parse(data) else { return };
+    for key in &set.keys {
+        for alg in crate::auth::jwk::Alg::ALL {
+            if key.accepts(alg) {
+                assert!(!key.material.verify(alg, b"message", &[0u8; 64]));
+            }
+        }
+    }
+}

@@ -48,3 +48,15 @@ fn jsonrpc_envelope_corpus() {
     let n = replay("jsonrpc_envelope", portcullis::fuzzing::jsonrpc_envelope);
     assert!(n > 0, "no jsonrpc_envelope corpus files found under fuzz/");
 }
+
+#[test]
+fn jwt_verify_corpus() {
+    let n = replay("jwt_verify", portcullis::fuzzing::jwt_verify);
+    assert!(n > 0, "no jwt_verify corpus files found under fuzz/");
+}
+
+#[test]
+fn jwks_parse_corpus() {
+    let n = replay("jwks_parse", portcullis::fuzzing::jwks_parse);
+    assert!(n > 0, "no jwks_parse corpus files found under fuzz/");
+}

@@ -193,10 +193,11 @@ impl Prm {
     pub fn new(resource: Option<&str>, endpoint: &str, fields: PrmFields<'_>) -> Prm {
         let PrmFields { authorization_servers, scopes, name, documentation, policy, jwks_uri } = fields;
         // RFC 9728 3.1: the well-known segment goes between the authority and the path.
+        // A query stays on the URL but is not part of the path the document is served at.
         let (url, path) = match resource.and_then(split_uri) {
-            Some((origin, rpath)) => {
+            Some((origin, rpath, query)) => {
                 let rpath = if rpath == "/" { "" } else { rpath };
-                (Some(format!("{origin}{PRM_PREFIX}{rpath}").into()), format!("{PRM_PREFIX}{rpath}"))
+                (Some(format!("{origin}{PRM_PREFIX}{rpath}{query}").into()), format!("{PRM_PREFIX}{rpath}"))
             }
             None => (None, format!("{PRM_PREFIX}{endpoint}")),
         };
@@ -252,12 +253,18 @@ impl Prm {
     }
 }
 
-/// `https://host:port/path` -> (`https://host:port`, `/path`).
-fn split_uri(uri: &str) -> Option<(&str, &str)> {
+/// `https://host:port/path?query` -> (`https://host:port`, `/path`, `?query`). A fragment is
+/// dropped (config refuses one in `resource`).
+fn split_uri(uri: &str) -> Option<(&str, &str, &str)> {
+    let uri = uri.split('#').next().unwrap_or(uri);
     let after = uri.find("://")? + 3;
-    match uri[after..].find('/') {
-        Some(i) => Some((&uri[..after + i], &uri[after + i..])),
-        None => Some((uri, "/")),
+    let (before_query, query) = match uri[after..].find('?') {
+        Some(q) => uri.split_at(after + q),
+        None => (uri, ""),
+    };
+    match before_query[after..].find('/') {
+        Some(i) => Some((&before_query[..after + i], &before_query[after + i..], query)),
+        None => Some((before_query, "/", query)),
     }
 }
 
@@ -412,15 +419,15 @@ impl Authenticator {
 }
 
 /// The credential after `<scheme> ` in an Authorization value (scheme case-insensitive, RFC
-/// 9110 11.4), when it is a single token68.
+/// 9110 11.4). Its characters are checked by whoever decodes it (strict base64 for both
+/// schemes), not here, so a token cache hit does not scan the token twice.
 fn credential<'a>(value: &'a [u8], scheme: &[u8]) -> Option<&'a [u8]> {
     let v = value.trim_ascii();
     if v.len() <= scheme.len() || !v[..scheme.len()].eq_ignore_ascii_case(scheme) || v[scheme.len()] != b' ' {
         return None;
     }
     let c = v[scheme.len()..].trim_ascii_start();
-    let token68 = |b: &u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(b);
-    (!c.is_empty() && c.iter().all(token68)).then_some(c)
+    (!c.is_empty()).then_some(c)
 }
 
 /// The value of a header that must appear at most once (a repeated credential is refused, not

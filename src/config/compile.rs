@@ -351,6 +351,10 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
         if !(r.starts_with("https://") || r.starts_with("http://")) {
             errs.push(format!("{path}.resource"), "must be an absolute http(s) URI");
         }
+        if r.contains('#') {
+            // RFC 8707 2: a resource indicator has no fragment.
+            errs.push(format!("{path}.resource"), "must not contain a fragment");
+        }
     }
 
     let apath = format!("{path}.authentication");
