@@ -52,11 +52,16 @@ pub fn authenticator() -> Authenticator {
     }
 }
 
-/// A realistic access token (~800 bytes for RS256) signed with `alg`.
+/// A realistic access token (~800 bytes for RS256) signed with `alg`, valid at [`NOW`].
 pub fn token(alg: Algorithm) -> String {
+    token_at(alg, NOW)
+}
+
+/// [`token`] valid for an hour around `now`.
+pub fn token_at(alg: Algorithm, now: u64) -> String {
     let claims = serde_json::json!({
         "iss": ISSUER, "sub": "user-1234567890", "aud": [AUDIENCE, "https://other.example.com"],
-        "exp": NOW + 3600, "iat": NOW - 60, "nbf": NOW - 60, "jti": "b8f7c0de-1234-4c1e-9a55-0123456789ab",
+        "exp": now + 3600, "iat": now - 60, "nbf": now - 60, "jti": "b8f7c0de-1234-4c1e-9a55-0123456789ab",
         "scope": "tools.read tools.call weather.read", "azp": "mcp-client", "org": {"id": "acme"},
     });
     let (kid, key) = match alg {

@@ -69,6 +69,11 @@ fn main() {
                 black_box(p.unwrap());
             }
         }
-        _ => eprintln!("usage: instructions head|envelope|serde|token-hit N"),
+        "print-token" => {
+            // An RS256 token valid for an hour from now, for perf/auth.sh.
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            println!("{}", auth_fixtures::token_at(jsonwebtoken::Algorithm::RS256, now));
+        }
+        _ => eprintln!("usage: instructions head|envelope|serde|token-hit N | print-token"),
     }
 }

@@ -11,7 +11,9 @@
 //! is defined:
 //!
 //! 1. read head (`proxy::conn`, limits from `http`) -> 2. route and admit (`config::snapshot`,
-//!    `http::origin`) -> 3. authenticate -> 4. read body and decode the envelope (`mcp::envelope`)
+//!    `http::origin`) -> 3. authenticate (`auth::Authenticator`: JWT with a per-core
+//!    verified-token cache, API key, basic, trusted proxy; 401 with the RFC 9728 challenge) ->
+//!    4. read body and decode the envelope (`mcp::envelope`)
 //!    -> 5. authorize (`allowTools`) -> 6. dispatch (`proxy::local`: initialize, server/discover,
 //!    ping, lists, template tools) -> 7. respond (`respond` is the only error-to-wire table) ->
 //!    8. log and count (`proxy::core::Stats`, admin `/metrics`).
@@ -24,11 +26,12 @@
 //!
 //! # Layout
 //!
-//! The layout follows ARCHITECTURE.md. `upstream/` (pools, HTTP/1.1 client) and `auth/` (backend
-//! credentials so far) exist; `proxy::aggregate` carries out requests that need backends.
-//! `policy/` and client authentication join with their issues; until then the config compiler
-//! refuses the blocks they would implement, so no endpoint is ever served with less protection
-//! than its configuration asks for.
+//! The layout follows ARCHITECTURE.md. `upstream/` (pools, HTTP/1.1 client) and `auth/` (client
+//! authentication, JWKS fetching, backend credentials) exist; `proxy::aggregate` carries out
+//! requests that need backends. `policy/` joins with the authorization issue; until then the
+//! config compiler refuses the blocks it would implement, so no endpoint is ever served with less
+//! protection than its configuration asks for. The JWKS fetcher is a `runtime` thread with its own
+//! monoio runtime and connection pool; keys reach the workers through arc-swap.
 
 #![deny(unsafe_code, rust_2018_idioms)]
 #![warn(missing_docs)]

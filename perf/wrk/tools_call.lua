@@ -8,6 +8,10 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["MCP-Protocol-Version"] = "2026-07-28"
 wrk.headers["Mcp-Method"] = "tools/call"
 wrk.headers["Mcp-Name"] = "hello"
+-- perf/auth.sh sets MCP_AUTH to "Bearer <token>" for the authenticated runs.
+if os.getenv("MCP_AUTH") then
+  wrk.headers["Authorization"] = os.getenv("MCP_AUTH")
+end
 wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"hello","arguments":{"who":"Ada"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
 
 done = function(summary, latency, requests)
