@@ -1016,10 +1016,11 @@ fn jwt_authenticator(resource: Option<&str>) -> Authenticator {
 fn jwt_mode_missing_wrong_scheme_and_valid() {
     let mut run = Run::new(jwt_authenticator(Some("https://gw.example.com/mcp")));
     assert_eq!(run.call(&[]).unwrap_err(), Failure::Missing);
-    assert!(matches!(run.call(&[("Authorization", "Basic YWxpY2U6cHc=")]), Err(Failure::Invalid(_))));
-    assert!(matches!(run.call(&[("Authorization", "Bearer")]), Err(Failure::Invalid(_))));
-    assert!(matches!(run.call(&[("Authorization", "Bearer ")]), Err(Failure::Invalid(_))));
-    assert!(matches!(run.call(&[("Authorization", "Bearertoken")]), Err(Failure::Invalid(_))));
+    // Another scheme is no bearer token at all: no error code in the challenge (RFC 6750 3.1).
+    assert_eq!(run.call(&[("Authorization", "Basic YWxpY2U6cHc=")]).unwrap_err(), Failure::Missing);
+    assert_eq!(run.call(&[("Authorization", "Bearer")]).unwrap_err(), Failure::Missing);
+    assert_eq!(run.call(&[("Authorization", "Bearer ")]).unwrap_err(), Failure::Missing);
+    assert_eq!(run.call(&[("Authorization", "Bearertoken")]).unwrap_err(), Failure::Missing);
     assert!(matches!(run.call(&[("Authorization", "Bearer a b")]), Err(Failure::Invalid(_))));
     assert!(matches!(run.call(&[("Authorization", "Bearer a,b")]), Err(Failure::Invalid(_))));
     assert!(run.cache.is_empty(), "nothing unverified is cached");

@@ -315,6 +315,13 @@ fn metadata(conn: &mut Conn, keep_alive: bool, server: &Server) -> Outcome {
                 ..Extra::default()
             };
             response::write_head(&mut conn.out, 204, None, 0, keep_alive, &extra);
+            // The SDKs send MCP-Protocol-Version on this fetch: the preflight must allow it.
+            conn.out.truncate(conn.out.len() - 2);
+            conn.out.extend_from_slice(
+                b"access-control-allow-methods: GET, HEAD, OPTIONS\r\naccess-control-allow-headers: ",
+            );
+            conn.out.extend_from_slice(response::CORS_ALLOW_HEADERS.as_bytes());
+            conn.out.extend_from_slice(b"\r\naccess-control-max-age: 86400\r\n\r\n");
             Outcome { status: 204, close: !keep_alive, method: MethodClass::None }
         }
         _ => {
