@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Cost of stage 1 on the wire: the same template tools/call against the gateway with
-# authentication off (perf/gateway.yaml) and with JWT RS256 (perf/gateway-jwt.yaml, one token, so
-# verified-token cache hits after the first request). Method of perf/run.sh: gateways alone on
+# Cost of stage 1 on the wire: the same traffic - one template tools/call carrying the same
+# RS256 bearer token - against the gateway with authentication off (perf/gateway.yaml, which
+# ignores the header) and with JWT (perf/gateway-jwt.yaml; verified-token cache hits after the
+# first request). Method of perf/run.sh: gateways alone on
 # cpu1, wrk on cpu0, runs interleaved, median of ROUNDS.
 # Usage: bash perf/auth.sh   (env: DURATION=10 CONNS=64 ROUNDS=3)
 set -euo pipefail
@@ -23,12 +24,12 @@ done
 run() { # name port auth
   MCP_AUTH=$3 taskset -c 0 wrk -t1 -c"$CONNS" -d"$4"s -s perf/wrk/tools_call.lua "http://127.0.0.1:$2/mcp"
 }
-run off 18080 "" 2 >/dev/null
+run off 18080 "Bearer $TOKEN" 2 >/dev/null
 run jwt 18083 "Bearer $TOKEN" 2 >/dev/null
 declare -A RPS
 for round in $(seq "$ROUNDS"); do
   for name in off jwt; do
-    if [[ $name == off ]]; then line=$(run off 18080 "" "$DURATION" | grep '^RESULT')
+    if [[ $name == off ]]; then line=$(run off 18080 "Bearer $TOKEN" "$DURATION" | grep '^RESULT')
     else line=$(run jwt 18083 "Bearer $TOKEN" "$DURATION" | grep '^RESULT'); fi
     req=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
     dur=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$line")

@@ -1,5 +1,6 @@
 """Sends N identical pre-serialised MCP tools/call requests (2026-07-28 wire) over one keep-alive
 connection, reading each response fully. Used by perf/e2e_instructions.sh; loopback only."""
+import os
 import socket
 import sys
 
@@ -27,9 +28,13 @@ def exchange(req):
         buf += chunk
 
 
+# perf/e2e_instructions.sh ... jwt sets MCP_AUTH to "Bearer <token>".
+AUTH = (b"Authorization: " + os.environ["MCP_AUTH"].encode() + b"\r\n") if os.environ.get("MCP_AUTH") else b""
+
+
 def post(body, extra=b""):
     return (b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n"
-            b"Content-Type: application/json\r\n" + extra + b"Content-Length: " + str(len(body)).encode()
+            b"Content-Type: application/json\r\n" + AUTH + extra + b"Content-Length: " + str(len(body)).encode()
             + b"\r\n\r\n" + body)
 
 

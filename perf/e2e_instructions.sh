@@ -5,17 +5,23 @@
 #   bash perf/e2e_instructions.sh [N]          template tool, 2026-07-28 wire
 #   bash perf/e2e_instructions.sh [N] proxy    proxied tools/call to one backend (the floor,
 #                                              outside valgrind), 2025-11-25 wire in a session
+#   bash perf/e2e_instructions.sh [N] jwt      the template tool behind JWT RS256 authentication
+#                                              (one token: verified-token cache hits)
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 N=${1:-2000}
 MODE=${2:-template}
-cargo build --release --bin portcullis --example floor >/dev/null 2>&1
+cargo build --release --bin portcullis --example floor --example instructions >/dev/null 2>&1
 floor=""
 trap '[ -n "$floor" ] && kill "$floor" 2>/dev/null || true' EXIT
 if [ "$MODE" = proxy ]; then
   config=perf/proxy.yaml; client_mode=session
   target/release/examples/floor 127.0.0.1:18081 & floor=$!
+elif [ "$MODE" = jwt ]; then
+  config=perf/gateway-jwt.yaml; client_mode=stateless
+  MCP_AUTH="Bearer $(target/release/examples/instructions print-token)"
+  export MCP_AUTH
 else
   config=perf/gateway.yaml; client_mode=stateless
 fi
