@@ -34,6 +34,8 @@ pub enum Kind {
     Forbidden,
     /// No credential, or one that was refused (401 with a challenge).
     Unauthorized,
+    /// Authenticated, but the authorization rules deny the call (403).
+    Denied,
     /// The worker is at `limits.maxConnectionsPerWorker` or draining.
     Overloaded,
     /// `MCP-Protocol-Version` names a version this gateway does not speak.

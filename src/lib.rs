@@ -43,6 +43,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod http;
 pub mod mcp;
+pub mod policy;
 pub mod proxy;
 pub mod respond;
 pub mod rest;

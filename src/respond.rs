@@ -55,6 +55,7 @@ pub const fn wire(kind: Kind) -> Wire {
         Kind::UnsupportedMediaType => (415, INVALID_REQUEST, false),
         Kind::Forbidden => (403, INVALID_REQUEST, false),
         Kind::Unauthorized => (401, INVALID_REQUEST, false),
+        Kind::Denied => (403, INVALID_REQUEST, false),
         Kind::Overloaded => (503, INTERNAL_ERROR, true),
         Kind::UnsupportedProtocolVersion => (400, UNSUPPORTED_PROTOCOL_VERSION, false),
         Kind::SessionRequired => (400, INVALID_REQUEST, false),

@@ -460,3 +460,111 @@ fn jwks_rotation_without_reload() {
     assert!(*fetches.lock().unwrap() <= before + 1, "at most one refetch per 10 s");
     gw.shutdown();
 }
+
+const CALL_2026_META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+
+/// A 2026-07-28 `tools/call` of `name` with `args` (JSON) and the headers the revision needs.
+fn call_2026(addr: SocketAddr, token: &str, name: &str, args: &str, extra: &str) -> Resp {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"{name}","arguments":{args},{CALL_2026_META}}}}}"#
+    );
+    let headers = format!(
+        "{}MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: {name}\r\n{extra}",
+        bearer(token)
+    );
+    send(addr, "POST", "/mcp", &headers, &body)
+}
+
+fn list_2026(addr: SocketAddr, token: &str) -> Vec<String> {
+    let body = format!(r#"{{"jsonrpc":"2.0","id":8,"method":"tools/list","params":{{{CALL_2026_META}}}}}"#);
+    let headers = format!("{}MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\n", bearer(token));
+    let r = send(addr, "POST", "/mcp", &headers, &body);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn authorization_rules_scopes_conditions_and_lists() {
+    let config = format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: tools
+    path: /mcp
+    resource: {RESOURCE}
+    authentication:
+      mode: jwt
+      jwt: {{ providers: [{{ name: corp, issuer: {ISSUER}, jwks: {{ inline: {RSA_JWKS} }} }}] }}
+      protectedResource: {{ authorizationServers: [{ISSUER}] }}
+    authorization:
+      rules:
+        - source: {{ jwt: {{ claims: [{{ name: org.id, values: [evil] }}] }} }}
+          action: deny
+        - source: {{ jwt: {{ scopes: [tools.echo] }} }}
+          target: {{ tools: [{{ backend: tools, tool: echo, when: 'args.text.matches("^Hello, .*!$")' }}] }}
+        - target: {{ tools: [{{ backend: tools, toolName: motd }}] }}
+          cel: request.headers["x-tenant"] == "t-1"
+        - source: {{ jwt: {{ scopes: [tools.admin, tools.echo] }} }}
+          target: {{ tools: [{{ backend: tools, tool: admin }}] }}
+    tools:
+      - {{ name: echo, args: [{{ name: text, type: string, required: true }}], responseTemplate: {{ body: "{{{{.args.text}}}}" }} }}
+      - {{ name: motd, responseTemplate: {{ body: "hi" }} }}
+      - {{ name: admin, responseTemplate: {{ body: "root" }} }}
+"#
+    );
+    let gw = start(&config);
+    let addr = gw.addrs()[0];
+    let token = |scope: &str, org: &str| {
+        rs256(
+            &json!({"iss": ISSUER, "sub": "u", "aud": RESOURCE, "exp": now() + 600, "scope": scope, "org": {"id": org}}),
+        )
+    };
+    let echo = token("tools.echo", "acme");
+    let none = token("", "acme");
+    let evil = token("tools.echo", "evil");
+
+    // Allowed: scope and condition hold.
+    let r = call_2026(addr, &echo, "echo", r#"{"text":"Hello, World!"}"#, "");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Condition false: 403 without an insufficient_scope challenge.
+    let r = call_2026(addr, &echo, "echo", r#"{"text":"Goodbye"}"#, "");
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("www-authenticate"), None);
+    assert_eq!(r.json()["id"], 7, "a JSON-RPC error echoing the id");
+    // Missing scope only: the exact challenge.
+    let r = call_2026(addr, &none, "echo", r#"{"text":"Hello, World!"}"#, "");
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            r#"Bearer error="insufficient_scope", scope="tools.echo", resource_metadata="https://gw.test/.well-known/oauth-protected-resource/mcp", error_description="The access token lacks a scope this tool requires""#
+        )
+    );
+    // The smallest scope set of the allow rules that matched the target.
+    let r = call_2026(addr, &none, "admin", "{}", "");
+    assert!(r.header("www-authenticate").unwrap().contains(r#"scope="tools.admin tools.echo""#));
+    // First match wins: the deny rule for the evil org comes first.
+    assert_eq!(call_2026(addr, &evil, "echo", r#"{"text":"Hello, World!"}"#, "").status, 403);
+    // Rule-level CEL over request headers.
+    assert_eq!(call_2026(addr, &none, "motd", "{}", "X-Tenant: t-1\r\n").status, 200);
+    assert_eq!(call_2026(addr, &none, "motd", "{}", "X-Tenant: t-2\r\n").status, 403);
+    // Lists show each principal what it may call (echo is listed: some arguments pass).
+    assert_eq!(list_2026(addr, &echo), vec!["echo"]);
+    assert_eq!(list_2026(addr, &none), Vec::<String>::new());
+    assert_eq!(list_2026(addr, &token("tools.echo tools.admin", "acme")), vec!["echo", "admin"]);
+    assert_eq!(list_2026(addr, &evil), Vec::<String>::new());
+    // The legacy wire is authorized the same way, inside a session.
+    let r = send(addr, "POST", "/mcp", &bearer(&none), INIT);
+    let sid = r.header("mcp-session-id").unwrap().to_string();
+    let call = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"text":"Hello, World!"}}}"#;
+    let r = send(addr, "POST", "/mcp", &format!("{}Mcp-Session-Id: {sid}\r\n", bearer(&none)), call);
+    assert_eq!(r.status, 403);
+    assert!(r.header("www-authenticate").unwrap().contains("insufficient_scope"));
+    gw.shutdown();
+}

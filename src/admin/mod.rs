@@ -182,6 +182,19 @@ fn metrics_text(st: &Stats, state: &State) -> String {
             let _ = writeln!(s, "portcullis_backend_failures_total{{backend=\"{b}\"}} {n}");
         }
     }
+    if !st.decisions.is_empty() {
+        s.push_str("# HELP portcullis_authorization_decisions_total Tool-call decisions by server and deciding rule (-1: defaultAction).\n");
+        s.push_str("# TYPE portcullis_authorization_decisions_total counter\n");
+        let mut decisions: Vec<_> = st.decisions.iter().collect();
+        decisions.sort();
+        for ((server, rule, allowed), n) in decisions {
+            let d = if *allowed { "allow" } else { "deny" };
+            let _ = writeln!(s, "portcullis_authorization_decisions_total{{server=\"{server}\",rule=\"{rule}\",decision=\"{d}\"}} {n}");
+        }
+    }
+    s.push_str("# HELP portcullis_authorization_condition_errors_total Rule conditions that failed to evaluate (the rule did not match).\n");
+    s.push_str("# TYPE portcullis_authorization_condition_errors_total counter\n");
+    let _ = writeln!(s, "portcullis_authorization_condition_errors_total {}", st.condition_errors);
     let gauges: [(&str, &str, &str, u64); 8] = [
         (
             "portcullis_upstream_connections_total",

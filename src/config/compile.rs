@@ -361,24 +361,8 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
     let raw_auth = rs.authentication.as_ref().and_then(|a| a.parse(&apath).map_err(|e| errs.0.push(e)).ok());
     let auth = auth::compile(raw_auth.as_ref(), &rs.name, &endpoint, rs.resource.as_deref(), &apath, errs);
     let anonymous = auth.anonymous();
-    if let Some(a) = &rs.authorization {
-        let apath = format!("{path}.authorization");
-        if let Ok(authz) = a.parse(&apath).map_err(|e| errs.0.push(e)) {
-            if authz.rules.as_ref().is_some_and(|r| !r.is_empty()) {
-                errs.push(
-                    format!("{apath}.rules"),
-                    "authorization rules are not supported by this build yet (refusing to start without them)",
-                );
-            } else if authz.default_action == Some(raw::Action::Deny) {
-                // Deny-all without rules is a real policy; serving the endpoint open would
-                // silently drop it.
-                errs.push(
-                    format!("{apath}.defaultAction"),
-                    "authorization is not supported by this build yet (refusing to serve the endpoint open)",
-                );
-            }
-        }
-    }
+    let zpath = format!("{path}.authorization");
+    let raw_authz = rs.authorization.as_ref().and_then(|a| a.parse(&zpath).map_err(|e| errs.0.push(e)).ok());
 
     let mut config = serde_json::Value::Object(Default::default());
     let mut scheme_ids = HashSet::new();
@@ -427,6 +411,8 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
             backends.push(be);
         }
     }
+    let backend_names: Vec<&str> = backends.iter().map(|b| &*b.name).collect();
+    let policy = authz::compile(raw_authz.as_ref(), &rs.name, &backend_names, &zpath, errs);
     if !backends.is_empty() && !backend_routing_supported() {
         errs.push(
             format!("{path}.backends"),
@@ -467,6 +453,7 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
         config,
         anonymous,
         auth,
+        policy,
         backends,
         separator: rs.tool_name_separator.as_deref().unwrap_or("__").into(),
     })
@@ -779,6 +766,7 @@ fn compile_tool(
 }
 
 mod auth;
+mod authz;
 
 #[cfg(test)]
 mod tests;

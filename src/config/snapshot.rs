@@ -123,6 +123,8 @@ pub struct Server {
     pub anonymous: bool,
     /// Stage 1: how clients authenticate, and the metadata document.
     pub auth: crate::auth::Authenticator,
+    /// Stage 2: the compiled authorization rules.
+    pub policy: crate::policy::rules::Policy,
     /// Aggregated MCP backends.
     pub backends: Vec<Backend>,
     /// `toolNameSeparator` (default `__`).

@@ -256,6 +256,7 @@ pub async fn run(
         Vec::new()
     };
     let cx = &Cx { core, snap };
+    let visible = crate::proxy::authz::Visible { server, principal, head, buf };
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.
     let mut relay: Option<client::Streaming> = None;
     let mut relay_backend = "";
@@ -315,7 +316,7 @@ pub async fn run(
         Plan::List { kind, id, claims, allow } => {
             let mut out = Vec::with_capacity(4096);
             begin(&mut out, &id);
-            merge_list(cx, server, kind, allow.as_deref(), &fwd_refs, &mut out, |name| {
+            merge_list(cx, server, kind, (allow.as_deref(), &visible), &fwd_refs, &mut out, |name| {
                 claims.backends.iter().find(|(n, _)| n == name).map(|(_, s)| {
                     let (v, sid) = decode_session(s);
                     Via::Session(v.to_string(), sid.to_string())
@@ -328,7 +329,10 @@ pub async fn run(
         Plan::ListStateless { kind, id, allow } => {
             let mut out = Vec::with_capacity(4096);
             begin(&mut out, &id);
-            merge_list(cx, server, kind, allow.as_deref(), &fwd_refs, &mut out, |_| Some(Via::Link)).await;
+            merge_list(cx, server, kind, (allow.as_deref(), &visible), &fwd_refs, &mut out, |_| {
+                Some(Via::Link)
+            })
+            .await;
             crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
             Ok((200, out, None, response::JSON))
         }
@@ -694,7 +698,7 @@ async fn merge_list(
     cx: &Cx<'_>,
     server: &Server,
     kind: ListKind,
-    allow: Option<&[u8]>,
+    (allow, visible): (Option<&[u8]>, &crate::proxy::authz::Visible<'_>),
     fwd: &[Vec<(&[u8], &[u8])>],
     out: &mut Vec<u8>,
     via: impl Fn(&str) -> Option<Via>,
@@ -706,7 +710,7 @@ async fn merge_list(
     let local: &[crate::config::snapshot::LocalTool] =
         if kind == ListKind::Tools { &server.tools } else { &[] };
     for t in local {
-        if server.tool_allowed(t, allow) {
+        if server.tool_allowed(t, allow) && visible.tool(&server.name, &t.name) {
             if !first {
                 out.push(b',');
             }
@@ -769,7 +773,9 @@ async fn merge_list(
                 } else {
                     name.to_string()
                 };
-                if kind == ListKind::Tools && !server.name_allowed(&exposed, allow) {
+                if kind == ListKind::Tools
+                    && (!server.name_allowed(&exposed, allow) || !visible.tool(&b.name, name))
+                {
                     continue;
                 }
                 let mut t = item.clone();

@@ -196,6 +196,10 @@ pub struct Stats {
     pub upstream_reuses: u64,
     /// Backend failures (refused, timed out, bad answer, error status) by backend name.
     pub backend_failures: FxHashMap<Box<str>, u64>,
+    /// Authorization decisions by (server, deciding rule index or -1 for the default, allowed).
+    pub decisions: FxHashMap<(Box<str>, i64, bool), u64>,
+    /// Rule conditions that failed to evaluate (missing field, wrong type, cost bound).
+    pub condition_errors: u64,
 }
 
 impl Stats {
@@ -207,6 +211,18 @@ impl Stats {
                 self.backend_failures.insert(backend.into(), 1);
             }
         }
+    }
+
+    /// Counts one authorization decision and the conditions that failed to evaluate for it.
+    pub fn authorized(&mut self, server: &str, d: &crate::policy::rules::Decision, errors: u64) {
+        use crate::policy::rules::Decision;
+        let (rule, allowed) = match d {
+            Decision::Allow { rule } => (*rule, true),
+            Decision::Deny { rule, .. } => (*rule, false),
+        };
+        let rule = rule.map_or(-1, |r| r as i64);
+        *self.decisions.entry((server.into(), rule, allowed)).or_insert(0) += 1;
+        self.condition_errors += errors;
     }
 
     /// Counts one request.
@@ -243,6 +259,10 @@ impl Stats {
         for (b, n) in &o.backend_failures {
             *self.backend_failures.entry(b.clone()).or_insert(0) += n;
         }
+        for (k, n) in &o.decisions {
+            *self.decisions.entry(k.clone()).or_insert(0) += n;
+        }
+        self.condition_errors += o.condition_errors;
     }
 }
 

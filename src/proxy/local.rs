@@ -90,6 +90,7 @@ pub fn tools_list(
     server: &Server,
     params: Option<&[Node<'_>]>,
     allow: Option<&[u8]>,
+    visible: &crate::proxy::authz::Visible<'_>,
 ) -> Result<(), Error> {
     if params.and_then(|p| json::get(p, "cursor")).is_some() {
         return Err(Error::client(Kind::InvalidParams, "Invalid cursor"));
@@ -98,7 +99,7 @@ pub fn tools_list(
     let mut first = true;
     let mask = allow.map(|a| server.header_mask(a));
     for (i, t) in server.tools.iter().enumerate() {
-        if !t.allowed || mask.as_ref().is_some_and(|m| !m[i]) {
+        if !t.allowed || mask.as_ref().is_some_and(|m| !m[i]) || !visible.tool(&server.name, &t.name) {
             continue;
         }
         if !first {

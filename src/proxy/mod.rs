@@ -3,6 +3,7 @@
 //! answers itself. Leaves (`http`, `mcp`, `rest`, ...) never import this module.
 
 pub mod aggregate;
+pub mod authz;
 pub mod backend;
 pub mod conn;
 pub mod core;

@@ -30,7 +30,7 @@ use crate::mcp::session::Claims;
 use crate::mcp::version::Version;
 use crate::proxy::conn::{Conn, HeadRead};
 use crate::proxy::core::{Core, MethodClass};
-use crate::proxy::{aggregate, local};
+use crate::proxy::{aggregate, authz, local};
 use crate::respond::{self, ErrorReply};
 
 /// What the connection does after a request.
@@ -234,7 +234,18 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
         let mut decoder = core.decoder.borrow_mut();
         let Conn { buf, head, out, scratch, tmp, request_id, chunked_body, .. } = &mut *conn;
         let body = if head_body_is_chunked(head) { &chunked_body[..] } else { body_slice(buf, head) };
-        let mut w = Writer { out, scratch, tmp, buf, head, cx: &cx, request_id, body, base: 0 };
+        let mut w = Writer {
+            out,
+            scratch,
+            tmp,
+            buf,
+            head,
+            cx: &cx,
+            principal: &principal,
+            request_id,
+            body,
+            base: 0,
+        };
         let decoded = decoder.with_tape_at(body, |tape, base| {
             w.base = base;
             message(core, snap, &mut w, &principal, tape)
@@ -517,6 +528,7 @@ struct Writer<'c, 's> {
     buf: &'c [u8],
     head: &'c Head,
     cx: &'c Ctx<'s>,
+    principal: &'c Principal,
     request_id: &'c [u8],
     /// The request body as the client sent it, and where the decoder's copy of it starts.
     body: &'c [u8],
@@ -618,10 +630,94 @@ fn message(
         None if env.meta.and_then(|m| json::get(m, META_VERSION)).is_some() => Era::Stateless,
         None => Era::Legacy(None),
     };
+    // 5. authorize a tool call (the session checks of the legacy era come first there, so an
+    // unknown session is still 404 and not 403).
+    if era == Era::Stateless {
+        if let Err((err, challenge)) = authorize(core, w, principal, &env) {
+            return forbidden(w, &err, challenge.as_deref(), &env, true, class).into();
+        }
+    }
     match era {
         Era::Stateless => stateless(snap, w, &env, class),
         Era::Legacy(v) => legacy(core, snap, w, principal, &env, v, class),
     }
+}
+
+/// Phase 5 for a `tools/call`: the server's rule table decides, over the principal, the tool's
+/// backend and name, and the request. `Err` carries the 403 error and, when an allow rule was
+/// missed only for scopes, the `insufficient_scope` challenge.
+fn authorize(
+    core: &Core,
+    w: &Writer<'_, '_>,
+    principal: &Principal,
+    env: &Envelope<'_, '_>,
+) -> Result<(), (Error, Option<String>)> {
+    use crate::policy::cel::Mcp;
+    use crate::policy::rules::{Call, Decision};
+    let server = w.cx.server;
+    if server.policy.is_open() || env.kind != MessageKind::Request || env.method != "tools/call" {
+        return Ok(());
+    }
+    let name = env.name.unwrap_or("");
+    let (backend, tool) = if server.tool_index.contains_key(name) {
+        (&*server.name, name)
+    } else {
+        match aggregate::resolve(server, name) {
+            Some((i, own)) => (&*server.backends[i].name, own),
+            // Unknown tools are reported by dispatch (-32602), not hidden behind a 403.
+            None => return Ok(()),
+        }
+    };
+    let mut errors = 0;
+    let mcp = Mcp { method: Some(env.method), backend: Some(backend), tool: Some(tool), params: env.params };
+    let (decision, _) = authz::with_activation(w.head, w.buf, principal, env.arguments, mcp, |activation| {
+        server.policy.decide(&Call { backend, tool, principal, activation }, &mut errors)
+    });
+    core.stats.borrow_mut().authorized(&server.name, &decision, errors);
+    log::debug!(
+        target: "authz",
+        "server={} subject={:?} tool={backend}/{tool} decision={decision:?}",
+        server.name,
+        principal.subject
+    );
+    match decision {
+        Decision::Allow { .. } => Ok(()),
+        Decision::Deny { scope, .. } => {
+            let err = Error::client(
+                Kind::Denied,
+                format!("Forbidden: calling {} is not allowed", local::truncate(name)),
+            );
+            let challenge = scope.map(|s| {
+                let mut c = format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", s.join(" "));
+                if let Some(prm) = &server.auth.prm {
+                    c.push_str(&format!(", resource_metadata=\"{}\"", prm.url_for(w.head.host.of(w.buf))));
+                }
+                c.push_str(", error_description=\"The access token lacks a scope this tool requires\"");
+                c
+            });
+            Err((err, challenge))
+        }
+    }
+}
+
+/// 403 for a denied call: a JSON-RPC error echoing the request id, with the challenge.
+fn forbidden(
+    w: &mut Writer<'_, '_>,
+    err: &Error,
+    challenge: Option<&str>,
+    env: &Envelope<'_, '_>,
+    stateless: bool,
+    method: MethodClass,
+) -> Outcome {
+    let extra = Extra {
+        cors_origin: w.cx.cors_origin.map(|o| o.of(w.buf)),
+        request_id: Some(w.request_id),
+        www_authenticate: challenge,
+        ..Extra::default()
+    };
+    let reply = ErrorReply { id: env.id.as_ref(), data: None, stateless };
+    let wire = respond::write_error(w.out, w.scratch, err, &reply, w.cx.keep_alive, &extra);
+    Outcome { status: wire.status, close: wire.close || !w.cx.keep_alive, method }
 }
 
 fn unsupported_version(
@@ -707,7 +803,10 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
             local::discover(w.scratch, server);
             Ok(true)
         }
-        "tools/list" => local::tools_list(w.scratch, server, env.params, allow).map(|()| true),
+        "tools/list" => {
+            let visible = authz::Visible { server, principal: w.principal, head: w.head, buf: w.buf };
+            local::tools_list(w.scratch, server, env.params, allow, &visible).map(|()| true)
+        }
         "tools/call" => {
             local::tools_call(w.scratch, w.tmp, server, env.name, env.arguments, allow).map(|()| false)
         }
@@ -866,6 +965,10 @@ fn legacy(
         let err = Error::client(Kind::SessionNotFound, "Session not found");
         return w.error(&err, &reply, class).into();
     }
+    // 5. authorize a tool call.
+    if let Err((err, challenge)) = authorize(core, w, principal, env) {
+        return forbidden(w, &err, challenge.as_deref(), env, false, class).into();
+    }
     let _version = header_version.or_else(|| claims.protocol_version());
     // The client answering a request a backend sent it over an SSE stream: back to that backend.
     if env.kind == MessageKind::Response && !server.backends.is_empty() {
@@ -1001,7 +1104,10 @@ fn dispatch_legacy(w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(),
     begin_result(w.scratch, env.id.as_ref());
     let res = match env.method {
         "ping" => Ok(()),
-        "tools/list" => local::tools_list(w.scratch, server, env.params, allow),
+        "tools/list" => {
+            let visible = authz::Visible { server, principal: w.principal, head: w.head, buf: w.buf };
+            local::tools_list(w.scratch, server, env.params, allow, &visible)
+        }
         "tools/call" => local::tools_call(w.scratch, w.tmp, server, env.name, env.arguments, allow),
         "prompts/list" => {
             local::empty_list(w.scratch, "prompts");
@@ -1145,7 +1251,9 @@ fn batch(
                 );
             }
             Ok(env) => {
-                if let Err(err) = dispatch_legacy(w, &env) {
+                // A denied call inside a batch is an error element of its own.
+                let denied = authorize(core, w, principal, &env).err().map(|(e, _)| e);
+                if let Some(err) = denied.or_else(|| dispatch_legacy(w, &env).err()) {
                     w.scratch.truncate(before);
                     respond::error_body(
                         w.scratch,

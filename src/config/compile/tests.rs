@@ -423,39 +423,58 @@ fn unknown_authentication_mode() {
 }
 
 #[test]
-fn authorization_rules_are_refused() {
-    let errs = errors(
+fn authorization_compiles() {
+    let snap = load(
         r#"
 servers:
   - name: a
     authorization:
       defaultAction: deny
       rules:
-        - source: {jwt: {scopes: [echo]}}
-          target: {tools: [{backend: a, tool: t}]}
+        - source: {jwt: {scopes: [echo], claims: [{name: org.id, values: [acme]}]}}
+          target: {tools: [{backend: a, tool: t, when: 'args.text.matches("^Hello")'}]}
+          cel: 'request.headers["x-tenant"] == "t-1"'
           action: allow
+        - target: {tools: [{backend: a, toolName: u}]}
+          action: deny
+    tools: [{name: t, responseTemplate: {body: x}}, {name: u, responseTemplate: {body: y}}]
+"#,
+    );
+    let policy = &snap.servers[0].policy;
+    assert_eq!(policy.rules().len(), 2);
+    assert!(!policy.is_open());
+    assert!(!policy.rules()[1].allow);
+}
+
+/// CONFIG.md: `defaultAction: deny` with no rules denies every tool call.
+#[test]
+fn authorization_default_deny_without_rules_is_enforced() {
+    let snap = load("servers: [{name: a, authorization: {defaultAction: deny}, tools: [{name: t, responseTemplate: {body: x}}]}]");
+    assert!(!snap.servers[0].policy.is_open());
+    let open =
+        load("servers: [{name: a, authorization: {}, tools: [{name: t, responseTemplate: {body: x}}]}]");
+    assert!(open.servers[0].policy.is_open(), "no rules and no defaultAction: allow");
+}
+
+#[test]
+fn authorization_errors_name_their_paths() {
+    let errs = errors(
+        r#"
+servers:
+  - name: a
+    authorization:
+      rules:
+        - target: {tools: [{backend: nope, tool: t}]}
+        - target: {tools: [{backend: a, tool: t, when: 'args.x.matches(args.y)'}]}
+        - cel: 'request.headers["x"] =='
+        - target: {tools: [{backend: a, tool: t, toolName: u}]}
     tools: [{name: t, responseTemplate: {body: x}}]
 "#,
     );
-    assert_error(&errs, "servers[0].authorization.rules", "not supported");
-}
-
-/// CONFIG.md: `defaultAction: deny` with no rules denies every tool. This build does not enforce
-/// authorization, so it must refuse the block (as it does for rules) instead of serving every tool.
-#[test]
-fn authorization_default_deny_is_not_silently_ignored() {
-    let res = compile_str(
-        "servers: [{name: a, authorization: {defaultAction: deny}, tools: [{name: t, responseTemplate: {body: x}}]}]",
-        &no_env,
-    );
-    match res {
-        Ok(_) => {
-            panic!("authorization.defaultAction: deny was accepted and ignored (every tool stays callable)")
-        }
-        Err(errs) => {
-            assert!(errs.iter().any(|e| e.starts_with("servers[0].authorization")), "{errs:#?}")
-        }
-    }
+    assert_error(&errs, "servers[0].authorization.rules[0].target.tools[0].backend", "neither a backend");
+    assert_error(&errs, "servers[0].authorization.rules[1].target.tools[0].when", "invalid CEL");
+    assert_error(&errs, "servers[0].authorization.rules[2].cel", "invalid CEL");
+    assert_error(&errs, "servers[0].authorization.rules[3].target.tools[0].toolName", "alias");
 }
 
 #[test]

@@ -1,0 +1,86 @@
+//! `servers[].authorization` -> [`Policy`]: rules checked and their CEL compiled once, every
+//! error named by its path (`servers[0].authorization.rules[2].cel`).
+
+use super::Errors;
+use crate::config::raw;
+use crate::policy::cel::{self, Program};
+use crate::policy::rules::{Policy, Rule, Target};
+
+fn condition(src: &str, path: String, errs: &mut Errors) -> Option<Program> {
+    match cel::compile_with(src, &cel::Options::gateway()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errs.push(path, format!("invalid CEL: {e}"));
+            None
+        }
+    }
+}
+
+/// Compiles `authorization` for a server named `server` with `backends` (a target's backend
+/// must be one of them, or the server itself for its own tools).
+pub(super) fn compile(
+    a: Option<&raw::Authorization>,
+    server: &str,
+    backends: &[&str],
+    path: &str,
+    errs: &mut Errors,
+) -> Policy {
+    let Some(a) = a else { return Policy::new(Vec::new(), true) };
+    let rules_in = a.rules.as_deref().unwrap_or_default();
+    // Envoy AI Gateway: deny by default once there are rules; allow when there are none.
+    let default_allow = match a.default_action {
+        Some(raw::Action::Allow) => true,
+        Some(raw::Action::Deny) => false,
+        None => rules_in.is_empty(),
+    };
+    let mut rules = Vec::new();
+    for (i, r) in rules_in.iter().enumerate() {
+        let rp = format!("{path}.rules[{i}]");
+        let jwt = r.source.as_ref().and_then(|s| s.jwt.as_ref());
+        let scopes =
+            jwt.and_then(|j| j.scopes.as_ref()).map(|s| s.iter().map(|x| x.as_str().into()).collect());
+        let mut claims = Vec::new();
+        for (k, c) in jwt.and_then(|j| j.claims.as_ref()).into_iter().flatten().enumerate() {
+            if c.name.is_empty() || c.values.is_empty() {
+                errs.push(format!("{rp}.source.jwt.claims[{k}]"), "needs a name and at least one value");
+            }
+            claims.push((c.name.as_str().into(), c.values.iter().map(|v| v.as_str().into()).collect()));
+        }
+        let mut targets = Vec::new();
+        for (k, t) in r.target.iter().flat_map(|t| &t.tools).enumerate() {
+            let tp = format!("{rp}.target.tools[{k}]");
+            if t.backend != server && !backends.contains(&t.backend.as_str()) {
+                errs.push(
+                    format!("{tp}.backend"),
+                    format!("{:?} is neither a backend of this server nor the server itself", t.backend),
+                );
+            }
+            let tool = match (&t.tool, &t.tool_name) {
+                (Some(a), Some(b)) if a != b => {
+                    errs.push(format!("{tp}.toolName"), "disagrees with tool (toolName is an alias)");
+                    None
+                }
+                (Some(a), _) | (None, Some(a)) => Some(a.as_str().into()),
+                (None, None) => None,
+            };
+            let when = t.when.as_deref().and_then(|w| condition(w, format!("{tp}.when"), errs));
+            targets.push(Target { backend: t.backend.as_str().into(), tool, when });
+        }
+        if r.target.as_ref().is_some_and(|t| t.tools.is_empty()) {
+            errs.push(
+                format!("{rp}.target.tools"),
+                "must list at least one tool (omit target to match every tool)",
+            );
+        }
+        let cel = r.cel.as_deref().and_then(|c| condition(c, format!("{rp}.cel"), errs));
+        rules.push(Rule {
+            name: r.name.as_deref().map(Into::into),
+            scopes: scopes.unwrap_or_default(),
+            claims,
+            targets,
+            cel,
+            allow: r.action != Some(raw::Action::Deny),
+        });
+    }
+    Policy::new(rules, default_allow)
+}

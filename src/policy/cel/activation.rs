@@ -1,0 +1,260 @@
+//! Activations: what the top-level identifiers of an expression refer to, borrowed from the
+//! request. [`RequestActivation`] is the gateway's: a struct of references the authorize phase
+//! fills field by field, without copying or converting anything.
+
+use simd_json::Node;
+
+use super::value::{List, Map, MapView, Str, Value};
+
+/// The variables an expression can read. `var` runs once per top-level identifier occurrence,
+/// so it should be a match or a short scan, not a conversion.
+pub trait Activation {
+    /// The value of top-level variable `name`, or `None` if it is not bound (an evaluation
+    /// error where it is used).
+    fn var(&self, name: &str) -> Option<Value<'_>>;
+}
+
+/// An activation from a list of (name, value) bindings (tests, tools, ad-hoc evaluation).
+#[derive(Clone, Copy)]
+pub struct Bindings<'s, 'v>(pub &'s [(&'s str, Value<'v>)]);
+
+impl Activation for Bindings<'_, '_> {
+    fn var(&self, name: &str) -> Option<Value<'_>> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+    }
+}
+
+/// The gateway's activation for authorization rules: `args` and `request`, as in Envoy AI
+/// Gateway's MCPRoute rules (BEHAVIOUR.md section 3).
+#[derive(Clone, Copy)]
+pub struct RequestActivation<'a> {
+    /// `args`: the tool call's `params.arguments`; unbound when the message has none.
+    pub args: Option<&'a [Node<'a>]>,
+    /// `request`.
+    pub request: Request<'a>,
+}
+
+impl RequestActivation<'_> {
+    /// The top-level variables, for `Options::variables` (unknown ones fail at load).
+    pub const VARIABLES: &'static [&'static str] = &["args", "request"];
+}
+
+impl Activation for RequestActivation<'_> {
+    fn var(&self, name: &str) -> Option<Value<'_>> {
+        match name {
+            "args" => self.args.map(Value::from_tape),
+            "request" => Some(Value::Map(Map::view(&self.request))),
+            _ => None,
+        }
+    }
+}
+
+/// `request`: the HTTP request and what the gateway has established about it.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    /// `request.method` (`POST`).
+    pub method: &'a str,
+    /// `request.host` (the Host header).
+    pub host: &'a str,
+    /// `request.path` (without the query).
+    pub path: &'a str,
+    /// `request.headers`: lower-cased name to first value. `None` is an empty map.
+    pub headers: Option<&'a dyn MapView>,
+    /// `request.auth`.
+    pub auth: Auth<'a>,
+    /// `request.mcp`.
+    pub mcp: Mcp<'a>,
+}
+
+/// `request.auth`.
+#[derive(Clone, Copy, Default)]
+pub struct Auth<'a> {
+    /// `request.auth.jwt`, present when the client authenticated with a verified JWT.
+    pub jwt: Option<Jwt<'a>>,
+}
+
+/// `request.auth.jwt`.
+#[derive(Clone, Copy)]
+pub struct Jwt<'a> {
+    /// `request.auth.jwt.claims`: the verified claims.
+    pub claims: &'a serde_json::Map<String, serde_json::Value>,
+    /// `request.auth.jwt.scopes`: granted scopes (from `scope` or `scp`).
+    pub scopes: &'a [Box<str>],
+}
+
+/// `request.mcp`: the JSON-RPC message. Absent fields are absent keys (`has()` is false).
+#[derive(Clone, Copy, Default)]
+pub struct Mcp<'a> {
+    /// `request.mcp.method` (`tools/call`).
+    pub method: Option<&'a str>,
+    /// `request.mcp.backend`: the backend the call routes to.
+    pub backend: Option<&'a str>,
+    /// `request.mcp.tool`: the tool name as the backend knows it.
+    pub tool: Option<&'a str>,
+    /// `request.mcp.params`: the whole `params` value (with `arguments` and `_meta`).
+    pub params: Option<&'a [Node<'a>]>,
+}
+
+/// An empty map, for absent header sets.
+struct NoEntries;
+
+impl MapView for NoEntries {
+    fn len(&self) -> usize {
+        0
+    }
+    fn get(&self, _: &str) -> Option<Value<'_>> {
+        None
+    }
+    fn entry(&self, _: usize) -> Option<(Value<'_>, Value<'_>)> {
+        None
+    }
+}
+
+/// Fields of a struct view: (name, value if present), in a fixed order.
+fn present<'v, const N: usize>(
+    fields: [(&'static str, Option<Value<'v>>); N],
+) -> impl Iterator<Item = (&'static str, Value<'v>)> {
+    fields.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)))
+}
+
+impl Request<'_> {
+    fn fields(&self) -> impl Iterator<Item = (&'static str, Value<'_>)> {
+        let headers: &dyn MapView = self.headers.unwrap_or(&NoEntries);
+        present([
+            ("method", Some(Value::str(self.method))),
+            ("host", Some(Value::str(self.host))),
+            ("path", Some(Value::str(self.path))),
+            ("headers", Some(Value::Map(Map::view(headers)))),
+            ("auth", Some(Value::Map(Map::view(&self.auth)))),
+            ("mcp", Some(Value::Map(Map::view(&self.mcp)))),
+        ])
+    }
+}
+
+impl MapView for Request<'_> {
+    fn len(&self) -> usize {
+        6
+    }
+    fn get(&self, key: &str) -> Option<Value<'_>> {
+        match key {
+            "method" => Some(Value::str(self.method)),
+            "host" => Some(Value::str(self.host)),
+            "path" => Some(Value::str(self.path)),
+            "headers" => Some(Value::Map(Map::view(self.headers.unwrap_or(&NoEntries)))),
+            "auth" => Some(Value::Map(Map::view(&self.auth))),
+            "mcp" => Some(Value::Map(Map::view(&self.mcp))),
+            _ => None,
+        }
+    }
+    fn entry(&self, index: usize) -> Option<(Value<'_>, Value<'_>)> {
+        self.fields().nth(index).map(|(k, v)| (Value::str(k), v))
+    }
+}
+
+impl MapView for Auth<'_> {
+    fn len(&self) -> usize {
+        usize::from(self.jwt.is_some())
+    }
+    fn get(&self, key: &str) -> Option<Value<'_>> {
+        match (key, &self.jwt) {
+            ("jwt", Some(jwt)) => Some(Value::Map(Map::view(jwt))),
+            _ => None,
+        }
+    }
+    fn entry(&self, index: usize) -> Option<(Value<'_>, Value<'_>)> {
+        match (index, &self.jwt) {
+            (0, Some(jwt)) => Some((Value::str("jwt"), Value::Map(Map::view(jwt)))),
+            _ => None,
+        }
+    }
+}
+
+impl MapView for Jwt<'_> {
+    fn len(&self) -> usize {
+        2
+    }
+    fn get(&self, key: &str) -> Option<Value<'_>> {
+        match key {
+            "claims" => Some(Value::Map(Map::serde(self.claims))),
+            "scopes" => Some(Value::List(List::strs(self.scopes))),
+            _ => None,
+        }
+    }
+    fn entry(&self, index: usize) -> Option<(Value<'_>, Value<'_>)> {
+        let key = ["claims", "scopes"].get(index)?;
+        Some((Value::str(key), self.get(key)?))
+    }
+}
+
+impl Mcp<'_> {
+    fn fields(&self) -> impl Iterator<Item = (&'static str, Value<'_>)> {
+        present([
+            ("method", self.method.map(Value::str)),
+            ("backend", self.backend.map(Value::str)),
+            ("tool", self.tool.map(Value::str)),
+            ("params", self.params.map(Value::from_tape)),
+        ])
+    }
+}
+
+impl MapView for Mcp<'_> {
+    fn len(&self) -> usize {
+        self.fields().count()
+    }
+    fn get(&self, key: &str) -> Option<Value<'_>> {
+        match key {
+            "method" => self.method.map(Value::str),
+            "backend" => self.backend.map(Value::str),
+            "tool" => self.tool.map(Value::str),
+            "params" => self.params.map(Value::from_tape),
+            _ => None,
+        }
+    }
+    fn entry(&self, index: usize) -> Option<(Value<'_>, Value<'_>)> {
+        self.fields().nth(index).map(|(k, v)| (Value::str(k), v))
+    }
+}
+
+/// Request headers as `(name, value)` pairs in arrival order, viewed as CEL's
+/// `request.headers`: names match ASCII case-insensitively (rules write them lower-case), the
+/// first occurrence of a name wins, and a value that is not UTF-8 (obs-text) is read with
+/// U+FFFD in place of the bad bytes, so it can never equal a string a rule wrote.
+pub struct HeaderPairs<'a, N, V>(pub &'a [(N, V)]);
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> HeaderPairs<'_, N, V> {
+    fn is_first(&self, index: usize) -> bool {
+        let Some((name, _)) = self.0.get(index) else { return false };
+        let name = name.as_ref();
+        !self.0[..index].iter().any(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+    }
+}
+
+fn text(bytes: &[u8]) -> Str<'_> {
+    match String::from_utf8_lossy(bytes) {
+        std::borrow::Cow::Borrowed(s) => Str::Borrowed(s),
+        std::borrow::Cow::Owned(s) => Str::Shared(s.into()),
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> MapView for HeaderPairs<'_, N, V> {
+    fn len(&self) -> usize {
+        (0..self.0.len()).filter(|&i| self.is_first(i)).count()
+    }
+    fn get(&self, key: &str) -> Option<Value<'_>> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(key.as_bytes()))
+            .map(|(_, v)| Value::String(text(v.as_ref())))
+    }
+    fn entry(&self, index: usize) -> Option<(Value<'_>, Value<'_>)> {
+        let i = (0..self.0.len()).filter(|&i| self.is_first(i)).nth(index)?;
+        let (n, v) = self.0.get(i)?;
+        let n = n.as_ref();
+        let name = if n.iter().any(u8::is_ascii_uppercase) {
+            Str::Shared(String::from_utf8_lossy(&n.to_ascii_lowercase()).into())
+        } else {
+            text(n)
+        };
+        Some((Value::String(name), Value::String(text(v.as_ref()))))
+    }
+}

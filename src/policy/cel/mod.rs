@@ -1,0 +1,202 @@
+//! The CEL subset of authorization rules: compiled once at config load ([`compile`]), then
+//! evaluated per request ([`Program::eval`], [`Program::matches`]) over data borrowed where it
+//! already lies - the simd-json tape of the request body, the verified JWT claims, the header
+//! spans - through an [`Activation`]. Nothing is converted or copied per call beyond what an
+//! expression itself builds (a concatenated string, a list literal with variables in it).
+//!
+//! It must not panic, recurse without bound or run without bound on any input: sources are
+//! limited in length, nesting and node count at compile time, and every evaluation step is
+//! charged to a budget ([`Limits`]). An [`EvalError`] is the caller's "no match" (and a
+//! metric); it never carries request data, so it is `Copy` and free to discard.
+//!
+//! # The language
+//!
+//! cel-spec langdef.md, restricted to: literals (`1`, `0x1F`, `1u`, `1.5`, `"s"`, `'s'`,
+//! `"""s"""`, `r"\d"`, `true`, `null`, `[..]`, `{k: v}`), top-level variables, field selection
+//! `a.b`, indexing `a[0]` / `a["k"]`, `has(a.b)`, `in`, `== != < <= > >=`, `&& || !`, `? :`,
+//! `+ - * / %`, unary `-`, `size`, `startsWith`, `endsWith`, `contains`, `matches` (RE2 syntax;
+//! the pattern must be a string literal, compiled here), the macros `all`, `exists`,
+//! `exists_one`, `map` (2 and 3 arguments), `filter`, and the conversions `int`, `uint`,
+//! `double`, `string`, `dyn`. Not supported: bytes, timestamps, durations, protobuf messages,
+//! `type()`, optional syntax, extension libraries. Anything outside the subset is a
+//! [`CompileError`], never a runtime surprise.
+//!
+//! Semantics follow cel-spec where it speaks: heterogeneous equality is `false`, numbers
+//! compare across int/uint/double by value, `&&`/`||` and `all`/`exists` absorb errors when
+//! the other operands decide, integer overflow and division by zero are errors, strings
+//! measure code points. Two choices are ours and documented where they are made: JSON
+//! integers are CEL `int`s (`value`), and a JSON object that repeats a key is an error when
+//! that key is read (`Map::get_str`).
+
+mod activation;
+mod eval;
+mod lex;
+mod parse;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+pub use activation::{Activation, Auth, Bindings, HeaderPairs, Jwt, Mcp, Request, RequestActivation};
+pub use value::{List, ListIter, Map, MapIter, MapView, Str, Value};
+
+/// Compile-time and run-time bounds of one program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest accepted source, in bytes.
+    pub max_source_len: usize,
+    /// Deepest nesting: of the parser's recursion and of the AST (and so of the evaluator).
+    pub max_depth: usize,
+    /// Most AST nodes.
+    pub max_nodes: usize,
+    /// Most evaluation steps per call: one per node evaluated, one per comprehension
+    /// iteration or element scanned by `in`/`==`/`+`, one per 64 string bytes scanned.
+    pub max_cost: u64,
+}
+
+impl Default for Limits {
+    /// 4 KiB and 1024 nodes hold any hand-written rule (a 300-name allow-list is ~300 nodes);
+    /// depth 64 keeps the recursive parser and evaluator well inside a 2 MiB test-thread stack
+    /// even unoptimised. 100 000 steps take well under a millisecond in release builds (see
+    /// the `cost_bound_*` tests), while a typical rule costs tens.
+    fn default() -> Self {
+        Limits { max_source_len: 4096, max_depth: 64, max_nodes: 1024, max_cost: 100_000 }
+    }
+}
+
+/// How to compile.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Bounds.
+    pub limits: Limits,
+    /// When set, the only top-level variables an expression may name; others fail to compile.
+    pub variables: Option<&'static [&'static str]>,
+}
+
+impl Options {
+    /// The gateway's options: default limits, variables `args` and `request`.
+    pub fn gateway() -> Self {
+        Options { limits: Limits::default(), variables: Some(RequestActivation::VARIABLES) }
+    }
+}
+
+/// Why a source did not compile, and where (byte offset).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("at {pos}: {message}")]
+pub struct CompileError {
+    /// Byte offset in the source.
+    pub pos: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What went wrong during an evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ErrorKind {
+    /// A top-level variable the activation does not bind.
+    #[error("unbound variable")]
+    UnknownVariable,
+    /// A missing field or map key.
+    #[error("no such key")]
+    NoSuchKey,
+    /// An operator or function applied to types it is not defined for.
+    #[error("no matching overload")]
+    NoSuchOverload,
+    /// A list index outside the list.
+    #[error("index out of range")]
+    IndexOutOfRange,
+    /// Integer division or remainder by zero.
+    #[error("division by zero")]
+    DivisionByZero,
+    /// Integer overflow, or a conversion out of the target's range.
+    #[error("integer overflow")]
+    Overflow,
+    /// A string that does not parse as the requested number.
+    #[error("invalid conversion")]
+    InvalidConversion,
+    /// A map literal repeating a key, or a JSON object holding the key read twice.
+    #[error("duplicate key")]
+    DuplicateKey,
+    /// Data nested too deeply to compare.
+    #[error("data nested too deeply")]
+    TooDeep,
+    /// The result of a rule is not a bool.
+    #[error("result is not a bool")]
+    NotBool,
+    /// The evaluation ran out of budget.
+    #[error("cost limit exceeded")]
+    CostExceeded,
+}
+
+/// An evaluation error: what, and the byte offset of the expression that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("at {pos}: {kind}")]
+pub struct EvalError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// Byte offset in the source.
+    pub pos: u32,
+}
+
+/// A compiled expression: immutable, `Send + Sync`, shared by every core.
+pub struct Program {
+    source: Box<str>,
+    root: parse::Expr,
+    max_cost: u64,
+}
+
+// Programs live in the published config snapshot.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<Program>();
+};
+
+impl fmt::Debug for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Program").field(&self.source).finish()
+    }
+}
+
+/// Compiles `src` with default [`Options`] (any top-level variable name accepted).
+pub fn compile(src: &str) -> Result<Program, CompileError> {
+    compile_with(src, &Options::default())
+}
+
+/// Compiles `src`.
+pub fn compile_with(src: &str, opts: &Options) -> Result<Program, CompileError> {
+    let max = opts.limits.max_source_len;
+    if src.len() > max {
+        return Err(CompileError { pos: max, message: format!("expression longer than {max} bytes") });
+    }
+    let root = parse::parse(src, opts)?;
+    Ok(Program { source: src.into(), root, max_cost: opts.limits.max_cost })
+}
+
+impl Program {
+    /// The source it was compiled from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates over `act`. The result may borrow from both.
+    pub fn eval<'a>(&'a self, act: &'a dyn Activation) -> Result<Value<'a>, EvalError> {
+        self.eval_metered(act).0
+    }
+
+    /// [`Program::eval`], also returning the steps it cost.
+    pub fn eval_metered<'a>(&'a self, act: &'a dyn Activation) -> (Result<Value<'a>, EvalError>, u64) {
+        let mut ev = eval::Eval { act, locals: Vec::new(), budget: value::Budget { left: self.max_cost } };
+        let r = ev.eval(&self.root);
+        (r, self.max_cost - ev.budget.left)
+    }
+
+    /// Evaluates a rule: `Ok(true)`/`Ok(false)`, or an error (a non-bool result is one).
+    pub fn matches(&self, act: &dyn Activation) -> Result<bool, EvalError> {
+        match self.eval(act)? {
+            Value::Bool(b) => Ok(b),
+            _ => Err(EvalError { kind: ErrorKind::NotBool, pos: self.root.pos }),
+        }
+    }
+}

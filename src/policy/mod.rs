@@ -1,0 +1,9 @@
+//! Authorization policy: the pieces stage 2 (authorize) evaluates per request.
+//!
+//! Owns the rule languages only: compiled once at config load (by `config::compile`) into
+//! immutable, `Send + Sync` programs, then evaluated on a worker over data borrowed from the
+//! request. It never reads sockets, config files or the snapshot, and never decides what a
+//! failed rule means on the wire: the caller maps an evaluation error to "does not match".
+
+pub mod cel;
+pub mod rules;
