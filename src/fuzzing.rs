@@ -139,3 +139,44 @@ pub fn jwks_parse(data: &[u8]) {
         }
     }
 }
+
+/// CEL compile and evaluate: `data` is `expression \0 arguments JSON`. The expression is
+/// compiled as a rule condition; when it compiles and the JSON decodes, it is evaluated with
+/// the JSON as `args` (and `request.mcp.params.arguments`), fixed headers and claims.
+pub fn cel_eval(data: &[u8]) {
+    use crate::policy::cel::{self, Auth, HeaderPairs, Jwt, Mcp, Request, RequestActivation};
+    thread_local! {
+        static DECODER: std::cell::RefCell<Decoder> = std::cell::RefCell::new(Decoder::default());
+    }
+    let split = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+    let Ok(src) = std::str::from_utf8(&data[..split]) else { return };
+    let Ok(program) = cel::compile_with(src, &cel::Options::gateway()) else { return };
+    let json = data.get(split + 1..).unwrap_or(b"{}");
+    let claims = serde_json::json!({"sub": "alice", "org": {"id": "acme"}, "groups": ["a", "b"], "n": 3});
+    let claims = claims.as_object().cloned().unwrap_or_default();
+    let scopes: Vec<Box<str>> = vec!["echo".into(), "sum".into()];
+    let headers = [(&b"x-tenant"[..], &b"t-1"[..]), (b"X-Mixed", b"v"), (b"x-bin", b"\xff\xfe")];
+    let headers = HeaderPairs(&headers);
+    DECODER.with(|d| {
+        let _ = d.borrow_mut().with_tape(json, |tape| {
+            let act = RequestActivation {
+                args: Some(tape),
+                request: Request {
+                    method: "POST",
+                    host: "gw.example.com",
+                    path: "/mcp",
+                    headers: Some(&headers),
+                    auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }) },
+                    mcp: Mcp {
+                        method: Some("tools/call"),
+                        backend: Some("b1"),
+                        tool: Some("echo"),
+                        params: Some(tape),
+                    },
+                },
+            };
+            let _ = program.eval(&act);
+            let _ = program.matches(&act);
+        });
+    });
+}

@@ -60,3 +60,9 @@ fn jwks_parse_corpus() {
     let n = replay("jwks_parse", portcullis::fuzzing::jwks_parse);
     assert!(n > 0, "no jwks_parse corpus files found under fuzz/");
 }
+
+#[test]
+fn cel_eval_corpus() {
+    let n = replay("cel_eval", portcullis::fuzzing::cel_eval);
+    assert!(n > 0, "no cel_eval corpus files found under fuzz/");
+}
