@@ -14,24 +14,26 @@
 //!    `http::origin`) -> 3. authenticate (`auth::Authenticator`: JWT with a per-core
 //!    verified-token cache, API key, basic, trusted proxy; 401 with the RFC 9728 challenge) ->
 //!    4. read body and decode the envelope (`mcp::envelope`)
-//!    -> 5. authorize (`allowTools`) -> 6. dispatch (`proxy::local`: initialize, server/discover,
+//!    -> 5. authorize (`allowTools`, and `policy::rules` with `policy::cel` conditions for
+//!    `tools/call` and list filtering) -> 6. dispatch (`proxy::local`: initialize, server/discover,
 //!    ping, lists, template tools) -> 7. respond (`respond` is the only error-to-wire table) ->
 //!    8. log and count (`proxy::core::Stats`, admin `/metrics`).
 //!
 //! # Direction rules
 //!
-//! `proxy` calls the leaves (`http`, `mcp`, `rest`); leaves never import `proxy`, `runtime`,
-//! `config::raw` or `admin`; only `config::compile` sees raw config; `mcp` knows JSON-RPC, never
-//! sockets. Only `runtime` (and the admin thread it starts) creates threads.
+//! `proxy` calls the leaves (`http`, `mcp`, `rest`, `auth`, `policy`, `upstream`); leaves never
+//! import `proxy`, `runtime`, `config::raw` or `admin`; only `config::compile` sees raw config;
+//! `mcp` knows JSON-RPC, never sockets. Only `runtime` (and the admin thread it starts) creates threads.
 //!
 //! # Layout
 //!
 //! The layout follows ARCHITECTURE.md. `upstream/` (pools, HTTP/1.1 client) and `auth/` (client
 //! authentication, JWKS fetching, backend credentials) exist; `proxy::aggregate` carries out
-//! requests that need backends. `policy/` joins with the authorization issue; until then the
-//! config compiler refuses the blocks it would implement, so no endpoint is ever served with less
-//! protection than its configuration asks for. The JWKS fetcher is a `runtime` thread with its own
-//! monoio runtime and connection pool; keys reach the workers through arc-swap.
+//! requests that need backends. `policy/` holds the rule tables and the CEL subset. Blocks of
+//! later issues (REST calls, mtls, TLS listeners) are refused by the config compiler until they
+//! land, so no endpoint is ever served with less protection than its configuration asks for.
+//! The JWKS fetcher is a `runtime` thread with its own monoio runtime and connection pool; keys
+//! reach the workers through arc-swap.
 
 #![deny(unsafe_code, rust_2018_idioms)]
 #![warn(missing_docs)]
