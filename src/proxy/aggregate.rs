@@ -243,7 +243,10 @@ pub async fn run(
                 .iter()
                 .filter(|(n, _)| {
                     let n = n.of(buf);
+                    // The allow-list header narrows what this gateway exposes: consumed here,
+                    // never forwarded (Higress/Envoy behaviour).
                     !server.auth.strips(n)
+                        && !n.eq_ignore_ascii_case(b"x-envoy-allow-mcp-tools")
                         && (is_param(n)
                             || b.forward_headers.iter().any(|f| n.eq_ignore_ascii_case(f.as_bytes())))
                 })
