@@ -4,7 +4,53 @@
 use crate::auth::{Principal, PrincipalKind};
 use crate::config::snapshot::Server;
 use crate::http::head::Head;
-use crate::policy::cel::{Auth, HeaderPairs, Jwt, Mcp, Request, RequestActivation};
+use crate::policy::cel::{Auth, Jwt, MapView, Mcp, Request, RequestActivation, Str, Value};
+
+/// `request.headers` read straight from the parsed head (no copy, no allocation): names match
+/// ASCII case-insensitively, the first occurrence wins, a value that is not UTF-8 reads with
+/// U+FFFD in place of the bad bytes.
+struct HeadHeaders<'a> {
+    head: &'a Head,
+    buf: &'a [u8],
+}
+
+impl HeadHeaders<'_> {
+    fn firsts(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let all = &self.head.headers;
+        all.iter().enumerate().filter_map(move |(i, (n, v))| {
+            let name = n.of(self.buf);
+            let first = !all[..i].iter().any(|(m, _)| m.of(self.buf).eq_ignore_ascii_case(name));
+            first.then(|| (name, v.of(self.buf)))
+        })
+    }
+}
+
+fn string(bytes: &[u8]) -> Value<'_> {
+    Value::String(match String::from_utf8_lossy(bytes) {
+        std::borrow::Cow::Borrowed(s) => Str::Borrowed(s),
+        std::borrow::Cow::Owned(s) => Str::Shared(s.into()),
+    })
+}
+
+impl MapView for HeadHeaders<'_> {
+    fn len(&self) -> usize {
+        self.firsts().count()
+    }
+
+    fn get(&self, key: &str) -> Option<Value<'_>> {
+        self.head.header(self.buf, key).map(string)
+    }
+
+    fn entry(&self, index: usize) -> Option<(Value<'_>, Value<'_>)> {
+        let (n, v) = self.firsts().nth(index)?;
+        let name = if n.iter().any(u8::is_ascii_uppercase) {
+            Value::String(Str::Shared(String::from_utf8_lossy(&n.to_ascii_lowercase()).into()))
+        } else {
+            string(n)
+        };
+        Some((name, string(v)))
+    }
+}
 
 /// Runs `f` with the activation of a request: `args` and `mcp` as given, the rest from the head
 /// and the principal.
@@ -16,8 +62,7 @@ pub fn with_activation<R>(
     mcp: Mcp<'_>,
     f: impl FnOnce(&RequestActivation<'_>) -> R,
 ) -> R {
-    let pairs: Vec<(&[u8], &[u8])> = head.headers.iter().map(|(n, v)| (n.of(buf), v.of(buf))).collect();
-    let headers = HeaderPairs(&pairs);
+    let headers = HeadHeaders { head, buf };
     let jwt = (principal.kind == PrincipalKind::Jwt)
         .then(|| Jwt { claims: &principal.claims, scopes: &principal.scopes });
     let activation = RequestActivation {
