@@ -101,3 +101,61 @@ fn steady_state_allocations_per_request() {
     eprintln!("{}", report.join("\n"));
     gw.shutdown();
 }
+
+/// The same template call behind JWT authentication (a verified-token cache hit after the
+/// first request) and an authorization rule with a `matches` condition.
+#[test]
+fn steady_state_allocations_with_jwt_and_rules() {
+    alloc_count::ignore_this_thread();
+    let secret = b"alloc-test-hmac-secret-0123456789abcdef";
+    let k = base64_simd::URL_SAFE_NO_PAD.encode_to_string(secret);
+    let config = format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: demo
+    path: /mcp
+    resource: https://gw.test/mcp
+    authentication:
+      mode: jwt
+      jwt: {{ providers: [{{ name: t, issuer: https://idp.test, jwks: {{ inline: {{ keys: [{{ kty: oct, kid: h, k: "{k}" }}] }} }} }}] }}
+    authorization:
+      rules:
+        - source: {{ jwt: {{ scopes: [hello] }} }}
+          target: {{ tools: [{{ backend: demo, tool: hello, when: 'args.who.matches("^[A-Z][a-z]+$")' }}] }}
+    tools:
+      - name: hello
+        args: [{{ name: who, type: string, required: true }}]
+        responseTemplate: {{ body: "Hello, {{{{.args.who}}}}!" }}
+"#
+    );
+    let snap = compile_str(&config, &|_| None).unwrap();
+    let gw = Gateway::start(Arc::new(Reloader::new(Source::Demo, snap))).unwrap();
+    let mut s = TcpStream::connect(gw.addrs()[0]).unwrap();
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let claims = serde_json::json!({"iss": "https://idp.test", "sub": "u", "aud": "https://gw.test/mcp", "exp": exp, "scope": "hello"});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("h".into());
+    let token =
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap();
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"hello","arguments":{{"who":"Ada"}},{meta}}}}}"#
+    );
+    let call = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nAuthorization: Bearer {token}\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes();
+    drive(&mut s, &call, 200);
+    let before = alloc_count::total();
+    const N: usize = 2000;
+    drive(&mut s, &call, N);
+    let per = (alloc_count::total() - before) as f64 / N as f64;
+    eprintln!("tools/call with JWT and a rule: {per:.3} allocations/request");
+    assert!(per <= 0.01, "{per} allocations per request");
+    gw.shutdown();
+}

@@ -185,10 +185,11 @@ fn metrics_text(st: &Stats, state: &State) -> String {
     if !st.decisions.is_empty() {
         s.push_str("# HELP portcullis_authorization_decisions_total Tool-call decisions by server and deciding rule (-1: defaultAction).\n");
         s.push_str("# TYPE portcullis_authorization_decisions_total counter\n");
-        let mut decisions: Vec<_> = st.decisions.iter().collect();
+        let mut decisions: Vec<_> =
+            st.decisions.iter().flat_map(|(s, m)| m.iter().map(move |((r, a), n)| (s, *r, *a, *n))).collect();
         decisions.sort();
-        for ((server, rule, allowed), n) in decisions {
-            let d = if *allowed { "allow" } else { "deny" };
+        for (server, rule, allowed, n) in decisions {
+            let d = if allowed { "allow" } else { "deny" };
             let _ = writeln!(s, "portcullis_authorization_decisions_total{{server=\"{server}\",rule=\"{rule}\",decision=\"{d}\"}} {n}");
         }
     }

@@ -196,8 +196,9 @@ pub struct Stats {
     pub upstream_reuses: u64,
     /// Backend failures (refused, timed out, bad answer, error status) by backend name.
     pub backend_failures: FxHashMap<Box<str>, u64>,
-    /// Authorization decisions by (server, deciding rule index or -1 for the default, allowed).
-    pub decisions: FxHashMap<(Box<str>, i64, bool), u64>,
+    /// Authorization decisions by server, then (deciding rule index or -1 for the default,
+    /// allowed). Keyed by server first so counting looks up a borrowed name (no allocation).
+    pub decisions: FxHashMap<Box<str>, FxHashMap<(i64, bool), u64>>,
     /// Rule conditions that failed to evaluate (missing field, wrong type, cost bound).
     pub condition_errors: u64,
 }
@@ -221,7 +222,11 @@ impl Stats {
             Decision::Deny { rule, .. } => (*rule, false),
         };
         let rule = rule.map_or(-1, |r| r as i64);
-        *self.decisions.entry((server.into(), rule, allowed)).or_insert(0) += 1;
+        let per_server = match self.decisions.get_mut(server) {
+            Some(m) => m,
+            None => self.decisions.entry(server.into()).or_default(),
+        };
+        *per_server.entry((rule, allowed)).or_insert(0) += 1;
         self.condition_errors += errors;
     }
 
@@ -259,8 +264,11 @@ impl Stats {
         for (b, n) in &o.backend_failures {
             *self.backend_failures.entry(b.clone()).or_insert(0) += n;
         }
-        for (k, n) in &o.decisions {
-            *self.decisions.entry(k.clone()).or_insert(0) += n;
+        for (server, m) in &o.decisions {
+            let mine = self.decisions.entry(server.clone()).or_default();
+            for (k, n) in m {
+                *mine.entry(*k).or_insert(0) += n;
+            }
         }
         self.condition_errors += o.condition_errors;
     }
