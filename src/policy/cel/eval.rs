@@ -198,10 +198,10 @@ impl<'a> Eval<'a> {
         Ok(match op {
             BinOp::Eq => Value::Bool(equal(&a, &b, budget, 0)?),
             BinOp::Ne => Value::Bool(!equal(&a, &b, budget, 0)?),
-            BinOp::Lt => Value::Bool(ord(&a, &b)?.is_some_and(|o| o.is_lt())),
-            BinOp::Le => Value::Bool(ord(&a, &b)?.is_some_and(|o| o.is_le())),
-            BinOp::Gt => Value::Bool(ord(&a, &b)?.is_some_and(|o| o.is_gt())),
-            BinOp::Ge => Value::Bool(ord(&a, &b)?.is_some_and(|o| o.is_ge())),
+            BinOp::Lt => Value::Bool(ord(&a, &b)?.is_lt()),
+            BinOp::Le => Value::Bool(ord(&a, &b)?.is_le()),
+            BinOp::Gt => Value::Bool(ord(&a, &b)?.is_gt()),
+            BinOp::Ge => Value::Bool(ord(&a, &b)?.is_ge()),
             BinOp::In => match &b {
                 Value::List(l) => {
                     for item in l.iter() {
@@ -297,13 +297,12 @@ impl<'a> Eval<'a> {
                 Int(n) => Int(n),
                 Uint(u) => Int(i64::try_from(u).map_err(|_| ErrorKind::Overflow)?),
                 Double(d) => {
-                    // cel-go: NaN, infinities and values beyond the int range are errors;
-                    // everything else truncates toward zero.
-                    let t = d.trunc();
-                    if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&t) {
+                    // cel-go's doubleToInt64Checked: NaN, infinities and anything from -2^63
+                    // (inclusive) or 2^63 outward are errors; the rest truncates toward zero.
+                    if !(d > -9_223_372_036_854_775_808.0 && d < 9_223_372_036_854_775_808.0) {
                         return Err(ErrorKind::Overflow);
                     }
-                    Int(t as i64)
+                    Int(d.trunc() as i64)
                 }
                 Value::String(s) => Int(s.parse().map_err(|_| ErrorKind::InvalidConversion)?),
                 _ => return Err(ErrorKind::NoSuchOverload),
@@ -312,11 +311,11 @@ impl<'a> Eval<'a> {
                 Uint(u) => Uint(u),
                 Int(n) => Uint(u64::try_from(n).map_err(|_| ErrorKind::Overflow)?),
                 Double(d) => {
-                    let t = d.trunc();
-                    if !(0.0..18_446_744_073_709_551_616.0).contains(&t) {
+                    // doubleToUint64Checked: negative (even -0.5), NaN, or 2^64 and up fail.
+                    if !(0.0..18_446_744_073_709_551_616.0).contains(&d) {
                         return Err(ErrorKind::Overflow);
                     }
-                    Uint(t as u64)
+                    Uint(d.trunc() as u64)
                 }
                 Value::String(s) => Uint(s.parse().map_err(|_| ErrorKind::InvalidConversion)?),
                 _ => return Err(ErrorKind::NoSuchOverload),

@@ -311,8 +311,6 @@ fn equality_and_ordering() {
         ("9223372036854775807 < 9223372036854775808.0", true),
         ("-9223372036854775808 > -1e19", true),
         ("1.5 >= 1", true),
-        ("0.0 / 0.0 < 1", false),
-        ("0.0 / 0.0 >= 1", false),
         ("'a' < 'b'", true),
         ("'abc' < 'abd'", true),
         ("'Z' < 'a'", true),
@@ -325,6 +323,9 @@ fn equality_and_ordering() {
     }
     for src in ["1 < 'a'", "[1] < [2]", "null < null", "{'a': 1} > {}", "true < 1"] {
         fails(src, ErrorKind::NoSuchOverload);
+    }
+    for src in ["0.0 / 0.0 < 1", "0.0 / 0.0 >= 1", "1u > 0.0 / 0.0", "0.0 / 0.0 <= 0.0 / 0.0"] {
+        fails(src, ErrorKind::NaN);
     }
 }
 
@@ -431,6 +432,8 @@ fn conversions() {
         ("int(1u)", "1"),
         ("int(1.9)", "1"),
         ("int(-1.9)", "-1"),
+        ("int(-0.5)", "0"),
+        ("int(-9223372036854774784.0)", "-9223372036854774784"),
         ("int('42')", "42"),
         ("int('-42')", "-42"),
         ("int(7)", "7"),
@@ -462,6 +465,9 @@ fn conversions() {
         ("int(1.0 / 0.0)", ErrorKind::Overflow),
         ("uint(-1)", ErrorKind::Overflow),
         ("uint(-1.5)", ErrorKind::Overflow),
+        ("uint(-0.5)", ErrorKind::Overflow),
+        ("int(-9223372036854775808.0)", ErrorKind::Overflow),
+        ("int(9223372036854775807.0)", ErrorKind::Overflow),
         ("uint(1e20)", ErrorKind::Overflow),
         ("int('1.5')", ErrorKind::InvalidConversion),
         ("int('x')", ErrorKind::InvalidConversion),

@@ -579,13 +579,14 @@ pub(super) fn equal(
 }
 
 /// CEL ordering for `<`, `<=`, `>`, `>=`: numbers across types, strings by code point, bools;
-/// `Ok(None)` when unordered (NaN); other kinds have no overload.
-pub(super) fn compare(a: &Value<'_>, b: &Value<'_>) -> Result<Option<Ordering>, ErrorKind> {
+/// other kinds have no overload, and NaN cannot be ordered (an error, as in cel-go's
+/// `Double.Compare`: "NaN values cannot be ordered").
+pub(super) fn compare(a: &Value<'_>, b: &Value<'_>) -> Result<Ordering, ErrorKind> {
     match (a, b) {
         // UTF-8 byte order is code point order.
-        (Value::String(x), Value::String(y)) => Ok(Some(x.as_bytes().cmp(y.as_bytes()))),
-        (Value::Bool(x), Value::Bool(y)) => Ok(Some(x.cmp(y))),
-        _ => num_cmp(a, b).ok_or(ErrorKind::NoSuchOverload),
+        (Value::String(x), Value::String(y)) => Ok(x.as_bytes().cmp(y.as_bytes())),
+        (Value::Bool(x), Value::Bool(y)) => Ok(x.cmp(y)),
+        _ => num_cmp(a, b).ok_or(ErrorKind::NoSuchOverload)?.ok_or(ErrorKind::NaN),
     }
 }
 
