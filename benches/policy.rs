@@ -48,7 +48,10 @@ fn decide(c: &mut Criterion, label: &str, policy: &Policy) {
                 host: "gw.example.com",
                 path: "/mcp",
                 headers: None,
-                auth: Auth { jwt: Some(Jwt { claims: &principal.claims, scopes: &principal.scopes }) },
+                auth: Auth {
+                    jwt: Some(Jwt { claims: &principal.claims, scopes: &principal.scopes }),
+                    ..Auth::default()
+                },
                 mcp: Mcp {
                     method: Some("tools/call"),
                     backend: Some("b1"),

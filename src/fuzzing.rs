@@ -166,7 +166,7 @@ pub fn cel_eval(data: &[u8]) {
                     host: "gw.example.com",
                     path: "/mcp",
                     headers: Some(&headers),
-                    auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }) },
+                    auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }), ..Auth::default() },
                     mcp: Mcp {
                         method: Some("tools/call"),
                         backend: Some("b1"),

@@ -568,3 +568,31 @@ servers:
     assert!(r.header("www-authenticate").unwrap().contains("insufficient_scope"));
     gw.shutdown();
 }
+
+#[test]
+fn rules_match_api_key_principals_by_subject() {
+    let config = r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: k
+    path: /mcp
+    authentication: { mode: apiKey, apiKey: { in: header, name: X-Api-Key, keys: [{ id: ci, value: "key-ci-0123" }, { id: ops, value: "key-ops-4567" }] } }
+    authorization:
+      rules:
+        - cel: request.auth.subject == "ops" && request.auth.mode == "apiKey" && !has(request.auth.jwt)
+    tools: [{ name: t, responseTemplate: { body: ok } }]
+"#;
+    let gw = start(config);
+    let addr = gw.addrs()[0];
+    let call = |key: &str| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"t","arguments":{{}},{CALL_2026_META}}}}}"#
+        );
+        let headers = format!("X-Api-Key: {key}\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: t\r\n");
+        send(addr, "POST", "/mcp", &headers, &body).status
+    };
+    assert_eq!(call("key-ops-4567"), 200);
+    assert_eq!(call("key-ci-0123"), 403, "no scopes to challenge: a plain 403");
+    gw.shutdown();
+}

@@ -310,7 +310,7 @@ mod tests {
                     host: "gw",
                     path: "/mcp",
                     headers: None,
-                    auth: Auth { jwt: Some(Jwt { claims: &p.claims, scopes: &p.scopes }) },
+                    auth: Auth { jwt: Some(Jwt { claims: &p.claims, scopes: &p.scopes }), ..Auth::default() },
                     mcp: Mcp {
                         method: Some("tools/call"),
                         backend: Some(backend),
@@ -333,7 +333,7 @@ mod tests {
                 host: "gw",
                 path: "/mcp",
                 headers: None,
-                auth: Auth { jwt: Some(Jwt { claims: &p.claims, scopes: &p.scopes }) },
+                auth: Auth { jwt: Some(Jwt { claims: &p.claims, scopes: &p.scopes }), ..Auth::default() },
                 mcp: Mcp { method: Some("tools/list"), backend: None, tool: None, params: None },
             },
         };

@@ -65,6 +65,13 @@ pub fn with_activation<R>(
     let headers = HeadHeaders { head, buf };
     let jwt = (principal.kind == PrincipalKind::Jwt)
         .then(|| Jwt { claims: &principal.claims, scopes: &principal.scopes });
+    let mode = match principal.kind {
+        PrincipalKind::Anonymous => None,
+        PrincipalKind::Jwt => Some("jwt"),
+        PrincipalKind::ApiKey => Some("apiKey"),
+        PrincipalKind::Basic => Some("basic"),
+        PrincipalKind::Proxy => Some("proxy"),
+    };
     let activation = RequestActivation {
         args,
         request: Request {
@@ -72,7 +79,11 @@ pub fn with_activation<R>(
             host: text(head.host.of(buf)),
             path: text(head.path.of(buf)),
             headers: Some(&headers),
-            auth: Auth { jwt },
+            auth: Auth {
+                jwt,
+                subject: Some(&principal.subject).filter(|s| !s.is_empty()).map(|s| &**s),
+                mode,
+            },
             mcp,
         },
     };

@@ -71,6 +71,10 @@ pub struct Request<'a> {
 pub struct Auth<'a> {
     /// `request.auth.jwt`, present when the client authenticated with a verified JWT.
     pub jwt: Option<Jwt<'a>>,
+    /// `request.auth.subject`: JWT `sub`, API key id, basic or proxy user; absent when anonymous.
+    pub subject: Option<&'a str>,
+    /// `request.auth.mode`: `jwt`, `apiKey`, `basic` or `proxy`; absent when anonymous.
+    pub mode: Option<&'a str>,
 }
 
 /// `request.auth.jwt`.
@@ -151,21 +155,25 @@ impl MapView for Request<'_> {
     }
 }
 
+impl Auth<'_> {
+    fn fields(&self) -> impl Iterator<Item = (&'static str, Value<'_>)> {
+        present([
+            ("jwt", self.jwt.as_ref().map(|j| Value::Map(Map::view(j)))),
+            ("subject", self.subject.map(Value::str)),
+            ("mode", self.mode.map(Value::str)),
+        ])
+    }
+}
+
 impl MapView for Auth<'_> {
     fn len(&self) -> usize {
-        usize::from(self.jwt.is_some())
+        self.fields().count()
     }
     fn get(&self, key: &str) -> Option<Value<'_>> {
-        match (key, &self.jwt) {
-            ("jwt", Some(jwt)) => Some(Value::Map(Map::view(jwt))),
-            _ => None,
-        }
+        self.fields().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
     fn entry(&self, index: usize) -> Option<(Value<'_>, Value<'_>)> {
-        match (index, &self.jwt) {
-            (0, Some(jwt)) => Some((Value::str("jwt"), Value::Map(Map::view(jwt)))),
-            _ => None,
-        }
+        self.fields().nth(index).map(|(k, v)| (Value::str(k), v))
     }
 }
 

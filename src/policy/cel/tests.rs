@@ -740,7 +740,7 @@ fn request_activation() {
                     host: "gw.example",
                     path: "/mcp",
                     headers: Some(&headers),
-                    auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }) },
+                    auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }), ..Auth::default() },
                     mcp: Mcp {
                         method: Some(env.method),
                         backend: Some("gh"),
