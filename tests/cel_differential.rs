@@ -557,7 +557,7 @@ fn with_activations(f: impl FnOnce(&RequestActivation<'_>, &cel::Env, &cel::Cont
                     host: "gw.example",
                     path: "/mcp",
                     headers: Some(&headers),
-                    auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }) },
+                    auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }), ..Auth::default() },
                     mcp: Mcp {
                         method: Some("tools/call"),
                         backend: Some("files"),
