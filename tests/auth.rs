@@ -596,3 +596,83 @@ servers:
     assert_eq!(call("key-ci-0123"), 403, "no scopes to challenge: a plain 403");
     gw.shutdown();
 }
+
+#[test]
+fn backend_tool_lists_are_filtered_and_calls_authorized() {
+    let (backend, seen) = recording_backend();
+    let config = format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+sessions: {{ keys: [{{ id: k1, secret: "0123456789abcdef0123456789abcdef" }}] }}
+servers:
+  - name: agg
+    path: /mcp
+    resource: {RESOURCE}
+    authentication:
+      mode: jwt
+      jwt: {{ providers: [{{ name: corp, issuer: {ISSUER}, jwks: {{ inline: {RSA_JWKS} }} }}] }}
+    authorization:
+      rules:
+        - source: {{ jwt: {{ scopes: [rec.use] }} }}
+          target: {{ tools: [{{ backend: rec }}] }}
+    backends:
+      - name: rec
+        url: http://{backend}/mcp
+"#
+    );
+    let gw = start(&config);
+    let addr = gw.addrs()[0];
+    let with =
+        rs256(&json!({"iss": ISSUER, "sub": "a", "aud": RESOURCE, "exp": now() + 600, "scope": "rec.use"}));
+    let without = rs256(&json!({"iss": ISSUER, "sub": "b", "aud": RESOURCE, "exp": now() + 600}));
+    assert_eq!(list_2026(addr, &with), vec!["whoami"]);
+    assert_eq!(list_2026(addr, &without), Vec::<String>::new());
+    seen.lock().unwrap().clear();
+    let r = call_2026(addr, &without, "whoami", "{}", "");
+    assert_eq!(r.status, 403);
+    assert!(r.header("www-authenticate").unwrap().contains(r#"scope="rec.use""#));
+    assert!(
+        seen.lock().unwrap().iter().all(|h| !h.contains("tools/call")),
+        "a denied call never reaches the backend"
+    );
+    assert_eq!(call_2026(addr, &with, "whoami", "{}", "").status, 200);
+    gw.shutdown();
+}
+
+/// A JWKS fetch that fails (not JSON, no keys, no usable key) keeps the last good keys.
+#[test]
+fn a_failing_jwks_fetch_keeps_the_last_good_keys() {
+    use portcullis::auth::jwks::{self, KeySource};
+    use portcullis::upstream::target::Target;
+    let doc = Arc::new(Mutex::new(RSA_JWKS.to_string()));
+    let fetches = Arc::new(Mutex::new(0));
+    let addr = jwks_server(doc.clone(), fetches.clone());
+    let target = Target::parse(&format!("http://{addr}/jwks.json"), || Err("no tls".into())).unwrap();
+    let source = KeySource::remote("http://jwks.test/", target, Duration::from_secs(300));
+    let limits = portcullis::upstream::client::Limits {
+        connect: Duration::from_secs(2),
+        response: Duration::from_secs(5),
+        max_body: 0,
+    };
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap();
+    rt.block_on(async {
+        let pool = std::cell::RefCell::new(portcullis::upstream::pool::Pool::default());
+        assert_eq!(jwks::fetch(&source, &pool, limits).await, Ok(1));
+        let (_, epoch) = source.load();
+        for bad in ["not json", r#"{"keys":[]}"#, r#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}"#] {
+            *doc.lock().unwrap() = bad.to_string();
+            assert!(jwks::fetch(&source, &pool, limits).await.is_err(), "{bad}");
+            let (keys, now) = source.load();
+            assert_eq!(keys.keys.len(), 1, "the last good key stays");
+            assert_eq!(now, epoch, "cached tokens stay valid");
+        }
+        // The same keys again do not move the epoch; new keys do.
+        *doc.lock().unwrap() = RSA_JWKS.to_string();
+        jwks::fetch(&source, &pool, limits).await.unwrap();
+        assert_eq!(source.load().1, epoch);
+        *doc.lock().unwrap() = EC_JWKS.to_string();
+        jwks::fetch(&source, &pool, limits).await.unwrap();
+        assert_eq!(source.load().1, epoch + 1);
+    });
+}
