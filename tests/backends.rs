@@ -927,3 +927,76 @@ fn regression_backend_json_rpc_errors_and_mcp_param_headers_pass_through() {
     assert_eq!(v["result"]["content"][0]["text"], "b2:t|eu");
     gw.shutdown();
 }
+
+/// A backend with three pages of tools (`p1a p1b`, `p2a`, `p3a`), checking the cursors it gets.
+fn paging_backend() -> SocketAddr {
+    minimal_server(Arc::new(|_s: &mut TcpStream, msg: &Value| {
+        (msg["method"] == "tools/list").then(|| {
+            let tool = |n: &str| json!({"name": n, "inputSchema": {"type": "object"}});
+            let result = match msg["params"]["cursor"].as_str() {
+                None => json!({"tools": [tool("p1a"), tool("p1b")], "nextCursor": "c2"}),
+                Some("c2") => json!({"tools": [tool("p2a")], "nextCursor": "c3"}),
+                Some("c3") => json!({"tools": [tool("p3a")]}),
+                Some(_) => return plain(json!({"jsonrpc":"2.0","id":msg["id"],"error":{"code":-32602,"message":"bad cursor"}})),
+            };
+            plain(json!({"jsonrpc":"2.0","id":msg["id"],"result":result}))
+        })
+    }))
+}
+
+#[test]
+fn lists_paginate_across_backends_with_a_gateway_cursor() {
+    let pg = paging_backend();
+    let flat = minimal_server(Arc::new(|_s: &mut TcpStream, msg: &Value| {
+        (msg["method"] == "tools/list").then(|| {
+            plain(json!({"jsonrpc":"2.0","id":msg["id"],"result":{"tools":[{"name":"f1","inputSchema":{"type":"object"}}]}}))
+        })
+    }));
+    let gw = start(&format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+sessions: {{ keys: [{{ id: k1, secret: "0123456789abcdef0123456789abcdef" }}] }}
+servers:
+  - name: agg
+    path: /mcp
+    tools: [{{ name: local-hello, responseTemplate: {{ body: hi }} }}]
+    backends:
+      - {{ name: pg, url: "http://{pg}/mcp" }}
+      - {{ name: flat, url: "http://{flat}/mcp" }}
+"#
+    ));
+    let addr = gw.addrs()[0];
+    let sid = init(addr);
+    let list = |cursor: Option<&str>| {
+        let params = cursor.map(|c| format!(r#","params":{{"cursor":"{c}"}}"#)).unwrap_or_default();
+        let (status, _, body) =
+            post(addr, &format!(r#"{{"jsonrpc":"2.0","id":5,"method":"tools/list"{params}}}"#), Some(&sid));
+        assert_eq!(status, 200);
+        serde_json::from_slice::<Value>(&body).unwrap()
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = list(None);
+    assert_eq!(names(&first), ["local-hello", "pg__p1a", "pg__p1b", "flat__f1"]);
+    let c = first["result"]["nextCursor"].as_str().unwrap().to_string();
+    assert!(!c.contains("c2"), "the cursor is the gateway's own, opaque");
+    let second = list(Some(&c));
+    assert_eq!(names(&second), ["pg__p2a"], "only the backend with more pages; local tools come once");
+    let c = second["result"]["nextCursor"].as_str().unwrap().to_string();
+    let third = list(Some(&c));
+    assert_eq!(names(&third), ["pg__p3a"]);
+    assert!(third["result"].get("nextCursor").is_none(), "the last page has no cursor");
+    for bad in ["garbage", "c2", ""] {
+        let v = list(Some(bad));
+        assert_eq!(v["error"]["code"], -32602, "{bad}: {v}");
+        assert_eq!(v["error"]["message"], "Invalid cursor");
+    }
+    gw.shutdown();
+}

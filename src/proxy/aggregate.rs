@@ -107,6 +107,8 @@ pub enum Plan {
         claims: std::rc::Rc<Claims>,
         /// `x-envoy-allow-mcp-tools`, when sent.
         allow: Option<Vec<u8>>,
+        /// The backends to continue, from the client's gateway cursor (`None`: first page).
+        resume: Option<Resume>,
     },
     /// Merge a list method for a 2026-07-28 client.
     ListStateless {
@@ -116,6 +118,8 @@ pub enum Plan {
         id: Vec<u8>,
         /// `x-envoy-allow-mcp-tools`, when sent.
         allow: Option<Vec<u8>>,
+        /// The backends to continue, from the client's gateway cursor (`None`: first page).
+        resume: Option<Resume>,
     },
     /// Forward a 2026-07-28 tools/call, prompts/get or resources/read to one backend over the
     /// worker's link to it.
@@ -201,6 +205,51 @@ pub fn rewrite_name(body: &[u8], base: usize, old: &str, new: &str) -> Option<Ve
     json::write_escaped(&mut out, new);
     out.extend_from_slice(&body[end..]);
     Some(out)
+}
+
+/// Where a paginated list continues: each backend that has more, with its own cursor. The
+/// client sees it as one opaque gateway cursor (base64url JSON naming the list, so a tools
+/// cursor is not taken for a prompts one); backends' cursors pass through it unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resume(pub Vec<(String, String)>);
+
+/// Largest gateway cursor accepted from a client.
+const MAX_CURSOR: usize = 8192;
+
+impl Resume {
+    /// The gateway cursor for `kind`.
+    pub fn encode(&self, kind: ListKind) -> String {
+        let doc = serde_json::json!(["pc1", kind.method(), self.0]);
+        base64_simd::URL_SAFE_NO_PAD.encode_to_string(doc.to_string().as_bytes())
+    }
+
+    /// Reads a client's cursor for `kind` on `server`; `None` when it is not one this gateway
+    /// issued for that list (or names a backend the server no longer has).
+    pub fn decode(cursor: &str, kind: ListKind, server: &Server) -> Option<Resume> {
+        if cursor.len() > MAX_CURSOR {
+            return None;
+        }
+        let bytes = base64_simd::URL_SAFE_NO_PAD.decode_to_vec(cursor.as_bytes()).ok()?;
+        let (tag, method, entries): (String, String, Vec<(String, String)>) =
+            serde_json::from_slice(&bytes).ok()?;
+        let known = |n: &String| server.backends.iter().any(|b| *b.name == **n);
+        (tag == "pc1"
+            && method == kind.method()
+            && !entries.is_empty()
+            && entries.iter().all(|(n, _)| known(n)))
+        .then_some(Resume(entries))
+    }
+}
+
+/// What a merged list asks: which list, the client's filters, and where it continues.
+struct ListRequest<'a> {
+    kind: ListKind,
+    /// `x-envoy-allow-mcp-tools`, when sent.
+    allow: Option<&'a [u8]>,
+    /// The authorization filter of the caller.
+    visible: &'a crate::proxy::authz::Visible<'a>,
+    /// The gateway cursor's backends (`None`: the first page).
+    resume: Option<&'a Resume>,
 }
 
 /// Who asked, and how the answer must be framed for them.
@@ -316,10 +365,12 @@ pub async fn run(
                 }
             }
         }
-        Plan::List { kind, id, claims, allow } => {
+        Plan::List { kind, id, claims, allow, resume } => {
             let mut out = Vec::with_capacity(4096);
             begin(&mut out, &id);
-            merge_list(cx, server, kind, (allow.as_deref(), &visible), &fwd_refs, &mut out, |name| {
+            let req =
+                ListRequest { kind, allow: allow.as_deref(), visible: &visible, resume: resume.as_ref() };
+            merge_list(cx, server, req, &fwd_refs, &mut out, |name| {
                 claims.backends.iter().find(|(n, _)| n == name).map(|(_, s)| {
                     let (v, sid) = decode_session(s);
                     Via::Session(v.to_string(), sid.to_string())
@@ -329,13 +380,12 @@ pub async fn run(
             out.extend_from_slice(b"}}");
             Ok((200, out, None, response::JSON))
         }
-        Plan::ListStateless { kind, id, allow } => {
+        Plan::ListStateless { kind, id, allow, resume } => {
             let mut out = Vec::with_capacity(4096);
             begin(&mut out, &id);
-            merge_list(cx, server, kind, (allow.as_deref(), &visible), &fwd_refs, &mut out, |_| {
-                Some(Via::Link)
-            })
-            .await;
+            let req =
+                ListRequest { kind, allow: allow.as_deref(), visible: &visible, resume: resume.as_ref() };
+            merge_list(cx, server, req, &fwd_refs, &mut out, |_| Some(Via::Link)).await;
             crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
             Ok((200, out, None, response::JSON))
         }
@@ -700,8 +750,7 @@ enum Via {
 async fn merge_list(
     cx: &Cx<'_>,
     server: &Server,
-    kind: ListKind,
-    (allow, visible): (Option<&[u8]>, &crate::proxy::authz::Visible<'_>),
+    ListRequest { kind, allow, visible, resume }: ListRequest<'_>,
     fwd: &[Vec<(&[u8], &[u8])>],
     out: &mut Vec<u8>,
     via: impl Fn(&str) -> Option<Via>,
@@ -710,8 +759,9 @@ async fn merge_list(
     out.extend_from_slice(kind.member().as_bytes());
     out.extend_from_slice(b"\":[");
     let mut first = true;
+    // Local tools come on the first page only.
     let local: &[crate::config::snapshot::LocalTool] =
-        if kind == ListKind::Tools { &server.tools } else { &[] };
+        if kind == ListKind::Tools && resume.is_none() { &server.tools } else { &[] };
     for t in local {
         if server.tool_allowed(t, allow) && visible.tool(&server.name, &t.name) {
             if !first {
@@ -721,14 +771,19 @@ async fn merge_list(
             out.extend_from_slice(&t.listing);
         }
     }
-    // Every backend's pages are fetched at once; the answers are merged in configuration order.
+    // One page of every backend still listing, fetched at once; the answers are merged in
+    // configuration order. A backend with more pages goes into the gateway cursor.
     let fetches = server.backends.iter().enumerate().map(|(i, b)| {
-        let route = via(&b.name);
+        let start = match resume {
+            None => Some(None),
+            Some(r) => r.0.iter().find(|(n, _)| *n == *b.name).map(|(_, c)| Some(c.clone())),
+        };
+        let route = start.as_ref().and_then(|_| via(&b.name));
         async move {
             let mut pages = Vec::new();
-            let Some(route) = route else { return pages };
-            let mut cursor: Option<String> = None;
-            for _ in 0..32 {
+            let Some(route) = route else { return (pages, None) };
+            let mut cursor: Option<String> = start.flatten();
+            {
                 let cursor_json =
                     cursor.as_ref().map(|c| format!(r#""cursor":{},"#, serde_json::Value::String(c.clone())));
                 let result = match &route {
@@ -753,18 +808,19 @@ async fn merge_list(
                         .await
                     }
                 };
-                let Some(result) = result else { break };
+                let Some(result) = result else { return (pages, None) };
                 cursor = result.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);
                 pages.push(result);
-                if cursor.is_none() {
-                    break;
-                }
             }
-            pages
+            (pages, cursor)
         }
     });
     let all = futures_util::future::join_all(fetches).await;
-    for (b, pages) in server.backends.iter().zip(all) {
+    let mut next = Vec::new();
+    for (b, (pages, more)) in server.backends.iter().zip(all) {
+        if let Some(c) = more {
+            next.push((b.name.to_string(), c));
+        }
         for result in pages {
             for item in result.get(kind.member()).and_then(|t| t.as_array()).into_iter().flatten() {
                 let Some(name) = item.get(kind.field()).and_then(|n| n.as_str()) else { continue };
@@ -792,6 +848,10 @@ async fn merge_list(
         }
     }
     out.push(b']');
+    if !next.is_empty() {
+        out.extend_from_slice(b",\"nextCursor\":");
+        json::write_str(out, &Resume(next).encode(kind));
+    }
 }
 
 /// One list page over the worker's link, re-linking once if a legacy session expired.

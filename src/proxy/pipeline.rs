@@ -772,8 +772,15 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
     let allow = allow_list(w);
     if !server.backends.is_empty() {
         if let Some(kind) = aggregate::ListKind::of(env.method) {
+            let resume = match list_cursor(server, env, kind) {
+                Ok(r) => r,
+                Err(err) => return w.error(&err, &reply, class).into(),
+            };
             let allow = allow.map(<[u8]>::to_vec);
-            return Step::Backends(aggregate::Plan::ListStateless { kind, id: raw_id(env), allow }, class);
+            return Step::Backends(
+                aggregate::Plan::ListStateless { kind, id: raw_id(env), allow, resume },
+                class,
+            );
         }
         let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
         if !local && routed_method(env.method) {
@@ -825,6 +832,22 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
             let data = not_found_data(env, &err);
             w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
         }
+    }
+}
+
+/// The client's `params.cursor` of a merged list: absent (first page), or a gateway cursor this
+/// gateway issued for this list (-32602 "Invalid cursor" otherwise).
+fn list_cursor(
+    server: &Server,
+    env: &Envelope<'_, '_>,
+    kind: aggregate::ListKind,
+) -> Result<Option<aggregate::Resume>, Error> {
+    match env.params.and_then(|p| json::get(p, "cursor")) {
+        None => Ok(None),
+        Some(c) => json::as_str(c)
+            .and_then(|c| aggregate::Resume::decode(c, kind, server))
+            .map(Some)
+            .ok_or_else(|| Error::client(Kind::InvalidParams, "Invalid cursor")),
     }
 }
 
@@ -981,8 +1004,15 @@ fn legacy(
     }
     if !server.backends.is_empty() {
         if let Some(kind) = aggregate::ListKind::of(env.method) {
+            let resume = match list_cursor(server, env, kind) {
+                Ok(r) => r,
+                Err(err) => return w.error(&err, &reply, class).into(),
+            };
             let allow = allow_list(w).map(<[u8]>::to_vec);
-            return Step::Backends(aggregate::Plan::List { kind, id: raw_id(env), claims, allow }, class);
+            return Step::Backends(
+                aggregate::Plan::List { kind, id: raw_id(env), claims, allow, resume },
+                class,
+            );
         }
         if env.method == "logging/setLevel" {
             let plan = aggregate::Plan::Broadcast { id: raw_id(env), body: w.body.to_vec(), claims };
