@@ -20,6 +20,8 @@ struct Fixture {
     addr: SocketAddr,
     seen: Seen,
     connections: Arc<Mutex<usize>>,
+    /// Connections the gateway has closed.
+    closed: Arc<Mutex<usize>>,
 }
 
 /// An MCP server with sessions: initialize mints `<tag>-sess`, later requests must carry it.
@@ -33,18 +35,24 @@ fn fixture_mode(tag: &'static str, sse: bool, modern: bool) -> Fixture {
     let addr = l.local_addr().unwrap();
     let seen: Seen = Arc::default();
     let connections = Arc::new(Mutex::new(0));
-    let (s2, c2) = (seen.clone(), connections.clone());
+    let closed = Arc::new(Mutex::new(0));
+    let (s2, c2, d2) = (seen.clone(), connections.clone(), closed.clone());
     std::thread::Builder::new()
         .spawn(move || {
             for s in l.incoming() {
                 let Ok(s) = s else { return };
                 *c2.lock().unwrap() += 1;
-                let seen = s2.clone();
-                std::thread::Builder::new().spawn(move || serve(s, tag, sse, modern, seen)).unwrap();
+                let (seen, done) = (s2.clone(), d2.clone());
+                std::thread::Builder::new()
+                    .spawn(move || {
+                        serve(s, tag, sse, modern, seen);
+                        *done.lock().unwrap() += 1;
+                    })
+                    .unwrap();
             }
         })
         .unwrap();
-    Fixture { addr, seen, connections }
+    Fixture { addr, seen, connections, closed }
 }
 
 fn serve(mut s: impl Read + Write, tag: &str, sse: bool, modern: bool, seen: Seen) {
@@ -451,6 +459,29 @@ fn pools_carry_over_a_reload() {
         assert_eq!(post(addr, call, Some(&sid)).0, 200);
     }
     assert_eq!(*b1.connections.lock().unwrap(), before, "no new backend connection after the reload");
+    // A reload that removes b2: the worker closes its idle connection to b2 at once (not after
+    // the idle TTL) and keeps b1's.
+    let b2_open = *b2.connections.lock().unwrap() - *b2.closed.lock().unwrap();
+    assert!(b2_open >= 1, "b2 was initialized over a pooled connection");
+    let without_b2 = text.replace(
+        &format!(
+            "      - name: b2\n        url: http://{}/mcp\n        toolSelector: {{ include: [echo] }}\n",
+            b2.addr
+        ),
+        "",
+    );
+    assert_ne!(without_b2, text, "the b2 entry was found in the config");
+    std::fs::write(&file, without_b2).unwrap();
+    reloader.reload().unwrap();
+    let sid = init(addr);
+    let call =
+        r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}"#;
+    assert_eq!(post(addr, call, Some(&sid)).0, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while *b2.connections.lock().unwrap() > *b2.closed.lock().unwrap() {
+        assert!(std::time::Instant::now() < deadline, "b2's pooled connection was not closed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     gw.shutdown();
     let _ = std::fs::remove_file(file);
 }
@@ -581,7 +612,7 @@ fn tls_fixture(tag: &'static str) -> (Fixture, std::path::PathBuf) {
             }
         })
         .unwrap();
-    (Fixture { addr, seen, connections }, ca_file)
+    (Fixture { addr, seen, connections, closed: Arc::default() }, ca_file)
 }
 
 fn tls_config(addr: SocketAddr, ca_file: Option<&std::path::Path>) -> String {

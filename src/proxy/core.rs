@@ -532,6 +532,16 @@ impl Core {
         let mut cached = self.cached.borrow_mut();
         if !Arc::ptr_eq(&live, &**cached) {
             *cached = Rc::new(arc_swap::Guard::into_inner(live));
+            // A reload may remove backends: their idle pooled connections close now instead
+            // of lingering until the idle TTL. Connections of backends still configured stay.
+            let snap = &***cached;
+            self.upstream.borrow_mut().retain(|key| {
+                snap.servers
+                    .iter()
+                    .flat_map(|s| &s.backends)
+                    .flat_map(|b| &b.targets)
+                    .any(|t| t.pool_key == *key)
+            });
         }
         Rc::clone(&cached)
     }
