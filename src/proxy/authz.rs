@@ -9,18 +9,32 @@ use crate::policy::cel::{Auth, Jwt, MapView, Mcp, Request, RequestActivation, St
 /// `request.headers` read straight from the parsed head (no copy, no allocation): names match
 /// ASCII case-insensitively, the first occurrence wins, a value that is not UTF-8 reads with
 /// U+FFFD in place of the bad bytes.
+///
+/// Iteration (`size()`, macros over the map) needs the first occurrence of each name; that list
+/// is built once per activation, on first use, so iterating costs O(headers^2) once instead of
+/// per entry (a rule walking the headers of a request with hundreds of them stays cheap).
 struct HeadHeaders<'a> {
     head: &'a Head,
     buf: &'a [u8],
+    firsts: std::cell::OnceCell<Vec<(&'a [u8], &'a [u8])>>,
 }
 
-impl HeadHeaders<'_> {
-    fn firsts(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        let all = &self.head.headers;
-        all.iter().enumerate().filter_map(move |(i, (n, v))| {
-            let name = n.of(self.buf);
-            let first = !all[..i].iter().any(|(m, _)| m.of(self.buf).eq_ignore_ascii_case(name));
-            first.then(|| (name, v.of(self.buf)))
+impl<'a> HeadHeaders<'a> {
+    fn new(head: &'a Head, buf: &'a [u8]) -> Self {
+        HeadHeaders { head, buf, firsts: std::cell::OnceCell::new() }
+    }
+
+    fn firsts(&self) -> &[(&'a [u8], &'a [u8])] {
+        self.firsts.get_or_init(|| {
+            let all = &self.head.headers;
+            let buf = self.buf;
+            all.iter()
+                .enumerate()
+                .filter(|(i, (n, _))| {
+                    !all[..*i].iter().any(|(m, _)| m.of(buf).eq_ignore_ascii_case(n.of(buf)))
+                })
+                .map(|(_, (n, v))| (n.of(buf), v.of(buf)))
+                .collect()
         })
     }
 }
@@ -34,7 +48,7 @@ fn string(bytes: &[u8]) -> Value<'_> {
 
 impl MapView for HeadHeaders<'_> {
     fn len(&self) -> usize {
-        self.firsts().count()
+        self.firsts().len()
     }
 
     fn get(&self, key: &str) -> Option<Value<'_>> {
@@ -42,7 +56,7 @@ impl MapView for HeadHeaders<'_> {
     }
 
     fn entry(&self, index: usize) -> Option<(Value<'_>, Value<'_>)> {
-        let (n, v) = self.firsts().nth(index)?;
+        let &(n, v) = self.firsts().get(index)?;
         let name = if n.iter().any(u8::is_ascii_uppercase) {
             Value::String(Str::Shared(String::from_utf8_lossy(&n.to_ascii_lowercase()).into()))
         } else {
@@ -62,7 +76,7 @@ pub fn with_activation<R>(
     mcp: Mcp<'_>,
     f: impl FnOnce(&RequestActivation<'_>) -> R,
 ) -> R {
-    let headers = HeadHeaders { head, buf };
+    let headers = HeadHeaders::new(head, buf);
     let jwt = (principal.kind == PrincipalKind::Jwt)
         .then(|| Jwt { claims: &principal.claims, scopes: &principal.scopes });
     let mode = match principal.kind {

@@ -226,7 +226,9 @@ impl MapView for Mcp<'_> {
 /// Request headers as `(name, value)` pairs in arrival order, viewed as CEL's
 /// `request.headers`: names match ASCII case-insensitively (rules write them lower-case), the
 /// first occurrence of a name wins, and a value that is not UTF-8 (obs-text) is read with
-/// U+FFFD in place of the bad bytes, so it can never equal a string a rule wrote.
+/// U+FFFD in place of the bad bytes, so it can never equal a string a rule wrote. Iterating it
+/// rescans for first occurrences on every entry (quadratic per entry): meant for small, fixed
+/// header sets; the gateway's request path uses its own view, which finds them once.
 pub struct HeaderPairs<'a, N, V>(pub &'a [(N, V)]);
 
 impl<N: AsRef<[u8]>, V: AsRef<[u8]>> HeaderPairs<'_, N, V> {
