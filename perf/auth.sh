@@ -21,29 +21,6 @@ PERF_PORT=18083 RUST_LOG=warn taskset -c 1 target/release/portcullis --config pe
 for port in 18080 18083; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
-run() { # name port auth
-  MCP_AUTH=$3 taskset -c 0 wrk -t1 -c"$CONNS" -d"$4"s -s perf/wrk/tools_call.lua "http://127.0.0.1:$2/mcp"
-}
-run off 18080 "Bearer $TOKEN" 2 >/dev/null
-run jwt 18083 "Bearer $TOKEN" 2 >/dev/null
-declare -A RPS
-for round in $(seq "$ROUNDS"); do
-  for name in off jwt; do
-    if [[ $name == off ]]; then line=$(run off 18080 "Bearer $TOKEN" "$DURATION" | grep '^RESULT')
-    else line=$(run jwt 18083 "Bearer $TOKEN" "$DURATION" | grep '^RESULT'); fi
-    req=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
-    dur=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$line")
-    err=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
-    ((err == 0)) || { echo "$name: $err errors (a refused token?)" >&2; exit 1; }
-    rps=$((req * 1000000 / dur))
-    echo "round=$round auth-$name rps=$rps $line" | tee -a perf/out/auth-runs.txt
-    RPS[$name]+="$rps "
-  done
-done
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-off=$(median <<<"${RPS[off]}")
-jwt=$(median <<<"${RPS[jwt]}")
-echo "== medians over $ROUNDS rounds, ${DURATION}s each, $CONNS connections"
-echo "auth-off rps $off (${RPS[off]})"
-echo "auth-jwt rps $jwt (${RPS[jwt]})"
-awk -v a="$jwt" -v b="$off" 'BEGIN{printf "jwt/off ratio %.3f\n", a/b}'
+source perf/lib.sh
+export MCP_AUTH="Bearer $TOKEN"
+compare_rps auth-off 18080 auth-jwt 18083 perf/out/auth-runs.txt

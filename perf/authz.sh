@@ -22,28 +22,6 @@ PERF_PORT=18089 RUST_LOG=warn taskset -c 1 target/release/portcullis --config pe
 for port in 18081 18088 18089; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
+source perf/lib.sh
 export MCP_AUTH="Bearer $TOKEN"
-run() { taskset -c 0 wrk -t1 -c"$CONNS" -d"$2"s -s perf/wrk/tools_call.lua "http://127.0.0.1:$1/mcp"; }
-run 18088 2 >/dev/null
-run 18089 2 >/dev/null
-declare -A RPS
-declare -A PORT=([jwt]=18088 [rules]=18089)
-for round in $(seq "$ROUNDS"); do
-  for name in jwt rules; do
-    line=$(run "${PORT[$name]}" "$DURATION" | grep '^RESULT')
-    req=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
-    dur=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$line")
-    err=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
-    ((err == 0)) || { echo "$name: $err errors (a denied call?)" >&2; exit 1; }
-    rps=$((req * 1000000 / dur))
-    echo "round=$round $name rps=$rps $line" | tee -a perf/out/authz-runs.txt
-    RPS[$name]+="$rps "
-  done
-done
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-a=$(median <<<"${RPS[jwt]}")
-b=$(median <<<"${RPS[rules]}")
-echo "== medians over $ROUNDS rounds, ${DURATION}s each, $CONNS connections"
-echo "jwt-only rps $a (${RPS[jwt]})"
-echo "jwt+rules rps $b (${RPS[rules]})"
-awk -v a="$b" -v b="$a" 'BEGIN{printf "rules/jwt-only ratio %.3f\n", a/b}'
+compare_rps jwt-only 18088 jwt+rules 18089 perf/out/authz-runs.txt
