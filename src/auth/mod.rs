@@ -448,7 +448,7 @@ fn single_header<'a>(head: &Head, buf: &'a [u8], name: &str) -> Result<Option<&'
 }
 
 /// The percent-decoded value of query parameter `name` (at most once).
-fn query_param(query: &[u8], name: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
+pub(crate) fn query_param(query: &[u8], name: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
     let mut found = None;
     for pair in query.split(|&b| b == b'&') {
         let (k, v) = match pair.iter().position(|&b| b == b'=') {
@@ -466,7 +466,7 @@ fn query_param(query: &[u8], name: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
     Ok(found)
 }
 
-fn percent_decode(v: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn percent_decode(v: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;
     while i < v.len() {

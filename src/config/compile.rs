@@ -13,7 +13,7 @@ use serde_json::json;
 use serde_yaml::Value;
 
 use crate::config::raw;
-use crate::config::snapshot::{Limits, LocalTool, Server, Snapshot};
+use crate::config::snapshot::{Limits, LocalTool, Server, Snapshot, ToolKind};
 use crate::config::{env, redact};
 use crate::http::head::MAX_HEADERS_CAP;
 use crate::http::origin::OriginPolicy;
@@ -155,7 +155,7 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
     for (i, v) in raw_servers.iter().enumerate() {
         let path = format!("servers[{i}]");
         let Some(rs) = parse_value::<raw::Server>(v, &path, errs) else { continue };
-        let Some(mut srv) = compile_server(&rs, &path, errs) else { continue };
+        let Some(mut srv) = compile_server(&rs, &path, errs, &mut warnings) else { continue };
         srv.index = servers.len();
         if !names.insert(srv.name.clone()) {
             errs.push(format!("{path}.name"), format!("duplicate server name {:?}", srv.name));
@@ -338,7 +338,12 @@ fn valid_tool_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b))
 }
 
-fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Server> {
+fn compile_server(
+    rs: &raw::Server,
+    path: &str,
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+) -> Option<Server> {
     let before = errs.0.len();
     if !valid_name(&rs.name) {
         errs.push(format!("{path}.name"), "must be 1-128 characters of [A-Za-z0-9_-]");
@@ -367,6 +372,7 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
     let mut config = serde_json::Value::Object(Default::default());
     let mut scheme_ids = HashSet::new();
     let mut schemes: Vec<raw::SecurityScheme> = Vec::new();
+    let mut higress: Option<raw::HigressServer> = None;
     if let Some(s) = &rs.server {
         let spath = format!("{path}.server");
         if let Ok(hs) = s.parse(&spath).map_err(|e| errs.0.push(e)) {
@@ -384,6 +390,27 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
                 check_scheme(sc, &p, errs);
                 schemes.push(sc.clone());
             }
+            higress = Some(hs);
+        }
+    }
+    let scx = rest::ServerCx {
+        schemes: &schemes,
+        default_down: higress.as_ref().and_then(|h| h.default_downstream_security.as_ref()),
+        default_up: higress.as_ref().and_then(|h| h.default_upstream_security.as_ref()),
+        pass_auth: higress.as_ref().and_then(|h| h.passthrough_auth_header).unwrap_or(false),
+        config: &config,
+        ca_file: higress.as_ref().and_then(|h| h.ca_file.as_deref()),
+    };
+    for (sref, field) in
+        [(scx.default_down, "defaultDownstreamSecurity"), (scx.default_up, "defaultUpstreamSecurity")]
+    {
+        if let Some(s) = sref {
+            if !scheme_ids.contains(&s.id) {
+                errs.push(
+                    format!("{path}.server.{field}.id"),
+                    format!("no securitySchemes entry with id {:?}", s.id),
+                );
+            }
         }
     }
 
@@ -392,7 +419,7 @@ fn compile_server(rs: &raw::Server, path: &str, errs: &mut Errors) -> Option<Ser
     for (i, t) in rs.tools.iter().flatten().enumerate() {
         let tpath = format!("{path}.tools[{i}]");
         let Ok(tool) = t.parse(&tpath).map_err(|e| errs.0.push(e)) else { continue };
-        if let Some(lt) = compile_tool(&tool, &tpath, &scheme_ids, errs) {
+        if let Some(lt) = compile_tool(&tool, &tpath, &scx, errs, warnings) {
             if tool_index.insert(lt.name.clone(), tools.len()).is_some() {
                 errs.push(format!("{tpath}.name"), format!("duplicate tool name {:?}", lt.name));
             }
@@ -513,7 +540,7 @@ fn compile_backend(
     schemes: &[raw::SecurityScheme],
     errs: &mut Errors,
 ) -> Option<crate::config::snapshot::Backend> {
-    use crate::auth::scheme::{BackendCredential, SchemeKind};
+    use crate::auth::scheme::BackendCredential;
     use crate::upstream::target::Target;
     let before = errs.0.len();
     if !valid_name(&rb.name) {
@@ -585,17 +612,7 @@ fn compile_backend(
                 format!("no securitySchemes entry with id {:?}", sref.id),
             ),
             Some(sc) => {
-                let kind = match (
-                    sc.kind,
-                    sc.scheme.as_deref().map(str::to_ascii_lowercase).as_deref(),
-                    sc.location,
-                ) {
-                    (raw::SchemeType::Http, Some("bearer"), _) => Some(SchemeKind::Bearer),
-                    (raw::SchemeType::Http, Some("basic"), _) => Some(SchemeKind::Basic),
-                    (raw::SchemeType::ApiKey, _, Some(raw::In::Header)) => Some(SchemeKind::ApiKeyHeader),
-                    (raw::SchemeType::ApiKey, _, Some(raw::In::Query)) => Some(SchemeKind::ApiKeyQuery),
-                    _ => None,
-                };
+                let kind = rest::scheme_kind(sc);
                 let value = sref.credential.as_deref().or(sc.default_credential.as_deref());
                 match (kind, value) {
                     (Some(k), Some(v)) if !v.is_empty() => {
@@ -665,8 +682,9 @@ fn check_scheme(sc: &raw::SecurityScheme, path: &str, errs: &mut Errors) {
 fn compile_tool(
     t: &raw::Tool,
     path: &str,
-    schemes: &HashSet<String>,
+    scx: &rest::ServerCx<'_>,
     errs: &mut Errors,
+    warnings: &mut Vec<String>,
 ) -> Option<LocalTool> {
     let before = errs.0.len();
     if !valid_tool_name(&t.name) {
@@ -685,7 +703,7 @@ fn compile_tool(
             }
         }
         if let Some(p) = &a.position {
-            if !["query", "path", "header", "cookie", "body"].contains(&p.as_str()) {
+            if !["query", "path", "header", "cookie", "body"].contains(&p.to_ascii_lowercase().as_str()) {
                 errs.push(format!("{apath}.position"), "must be query, path, header, cookie or body");
             }
         }
@@ -712,31 +730,35 @@ fn compile_tool(
         ),
     ] {
         if let Some(s) = sref {
-            if !schemes.contains(&s.id) {
+            if !scx.schemes.iter().any(|sc| sc.id == s.id) {
                 errs.push(p, format!("no securitySchemes entry with id {:?}", s.id));
             }
         }
     }
-    if t.request_template.as_ref().is_some_and(|r| r.url.is_some()) {
-        errs.push(
-            format!("{path}.requestTemplate.url"),
-            "REST backend calls are not supported by this build yet (only template tools without url)",
-        );
-    }
-    let body_src = t.response_template.as_ref().and_then(|r| r.body.as_deref());
-    let body = match body_src {
-        Some(src) => {
-            Template::compile(src).map_err(|e| errs.push(format!("{path}.responseTemplate.body"), e)).ok()
+    if let Some(os) = &t.output_schema {
+        let is_object =
+            serde_json::to_value(os).ok().is_some_and(|v| v.get("type") == Some(&json!("object")));
+        if !is_object {
+            errs.push(format!("{path}.outputSchema"), "must be a JSON Schema with type: object");
         }
-        None => {
-            if t.request_template.as_ref().is_none_or(|r| r.url.is_none()) {
+    }
+    let rules = rest::arg_rules(t);
+    let has_url = t.request_template.as_ref().is_some_and(|r| r.url.is_some());
+    let kind = match has_url {
+        true => rest::rest_tool(t, rules, path, scx, errs, warnings).map(|r| ToolKind::Rest(Box::new(r))),
+        false => match t.response_template.as_ref().and_then(|r| r.body.as_deref()) {
+            Some(src) => Template::compile(src)
+                .map_err(|e| errs.push(format!("{path}.responseTemplate.body"), e))
+                .ok()
+                .map(|body| ToolKind::Template { body, args: rules }),
+            None => {
                 errs.push(
                     format!("{path}.responseTemplate.body"),
                     "a tool without requestTemplate.url needs a body",
                 );
+                None
             }
-            None
-        }
+        },
     };
     if errs.0.len() > before {
         return None;
@@ -755,18 +777,17 @@ fn compile_tool(
         }
     }
     let listing = serde_json::to_vec(&serde_json::Value::Object(entry)).ok()?;
-    let required = specs.iter().filter(|a| a.required).map(|a| a.name.into()).collect();
     Some(LocalTool {
         name: t.name.as_str().into(),
         listing: listing.into_boxed_slice(),
-        body: body?,
-        required,
         allowed: true,
+        kind: kind?,
     })
 }
 
 mod auth;
 mod authz;
+mod rest;
 
 #[cfg(test)]
 mod tests;

@@ -402,6 +402,8 @@ pub struct HigressServer {
     pub default_upstream_security: Option<SecurityRef>,
     #[serde(default, deserialize_with = "lenient_bool")]
     pub passthrough_auth_header: Option<bool>,
+    /// Extension: PEM CA certificates trusted (besides the system roots) for https REST tools.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

@@ -48,12 +48,34 @@ pub struct LocalTool {
     pub name: Box<str>,
     /// This tool's entry of a `tools/list` result, serialised at load.
     pub listing: Box<[u8]>,
-    /// `responseTemplate.body`.
-    pub body: Template,
-    /// Names of required arguments (checked before rendering).
-    pub required: Box<[Box<str>]>,
     /// Whether `allowTools` (when present) names this tool.
     pub allowed: bool,
+    /// What a call does.
+    pub kind: ToolKind,
+}
+
+/// A local tool renders a template, or calls a REST backend.
+#[derive(Debug)]
+pub enum ToolKind {
+    /// No `requestTemplate.url`: `responseTemplate.body` rendered over the arguments.
+    Template {
+        /// `responseTemplate.body`.
+        body: Template,
+        /// Declared arguments.
+        args: Vec<crate::rest::tool::ArgRule>,
+    },
+    /// A REST backend call.
+    Rest(Box<crate::rest::tool::RestTool>),
+}
+
+impl LocalTool {
+    /// Declared arguments.
+    pub fn args(&self) -> &[crate::rest::tool::ArgRule] {
+        match &self.kind {
+            ToolKind::Template { args, .. } => args,
+            ToolKind::Rest(r) => &r.args,
+        }
+    }
 }
 
 /// A backend's `toolSelector`, compiled: exclude wins over include; with no include rule every
@@ -132,6 +154,15 @@ pub struct Server {
 }
 
 impl Server {
+    /// Every upstream endpoint this server calls: its backends' and its REST tools'.
+    pub fn upstream_targets(&self) -> impl Iterator<Item = &crate::upstream::target::Target> {
+        let rest = self.tools.iter().filter_map(|t| match &t.kind {
+            ToolKind::Rest(r) => r.target.as_ref().ok(),
+            ToolKind::Template { .. } => None,
+        });
+        self.backends.iter().flat_map(|b| &b.targets).chain(rest)
+    }
+
     /// Whether a tool may be listed or called given `allowTools` and the client's
     /// `x-envoy-allow-mcp-tools` list (intersected, as Higress does).
     pub fn tool_allowed(&self, tool: &LocalTool, header_list: Option<&[u8]>) -> bool {
@@ -208,6 +239,11 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
+    /// Every upstream endpoint of every server (what per-core pools may keep connections to).
+    pub fn upstream_targets(&self) -> impl Iterator<Item = &crate::upstream::target::Target> {
+        self.servers.iter().flat_map(Server::upstream_targets)
+    }
+
     /// The server whose endpoint is `path`.
     #[inline]
     pub fn route(&self, path: &[u8]) -> Option<&Server> {

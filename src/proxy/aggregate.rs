@@ -135,6 +135,17 @@ pub enum Plan {
         /// The backend's name for the tool or prompt, or the resource URI (`Mcp-Name`).
         tool: String,
     },
+    /// Call a REST tool's backend with the request the pipeline built, and shape the answer.
+    Rest {
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+        /// Index of the tool in the server.
+        tool: usize,
+        /// The complete HTTP/1.1 request.
+        request: Vec<u8>,
+        /// Whether the client speaks 2026-07-28 (its result carries `resultType` and `_meta`).
+        stateless: bool,
+    },
     /// Send the client's request to every backend of its session and answer an empty result
     /// (`logging/setLevel`).
     Broadcast {
@@ -427,6 +438,9 @@ pub async fn run(
             out.extend_from_slice(b"}}");
             Ok((200, out, None, response::JSON))
         }
+        Plan::Rest { id, tool, request, stateless } => {
+            Ok((200, rest_call(cx, server, tool, &id, request, stateless).await, None, response::JSON))
+        }
         Plan::CallStateless { method, id, backend: i, body, tool } => {
             let b = &server.backends[i];
             call_stateless(cx, server, b, method, &body, &tool, fwd_for(&fwd_refs, i))
@@ -564,6 +578,57 @@ async fn relay_sse(
 
 /// An answer: HTTP status, body, the session id to hand out (initialize), content type.
 type Answer = (u16, Vec<u8>, Option<String>, &'static str);
+
+/// One REST tool call: the exchange over the worker's pool, then the answer (or the failure,
+/// named by the tool, never by address) as a `tools/call` result.
+async fn rest_call(
+    cx: &Cx<'_>,
+    server: &Server,
+    tool: usize,
+    id: &[u8],
+    request: Vec<u8>,
+    stateless: bool,
+) -> Vec<u8> {
+    use crate::config::snapshot::ToolKind;
+    use crate::rest::tool::{shape, text_result};
+    let mut out = Vec::with_capacity(256);
+    begin(&mut out, id);
+    let t = &server.tools[tool];
+    let rest = match &t.kind {
+        ToolKind::Rest(rt) => rt.target.as_ref().ok().map(|target| (rt, target)),
+        ToolKind::Template { .. } => None,
+    };
+    match rest {
+        Some((rt, target)) => {
+            let limits = client::Limits {
+                connect: cx.snap.limits.upstream_connect_timeout,
+                response: cx.snap.limits.upstream_timeout,
+                max_body: cx.snap.limits.http.max_body_bytes.saturating_mul(4),
+            };
+            match client::exchange(&cx.core.upstream, target, request, limits).await {
+                Ok(r) => {
+                    if r.status >= 500 {
+                        cx.core.stats.borrow_mut().backend_failed(&t.name);
+                    }
+                    shape(rt, &server.config, r.status, r.header("content-type"), &r.body, &mut out)
+                }
+                Err(e) => {
+                    cx.core.stats.borrow_mut().backend_failed(&t.name);
+                    log::warn!("REST tool {} of server {}: {e}", t.name, server.name);
+                    text_result(&mut out, &format!("call failed: {e}"), true)
+                }
+            }
+        }
+        // The pipeline plans REST calls only for REST tools with a resolved target.
+        None => text_result(&mut out, "call failed: the tool has no backend", true),
+    }
+    if stateless {
+        crate::proxy::pipeline::end_result_stateless(&mut out, server, false);
+    } else {
+        out.extend_from_slice(b"}}");
+    }
+    out
+}
 
 /// Whether `body` is a JSON-RPC error message: a backend's own protocol error (e.g. -32602 with
 /// `data`, sent with HTTP 400 on the 2026 wire) is relayed as it is, status included.

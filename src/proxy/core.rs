@@ -453,6 +453,8 @@ pub struct Core {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// Reused JSON decoding buffers.
     pub decoder: RefCell<Decoder>,
+    /// Reused buffers for the normalized arguments of local tool calls.
+    pub args: RefCell<crate::rest::tool::ArgScratch>,
     /// Terminated sessions.
     pub revoked: RefCell<Revoked>,
     /// Where to announce terminations.
@@ -513,6 +515,7 @@ impl Core {
             links: RefCell::new(FxHashMap::default()),
             snapshot,
             decoder: RefCell::new(Decoder::default()),
+            args: RefCell::new(Default::default()),
             revoked: RefCell::new(Revoked::new(revoked_rx)),
             revocations,
             stats: RefCell::new(Stats::default()),
@@ -535,13 +538,7 @@ impl Core {
             // A reload may remove backends: their idle pooled connections close now instead
             // of lingering until the idle TTL. Connections of backends still configured stay.
             let snap = &***cached;
-            self.upstream.borrow_mut().retain(|key| {
-                snap.servers
-                    .iter()
-                    .flat_map(|s| &s.backends)
-                    .flat_map(|b| &b.targets)
-                    .any(|t| t.pool_key == *key)
-            });
+            self.upstream.borrow_mut().retain(|key| snap.upstream_targets().any(|t| t.pool_key == *key));
         }
         Rc::clone(&cached)
     }

@@ -4,11 +4,12 @@
 
 use simd_json::Node;
 
-use crate::config::snapshot::Server;
+use crate::config::snapshot::{LocalTool, Server, ToolKind};
 use crate::error::{Error, Kind};
 use crate::mcp::json;
 use crate::mcp::version::{self, Version};
 use crate::rest::template::Context;
+use crate::rest::tool::{ArgScratch, ToolError};
 
 /// Gateway version reported in `serverInfo`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -119,17 +120,13 @@ pub fn empty_list(body: &mut Vec<u8>, member: &str) {
     body.extend_from_slice(b"\":[]");
 }
 
-/// `tools/call` of a template tool: renders `responseTemplate.body` into a text content item.
-/// Unknown or disallowed tools are protocol errors (-32602); a missing required argument is a
-/// tool result with `isError: true`, as MCP asks for input validation failures.
-pub fn tools_call(
-    body: &mut Vec<u8>,
-    tmp: &mut Vec<u8>,
-    server: &Server,
+/// The local tool `name` names, if this caller may call it: an unknown or disallowed tool is a
+/// protocol error (-32602).
+pub fn find_tool<'s>(
+    server: &'s Server,
     name: Option<&str>,
-    arguments: Option<&[Node<'_>]>,
     allow: Option<&[u8]>,
-) -> Result<(), Error> {
+) -> Result<&'s LocalTool, Error> {
     let name = name.ok_or_else(|| Error::client(Kind::InvalidParams, "params.name is required"))?;
     let tool = server
         .tool_index
@@ -139,20 +136,49 @@ pub fn tools_call(
     if !server.tool_allowed(tool, allow) {
         return Err(Error::client(Kind::InvalidParams, format!("Tool not allowed: {}", truncate(name))));
     }
-    if let Some(a) = arguments {
-        if !matches!(a.first(), Some(Node::Object { .. })) {
-            return Err(Error::client(Kind::InvalidParams, "params.arguments must be an object"));
-        }
+    Ok(tool)
+}
+
+/// `params.arguments`, when present, must be an object.
+pub fn check_arguments(arguments: Option<&[Node<'_>]>) -> Result<(), Error> {
+    match arguments.map(|a| a.first()) {
+        None | Some(Some(Node::Object { .. })) => Ok(()),
+        Some(_) => Err(Error::client(Kind::InvalidParams, "params.arguments must be an object")),
     }
+}
+
+/// `tools/call` of a template tool: renders `responseTemplate.body` over the normalized
+/// arguments into a text content item. A missing required argument is a tool result with
+/// `isError: true`, as MCP asks for input validation failures. REST tools are called by the
+/// pipeline (they wait on a backend); one reaching here is inside a JSON-RPC batch.
+pub fn tools_call(
+    body: &mut Vec<u8>,
+    tmp: &mut Vec<u8>,
+    scratch: &mut ArgScratch,
+    server: &Server,
+    name: Option<&str>,
+    arguments: Option<&[Node<'_>]>,
+    allow: Option<&[u8]>,
+) -> Result<(), Error> {
+    let tool = find_tool(server, name, allow)?;
+    check_arguments(arguments)?;
+    let ToolKind::Template { body: template, args } = &tool.kind else {
+        return Err(Error::client(
+            Kind::InvalidRequest,
+            "this tool calls a REST backend, which cannot be answered inside a JSON-RPC batch; send the call on its own",
+        ));
+    };
     tmp.clear();
-    let missing = tool.required.iter().find(|r| arguments.and_then(|a| json::get(a, r)).is_none());
-    let is_error = if let Some(m) = missing {
-        tmp.extend_from_slice(b"missing required argument: ");
-        tmp.extend_from_slice(m.as_bytes());
-        true
-    } else {
-        tool.body.render(tmp, &Context { args: arguments, config: Some(&server.config), data: None });
-        false
+    let rendered = scratch.with_normalized(args, arguments, |tape| {
+        template.render(tmp, &Context { args: Some(tape), config: Some(&server.config), data: None })
+    });
+    let is_error = match rendered {
+        Ok(()) => false,
+        Err(ToolError(text)) => {
+            tmp.clear();
+            tmp.extend_from_slice(text.as_bytes());
+            true
+        }
     };
     body.extend_from_slice(b"\"content\":[{\"type\":\"text\",\"text\":\"");
     // Rendered text is made of template literals (str), decoded JSON strings (str) and JSON

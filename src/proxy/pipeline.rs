@@ -638,7 +638,7 @@ fn message(
         }
     }
     match era {
-        Era::Stateless => stateless(snap, w, &env, class),
+        Era::Stateless => stateless(core, snap, w, &env, class),
         Era::Legacy(v) => legacy(core, snap, w, principal, &env, v, class),
     }
 }
@@ -742,7 +742,13 @@ fn unsupported_version(
 /// 2026-07-28: every request carries its version and capabilities in `params._meta` and
 /// repeats method, name and version in headers, so intermediaries can route without the body.
 /// Checks run in the specification's order: `_meta`, then header agreement, then version.
-fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, class: MethodClass) -> Step {
+fn stateless(
+    core: &Core,
+    snap: &Snapshot,
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    class: MethodClass,
+) -> Step {
     let _ = snap;
     if env.kind != MessageKind::Request {
         return w.accepted(class).into();
@@ -803,6 +809,9 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
             };
         }
     }
+    if let Some(step) = rest_call(core, w, env, true, class) {
+        return step;
+    }
     w.scratch.clear();
     begin_result(w.scratch, env.id.as_ref());
     let res = match env.method {
@@ -815,7 +824,8 @@ fn stateless(snap: &Snapshot, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, cl
             local::tools_list(w.scratch, server, env.params, allow, &visible).map(|()| true)
         }
         "tools/call" => {
-            local::tools_call(w.scratch, w.tmp, server, env.name, env.arguments, allow).map(|()| false)
+            let args = &mut core.args.borrow_mut();
+            local::tools_call(w.scratch, w.tmp, args, server, env.name, env.arguments, allow).map(|()| false)
         }
         "prompts/list" => Ok(list(w.scratch, "prompts")),
         "resources/list" => Ok(list(w.scratch, "resources")),
@@ -1031,12 +1041,102 @@ fn legacy(
             };
         }
     }
+    if let Some(step) = rest_call(core, w, env, false, class) {
+        return step;
+    }
     w.scratch.clear();
-    match dispatch_legacy(w, env) {
+    match dispatch_legacy(core, w, env) {
         Ok(()) => w.json(None, class).into(),
         Err(err) => {
             let data = not_found_data(env, &err);
             w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
+        }
+    }
+}
+
+/// A `tools/call` of a REST tool. The backend request is built here, over the request's own
+/// bytes (arguments normalized, templates rendered, the backend credential chosen, a
+/// passthrough credential taken from the client's request), and sent in phase 6. A call the tool
+/// refuses (a missing argument or credential) is answered at once with an `isError` result and
+/// never reaches the backend. `None` for any other message.
+fn rest_call(
+    core: &Core,
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    stateless: bool,
+    class: MethodClass,
+) -> Option<Step> {
+    use crate::rest::tool::{build, text_result, Incoming, ToolError};
+    if env.kind != MessageKind::Request || env.method != "tools/call" {
+        return None;
+    }
+    let server = w.cx.server;
+    let index = *server.tool_index.get(env.name?)?;
+    let crate::config::snapshot::ToolKind::Rest(rt) = &server.tools[index].kind else { return None };
+    let reply = ErrorReply { id: env.id.as_ref(), data: None, stateless };
+    if let Err(err) =
+        local::find_tool(server, env.name, allow_list(w)).and_then(|_| local::check_arguments(env.arguments))
+    {
+        return Some(w.error(&err, &reply, class).into());
+    }
+    let (head, buf) = (w.head, w.buf);
+    let mut decoded = None;
+    let credential =
+        rt.downstream.as_ref().and_then(|d| client_credential(head, buf, &d.scheme, &mut decoded));
+    let incoming = Incoming {
+        credential,
+        authorization: head.header(buf, "authorization"),
+        claim_headers: &w.principal.headers,
+    };
+    let mut request = Vec::with_capacity(512);
+    let built = core
+        .args
+        .borrow_mut()
+        .with_normalized(&rt.args, env.arguments, |tape| {
+            build(rt, tape, &server.config, &incoming, w.tmp, &mut request)
+        })
+        .and_then(|r| r);
+    match built {
+        Ok(()) => {
+            let plan = aggregate::Plan::Rest { id: raw_id(env), tool: index, request, stateless };
+            Some(Step::Backends(plan, class))
+        }
+        Err(ToolError(text)) => {
+            w.scratch.clear();
+            begin_result(w.scratch, env.id.as_ref());
+            text_result(w.scratch, &text, true);
+            if stateless {
+                end_result_stateless(w.scratch, server, false);
+            } else {
+                end_result(w.scratch);
+            }
+            Some(w.json(None, class).into())
+        }
+    }
+}
+
+/// The client's credential under `scheme` (for passthrough): the token of `Bearer x`, the
+/// base64 part of `Basic x`, an api key header, or an api key query parameter (percent-decoded
+/// into `decoded`). `None` when the client sent none in that form.
+fn client_credential<'b>(
+    head: &crate::http::head::Head,
+    buf: &'b [u8],
+    scheme: &crate::rest::tool::Scheme,
+    decoded: &'b mut Option<Vec<u8>>,
+) -> Option<&'b [u8]> {
+    use crate::auth::scheme::SchemeKind;
+    let after = |word: &[u8]| {
+        let v = head.header(buf, "authorization")?;
+        (v.len() > word.len() && v[..word.len()].eq_ignore_ascii_case(word))
+            .then(|| v[word.len()..].trim_ascii())
+    };
+    match scheme.kind {
+        SchemeKind::Bearer => after(b"bearer "),
+        SchemeKind::Basic => after(b"basic "),
+        SchemeKind::ApiKeyHeader => head.header(buf, &scheme.name),
+        SchemeKind::ApiKeyQuery => {
+            let v = crate::auth::query_param(head.query.of(buf), scheme.name.as_bytes()).ok()??;
+            Some(decoded.insert(v).as_slice())
         }
     }
 }
@@ -1127,7 +1227,7 @@ fn routed(w: &Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(usize, Vec<u8>,
 }
 
 /// One legacy request into `w.scratch` as a complete JSON-RPC response.
-fn dispatch_legacy(w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(), Error> {
+fn dispatch_legacy(core: &Core, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(), Error> {
     let server = w.cx.server;
     let allow = allow_list(w);
     let start = w.scratch.len();
@@ -1138,7 +1238,10 @@ fn dispatch_legacy(w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(),
             let visible = authz::Visible { server, principal: w.principal, head: w.head, buf: w.buf };
             local::tools_list(w.scratch, server, env.params, allow, &visible)
         }
-        "tools/call" => local::tools_call(w.scratch, w.tmp, server, env.name, env.arguments, allow),
+        "tools/call" => {
+            let args = &mut core.args.borrow_mut();
+            local::tools_call(w.scratch, w.tmp, args, server, env.name, env.arguments, allow)
+        }
         "prompts/list" => {
             local::empty_list(w.scratch, "prompts");
             Ok(())
@@ -1283,7 +1386,7 @@ fn batch(
             Ok(env) => {
                 // A denied call inside a batch is an error element of its own.
                 let denied = authorize(core, w, principal, &env).err().map(|(e, _)| e);
-                if let Some(err) = denied.or_else(|| dispatch_legacy(w, &env).err()) {
+                if let Some(err) = denied.or_else(|| dispatch_legacy(core, w, &env).err()) {
                     w.scratch.truncate(before);
                     respond::error_body(
                         w.scratch,

@@ -85,6 +85,31 @@ impl Template {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
     }
 
+    /// Whether the template reads nothing but literals and `.config` (it may be rendered once
+    /// at load).
+    pub fn is_static(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Lit(_) | Part::Field(Root::Config, _)))
+    }
+
+    /// Renders into `out`, percent-encoding what each action produces when `escape` is
+    /// [`Escape::Url`] (literal text is copied as written).
+    pub fn render_escaped(&self, out: &mut Vec<u8>, cx: &Context<'_, '_, '_>, escape: Escape) {
+        if escape == Escape::None {
+            return self.render(out, cx);
+        }
+        let mut tmp = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Lit(s) => out.extend_from_slice(s.as_bytes()),
+                p => {
+                    tmp.clear();
+                    Template { parts: vec![p.clone()] }.render(&mut tmp, cx);
+                    url_escape(out, &tmp);
+                }
+            }
+        }
+    }
+
     /// Renders into `out`.
     pub fn render(&self, out: &mut Vec<u8>, cx: &Context<'_, '_, '_>) {
         for part in &self.parts {
@@ -102,6 +127,27 @@ impl Template {
                 Part::Field(Root::Config, path) => render_json(out, walk(cx.config, path)),
                 Part::Field(Root::Data, path) => render_json(out, walk(cx.data, path)),
             }
+        }
+    }
+}
+
+/// How [`Template::render_escaped`] treats what actions produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Escape {
+    /// As it is.
+    None,
+    /// Percent-encoded: only RFC 3986 unreserved characters stay.
+    Url,
+}
+
+/// Appends `bytes` percent-encoded (RFC 3986 unreserved characters kept).
+pub fn url_escape(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         }
     }
 }

@@ -49,9 +49,12 @@ pub enum TargetError {
     /// Neither `http://` nor `https://`.
     #[error("backend URLs must start with http:// or https://")]
     Scheme,
-    /// No host, bad port, userinfo, or unresolvable.
+    /// No host, bad port, or userinfo.
     #[error("invalid backend URL: {0}")]
     Invalid(String),
+    /// The host does not resolve (now).
+    #[error("{0}")]
+    Unresolved(String),
 }
 
 impl Target {
@@ -81,9 +84,9 @@ impl Target {
         let with_port = if has_port { authority.to_string() } else { format!("{authority}:{default_port}") };
         let addr = with_port
             .to_socket_addrs()
-            .map_err(|e| TargetError::Invalid(format!("cannot resolve {authority}: {e}")))?
+            .map_err(|e| TargetError::Unresolved(format!("cannot resolve {authority}: {e}")))?
             .next()
-            .ok_or_else(|| TargetError::Invalid(format!("{authority} resolves to no address")))?;
+            .ok_or_else(|| TargetError::Unresolved(format!("{authority} resolves to no address")))?;
         let tls = if https {
             let host = crate::http::origin::split_host_port(authority).map_or(authority, |(h, _)| h);
             let name = ServerName::try_from(host.to_string())

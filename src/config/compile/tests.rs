@@ -66,8 +66,8 @@ fn demo_compiles() {
         assert!(listing["description"].as_str().is_some_and(|d| !d.is_empty()));
         assert_eq!(listing["inputSchema"]["type"], json!("object"));
     }
-    assert_eq!(srv.tools[0].required.iter().map(|r| &**r).collect::<Vec<_>>(), ["who"]);
-    assert!(srv.tools[2].required.is_empty());
+    assert_eq!(required(&srv.tools[0]), ["who"]);
+    assert!(required(&srv.tools[2]).is_empty());
     assert_eq!(srv.config, json!({"motd": "Welcome to portcullis."}));
     assert!(snap.route(b"/mcp").is_some_and(|s| &*s.name == "demo"));
     assert!(snap.route(b"/mcp/demo").is_none());
@@ -562,18 +562,76 @@ fn tool_selector_semantics() {
 }
 
 #[test]
-fn request_template_url_is_refused() {
+fn rest_tools_compile_with_their_errors_at_exact_paths() {
+    // A loadable REST tool: a host that resolves (loopback) and one that may not (a warning,
+    // never an error: a Higress config copied in must load even where DNS is unavailable).
+    let snap = load(
+        r#"
+servers:
+  - name: a
+    server:
+      name: s
+      securitySchemes: [{id: k, type: apiKey, in: query, name: key, defaultCredential: sekret}]
+      defaultUpstreamSecurity: {id: k}
+    tools:
+      - name: local
+        args: [{name: id, position: path, required: true}, {name: q, position: query}]
+        requestTemplate: {url: "http://127.0.0.1:9/items/{id}?v=1", method: get}
+      - name: remote
+        requestTemplate: {url: "https://api.invalid/v1/forecast?city={{.args.city}}"}
+"#,
+    );
+    let tools = &snap.servers[0].tools;
+    let crate::config::snapshot::ToolKind::Rest(rt) = &tools[0].kind else { panic!("a REST tool") };
+    assert_eq!(&*rt.method, "GET");
+    assert!(rt.target.is_ok());
+    assert!(rt.upstream.as_ref().is_some_and(|u| u.configured.is_some()), "server default upstream scheme");
+    assert!(!format!("{rt:?}").contains("sekret"), "Debug redacts the credential");
+    let crate::config::snapshot::ToolKind::Rest(remote) = &tools[1].kind else { panic!("a REST tool") };
+    if remote.target.is_err() {
+        assert!(snap.warnings.iter().any(|w| w.starts_with("servers[0].tools[1].requestTemplate.url: ")));
+    }
+
     let errs = errors(
         r#"
 servers:
   - name: a
+    server:
+      securitySchemes: [{id: b, type: http, scheme: bearer}]
+      defaultDownstreamSecurity: {id: nope}
     tools:
-      - name: get-forecast
-        requestTemplate: {url: "https://api.example.com/v1/forecast?city={{.args.city}}", method: GET}
-        responseTemplate: {body: "{{.current.temp_c}}"}
+      - name: t0
+        requestTemplate: {url: "http://{{.args.host}}/x"}
+      - name: t1
+        requestTemplate: {url: "ftp://h/x"}
+      - name: t2
+        requestTemplate: {url: "http://127.0.0.1:9/a b", method: "GE T"}
+      - name: t3
+        requestTemplate:
+          url: http://127.0.0.1:9/x
+          headers: [{key: Host, value: evil}, {key: "bad name", value: x}, {key: X-Ok, value: "{{if}}"}]
+          argsToJsonBody: true
+          argsToFormBody: true
+      - name: t4
+        requestTemplate: {url: http://127.0.0.1:9/x, security: {id: missing}}
+        responseTemplate: {body: x, prependBody: y}
+        outputSchema: {type: array}
+        args: [{name: content-length, position: header}]
 "#,
     );
-    assert_error(&errs, "servers[0].tools[0].requestTemplate.url", "not supported");
+    assert_error(&errs, "servers[0].server.defaultDownstreamSecurity.id", "no securitySchemes entry");
+    assert_error(&errs, "servers[0].tools[0].requestTemplate.url", "arguments cannot choose the host");
+    assert_error(&errs, "servers[0].tools[1].requestTemplate.url", "http:// or https://");
+    assert_error(&errs, "servers[0].tools[2].requestTemplate.url", "percent-encoded");
+    assert_error(&errs, "servers[0].tools[2].requestTemplate.method", "not an HTTP method");
+    assert_error(&errs, "servers[0].tools[3].requestTemplate.headers[0].key", "set by the gateway");
+    assert_error(&errs, "servers[0].tools[3].requestTemplate.headers[1].key", "not a valid header name");
+    assert_error(&errs, "servers[0].tools[3].requestTemplate.headers[2].value", "");
+    assert_error(&errs, "servers[0].tools[3].requestTemplate", "only one of argsToJsonBody");
+    assert_error(&errs, "servers[0].tools[4].requestTemplate.security.id", "no securitySchemes entry");
+    assert_error(&errs, "servers[0].tools[4].responseTemplate", "cannot be used together with body");
+    assert_error(&errs, "servers[0].tools[4].outputSchema", "type: object");
+    assert_error(&errs, "servers[0].tools[4].args[0].name", "set by the gateway");
 }
 
 #[test]
@@ -709,7 +767,7 @@ servers:
     let tool = &snap.servers[0].tools[0];
     let listing: serde_json::Value = serde_json::from_slice(&tool.listing).unwrap();
     assert_eq!(listing["description"], json!("t"), "an empty description falls back to the name");
-    assert_eq!(tool.required.iter().map(|r| &**r).collect::<Vec<_>>(), ["who"]);
+    assert_eq!(required(tool), ["who"]);
 }
 
 #[test]
@@ -969,7 +1027,7 @@ fn numbers_and_flags_from_environment_variables() {
     assert_eq!(snap.workers, 3);
     assert_eq!(snap.limits.http.max_body_bytes, 2048);
     assert_eq!(snap.shutdown_grace, std::time::Duration::from_millis(1500));
-    assert_eq!(&*snap.servers[0].tools[0].required, &["x".into()] as &[Box<str>]);
+    assert_eq!(required(&snap.servers[0].tools[0]), ["x"]);
 }
 
 // ---- sessions ------------------------------------------------------------------------------
@@ -1168,4 +1226,9 @@ fn type_errors_do_not_echo_values() {
     let errs = compile_str(&format!("sessions: {{keys: ${{KEYS}}}}\n{ONE_SERVER}"), &env).unwrap_err();
     assert!(errs.iter().any(|e| e.starts_with("sessions.keys")), "{errs:?}");
     assert!(errs.iter().all(|e| !e.contains("sk-live")), "{errs:?}");
+}
+
+/// Names of a tool's required arguments.
+fn required(t: &crate::config::snapshot::LocalTool) -> Vec<&str> {
+    t.args().iter().filter(|a| a.required).map(|a| &*a.name).collect()
 }

@@ -1,0 +1,387 @@
+//! Higress `tools[]` entries into [`LocalTool`]s: declared arguments into normalization rules,
+//! and a `requestTemplate` with a `url` into a [`RestTool`] (URL split into a resolved origin and
+//! path/query templates, header and body templates, security schemes looked up, response
+//! templates compiled). Every template error names its path.
+
+use crate::auth::scheme::SchemeKind;
+use crate::config::raw;
+use crate::rest::template::Template;
+use crate::rest::tool::{
+    ArgRule, ArgType, Body, ContentType, Downstream, Position, Response, RestTool, Scheme, Secret, Upstream,
+};
+use crate::upstream::target::{Target, TargetError};
+
+use super::Errors;
+
+/// What every tool of a server shares: its schemes and server-level security defaults.
+pub(super) struct ServerCx<'a> {
+    /// `server.securitySchemes`.
+    pub schemes: &'a [raw::SecurityScheme],
+    /// `server.defaultDownstreamSecurity`.
+    pub default_down: Option<&'a raw::SecurityRef>,
+    /// `server.defaultUpstreamSecurity`.
+    pub default_up: Option<&'a raw::SecurityRef>,
+    /// `server.passthroughAuthHeader`.
+    pub pass_auth: bool,
+    /// `server.config`, for URLs whose host comes from it.
+    pub config: &'a serde_json::Value,
+    /// `server.caFile` (extension): extra trust for https REST backends.
+    pub ca_file: Option<&'a str>,
+}
+
+/// The kind of a configured scheme (`None` when the scheme itself is invalid; that is reported
+/// where the scheme is checked).
+pub(super) fn scheme_kind(sc: &raw::SecurityScheme) -> Option<SchemeKind> {
+    match (sc.kind, sc.scheme.as_deref().map(str::to_ascii_lowercase).as_deref(), sc.location) {
+        (raw::SchemeType::Http, Some("bearer"), _) => Some(SchemeKind::Bearer),
+        (raw::SchemeType::Http, Some("basic"), _) => Some(SchemeKind::Basic),
+        (raw::SchemeType::ApiKey, _, Some(raw::In::Header)) => Some(SchemeKind::ApiKeyHeader),
+        (raw::SchemeType::ApiKey, _, Some(raw::In::Query)) => Some(SchemeKind::ApiKeyQuery),
+        _ => None,
+    }
+}
+
+/// `args[]` into normalization rules (types and positions were checked by the caller).
+pub(super) fn arg_rules(t: &raw::Tool) -> Vec<ArgRule> {
+    t.args
+        .iter()
+        .flatten()
+        .map(|a| ArgRule {
+            name: a.name.as_str().into(),
+            kind: a.kind.as_deref().and_then(ArgType::parse).unwrap_or(ArgType::String),
+            default: a.default.as_ref().and_then(|d| serde_json::to_vec(d).ok()).map(Vec::into_boxed_slice),
+            required: a.required.unwrap_or(false),
+            position: match a.position.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                Some("query") => Position::Query,
+                Some("path") => Position::Path,
+                Some("header") => Position::Header,
+                Some("cookie") => Position::Cookie,
+                Some("body") => Position::Body,
+                _ => Position::Unset,
+            },
+        })
+        .collect()
+}
+
+/// HTTP token characters (RFC 9110 5.6.2), for header names and methods.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Header names the gateway owns on a backend request: framing, routing and the connection.
+fn reserved_header(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "host"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "proxy-connection"
+    )
+}
+
+/// Index of the first `?` of `src` outside `{{ }}` actions.
+fn query_start(src: &str) -> Option<usize> {
+    let b = src.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(b"{{") {
+            i = src[i..].find("}}").map_or(b.len(), |e| i + e + 2);
+            continue;
+        }
+        if b[i] == b'?' {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The literal text of `src` outside actions must be a valid URL part.
+fn literal_ok(src: &str) -> Result<(), String> {
+    let b = src.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(b"{{") {
+            i = src[i..].find("}}").map_or(b.len(), |e| i + e + 2);
+            continue;
+        }
+        let c = b[i];
+        if c <= b' ' || c == 0x7f || c == b'#' || c >= 0x80 {
+            return Err(format!(
+                "the URL contains {:?}, which must be percent-encoded (and a fragment is not allowed)",
+                char::from(c)
+            ));
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Turns each `{name}` of a path argument into `{{.args.name}}`, so the template engine
+/// substitutes (and percent-encodes) it like any other action.
+fn path_placeholders(path: &str, rules: &[ArgRule]) -> String {
+    let mut out = path.to_string();
+    for r in rules.iter().filter(|r| r.position == Position::Path) {
+        let pat = format!("{{{}}}", r.name);
+        let mut from = 0;
+        while let Some(at) = out[from..].find(&pat).map(|i| from + i) {
+            let end = at + pat.len();
+            let doubled = out[..at].ends_with('{') || out[end..].starts_with('}');
+            if doubled {
+                from = end;
+                continue;
+            }
+            let ident = r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let with = if ident {
+                format!("{{{{.args.{}}}}}", r.name)
+            } else {
+                format!("{{{{index .args \"{}\"}}}}", r.name)
+            };
+            out.replace_range(at..end, &with);
+            from = at + with.len();
+        }
+    }
+    out
+}
+
+/// Resolves a security reference to a scheme.
+fn scheme<'s>(
+    sref: &raw::SecurityRef,
+    schemes: &'s [raw::SecurityScheme],
+    path: &str,
+    errs: &mut Errors,
+) -> Option<(&'s raw::SecurityScheme, Scheme)> {
+    let Some(sc) = schemes.iter().find(|s| s.id == sref.id) else {
+        errs.push(format!("{path}.id"), format!("no securitySchemes entry with id {:?}", sref.id));
+        return None;
+    };
+    let kind = scheme_kind(sc)?;
+    let name = sc.name.as_deref().unwrap_or("");
+    let name = if kind == SchemeKind::ApiKeyHeader { name.to_ascii_lowercase() } else { name.to_string() };
+    Some((sc, Scheme { id: sc.id.as_str().into(), kind, name: name.into() }))
+}
+
+/// A tool with `requestTemplate.url`, compiled.
+pub(super) fn rest_tool(
+    t: &raw::Tool,
+    args: Vec<ArgRule>,
+    path: &str,
+    scx: &ServerCx<'_>,
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+) -> Option<RestTool> {
+    let rt = t.request_template.as_ref()?;
+    let url = rt.url.as_deref()?;
+    let before = errs.0.len();
+    let rpath = format!("{path}.requestTemplate");
+    let compile = |src: &str, at: String, errs: &mut Errors| -> Option<Template> {
+        Template::compile(src).map_err(|e| errs.push(at, e)).ok()
+    };
+
+    // URL: a resolved origin, then path and query templates.
+    let upath = format!("{rpath}.url");
+    let rendered;
+    let mut url = url;
+    let scheme_len = if url.starts_with("https://") {
+        8
+    } else if url.starts_with("http://") {
+        7
+    } else {
+        // A host taken from server.config: render it once, now.
+        match Template::compile(url) {
+            Ok(t) if t.is_static() && url.contains("{{") => {
+                let mut o = Vec::new();
+                t.render(
+                    &mut o,
+                    &crate::rest::template::Context { args: None, config: Some(scx.config), data: None },
+                );
+                rendered = String::from_utf8_lossy(&o).into_owned();
+                url = &rendered;
+                if url.starts_with("https://") {
+                    8
+                } else if url.starts_with("http://") {
+                    7
+                } else {
+                    errs.push(&upath, "must start with http:// or https:// (after rendering .config)");
+                    return None;
+                }
+            }
+            Ok(_) => {
+                errs.push(&upath, "must start with http:// or https://");
+                return None;
+            }
+            Err(e) => {
+                errs.push(&upath, e);
+                return None;
+            }
+        }
+    };
+    let rest = &url[scheme_len..];
+    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..auth_end];
+    if authority.contains("{{") {
+        errs.push(
+            &upath,
+            "the scheme and host must be literal or come from .config only (arguments cannot choose the host)",
+        );
+        return None;
+    }
+    let after = &rest[auth_end..];
+    if let Err(e) = literal_ok(after) {
+        errs.push(&upath, e);
+    }
+    let (path_src, query_src) = match query_start(after) {
+        Some(q) => (&after[..q], Some(&after[q + 1..])),
+        None => (after, None),
+    };
+    let path_src = if path_src.is_empty() { "/".to_string() } else { path_placeholders(path_src, &args) };
+    let path_t = compile(&path_src, upath.clone(), errs);
+    let query_t = query_src.filter(|q| !q.is_empty()).map(|q| compile(q, upath.clone(), errs));
+    let origin = format!("{}{authority}/", &url[..scheme_len]);
+    let tls = || super::client_tls(scx.ca_file).map_err(|e| format!("TLS configuration: {e}"));
+    let target = match Target::parse(&origin, tls) {
+        Ok(t) => Ok(t),
+        Err(TargetError::Unresolved(e)) => {
+            warnings.push(format!("{upath}: {e}; calls to this tool fail until a reload resolves it"));
+            Err(e.into_boxed_str())
+        }
+        Err(e) => {
+            errs.push(&upath, e.to_string());
+            return None;
+        }
+    };
+
+    let method = rt.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+    if !is_token(&method) {
+        errs.push(format!("{rpath}.method"), "is not an HTTP method");
+    }
+
+    let mut headers = Vec::new();
+    let mut has_accept = false;
+    let mut content_type = None;
+    for (i, h) in rt.headers.iter().flatten().enumerate() {
+        let hpath = format!("{rpath}.headers[{i}]");
+        if !is_token(&h.key) {
+            errs.push(format!("{hpath}.key"), "is not a valid header name");
+        } else if reserved_header(&h.key) {
+            errs.push(format!("{hpath}.key"), format!("{:?} is set by the gateway", h.key));
+        }
+        if h.key.eq_ignore_ascii_case("accept") {
+            has_accept = true;
+        }
+        if h.key.eq_ignore_ascii_case("content-type") {
+            let v = h.value.to_ascii_lowercase();
+            content_type = Some(if v.contains("{{") {
+                ContentType::Other
+            } else if v.starts_with("application/json") || v.contains("+json") {
+                ContentType::Json
+            } else if v.starts_with("application/x-www-form-urlencoded") {
+                ContentType::Form
+            } else {
+                ContentType::Other
+            });
+        }
+        if let Some(v) = compile(&h.value, format!("{hpath}.value"), errs) {
+            headers.push((h.key.as_str().into(), v));
+        }
+    }
+    for (i, a) in args.iter().enumerate() {
+        if matches!(a.position, Position::Header | Position::Cookie) && !is_token(&a.name) {
+            errs.push(format!("{path}.args[{i}].name"), "a header or cookie argument needs a token name");
+        }
+        if a.position == Position::Header && reserved_header(&a.name) {
+            errs.push(format!("{path}.args[{i}].name"), format!("{:?} is set by the gateway", a.name));
+        }
+    }
+
+    let modes = [rt.args_to_json_body, rt.args_to_form_body, rt.args_to_url_param]
+        .iter()
+        .filter(|m| **m == Some(true))
+        .count();
+    if modes > 1 {
+        errs.push(&rpath, "only one of argsToJsonBody, argsToUrlParam or argsToFormBody can be true");
+    }
+    let body = match &rt.body {
+        Some(b) => {
+            if modes > 0 {
+                warnings.push(format!(
+                    "{rpath}: body is set, so argsToJsonBody/argsToFormBody/argsToUrlParam are ignored"
+                ));
+            }
+            compile(b, format!("{rpath}.body"), errs).map_or(Body::None, Body::Template)
+        }
+        None if rt.args_to_json_body == Some(true) => Body::Json,
+        None if rt.args_to_form_body == Some(true) => Body::Form,
+        None => Body::None,
+    };
+
+    let downstream = t.security.as_ref().or(scx.default_down).and_then(|s| {
+        let at = if t.security.is_some() {
+            format!("{path}.security")
+        } else {
+            "server.defaultDownstreamSecurity".into()
+        };
+        scheme(s, scx.schemes, &at, errs)
+            .map(|(_, scheme)| Downstream { scheme, passthrough: s.passthrough == Some(true) })
+    });
+    let upstream = rt.security.as_ref().or(scx.default_up).and_then(|s| {
+        let at = if rt.security.is_some() {
+            format!("{rpath}.security")
+        } else {
+            "server.defaultUpstreamSecurity".into()
+        };
+        scheme(s, scx.schemes, &at, errs).map(|(sc, scheme)| {
+            let configured = s
+                .credential
+                .as_deref()
+                .or(sc.default_credential.as_deref())
+                .filter(|c| !c.is_empty())
+                .map(|c| Secret::new(scheme.kind, c));
+            Upstream { scheme, configured }
+        })
+    });
+
+    let mut response = Response::default();
+    if let Some(r) = &t.response_template {
+        if r.body.is_some() && (r.prepend_body.is_some() || r.append_body.is_some()) {
+            errs.push(
+                format!("{path}.responseTemplate"),
+                "prependBody and appendBody cannot be used together with body",
+            );
+        }
+        response.body =
+            r.body.as_deref().and_then(|b| compile(b, format!("{path}.responseTemplate.body"), errs));
+        response.prepend = r.prepend_body.as_deref().unwrap_or("").into();
+        response.append = r.append_body.as_deref().unwrap_or("").into();
+    }
+    response.error = t
+        .error_response_template
+        .as_deref()
+        .and_then(|e| compile(e, format!("{path}.errorResponseTemplate"), errs));
+    response.structured = t.output_schema.is_some();
+
+    if errs.0.len() > before {
+        return None;
+    }
+    Some(RestTool {
+        target,
+        method: method.into(),
+        path: path_t?,
+        query: query_t.flatten(),
+        headers,
+        has_accept,
+        content_type,
+        body,
+        args_to_url: rt.args_to_url_param == Some(true) && rt.body.is_none(),
+        args,
+        downstream,
+        upstream,
+        pass_authorization: scx.pass_auth && t.security.is_none() && scx.default_down.is_none(),
+        response,
+    })
+}

@@ -1,0 +1,705 @@
+//! REST APIs as MCP tools (Higress `tools[]` with `requestTemplate.url`): the tool as compiled at
+//! load, the backend request built for one call, and the MCP result shaped from the answer.
+//!
+//! A call goes: [`normalize`] the client's arguments against the declared `args` (undeclared
+//! ones dropped, defaults filled, strings coerced to the declared scalar type, required ones
+//! enforced), then [`build`] the HTTP/1.1 request from the templates, the argument positions and
+//! the backend credential, then (after the exchange) [`shape`] the answer into a `tools/call`
+//! result. A problem the client can fix (a missing argument or credential) is a [`ToolError`]:
+//! an `isError: true` result, and the backend is never called.
+
+use std::fmt;
+
+use simd_json::{Node, StaticNode};
+
+use crate::auth::scheme::SchemeKind;
+use crate::mcp::json;
+use crate::rest::template::{url_escape, Context, Escape, Template};
+use crate::upstream::target::Target;
+
+/// Where an argument goes on the backend request (`args[].position`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// A query parameter.
+    Query,
+    /// Substituted for `{name}` in the URL path.
+    Path,
+    /// A request header of the argument's name.
+    Header,
+    /// A cookie of the argument's name.
+    Cookie,
+    /// A member of the JSON (or form) body.
+    Body,
+    /// None given: used by templates, and by `argsToJsonBody`/`argsToFormBody`/`argsToUrlParam`.
+    Unset,
+}
+
+/// The JSON Schema type an argument declares (`string` when absent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgType {
+    /// `string`
+    String,
+    /// `number`: a numeric string is converted.
+    Number,
+    /// `integer`: a numeric string or a float is converted.
+    Integer,
+    /// `boolean`: `"true"`/`"false"` are converted.
+    Boolean,
+    /// `array`
+    Array,
+    /// `object`
+    Object,
+}
+
+impl ArgType {
+    /// Parses a declared `type`.
+    pub fn parse(s: &str) -> Option<ArgType> {
+        Some(match s {
+            "string" => ArgType::String,
+            "number" => ArgType::Number,
+            "integer" => ArgType::Integer,
+            "boolean" => ArgType::Boolean,
+            "array" => ArgType::Array,
+            "object" => ArgType::Object,
+            _ => return None,
+        })
+    }
+}
+
+/// One declared argument.
+#[derive(Debug)]
+pub struct ArgRule {
+    /// Name.
+    pub name: Box<str>,
+    /// Declared type.
+    pub kind: ArgType,
+    /// `default`, as JSON text.
+    pub default: Option<Box<[u8]>>,
+    /// `required`.
+    pub required: bool,
+    /// `position`.
+    pub position: Position,
+}
+
+/// How the request body is made.
+#[derive(Debug)]
+pub enum Body {
+    /// No body, unless arguments have `position: body` (then JSON, or a form when the
+    /// template headers say `application/x-www-form-urlencoded`).
+    None,
+    /// `requestTemplate.body`.
+    Template(Template),
+    /// `argsToJsonBody`: body-position and position-less arguments as a JSON object.
+    Json,
+    /// `argsToFormBody`: the same as `application/x-www-form-urlencoded`.
+    Form,
+}
+
+/// What a constant `Content-Type` template header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentType {
+    /// `application/json` (or `+json`).
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// Anything else, or templated.
+    Other,
+}
+
+/// A security scheme as a call uses it (no secret inside).
+#[derive(Clone, Debug)]
+pub struct Scheme {
+    /// `securitySchemes[].id`.
+    pub id: Box<str>,
+    /// Kind.
+    pub kind: SchemeKind,
+    /// apiKey header (lower case) or query parameter name; empty for http schemes.
+    pub name: Box<str>,
+}
+
+/// `requestTemplate.security`: how the gateway authenticates to the REST backend.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// The configured credential (the tool's `credential`, else the scheme's
+    /// `defaultCredential`), ready to send: the whole `Authorization` value for http schemes,
+    /// the key for apiKey schemes.
+    pub configured: Option<Secret>,
+}
+
+/// A credential from the configuration; `Debug` never shows it.
+pub struct Secret(pub Box<str>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Secret {
+    /// The configured `credential` in the form `kind` sends it: `Bearer x`; `Basic` with a
+    /// `user:pass` credential base64-encoded (one without a colon is taken as encoded, and one
+    /// already carrying its scheme word is kept, as Higress does); an api key as it is.
+    pub fn new(kind: SchemeKind, credential: &str) -> Secret {
+        let has =
+            |word: &str| credential.len() > word.len() && credential[..word.len()].eq_ignore_ascii_case(word);
+        Secret(match kind {
+            SchemeKind::Bearer if has("bearer ") => credential.into(),
+            SchemeKind::Bearer => format!("Bearer {credential}").into(),
+            SchemeKind::Basic if has("basic ") => credential.into(),
+            SchemeKind::Basic if credential.contains(':') => {
+                format!("Basic {}", base64_simd::STANDARD.encode_to_string(credential.as_bytes())).into()
+            }
+            SchemeKind::Basic => format!("Basic {credential}").into(),
+            SchemeKind::ApiKeyHeader | SchemeKind::ApiKeyQuery => credential.into(),
+        })
+    }
+}
+
+/// `tools[].security`: the scheme the client authenticates with, and whether its credential is
+/// passed through to the backend.
+#[derive(Clone, Debug)]
+pub struct Downstream {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// `passthrough: true`.
+    pub passthrough: bool,
+}
+
+/// `responseTemplate`, `errorResponseTemplate` and `outputSchema`.
+#[derive(Debug, Default)]
+pub struct Response {
+    /// `responseTemplate.body`, over the backend's JSON answer.
+    pub body: Option<Template>,
+    /// `responseTemplate.prependBody` (literal).
+    pub prepend: Box<str>,
+    /// `responseTemplate.appendBody` (literal).
+    pub append: Box<str>,
+    /// `errorResponseTemplate`, over a non-2xx answer's JSON body.
+    pub error: Option<Template>,
+    /// With `outputSchema`: the backend's JSON object becomes `structuredContent`.
+    pub structured: bool,
+}
+
+/// A REST tool, compiled.
+#[derive(Debug)]
+pub struct RestTool {
+    /// Where the backend is; `Err` says why its host did not resolve at load (calls fail with
+    /// that message until a reload resolves it).
+    pub target: Result<Target, Box<str>>,
+    /// Upper-case method.
+    pub method: Box<str>,
+    /// The URL path (from its first `/`), `{name}` placeholders of path arguments included.
+    pub path: Template,
+    /// The URL query (after `?`), if the URL has one.
+    pub query: Option<Template>,
+    /// `requestTemplate.headers`: (name, value template).
+    pub headers: Vec<(Box<str>, Template)>,
+    /// Whether a template header sets `Accept`.
+    pub has_accept: bool,
+    /// A template `Content-Type`, if any.
+    pub content_type: Option<ContentType>,
+    /// The body.
+    pub body: Body,
+    /// `argsToUrlParam`: position-less arguments become query parameters.
+    pub args_to_url: bool,
+    /// Declared arguments, in order.
+    pub args: Vec<ArgRule>,
+    /// Client scheme (`tools[].security`, else `server.defaultDownstreamSecurity`).
+    pub downstream: Option<Downstream>,
+    /// Backend scheme (`requestTemplate.security`, else `server.defaultUpstreamSecurity`).
+    pub upstream: Option<Upstream>,
+    /// `server.passthroughAuthHeader` with no client scheme: the client's `Authorization`
+    /// header is sent on as it is.
+    pub pass_authorization: bool,
+    /// How the answer becomes a result.
+    pub response: Response,
+}
+
+/// A call refused before the backend is asked; its text is the `isError` result's.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ToolError(pub String);
+
+/// What the client's request brings besides its arguments.
+#[derive(Clone, Copy, Default)]
+pub struct Incoming<'a> {
+    /// The client's credential under the tool's downstream scheme (the token of `Bearer x`,
+    /// the base64 part of `Basic x`, or the raw api key), when it sent one.
+    pub credential: Option<&'a [u8]>,
+    /// The client's `Authorization` header (for `passthroughAuthHeader`).
+    pub authorization: Option<&'a [u8]>,
+    /// `claimToHeaders` values from the verified token.
+    pub claim_headers: &'a [(Box<str>, Box<str>)],
+}
+
+/// Per-core scratch for normalized arguments: their JSON text and a decoder for it, both reused.
+#[derive(Default)]
+pub struct ArgScratch {
+    json: Vec<u8>,
+    decoder: crate::mcp::json::Decoder,
+}
+
+impl ArgScratch {
+    /// [`normalize`]s `args` against `rules` and calls `f` with the result's tape.
+    pub fn with_normalized<R>(
+        &mut self,
+        rules: &[ArgRule],
+        args: Option<&[Node<'_>]>,
+        f: impl FnOnce(&[Node<'_>]) -> R,
+    ) -> Result<R, ToolError> {
+        normalize(rules, args, &mut self.json)?;
+        self.decoder
+            .with_tape(&self.json, f)
+            .map_err(|_| ToolError("the arguments could not be normalized".into()))
+    }
+}
+
+/// Writes the normalized arguments as a JSON object into `out`: declared arguments only, in
+/// declaration order, defaults filled and strings coerced to declared scalar types (Higress
+/// behaviour). A required argument that is still missing is a [`ToolError`] naming it.
+pub fn normalize(rules: &[ArgRule], args: Option<&[Node<'_>]>, out: &mut Vec<u8>) -> Result<(), ToolError> {
+    out.clear();
+    out.push(b'{');
+    let mut first = true;
+    for r in rules {
+        let given = args.and_then(|a| json::get(a, &r.name));
+        if given.is_none() && r.default.is_none() {
+            if r.required {
+                return Err(ToolError(format!("missing required argument: {}", r.name)));
+            }
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        json::write_str(out, &r.name);
+        out.push(b':');
+        match given {
+            Some(v) => coerce(out, r.kind, v),
+            None => out.extend_from_slice(r.default.as_deref().unwrap_or(b"null")),
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Writes `v`, converted to `kind` where Higress converts (otherwise as it is).
+fn coerce(out: &mut Vec<u8>, kind: ArgType, v: &[Node<'_>]) {
+    match (kind, v.first()) {
+        (ArgType::Boolean, Some(Node::String(s))) if *s == "true" || *s == "false" => {
+            out.extend_from_slice(s.as_bytes())
+        }
+        (ArgType::Integer, Some(Node::String(s))) if s.trim().parse::<i64>().is_ok() => {
+            json::write_i64(out, s.trim().parse::<i64>().unwrap_or(0))
+        }
+        (ArgType::Integer, Some(Node::Static(StaticNode::F64(f)))) if f.is_finite() => {
+            // Go's int(float64): truncation toward zero (saturating here).
+            json::write_i64(out, *f as i64)
+        }
+        (ArgType::Number, Some(Node::String(s))) => match s.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() => json::write_f64(out, f),
+            _ => json::write_value(out, v),
+        },
+        _ => json::write_value(out, v),
+    }
+}
+
+/// Appends the text form of an argument (query, header, cookie and form values): a string as it
+/// is, null as nothing, anything else as JSON.
+fn text_of(out: &mut Vec<u8>, v: &[Node<'_>]) {
+    match v.first() {
+        Some(Node::String(s)) => out.extend_from_slice(s.as_bytes()),
+        Some(Node::Static(StaticNode::Null)) | None => {}
+        _ => json::write_value(out, v),
+    }
+}
+
+/// Arguments (from the normalized object) whose position is one of `positions`.
+fn positioned<'t, 'a>(
+    rules: &'t [ArgRule],
+    args: &'t [Node<'a>],
+    positions: impl Fn(Position) -> bool + 't,
+) -> impl Iterator<Item = (&'t str, &'t [Node<'a>])> + 't {
+    rules
+        .iter()
+        .filter(move |r| positions(r.position))
+        .filter_map(move |r| json::get(args, &r.name).map(|v| (&*r.name, v)))
+}
+
+/// Whether a header value is safe to send (no CR, LF, NUL or other control characters but tab).
+fn header_safe(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// Builds the complete HTTP/1.1 request (head and body) for one call into `out`. `args` is the
+/// tape of the [`normalize`]d arguments; `tmp` is scratch for the body.
+pub fn build(
+    tool: &RestTool,
+    args: &[Node<'_>],
+    config: &serde_json::Value,
+    incoming: &Incoming<'_>,
+    tmp: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<(), ToolError> {
+    let target = tool.target.as_ref().map_err(|e| ToolError(format!("call failed: {e}")))?;
+    let cx = Context { args: Some(args), config: Some(config), data: None };
+    let credential = credential(tool, incoming)?;
+
+    // The body first: its length goes in the head.
+    tmp.clear();
+    let mut content_type: Option<&str> = None;
+    let body_args = |p: Position| p == Position::Body || p == Position::Unset;
+    match &tool.body {
+        Body::Template(t) => {
+            t.render(tmp, &cx);
+            let trimmed = tmp.trim_ascii();
+            let looks_json = matches!(
+                (trimmed.first(), trimmed.last()),
+                (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
+            );
+            if tool.content_type.is_none()
+                && looks_json
+                && serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).is_ok()
+            {
+                content_type = Some("application/json; charset=utf-8");
+            }
+        }
+        Body::Json => {
+            json_object(tmp, positioned(&tool.args, args, body_args));
+            content_type = Some("application/json; charset=utf-8");
+        }
+        Body::Form => {
+            form(tmp, positioned(&tool.args, args, body_args));
+            content_type = Some("application/x-www-form-urlencoded");
+        }
+        Body::None => {
+            let mut body = positioned(&tool.args, args, |p| p == Position::Body).peekable();
+            if body.peek().is_some() {
+                if tool.content_type == Some(ContentType::Form) {
+                    form(tmp, body);
+                } else {
+                    json_object(tmp, body);
+                    content_type = Some("application/json; charset=utf-8");
+                }
+            }
+        }
+    }
+    if tool.content_type.is_some() {
+        content_type = None;
+    }
+
+    out.clear();
+    out.extend_from_slice(tool.method.as_bytes());
+    out.push(b' ');
+    tool.path.render_escaped(out, &cx, Escape::Url);
+    let mut sep = b'?';
+    if let Some(q) = &tool.query {
+        out.push(b'?');
+        let mark = out.len();
+        q.render_escaped(out, &cx, Escape::Url);
+        if out.len() == mark {
+            out.pop();
+        } else {
+            sep = b'&';
+        }
+    }
+    let to_query = |p: Position| p == Position::Query || (tool.args_to_url && p == Position::Unset);
+    let mut text = Vec::new();
+    for (name, v) in positioned(&tool.args, args, to_query) {
+        out.push(sep);
+        sep = b'&';
+        url_escape(out, name.as_bytes());
+        out.push(b'=');
+        text.clear();
+        text_of(&mut text, v);
+        url_escape(out, &text);
+    }
+    if let Some(Applied::Query(name, value)) = &credential {
+        out.push(sep);
+        url_escape(out, name.as_bytes());
+        out.push(b'=');
+        url_escape(out, value);
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(target.authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+
+    let mut cookies = positioned(&tool.args, args, |p| p == Position::Cookie).peekable();
+    let mut cookie_written = false;
+    for (name, value) in &tool.headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        let mark = out.len();
+        value.render(out, &cx);
+        if name.eq_ignore_ascii_case("cookie") && cookies.peek().is_some() {
+            cookie_pairs(out, &mut cookies, "; ");
+            cookie_written = true;
+        }
+        if !header_safe(&out[mark..]) {
+            return Err(ToolError(format!("header {name} rendered a value with control characters")));
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if !cookie_written && cookies.peek().is_some() {
+        out.extend_from_slice(b"cookie: ");
+        cookie_pairs(out, &mut cookies, "");
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, v) in positioned(&tool.args, args, |p| p == Position::Header) {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        let mark = out.len();
+        text_of(out, v);
+        if !header_safe(&out[mark..]) {
+            return Err(ToolError(format!("argument {name} is not a valid header value")));
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    match &credential {
+        Some(Applied::Header(name, value)) => {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        Some(Applied::Query(..)) => {}
+        None => {
+            if let Some(a) = incoming.authorization.filter(|_| tool.pass_authorization) {
+                out.extend_from_slice(b"authorization: ");
+                out.extend_from_slice(a);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    for (name, value) in incoming.claim_headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !tool.has_accept {
+        out.extend_from_slice(b"accept: */*\r\n");
+    }
+    if let Some(ct) = content_type {
+        out.extend_from_slice(b"content-type: ");
+        out.extend_from_slice(ct.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !tmp.is_empty() || matches!(&*tool.method, "POST" | "PUT" | "PATCH") {
+        out.extend_from_slice(b"content-length: ");
+        json::write_i64(out, tmp.len() as i64);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(tmp);
+    Ok(())
+}
+
+/// A credential ready to put on the request.
+enum Applied<'a> {
+    /// Header name and complete value.
+    Header(&'a str, std::borrow::Cow<'a, [u8]>),
+    /// Query parameter name and raw (unencoded) value.
+    Query(&'a str, std::borrow::Cow<'a, [u8]>),
+}
+
+/// The backend credential of a call: the client's (passthrough) > the tool's `credential` >
+/// the scheme's `defaultCredential`. A scheme that ends up with none is a [`ToolError`], as is a
+/// passthrough tool whose client sent nothing to pass through.
+fn credential<'a>(tool: &'a RestTool, incoming: &Incoming<'a>) -> Result<Option<Applied<'a>>, ToolError> {
+    let passed =
+        tool.downstream.as_ref().filter(|d| d.passthrough).and_then(|d| incoming.credential.map(|c| (d, c)));
+    let (scheme, value): (&Scheme, &[u8]) = match (&tool.upstream, passed) {
+        (Some(up), Some((_, c))) => (&up.scheme, c),
+        (Some(up), None) => match &up.configured {
+            Some(Secret(v)) => {
+                let v = std::borrow::Cow::Borrowed(v.as_bytes());
+                return Ok(Some(match up.scheme.kind {
+                    SchemeKind::Bearer | SchemeKind::Basic => Applied::Header("authorization", v),
+                    SchemeKind::ApiKeyHeader => Applied::Header(&up.scheme.name, v),
+                    SchemeKind::ApiKeyQuery => Applied::Query(&up.scheme.name, v),
+                }));
+            }
+            None => {
+                let why = match &tool.downstream {
+                    Some(d) if d.passthrough => format!(
+                        "the client sent no credential for scheme {} and scheme {} has no defaultCredential",
+                        d.scheme.id, up.scheme.id
+                    ),
+                    _ => format!(
+                        "scheme {} has no defaultCredential and the tool sets no credential",
+                        up.scheme.id
+                    ),
+                };
+                return Err(ToolError(format!("missing credential: {why}")));
+            }
+        },
+        // Passthrough without a backend scheme: the credential goes on as the client sent it.
+        (None, Some((d, c))) => (&d.scheme, c),
+        (None, None) => {
+            return match &tool.downstream {
+                Some(d) if d.passthrough => Err(ToolError(format!(
+                    "missing credential: the client sent no credential for scheme {}",
+                    d.scheme.id
+                ))),
+                _ => Ok(None),
+            }
+        }
+    };
+    if !header_safe(value) || value.is_empty() {
+        return Err(ToolError(format!("the client's credential for scheme {} is not usable", scheme.id)));
+    }
+    Ok(Some(apply(scheme, value)))
+}
+
+/// A passed-through credential in `scheme`'s form.
+fn apply<'a>(scheme: &'a Scheme, value: &'a [u8]) -> Applied<'a> {
+    use std::borrow::Cow;
+    match scheme.kind {
+        SchemeKind::Bearer => {
+            let mut v = b"Bearer ".to_vec();
+            v.extend_from_slice(value);
+            Applied::Header("authorization", Cow::Owned(v))
+        }
+        SchemeKind::Basic => {
+            let mut v = b"Basic ".to_vec();
+            v.extend_from_slice(value);
+            Applied::Header("authorization", Cow::Owned(v))
+        }
+        SchemeKind::ApiKeyHeader => Applied::Header(&scheme.name, Cow::Borrowed(value)),
+        SchemeKind::ApiKeyQuery => Applied::Query(&scheme.name, Cow::Borrowed(value)),
+    }
+}
+
+fn json_object<'t, 'a>(out: &mut Vec<u8>, args: impl Iterator<Item = (&'t str, &'t [Node<'a>])>)
+where
+    'a: 't,
+{
+    out.push(b'{');
+    for (i, (name, v)) in args.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json::write_str(out, name);
+        out.push(b':');
+        json::write_value(out, v);
+    }
+    out.push(b'}');
+}
+
+fn form<'t, 'a>(out: &mut Vec<u8>, args: impl Iterator<Item = (&'t str, &'t [Node<'a>])>)
+where
+    'a: 't,
+{
+    let mut text = Vec::new();
+    for (i, (name, v)) in args.enumerate() {
+        if i > 0 {
+            out.push(b'&');
+        }
+        url_escape(out, name.as_bytes());
+        out.push(b'=');
+        text.clear();
+        text_of(&mut text, v);
+        url_escape(out, &text);
+    }
+}
+
+fn cookie_pairs<'t, 'a: 't>(
+    out: &mut Vec<u8>,
+    cookies: &mut impl Iterator<Item = (&'t str, &'t [Node<'a>])>,
+    lead: &str,
+) {
+    let mut text = Vec::new();
+    for (i, (name, v)) in cookies.enumerate() {
+        if i > 0 || !lead.is_empty() {
+            out.extend_from_slice(b"; ");
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'=');
+        text.clear();
+        text_of(&mut text, v);
+        // Cookie values may not hold spaces, quotes, commas, semicolons or backslashes.
+        url_escape(out, &text);
+    }
+}
+
+/// Largest slice of a failed answer's body quoted in the error text.
+const ERROR_QUOTE: usize = 4096;
+
+/// Writes the members of a `tools/call` result (`content`, `isError`, maybe
+/// `structuredContent`) for the backend's answer.
+pub fn shape(
+    tool: &RestTool,
+    config: &serde_json::Value,
+    status: u16,
+    content_type: Option<&[u8]>,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let r = &tool.response;
+    if !(200..300).contains(&status) {
+        let text = match &r.error {
+            Some(t) => {
+                let data: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+                let mut o = Vec::new();
+                t.render(&mut o, &Context { args: None, config: Some(config), data: data.as_ref() });
+                String::from_utf8_lossy(&o).into_owned()
+            }
+            None => format!(
+                "call failed, status: {status}, response: {}",
+                String::from_utf8_lossy(&body[..body.len().min(ERROR_QUOTE)])
+            ),
+        };
+        return text_result(out, &text, true);
+    }
+    if let Some(ct) = content_type.filter(|c| c.len() > 6 && c[..6].eq_ignore_ascii_case(b"image/")) {
+        let mime = ct.split(|&b| b == b';').next().unwrap_or(ct).trim_ascii();
+        out.extend_from_slice(b"\"content\":[{\"type\":\"image\",\"data\":\"");
+        out.extend_from_slice(base64_simd::STANDARD.encode_to_string(body).as_bytes());
+        out.extend_from_slice(b"\",\"mimeType\":\"");
+        json::write_escaped_bytes(out, &String::from_utf8_lossy(mime).into_owned().into_bytes());
+        out.extend_from_slice(b"\"}],\"isError\":false");
+        return;
+    }
+    let data: Option<serde_json::Value> =
+        if r.body.is_some() || r.structured { serde_json::from_slice(body).ok() } else { None };
+    let mut text = Vec::new();
+    match &r.body {
+        Some(t) => t.render(&mut text, &Context { args: None, config: Some(config), data: data.as_ref() }),
+        None => {
+            text.extend_from_slice(r.prepend.as_bytes());
+            text.extend_from_slice(body);
+            text.extend_from_slice(r.append.as_bytes());
+        }
+    }
+    if text.is_empty() {
+        text.extend_from_slice(b"success");
+    }
+    let text = String::from_utf8_lossy(&text);
+    if r.structured {
+        match data.as_ref().filter(|d| d.is_object()) {
+            Some(d) => {
+                text_result(out, &text, false);
+                out.extend_from_slice(b",\"structuredContent\":");
+                let _ = serde_json::to_writer(&mut *out, d);
+            }
+            None => text_result(
+                out,
+                "the backend's answer is not a JSON object, which this tool's outputSchema requires",
+                true,
+            ),
+        }
+        return;
+    }
+    text_result(out, &text, false)
+}
+
+/// `"content":[{"type":"text","text":..}],"isError":..`
+pub fn text_result(out: &mut Vec<u8>, text: &str, is_error: bool) {
+    out.extend_from_slice(b"\"content\":[{\"type\":\"text\",\"text\":");
+    json::write_str(out, text);
+    out.extend_from_slice(b"}],\"isError\":");
+    out.extend_from_slice(if is_error { b"true" } else { b"false" });
+}
