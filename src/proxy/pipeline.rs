@@ -659,10 +659,17 @@ fn authorize(
         return Ok(());
     }
     let name = env.name.unwrap_or("");
-    let (backend, tool) = if server.tool_index.contains_key(name) {
+    // A tool hidden by allowTools or the client's allow-list header is reported by dispatch as
+    // not allowed (-32602, Higress behaviour), not as forbidden.
+    let allow = allow_list(w);
+    let (backend, tool) = if let Some(&i) = server.tool_index.get(name) {
+        if !server.tool_allowed(&server.tools[i], allow) {
+            return Ok(());
+        }
         (&*server.name, name)
     } else {
         match aggregate::resolve(server, name) {
+            Some(_) if !server.name_allowed(name, allow) => return Ok(()),
             Some((i, own)) => (&*server.backends[i].name, own),
             // Unknown tools are reported by dispatch (-32602), not hidden behind a 403.
             None => return Ok(()),

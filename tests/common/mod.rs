@@ -1,0 +1,80 @@
+//! Shared end-to-end harness: start the gateway in-process from a config string, send raw
+//! HTTP/1.1 requests, read whole responses. (Older test files still carry their own copies.)
+#![allow(dead_code)] // each test binary uses a subset
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis::config::compile::compile_str;
+use portcullis::config::watch::{Reloader, Source};
+use portcullis::runtime::Gateway;
+use serde_json::Value;
+
+/// Compiles `config` (no environment) and starts a gateway on it.
+pub fn start(config: &str) -> Gateway {
+    let snap = compile_str(config, &|_| None).unwrap_or_else(|e| panic!("{e:#?}"));
+    Gateway::start(Arc::new(Reloader::new(Source::Demo, snap))).unwrap()
+}
+
+/// A whole response.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body (as received: not de-chunked).
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// The body as JSON (panics with the raw body otherwise).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// First header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `raw` (which should ask for `Connection: close`) and reads the response to EOF.
+pub fn send(addr: SocketAddr, raw: &str) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&out)));
+    let head = String::from_utf8_lossy(&out[..end]).to_string();
+    let status = head[9..12].parse().unwrap();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string())))
+        .collect();
+    Resp { status, headers, body: out[end + 4..].to_vec() }
+}
+
+/// A 2026-07-28 `tools/call` of `tool` with `args` (JSON) at `target` (path and query), with
+/// `extra` header lines (each ending in `\r\n`).
+pub fn call_2026(addr: SocketAddr, target: &str, tool: &str, args: &str, extra: &str) -> Resp {
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"{tool}","arguments":{args},{meta}}}}}"#
+    );
+    let req = format!(
+        "POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: {tool}\r\n\
+{extra}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    send(addr, &req)
+}
