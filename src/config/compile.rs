@@ -451,15 +451,27 @@ fn compile_server(
             errs.push(format!("{path}.toolNameSeparator"), "must not be empty");
         }
     }
-    let allow_tools: Option<Vec<Box<str>>> = rs.allow_tools.as_ref().map(|list| {
+    // Higress accepts the list at the top level and as `server.allowTools`; with both, a tool
+    // must be in both.
+    let server_allow = higress.as_ref().and_then(|h| h.allow_tools.as_ref());
+    let mut allow_tools: Option<Vec<Box<str>>> = None;
+    for (list, at) in [
+        (rs.allow_tools.as_ref(), format!("{path}.allowTools")),
+        (server_allow, format!("{path}.server.allowTools")),
+    ] {
+        let Some(list) = list else { continue };
         for (i, t) in list.iter().enumerate() {
             // Backend tool names are only known at run time.
             if rs.backends.as_ref().is_none_or(Vec::is_empty) && !tool_index.contains_key(t.as_str()) {
-                errs.push(format!("{path}.allowTools[{i}]"), format!("no tool named {t:?}"));
+                errs.push(format!("{at}[{i}]"), format!("no tool named {t:?}"));
             }
         }
-        list.iter().map(|t| t.as_str().into()).collect()
-    });
+        let names: Vec<Box<str>> = list.iter().map(|t| t.as_str().into()).collect();
+        allow_tools = Some(match allow_tools {
+            Some(prev) => prev.into_iter().filter(|t| names.contains(t)).collect(),
+            None => names,
+        });
+    }
     if let Some(allow) = &allow_tools {
         for t in &mut tools {
             t.allowed = allow.contains(&t.name);

@@ -404,6 +404,8 @@ pub struct HigressServer {
     pub passthrough_auth_header: Option<bool>,
     /// Extension: PEM CA certificates trusted (besides the system roots) for https REST tools.
     pub ca_file: Option<String>,
+    /// Higress `server.allowTools` (same meaning as the server entry's `allowTools`).
+    pub allow_tools: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

@@ -1232,3 +1232,19 @@ fn type_errors_do_not_echo_values() {
 fn required(t: &crate::config::snapshot::LocalTool) -> Vec<&str> {
     t.args().iter().filter(|a| a.required).map(|a| &*a.name).collect()
 }
+
+#[test]
+fn higress_server_allow_tools_intersects_with_the_entry_list() {
+    let tool = |n: &str| format!("      - {{ name: {n}, responseTemplate: {{ body: x }} }}\n");
+    let text = format!(
+        "servers:\n  - name: a\n    allowTools: [t1, t2]\n    server: {{ allowTools: [t2, t3] }}\n    tools:\n{}{}{}",
+        tool("t1"),
+        tool("t2"),
+        tool("t3")
+    );
+    let snap = load(&text);
+    let allowed: Vec<&str> = snap.servers[0].tools.iter().filter(|t| t.allowed).map(|t| &*t.name).collect();
+    assert_eq!(allowed, ["t2"]);
+    let errs = errors(&text.replace("[t2, t3]", "[t2, nope]"));
+    assert_error(&errs, "servers[0].server.allowTools[1]", "no tool named");
+}
