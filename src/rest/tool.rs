@@ -371,14 +371,14 @@ pub fn build(
             content_type = Some("application/json; charset=utf-8");
         }
         Body::Form => {
-            form(tmp, positioned(&tool.args, args, body_args));
+            form(tmp, out, positioned(&tool.args, args, body_args));
             content_type = Some("application/x-www-form-urlencoded");
         }
         Body::None => {
             let mut body = positioned(&tool.args, args, |p| p == Position::Body).peekable();
             if body.peek().is_some() {
                 if tool.content_type == Some(ContentType::Form) {
-                    form(tmp, body);
+                    form(tmp, out, body);
                 } else {
                     json_object(tmp, body);
                     content_type = Some("application/json; charset=utf-8");
@@ -406,15 +406,12 @@ pub fn build(
         }
     }
     let to_query = |p: Position| p == Position::Query || (tool.args_to_url && p == Position::Unset);
-    let mut text = Vec::new();
     for (name, v) in positioned(&tool.args, args, to_query) {
         out.push(sep);
         sep = b'&';
         url_escape(out, name.as_bytes());
         out.push(b'=');
-        text.clear();
-        text_of(&mut text, v);
-        url_escape(out, &text);
+        escaped_text(out, tmp, v);
     }
     if let Some(Applied::Query(name, value)) = &credential {
         out.push(sep);
@@ -434,7 +431,7 @@ pub fn build(
         let mark = out.len();
         value.render(out, &cx);
         if name.eq_ignore_ascii_case("cookie") && cookies.peek().is_some() {
-            cookie_pairs(out, &mut cookies, "; ");
+            cookie_pairs(out, tmp, &mut cookies, "; ");
             cookie_written = true;
         }
         if !header_safe(&out[mark..]) {
@@ -444,7 +441,7 @@ pub fn build(
     }
     if !cookie_written && cookies.peek().is_some() {
         out.extend_from_slice(b"cookie: ");
-        cookie_pairs(out, &mut cookies, "");
+        cookie_pairs(out, tmp, &mut cookies, "");
         out.extend_from_slice(b"\r\n");
     }
     for (name, v) in positioned(&tool.args, args, |p| p == Position::Header) {
@@ -458,9 +455,10 @@ pub fn build(
         out.extend_from_slice(b"\r\n");
     }
     match &credential {
-        Some(Applied::Header(name, value)) => {
+        Some(Applied::Header(name, prefix, value)) => {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
+            out.extend_from_slice(prefix.as_bytes());
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
@@ -499,10 +497,10 @@ pub fn build(
 
 /// A credential ready to put on the request.
 enum Applied<'a> {
-    /// Header name and complete value.
-    Header(&'a str, std::borrow::Cow<'a, [u8]>),
+    /// Header name, a scheme word to put first (`Bearer `), and the rest of the value.
+    Header(&'a str, &'static str, &'a [u8]),
     /// Query parameter name and raw (unencoded) value.
-    Query(&'a str, std::borrow::Cow<'a, [u8]>),
+    Query(&'a str, &'a [u8]),
 }
 
 /// The backend credential of a call: the client's (passthrough) > the tool's `credential` >
@@ -515,10 +513,10 @@ fn credential<'a>(tool: &'a RestTool, incoming: &Incoming<'a>) -> Result<Option<
         (Some(up), Some((_, c))) => (&up.scheme, c),
         (Some(up), None) => match &up.configured {
             Some(Secret(v)) => {
-                let v = std::borrow::Cow::Borrowed(v.as_bytes());
+                let v = v.as_bytes();
                 return Ok(Some(match up.scheme.kind {
-                    SchemeKind::Bearer | SchemeKind::Basic => Applied::Header("authorization", v),
-                    SchemeKind::ApiKeyHeader => Applied::Header(&up.scheme.name, v),
+                    SchemeKind::Bearer | SchemeKind::Basic => Applied::Header("authorization", "", v),
+                    SchemeKind::ApiKeyHeader => Applied::Header(&up.scheme.name, "", v),
                     SchemeKind::ApiKeyQuery => Applied::Query(&up.scheme.name, v),
                 }));
             }
@@ -551,26 +549,24 @@ fn credential<'a>(tool: &'a RestTool, incoming: &Incoming<'a>) -> Result<Option<
     if !header_safe(value) || value.is_empty() {
         return Err(ToolError(format!("the client's credential for scheme {} is not usable", scheme.id)));
     }
-    Ok(Some(apply(scheme, value)))
+    Ok(Some(match scheme.kind {
+        SchemeKind::Bearer => Applied::Header("authorization", "Bearer ", value),
+        SchemeKind::Basic => Applied::Header("authorization", "Basic ", value),
+        SchemeKind::ApiKeyHeader => Applied::Header(&scheme.name, "", value),
+        SchemeKind::ApiKeyQuery => Applied::Query(&scheme.name, value),
+    }))
 }
 
-/// A passed-through credential in `scheme`'s form.
-fn apply<'a>(scheme: &'a Scheme, value: &'a [u8]) -> Applied<'a> {
-    use std::borrow::Cow;
-    match scheme.kind {
-        SchemeKind::Bearer => {
-            let mut v = b"Bearer ".to_vec();
-            v.extend_from_slice(value);
-            Applied::Header("authorization", Cow::Owned(v))
-        }
-        SchemeKind::Basic => {
-            let mut v = b"Basic ".to_vec();
-            v.extend_from_slice(value);
-            Applied::Header("authorization", Cow::Owned(v))
-        }
-        SchemeKind::ApiKeyHeader => Applied::Header(&scheme.name, Cow::Borrowed(value)),
-        SchemeKind::ApiKeyQuery => Applied::Query(&scheme.name, Cow::Borrowed(value)),
+/// Appends the percent-encoded text form of `v` to `out`, borrowing room at the end of
+/// `scratch` (left as it was) for values that are not strings.
+fn escaped_text(out: &mut Vec<u8>, scratch: &mut Vec<u8>, v: &[Node<'_>]) {
+    if let Some(Node::String(s)) = v.first() {
+        return url_escape(out, s.as_bytes());
     }
+    let mark = scratch.len();
+    text_of(scratch, v);
+    url_escape(out, &scratch[mark..]);
+    scratch.truncate(mark);
 }
 
 fn json_object<'t, 'a>(out: &mut Vec<u8>, args: impl Iterator<Item = (&'t str, &'t [Node<'a>])>)
@@ -589,39 +585,37 @@ where
     out.push(b'}');
 }
 
-fn form<'t, 'a>(out: &mut Vec<u8>, args: impl Iterator<Item = (&'t str, &'t [Node<'a>])>)
-where
+fn form<'t, 'a>(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    args: impl Iterator<Item = (&'t str, &'t [Node<'a>])>,
+) where
     'a: 't,
 {
-    let mut text = Vec::new();
     for (i, (name, v)) in args.enumerate() {
         if i > 0 {
             out.push(b'&');
         }
         url_escape(out, name.as_bytes());
         out.push(b'=');
-        text.clear();
-        text_of(&mut text, v);
-        url_escape(out, &text);
+        escaped_text(out, scratch, v);
     }
 }
 
 fn cookie_pairs<'t, 'a: 't>(
     out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
     cookies: &mut impl Iterator<Item = (&'t str, &'t [Node<'a>])>,
     lead: &str,
 ) {
-    let mut text = Vec::new();
     for (i, (name, v)) in cookies.enumerate() {
         if i > 0 || !lead.is_empty() {
             out.extend_from_slice(b"; ");
         }
         out.extend_from_slice(name.as_bytes());
         out.push(b'=');
-        text.clear();
-        text_of(&mut text, v);
         // Cookie values may not hold spaces, quotes, commas, semicolons or backslashes.
-        url_escape(out, &text);
+        escaped_text(out, scratch, v);
     }
 }
 
