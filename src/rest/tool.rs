@@ -697,3 +697,71 @@ pub fn text_result(out: &mut Vec<u8>, text: &str, is_error: bool) {
     out.extend_from_slice(b"}],\"isError\":");
     out.extend_from_slice(if is_error { b"true" } else { b"false" });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::json::Decoder;
+
+    fn rule(name: &str, kind: ArgType, default: Option<&str>, required: bool) -> ArgRule {
+        ArgRule {
+            name: name.into(),
+            kind,
+            default: default.map(|d| d.as_bytes().into()),
+            required,
+            position: Position::Unset,
+        }
+    }
+
+    fn normalized(rules: &[ArgRule], args: &str) -> Result<String, ToolError> {
+        let mut out = Vec::new();
+        Decoder::default().with_tape(args.as_bytes(), |t| normalize(rules, Some(t), &mut out)).unwrap()?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn normalization_follows_higress() {
+        let rules = [
+            rule("b", ArgType::Boolean, None, false),
+            rule("i", ArgType::Integer, Some("7"), false),
+            rule("n", ArgType::Number, None, false),
+            rule("s", ArgType::String, Some("\"dflt\""), false),
+            rule("o", ArgType::Object, None, false),
+        ];
+        let cases = [
+            // declared order, undeclared dropped, defaults filled
+            (r#"{"zz":1,"n":1.5}"#, r#"{"i":7,"n":1.5,"s":"dflt"}"#),
+            // strings coerced to the declared scalar type
+            (r#"{"b":"true","i":"42","n":"2.5"}"#, r#"{"b":true,"i":42,"n":2.5,"s":"dflt"}"#),
+            // Go's int(float64) truncates
+            (r#"{"i":3.9}"#, r#"{"i":3,"s":"dflt"}"#),
+            (r#"{"i":-3.9}"#, r#"{"i":-3,"s":"dflt"}"#),
+            // values that do not convert pass as they are
+            (r#"{"b":"yes","i":"x","n":"NaN"}"#, r#"{"b":"yes","i":"x","n":"NaN","s":"dflt"}"#),
+            (r#"{"n":"1e999"}"#, r#"{"i":7,"n":"1e999","s":"dflt"}"#),
+            // a given value beats the default, even null; objects are copied
+            (r#"{"s":null,"o":{"a":[1]}}"#, r#"{"i":7,"s":null,"o":{"a":[1]}}"#),
+        ];
+        for (args, want) in cases {
+            assert_eq!(normalized(&rules, args).unwrap(), want, "{args}");
+        }
+    }
+
+    #[test]
+    fn required_arguments_are_enforced_after_defaults() {
+        let rules =
+            [rule("city", ArgType::String, None, true), rule("days", ArgType::Integer, Some("3"), true)];
+        assert_eq!(normalized(&rules, "{}").unwrap_err().0, "missing required argument: city");
+        assert_eq!(normalized(&rules, r#"{"city":"Oslo"}"#).unwrap(), r#"{"city":"Oslo","days":3}"#);
+    }
+
+    #[test]
+    fn configured_credentials_take_their_scheme_form() {
+        assert_eq!(&*Secret::new(SchemeKind::Bearer, "t").0, "Bearer t");
+        assert_eq!(&*Secret::new(SchemeKind::Bearer, "Bearer t").0, "Bearer t");
+        assert_eq!(&*Secret::new(SchemeKind::Basic, "u:p").0, "Basic dTpw");
+        assert_eq!(&*Secret::new(SchemeKind::Basic, "dTpw").0, "Basic dTpw");
+        assert_eq!(&*Secret::new(SchemeKind::ApiKeyQuery, "k").0, "k");
+        assert_eq!(format!("{:?}", Secret::new(SchemeKind::Bearer, "t")), "<redacted>");
+    }
+}
