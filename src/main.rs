@@ -1,5 +1,5 @@
 //! The `portcullis` binary: `portcullis` (embedded demo), `portcullis --config FILE`,
-//! `portcullis check --config FILE`.
+//! `portcullis check --config FILE`, `portcullis import openapi SPEC`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +31,26 @@ enum Command {
     Run,
     /// Compile the configuration, print every error with its path, exit non-zero if any.
     Check,
+    /// Convert an API description into configuration, printed as YAML on stdout.
+    Import {
+        #[command(subcommand)]
+        format: ImportFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportFormat {
+    /// OpenAPI 3.0/3.1 (JSON or YAML) -> one `servers[]` entry of REST tools.
+    Openapi {
+        /// The description file.
+        spec: PathBuf,
+        /// Server name (default: info.title, sanitised).
+        #[arg(long)]
+        name: Option<String>,
+        /// Absolute URL the API is served at; replaces the description's `servers`.
+        #[arg(long)]
+        base_url: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +63,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&source),
         Command::Run => run(source),
+        Command::Import { format } => import(format),
     };
     match result {
         Ok(code) => code,
@@ -70,6 +91,16 @@ fn check(source: &Source) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::FAILURE)
         }
     }
+}
+
+fn import(format: ImportFormat) -> anyhow::Result<std::process::ExitCode> {
+    let ImportFormat::Openapi { spec, name, base_url } = format;
+    let text = std::fs::read_to_string(&spec).with_context(|| format!("cannot read {}", spec.display()))?;
+    let opts = portcullis::rest::openapi::ImportOptions { name, base_url };
+    let imported = portcullis::rest::openapi::import(&text, &opts)
+        .with_context(|| format!("cannot import {}", spec.display()))?;
+    print!("{}", imported.to_yaml(&spec.display().to_string())?);
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn run(source: Source) -> anyhow::Result<std::process::ExitCode> {

@@ -1,0 +1,152 @@
+#![allow(clippy::unwrap_used)]
+//! Golden tests of `portcullis import openapi` over the public descriptions in
+//! `tests/data/openapi/` (sources and licenses in its README). For each `X.yaml` or `X.json` the
+//! expected output, header comments included, is `X.expected.yaml`; `UPDATE_GOLDEN=1 cargo test
+//! --test openapi_import` rewrites the expectations instead of failing. Every output must also
+//! load as a raw `servers[]` entry and pass the config compiler (but for the REST calls this
+//! build may still refuse).
+
+use std::path::{Path, PathBuf};
+
+use portcullis::config::compile::compile_str;
+use portcullis::config::raw;
+use portcullis::rest::openapi::{import, ImportOptions};
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/openapi")
+}
+
+/// The descriptions: `*.yaml` and `*.json`, expectations excluded, sorted.
+fn inputs() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            (name.ends_with(".yaml") || name.ends_with(".json")) && !name.ends_with(".expected.yaml")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn expected_path(input: &Path) -> PathBuf {
+    let stem = input.file_stem().unwrap().to_string_lossy().to_string();
+    input.with_file_name(format!("{stem}.expected.yaml"))
+}
+
+fn render(input: &Path) -> String {
+    let name = input.file_name().unwrap().to_string_lossy().to_string();
+    let spec = std::fs::read_to_string(input).unwrap();
+    let imported = import(&spec, &ImportOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    imported.to_yaml(&name).unwrap()
+}
+
+/// The first line where two texts differ, for the failure message.
+fn first_difference(expected: &str, actual: &str) -> String {
+    let (mut e, mut a) = (expected.lines(), actual.lines());
+    for n in 1.. {
+        match (e.next(), a.next()) {
+            (None, None) => break,
+            (x, y) if x != y => return format!("line {n}: expected {x:?}, got {y:?}"),
+            _ => {}
+        }
+    }
+    "trailing newline".into()
+}
+
+/// The output is one raw `servers[]` entry whose deferred blocks parse, and the compiler
+/// accepts it apart from refusing REST calls (`requestTemplate.url`) while they are not built.
+fn assert_loads(name: &str, text: &str) {
+    let entries: Vec<raw::Server> = serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(entries.len(), 1, "{name}");
+    let entry = &entries[0];
+    if let Some(server) = &entry.server {
+        server.parse("server").unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    for (i, t) in entry.tools.iter().flatten().enumerate() {
+        t.parse(&format!("tools[{i}]")).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    if let Err(errors) = compile_str(&format!("servers:\n{text}"), &|_| None) {
+        let other: Vec<&String> = errors
+            .iter()
+            .filter(|e| !(e.contains(".requestTemplate.url:") && e.contains("not supported by this build")))
+            .collect();
+        assert!(other.is_empty(), "{name}: the config compiler refuses the output: {other:#?}");
+    }
+}
+
+#[test]
+fn golden_outputs() {
+    let update = std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1");
+    let inputs = inputs();
+    assert!(inputs.len() >= 3, "{inputs:?}");
+    let mut failures = Vec::new();
+    for input in &inputs {
+        let name = input.file_name().unwrap().to_string_lossy().to_string();
+        let actual = render(input);
+        let path = expected_path(input);
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        if expected != actual {
+            if update {
+                std::fs::write(&path, &actual).unwrap();
+            } else {
+                failures.push(format!("{name}: {}", first_difference(&expected, &actual)));
+            }
+        }
+        assert_loads(&name, &actual);
+    }
+    assert!(
+        failures.is_empty(),
+        "outputs differ from the *.expected.yaml files (UPDATE_GOLDEN=1 accepts them):\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn output_is_deterministic() {
+    for input in inputs() {
+        assert_eq!(render(&input), render(&input), "{}", input.display());
+    }
+}
+
+#[test]
+fn every_expectation_has_its_description() {
+    let inputs = inputs();
+    for e in std::fs::read_dir(data_dir()).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".expected.yaml") {
+            assert!(
+                inputs.iter().any(|i| i.file_stem().unwrap().to_string_lossy() == stem),
+                "{name} has no description next to it"
+            );
+        }
+    }
+}
+
+#[test]
+fn base_url_and_name_options_apply_to_every_tool() {
+    let spec = std::fs::read_to_string(data_dir().join("petstore.yaml")).unwrap();
+    let opts = ImportOptions {
+        name: Some("pets".into()),
+        base_url: Some("https://pets.internal.example/api/".into()),
+    };
+    let imported = import(&spec, &opts).unwrap();
+    assert_eq!(imported.entry["name"], "pets");
+    let urls: Vec<&str> = imported.entry["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["requestTemplate"]["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://pets.internal.example/api/pets",
+            "https://pets.internal.example/api/pets",
+            "https://pets.internal.example/api/pets/{petId}"
+        ]
+    );
+    assert_loads("petstore.yaml with options", &imported.to_yaml("petstore.yaml").unwrap());
+}
