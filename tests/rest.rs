@@ -185,6 +185,9 @@ servers:
       - name: url-all
         args: [{{ name: a }}, {{ name: b, type: boolean }}]
         requestTemplate: {{ url: "http://{addr}/url?fixed=1", argsToUrlParam: true }}
+      - name: arrays
+        args: [{{ name: tag, type: array, position: query }}, {{ name: X-Ids, type: array, position: header }}]
+        requestTemplate: {{ url: "http://{addr}/arr" }}
       - name: templated-body
         args: [{{ name: a }}, {{ name: n, type: number }}]
         requestTemplate:
@@ -243,6 +246,11 @@ servers:
     let s = rec.last();
     assert_eq!((s.method.as_str(), s.target.as_str()), ("GET", "/url?fixed=1&a=1&b=false"));
     assert_eq!(s.header("content-length"), None, "no body on a GET");
+
+    call(gwa, "arrays", json!({"tag": ["a", "b c"], "X-Ids": [1, 2]}), "");
+    let s = rec.last();
+    assert_eq!(s.target, "/arr?tag=a&tag=b%20c", "an array is one query pair per element");
+    assert_eq!(s.header("x-ids"), Some("1,2"), "and comma-joined in a header");
 
     call(gwa, "templated-body", json!({"a": "A", "n": "2.5"}), "");
     let s = rec.last();

@@ -307,13 +307,27 @@ fn coerce(out: &mut Vec<u8>, kind: ArgType, v: &[Node<'_>]) {
 }
 
 /// Appends the text form of an argument (query, header, cookie and form values): a string as it
-/// is, null as nothing, anything else as JSON.
+/// is, null as nothing, an array of scalars comma-joined (OpenAPI's `simple` style), anything
+/// else as JSON.
 fn text_of(out: &mut Vec<u8>, v: &[Node<'_>]) {
     match v.first() {
         Some(Node::String(s)) => out.extend_from_slice(s.as_bytes()),
         Some(Node::Static(StaticNode::Null)) | None => {}
+        Some(Node::Array { .. }) if scalars(v) => {
+            for (i, e) in json::elements(v).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                text_of(out, e);
+            }
+        }
         _ => json::write_value(out, v),
     }
+}
+
+/// Whether `v` is an array whose elements are all strings, numbers, booleans or null.
+fn scalars(v: &[Node<'_>]) -> bool {
+    json::elements(v).all(|e| matches!(e.first(), Some(Node::String(_) | Node::Static(_))))
 }
 
 /// Arguments (from the normalized object) whose position is one of `positions`.
@@ -407,11 +421,20 @@ pub fn build(
     }
     let to_query = |p: Position| p == Position::Query || (tool.args_to_url && p == Position::Unset);
     for (name, v) in positioned(&tool.args, args, to_query) {
-        out.push(sep);
-        sep = b'&';
-        url_escape(out, name.as_bytes());
-        out.push(b'=');
-        escaped_text(out, tmp, v);
+        // An array of scalars is one pair per element (OpenAPI's default `form`, exploded).
+        let each: &mut dyn Iterator<Item = &[Node<'_>]> =
+            if matches!(v.first(), Some(Node::Array { .. })) && scalars(v) {
+                &mut json::elements(v)
+            } else {
+                &mut std::iter::once(v)
+            };
+        for v in each {
+            out.push(sep);
+            sep = b'&';
+            url_escape(out, name.as_bytes());
+            out.push(b'=');
+            escaped_text(out, tmp, v);
+        }
     }
     if let Some(Applied::Query(name, value)) = &credential {
         out.push(sep);
