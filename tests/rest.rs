@@ -653,3 +653,64 @@ fn seed_examples_load_verbatim_and_passthrough_works_as_documented() {
     assert!(text(&r).contains("clientUserBearer") && text(&r).contains("backendServiceBearer"), "{r}");
     assert!(rec.take().is_empty());
 }
+
+/// `servers[].openapi`: a description's operations served as REST tools, its schemes merged with
+/// the entry's own (where the credential for an imported scheme is configured).
+#[test]
+fn an_openapi_description_is_served_directly() {
+    let rec = recorder(|s| ok_json(json!({"id": s.path().rsplit('/').next().unwrap(), "name": "Rex"})));
+    let dir = std::env::temp_dir().join(format!("portcullis-openapi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("pets.yaml");
+    std::fs::write(
+        &spec,
+        r#"openapi: 3.0.3
+info: { title: Pets, version: "1" }
+servers: [{ url: "https://pets.invalid/v1" }]
+components:
+  securitySchemes:
+    petKey: { type: apiKey, in: header, name: X-Pet-Key }
+security: [{ petKey: [] }]
+paths:
+  /pets/{petId}:
+    get:
+      operationId: getPet
+      summary: One pet
+      parameters:
+        - { name: petId, in: path, required: true, schema: { type: integer } }
+        - { name: fields, in: query, schema: { type: array, items: { type: string } } }
+      responses:
+        "200":
+          description: the pet
+          content:
+            application/json:
+              schema: { type: object, properties: { id: { type: string }, name: { type: string } } }
+"#,
+    )
+    .unwrap();
+    let gw = start(&format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: pets
+    path: /mcp
+    server:
+      securitySchemes: [{{ id: petKey, type: apiKey, in: header, name: X-Pet-Key, defaultCredential: pk-1 }}]
+    openapi: {{ file: "{}", baseUrl: "http://{}/v1" }}
+"#,
+        spec.display(),
+        rec.addr
+    ));
+    let r = call(gw.addrs()[0], "getPet", json!({"petId": "7", "fields": ["name", "age"]}), "");
+    assert_eq!(r["isError"], false, "{r}");
+    assert_eq!(
+        r["structuredContent"],
+        json!({"id": "7", "name": "Rex"}),
+        "outputSchema from the description"
+    );
+    let s = rec.last();
+    assert_eq!(s.target, "/v1/pets/7?fields=name&fields=age");
+    assert_eq!(s.header("x-pet-key"), Some("pk-1"), "the entry's credential for the imported scheme");
+    std::fs::remove_dir_all(&dir).ok();
+}

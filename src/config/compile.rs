@@ -393,6 +393,17 @@ fn compile_server(
             higress = Some(hs);
         }
     }
+    // An OpenAPI description adds its schemes (the entry's own scheme of the same id wins: that
+    // is where credentials for imported schemes are given) and its operations as tools.
+    let imported =
+        rs.openapi.as_ref().and_then(|o| import_openapi(o, &format!("{path}.openapi"), errs, warnings));
+    if let Some((isch, _)) = &imported {
+        for sc in isch {
+            if scheme_ids.insert(sc.id.clone()) {
+                schemes.push(sc.clone());
+            }
+        }
+    }
     let scx = rest::ServerCx {
         schemes: &schemes,
         default_down: higress.as_ref().and_then(|h| h.default_downstream_security.as_ref()),
@@ -420,6 +431,15 @@ fn compile_server(
         let tpath = format!("{path}.tools[{i}]");
         let Ok(tool) = t.parse(&tpath).map_err(|e| errs.0.push(e)) else { continue };
         if let Some(lt) = compile_tool(&tool, &tpath, &scx, errs, warnings) {
+            if tool_index.insert(lt.name.clone(), tools.len()).is_some() {
+                errs.push(format!("{tpath}.name"), format!("duplicate tool name {:?}", lt.name));
+            }
+            tools.push(lt);
+        }
+    }
+    for (i, tool) in imported.iter().flat_map(|(_, t)| t).enumerate() {
+        let tpath = format!("{path}.openapi.tools[{i}]");
+        if let Some(lt) = compile_tool(tool, &tpath, &scx, errs, warnings) {
             if tool_index.insert(lt.name.clone(), tools.len()).is_some() {
                 errs.push(format!("{tpath}.name"), format!("duplicate tool name {:?}", lt.name));
             }
@@ -496,6 +516,39 @@ fn compile_server(
         backends,
         separator: rs.tool_name_separator.as_deref().unwrap_or("__").into(),
     })
+}
+
+/// Reads and imports `servers[].openapi.file`: the description's security schemes and
+/// operations (as REST tools). The importer's warnings become load warnings.
+fn import_openapi(
+    o: &raw::Deferred<raw::OpenApi>,
+    path: &str,
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+) -> Option<(Vec<raw::SecurityScheme>, Vec<raw::Tool>)> {
+    let o = o.parse(path).map_err(|e| errs.0.push(e)).ok()?;
+    let fpath = format!("{path}.file");
+    let text = std::fs::read_to_string(&o.file)
+        .map_err(|e| errs.push(&fpath, format!("cannot read {:?}: {e}", o.file)))
+        .ok()?;
+    let opts = crate::rest::openapi::ImportOptions { name: None, base_url: o.base_url.clone() };
+    let imported =
+        crate::rest::openapi::import(&text, &opts).map_err(|e| errs.push(&fpath, e.to_string())).ok()?;
+    warnings.extend(imported.warnings.iter().map(|w| format!("{fpath}: {w}")));
+    let entry = &imported.entry;
+    let schemes: Vec<raw::SecurityScheme> = match entry.pointer("/server/securitySchemes") {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| errs.push(&fpath, format!("imported schemes: {e}")))
+            .ok()?,
+        None => Vec::new(),
+    };
+    let tools: Vec<raw::Tool> = match entry.get("tools") {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| errs.push(&fpath, format!("imported tools: {e}")))
+            .ok()?,
+        None => Vec::new(),
+    };
+    Some((schemes, tools))
 }
 
 /// Whether the pipeline routes to backends yet; until it does, a config with backends is

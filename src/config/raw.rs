@@ -208,6 +208,19 @@ pub struct Server {
     pub tools: Option<Vec<Deferred<Tool>>>,
     pub backends: Option<Vec<Deferred<Backend>>>,
     pub tool_name_separator: Option<String>,
+    /// An OpenAPI description whose operations become REST tools of this server, read at every
+    /// load (start and reload).
+    pub openapi: Option<Deferred<OpenApi>>,
+}
+
+/// `servers[].openapi`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OpenApi {
+    /// The description (OpenAPI 3.0/3.1, JSON or YAML).
+    pub file: String,
+    /// Replaces the description's `servers` (needed when they are relative or absent).
+    pub base_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

@@ -1248,3 +1248,11 @@ fn higress_server_allow_tools_intersects_with_the_entry_list() {
     let errs = errors(&text.replace("[t2, t3]", "[t2, nope]"));
     assert_error(&errs, "servers[0].server.allowTools[1]", "no tool named");
 }
+
+#[test]
+fn openapi_file_errors_name_the_field() {
+    let errs = errors("servers:\n  - name: a\n    openapi: { file: /nonexistent/spec.yaml }\n");
+    assert_error(&errs, "servers[0].openapi.file", "cannot read");
+    let errs = errors("servers:\n  - name: a\n    openapi: { file: x, bogus: 1 }\n");
+    assert!(errs.iter().any(|e| e.starts_with("servers[0].openapi") && e.contains("bogus")), "{errs:#?}");
+}
