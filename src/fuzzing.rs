@@ -53,7 +53,7 @@ pub fn jsonrpc_envelope(data: &[u8]) {
             if let Ok(env) = envelope::decode(tape) {
                 let mut out = Vec::new();
                 json::write_value(&mut out, tape);
-                template
+                let _ = template
                     .render(&mut out, &Context { args: env.arguments, config: Some(&config), data: None });
             }
         });

@@ -150,8 +150,16 @@ pub fn tools_call(
         tmp.extend_from_slice(b"missing required argument: ");
         tmp.extend_from_slice(m.as_bytes());
         true
+    } else if let Err(e) =
+        tool.body.render(tmp, &Context { args: arguments, config: Some(&server.config), data: None })
+    {
+        // A render error (budget, output cap, a function refusing its input) is the tool's
+        // failure, reported to the model like a validation failure.
+        tmp.clear();
+        tmp.extend_from_slice(b"template error: ");
+        tmp.extend_from_slice(e.to_string().as_bytes());
+        true
     } else {
-        tool.body.render(tmp, &Context { args: arguments, config: Some(&server.config), data: None });
         false
     };
     body.extend_from_slice(b"\"content\":[{\"type\":\"text\",\"text\":\"");
