@@ -53,7 +53,7 @@ pub fn jsonrpc_envelope(data: &[u8]) {
             if let Ok(env) = envelope::decode(tape) {
                 let mut out = Vec::new();
                 json::write_value(&mut out, tape);
-                template
+                let _ = template
                     .render(&mut out, &Context { args: env.arguments, config: Some(&config), data: None });
             }
         });
@@ -179,4 +179,41 @@ pub fn cel_eval(data: &[u8]) {
             let _ = program.matches(&act);
         });
     });
+}
+
+/// Template compile and render: `data` is `template source \0 JSON`. A template that compiles
+/// is rendered with the JSON as the arguments tape and as the data, and a fixed config, both
+/// plain and URL-escaped, then once more with an empty context. A successful render must
+/// append UTF-8 within the output cap; a failed one must leave the buffer as it was.
+pub fn template(data: &[u8]) {
+    use crate::rest::template::{Escape, MAX_OUTPUT};
+    thread_local! {
+        static DECODER: std::cell::RefCell<Decoder> = std::cell::RefCell::new(Decoder::default());
+    }
+    const PREFIX: &[u8] = b"prefix:";
+    let split = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+    let Ok(src) = std::str::from_utf8(&data[..split]) else { return };
+    let Ok(template) = Template::compile(src) else { return };
+    let json = data.get(split + 1..).unwrap_or(b"{}");
+    let config =
+        serde_json::json!({"apiKey": "k-1", "tags": ["a", "b"], "opts": {"z": 1, "a": [true, null, 1.5]}});
+    let doc: Option<serde_json::Value> = serde_json::from_slice(json).ok();
+    let check = |cx: &Context<'_, '_, '_>| {
+        for escape in [Escape::None, Escape::Url] {
+            let mut out = PREFIX.to_vec();
+            match template.render_escaped(&mut out, cx, escape) {
+                Ok(()) => {
+                    assert!(out.len() <= PREFIX.len() + MAX_OUTPUT);
+                    assert!(std::str::from_utf8(&out).is_ok(), "rendered output is not UTF-8");
+                }
+                Err(_) => assert_eq!(out, PREFIX, "a failed render changed the buffer"),
+            }
+        }
+    };
+    DECODER.with(|d| {
+        let _ = d.borrow_mut().with_tape(json, |tape| {
+            check(&Context { args: Some(tape), config: Some(&config), data: doc.as_ref() });
+        });
+    });
+    check(&Context::default());
 }

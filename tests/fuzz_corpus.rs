@@ -66,3 +66,9 @@ fn cel_eval_corpus() {
     let n = replay("cel_eval", portcullis::fuzzing::cel_eval);
     assert!(n > 0, "no cel_eval corpus files found under fuzz/");
 }
+
+#[test]
+fn template_corpus() {
+    let n = replay("template", portcullis::fuzzing::template);
+    assert!(n > 0, "no template corpus files found under fuzz/");
+}

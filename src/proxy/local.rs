@@ -173,7 +173,15 @@ pub fn tools_call(
         template.render(tmp, &Context { args: Some(tape), config: Some(&server.config), data: None })
     });
     let is_error = match rendered {
-        Ok(()) => false,
+        Ok(Ok(())) => false,
+        // A render error (budget, output cap, a function refusing its input) is the tool's
+        // failure, reported to the model like a validation failure.
+        Ok(Err(e)) => {
+            tmp.clear();
+            tmp.extend_from_slice(b"template error: ");
+            tmp.extend_from_slice(e.to_string().as_bytes());
+            true
+        }
         Err(ToolError(text)) => {
             tmp.clear();
             tmp.extend_from_slice(text.as_bytes());
@@ -181,9 +189,9 @@ pub fn tools_call(
         }
     };
     body.extend_from_slice(b"\"content\":[{\"type\":\"text\",\"text\":\"");
-    // Rendered text is made of template literals (str), decoded JSON strings (str) and JSON
-    // scalars (ASCII), so it is valid UTF-8 by construction and is escaped as it is.
-    json::write_escaped_bytes(body, tmp);
+    // Rendered text is UTF-8 but where a function produced raw bytes (`b64dec`); those are
+    // replaced rather than sent as invalid JSON (no copy when the text is valid).
+    json::write_escaped(body, &String::from_utf8_lossy(tmp));
     body.extend_from_slice(b"\"}],\"isError\":");
     body.extend_from_slice(if is_error { b"true" } else { b"false" });
     Ok(())

@@ -14,7 +14,7 @@ use simd_json::{Node, StaticNode};
 
 use crate::auth::scheme::SchemeKind;
 use crate::mcp::json;
-use crate::rest::template::{url_escape, Context, Escape, Template};
+use crate::rest::template::{Context, Escape, RenderError, Template};
 use crate::upstream::target::Target;
 
 /// Where an argument goes on the backend request (`args[].position`).
@@ -342,6 +342,23 @@ fn positioned<'t, 'a>(
         .filter_map(move |r| json::get(args, &r.name).map(|v| (&*r.name, v)))
 }
 
+/// A template that failed to render (budget, a function refusing its input): the call's error.
+fn failed(what: &str, e: &RenderError) -> ToolError {
+    ToolError(format!("template error in {what}: {e}"))
+}
+
+/// Appends `bytes` percent-encoded (RFC 3986 unreserved characters kept).
+pub fn url_escape(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        }
+    }
+}
+
 /// Whether a header value is safe to send (no CR, LF, NUL or other control characters but tab).
 fn header_safe(v: &[u8]) -> bool {
     v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
@@ -367,7 +384,7 @@ pub fn build(
     let body_args = |p: Position| p == Position::Body || p == Position::Unset;
     match &tool.body {
         Body::Template(t) => {
-            t.render(tmp, &cx);
+            t.render(tmp, &cx).map_err(|e| failed("body", &e))?;
             let trimmed = tmp.trim_ascii();
             let looks_json = matches!(
                 (trimmed.first(), trimmed.last()),
@@ -407,12 +424,12 @@ pub fn build(
     out.clear();
     out.extend_from_slice(tool.method.as_bytes());
     out.push(b' ');
-    tool.path.render_escaped(out, &cx, Escape::Url);
+    tool.path.render_escaped(out, &cx, Escape::Url).map_err(|e| failed("url", &e))?;
     let mut sep = b'?';
     if let Some(q) = &tool.query {
         out.push(b'?');
         let mark = out.len();
-        q.render_escaped(out, &cx, Escape::Url);
+        q.render_escaped(out, &cx, Escape::Url).map_err(|e| failed("url", &e))?;
         if out.len() == mark {
             out.pop();
         } else {
@@ -452,7 +469,7 @@ pub fn build(
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         let mark = out.len();
-        value.render(out, &cx);
+        value.render(out, &cx).map_err(|e| failed(name, &e))?;
         if name.eq_ignore_ascii_case("cookie") && cookies.peek().is_some() {
             cookie_pairs(out, tmp, &mut cookies, "; ");
             cookie_written = true;
@@ -661,8 +678,10 @@ pub fn shape(
             Some(t) => {
                 let data: Option<serde_json::Value> = serde_json::from_slice(body).ok();
                 let mut o = Vec::new();
-                t.render(&mut o, &Context { args: None, config: Some(config), data: data.as_ref() });
-                String::from_utf8_lossy(&o).into_owned()
+                match t.render(&mut o, &Context { args: None, config: Some(config), data: data.as_ref() }) {
+                    Ok(()) => String::from_utf8_lossy(&o).into_owned(),
+                    Err(e) => format!("call failed, status: {status}; errorResponseTemplate: {e}"),
+                }
             }
             None => format!(
                 "call failed, status: {status}, response: {}",
@@ -684,7 +703,13 @@ pub fn shape(
         if r.body.is_some() || r.structured { serde_json::from_slice(body).ok() } else { None };
     let mut text = Vec::new();
     match &r.body {
-        Some(t) => t.render(&mut text, &Context { args: None, config: Some(config), data: data.as_ref() }),
+        Some(t) => {
+            if let Err(e) =
+                t.render(&mut text, &Context { args: None, config: Some(config), data: data.as_ref() })
+            {
+                return text_result(out, &format!("responseTemplate: {e}"), true);
+            }
+        }
         None => {
             text.extend_from_slice(r.prepend.as_bytes());
             text.extend_from_slice(body);

@@ -196,10 +196,11 @@ pub(super) fn rest_tool(
         match Template::compile(url) {
             Ok(t) if t.is_static() && url.contains("{{") => {
                 let mut o = Vec::new();
-                t.render(
-                    &mut o,
-                    &crate::rest::template::Context { args: None, config: Some(scx.config), data: None },
-                );
+                let cx = crate::rest::template::Context { args: None, config: Some(scx.config), data: None };
+                if let Err(e) = t.render(&mut o, &cx) {
+                    errs.push(&upath, e.to_string());
+                    return None;
+                }
                 rendered = String::from_utf8_lossy(&o).into_owned();
                 url = &rendered;
                 if url.starts_with("https://") {

@@ -742,7 +742,7 @@ fn tool_without_url_or_body() {
 
 #[test]
 fn template_syntax_errors() {
-    for body in ["'{{.args.x'", "'{{if .x}}y{{end}}'", "'{{ printf \"%s\" .x }}'", "'a {{}} b'"] {
+    for body in ["'{{.args.x'", "'{{if .x}}y'", "'{{ nosuch \"%s\" .x }}'", "'a {{}} b'", "'{{end}}'"] {
         let errs = errors(&format!(
             "servers: [{{name: a, tools: [{{name: t, responseTemplate: {{body: {body}}}}}]}}]"
         ));

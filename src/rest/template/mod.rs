@@ -1,0 +1,184 @@
+//! Go `text/template` with the sprig functions Higress users write, compiled once at config load
+//! into a tree that is walked per call without re-parsing. It owns template syntax and
+//! semantics only: it never performs I/O and never allocates on the hot path beyond the output
+//! buffer (field paths, `default`, `urlquery`, `toJson` over borrowed values write straight into
+//! it). `config::compile` compiles; `proxy::local` (and later the REST caller) renders with the
+//! call's arguments tape, `server.config` and, for response templates, the backend's JSON.
+//!
+//! What a template sees: `.args.x` is the call's arguments, `.config.x` is `server.config`, any
+//! other `.x` (and `.` alone) is the data; `$` is always that root. Missing values render empty,
+//! strings raw, numbers as JSON text, objects and arrays as compact JSON (Higress behaviour, not
+//! Go's `<no value>`). Every byte of the arguments comes from a hostile client, so rendering runs
+//! under a step budget and an output cap ([`RenderError`]), and nesting is capped at compile time.
+//!
+//! Where Higress (github.com/higress-group/gjson_template) and Go disagree, the choices are
+//! documented on [`Template`].
+
+mod funcs;
+mod gofmt;
+mod parse;
+mod render;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+use simd_json::Node;
+
+/// Render steps (node visits, commands, range iterations) one render may take. Nested ranges
+/// multiply: a 1,000-element range inside another is 10^6 iterations and fails here instead of
+/// burning the worker. Typical request templates take 10-50 steps.
+pub const MAX_STEPS: u64 = 100_000;
+
+/// Bytes one render may copy, scan or produce in functions and output (64 MiB): bounds the
+/// work of string functions over large arguments inside ranges (`contains` over a 1 MB argument
+/// 100,000 times would otherwise scan 100 GB within the step budget).
+pub const MAX_WORK: u64 = 64 << 20;
+
+/// Largest output (and largest intermediate string) a render may produce: 4 MiB.
+pub const MAX_OUTPUT: usize = 4 << 20;
+
+/// Deepest nesting of control structures and parenthesised pipelines a template may have.
+pub const MAX_DEPTH: usize = 64;
+
+/// A compiled template.
+///
+/// # Syntax
+///
+/// Go `text/template`: `{{pipeline}}`, `{{if}}`/`{{else if}}`/`{{else}}`/`{{end}}`,
+/// `{{range}}` (arrays, objects, integers; `{{else}}` when empty; `{{break}}`, `{{continue}}`),
+/// `{{with}}`/`{{else with}}`, variables (`{{$x := ...}}`, `{{$x = ...}}`,
+/// `{{range $i, $e := ...}}`, `$x.field`), `{{/* comments */}}`, trim markers `{{- ` and ` -}}`,
+/// string literals (`"..."` with Go escapes, raw `` `...` ``), character constants, numbers,
+/// `true`/`false`/`nil`, parenthesised pipelines and `|`, where the piped value is the last
+/// argument. `{{define}}`, `{{template}}` and `{{block}}` are refused at compile time.
+///
+/// # Functions
+///
+/// Go builtins: `and`, `or` (short-circuit, returning the deciding value), `not`, `len`,
+/// `index`, `slice`, `eq` (any number of alternatives), `ne`, `lt`, `le`, `gt`, `ge`, `print`,
+/// `println`, `printf`, `urlquery`, `html`, `js`. Sprig, with sprig's argument order:
+/// `default`, `empty`, `coalesce`, `ternary`, `all`, `any`, `fail`, `toJson`, `toPrettyJson`,
+/// `toRawJson` (and their `must` forms), `toString`, `upper`, `lower`, `title`, `untitle`,
+/// `trim`, `trimAll`, `trimPrefix`, `trimSuffix`, `replace`, `contains`, `hasPrefix`,
+/// `hasSuffix`, `repeat`, `substr`, `trunc`, `nospace`, `indent`, `nindent`, `cat`, `quote`,
+/// `squote`, `join`, `splitList`, `list`, `first`, `last`, `has`, `hasKey`, `get`, `b64enc`,
+/// `b64dec`, `sha256sum`, `int`, `int64`, `float64`, `atoi`, `add`, `add1`, `sub`, `mul`,
+/// `div`, `mod`, `max`, `min`, `addf`, `subf`, `mulf`, `divf`, `floor`, `ceil`. Any other name
+/// is a compile error.
+///
+/// # Decisions where Higress and Go differ
+///
+/// - Missing values and JSON `null` render empty (Go prints `<no value>`; Higress prints
+///   `null` for an explicit null). `toJson` of either is `null`.
+/// - Numeric path segments index arrays (`.items.0`, gjson style as Higress allows); on an
+///   object they are keys. A field of a non-object is missing, not an error (Higress).
+/// - `range` over an object visits keys in sorted byte order (Go's map order, and what Higress
+///   produces for `.args` and `.config`, which it round-trips through Go maps). `toJson` keeps
+///   the document order of objects (same JSON, no sort allocation).
+/// - Numbers compare numerically whatever their JSON form (`eq 3 3.0` is true); `eq`/`ne`
+///   between a number and a numeric string compare the numbers (Higress); `lt` and friends on
+///   mixed or non-basic kinds are errors (Go). `eq` on objects or arrays is an error (Go).
+/// - `len` of a missing value is 0 (Higress); of a number or boolean an error (Go).
+/// - Integral floats act as integers in `printf`/`print` (Higress converts them); `%f`/`%e`/`%g`
+///   also accept integers instead of printing `%!f(int=3)`.
+/// - `b64dec` of invalid base64 (or of bytes that are not UTF-8) is a render error, not sprig's
+///   error-text-as-result. `substr` and `trunc` cut on the nearest character boundary below the
+///   byte offset, so output stays UTF-8.
+/// - String functions accept any value and use its rendered text (Go would reject a number
+///   passed to `upper`); objects passed to sprig functions are values, not Higress's raw JSON
+///   strings (so `toJson` of an object is that object, not a quoted string).
+/// - Raw strings are plain strings (gjson_template treats a leading raw string as a gjson
+///   query); the `gjson` function is not provided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    nodes: Box<[parse::Node]>,
+    slots: usize,
+    is_static: bool,
+    is_constant: bool,
+}
+
+/// What a template renders from.
+#[derive(Clone, Copy, Default)]
+pub struct Context<'t, 'a, 'c> {
+    /// The call's arguments (tape of `params.arguments`).
+    pub args: Option<&'t [Node<'a>]>,
+    /// `server.config`.
+    pub config: Option<&'c serde_json::Value>,
+    /// The data (backend response), when there is one.
+    pub data: Option<&'c serde_json::Value>,
+}
+
+/// How the text produced by each action is escaped before it joins the output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Escape {
+    /// As produced.
+    #[default]
+    None,
+    /// Percent-encoded, keeping only RFC 3986 unreserved characters (`A-Za-z0-9-._~`), so an
+    /// argument cannot change the structure of a URL path or query. Literal template text is
+    /// not touched, nor is an action whose pipeline ends in `urlquery` (already escaped).
+    Url,
+}
+
+/// Why a render failed. The output buffer is left as it was before the call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// More than [`MAX_STEPS`] steps or [`MAX_WORK`] bytes of work.
+    #[error("template render exceeded its budget ({MAX_STEPS} steps, {MAX_WORK} bytes of work)")]
+    Budget,
+    /// The output (or a string built on the way) would exceed [`MAX_OUTPUT`] bytes.
+    #[error("template output exceeds {MAX_OUTPUT} bytes")]
+    OutputTooLarge,
+    /// A function or action failed (wrong argument type, index out of range, `fail`, ...).
+    #[error("{msg} at {line}:{col}")]
+    Eval {
+        /// What went wrong.
+        msg: String,
+        /// 1-based line of the failing command in the template source.
+        line: u32,
+        /// 1-based column (in characters) of the failing command.
+        col: u32,
+    },
+}
+
+impl Template {
+    /// Compiles `src`. The error says what was wrong and where (`line:col`), e.g.
+    /// `unexpected {{end}} at 1:14` or `unknown function "foo" at 2:3`.
+    pub fn compile(src: &str) -> Result<Template, String> {
+        let p = parse::parse(src)?;
+        Ok(Template { nodes: p.nodes, slots: p.slots, is_static: p.is_static, is_constant: p.is_constant })
+    }
+
+    /// Whether the template has no actions (renders to a constant).
+    pub fn is_constant(&self) -> bool {
+        self.is_constant
+    }
+
+    /// Whether the template reads nothing but literals and `.config`, so its output depends only
+    /// on `server.config` and may be rendered once at load.
+    pub fn is_static(&self) -> bool {
+        self.is_static
+    }
+
+    /// Renders into `out` (appending). On error `out` is truncated back to its length at entry.
+    pub fn render(&self, out: &mut Vec<u8>, cx: &Context<'_, '_, '_>) -> Result<(), RenderError> {
+        self.render_escaped(out, cx, Escape::None)
+    }
+
+    /// [`Template::render`] with the text of every action escaped as `escape` says.
+    pub fn render_escaped(
+        &self,
+        out: &mut Vec<u8>,
+        cx: &Context<'_, '_, '_>,
+        escape: Escape,
+    ) -> Result<(), RenderError> {
+        let start = out.len();
+        let cx = value::Cx { args: cx.args, config: cx.config, data: cx.data };
+        let res = render::run(&self.nodes, self.slots, cx, out, escape);
+        if res.is_err() {
+            out.truncate(start);
+        }
+        res
+    }
+}
