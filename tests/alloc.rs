@@ -159,3 +159,67 @@ Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
     assert!(per <= 0.01, "{per} allocations per request");
     gw.shutdown();
 }
+
+/// Building a REST tool's backend request (normalization plus rendering of the URL, headers and
+/// JSON body - the typical request of `benches/rest.rs`) allocates nothing once the reused
+/// buffers have grown: the issue budget allows the output buffer only.
+#[test]
+fn rest_request_building_allocates_nothing() {
+    use portcullis::config::snapshot::ToolKind;
+    use portcullis::mcp::json::Decoder;
+    use portcullis::rest::tool::{build, ArgScratch, Incoming};
+    let snap = compile_str(
+        r#"
+servers:
+  - name: bench
+    server:
+      config: { apiKey: cfg-key-123, tenant: acme }
+      securitySchemes: [{ id: b, type: http, scheme: bearer, defaultCredential: backend-token }]
+    tools:
+      - name: create-order
+        args:
+          - { name: customer, type: string, position: path, required: true }
+          - { name: item, type: string, position: body, required: true }
+          - { name: quantity, type: integer, position: body, default: 1 }
+          - { name: priority, type: boolean, position: body }
+          - { name: note, type: string, position: body }
+          - { name: tags, type: array, position: query }
+        requestTemplate:
+          url: "http://127.0.0.1:9/v1/customers/{customer}/orders?tenant={{.config.tenant}}"
+          method: POST
+          headers:
+            - { key: X-Api-Key, value: "{{.config.apiKey}}" }
+            - { key: X-Customer, value: "{{.args.customer}}" }
+          security: { id: b }
+"#,
+        &|_| None,
+    )
+    .unwrap();
+    let server = &snap.servers[0];
+    let ToolKind::Rest(tool) = &server.tools[0].kind else { panic!("a REST tool") };
+    let args = br#"{"customer":"c-42","item":"widget","quantity":"3","priority":"true","note":"door","tags":["a",1]}"#;
+    let (mut decoder, mut scratch) = (Decoder::default(), ArgScratch::default());
+    let (mut tmp, mut out) = (Vec::new(), Vec::new());
+    decoder
+        .with_tape(args, |args| {
+            let mut once = || {
+                scratch
+                    .with_normalized(&tool.args, Some(args), |norm| {
+                        build(tool, norm, &server.config, &Incoming::default(), &mut tmp, &mut out)
+                    })
+                    .unwrap()
+                    .unwrap()
+            };
+            for _ in 0..10 {
+                once(); // buffers grow to their working size
+            }
+            let before = alloc_count::allocations();
+            for _ in 0..1000 {
+                once();
+            }
+            let per = (alloc_count::allocations() - before) as f64 / 1000.0;
+            eprintln!("REST request building: {per:.3} allocations/call");
+            assert_eq!(per, 0.0, "{}", String::from_utf8_lossy(&out));
+        })
+        .unwrap();
+}

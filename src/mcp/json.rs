@@ -89,6 +89,41 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// The open containers of [`write_value`]: the first 16 levels inline, deeper ones spilled to
+/// the heap (deep nesting is legal JSON and must not overflow the stack).
+#[derive(Default)]
+struct Open {
+    inline: [(usize, bool, bool); 16],
+    len: usize,
+    spill: Vec<(usize, bool, bool)>,
+}
+
+impl Open {
+    fn push(&mut self, v: (usize, bool, bool)) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) if self.spill.is_empty() => {
+                *slot = v;
+                self.len += 1;
+            }
+            _ => self.spill.push(v),
+        }
+    }
+
+    fn last_mut(&mut self) -> Option<&mut (usize, bool, bool)> {
+        if self.spill.is_empty() {
+            self.len.checked_sub(1).and_then(|i| self.inline.get_mut(i))
+        } else {
+            self.spill.last_mut()
+        }
+    }
+
+    fn pop(&mut self) {
+        if self.spill.pop().is_none() {
+            self.len = self.len.saturating_sub(1);
+        }
+    }
+}
+
 /// Appends the JSON-escaped content of `s` (no quotes).
 pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
     write_escaped_bytes(out, s.as_bytes())
@@ -163,8 +198,8 @@ pub fn write_value(out: &mut Vec<u8>, v: &[Node<'_>]) {
         return;
     };
     // Open containers: (elements left, is object, next is the first). The tape lists object
-    // members as key, value.
-    let mut stack: Vec<(usize, bool, bool)> = Vec::new();
+    // members as key, value. Shallow values (the usual) never touch the heap.
+    let mut stack = Open::default();
     let mut pos: usize = 0;
     let end = value_len(v).min(v.len());
     let mut node = first;
