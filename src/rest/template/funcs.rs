@@ -58,6 +58,9 @@ impl<'r> Ret<'r> {
 
 const VAR: usize = usize::MAX;
 
+/// The value of an absent argument.
+const MISSING: Val<'static> = Val::Missing;
+
 macro_rules! functions {
     ($($variant:ident $min:literal $max:expr, $($name:literal)|+;)*) => {
         /// A template function.
@@ -420,7 +423,8 @@ impl<'r> Ev<'r, '_> {
         a: &[Val<'r>],
         out: Option<&mut Vec<u8>>,
     ) -> Result<Ret<'r>, Fail> {
-        let arg = |i: usize| a.get(i).cloned().unwrap_or_default();
+        // Borrowed: cloning the arguments on every call costs more than the common functions.
+        let arg = |i: usize| a.get(i).unwrap_or(&MISSING);
         let (a0, a1, a2) = (arg(0), arg(1), arg(2));
         let val = |v: Val<'r>| Ok(Ret::Val(v));
         match f {
@@ -428,7 +432,7 @@ impl<'r> Ev<'r, '_> {
             Func::And => val(a.iter().find(|v| !v.truth(&self.cx)).or(a.last()).cloned().unwrap_or_default()),
             Func::Or => val(a.iter().find(|v| v.truth(&self.cx)).or(a.last()).cloned().unwrap_or_default()),
             Func::Not => val(Val::Bool(!a0.truth(&self.cx))),
-            Func::Len => match &a0 {
+            Func::Len => match a0 {
                 Val::Missing | Val::Null => val(Val::Int(0)),
                 v => match v.as_str().map(str::len).or_else(|| v.container_len()) {
                     Some(n) => val(Val::Int(n as i64)),
@@ -436,13 +440,13 @@ impl<'r> Ev<'r, '_> {
                 },
             },
             Func::Index => {
-                let mut v = a0;
+                let mut v = a0.clone();
                 for k in a.iter().skip(1) {
                     v = self.index(v, k)?;
                 }
                 val(v)
             }
-            Func::Slice => self.slice(&a0, &a[1..], out),
+            Func::Slice => self.slice(a0, &a[1..], out),
             Func::Print => self.emit(out, |ev, o, limit| ev.sprint(o, a, false, limit)),
             Func::Println => self.emit(out, |ev, o, limit| {
                 ev.sprint(o, a, true, limit)?;
@@ -471,16 +475,16 @@ impl<'r> Ev<'r, '_> {
             }
             Func::Eq => {
                 for b in a.iter().skip(1) {
-                    if value::equal(&a0, b).map_err(Fail::Msg)? {
+                    if value::equal(a0, b).map_err(Fail::Msg)? {
                         return val(Val::Bool(true));
                     }
                 }
                 val(Val::Bool(false))
             }
-            Func::Ne => val(Val::Bool(!value::equal(&a0, &a1).map_err(Fail::Msg)?)),
+            Func::Ne => val(Val::Bool(!value::equal(a0, a1).map_err(Fail::Msg)?)),
             Func::Lt | Func::Le | Func::Gt | Func::Ge => {
                 use std::cmp::Ordering::*;
-                let o = value::order(&a0, &a1).map_err(Fail::Msg)?;
+                let o = value::order(a0, a1).map_err(Fail::Msg)?;
                 val(Val::Bool(match f {
                     Func::Lt => o == Less,
                     Func::Le => o != Greater,
@@ -488,27 +492,27 @@ impl<'r> Ev<'r, '_> {
                     _ => o != Less,
                 }))
             }
-            Func::Default => val(if a.len() >= 2 && a1.truth(&self.cx) { a1 } else { a0 }),
+            Func::Default => val(if a.len() >= 2 && a1.truth(&self.cx) { a1 } else { a0 }.clone()),
             Func::Empty => val(Val::Bool(!a0.truth(&self.cx))),
             Func::Coalesce => val(a.iter().find(|v| v.truth(&self.cx)).cloned().unwrap_or_default()),
-            Func::Ternary => val(if a2.truth(&self.cx) { a0 } else { a1 }),
+            Func::Ternary => val(if a2.truth(&self.cx) { a0 } else { a1 }.clone()),
             Func::All => val(Val::Bool(a.iter().all(|v| v.truth(&self.cx)))),
             Func::Any => val(Val::Bool(a.iter().any(|v| v.truth(&self.cx)))),
             Func::Fail => {
                 let mut tmp = Vec::new();
-                let msg = self.text(&a0, &mut tmp)?.to_string();
+                let msg = self.text(a0, &mut tmp)?.to_string();
                 fail(msg)
             }
-            Func::ToJson => self.json(out, &a0, JsonMode { html: true, pretty: false }),
-            Func::ToPrettyJson => self.json(out, &a0, JsonMode { html: true, pretty: true }),
-            Func::ToRawJson => self.json(out, &a0, JsonMode::RAW),
+            Func::ToJson => self.json(out, a0, JsonMode { html: true, pretty: false }),
+            Func::ToPrettyJson => self.json(out, a0, JsonMode { html: true, pretty: true }),
+            Func::ToRawJson => self.json(out, a0, JsonMode::RAW),
             Func::ToString => match a0 {
-                v @ (Val::Str(_) | Val::Owned(_)) => val(v),
-                v => self.map_text(out, &v, |o, s| o.extend_from_slice(s.as_bytes())),
+                v @ (Val::Str(_) | Val::Owned(_)) => val(v.clone()),
+                v => self.map_text(out, v, |o, s| o.extend_from_slice(s.as_bytes())),
             },
             Func::Upper | Func::Lower => {
                 let upper = f == Func::Upper;
-                self.map_text(out, &a0, |o, s| {
+                self.map_text(out, a0, |o, s| {
                     for c in s.chars() {
                         map_case(o, c, upper);
                     }
@@ -516,7 +520,7 @@ impl<'r> Ev<'r, '_> {
             }
             Func::Title | Func::Untitle => {
                 let title = f == Func::Title;
-                self.map_text(out, &a0, |o, s| {
+                self.map_text(out, a0, |o, s| {
                     let mut start = true;
                     for c in s.chars() {
                         if start && !(if title { is_separator(c) } else { c.is_whitespace() }) {
@@ -529,15 +533,15 @@ impl<'r> Ev<'r, '_> {
                     }
                 })
             }
-            Func::Trim => self.map_text(out, &a0, |o, s| o.extend_from_slice(s.trim().as_bytes())),
-            Func::Nospace => self.map_text(out, &a0, |o, s| {
+            Func::Trim => self.map_text(out, a0, |o, s| o.extend_from_slice(s.trim().as_bytes())),
+            Func::Nospace => self.map_text(out, a0, |o, s| {
                 for c in s.chars().filter(|c| !c.is_whitespace()) {
                     let mut b = [0; 4];
                     o.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
                 }
             }),
-            Func::B64enc => self.map_text(out, &a0, |o, s| base64_simd::STANDARD.encode_append(s, o)),
-            Func::Sha256sum => self.map_text(out, &a0, |o, s| {
+            Func::B64enc => self.map_text(out, a0, |o, s| base64_simd::STANDARD.encode_append(s, o)),
+            Func::Sha256sum => self.map_text(out, a0, |o, s| {
                 let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
                 for b in d.as_ref() {
                     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -548,7 +552,7 @@ impl<'r> Ev<'r, '_> {
             Func::B64dec => {
                 let mut tmp = Vec::new();
                 self.emit(out, |ev, o, _| {
-                    let s = ev.text(&a0, &mut tmp)?;
+                    let s = ev.text(a0, &mut tmp)?;
                     let start = o.len();
                     if base64_simd::STANDARD.decode_append(s, o).is_err() {
                         o.truncate(start);
@@ -564,8 +568,8 @@ impl<'r> Ev<'r, '_> {
             Func::TrimAll | Func::TrimPrefix | Func::TrimSuffix => {
                 let (mut t0, mut t1) = (Vec::new(), Vec::new());
                 self.emit(out, |ev, o, _| {
-                    let cut = ev.text(&a0, &mut t0)?;
-                    let s = ev.text(&a1, &mut t1)?;
+                    let cut = ev.text(a0, &mut t0)?;
+                    let s = ev.text(a1, &mut t1)?;
                     let r = match f {
                         Func::TrimAll => s.trim_matches(|c| cut.contains(c)),
                         Func::TrimPrefix => s.strip_prefix(cut).unwrap_or(s),
@@ -577,8 +581,8 @@ impl<'r> Ev<'r, '_> {
             }
             Func::Contains | Func::HasPrefix | Func::HasSuffix => {
                 let (mut t0, mut t1) = (Vec::new(), Vec::new());
-                let needle = self.text(&a0, &mut t0)?;
-                let s = self.text(&a1, &mut t1)?;
+                let needle = self.text(a0, &mut t0)?;
+                let s = self.text(a1, &mut t1)?;
                 val(Val::Bool(match f {
                     Func::Contains => s.contains(needle),
                     Func::HasPrefix => s.starts_with(needle),
@@ -588,18 +592,18 @@ impl<'r> Ev<'r, '_> {
             Func::Replace => {
                 let (mut t0, mut t1, mut t2) = (Vec::new(), Vec::new(), Vec::new());
                 self.emit(out, |ev, o, limit| {
-                    let old = ev.text(&a0, &mut t0)?;
-                    let new = ev.text(&a1, &mut t1)?;
-                    let src = ev.text(&a2, &mut t2)?;
+                    let old = ev.text(a0, &mut t0)?;
+                    let new = ev.text(a1, &mut t1)?;
+                    let src = ev.text(a2, &mut t2)?;
                     replace(o, src, old, new, limit)
                 })
             }
             Func::Repeat => {
-                let n = int_arg(&a0, "count")?;
+                let n = int_arg(a0, "count")?;
                 let Ok(n) = usize::try_from(n) else { return fail("negative repeat count") };
                 let mut tmp = Vec::new();
                 self.emit(out, |ev, o, limit| {
-                    let s = ev.text(&a1, &mut tmp)?;
+                    let s = ev.text(a1, &mut tmp)?;
                     if s.len().saturating_mul(n) > limit.saturating_sub(o.len()) {
                         return Err(RenderError::OutputTooLarge.into());
                     }
@@ -610,10 +614,10 @@ impl<'r> Ev<'r, '_> {
                 })
             }
             Func::Substr => {
-                let (start, end) = (int_arg(&a0, "start")?, int_arg(&a1, "end")?);
+                let (start, end) = (int_arg(a0, "start")?, int_arg(a1, "end")?);
                 let mut tmp = Vec::new();
                 self.emit(out, |ev, o, _| {
-                    let s = ev.text(&a2, &mut tmp)?;
+                    let s = ev.text(a2, &mut tmp)?;
                     let len = s.len() as i64;
                     // sprig: start < 0 takes s[:end]; end < 0 or past the end takes s[start:].
                     let (lo, hi) = if start < 0 {
@@ -632,10 +636,10 @@ impl<'r> Ev<'r, '_> {
                 })
             }
             Func::Trunc => {
-                let n = int_arg(&a0, "length")?;
+                let n = int_arg(a0, "length")?;
                 let mut tmp = Vec::new();
                 self.emit(out, |ev, o, _| {
-                    let s = ev.text(&a1, &mut tmp)?;
+                    let s = ev.text(a1, &mut tmp)?;
                     let len = s.len() as i64;
                     let r = if n < 0 && len + n > 0 {
                         let from = (len + n) as usize;
@@ -654,11 +658,11 @@ impl<'r> Ev<'r, '_> {
                 })
             }
             Func::Indent | Func::Nindent => {
-                let n = int_arg(&a0, "width")?;
+                let n = int_arg(a0, "width")?;
                 let Ok(n) = usize::try_from(n) else { return fail("negative indent") };
                 let mut tmp = Vec::new();
                 self.emit(out, |ev, o, limit| {
-                    let s = ev.text(&a1, &mut tmp)?;
+                    let s = ev.text(a1, &mut tmp)?;
                     let lines = s.bytes().filter(|&b| b == b'\n').count() + 1;
                     let need = lines.saturating_mul(n).saturating_add(s.len()).saturating_add(1);
                     if need > limit.saturating_sub(o.len()) {
@@ -701,14 +705,14 @@ impl<'r> Ev<'r, '_> {
                 })
             }
             Func::Join => {
-                let items = match &a1 {
+                let items = match a1 {
                     Val::Missing | Val::Null => Vec::new(),
                     v if v.is_array() => self.elements(v)?,
                     v => vec![v.clone()],
                 };
                 let (mut t0, mut t1) = (Vec::new(), Vec::new());
                 self.emit(out, |ev, o, limit| {
-                    let sep = ev.text(&a0, &mut t0)?;
+                    let sep = ev.text(a0, &mut t0)?;
                     let mut first = true;
                     for v in items.iter().filter(|v| !v.is_nil()) {
                         if !first {
@@ -724,7 +728,7 @@ impl<'r> Ev<'r, '_> {
                     Ok(())
                 })
             }
-            Func::SplitList => self.split_list(&a0, &a1),
+            Func::SplitList => self.split_list(a0, a1),
             Func::List => {
                 self.charge(a.len() * SCAN_COST)?;
                 val(value::list(Rc::from(a)).ok_or_else(too_deep)?)
@@ -739,36 +743,36 @@ impl<'r> Ev<'r, '_> {
                 }
                 let i = if f == Func::First { 0 } else { n - 1 };
                 self.charge(i * SCAN_COST)?;
-                val(value::index(&a0, i))
+                val(value::index(a0, i))
             }
-            Func::Has => match &a1 {
+            Func::Has => match a1 {
                 Val::Missing | Val::Null => val(Val::Bool(false)),
                 v if v.is_array() => {
                     let items = self.elements(v)?;
-                    val(Val::Bool(items.iter().any(|x| value::equal(&a0, x).unwrap_or(false))))
+                    val(Val::Bool(items.iter().any(|x| value::equal(a0, x).unwrap_or(false))))
                 }
                 v => fail(format!("cannot find has on {}", v.kind())),
             },
             Func::HasKey | Func::Get => {
                 let mut tmp = Vec::new();
-                let key = self.text(&a1, &mut tmp)?;
-                let found = if a0.is_nil() { None } else { self.lookup(&a0, key)? };
+                let key = self.text(a1, &mut tmp)?;
+                let found = if a0.is_nil() { None } else { self.lookup(a0, key)? };
                 match f {
                     Func::HasKey => val(Val::Bool(found.is_some())),
                     _ => val(found.unwrap_or(Val::Str(""))),
                 }
             }
-            Func::Int => val(Val::Int(to_i64(&a0))),
-            Func::Float64 => val(Val::Float(to_f64(&a0))),
+            Func::Int => val(Val::Int(to_i64(a0))),
+            Func::Float64 => val(Val::Float(to_f64(a0))),
             Func::Atoi => val(Val::Int(a0.as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0))),
             Func::Add => val(Val::Int(a.iter().fold(0i64, |acc, v| acc.wrapping_add(to_i64(v))))),
-            Func::Add1 => val(Val::Int(to_i64(&a0).wrapping_add(1))),
-            Func::Sub => val(Val::Int(to_i64(&a0).wrapping_sub(to_i64(&a1)))),
+            Func::Add1 => val(Val::Int(to_i64(a0).wrapping_add(1))),
+            Func::Sub => val(Val::Int(to_i64(a0).wrapping_sub(to_i64(a1)))),
             Func::Mul => {
-                val(Val::Int(a.iter().skip(1).fold(to_i64(&a0), |acc, v| acc.wrapping_mul(to_i64(v)))))
+                val(Val::Int(a.iter().skip(1).fold(to_i64(a0), |acc, v| acc.wrapping_mul(to_i64(v)))))
             }
             Func::Div | Func::Mod => {
-                let (x, y) = (to_i64(&a0), to_i64(&a1));
+                let (x, y) = (to_i64(a0), to_i64(a1));
                 if y == 0 {
                     return fail("integer divide by zero");
                 }
@@ -777,11 +781,11 @@ impl<'r> Ev<'r, '_> {
             Func::Max => val(Val::Int(a.iter().map(to_i64).max().unwrap_or(0))),
             Func::Min => val(Val::Int(a.iter().map(to_i64).min().unwrap_or(0))),
             Func::Addf => val(Val::Float(a.iter().map(to_f64).sum())),
-            Func::Subf => val(Val::Float(a.iter().skip(1).fold(to_f64(&a0), |acc, v| acc - to_f64(v)))),
-            Func::Mulf => val(Val::Float(a.iter().skip(1).fold(to_f64(&a0), |acc, v| acc * to_f64(v)))),
-            Func::Divf => val(Val::Float(a.iter().skip(1).fold(to_f64(&a0), |acc, v| acc / to_f64(v)))),
-            Func::Floor => val(Val::Float(to_f64(&a0).floor())),
-            Func::Ceil => val(Val::Float(to_f64(&a0).ceil())),
+            Func::Subf => val(Val::Float(a.iter().skip(1).fold(to_f64(a0), |acc, v| acc - to_f64(v)))),
+            Func::Mulf => val(Val::Float(a.iter().skip(1).fold(to_f64(a0), |acc, v| acc * to_f64(v)))),
+            Func::Divf => val(Val::Float(a.iter().skip(1).fold(to_f64(a0), |acc, v| acc / to_f64(v)))),
+            Func::Floor => val(Val::Float(to_f64(a0).floor())),
+            Func::Ceil => val(Val::Float(to_f64(a0).ceil())),
         }
     }
 

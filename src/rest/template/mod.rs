@@ -74,8 +74,13 @@ pub const MAX_DEPTH: usize = 64;
 /// - Numeric path segments index arrays (`.items.0`, gjson style as Higress allows); on an
 ///   object they are keys. A field of a non-object is missing, not an error (Higress).
 /// - `range` over an object visits keys in sorted byte order (Go's map order, and what Higress
-///   produces for `.args` and `.config`, which it round-trips through Go maps). `toJson` keeps
-///   the document order of objects (same JSON, no sort allocation).
+///   produces for `.args` and `.config`, which it round-trips through Go maps). Printing an
+///   object and `toJson` keep its document order (same JSON, no sort allocation; Higress
+///   prints `.args` objects with sorted keys).
+/// - Numbers print as JSON text: integers exactly (Higress rounds arguments through float64),
+///   floats in Go's `encoding/json` form, also for float results of `addf`/`mulf`/`floor`...
+///   (`3`, where Higress prints `3.000000`; sprig computes those in decimal, here in binary
+///   floating point).
 /// - Numbers compare numerically whatever their JSON form (`eq 3 3.0` is true); `eq`/`ne`
 ///   between a number and a numeric string compare the numbers (Higress); `lt` and friends on
 ///   mixed or non-basic kinds are errors (Go). `eq` on objects or arrays is an error (Go).
@@ -89,7 +94,9 @@ pub const MAX_DEPTH: usize = 64;
 ///   passed to `upper`); objects passed to sprig functions are values, not Higress's raw JSON
 ///   strings (so `toJson` of an object is that object, not a quoted string).
 /// - Raw strings are plain strings (gjson_template treats a leading raw string as a gjson
-///   query); the `gjson` function is not provided.
+///   query); the `gjson` function is not provided, nor are sprig's dictionary, date, random,
+///   regex, crypto and semver functions, or `split` (use `splitList`). `trimSpace` and
+///   `toJSON` are not sprig names and are compile errors, as in Higress.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Template {
     nodes: Box<[parse::Node]>,
