@@ -12,33 +12,11 @@ use portcullis::mcp::json::Decoder;
 use portcullis::rest::tool::{build, ArgScratch, Incoming};
 
 /// The typical tool of the budget.
-pub const CONFIG: &str = r#"
-servers:
-  - name: bench
-    server:
-      config: { apiKey: cfg-key-123, tenant: acme }
-      securitySchemes: [{ id: b, type: http, scheme: bearer, defaultCredential: backend-token }]
-    tools:
-      - name: create-order
-        args:
-          - { name: customer, type: string, position: path, required: true }
-          - { name: item, type: string, position: body, required: true }
-          - { name: quantity, type: integer, position: body, default: 1 }
-          - { name: priority, type: boolean, position: body }
-          - { name: note, type: string, position: body }
-          - { name: price, type: number, position: body }
-        requestTemplate:
-          url: "http://127.0.0.1:9/v1/customers/{customer}/orders?tenant={{.config.tenant}}"
-          method: POST
-          headers:
-            - { key: X-Api-Key, value: "{{.config.apiKey}}" }
-            - { key: X-Customer, value: "{{.args.customer}}" }
-          security: { id: b }
-"#;
+pub const CONFIG: &str = include_str!("data/rest_typical.yaml");
 
 /// The client's arguments of the typical call.
 pub const ARGS: &[u8] =
-    br#"{"customer":"c-42","item":"widget","quantity":"3","priority":"true","note":"leave at the door","price":9.5}"#;
+    br#"{"customer":"c-42","item":"widget","quantity":"3","priority":"true","note":"leave at the door","price":9.5,"tags":["a",1]}"#;
 
 fn render(c: &mut Criterion) {
     let snap = compile_str(CONFIG, &|_| None).unwrap();

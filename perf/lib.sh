@@ -1,7 +1,38 @@
-# Shared by perf/auth.sh and perf/authz.sh (sourced): interleaved wrk runs of
-# perf/wrk/tools_call.lua (with MCP_AUTH when exported) against two gateways already listening,
-# wrk on cpu0; prints each run, the medians over ROUNDS and the ratio second/first.
-# Needs DURATION, CONNS, ROUNDS set.
+# Sourced by the perf scripts. compare_rps (perf/auth.sh, perf/authz.sh): interleaved wrk runs
+# of perf/wrk/tools_call.lua (with MCP_AUTH when exported) against two gateways already
+# listening, wrk on cpu0; prints each run, the medians over ROUNDS and the ratio second/first
+# (needs DURATION, CONNS, ROUNDS set). nginx_conf and wait_ports (perf/proxy.sh, perf/rest.sh):
+# the nginx baseline and start-up.
+
+# Writes $1/nginx.conf: one nginx worker on 127.0.0.1:18086 relaying everything to the floor on
+# 127.0.0.1:18081 over upstream keep-alive connections (the baseline of PERF.md).
+nginx_conf() {
+  cat > "$1/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $PWD/$1/nginx.pid;
+error_log $PWD/$1/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $PWD/$1/body;
+  proxy_temp_path $PWD/$1/proxy;
+  upstream floor { server 127.0.0.1:18081; keepalive 64; }
+  server {
+    listen 127.0.0.1:18086;
+    location / { proxy_pass http://floor; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+}
+
+# Waits (up to 10 s each) until every port given accepts connections on 127.0.0.1.
+wait_ports() {
+  local port
+  for port in "$@"; do
+    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+  done
+}
 
 wrk_run() { # port seconds
   taskset -c 0 wrk -t1 -c"$CONNS" -d"$2"s -s perf/wrk/tools_call.lua "http://127.0.0.1:$1/mcp"

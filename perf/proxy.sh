@@ -6,6 +6,7 @@
 # Usage: bash perf/proxy.sh   (env: DURATION=10 CONNS=64 ROUNDS=3); needs wrk and nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. perf/lib.sh
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-3}
@@ -15,29 +16,11 @@ out=perf/out/proxy; mkdir -p "$out"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-cat > "$out/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $PWD/$out/nginx.pid;
-error_log $PWD/$out/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $PWD/$out/body;
-  proxy_temp_path $PWD/$out/proxy;
-  upstream floor { server 127.0.0.1:18081; keepalive 64; }
-  server {
-    listen 127.0.0.1:18086;
-    location / { proxy_pass http://floor; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
+nginx_conf "$out"
 taskset -c 0 target/release/examples/floor 127.0.0.1:18081 & pids+=($!)
 taskset -c 1 nginx -c "$PWD/$out/nginx.conf" & pids+=($!)
 PERF_PORT=18085 RUST_LOG=warn taskset -c 1 target/release/portcullis --config perf/proxy.yaml & pids+=($!)
-for port in 18081 18085 18086; do
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-done
+wait_ports 18081 18085 18086
 # A session on the gateway (its backend session with the floor is sealed inside).
 init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"perf","version":"1"}}}'
 MCP_SESSION=$(curl -s -D - -o /dev/null http://127.0.0.1:18085/mcp -H 'content-type: application/json' \

@@ -7,6 +7,7 @@
 # Usage: bash perf/rest.sh   (env: DURATION=10 CONNS=64 ROUNDS=3); needs wrk and nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. perf/lib.sh
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-3}
@@ -16,29 +17,11 @@ out=perf/out/rest; mkdir -p "$out"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-cat > "$out/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $PWD/$out/nginx.pid;
-error_log $PWD/$out/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $PWD/$out/body;
-  proxy_temp_path $PWD/$out/proxy;
-  upstream floor { server 127.0.0.1:18081; keepalive 64; }
-  server {
-    listen 127.0.0.1:18086;
-    location / { proxy_pass http://floor; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
+nginx_conf "$out"
 taskset -c 0 target/release/examples/floor 127.0.0.1:18081 & pids+=($!)
 taskset -c 1 nginx -c "$PWD/$out/nginx.conf" & pids+=($!)
 PERF_PORT=18085 RUST_LOG=warn taskset -c 1 target/release/portcullis --config perf/rest.yaml & pids+=($!)
-for port in 18081 18085 18086; do
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-done
+wait_ports 18081 18085 18086
 
 declare -A RPS LUA=([nginx]=perf/wrk/rest_direct.lua [gateway]=perf/wrk/tools_call.lua) PORT=([nginx]=18086 [gateway]=18085)
 names=(nginx gateway)
@@ -54,7 +37,6 @@ for round in $(seq "$ROUNDS"); do
     RPS[$name]+="$(( req * 1000000 / dur )) "
   done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 echo "== medians over $ROUNDS rounds, ${DURATION}s each, $CONNS connections"
 a=$(median <<<"${RPS[nginx]}"); b=$(median <<<"${RPS[gateway]}")
 echo "nginx rps $a (${RPS[nginx]})"

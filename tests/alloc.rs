@@ -168,36 +168,10 @@ fn rest_request_building_allocates_nothing() {
     use portcullis::config::snapshot::ToolKind;
     use portcullis::mcp::json::Decoder;
     use portcullis::rest::tool::{build, ArgScratch, Incoming};
-    let snap = compile_str(
-        r#"
-servers:
-  - name: bench
-    server:
-      config: { apiKey: cfg-key-123, tenant: acme }
-      securitySchemes: [{ id: b, type: http, scheme: bearer, defaultCredential: backend-token }]
-    tools:
-      - name: create-order
-        args:
-          - { name: customer, type: string, position: path, required: true }
-          - { name: item, type: string, position: body, required: true }
-          - { name: quantity, type: integer, position: body, default: 1 }
-          - { name: priority, type: boolean, position: body }
-          - { name: note, type: string, position: body }
-          - { name: tags, type: array, position: query }
-        requestTemplate:
-          url: "http://127.0.0.1:9/v1/customers/{customer}/orders?tenant={{.config.tenant}}"
-          method: POST
-          headers:
-            - { key: X-Api-Key, value: "{{.config.apiKey}}" }
-            - { key: X-Customer, value: "{{.args.customer}}" }
-          security: { id: b }
-"#,
-        &|_| None,
-    )
-    .unwrap();
+    let snap = compile_str(include_str!("../benches/data/rest_typical.yaml"), &|_| None).unwrap();
     let server = &snap.servers[0];
     let ToolKind::Rest(tool) = &server.tools[0].kind else { panic!("a REST tool") };
-    let args = br#"{"customer":"c-42","item":"widget","quantity":"3","priority":"true","note":"door","tags":["a",1]}"#;
+    let args = br#"{"customer":"c-42","item":"widget","quantity":"3","priority":"true","note":"door","price":9.5,"tags":["a",1]}"#;
     let (mut decoder, mut scratch) = (Decoder::default(), ArgScratch::default());
     let (mut tmp, mut out) = (Vec::new(), Vec::new());
     decoder

@@ -306,6 +306,16 @@ servers:
     server: {{ passthroughAuthHeader: true }}
     tools:
       - {{ name: t-raw, requestTemplate: {{ url: "http://{addr}/raw" }} }}
+  - name: defaults
+    path: /mcp3
+    server:
+      securitySchemes:
+        - {{ id: cb, type: http, scheme: bearer }}
+        - {{ id: bk, type: apiKey, in: header, name: X-Backend-Key }}
+      defaultDownstreamSecurity: {{ id: cb, passthrough: true }}
+      defaultUpstreamSecurity: {{ id: bk }}
+    tools:
+      - {{ name: t-def, requestTemplate: {{ url: "http://{addr}/def" }} }}
 "#
     )
 }
@@ -372,6 +382,12 @@ fn backend_credentials_by_scheme_and_precedence() {
     assert_eq!(rec.last().header("authorization"), Some("Bearer user-jwt"));
     let r = call(gwa, "p-as-sent", json!({}), "");
     assert!(text(&r).contains("missing credential"), "{r}");
+
+    // Server defaults: the client's bearer token (defaultDownstreamSecurity, passthrough) sent as
+    // the backend's api key header (defaultUpstreamSecurity).
+    call_at(gwa, "/mcp3", "t-def", json!({}), client);
+    let s = rec.last();
+    assert_eq!((s.header("x-backend-key"), s.header("authorization")), (Some("user-jwt"), None));
 
     // server.passthroughAuthHeader: the Authorization header goes on verbatim.
     call_at(gwa, "/mcp2", "t-raw", json!({}), "Authorization: Token abc\r\n");

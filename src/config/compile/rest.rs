@@ -84,42 +84,34 @@ fn reserved_header(name: &str) -> bool {
     )
 }
 
-/// Index of the first `?` of `src` outside `{{ }}` actions.
-fn query_start(src: &str) -> Option<usize> {
+/// The bytes of `src` outside `{{ }}` actions, with their offsets.
+fn literal_bytes(src: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
     let b = src.as_bytes();
     let mut i = 0;
-    while i < b.len() {
-        if b[i..].starts_with(b"{{") {
+    std::iter::from_fn(move || {
+        while b[i.min(b.len())..].starts_with(b"{{") {
             i = src[i..].find("}}").map_or(b.len(), |e| i + e + 2);
-            continue;
         }
-        if b[i] == b'?' {
-            return Some(i);
-        }
+        let c = *b.get(i)?;
         i += 1;
-    }
-    None
+        Some((i - 1, c))
+    })
+}
+
+/// Index of the first `?` of `src` outside actions.
+fn query_start(src: &str) -> Option<usize> {
+    literal_bytes(src).find(|&(_, c)| c == b'?').map(|(i, _)| i)
 }
 
 /// The literal text of `src` outside actions must be a valid URL part.
 fn literal_ok(src: &str) -> Result<(), String> {
-    let b = src.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i..].starts_with(b"{{") {
-            i = src[i..].find("}}").map_or(b.len(), |e| i + e + 2);
-            continue;
-        }
-        let c = b[i];
-        if c <= b' ' || c == 0x7f || c == b'#' || c >= 0x80 {
-            return Err(format!(
-                "the URL contains {:?}, which must be percent-encoded (and a fragment is not allowed)",
-                char::from(c)
-            ));
-        }
-        i += 1;
+    match literal_bytes(src).find(|&(_, c)| c <= b' ' || c == 0x7f || c == b'#' || c >= 0x80) {
+        Some((_, c)) => Err(format!(
+            "the URL contains {:?}, which must be percent-encoded (and a fragment is not allowed)",
+            char::from(c)
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Turns each `{name}` of a path argument into `{{.args.name}}`, so the template engine
@@ -385,4 +377,20 @@ pub(super) fn rest_tool(
         pass_authorization: scx.pass_auth && t.security.is_none() && scx.default_down.is_none(),
         response,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_literals_are_scanned_outside_actions() {
+        assert_eq!(query_start("/a/{{.args.x}}?q=1"), Some(14));
+        assert_eq!(query_start("/a/{{printf \"?\"}}/b"), None, "a ? inside an action is not the query");
+        assert_eq!(query_start("/a/{{.args.x"), None, "an unclosed action swallows the rest");
+        assert!(literal_ok("/a/{{ .args.x }}/b?c={{.config.y}}").is_ok(), "spaces inside actions are fine");
+        assert!(literal_ok("/a b").is_err());
+        assert!(literal_ok("/a#frag").is_err());
+        assert!(literal_ok("/é").is_err());
+    }
 }
