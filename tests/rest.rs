@@ -57,6 +57,14 @@ impl Recorder {
 
 /// A keep-alive HTTP/1.1 server that records every request and answers with `reply`.
 fn recorder(reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Recorder {
+    recorder_with(None, reply)
+}
+
+/// [`recorder`], over TLS when `tls` is given.
+fn recorder_with(
+    tls: Option<Arc<rustls::ServerConfig>>,
+    reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+) -> Recorder {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
@@ -68,15 +76,23 @@ fn recorder(reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Recorder 
             for s in l.incoming() {
                 let Ok(s) = s else { return };
                 c2.fetch_add(1, Ordering::SeqCst);
-                let (seen, reply) = (s2.clone(), reply.clone());
-                std::thread::Builder::new().spawn(move || serve(s, &seen, &*reply)).unwrap();
+                let (seen, reply, tls) = (s2.clone(), reply.clone(), tls.clone());
+                std::thread::Builder::new()
+                    .spawn(move || match tls {
+                        Some(config) => {
+                            let conn = rustls::ServerConnection::new(config).unwrap();
+                            serve(rustls::StreamOwned::new(conn, s), &seen, &*reply)
+                        }
+                        None => serve(s, &seen, &*reply),
+                    })
+                    .unwrap();
             }
         })
         .unwrap();
     Recorder { addr, seen, connections }
 }
 
-fn serve(mut s: TcpStream, seen: &Mutex<Vec<Seen>>, reply: &dyn Fn(&Seen) -> Reply) {
+fn serve(mut s: impl Read + Write, seen: &Mutex<Vec<Seen>>, reply: &dyn Fn(&Seen) -> Reply) {
     let mut buf = Vec::new();
     loop {
         let (head, body) = loop {
@@ -729,4 +745,40 @@ servers:
     assert_eq!(s.target, "/v1/pets/7?fields=name&fields=age");
     assert_eq!(s.header("x-pet-key"), Some("pk-1"), "the entry's credential for the imported scheme");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// An `https://` REST backend, verified against a private CA given as `server.caFile`; without
+/// that CA the handshake fails and the call is a tool error.
+#[test]
+fn https_rest_backends_are_verified() {
+    let (tls, ca_file) = common::private_tls("rest");
+    let rec = recorder_with(Some(tls), |_| ok_json(json!({"secure": true})));
+    let config = |ca: &str| {
+        format!(
+            r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: tls
+    path: /mcp
+    server: {{ {ca} }}
+    tools:
+      - name: secure
+        requestTemplate: {{ url: "https://{}/s" }}
+        responseTemplate: {{ body: "secure={{{{.secure}}}}" }}
+"#,
+            rec.addr
+        )
+    };
+    let gw = start(&config(&format!("caFile: \"{}\"", ca_file.display())));
+    for _ in 0..3 {
+        assert_eq!(text(&call(gw.addrs()[0], "secure", json!({}), "")), "secure=true");
+    }
+    assert_eq!(rec.connections.load(Ordering::SeqCst), 1, "the TLS connection is pooled");
+    assert_eq!(rec.last().header("host"), Some(rec.addr.to_string().as_str()));
+    let untrusted = start(&config(""));
+    let r = call(untrusted.addrs()[0], "secure", json!({}), "");
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(text(&r).starts_with("call failed"), "{r}");
+    std::fs::remove_file(&ca_file).ok();
 }

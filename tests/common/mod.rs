@@ -78,3 +78,30 @@ Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method
     );
     send(addr, &req)
 }
+
+/// A TLS server configuration for 127.0.0.1 signed by a fresh private CA, and that CA's PEM
+/// written to a temporary file named after `tag` (for a `caFile`).
+pub fn private_tls(tag: &str) -> (Arc<rustls::ServerConfig>, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let srv_key = KeyPair::generate().unwrap();
+    let srv_cert =
+        CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&srv_key, &issuer).unwrap();
+    let ca_file = std::env::temp_dir().join(format!("portcullis-test-ca-{}-{tag}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![srv_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(srv_key.serialize_der().into()),
+        )
+        .unwrap();
+    (Arc::new(config), ca_file)
+}
