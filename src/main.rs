@@ -113,6 +113,10 @@ fn run(source: Source) -> anyhow::Result<std::process::ExitCode> {
     if matches!(source, Source::Demo) {
         log::info!("no --config given: serving the embedded demo configuration");
     }
+    // Handlers first: a SIGHUP that arrived between "listening" and their installation would
+    // take the default action and kill the process (seen as a flaky reload test under load).
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .context("installing signal handlers")?;
     let reloader = Arc::new(Reloader::new(source, snap));
     let gateway = Gateway::start(reloader.clone()).context("starting the gateway")?;
     let snap = reloader.current.load();
@@ -128,8 +132,6 @@ fn run(source: Source) -> anyhow::Result<std::process::ExitCode> {
         log::info!("server {:?} at {}", s.name, s.path);
     }
     drop(snap);
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .context("installing signal handlers")?;
     for sig in signals.forever() {
         match sig {
             SIGHUP => {
