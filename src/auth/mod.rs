@@ -459,35 +459,13 @@ pub(crate) fn query_param(query: &[u8], name: &[u8]) -> Result<Option<Vec<u8>>, 
             if found.is_some() {
                 return Err(Failure::Invalid("The API key parameter is repeated"));
             }
-            found =
-                Some(percent_decode(v).ok_or(Failure::Invalid("The API key is not valid percent-encoding"))?);
+            found = Some(
+                crate::http::percent::decode_form(v)
+                    .ok_or(Failure::Invalid("The API key is not valid percent-encoding"))?,
+            );
         }
     }
     Ok(found)
-}
-
-pub(crate) fn percent_decode(v: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(v.len());
-    let mut i = 0;
-    while i < v.len() {
-        match v[i] {
-            b'%' => {
-                let hex = v.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
-                let s = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(s, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

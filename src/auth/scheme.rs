@@ -42,26 +42,24 @@ pub enum SchemeKind {
 }
 
 impl BackendCredential {
-    /// Builds the credential for `kind` (`name` is the apiKey header or parameter name).
-    /// A basic credential written `user:pass` is base64-encoded (Higress behaviour); one without
-    /// a colon is taken as already encoded.
+    /// Builds the credential for `kind` (`name` is the apiKey header or parameter name), as
+    /// Higress does: `Bearer x`; `Basic` with a `user:pass` credential base64-encoded (one
+    /// without a colon is taken as encoded); a credential that already carries its scheme word
+    /// is kept as written; an api key as it is.
     pub fn new(kind: SchemeKind, name: &str, credential: &str) -> BackendCredential {
+        let has =
+            |word: &str| credential.len() > word.len() && credential[..word.len()].eq_ignore_ascii_case(word);
+        let authorization =
+            |value: String| BackendCredential::Header { name: "authorization".into(), value: value.into() };
         match kind {
-            SchemeKind::Bearer => BackendCredential::Header {
-                name: "authorization".into(),
-                value: format!("Bearer {credential}").into(),
-            },
-            SchemeKind::Basic => {
-                let encoded = if credential.contains(':') {
-                    base64_simd::STANDARD.encode_to_string(credential.as_bytes())
-                } else {
-                    credential.to_string()
-                };
-                BackendCredential::Header {
-                    name: "authorization".into(),
-                    value: format!("Basic {encoded}").into(),
-                }
-            }
+            SchemeKind::Bearer if has("bearer ") => authorization(credential.into()),
+            SchemeKind::Bearer => authorization(format!("Bearer {credential}")),
+            SchemeKind::Basic if has("basic ") => authorization(credential.into()),
+            SchemeKind::Basic if credential.contains(':') => authorization(format!(
+                "Basic {}",
+                base64_simd::STANDARD.encode_to_string(credential.as_bytes())
+            )),
+            SchemeKind::Basic => authorization(format!("Basic {credential}")),
             SchemeKind::ApiKeyHeader => {
                 BackendCredential::Header { name: name.to_ascii_lowercase().into(), value: credential.into() }
             }
@@ -83,15 +81,10 @@ impl BackendCredential {
 
 /// Percent-encodes everything outside RFC 3986 unreserved characters.
 pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    let mut out = Vec::with_capacity(s.len());
+    crate::http::percent::encode(&mut out, s.as_bytes());
+    // Percent-encoded output is ASCII.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

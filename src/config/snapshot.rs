@@ -28,6 +28,18 @@ pub struct Limits {
     pub max_connections_per_worker: usize,
 }
 
+impl Limits {
+    /// One exchange with a backend (MCP or REST): the configured timeouts, and answers up to
+    /// four times the request body limit.
+    pub fn upstream(&self) -> crate::upstream::client::Limits {
+        crate::upstream::client::Limits {
+            connect: self.upstream_connect_timeout,
+            response: self.upstream_timeout,
+            max_body: self.http.max_body_bytes.saturating_mul(4),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -6,6 +6,7 @@
 pub mod body;
 pub mod head;
 pub mod origin;
+pub mod percent;
 pub mod response;
 
 #[cfg(test)]

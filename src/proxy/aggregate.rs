@@ -600,12 +600,7 @@ async fn rest_call(
     };
     match rest {
         Some((rt, target)) => {
-            let limits = client::Limits {
-                connect: cx.snap.limits.upstream_connect_timeout,
-                response: cx.snap.limits.upstream_timeout,
-                max_body: cx.snap.limits.http.max_body_bytes.saturating_mul(4),
-            };
-            match client::exchange(&cx.core.upstream, target, request, limits).await {
+            match client::exchange(&cx.core.upstream, target, request, cx.snap.limits.upstream()).await {
                 Ok(r) => {
                     if r.status >= 500 {
                         cx.core.stats.borrow_mut().backend_failed(&t.name);

@@ -165,11 +165,7 @@ pub async fn open(
     wire: Wire<'_>,
     forwarded: &[(&[u8], &[u8])],
 ) -> Result<client::Streaming, UpstreamError> {
-    let lim = client::Limits {
-        connect: limits.upstream_connect_timeout,
-        response: limits.upstream_timeout,
-        max_body: limits.http.max_body_bytes.saturating_mul(4),
-    };
+    let lim = limits.upstream();
     let start = rr.get();
     rr.set(start.wrapping_add(1));
     let n = backend.targets.len();

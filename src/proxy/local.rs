@@ -134,9 +134,14 @@ pub fn find_tool<'s>(
         .and_then(|&i| server.tools.get(i))
         .ok_or_else(|| Error::client(Kind::InvalidParams, format!("Unknown tool: {}", truncate(name))))?;
     if !server.tool_allowed(tool, allow) {
-        return Err(Error::client(Kind::InvalidParams, format!("Tool not allowed: {}", truncate(name))));
+        return Err(not_allowed(name));
     }
     Ok(tool)
+}
+
+/// -32602 for a tool `allowTools` or the client's allow-list header hides (Higress wording).
+pub fn not_allowed(name: &str) -> Error {
+    Error::client(Kind::InvalidParams, format!("Tool not allowed: {}", truncate(name)))
 }
 
 /// `params.arguments`, when present, must be an object.

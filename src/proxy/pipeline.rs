@@ -1079,11 +1079,15 @@ fn rest_call(
     }
     let server = w.cx.server;
     let index = *server.tool_index.get(env.name?)?;
-    let crate::config::snapshot::ToolKind::Rest(rt) = &server.tools[index].kind else { return None };
+    let tool = &server.tools[index];
+    let crate::config::snapshot::ToolKind::Rest(rt) = &tool.kind else { return None };
     let reply = ErrorReply { id: env.id.as_ref(), data: None, stateless };
-    if let Err(err) =
-        local::find_tool(server, env.name, allow_list(w)).and_then(|_| local::check_arguments(env.arguments))
-    {
+    let allowed = if server.tool_allowed(tool, allow_list(w)) {
+        local::check_arguments(env.arguments)
+    } else {
+        Err(local::not_allowed(&tool.name))
+    };
+    if let Err(err) = allowed {
         return Some(w.error(&err, &reply, class).into());
     }
     let (head, buf) = (w.head, w.buf);
@@ -1092,7 +1096,7 @@ fn rest_call(
         rt.downstream.as_ref().and_then(|d| client_credential(head, buf, &d.scheme, &mut decoded));
     let incoming = Incoming {
         credential,
-        authorization: head.header(buf, "authorization"),
+        authorization: if rt.pass_authorization { head.header(buf, "authorization") } else { None },
         claim_headers: &w.principal.headers,
     };
     let mut request = Vec::with_capacity(512);
@@ -1185,10 +1189,7 @@ fn routed(w: &Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(usize, Vec<u8>,
             let name = env.name.unwrap_or("");
             let r = aggregate::resolve(server, name);
             if r.is_some() && !server.name_allowed(name, allow_list(w)) {
-                return Err(Error::client(
-                    Kind::InvalidParams,
-                    format!("Tool not allowed: {}", local::truncate(name)),
-                ));
+                return Err(local::not_allowed(name));
             }
             (
                 name,

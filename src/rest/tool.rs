@@ -8,11 +8,10 @@
 //! result. A problem the client can fix (a missing argument or credential) is a [`ToolError`]:
 //! an `isError: true` result, and the backend is never called.
 
-use std::fmt;
-
 use simd_json::{Node, StaticNode};
 
-use crate::auth::scheme::SchemeKind;
+use crate::auth::scheme::{BackendCredential, SchemeKind};
+use crate::http::percent::encode as url_escape;
 use crate::mcp::json;
 use crate::rest::template::{Context, Escape, RenderError, Template};
 use crate::upstream::target::Target;
@@ -123,38 +122,8 @@ pub struct Upstream {
     /// The scheme.
     pub scheme: Scheme,
     /// The configured credential (the tool's `credential`, else the scheme's
-    /// `defaultCredential`), ready to send: the whole `Authorization` value for http schemes,
-    /// the key for apiKey schemes.
-    pub configured: Option<Secret>,
-}
-
-/// A credential from the configuration; `Debug` never shows it.
-pub struct Secret(pub Box<str>);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl Secret {
-    /// The configured `credential` in the form `kind` sends it: `Bearer x`; `Basic` with a
-    /// `user:pass` credential base64-encoded (one without a colon is taken as encoded, and one
-    /// already carrying its scheme word is kept, as Higress does); an api key as it is.
-    pub fn new(kind: SchemeKind, credential: &str) -> Secret {
-        let has =
-            |word: &str| credential.len() > word.len() && credential[..word.len()].eq_ignore_ascii_case(word);
-        Secret(match kind {
-            SchemeKind::Bearer if has("bearer ") => credential.into(),
-            SchemeKind::Bearer => format!("Bearer {credential}").into(),
-            SchemeKind::Basic if has("basic ") => credential.into(),
-            SchemeKind::Basic if credential.contains(':') => {
-                format!("Basic {}", base64_simd::STANDARD.encode_to_string(credential.as_bytes())).into()
-            }
-            SchemeKind::Basic => format!("Basic {credential}").into(),
-            SchemeKind::ApiKeyHeader | SchemeKind::ApiKeyQuery => credential.into(),
-        })
-    }
+    /// `defaultCredential`), compiled into its header or query form (`Debug` redacts it).
+    pub configured: Option<BackendCredential>,
 }
 
 /// `tools[].security`: the scheme the client authenticates with, and whether its credential is
@@ -347,18 +316,6 @@ fn failed(what: &str, e: &RenderError) -> ToolError {
     ToolError(format!("template error in {what}: {e}"))
 }
 
-/// Appends `bytes` percent-encoded (RFC 3986 unreserved characters kept).
-pub fn url_escape(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
-        }
-    }
-}
-
 /// Whether a header value is safe to send (no CR, LF, NUL or other control characters but tab).
 fn header_safe(v: &[u8]) -> bool {
     v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
@@ -453,11 +410,18 @@ pub fn build(
             escaped_text(out, tmp, v);
         }
     }
-    if let Some(Applied::Query(name, value)) = &credential {
-        out.push(sep);
-        url_escape(out, name.as_bytes());
-        out.push(b'=');
-        url_escape(out, value);
+    match &credential {
+        Some(Applied::Query(name, value)) => {
+            out.push(sep);
+            url_escape(out, name.as_bytes());
+            out.push(b'=');
+            url_escape(out, value);
+        }
+        Some(Applied::Pair(pair)) => {
+            out.push(sep);
+            out.extend_from_slice(pair.as_bytes());
+        }
+        _ => {}
     }
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(target.authority.as_bytes());
@@ -502,7 +466,7 @@ pub fn build(
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
-        Some(Applied::Query(..)) => {}
+        Some(Applied::Query(..) | Applied::Pair(_)) => {}
         None => {
             if let Some(a) = incoming.authorization.filter(|_| tool.pass_authorization) {
                 out.extend_from_slice(b"authorization: ");
@@ -541,6 +505,8 @@ enum Applied<'a> {
     Header(&'a str, &'static str, &'a [u8]),
     /// Query parameter name and raw (unencoded) value.
     Query(&'a str, &'a [u8]),
+    /// A configured query credential, already encoded as `name=value`.
+    Pair(&'a str),
 }
 
 /// The backend credential of a call: the client's (passthrough) > the tool's `credential` >
@@ -552,14 +518,10 @@ fn credential<'a>(tool: &'a RestTool, incoming: &Incoming<'a>) -> Result<Option<
     let (scheme, value): (&Scheme, &[u8]) = match (&tool.upstream, passed) {
         (Some(up), Some((_, c))) => (&up.scheme, c),
         (Some(up), None) => match &up.configured {
-            Some(Secret(v)) => {
-                let v = v.as_bytes();
-                return Ok(Some(match up.scheme.kind {
-                    SchemeKind::Bearer | SchemeKind::Basic => Applied::Header("authorization", "", v),
-                    SchemeKind::ApiKeyHeader => Applied::Header(&up.scheme.name, "", v),
-                    SchemeKind::ApiKeyQuery => Applied::Query(&up.scheme.name, v),
-                }));
+            Some(BackendCredential::Header { name, value }) => {
+                return Ok(Some(Applied::Header(name, "", value.as_bytes())));
             }
+            Some(BackendCredential::Query { pair }) => return Ok(Some(Applied::Pair(pair))),
             None => {
                 let why = match &tool.downstream {
                     Some(d) if d.passthrough => format!(
@@ -695,7 +657,7 @@ pub fn shape(
         out.extend_from_slice(b"\"content\":[{\"type\":\"image\",\"data\":\"");
         out.extend_from_slice(base64_simd::STANDARD.encode_to_string(body).as_bytes());
         out.extend_from_slice(b"\",\"mimeType\":\"");
-        json::write_escaped_bytes(out, &String::from_utf8_lossy(mime).into_owned().into_bytes());
+        json::write_escaped(out, &String::from_utf8_lossy(mime));
         out.extend_from_slice(b"\"}],\"isError\":false");
         return;
     }
@@ -805,11 +767,16 @@ mod tests {
 
     #[test]
     fn configured_credentials_take_their_scheme_form() {
-        assert_eq!(&*Secret::new(SchemeKind::Bearer, "t").0, "Bearer t");
-        assert_eq!(&*Secret::new(SchemeKind::Bearer, "Bearer t").0, "Bearer t");
-        assert_eq!(&*Secret::new(SchemeKind::Basic, "u:p").0, "Basic dTpw");
-        assert_eq!(&*Secret::new(SchemeKind::Basic, "dTpw").0, "Basic dTpw");
-        assert_eq!(&*Secret::new(SchemeKind::ApiKeyQuery, "k").0, "k");
-        assert_eq!(format!("{:?}", Secret::new(SchemeKind::Bearer, "t")), "<redacted>");
+        let value = |kind, c| match BackendCredential::new(kind, "k", c) {
+            BackendCredential::Header { value, .. } => value.to_string(),
+            BackendCredential::Query { pair } => pair.to_string(),
+        };
+        assert_eq!(value(SchemeKind::Bearer, "t"), "Bearer t");
+        assert_eq!(value(SchemeKind::Bearer, "Bearer t"), "Bearer t");
+        assert_eq!(value(SchemeKind::Basic, "u:p"), "Basic dTpw");
+        assert_eq!(value(SchemeKind::Basic, "dTpw"), "Basic dTpw");
+        assert_eq!(value(SchemeKind::ApiKeyQuery, "k"), "k=k");
+        let debug = format!("{:?}", BackendCredential::new(SchemeKind::Bearer, "", "s3cret"));
+        assert_eq!(debug, "Header(authorization: <redacted>)");
     }
 }

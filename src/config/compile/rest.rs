@@ -7,7 +7,7 @@ use crate::auth::scheme::SchemeKind;
 use crate::config::raw;
 use crate::rest::template::Template;
 use crate::rest::tool::{
-    ArgRule, ArgType, Body, ContentType, Downstream, Position, Response, RestTool, Scheme, Secret, Upstream,
+    ArgRule, ArgType, Body, ContentType, Downstream, Position, Response, RestTool, Scheme, Upstream,
 };
 use crate::upstream::target::{Target, TargetError};
 
@@ -177,13 +177,10 @@ pub(super) fn rest_tool(
 
     // URL: a resolved origin, then path and query templates.
     let upath = format!("{rpath}.url");
+    let scheme_len = |u: &str| ["http://", "https://"].iter().find(|p| u.starts_with(**p)).map(|p| p.len());
     let rendered;
     let mut url = url;
-    let scheme_len = if url.starts_with("https://") {
-        8
-    } else if url.starts_with("http://") {
-        7
-    } else {
+    if scheme_len(url).is_none() {
         // A host taken from server.config: render it once, now.
         match Template::compile(url) {
             Ok(t) if t.is_static() && url.contains("{{") => {
@@ -195,24 +192,17 @@ pub(super) fn rest_tool(
                 }
                 rendered = String::from_utf8_lossy(&o).into_owned();
                 url = &rendered;
-                if url.starts_with("https://") {
-                    8
-                } else if url.starts_with("http://") {
-                    7
-                } else {
-                    errs.push(&upath, "must start with http:// or https:// (after rendering .config)");
-                    return None;
-                }
             }
-            Ok(_) => {
-                errs.push(&upath, "must start with http:// or https://");
-                return None;
-            }
+            Ok(_) => {}
             Err(e) => {
                 errs.push(&upath, e);
                 return None;
             }
         }
+    }
+    let Some(scheme_len) = scheme_len(url) else {
+        errs.push(&upath, "must start with http:// or https:// (a host from .config included)");
+        return None;
     };
     let rest = &url[scheme_len..];
     let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -334,7 +324,7 @@ pub(super) fn rest_tool(
                 .as_deref()
                 .or(sc.default_credential.as_deref())
                 .filter(|c| !c.is_empty())
-                .map(|c| Secret::new(scheme.kind, c));
+                .map(|c| crate::auth::scheme::BackendCredential::new(scheme.kind, &scheme.name, c));
             Upstream { scheme, configured }
         })
     });
