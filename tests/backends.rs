@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)] // test harness
 #![allow(clippy::disallowed_types)] // fixture bookkeeping across test threads, not the data path
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -58,29 +60,7 @@ fn fixture_mode(tag: &'static str, sse: bool, modern: bool) -> Fixture {
 fn serve(mut s: impl Read + Write, tag: &str, sse: bool, modern: bool, seen: Seen) {
     let mut buf = Vec::new();
     loop {
-        let (head, body) = loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                let cl: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length: ")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + cl {
-                    let body = buf[end + 4..end + 4 + cl].to_vec();
-                    buf.drain(..end + 4 + cl);
-                    break (head, body);
-                }
-            }
-            let mut b = [0u8; 8192];
-            match s.read(&mut b) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&b[..n]),
-            }
-        };
+        let Some((head, body)) = common::read_request(&mut s, &mut buf) else { return };
         let header = |name: &str| {
             head.lines()
                 .find_map(|l| {
@@ -569,29 +549,7 @@ fn prompts_and_resources_are_aggregated_and_routed() {
 
 /// The fixture behind TLS: a private CA signs a certificate for 127.0.0.1.
 fn tls_fixture(tag: &'static str) -> (Fixture, std::path::PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let srv_key = KeyPair::generate().unwrap();
-    let srv_cert =
-        CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&srv_key, &issuer).unwrap();
-    let ca_file = std::env::temp_dir().join(format!("portcullis-test-ca-{}-{tag}.pem", std::process::id()));
-    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![srv_cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(srv_key.serialize_der().into()),
-            )
-            .unwrap(),
-    );
+    let (config, ca_file) = common::private_tls(tag);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let seen: Seen = Arc::default();

@@ -95,29 +95,7 @@ fn recorder_with(
 fn serve(mut s: impl Read + Write, seen: &Mutex<Vec<Seen>>, reply: &dyn Fn(&Seen) -> Reply) {
     let mut buf = Vec::new();
     loop {
-        let (head, body) = loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                let cl: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length: ")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + cl {
-                    let body = buf[end + 4..end + 4 + cl].to_vec();
-                    buf.drain(..end + 4 + cl);
-                    break (head, body);
-                }
-            }
-            let mut b = [0u8; 8192];
-            match s.read(&mut b) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&b[..n]),
-            }
-        };
+        let Some((head, body)) = common::read_request(&mut s, &mut buf) else { return };
         let mut lines = head.lines();
         let mut first = lines.next().unwrap().split(' ');
         let got = Seen {

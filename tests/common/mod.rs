@@ -105,3 +105,29 @@ pub fn private_tls(tag: &str) -> (Arc<rustls::ServerConfig>, std::path::PathBuf)
         .unwrap();
     (Arc::new(config), ca_file)
 }
+
+/// Reads one HTTP/1.1 request (head, then a Content-Length body) from `s`, keeping bytes of a
+/// following pipelined request in `buf`. `None` once the peer closes.
+pub fn read_request(s: &mut impl Read, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let cl: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + cl {
+                let body = buf[end + 4..end + 4 + cl].to_vec();
+                buf.drain(..end + 4 + cl);
+                return Some((head, body));
+            }
+        }
+        let mut b = [0u8; 8192];
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&b[..n]),
+        }
+    }
+}
