@@ -72,6 +72,11 @@ impl Events {
         self.scanned = self.pending.len();
     }
 
+    /// Bytes held for an unfinished event (a relay bounds it).
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Bytes of an unfinished event (relayed as they are when the stream ends).
     pub fn rest(&mut self) -> Vec<u8> {
         self.scanned = 0;
@@ -96,6 +101,62 @@ pub fn tag_request(event: &[u8], backend: &str) -> Option<Vec<u8>> {
     serde_json::to_writer(&mut out, &msg).ok()?;
     out.extend_from_slice(b"\n\n");
     Some(out)
+}
+
+/// Separates the backend's name from its own event id in the `id:` of a relayed event, so the
+/// `Last-Event-ID` a client resumes with names the backend stream it continues. Backend names
+/// never contain it.
+pub const EVENT_ID_SEP: char = '/';
+
+/// Appends `event` (one whole event from [`Events`]) to `out` as the gateway relays it from
+/// backend `backend`: a request's id tagged ([`tag_request`]) and the event id, if any, written
+/// as `<backend>/<id>` ([`EVENT_ID_SEP`]).
+pub fn relay_event(event: &[u8], backend: &str, out: &mut Vec<u8>) {
+    let is_id = |l: &&[u8]| l.starts_with(b"id:");
+    // The line's own end (`\r` of a CRLF stream) is kept; the newline is the caller's.
+    let write_id = |out: &mut Vec<u8>, line: &[u8]| {
+        let v = &line[3..];
+        let v = v.strip_prefix(b" ").unwrap_or(v);
+        let (v, cr) = match v.strip_suffix(b"\r") {
+            Some(v) => (v, true),
+            None => (v, false),
+        };
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(backend.as_bytes());
+        out.push(EVENT_ID_SEP as u8);
+        out.extend_from_slice(v);
+        if cr {
+            out.push(b'\r');
+        }
+    };
+    let lines = event.split(|&b| b == b'\n');
+    match (tag_request(event, backend), lines.clone().find(is_id)) {
+        (Some(tagged), id) => {
+            if let Some(line) = id {
+                write_id(out, line);
+                out.push(b'\n');
+            }
+            out.extend_from_slice(&tagged);
+        }
+        (None, None) => out.extend_from_slice(event),
+        (None, Some(_)) => {
+            for (k, line) in lines.enumerate() {
+                if k > 0 {
+                    out.push(b'\n');
+                }
+                if is_id(&line) {
+                    write_id(out, line);
+                } else {
+                    out.extend_from_slice(line);
+                }
+            }
+        }
+    }
+}
+
+/// Splits a client's `Last-Event-ID` written by [`relay_event`]: (backend, its own event id).
+pub fn split_event_id(id: &str) -> Option<(&str, &str)> {
+    id.split_once(EVENT_ID_SEP).filter(|(b, e)| !b.is_empty() && !e.is_empty())
 }
 
 /// Reverses [`tag_request`] for the id a client answers with: (backend, original id as JSON).
@@ -129,6 +190,29 @@ mod tests {
         assert!(tag_request(note, "b1").is_none(), "notifications pass untouched");
         let resp = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n";
         assert!(tag_request(resp, "b1").is_none(), "the answer passes untouched");
+    }
+
+    #[test]
+    fn relayed_events_name_their_backend_in_the_event_id() {
+        let mut out = Vec::new();
+        relay_event(b"id: 42\nevent: message\ndata: {}\n\n", "b1", &mut out);
+        assert_eq!(out, b"id: b1/42\nevent: message\ndata: {}\n\n");
+        out.clear();
+        relay_event(b"data: {}\r\nid:7\r\n\r\n", "b1", &mut out);
+        assert_eq!(out, b"data: {}\r\nid: b1/7\r\n\r\n");
+        out.clear();
+        relay_event(b"data: {}\n\n", "b1", &mut out);
+        assert_eq!(out, b"data: {}\n\n", "no id: untouched");
+        out.clear();
+        let req = b"id: 9\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"roots/list\"}\n\n";
+        relay_event(req, "b2", &mut out);
+        assert!(out.starts_with(b"id: b2/9\nevent: message\ndata: "), "{}", String::from_utf8_lossy(&out));
+        let v: serde_json::Value = serde_json::from_slice(&data_payloads(&out)[0]).unwrap();
+        assert_eq!(untag(v["id"].as_str().unwrap()), Some(("b2", "1")));
+        assert_eq!(split_event_id("b2/9"), Some(("b2", "9")));
+        assert_eq!(split_event_id("b2/a/b"), Some(("b2", "a/b")));
+        assert_eq!(split_event_id("/9"), None);
+        assert_eq!(split_event_id("9"), None);
     }
 
     #[test]

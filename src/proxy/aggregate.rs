@@ -11,7 +11,11 @@
 //! `completion/complete` is routed by its ref; `logging/setLevel` fans out; initialize merges
 //! capabilities. SSE answers are relayed as they arrive, requests inside them tagged with the
 //! backend (`mcp::sse::tag_request`) so the client's answers find their way back
-//! ([`Plan::Answer`]). Not yet: GET stream fan-in.
+//! ([`Plan::Answer`]). GET fans the backends' server-to-client streams in ([`get_stream`]).
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
 
 use crate::config::snapshot::{Backend, Server, Snapshot};
 use crate::error::{Error, Kind};
@@ -19,7 +23,8 @@ use crate::http::response::{self, Extra};
 use crate::mcp::envelope::Id;
 use crate::mcp::json;
 use crate::mcp::session::Claims;
-use crate::proxy::backend::{self, answer, backend_error, decode_session, encode_session, Link, Wire};
+use crate::mcp::sse;
+use crate::proxy::backend::{self, answer, backend_error, decode_session, encode_session, Link, Verb, Wire};
 use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
 use crate::proxy::local;
@@ -288,36 +293,7 @@ pub async fn run(
     // at the end), so forwarded headers are borrowed from the read buffer, not copied.
     let Conn { buf, head, out, scratch, request_id, .. } = &mut *conn;
     let (buf, head): (&[u8], &crate::http::head::Head) = (buf, head);
-    // `Mcp-Param-*` (2026-07-28 custom parameter headers) belong to the request itself: an
-    // intermediary MUST forward them.
-    let is_param = |n: &[u8]| n.len() > 10 && n[..10].eq_ignore_ascii_case(b"mcp-param-");
-    let any_param = head.headers.iter().any(|(n, _)| is_param(n.of(buf)));
-    // Headers set from verified claims replace any the client sent under the same name, and
-    // the proxy identity header never leaves (`Authenticator::strips`).
-    let fwd_refs: Vec<Vec<(&[u8], &[u8])>> = if any_param
-        || !principal.headers.is_empty()
-        || server.backends.iter().any(|b| !b.forward_headers.is_empty())
-    {
-        let forwarded = |b: &Backend| -> Vec<(&[u8], &[u8])> {
-            head.headers
-                .iter()
-                .filter(|(n, _)| {
-                    let n = n.of(buf);
-                    // The allow-list header narrows what this gateway exposes: consumed here,
-                    // never forwarded (Higress/Envoy behaviour).
-                    !server.auth.strips(n)
-                        && !n.eq_ignore_ascii_case(b"x-envoy-allow-mcp-tools")
-                        && (is_param(n)
-                            || b.forward_headers.iter().any(|f| n.eq_ignore_ascii_case(f.as_bytes())))
-                })
-                .map(|(n, v)| (n.of(buf), v.of(buf)))
-                .chain(principal.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
-                .collect()
-        };
-        server.backends.iter().map(forwarded).collect()
-    } else {
-        Vec::new()
-    };
+    let fwd_refs = forwarded(server, principal, head, buf);
     let cx = &Cx { core, snap };
     let visible = crate::proxy::authz::Visible { server, principal, head, buf };
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.
@@ -540,22 +516,11 @@ async fn relay_sse(
     // gets its id tagged with the backend's name so the client's answer can be routed back.
     let mut events = crate::mcp::sse::Events::default();
     let mut chunk = Vec::new();
-    let write_chunk = |out: &mut Vec<u8>, chunk: &[u8]| {
-        use std::io::Write;
-        if !chunk.is_empty() {
-            let _ = write!(out, "{:x}\r\n", chunk.len());
-            out.extend_from_slice(chunk);
-            out.extend_from_slice(b"\r\n");
-        }
-    };
     loop {
         match stream.next().await {
             Ok(Some(piece)) => {
                 chunk.clear();
-                events.push(piece, |ev| match crate::mcp::sse::tag_request(ev, backend) {
-                    Some(tagged) => chunk.extend_from_slice(&tagged),
-                    None => chunk.extend_from_slice(ev),
-                });
+                events.push(piece, |ev| sse::relay_event(ev, backend, &mut chunk));
                 write_chunk(&mut conn.out, &chunk);
                 if !conn.out.is_empty() && !conn.flush(limits).await {
                     return (200, true);
@@ -572,6 +537,181 @@ async fn relay_sse(
                 core.stats.borrow_mut().backend_failed(backend);
                 return (200, true);
             }
+        }
+    }
+}
+
+/// Appends `chunk` to `out` as one HTTP/1.1 chunk (nothing when it is empty: an empty chunk
+/// would end the body).
+fn write_chunk(out: &mut Vec<u8>, chunk: &[u8]) {
+    use std::io::Write;
+    if !chunk.is_empty() {
+        let _ = write!(out, "{:x}\r\n", chunk.len());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// How long a backend's GET stream may stay silent before the gateway stops reading it. A
+/// backend owes no traffic on it, so this is long; the client's stream goes on with the other
+/// backends, and ends (the client reconnects) when none is left.
+const STREAM_IDLE: Duration = Duration::from_secs(3600);
+
+/// How long a GET stream may stay quiet before the gateway writes an SSE comment on it: a
+/// client that went away is found (the write fails) and intermediaries see traffic.
+const STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// What one read of backend `.0`'s GET stream gave: relayed bytes, its end (`Ok(None)`), or a
+/// failure.
+type StreamItem = (usize, Result<Option<Vec<u8>>, UpstreamError>);
+
+/// What woke the GET stream loop.
+enum Wake {
+    /// A backend stream's next item; `None` when no backend stream is left.
+    Backend(Option<StreamItem>),
+    /// The worker drains: the stream ends now (the client reconnects elsewhere).
+    Drain,
+    /// Nothing for [`STREAM_KEEPALIVE`].
+    Quiet,
+}
+
+/// GET on a 2025-revision session: the server-to-client streams of the session's backends,
+/// fanned in to one SSE response. Each backend answering 200 `text/event-stream` is read by its
+/// own reader (all polled on this task); 405 means the backend has none. Events are relayed whole,
+/// with requests' ids tagged and event ids prefixed by the backend ([`sse::relay_event`]); a
+/// `Last-Event-ID` naming a backend resumes that backend's stream. The stream ends when every
+/// backend stream ended, when the worker drains, or when the client goes away (found by the
+/// keep-alive comments); a backend stream that fails is logged and counted, the others go on.
+/// No backend stream at all: 405 when every backend said so, else the first failure.
+pub async fn get_stream(
+    core: &Core,
+    snap: &Snapshot,
+    server: &Server,
+    conn: &mut Conn,
+    caller: Caller<'_>,
+    claims: &Claims,
+) -> (u16, bool) {
+    let Caller { keep_alive, cors, principal } = caller;
+    let cx = &Cx { core, snap };
+    let opened = {
+        let Conn { buf, head, .. } = &*conn;
+        let resume = head
+            .last_event_id
+            .and_then(|s| std::str::from_utf8(s.of(buf)).ok())
+            .and_then(sse::split_event_id);
+        let fwd = forwarded(server, principal, head, buf);
+        let opens = server.backends.iter().enumerate().filter_map(|(i, b)| {
+            let (_, s) = claims.backends.iter().find(|(n, _)| *n == *b.name)?;
+            let (version, sid) = decode_session(s);
+            let last_event_id = resume.filter(|(n, _)| *n == &*b.name).map_or("", |(_, id)| id);
+            let wire = Wire { verb: Verb::Get, last_event_id, ..Wire::legacy(version, sid) };
+            let fwd = fwd_for(&fwd, i);
+            Some(async move { (i, cx.open(b, b"", wire, fwd).await) })
+        });
+        futures_util::future::join_all(opens).await
+    };
+    let mut streams = Vec::new();
+    let mut failure = None;
+    for (i, r) in opened {
+        let b = &server.backends[i];
+        match r {
+            Ok(s) if s.status == 200 && is_sse(&s) => streams.push((i, s)),
+            // The backend offers no GET stream: nothing to fan in from it.
+            Ok(s) if s.status == 405 => {}
+            Ok(s) if s.status == 404 => {
+                log::warn!("backend {}: its session is gone (GET answered 404)", b.name);
+                failure.get_or_insert(Error::client(Kind::SessionNotFound, "Session not found"));
+            }
+            Ok(s) => {
+                log::warn!("backend {}: GET stream answered HTTP {}", b.name, s.status);
+                failure
+                    .get_or_insert(Error::internal(format!("backend {} answered HTTP {}", b.name, s.status)));
+            }
+            Err(e) => {
+                log::warn!("backend {}: GET stream failed ({e})", b.name);
+                failure.get_or_insert(backend_error(b, &e));
+            }
+        }
+    }
+    let Conn { buf, out, scratch, request_id, .. } = &mut *conn;
+    let origin = cors.map(|o| o.of(buf)).filter(|o| !o.is_empty());
+    let extra = Extra { cors_origin: origin, request_id: Some(request_id), ..Extra::default() };
+    if streams.is_empty() {
+        let err = failure.unwrap_or_else(|| {
+            Error::client(Kind::MethodNotAllowed, "no backend of this session offers a GET stream; use POST")
+        });
+        let w = respond::write_error(out, scratch, &err, &ErrorReply::default(), keep_alive, &extra);
+        return (w.status, w.close || !keep_alive);
+    }
+    response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
+    let limits = &snap.limits;
+    if !conn.flush(limits).await {
+        return (200, true);
+    }
+    // One reader per backend stream. `select_all` keeps each reader's pending read when the
+    // loop below wakes for something else: a read is abandoned only when the whole stream ends.
+    let max_event = limits.http.max_body_bytes;
+    let readers = streams.into_iter().map(|(i, mut s)| {
+        s.endless();
+        let name: &str = &server.backends[i].name;
+        let state = Some((s, sse::Events::default()));
+        futures_util::stream::unfold(state, move |state| async move {
+            let (mut s, mut events) = state?;
+            s.wait_at_most(STREAM_IDLE);
+            let item = match s.next().await {
+                Ok(Some(piece)) => {
+                    let mut chunk = Vec::with_capacity(piece.len() + 32);
+                    events.push(piece, |ev| sse::relay_event(ev, name, &mut chunk));
+                    if events.pending() > max_event {
+                        Err(UpstreamError::Invalid("stream event too large"))
+                    } else {
+                        Ok(Some(chunk))
+                    }
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match item {
+                Ok(Some(_)) => Some(((i, item), Some((s, events)))),
+                Ok(None) => {
+                    // A cleanly ended stream leaves a reusable connection.
+                    s.finish(&core.upstream);
+                    Some(((i, item), None))
+                }
+                Err(_) => Some(((i, item), None)),
+            }
+        })
+        .boxed_local()
+    });
+    let mut merged = futures_util::stream::select_all(readers);
+    loop {
+        let wake = monoio::select! {
+            item = merged.next() => Wake::Backend(item),
+            _ = core.drain.wait() => Wake::Drain,
+            _ = monoio::time::sleep(STREAM_KEEPALIVE) => Wake::Quiet,
+        };
+        match wake {
+            Wake::Backend(Some((_, Ok(Some(chunk))))) => write_chunk(&mut conn.out, &chunk),
+            Wake::Backend(Some((i, Ok(None)))) => {
+                log::debug!("backend {}: GET stream ended", server.backends[i].name);
+            }
+            Wake::Backend(Some((i, Err(e)))) => {
+                let b = &server.backends[i];
+                log::warn!("backend {}: GET stream broke ({e})", b.name);
+                core.stats.borrow_mut().backend_failed(&b.name);
+            }
+            Wake::Backend(None) => {
+                conn.out.extend_from_slice(b"0\r\n\r\n");
+                return (200, !keep_alive);
+            }
+            Wake::Drain => {
+                conn.out.extend_from_slice(b"0\r\n\r\n");
+                return (200, true);
+            }
+            Wake::Quiet => write_chunk(&mut conn.out, b": keep-alive\n\n"),
+        }
+        if !conn.out.is_empty() && !conn.flush(limits).await {
+            return (200, true);
         }
     }
 }
@@ -645,7 +785,7 @@ pub async fn end_sessions(core: &Core, snap: &Snapshot, server: &Server, claims:
         if sid.is_empty() {
             continue;
         }
-        let wire = Wire { delete: true, ..Wire::legacy(version, sid) };
+        let wire = Wire { verb: Verb::Delete, ..Wire::legacy(version, sid) };
         match cx.send(b, b"", wire, &[]).await {
             Ok(r) if r.status < 300 || r.status == 404 || r.status == 405 => {}
             Ok(r) => log::warn!("backend {}: DELETE of its session answered HTTP {}", b.name, r.status),
@@ -675,6 +815,47 @@ fn merge_capabilities(into: &mut serde_json::Value, from: &serde_json::Value) {
     // Subscriptions are not relayed (no GET stream fan-in yet).
     if let Some(r) = into.get_mut("resources").and_then(|r| r.as_object_mut()) {
         r.insert("subscribe".into(), serde_json::Value::Bool(false));
+    }
+}
+
+/// The client headers each backend receives, by backend index (empty when none forwards any):
+/// its `forwardHeaders`, `Mcp-Param-*`, and the principal's claim headers. Borrowed from the
+/// request's read buffer, not copied.
+fn forwarded<'b>(
+    server: &Server,
+    principal: &'b crate::auth::Principal,
+    head: &crate::http::head::Head,
+    buf: &'b [u8],
+) -> Vec<Vec<(&'b [u8], &'b [u8])>> {
+    // `Mcp-Param-*` (2026-07-28 custom parameter headers) belong to the request itself: an
+    // intermediary MUST forward them.
+    let is_param = |n: &[u8]| n.len() > 10 && n[..10].eq_ignore_ascii_case(b"mcp-param-");
+    let any_param = head.headers.iter().any(|(n, _)| is_param(n.of(buf)));
+    // Headers set from verified claims replace any the client sent under the same name, and
+    // the proxy identity header never leaves (`Authenticator::strips`).
+    if any_param
+        || !principal.headers.is_empty()
+        || server.backends.iter().any(|b| !b.forward_headers.is_empty())
+    {
+        let forwarded = |b: &Backend| -> Vec<(&[u8], &[u8])> {
+            head.headers
+                .iter()
+                .filter(|(n, _)| {
+                    let n = n.of(buf);
+                    // The allow-list header narrows what this gateway exposes: consumed here,
+                    // never forwarded (Higress/Envoy behaviour).
+                    !server.auth.strips(n)
+                        && !n.eq_ignore_ascii_case(b"x-envoy-allow-mcp-tools")
+                        && (is_param(n)
+                            || b.forward_headers.iter().any(|f| n.eq_ignore_ascii_case(f.as_bytes())))
+                })
+                .map(|(n, v)| (n.of(buf), v.of(buf)))
+                .chain(principal.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+                .collect()
+        };
+        server.backends.iter().map(forwarded).collect()
+    } else {
+        Vec::new()
     }
 }
 

@@ -60,19 +60,40 @@ pub struct Wire<'a> {
     pub method: Option<&'a str>,
     /// `Mcp-Name` (2026-07-28: tools/call, prompts/get, resources/read).
     pub name: Option<&'a str>,
-    /// Send `DELETE` (ending the backend session) instead of `POST`.
-    pub delete: bool,
+    /// The HTTP method: `POST` a message, `GET` the backend's stream, `DELETE` its session.
+    pub verb: Verb,
+    /// `Last-Event-ID` for a `GET` that resumes the backend's stream ("" = none).
+    pub last_event_id: &'a str,
+}
+
+/// The HTTP method of a request to a backend (Streamable HTTP uses three).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verb {
+    /// A JSON-RPC message in the body.
+    #[default]
+    Post,
+    /// Opens the backend's server-to-client SSE stream (no body).
+    Get,
+    /// Ends the backend session (no body).
+    Delete,
 }
 
 impl<'a> Wire<'a> {
     /// A 2025-revision request within a backend session.
     pub fn legacy(version: &'a str, session: &'a str) -> Wire<'a> {
-        Wire { version, session, method: None, name: None, delete: false }
+        Wire { version, session, method: None, name: None, verb: Verb::Post, last_event_id: "" }
     }
 
     /// A 2026-07-28 request.
     pub fn modern(method: &'a str, name: Option<&'a str>) -> Wire<'a> {
-        Wire { version: "2026-07-28", session: "", method: Some(method), name, delete: false }
+        Wire {
+            version: "2026-07-28",
+            session: "",
+            method: Some(method),
+            name,
+            verb: Verb::Post,
+            last_event_id: "",
+        }
     }
 }
 
@@ -103,7 +124,11 @@ pub fn request(
 ) -> Vec<u8> {
     let t = &backend.targets[target_index % backend.targets.len()];
     let mut r = Vec::with_capacity(256 + body.len());
-    r.extend_from_slice(if wire.delete { b"DELETE " } else { b"POST " });
+    r.extend_from_slice(match wire.verb {
+        Verb::Post => b"POST ",
+        Verb::Get => b"GET ",
+        Verb::Delete => b"DELETE ",
+    });
     r.extend_from_slice(t.path.as_bytes());
     if let Some(crate::auth::scheme::BackendCredential::Query { pair }) = &backend.credential {
         r.push(if t.path.contains('?') { b'&' } else { b'?' });
@@ -111,11 +136,20 @@ pub fn request(
     }
     r.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     r.extend_from_slice(t.authority.as_bytes());
-    r.extend_from_slice(
-        b"\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\ncontent-length: ",
-    );
-    write_u64(&mut r, body.len() as u64);
-    r.extend_from_slice(b"\r\n");
+    if wire.verb == Verb::Get {
+        r.extend_from_slice(b"\r\naccept: text/event-stream\r\n");
+    } else {
+        r.extend_from_slice(
+            b"\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\ncontent-length: ",
+        );
+        write_u64(&mut r, body.len() as u64);
+        r.extend_from_slice(b"\r\n");
+    }
+    if !wire.last_event_id.is_empty() {
+        r.extend_from_slice(b"last-event-id: ");
+        r.extend_from_slice(wire.last_event_id.as_bytes());
+        r.extend_from_slice(b"\r\n");
+    }
     if !wire.version.is_empty() {
         r.extend_from_slice(b"mcp-protocol-version: ");
         r.extend_from_slice(wire.version.as_bytes());

@@ -211,10 +211,22 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
             }
             return outcome;
         }
-        // No server-initiated stream for local endpoints: the transport allows 405 here.
+        // The backends' server-to-client streams, fanned in. Local tools send nothing
+        // unprompted: without backends the transport allows 405 here.
         Method::Get => {
-            let err = Error::client(Kind::MethodNotAllowed, "this endpoint offers no GET stream; use POST");
-            return reject(conn, &cx, &err);
+            if server.backends.is_empty() {
+                let err =
+                    Error::client(Kind::MethodNotAllowed, "this endpoint offers no GET stream; use POST");
+                return reject(conn, &cx, &err);
+            }
+            let claims = match stream_session(core, snap, conn, &cx, &principal) {
+                Ok(claims) => claims,
+                Err(outcome) => return outcome,
+            };
+            let caller =
+                aggregate::Caller { keep_alive: cx.keep_alive, cors: cx.cors_origin, principal: &principal };
+            let (status, close) = aggregate::get_stream(core, snap, server, conn, caller, &claims).await;
+            return Outcome { status, close, method: MethodClass::None };
         }
         _ => {
             let err = Error::client(Kind::MethodNotAllowed, "method not allowed on an MCP endpoint");
@@ -369,6 +381,26 @@ fn body_slice<'b>(buf: &'b [u8], head: &Head) -> &'b [u8] {
 /// Transport checks of a POST that need no body: `Accept` must admit both JSON and SSE (the
 /// client MUST list both) and the body must be declared JSON.
 fn admit_post(head: &Head, buf: &[u8]) -> Result<(), Error> {
+    let (json, sse) = accepts(head, buf);
+    if !(json && sse) {
+        return Err(Error::client(
+            Kind::NotAcceptable,
+            "Not Acceptable: Accept must include application/json and text/event-stream",
+        ));
+    }
+    let ct = head.content_type.map(|c| c.of(buf)).unwrap_or(b"");
+    let media = ct.split(|&b| b == b';').next().unwrap_or(b"").trim_ascii();
+    if !media.eq_ignore_ascii_case(b"application/json") {
+        return Err(Error::client(
+            Kind::UnsupportedMediaType,
+            "Unsupported Media Type: Content-Type must be application/json",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the request's `Accept` takes (JSON, SSE).
+fn accepts(head: &Head, buf: &[u8]) -> (bool, bool) {
     let (mut json, mut sse) = (false, false);
     let first = head.accept.map(|a| a.of(buf)).unwrap_or(b"");
     // Several Accept lines form one list (RFC 9110 5.3); the common single line needs no scan.
@@ -391,21 +423,7 @@ fn admit_post(head: &Head, buf: &[u8]) -> Result<(), Error> {
             sse = true;
         }
     }
-    if !(json && sse) {
-        return Err(Error::client(
-            Kind::NotAcceptable,
-            "Not Acceptable: Accept must include application/json and text/event-stream",
-        ));
-    }
-    let ct = head.content_type.map(|c| c.of(buf)).unwrap_or(b"");
-    let media = ct.split(|&b| b == b';').next().unwrap_or(b"").trim_ascii();
-    if !media.eq_ignore_ascii_case(b"application/json") {
-        return Err(Error::client(
-            Kind::UnsupportedMediaType,
-            "Unsupported Media Type: Content-Type must be application/json",
-        ));
-    }
-    Ok(())
+    (json, sse)
 }
 
 /// [`fail`] for a transport-level rejection: no id to echo, no data, counted without a method.
@@ -463,32 +481,66 @@ fn delete(
     cx: &Ctx<'_>,
     principal: &Principal,
 ) -> (Outcome, Option<Rc<Claims>>) {
+    let claims = match session_of(
+        core,
+        snap,
+        conn,
+        cx,
+        principal,
+        "protocol version 2026-07-28 has no sessions to delete",
+    ) {
+        Ok(claims) => claims,
+        Err(outcome) => return (outcome, None),
+    };
+    if !core.revoked.borrow_mut().has_room(now_unix()) {
+        let err = Error::client(Kind::Overloaded, "too many terminated sessions; retry later");
+        return (reject(conn, cx, &err), None);
+    }
+    core.revocations.publish(claims.id, claims.expires);
+    (no_content(conn, cx, None), Some(claims))
+}
+
+/// The client's session for a GET stream: a 2025-revision session of this principal, with an
+/// `Accept` that takes `text/event-stream`.
+fn stream_session(
+    core: &Core,
+    snap: &Snapshot,
+    conn: &mut Conn,
+    cx: &Ctx<'_>,
+    principal: &Principal,
+) -> Result<Rc<Claims>, Outcome> {
+    if !accepts(&conn.head, &conn.buf).1 {
+        let err = Error::client(Kind::NotAcceptable, "Not Acceptable: Accept must include text/event-stream");
+        return Err(reject(conn, cx, &err));
+    }
+    session_of(core, snap, conn, cx, principal, "protocol version 2026-07-28 has no GET stream")
+}
+
+/// The 2025-revision session a GET or DELETE names, when it exists and belongs to `principal`
+/// (a session of someone else is as unknown as a forged one). `stateless` is the 405 message for
+/// a 2026-07-28 request, which has no sessions.
+fn session_of(
+    core: &Core,
+    snap: &Snapshot,
+    conn: &mut Conn,
+    cx: &Ctx<'_>,
+    principal: &Principal,
+    stateless: &'static str,
+) -> Result<Rc<Claims>, Outcome> {
     let pv = conn.head.protocol_version.map(|s| s.of(&conn.buf));
     if pv.and_then(Version::parse).is_some_and(Version::is_stateless) {
-        let err =
-            Error::client(Kind::MethodNotAllowed, "protocol version 2026-07-28 has no sessions to delete");
-        return (reject(conn, cx, &err), None);
+        return Err(reject(conn, cx, &Error::client(Kind::MethodNotAllowed, stateless)));
     }
     let Some(sid) = conn.head.session_id.map(|s| s.of(&conn.buf)) else {
         let err = Error::client(Kind::SessionRequired, "Bad Request: Mcp-Session-Id header is required");
-        return (reject(conn, cx, &err), None);
+        return Err(reject(conn, cx, &err));
     };
-    let now = now_unix();
-    match open_session(core, snap, cx.server, sid, now) {
-        // Only the principal a session belongs to may end it.
+    match open_session(core, snap, cx.server, sid, now_unix()) {
         Ok(claims) if *claims.principal != *principal.id => {
-            let err = Error::client(Kind::SessionNotFound, "Session not found");
-            (reject(conn, cx, &err), None)
+            Err(reject(conn, cx, &Error::client(Kind::SessionNotFound, "Session not found")))
         }
-        Ok(_) if !core.revoked.borrow_mut().has_room(now) => {
-            let err = Error::client(Kind::Overloaded, "too many terminated sessions; retry later");
-            (reject(conn, cx, &err), None)
-        }
-        Ok(claims) => {
-            core.revocations.publish(claims.id, claims.expires);
-            (no_content(conn, cx, None), Some(claims))
-        }
-        Err(err) => (reject(conn, cx, &err), None),
+        Ok(claims) => Ok(claims),
+        Err(err) => Err(reject(conn, cx, &err)),
     }
 }
 

@@ -212,6 +212,19 @@ impl Streaming {
         self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_slice())
     }
 
+    /// Makes this an open-ended stream (a `GET` SSE stream): no cap on the total body, whose
+    /// reader bounds each event instead, and no overall deadline ([`Streaming::wait_at_most`]
+    /// sets one per read). Call before the first [`Streaming::next`].
+    pub fn endless(&mut self) {
+        self.max_body = usize::MAX;
+        self.chunked = Chunked::new(usize::MAX, 16 * 1024);
+    }
+
+    /// The next read (and every later one until called again) waits at most `idle`.
+    pub fn wait_at_most(&mut self, idle: Duration) {
+        self.deadline = Instant::now() + idle;
+    }
+
     /// The whole body when it is Content-Length framed and already read with the head (the
     /// common case for JSON answers): the read buffer itself, moved, not copied.
     fn take_buffered_body(&mut self) -> Option<Vec<u8>> {
