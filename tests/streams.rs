@@ -25,6 +25,8 @@ struct Backend {
     streams: Arc<Mutex<Vec<Sender<String>>>>,
     /// JSON-RPC responses (client answers) it received by POST.
     answers: Arc<Mutex<Vec<Value>>>,
+    /// Every other message it received by POST.
+    requests: Arc<Mutex<Vec<Value>>>,
     /// GET streams whose writes failed: the gateway went away.
     broken: Arc<AtomicUsize>,
 }
@@ -36,16 +38,17 @@ fn backend(tag: &'static str, offers_get: bool) -> Backend {
         gets: Arc::default(),
         streams: Arc::default(),
         answers: Arc::default(),
+        requests: Arc::default(),
         broken: Arc::default(),
     };
-    let (gets, streams, answers, broken) =
-        (b.gets.clone(), b.streams.clone(), b.answers.clone(), b.broken.clone());
+    let (gets, streams, answers, requests, broken) =
+        (b.gets.clone(), b.streams.clone(), b.answers.clone(), b.requests.clone(), b.broken.clone());
     std::thread::Builder::new()
         .spawn(move || {
             for s in l.incoming() {
                 let Ok(mut s) = s else { return };
-                let (gets, streams, answers, broken) =
-                    (gets.clone(), streams.clone(), answers.clone(), broken.clone());
+                let (gets, streams, answers, requests, broken) =
+                    (gets.clone(), streams.clone(), answers.clone(), requests.clone(), broken.clone());
                 std::thread::Builder::new()
                     .spawn(move || {
                         let mut buf = Vec::new();
@@ -83,9 +86,12 @@ fn backend(tag: &'static str, offers_get: bool) -> Backend {
                                 continue;
                             }
                             let msg: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+                            if msg.get("method").is_some() {
+                                requests.lock().unwrap().push(msg.clone());
+                            }
                             let out = match msg["method"].as_str() {
                                 Some("initialize") => {
-                                    let r = json!({"jsonrpc":"2.0","id":msg["id"],"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":tag,"version":"1"}}}).to_string();
+                                    let r = json!({"jsonrpc":"2.0","id":msg["id"],"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{},"completions":{},"logging":{},"resources":{"subscribe":true}},"serverInfo":{"name":tag,"version":"1"}}}).to_string();
                                     format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: {tag}-sess\r\nContent-Length: {}\r\n\r\n{r}", r.len())
                                 }
                                 None => {
@@ -324,4 +330,74 @@ fn a_draining_gateway_ends_open_streams() {
     let text = read_until(&mut s, &mut got, "0\r\n\r\n");
     assert!(text.ends_with("0\r\n\r\n"), "{text:?}");
     stopper.join().unwrap();
+}
+
+#[test]
+fn subscriptions_route_by_uri_and_updates_come_back_under_the_exposed_uri() {
+    let (b1, b3) = (backend("b1", true), backend("b3", true));
+    let gw = common::start(&config(&[("b1", b1.addr), ("b3", b3.addr)]));
+    let addr = gw.addrs()[0];
+    let r = post(
+        addr,
+        "/mcp",
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        None,
+    );
+    assert_eq!(
+        r.json()["result"]["capabilities"]["resources"]["subscribe"],
+        true,
+        "a backend offers subscriptions"
+    );
+    let sid = r.header("mcp-session-id").unwrap().to_string();
+    let r = post(
+        addr,
+        "/mcp",
+        r#"{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"b3+file:///notes.txt"}}"#,
+        Some(&sid),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let seen = b3.requests.lock().unwrap().clone();
+    let sub = seen.iter().find(|m| m["method"] == "resources/subscribe").expect("b3 got the subscription");
+    assert_eq!(sub["params"]["uri"], "file:///notes.txt", "the backend sees its own URI");
+    assert!(!b1.requests.lock().unwrap().iter().any(|m| m["method"] == "resources/subscribe"));
+    // An unknown prefix is the client's error.
+    let r = post(
+        addr,
+        "/mcp",
+        r#"{"jsonrpc":"2.0","id":3,"method":"resources/unsubscribe","params":{"uri":"nope+file:///x"}}"#,
+        Some(&sid),
+    );
+    assert!(r.json()["error"].is_object(), "{}", String::from_utf8_lossy(&r.body));
+
+    let mut s = get(addr, "/mcp", &format!("Mcp-Session-Id: {sid}\r\n"));
+    let s3 = b3.open_streams(1);
+    s3[0]
+        .send("data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/updated\",\"params\":{\"uri\":\"file:///notes.txt\"}}\n\n".into())
+        .unwrap();
+    let text = read_until(&mut s, &mut Vec::new(), "resources/updated");
+    assert!(text.contains(r#""uri":"b3+file:///notes.txt""#), "{text}");
+    gw.shutdown();
+}
+
+#[test]
+fn stateless_discovery_offers_what_the_backends_offer() {
+    let b1 = backend("b1", true);
+    let gw = common::start(&config(&[("b1", b1.addr)]));
+    let addr = gw.addrs()[0];
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{{{meta}}}}}"#);
+    let r = common::send(
+        addr,
+        &format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: server/discover\r\n\
+Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let caps = &r.json()["result"]["capabilities"];
+    assert!(caps["completions"].is_object() && caps["logging"].is_object(), "{caps}");
+    assert!(r.json()["result"]["supportedVersions"].is_array());
+    gw.shutdown();
 }

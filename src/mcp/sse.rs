@@ -108,10 +108,34 @@ pub fn tag_request(event: &[u8], backend: &str) -> Option<Vec<u8>> {
 /// never contain it.
 pub const EVENT_ID_SEP: char = '/';
 
+/// If `event` is a `notifications/resources/updated` from backend `backend`, the event with its
+/// `params.uri` exposed as the client knows it, `<backend>+<uri>` (the gateway's resource
+/// prefix when a server has several sources); `None` for anything else.
+pub fn expose_updated_uri(event: &[u8], backend: &str) -> Option<Vec<u8>> {
+    const METHOD: &[u8] = b"notifications/resources/updated";
+    if !event.windows(METHOD.len()).any(|w| w == METHOD) {
+        return None;
+    }
+    let payloads = data_payloads(event);
+    let [payload] = payloads.as_slice() else { return None };
+    let mut msg: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    if msg.get("method")?.as_str()? != "notifications/resources/updated" {
+        return None;
+    }
+    let uri = msg.get_mut("params")?.get_mut("uri")?;
+    let exposed = format!("{backend}+{}", uri.as_str()?);
+    *uri = serde_json::Value::String(exposed);
+    let mut out = b"event: message\ndata: ".to_vec();
+    serde_json::to_writer(&mut out, &msg).ok()?;
+    out.extend_from_slice(b"\n\n");
+    Some(out)
+}
+
 /// Appends `event` (one whole event from [`Events`]) to `out` as the gateway relays it from
-/// backend `backend`: a request's id tagged ([`tag_request`]) and the event id, if any, written
-/// as `<backend>/<id>` ([`EVENT_ID_SEP`]).
-pub fn relay_event(event: &[u8], backend: &str, out: &mut Vec<u8>) {
+/// backend `backend`: a request's id tagged ([`tag_request`]), with `prefixed` (the server
+/// exposes `<backend>+<uri>`) a resource update's URI exposed ([`expose_updated_uri`]), and the
+/// event id, if any, written as `<backend>/<id>` ([`EVENT_ID_SEP`]).
+pub fn relay_event(event: &[u8], backend: &str, prefixed: bool, out: &mut Vec<u8>) {
     let is_id = |l: &&[u8]| l.starts_with(b"id:");
     // The line's own end (`\r` of a CRLF stream) is kept; the newline is the caller's.
     let write_id = |out: &mut Vec<u8>, line: &[u8]| {
@@ -130,7 +154,9 @@ pub fn relay_event(event: &[u8], backend: &str, out: &mut Vec<u8>) {
         }
     };
     let lines = event.split(|&b| b == b'\n');
-    match (tag_request(event, backend), lines.clone().find(is_id)) {
+    let rewritten = tag_request(event, backend)
+        .or_else(|| prefixed.then(|| expose_updated_uri(event, backend)).flatten());
+    match (rewritten, lines.clone().find(is_id)) {
         (Some(tagged), id) => {
             if let Some(line) = id {
                 write_id(out, line);
@@ -195,20 +221,29 @@ mod tests {
     #[test]
     fn relayed_events_name_their_backend_in_the_event_id() {
         let mut out = Vec::new();
-        relay_event(b"id: 42\nevent: message\ndata: {}\n\n", "b1", &mut out);
+        relay_event(b"id: 42\nevent: message\ndata: {}\n\n", "b1", true, &mut out);
         assert_eq!(out, b"id: b1/42\nevent: message\ndata: {}\n\n");
         out.clear();
-        relay_event(b"data: {}\r\nid:7\r\n\r\n", "b1", &mut out);
+        relay_event(b"data: {}\r\nid:7\r\n\r\n", "b1", true, &mut out);
         assert_eq!(out, b"data: {}\r\nid: b1/7\r\n\r\n");
         out.clear();
-        relay_event(b"data: {}\n\n", "b1", &mut out);
+        relay_event(b"data: {}\n\n", "b1", true, &mut out);
         assert_eq!(out, b"data: {}\n\n", "no id: untouched");
         out.clear();
         let req = b"id: 9\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"roots/list\"}\n\n";
-        relay_event(req, "b2", &mut out);
+        relay_event(req, "b2", true, &mut out);
         assert!(out.starts_with(b"id: b2/9\nevent: message\ndata: "), "{}", String::from_utf8_lossy(&out));
         let v: serde_json::Value = serde_json::from_slice(&data_payloads(&out)[0]).unwrap();
         assert_eq!(untag(v["id"].as_str().unwrap()), Some(("b2", "1")));
+        let updated = b"id: 3\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/updated\",\"params\":{\"uri\":\"file:///a\"}}\n\n";
+        out.clear();
+        relay_event(updated, "b2", true, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&data_payloads(&out)[0]).unwrap();
+        assert_eq!(v["params"]["uri"], "b2+file:///a");
+        assert!(out.starts_with(b"id: b2/3\n"));
+        out.clear();
+        relay_event(updated, "b2", false, &mut out);
+        assert_eq!(out, b"id: b2/3\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/updated\",\"params\":{\"uri\":\"file:///a\"}}\n\n", "one source: URIs are not prefixed");
         assert_eq!(split_event_id("b2/9"), Some(("b2", "9")));
         assert_eq!(split_event_id("b2/a/b"), Some(("b2", "a/b")));
         assert_eq!(split_event_id("/9"), None);

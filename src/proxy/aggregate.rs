@@ -126,6 +126,12 @@ pub enum Plan {
         /// The backends to continue, from the client's gateway cursor (`None`: first page).
         resume: Option<Resume>,
     },
+    /// `server/discover` for a 2026-07-28 client: the gateway's capabilities merged with those
+    /// of every backend reachable over the worker's links.
+    Discover {
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+    },
     /// Forward a 2026-07-28 tools/call, prompts/get or resources/read to one backend over the
     /// worker's link to it.
     CallStateless {
@@ -376,6 +382,31 @@ pub async fn run(
             crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
             Ok((200, out, None, response::JSON))
         }
+        Plan::Discover { id } => {
+            let links =
+                server.backends.iter().enumerate().map(|(i, b)| link(cx, server, b, fwd_for(&fwd_refs, i)));
+            let mut caps: serde_json::Value =
+                serde_json::from_slice(local::CAPABILITIES).unwrap_or(serde_json::Value::Null);
+            for (b, r) in server.backends.iter().zip(futures_util::future::join_all(links).await) {
+                match r {
+                    Ok(_) => {
+                        if let Some(c) = link_caps(cx, server, b) {
+                            merge_capabilities(&mut caps, &c);
+                        }
+                    }
+                    // Discovery still answers: that backend's capabilities are just not offered.
+                    Err(why) => {
+                        log::warn!("backend {}: {}; left out of server/discover", b.name, why.message)
+                    }
+                }
+            }
+            let caps = serde_json::to_vec(&caps).unwrap_or_else(|_| local::CAPABILITIES.to_vec());
+            let mut out = Vec::with_capacity(512);
+            begin(&mut out, &id);
+            local::discover_with(&mut out, server, &caps);
+            crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
+            Ok((200, out, None, response::JSON))
+        }
         Plan::Answer { backend: i, body, claims } => {
             let b = &server.backends[i];
             if let Some((_, s)) = claims.backends.iter().find(|(n, _)| *n == *b.name) {
@@ -475,7 +506,8 @@ pub async fn run(
     let extra = Extra { cors_origin: origin, request_id: Some(request_id), ..Extra::default() };
     if let (Some(stream), Ok(_)) = (relay, &result) {
         response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
-        return relay_sse(conn, stream, core, &snap.limits, keep_alive, relay_backend).await;
+        let prefixed = server.prefixed();
+        return relay_sse(conn, stream, core, &snap.limits, keep_alive, (relay_backend, prefixed)).await;
     }
     match result {
         Ok((status, body, session, ctype)) => {
@@ -507,7 +539,7 @@ async fn relay_sse(
     core: &Core,
     limits: &crate::config::snapshot::Limits,
     keep_alive: bool,
-    backend: &str,
+    (backend, prefixed): (&str, bool),
 ) -> (u16, bool) {
     if !conn.flush(limits).await {
         return (200, true);
@@ -520,7 +552,7 @@ async fn relay_sse(
         match stream.next().await {
             Ok(Some(piece)) => {
                 chunk.clear();
-                events.push(piece, |ev| sse::relay_event(ev, backend, &mut chunk));
+                events.push(piece, |ev| sse::relay_event(ev, backend, prefixed, &mut chunk));
                 write_chunk(&mut conn.out, &chunk);
                 if !conn.out.is_empty() && !conn.flush(limits).await {
                     return (200, true);
@@ -651,6 +683,7 @@ pub async fn get_stream(
     // One reader per backend stream. `select_all` keeps each reader's pending read when the
     // loop below wakes for something else: a read is abandoned only when the whole stream ends.
     let max_event = limits.http.max_body_bytes;
+    let prefixed = server.prefixed();
     let readers = streams.into_iter().map(|(i, mut s)| {
         s.endless();
         let name: &str = &server.backends[i].name;
@@ -661,7 +694,7 @@ pub async fn get_stream(
             let item = match s.next().await {
                 Ok(Some(piece)) => {
                     let mut chunk = Vec::with_capacity(piece.len() + 32);
-                    events.push(piece, |ev| sse::relay_event(ev, name, &mut chunk));
+                    events.push(piece, |ev| sse::relay_event(ev, name, prefixed, &mut chunk));
                     if events.pending() > max_event {
                         Err(UpstreamError::Invalid("stream event too large"))
                     } else {
@@ -812,10 +845,6 @@ fn merge_capabilities(into: &mut serde_json::Value, from: &serde_json::Value) {
             }
         }
     }
-    // Subscriptions are not relayed (no GET stream fan-in yet).
-    if let Some(r) = into.get_mut("resources").and_then(|r| r.as_object_mut()) {
-        r.insert("subscribe".into(), serde_json::Value::Bool(false));
-    }
 }
 
 /// The client headers each backend receives, by backend index (empty when none forwards any):
@@ -947,29 +976,41 @@ const META_2026: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2
 /// backend; anything else gets a gateway-owned session. Sessionless clients share it, which is
 /// what the stateless revision promises them: no per-client state on the server.
 async fn link(cx: &Cx<'_>, server: &Server, b: &Backend, fwd: &[(&[u8], &[u8])]) -> Result<Link, Error> {
-    if let Some(l) = cx.core.links.borrow().get(&*server.name).and_then(|m| m.get(&*b.name)) {
+    if let Some((l, _)) = cx.core.links.borrow().get(&*server.name).and_then(|m| m.get(&*b.name)) {
         return Ok(l.clone());
     }
     let discover = format!(
         r#"{{"jsonrpc":"2.0","id":"portcullis-discover","method":"server/discover","params":{{{META_2026}}}}}"#
     );
-    let modern = match cx.send(b, discover.as_bytes(), Wire::modern("server/discover", None), fwd).await {
-        Ok(r) if r.status == 200 => answer(&r, Some("portcullis-discover")).is_some_and(|v| {
+    let discovered = match cx.send(b, discover.as_bytes(), Wire::modern("server/discover", None), fwd).await {
+        Ok(r) if r.status == 200 => answer(&r, Some("portcullis-discover")).filter(|v| {
             v["result"]["supportedVersions"].as_array().is_some_and(|a| a.iter().any(|x| x == "2026-07-28"))
         }),
-        Ok(_) => false,
+        Ok(_) => None,
         Err(e) => return Err(backend_error(b, &e)),
     };
-    let l = if modern {
-        Link::Modern
-    } else {
-        let (version, session, _) = init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd)
-            .await
-            .map_err(|why| Error::internal(format!("backend {}: {why}", b.name)))?;
-        Link::Legacy { version, session }
+    let (l, caps) = match discovered {
+        Some(mut v) => (Link::Modern, v["result"]["capabilities"].take()),
+        None => {
+            let (version, session, caps) =
+                init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd)
+                    .await
+                    .map_err(|why| Error::internal(format!("backend {}: {why}", b.name)))?;
+            (Link::Legacy { version, session }, caps)
+        }
     };
-    cx.core.links.borrow_mut().entry(server.name.clone()).or_default().insert(b.name.clone(), l.clone());
+    cx.core
+        .links
+        .borrow_mut()
+        .entry(server.name.clone())
+        .or_default()
+        .insert(b.name.clone(), (l.clone(), std::rc::Rc::new(caps)));
     Ok(l)
+}
+
+/// The capabilities `b` declared when this worker linked to it.
+fn link_caps(cx: &Cx<'_>, server: &Server, b: &Backend) -> Option<std::rc::Rc<serde_json::Value>> {
+    cx.core.links.borrow().get(&*server.name).and_then(|m| m.get(&*b.name)).map(|(_, c)| c.clone())
 }
 
 fn forget(cx: &Cx<'_>, server: &Server, b: &Backend) {

@@ -360,8 +360,10 @@ impl Drop for Wait<'_> {
     }
 }
 
-/// Server name -> backend name -> link (nested so lookups by `&str` allocate nothing).
-pub type Links = FxHashMap<Box<str>, FxHashMap<Box<str>, crate::proxy::backend::Link>>;
+/// Server name -> backend name -> link and the capabilities the backend declared on it (nested
+/// so lookups by `&str` allocate nothing).
+pub type Links =
+    FxHashMap<Box<str>, FxHashMap<Box<str>, (crate::proxy::backend::Link, Rc<serde_json::Value>)>>;
 
 /// A cached session: the server it was opened for and its claims.
 type CachedSession = (Box<str>, Rc<crate::mcp::session::Claims>);

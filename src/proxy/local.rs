@@ -74,10 +74,16 @@ pub fn write_supported_versions(body: &mut Vec<u8>) {
 /// `server/discover` result members (2026-07-28); the caller adds `resultType`, cache fields
 /// and `_meta.serverInfo`.
 pub fn discover(body: &mut Vec<u8>, server: &Server) {
+    discover_with(body, server, CAPABILITIES);
+}
+
+/// [`discover`] with `capabilities` (JSON object) in place of the gateway's own (an aggregating
+/// server offers the union of its backends').
+pub fn discover_with(body: &mut Vec<u8>, server: &Server, capabilities: &[u8]) {
     body.extend_from_slice(b"\"supportedVersions\":");
     write_supported_versions(body);
     body.extend_from_slice(b",\"capabilities\":");
-    body.extend_from_slice(CAPABILITIES);
+    body.extend_from_slice(capabilities);
     if let Some(i) = &server.instructions {
         body.extend_from_slice(b",\"instructions\":");
         json::write_str(body, i);

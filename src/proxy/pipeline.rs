@@ -847,6 +847,9 @@ fn stateless(
                 class,
             );
         }
+        if env.method == "server/discover" {
+            return Step::Backends(aggregate::Plan::Discover { id: raw_id(env) }, class);
+        }
         let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
         if !local && routed_method(env.method) {
             return match routed(w, env) {
@@ -1088,7 +1091,9 @@ fn legacy(
             return Step::Backends(plan, class);
         }
         let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
-        if !local && routed_method(env.method) {
+        // Subscriptions go to the backend serving the URI; its updates come on the GET stream.
+        let subscription = matches!(env.method, "resources/subscribe" | "resources/unsubscribe");
+        if !local && (routed_method(env.method) || subscription) {
             return match routed(w, env) {
                 Ok((backend, body, _)) => {
                     Step::Backends(aggregate::Plan::Call { id: raw_id(env), backend, body, claims }, class)
