@@ -29,9 +29,9 @@
 //!
 //! The layout follows ARCHITECTURE.md. `upstream/` (pools, HTTP/1.1 client) and `auth/` (client
 //! authentication, JWKS fetching, backend credentials) exist; `proxy::aggregate` carries out
-//! requests that need backends. `policy/` holds the rule tables and the CEL subset. Blocks of
-//! later issues (REST calls, mtls, TLS listeners) are refused by the config compiler until they
-//! land, so no endpoint is ever served with less protection than its configuration asks for.
+//! requests that need backends. `policy/` holds the rule tables and the CEL subset. `tls` is a
+//! leaf added to the layout: server-side TLS (listener certificates by SNI, the TLS stream over
+//! the worker's socket, certificate identities); `auth::mtls` judges client certificates.
 //! The JWKS fetcher is a `runtime` thread with its own monoio runtime and connection pool; keys
 //! reach the workers through arc-swap.
 
@@ -50,6 +50,7 @@ pub mod proxy;
 pub mod respond;
 pub mod rest;
 pub mod runtime;
+pub mod tls;
 pub mod upstream;
 
 #[cfg(feature = "count-allocs")]

@@ -196,6 +196,10 @@ fn metrics_text(st: &Stats, state: &State) -> String {
     s.push_str("# HELP portcullis_authorization_condition_errors_total Rule conditions that failed to evaluate (the rule did not match).\n");
     s.push_str("# TYPE portcullis_authorization_condition_errors_total counter\n");
     let _ = writeln!(s, "portcullis_authorization_condition_errors_total {}", st.condition_errors);
+    s.push_str("# HELP portcullis_tls_handshakes_total TLS handshakes on tls listeners by result.\n");
+    s.push_str("# TYPE portcullis_tls_handshakes_total counter\n");
+    let _ = writeln!(s, "portcullis_tls_handshakes_total{{result=\"ok\"}} {}", st.tls_handshakes);
+    let _ = writeln!(s, "portcullis_tls_handshakes_total{{result=\"failed\"}} {}", st.tls_handshake_failures);
     let gauges: [(&str, &str, &str, u64); 8] = [
         (
             "portcullis_upstream_connections_total",

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod jwk;
 pub mod jwks;
 pub mod jwt;
+pub mod mtls;
 pub mod proxy;
 pub mod scheme;
 pub mod secret;
@@ -40,6 +41,8 @@ pub enum PrincipalKind {
     Basic,
     /// A user named by a trusted proxy.
     Proxy,
+    /// A verified TLS client certificate (subject = the configured name from it).
+    Mtls,
 }
 
 /// Who is calling.
@@ -80,6 +83,7 @@ impl Principal {
             PrincipalKind::ApiKey => "key",
             PrincipalKind::Basic => "basic",
             PrincipalKind::Proxy => "proxy",
+            PrincipalKind::Mtls => "mtls",
         };
         Principal {
             kind,
@@ -134,6 +138,8 @@ pub enum Mode {
         /// Whether a request without a (believed) user is refused.
         require_user: bool,
     },
+    /// TLS client certificates (the pipeline passes the connection's to [`mtls::Mtls`]).
+    Mtls(mtls::Mtls),
 }
 
 /// Why a request is not authenticated.
@@ -388,6 +394,8 @@ impl Authenticator {
                     None => Ok(anonymous.clone()),
                 }
             }
+            // A certificate belongs to the connection, not the request: see `mtls::Mtls`.
+            Mode::Mtls(_) => Err(Failure::Missing),
         }
     }
 
@@ -396,6 +404,8 @@ impl Authenticator {
         match &self.mode {
             Mode::Basic { .. } => format!("Basic realm=\"{}\", charset=\"UTF-8\"", self.realm),
             Mode::ApiKey { .. } => format!("ApiKey realm=\"{}\"", self.realm),
+            // No HTTP scheme carries a certificate; the name says what is expected.
+            Mode::Mtls(_) => format!("ClientCertificate realm=\"{}\"", self.realm),
             _ => {
                 // RFC 6750 3: error only when a token was presented; the MCP authorization spec
                 // adds resource_metadata and scope.

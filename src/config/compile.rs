@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use rustc_hash::FxHashMap as HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -92,7 +93,7 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
     }
     let get = |k: &str| map.get(k).filter(|v| !v.is_null());
 
-    let listen = compile_listen(get("listen"), errs);
+    let (listen, tls_pairs) = compile_listen(get("listen"), errs);
     let workers = match get("workers").and_then(|v| parse_value::<raw::Workers>(v, "workers", errs)) {
         None => default_workers(),
         Some(raw::Workers::Word(w)) if w == "auto" => default_workers(),
@@ -195,11 +196,15 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
                 .into(),
         );
     }
+    let listen_tls = compile_tls_listeners(&tls_pairs, &servers, errs);
+    let files = referenced_files(root);
     let effective = redact::effective_json(root);
     static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     Some(Snapshot {
         generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         listen,
+        listen_tls,
+        files,
         workers,
         shutdown_grace,
         admin,
@@ -228,9 +233,13 @@ fn resolve_addr(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{s:?} resolves to no address"))
 }
 
-fn compile_listen(v: Option<&Value>, errs: &mut Errors) -> Vec<SocketAddr> {
+/// A TLS listener's `(cert, key)` files, with the entry's path for errors.
+type TlsPairs = (String, Vec<(String, String)>);
+
+/// The listen addresses and, for each, its TLS certificate files (`None`: plain).
+fn compile_listen(v: Option<&Value>, errs: &mut Errors) -> (Vec<SocketAddr>, Vec<Option<TlsPairs>>) {
     let Some(v) = v else {
-        return vec![SocketAddr::from(([127, 0, 0, 1], 8080))];
+        return (vec![SocketAddr::from(([127, 0, 0, 1], 8080))], vec![None]);
     };
     // Parsed entry by entry (not as an untagged enum) so errors name the entry and the field.
     let entries: Vec<(String, &Value)> = match v {
@@ -240,15 +249,17 @@ fn compile_listen(v: Option<&Value>, errs: &mut Errors) -> Vec<SocketAddr> {
         single => vec![("listen".to_string(), single)],
     };
     let mut out = Vec::new();
+    let mut tls = Vec::new();
     for (path, entry) in entries {
-        let addr = match entry {
-            Value::String(a) => a.clone(),
+        let (addr, pairs) = match entry {
+            Value::String(a) => (a.clone(), None),
             Value::Mapping(_) => {
                 let Some(f) = parse_value::<raw::ListenFull>(entry, &path, errs) else { continue };
-                if f.tls.is_some() {
-                    errs.push(format!("{path}.tls"), "TLS listeners are not supported by this build yet");
-                }
-                f.address
+                let pairs = f.tls.map(|t| {
+                    let list = t.into_vec().into_iter().map(|t| (t.cert, t.key)).collect::<Vec<_>>();
+                    (format!("{path}.tls"), list)
+                });
+                (f.address, pairs)
             }
             _ => {
                 errs.push(&path, "must be \"host:port\" or {address, tls}");
@@ -256,12 +267,112 @@ fn compile_listen(v: Option<&Value>, errs: &mut Errors) -> Vec<SocketAddr> {
             }
         };
         match resolve_addr(&addr) {
-            Ok(a) => out.push(a),
+            Ok(a) => {
+                out.push(a);
+                tls.push(pairs);
+            }
             Err(e) => errs.push(&path, e),
         }
     }
     if out.is_empty() && errs.0.is_empty() {
         errs.push("listen", "at least one address is required");
+    }
+    (out, tls)
+}
+
+/// Builds the TLS listeners once the servers are known: the client certificates they ask for
+/// are those of the `mtls` servers' CAs (none: no client certificate is requested).
+fn compile_tls_listeners(
+    pairs: &[Option<TlsPairs>],
+    servers: &[Server],
+    errs: &mut Errors,
+) -> Vec<Option<Arc<crate::tls::Listener>>> {
+    let mtls: Vec<(usize, &str)> = servers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match &s.auth.mode {
+            crate::auth::Mode::Mtls(m) => Some((i, &*m.ca_file)),
+            _ => None,
+        })
+        .collect();
+    if !mtls.is_empty() && pairs.iter().all(Option::is_none) {
+        for (i, _) in &mtls {
+            errs.push(
+                format!("servers[{i}].authentication.mode"),
+                "mode mtls needs a listen entry with tls (client certificates come with the TLS handshake)",
+            );
+        }
+    }
+    let client_roots = || {
+        let mut roots = rustls::RootCertStore::empty();
+        for (_, ca) in &mtls {
+            // Read before, by the server's own block: errors were reported there.
+            for c in crate::tls::read_certs(ca).unwrap_or_default() {
+                let _ = roots.add(c);
+            }
+        }
+        Some(roots).filter(|r| !r.is_empty())
+    };
+    pairs
+        .iter()
+        .map(|p| {
+            let (path, list) = p.as_ref()?;
+            match crate::tls::listener(list, client_roots()) {
+                Ok(l) => Some(Arc::new(l)),
+                Err(e) => {
+                    errs.push(path, e);
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Files the configuration reads besides itself (certificates, keys, CA files, JWKS and OpenAPI
+/// documents): a change to one reloads like a change to the config file.
+fn referenced_files(root: &Value) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut add = |v: Option<&Value>| {
+        if let Some(Value::String(s)) = v {
+            out.push(std::path::PathBuf::from(s));
+        }
+    };
+    let field = |v: &Value, k: &str| v.get(k).cloned();
+    let listen: Vec<Value> = match root.get("listen") {
+        Some(Value::Sequence(s)) => s.clone(),
+        Some(v) => vec![v.clone()],
+        None => Vec::new(),
+    };
+    for l in &listen {
+        let tls: Vec<Value> = match l.get("tls") {
+            Some(Value::Sequence(s)) => s.clone(),
+            Some(v) => vec![v.clone()],
+            None => Vec::new(),
+        };
+        for t in &tls {
+            add(field(t, "cert").as_ref());
+            add(field(t, "key").as_ref());
+        }
+    }
+    if let Some(Value::Sequence(servers)) = root.get("servers") {
+        for s in servers {
+            let auth = s.get("authentication");
+            add(auth.and_then(|a| a.get("mtls")).and_then(|m| m.get("caFile")));
+            if let Some(Value::Sequence(ps)) =
+                auth.and_then(|a| a.get("jwt")).and_then(|j| j.get("providers"))
+            {
+                for p in ps {
+                    add(p.get("jwks").and_then(|j| j.get("file")));
+                }
+            }
+            add(s.get("openapi").and_then(|o| o.get("file")));
+            add(s.get("server").and_then(|o| o.get("caFile")));
+            if let Some(Value::Sequence(bs)) = s.get("backends") {
+                for b in bs {
+                    add(b.get("caFile"));
+                }
+            }
+        }
     }
     out
 }
@@ -572,26 +683,14 @@ fn system_roots() -> &'static [rustls::pki_types::CertificateDer<'static>] {
 
 /// A rustls client configuration (ring provider) trusting the system roots plus `ca_file`.
 fn client_tls(ca_file: Option<&str>) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
     for c in system_roots() {
         let _ = roots.add(c.clone());
     }
     if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read {path:?}: {e}"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("{path:?} is not a PEM certificate file: {e}"))?;
-        if certs.is_empty() {
-            return Err(format!("{path:?} holds no certificate"));
-        }
-        for c in certs {
-            roots.add(c).map_err(|e| format!("{path:?}: {e}"))?;
-        }
+        roots.roots.extend(crate::tls::read_roots(path)?.roots);
     }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)

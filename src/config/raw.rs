@@ -242,7 +242,18 @@ pub struct Authentication {
     pub api_key: Option<ApiKey>,
     pub basic: Option<Basic>,
     pub proxy: Option<Proxy>,
+    pub mtls: Option<Mtls>,
     pub protected_resource: Option<ProtectedResource>,
+}
+
+/// `authentication.mtls` (extension: CONFIG.md names the mode, not its block).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Mtls {
+    /// PEM file of the CA(s) whose client certificates this endpoint accepts.
+    pub ca_file: String,
+    /// `commonName` (default), `subject`, `dnsName`, `uri` or `email`.
+    pub principal: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -216,6 +216,10 @@ pub struct Snapshot {
     pub generation: u64,
     /// Data-plane listen addresses.
     pub listen: Vec<SocketAddr>,
+    /// For each listen address, its TLS configuration (`None`: plain HTTP).
+    pub listen_tls: Vec<Option<std::sync::Arc<crate::tls::Listener>>>,
+    /// Files the configuration reads besides itself; the watcher reloads when one changes.
+    pub files: Vec<std::path::PathBuf>,
     /// Worker threads.
     pub workers: usize,
     /// Drain deadline on shutdown.

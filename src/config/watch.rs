@@ -70,6 +70,7 @@ impl Reloader {
                 if next.listen != cur.listen || next.workers != cur.workers || next.admin != cur.admin {
                     notes.push("listen, workers and admin changes take effect after a restart".into());
                     next.listen = cur.listen.clone();
+                    next.listen_tls = cur.listen_tls.clone();
                     next.workers = cur.workers;
                     next.admin = cur.admin;
                 }

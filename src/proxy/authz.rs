@@ -85,6 +85,7 @@ pub fn with_activation<R>(
         PrincipalKind::ApiKey => Some("apiKey"),
         PrincipalKind::Basic => Some("basic"),
         PrincipalKind::Proxy => Some("proxy"),
+        PrincipalKind::Mtls => Some("mtls"),
     };
     let activation = RequestActivation {
         args,

@@ -31,9 +31,44 @@ pub enum HeadRead {
     Failed(Error),
 }
 
+/// The client's transport: plain TCP, or TLS terminated here.
+pub enum ClientStream {
+    /// A plain listener.
+    Plain(TcpStream),
+    /// A `tls` listener, after the handshake.
+    Tls(Box<crate::tls::TlsStream>),
+}
+
+impl ClientStream {
+    /// Reads into the spare capacity of `buf` (appending), handing it back.
+    async fn read_append(&mut self, buf: Vec<u8>) -> (std::io::Result<usize>, Vec<u8>) {
+        match self {
+            ClientStream::Plain(s) => {
+                let len = buf.len();
+                let (r, slice) = s.read(buf.slice_mut(len..)).await;
+                (r, slice.into_inner())
+            }
+            ClientStream::Tls(s) => s.read_append(buf).await,
+        }
+    }
+
+    /// Writes all of `buf`, handing it back.
+    async fn write_all(&mut self, buf: Vec<u8>) -> (std::io::Result<usize>, Vec<u8>) {
+        match self {
+            ClientStream::Plain(s) => s.write_all(buf).await,
+            ClientStream::Tls(s) => {
+                let r = s.write_all(&buf).await.map(|()| buf.len());
+                (r, buf)
+            }
+        }
+    }
+}
+
 /// A client connection and its per-connection buffers.
 pub struct Conn {
-    stream: TcpStream,
+    stream: ClientStream,
+    /// The client's certificate, on a TLS listener that asked for one and got it.
+    pub client_cert: Option<Box<crate::auth::mtls::ClientCert>>,
     /// The peer's address.
     pub peer: SocketAddr,
     /// Bytes read and not yet consumed: the current head, then (Content-Length) its body, then
@@ -61,9 +96,16 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps an accepted stream.
-    pub fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
+    pub fn new(stream: ClientStream, peer: SocketAddr) -> Conn {
+        let client_cert = match &stream {
+            ClientStream::Tls(t) => {
+                t.peer_certificates().map(|c| Box::new(crate::auth::mtls::ClientCert::new(c.to_vec())))
+            }
+            ClientStream::Plain(_) => None,
+        };
         Conn {
             stream,
+            client_cert,
             peer,
             buf: Vec::with_capacity(INITIAL_READ),
             head: Head::default(),
@@ -99,9 +141,8 @@ impl Conn {
             // announced, and without doubling a large buffer for its last few bytes.
             self.buf.reserve(self.buf.len().clamp(INITIAL_READ, 64 * 1024));
         }
-        let len = self.buf.len();
         let buf = std::mem::take(&mut self.buf);
-        let read = monoio::time::timeout(wait, self.stream.read(buf.slice_mut(len..)));
+        let read = monoio::time::timeout(wait, self.stream.read_append(buf));
         let res = if interruptible {
             monoio::select! {
                 r = read => r,
@@ -110,8 +151,8 @@ impl Conn {
         } else {
             read.await
         };
-        let (res, slice) = res.ok()?;
-        self.buf = slice.into_inner();
+        let (res, buf) = res.ok()?;
+        self.buf = buf;
         Some(res)
     }
 
@@ -248,7 +289,7 @@ impl Conn {
     async fn continue_if_expected(&mut self, limits: &Limits) -> Result<(), Error> {
         if self.head.expect_continue {
             self.head.expect_continue = false;
-            let write = self.stream.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]);
+            let write = self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
             match monoio::time::timeout(limits.idle_timeout, write).await {
                 Ok((Ok(_), _)) => {}
                 Ok((Err(_), _)) => return Err(Error::client(Kind::BadRequest, "connection closed")),
@@ -268,6 +309,13 @@ impl Conn {
                 res.is_ok()
             }
             Err(_) => false,
+        }
+    }
+
+    /// Ends the connection cleanly (TLS: `close_notify`), bounded by a short timeout.
+    pub async fn close(&mut self) {
+        if let ClientStream::Tls(s) = &mut self.stream {
+            let _ = monoio::time::timeout(Duration::from_secs(1), s.close()).await;
         }
     }
 

@@ -201,6 +201,11 @@ pub struct Stats {
     pub decisions: FxHashMap<Box<str>, FxHashMap<(i64, bool), u64>>,
     /// Rule conditions that failed to evaluate (missing field, wrong type, cost bound).
     pub condition_errors: u64,
+    /// TLS handshakes completed on `tls` listeners.
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed (bad client hello, no shared cipher, refused client
+    /// certificate, timeout).
+    pub tls_handshake_failures: u64,
 }
 
 impl Stats {
@@ -211,6 +216,15 @@ impl Stats {
             None => {
                 self.backend_failures.insert(backend.into(), 1);
             }
+        }
+    }
+
+    /// Counts a TLS handshake on a `tls` listener.
+    pub fn tls_handshake(&mut self, ok: bool) {
+        if ok {
+            self.tls_handshakes += 1;
+        } else {
+            self.tls_handshake_failures += 1;
         }
     }
 
@@ -271,6 +285,8 @@ impl Stats {
             }
         }
         self.condition_errors += o.condition_errors;
+        self.tls_handshakes += o.tls_handshakes;
+        self.tls_handshake_failures += o.tls_handshake_failures;
     }
 }
 

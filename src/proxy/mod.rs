@@ -13,15 +13,13 @@ pub mod pipeline;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use monoio::net::TcpStream;
-
-use crate::proxy::conn::Conn;
+use crate::proxy::conn::{ClientStream, Conn};
 use crate::proxy::core::Core;
 use crate::proxy::pipeline::Flow;
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
+pub async fn serve(core: Rc<Core>, stream: ClientStream, peer: SocketAddr) {
     let mut conn = Conn::new(stream, peer);
     while pipeline::process(&core, &mut conn).await == Flow::KeepAlive {}
+    conn.close().await;
 }

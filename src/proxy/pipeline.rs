@@ -287,11 +287,14 @@ fn authenticate(
     core: &Core,
     snap: &Snapshot,
     server: &Server,
-    conn: &Conn,
+    conn: &mut Conn,
 ) -> Result<Rc<Principal>, Failure> {
     let auth = &server.auth;
     if auth.anonymous() {
         return Ok(core.anonymous.clone());
+    }
+    if let crate::auth::Mode::Mtls(m) = &auth.mode {
+        return m.authenticate(conn.client_cert.as_deref_mut());
     }
     let mut caches = core.tokens.borrow_mut();
     let cache = caches.for_server(snap, server, core.worker);

@@ -216,18 +216,31 @@ fn jwks_fetcher(reloader: Arc<Reloader>, stop: Arc<AtomicBool>) {
     rt.block_on(crate::auth::jwks::run(sources, limits, stop, Duration::from_millis(100)));
 }
 
-/// Polls the config file once a second and reloads when its size or mtime changes. Polling
-/// needs no extra dependency and sees ConfigMap symlink swaps that inotify watches can miss.
+/// Polls the config file and the files it references (certificates, keys, CA files, JWKS and
+/// OpenAPI documents) four times a second, and reloads when the size or mtime of one changes.
+/// Polling needs no extra dependency and sees ConfigMap symlink swaps that inotify watches can
+/// miss. A reload that fails (a certificate that does not match its key) keeps what runs.
 fn watch(path: std::path::PathBuf, reloader: Arc<Reloader>, stop: Arc<AtomicBool>) {
     let stamp = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
-    let mut last = stamp(&path);
+    let stamps = |files: &[std::path::PathBuf]| {
+        std::iter::once(path.as_path())
+            .chain(files.iter().map(|f| f.as_path()))
+            .map(stamp)
+            .collect::<Vec<_>>()
+    };
+    let mut files = reloader.current.load().files.clone();
+    let mut last = stamps(&files);
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(250));
-        let now = stamp(&path);
-        if now != last && now.is_some() {
+        let now = stamps(&files);
+        if now != last && now[0].is_some() {
             last = now;
-            log::info!("config file changed; reloading");
-            let _ = reloader.reload();
+            log::info!("config file or a file it references changed; reloading");
+            if reloader.reload().is_ok() {
+                // The new configuration may reference other files.
+                files = reloader.current.load().files.clone();
+                last = stamps(&files);
+            }
         }
     }
 }

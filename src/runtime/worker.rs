@@ -15,6 +15,7 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::{ListenerOpts, TcpListener};
 
 use crate::config::snapshot::Snapshot;
+use crate::proxy::conn::ClientStream;
 use crate::proxy::core::{Core, RevocationBus};
 use crate::runtime::ScrapeRequest;
 
@@ -96,8 +97,8 @@ async fn serve(spec: Spec) {
             c.revoked.borrow_mut().drain(now);
         }
     });
-    for l in listeners {
-        monoio::spawn(accept(core.clone(), l));
+    for (i, l) in listeners.into_iter().enumerate() {
+        monoio::spawn(accept(core.clone(), l, i));
     }
     core.drain.wait().await;
     // Listeners close as their accept loops observe the drain; in-flight requests finish.
@@ -111,7 +112,8 @@ async fn serve(spec: Spec) {
     }
 }
 
-async fn accept(core: Rc<Core>, listener: TcpListener) {
+/// Accepts on listener `index` (its place in `listen`, which says whether it terminates TLS).
+async fn accept(core: Rc<Core>, listener: TcpListener, index: usize) {
     loop {
         let accepted = monoio::select! {
             r = listener.accept() => r,
@@ -137,9 +139,33 @@ async fn accept(core: Rc<Core>, listener: TcpListener) {
             continue;
         }
         core.open.set(core.open.get() + 1);
+        let _ = stream.set_nodelay(true);
+        // The TLS configuration is the current snapshot's: certificates reload without
+        // rebinding the port.
+        let tls = core.current().listen_tls.get(index).cloned().flatten();
         let c = core.clone();
         monoio::spawn(async move {
-            crate::proxy::serve(c.clone(), stream, peer).await;
+            match tls {
+                None => crate::proxy::serve(c.clone(), ClientStream::Plain(stream), peer).await,
+                Some(tls) => {
+                    let wait = c.current().limits.header_timeout;
+                    let shake = crate::tls::TlsStream::accept(stream, tls.config.clone());
+                    match monoio::time::timeout(wait, shake).await {
+                        Ok(Ok(s)) => {
+                            c.stats.borrow_mut().tls_handshake(true);
+                            crate::proxy::serve(c.clone(), ClientStream::Tls(Box::new(s)), peer).await;
+                        }
+                        Ok(Err(e)) => {
+                            c.stats.borrow_mut().tls_handshake(false);
+                            log::debug!("TLS handshake with {peer} failed: {e}");
+                        }
+                        Err(_) => {
+                            c.stats.borrow_mut().tls_handshake(false);
+                            log::debug!("TLS handshake with {peer} timed out");
+                        }
+                    }
+                }
+            }
             c.open.set(c.open.get() - 1);
         });
     }

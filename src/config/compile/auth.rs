@@ -7,6 +7,7 @@ use super::{client_tls, Errors};
 use crate::auth::jwk::{Alg, KeySet};
 use crate::auth::jwks::KeySource;
 use crate::auth::jwt::Provider;
+use crate::auth::mtls::{CertName, Mtls};
 use crate::auth::proxy::Cidr;
 use crate::auth::secret::Secrets;
 use crate::auth::{Authenticator, KeyIn, Mode, Prm, PrmFields};
@@ -78,13 +79,32 @@ pub(super) fn compile(
             }
         },
         AuthMode::Proxy => proxy(a.proxy.as_ref(), &format!("{path}.proxy"), &mut stripped, errs),
-        AuthMode::Mtls => {
-            errs.push(
-                format!("{path}.mode"),
-                "mode mtls needs TLS listeners, which this build does not have yet (refusing to serve the endpoint unauthenticated)",
-            );
-            Mode::None
-        }
+        AuthMode::Mtls => match &a.mtls {
+            Some(m) => {
+                let name = match m.principal.as_deref() {
+                    None => Some(CertName::CommonName),
+                    Some(p) => CertName::parse(p),
+                };
+                match (name, Mtls::new(&m.ca_file, name.unwrap_or(CertName::CommonName))) {
+                    (None, _) => {
+                        errs.push(
+                            format!("{path}.mtls.principal"),
+                            "must be commonName, subject, dnsName, uri or email",
+                        );
+                        Mode::None
+                    }
+                    (_, Err(e)) => {
+                        errs.push(format!("{path}.mtls.caFile"), e);
+                        Mode::None
+                    }
+                    (Some(_), Ok(m)) => Mode::Mtls(m),
+                }
+            }
+            None => {
+                errs.push(format!("{path}.mtls"), "is required for mode mtls (caFile)");
+                Mode::None
+            }
+        },
     };
     // The metadata document: always for jwt (MCP clients discover the authorization server
     // through it), and for any mode whose block asks for it.

@@ -404,7 +404,7 @@ servers:
     assert_error(&errs, "servers[2].authentication.basic.users[0].name", "without ':'");
     assert_error(&errs, "servers[3].authentication.proxy.trustedSources[0]", "host bits");
     assert_error(&errs, "servers[4].authentication.proxy.trustedSources", "required");
-    assert_error(&errs, "servers[5].authentication.mode", "mtls");
+    assert_error(&errs, "servers[5].authentication.mtls", "caFile");
     assert_error(&errs, "servers[6].authentication.jwt", "required");
 }
 
@@ -635,11 +635,11 @@ servers:
 }
 
 #[test]
-fn tls_listener_is_refused() {
+fn tls_listener_files_must_exist() {
     let errs = errors(&format!(
-        "listen: [{{address: '127.0.0.1:8443', tls: {{cert: c.pem, key: k.pem}}}}]\n{ONE_SERVER}"
+        "listen: [{{address: '127.0.0.1:8443', tls: {{cert: /nonexistent/c.pem, key: k.pem}}}}]\n{ONE_SERVER}"
     ));
-    assert_error(&errs, "listen[0].tls", "not supported");
+    assert_error(&errs, "listen[0].tls", "cannot read");
 }
 
 #[test]

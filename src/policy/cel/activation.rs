@@ -73,7 +73,7 @@ pub struct Auth<'a> {
     pub jwt: Option<Jwt<'a>>,
     /// `request.auth.subject`: JWT `sub`, API key id, basic or proxy user; absent when anonymous.
     pub subject: Option<&'a str>,
-    /// `request.auth.mode`: `jwt`, `apiKey`, `basic` or `proxy`; absent when anonymous.
+    /// `request.auth.mode`: `jwt`, `apiKey`, `basic`, `proxy` or `mtls`; absent when anonymous.
     pub mode: Option<&'a str>,
 }
 
