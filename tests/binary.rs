@@ -168,3 +168,153 @@ fn sighup_reloads_and_sigterm_drains_with_exit_zero() {
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_file(file);
 }
+
+/// A port free on 127.0.0.1 right now (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits (bounded) for the process to exit; its status.
+fn wait_exit(gw: &mut Running, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = gw.child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`call`] that reports failures instead of panicking: (status, body) or what went wrong.
+fn try_call(addr: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"hello",{meta}}}}}"#);
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\nContent-Type: application/json\r\n\
+MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: hello\r\nConnection: close\r\n\
+Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| format!("write: {e}"))?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| format!("read: {e}"))?;
+    let status =
+        resp.get(9..12).and_then(|s| s.parse().ok()).ok_or_else(|| format!("no status: {resp:?}"))?;
+    Ok((status, resp))
+}
+
+#[test]
+fn requests_in_flight_at_sigterm_complete_and_new_connections_are_refused() {
+    let port = free_port();
+    let file = temp("inflight", &CONFIG.replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}")));
+    let mut gw = Running::start(&file);
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"hello",{meta}}}}}"#);
+    // The head and half the body are in when SIGTERM arrives; the rest comes after.
+    let mut s = TcpStream::connect(&gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\nContent-Type: application/json\r\n\
+MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: hello\r\nConnection: close\r\n\
+Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(first.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    gw.signal(libc::SIGTERM);
+    // New connections are refused once the listeners are closed (bounded wait for that).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(&gw.addr).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.write_all(rest.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "the in-flight request completed: {resp}");
+    assert!(resp.contains(r#""text":"v1""#), "{resp}");
+    assert!(wait_exit(&mut gw, Duration::from_secs(10)).success());
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn a_new_process_takes_over_the_port_without_a_failed_request() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let port = free_port();
+    let cfg = CONFIG.replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"));
+    let file_a = temp("upgrade-a", &cfg);
+    let file_b = temp("upgrade-b", &cfg.replace("body: \"v1\"", "body: \"v2\""));
+    let mut a = Running::start(&file_a);
+    let addr = a.addr.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Two clients, each a new connection per request, bounded in count and time.
+    let load: Vec<_> = (0..2)
+        .map(|i| {
+            let (stop, addr) = (stop.clone(), addr.clone());
+            std::thread::Builder::new()
+                .name(format!("load-{i}"))
+                .spawn(move || {
+                    let (mut v1, mut v2, mut failures) = (0u32, 0u32, Vec::new());
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while !stop.load(Ordering::SeqCst) && v1 + v2 < 50_000 && Instant::now() < deadline {
+                        // A connection the kernel had queued on the old process's socket when
+                        // it closed is reset before any byte of a response (SO_REUSEPORT does
+                        // not hand queued connections over unless net.ipv4.tcp_migrate_req=1):
+                        // the request was never read, and the client retries it once, as load
+                        // balancers do for a reset before the response.
+                        let r = match try_call(&addr) {
+                            Err(e) if e.starts_with("read: ") || e.starts_with("no status: \"\"") => {
+                                try_call(&addr)
+                            }
+                            r => r,
+                        };
+                        match r {
+                            Ok((200, body)) if body.contains(r#""text":"v1""#) => v1 += 1,
+                            Ok((200, body)) if body.contains(r#""text":"v2""#) => v2 += 1,
+                            Ok((status, body)) => failures.push(format!("{status}: {body}")),
+                            Err(e) => failures.push(e),
+                        }
+                    }
+                    (v1, v2, failures)
+                })
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The new binary binds the same port (SO_REUSEPORT) and serves next to the old one...
+    let mut b = Running::start(&file_b);
+    assert_eq!(b.addr, addr);
+    std::thread::sleep(Duration::from_millis(300));
+    // ...which drains and exits.
+    a.signal(libc::SIGTERM);
+    assert!(wait_exit(&mut a, Duration::from_secs(10)).success());
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let (mut v1, mut v2, mut failures) = (0, 0, Vec::new());
+    for t in load {
+        let (a1, a2, f) = t.join().unwrap();
+        v1 += a1;
+        v2 += a2;
+        failures.extend(f);
+    }
+    b.signal(libc::SIGTERM);
+    assert!(wait_exit(&mut b, Duration::from_secs(10)).success());
+    assert!(
+        failures.is_empty(),
+        "{} failed of {}: {:?}",
+        failures.len(),
+        v1 + v2 + failures.len() as u32,
+        &failures[..failures.len().min(5)]
+    );
+    assert!(v1 > 0 && v2 > 0, "both processes served: old {v1}, new {v2}");
+    let _ = std::fs::remove_file(file_a);
+    let _ = std::fs::remove_file(file_b);
+}

@@ -39,7 +39,10 @@ pub fn start(
             }
         };
         rt.block_on(async move {
-            let listener = match TcpListener::bind(addr) {
+            // Not SO_REUSEPORT (monoio's default): a second process given the same admin port
+            // must fail to start, not share it and answer another process's /readyz.
+            let opts = monoio::net::ListenerOpts::new().reuse_port(false).reuse_addr(true);
+            let listener = match TcpListener::bind_with_config(addr, &opts) {
                 Ok(l) => l,
                 Err(e) => {
                     let _ = tx.send(Err(std::io::Error::new(

@@ -92,7 +92,13 @@ pub struct Conn {
     pub tmp: Vec<u8>,
     /// Request id of the current request.
     pub request_id: Vec<u8>,
+    /// No request has arrived yet on this connection.
+    fresh: bool,
 }
+
+/// How long a connection accepted just before a drain may take to send its first bytes: its
+/// client has sent (or is sending) a request, which is served rather than dropped.
+const FIRST_BYTES_AT_DRAIN: Duration = Duration::from_millis(250);
 
 impl Conn {
     /// Wraps an accepted stream.
@@ -117,6 +123,7 @@ impl Conn {
             scratch: Vec::with_capacity(1024),
             tmp: Vec::new(),
             request_id: Vec::with_capacity(32),
+            fresh: true,
         }
     }
 
@@ -161,6 +168,7 @@ impl Conn {
     /// must arrive within the head timeout.
     pub async fn read_head(&mut self, limits: &Limits, drain: &Event) -> HeadRead {
         let mut deadline: Option<Instant> = None;
+        let mut drain_grace = self.fresh;
         // Bytes already searched for the end of the head: re-parsing the whole head on every
         // read would let a client sending one byte per segment cost O(n^2).
         let mut scanned = 0usize;
@@ -175,6 +183,7 @@ impl Conn {
             if end_seen || self.buf.len() >= limits.http.max_header_bytes {
                 match head::parse(&self.buf, &limits.http, &mut self.head) {
                     Ok(Parsed::Complete) => {
+                        self.fresh = false;
                         self.consumed = self.head.len;
                         self.body_in_buf = Some((self.head.len, self.head.len));
                         self.body_read = self.head.framing == Framing::None;
@@ -185,6 +194,11 @@ impl Conn {
                 }
             }
             let (wait, interruptible) = match deadline {
+                // A fresh connection when the drain began: a short, last wait for its request.
+                None if self.buf.is_empty() && drain_grace && drain.is_set() => {
+                    drain_grace = false;
+                    (FIRST_BYTES_AT_DRAIN, false)
+                }
                 None if self.buf.is_empty() => (limits.idle_timeout, true),
                 None => {
                     let d = Instant::now() + limits.header_timeout;
@@ -207,6 +221,7 @@ impl Conn {
                         deadline = Some(Instant::now() + limits.header_timeout);
                     }
                 }
+                None if !had_bytes && drain_grace && drain.is_set() => continue,
                 None if !had_bytes => return HeadRead::Closed,
                 None => {
                     return HeadRead::Failed(Error::client(
