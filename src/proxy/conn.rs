@@ -17,7 +17,7 @@ use crate::http::head::{self, Framing, Head, Parsed};
 use crate::proxy::core::Event;
 
 /// Read buffer capacity a connection starts with; enough for a typical MCP head and small body.
-const INITIAL_READ: usize = 8 * 1024;
+const INITIAL_READ: usize = 4 * 1024;
 /// A connection whose buffers grew past this (a large body) gives the memory back afterwards.
 const SHRINK_ABOVE: usize = 64 * 1024;
 
@@ -119,8 +119,8 @@ impl Conn {
             body_in_buf: Some((0, 0)),
             consumed: 0,
             body_read: true,
-            out: Vec::with_capacity(1024),
-            scratch: Vec::with_capacity(1024),
+            out: Vec::new(),
+            scratch: Vec::new(),
             tmp: Vec::new(),
             request_id: Vec::with_capacity(32),
             fresh: true,

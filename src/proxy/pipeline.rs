@@ -207,7 +207,7 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
             let (outcome, ended) = delete(core, snap, conn, &cx, &principal);
             // DELETE fans out: each backend's own session of this client ends too.
             if let Some(claims) = ended {
-                aggregate::end_sessions(core, snap, server, &claims).await;
+                Box::pin(aggregate::end_sessions(core, snap, server, &claims)).await;
             }
             return outcome;
         }
@@ -225,7 +225,9 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
             };
             let caller =
                 aggregate::Caller { keep_alive: cx.keep_alive, cors: cx.cors_origin, principal: &principal };
-            let (status, close) = aggregate::get_stream(core, snap, server, conn, caller, &claims).await;
+            // Boxed, like every backend exchange: an idle connection's task stays small.
+            let (status, close) =
+                Box::pin(aggregate::get_stream(core, snap, server, conn, caller, &claims)).await;
             return Outcome { status, close, method: MethodClass::None };
         }
         _ => {
@@ -276,7 +278,9 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
         Step::Backends(plan, class) => {
             let caller =
                 aggregate::Caller { keep_alive: cx.keep_alive, cors: cx.cors_origin, principal: &principal };
-            let (status, close) = aggregate::run(core, snap, server, conn, caller, plan).await;
+            // Boxed: this future is large, and only requests that reach backends need it (the
+            // task of every connection, idle ones included, is as large as its largest state).
+            let (status, close) = Box::pin(aggregate::run(core, snap, server, conn, caller, plan)).await;
             Outcome { status, close, method: class }
         }
     }
