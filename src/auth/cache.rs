@@ -43,6 +43,8 @@ pub struct TokenCache {
     sets: Vec<[Option<Slot>; WAYS]>,
     victim: Vec<u8>,
     seed: usize,
+    hits: u64,
+    misses: u64,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -55,7 +57,13 @@ impl TokenCache {
     /// A cache of about `capacity` entries (rounded up to whole sets); 0 disables it.
     pub fn new(capacity: usize, seed: usize) -> TokenCache {
         let sets = if capacity == 0 { 0 } else { capacity.div_ceil(WAYS).next_power_of_two() };
-        TokenCache { sets: (0..sets).map(|_| Default::default()).collect(), victim: vec![0; sets], seed }
+        TokenCache {
+            sets: (0..sets).map(|_| Default::default()).collect(),
+            victim: vec![0; sets],
+            seed,
+            hits: 0,
+            misses: 0,
+        }
     }
 
     /// Hashes the length and the last [`HASHED_TAIL`] bytes: the signature, which is what
@@ -73,6 +81,22 @@ impl TokenCache {
     /// `now`, and its provider's keys are still those of `epoch_of(provider)`.
     #[inline]
     pub fn get(&mut self, token: &[u8], now: u64, epoch_of: impl Fn(usize) -> u64) -> Option<Hit> {
+        let hit = self.lookup(token, now, epoch_of);
+        if hit.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        hit
+    }
+
+    /// Lookups so far: (hits, misses). Metrics read the difference across one authentication.
+    pub fn lookups(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+
+    #[inline]
+    fn lookup(&mut self, token: &[u8], now: u64, epoch_of: impl Fn(usize) -> u64) -> Option<Hit> {
         if self.sets.is_empty() || token.len() > MAX_CACHED {
             return None;
         }

@@ -140,6 +140,12 @@ impl Policy {
         &self.rules
     }
 
+    /// The tool name as a rule target stores it, when some rule targets exactly (backend, tool)
+    /// (metrics label tools by configured names only).
+    pub fn target_tool(&self, backend: &str, tool: &str) -> Option<&str> {
+        self.by_backend.get(backend)?.0.get_key_value(tool).map(|(k, _)| &**k)
+    }
+
     /// The rules that can match (backend, tool), in configuration order.
     fn candidates<'s>(&'s self, backend: &str, tool: &str) -> impl Iterator<Item = (usize, &'s Rule)> + 's {
         let (exact, whole): (&[u32], &[u32]) = match self.by_backend.get(backend) {

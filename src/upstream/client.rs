@@ -123,9 +123,16 @@ pub async fn open(
 }
 
 async fn fresh(pool: &RefCell<Pool>, target: &Target, limits: Limits) -> Result<Stream, UpstreamError> {
-    let s = pool::connect(target, limits.connect).await.map_err(|_| UpstreamError::Connect)?;
-    pool.borrow_mut().connects += 1;
-    Ok(s)
+    match pool::connect(target, limits.connect).await {
+        Ok(s) => {
+            pool.borrow_mut().connected(target.pool_key);
+            Ok(s)
+        }
+        Err(_) => {
+            pool.borrow_mut().connect_failed(target.pool_key);
+            Err(UpstreamError::Connect)
+        }
+    }
 }
 
 enum Attempt {

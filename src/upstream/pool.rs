@@ -52,10 +52,29 @@ pub const MAX_IDLE_PER_ENDPOINT: usize = 64;
 /// How long an idle connection may wait for reuse (backends commonly close after 60-75 s).
 pub const IDLE_TTL: Duration = Duration::from_secs(30);
 
+/// Counters of one endpoint (metrics; summed across workers at scrape time).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// New connections opened.
+    pub connects: u64,
+    /// Requests served on a pooled connection.
+    pub reuses: u64,
+    /// Connections that could not be opened (refused, timed out, TLS handshake failed).
+    pub connect_failures: u64,
+}
+
+/// One endpoint: its idle connections and its counters, under one key so a request looks the
+/// endpoint up once.
+#[derive(Default)]
+struct Endpoint {
+    idle: Vec<(Stream, Instant)>,
+    counters: Counters,
+}
+
 /// A worker's upstream connections.
 #[derive(Default)]
 pub struct Pool {
-    idle: FxHashMap<Key, Vec<(Stream, Instant)>>,
+    endpoints: FxHashMap<Key, Endpoint>,
     /// New connections opened (for the reuse figure).
     pub connects: u64,
     /// Requests served on a pooled connection.
@@ -65,10 +84,11 @@ pub struct Pool {
 impl Pool {
     /// A warm idle connection to `addr`, if one is young enough.
     pub fn take(&mut self, key: Key, now: Instant) -> Option<Stream> {
-        let list = self.idle.get_mut(&key)?;
-        while let Some((stream, since)) = list.pop() {
+        let e = self.endpoints.get_mut(&key)?;
+        while let Some((stream, since)) = e.idle.pop() {
             if now.duration_since(since) < IDLE_TTL {
                 self.reuses += 1;
+                e.counters.reuses += 1;
                 return Some(stream);
             }
         }
@@ -77,7 +97,7 @@ impl Pool {
 
     /// Returns a connection whose last exchange completed cleanly.
     pub fn put(&mut self, key: Key, stream: Stream, now: Instant) {
-        let list = self.idle.entry(key).or_default();
+        let list = &mut self.endpoints.entry(key).or_default().idle;
         // The oldest connection goes first: it is the one most likely to be closed remotely.
         if list.len() >= MAX_IDLE_PER_ENDPOINT {
             list.remove(0);
@@ -85,14 +105,30 @@ impl Pool {
         list.push((stream, now));
     }
 
+    /// Counts a new connection to `key`.
+    pub fn connected(&mut self, key: Key) {
+        self.connects += 1;
+        self.endpoints.entry(key).or_default().counters.connects += 1;
+    }
+
+    /// Counts a connection to `key` that could not be opened.
+    pub fn connect_failed(&mut self, key: Key) {
+        self.endpoints.entry(key).or_default().counters.connect_failures += 1;
+    }
+
     /// Keeps only the endpoints `keep` accepts (after a reload removed backends).
     pub fn retain(&mut self, keep: impl Fn(&Key) -> bool) {
-        self.idle.retain(|a, _| keep(a));
+        self.endpoints.retain(|a, _| keep(a));
     }
 
     /// Idle connections held for `key`.
     pub fn idle(&self, key: Key) -> usize {
-        self.idle.get(&key).map_or(0, Vec::len)
+        self.endpoints.get(&key).map_or(0, |e| e.idle.len())
+    }
+
+    /// Every endpoint's counters and its idle connections now.
+    pub fn endpoints(&self) -> impl Iterator<Item = (Key, Counters, usize)> + '_ {
+        self.endpoints.iter().map(|(k, e)| (*k, e.counters, e.idle.len()))
     }
 }
 
