@@ -107,6 +107,7 @@ fn run(source: Source) -> anyhow::Result<std::process::ExitCode> {
     let snap = source
         .compile()
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n  {}", errors.join("\n  ")))?;
+    portcullis::runtime::logging::apply(&snap.log);
     for w in &snap.warnings {
         log::warn!("{w}");
     }

@@ -62,7 +62,8 @@ pub fn compile_file(path: &std::path::Path) -> Result<Snapshot, Vec<String>> {
     compile_str(&text, &|name| std::env::var(name).ok())
 }
 
-const TOP_LEVEL: [&str; 9] = [
+const TOP_LEVEL: [&str; 10] = [
+    "log",
     "listen",
     "shutdownGraceMs",
     "workers",
@@ -118,6 +119,7 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
         .and_then(|v| parse_value::<String>(v, "admin", errs))
         .and_then(|a| resolve_addr(&a).map_err(|e| errs.push("admin", e)).ok());
     let limits = compile_limits(get("limits"), errs);
+    let log = logging::compile(get("log"), errs);
     let sessions = compile_sessions(get("sessions"), errs);
     let allowed_origins =
         get("allowedOrigins").and_then(|v| parse_value::<Vec<String>>(v, "allowedOrigins", errs));
@@ -209,6 +211,7 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
         shutdown_grace,
         admin,
         limits,
+        log,
         sessions,
         origins,
         servers,
@@ -951,6 +954,7 @@ fn compile_tool(
 
 mod auth;
 mod authz;
+mod logging;
 mod rest;
 
 #[cfg(test)]

@@ -177,6 +177,16 @@ pub struct Limits {
     pub max_connections_per_worker: Option<u64>,
 }
 
+/// The top-level `log` block.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub level: Option<String>,
+    pub format: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub access: Option<bool>,
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Sessions {

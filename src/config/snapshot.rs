@@ -53,6 +53,33 @@ impl Default for Limits {
     }
 }
 
+/// How log lines are written (`log.format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// env_logger's `[time LEVEL target] message` lines; access lines as `key=value` pairs.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The `log` block: level, format, and whether one access line is written per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Most verbose level written (`RUST_LOG`, when set, overrides it).
+    pub level: log::LevelFilter,
+    /// Line format.
+    pub format: LogFormat,
+    /// Whether access lines are written (at level info, target `access`).
+    pub access: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { level: log::LevelFilter::Info, format: LogFormat::Text, access: true }
+    }
+}
+
 /// A tool answered by the gateway itself (a Higress tool without `requestTemplate.url`).
 #[derive(Debug)]
 pub struct LocalTool {
@@ -228,6 +255,8 @@ pub struct Snapshot {
     pub admin: Option<SocketAddr>,
     /// Limits.
     pub limits: Limits,
+    /// Logging (`log`).
+    pub log: LogSettings,
     /// Session keys (first seals, all open) and TTL.
     pub sessions: session::Keys,
     /// Origin/Host policy.

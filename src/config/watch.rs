@@ -47,8 +47,10 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// A reloader publishing `initial`.
+    /// A reloader publishing `initial`. Publishing applies the snapshot's process-wide
+    /// settings (the `log` block) too.
     pub fn new(source: Source, initial: Snapshot) -> Reloader {
+        crate::runtime::logging::apply(&initial.log);
         Reloader {
             source,
             current: Arc::new(ArcSwap::from_pointee(initial)),
@@ -75,6 +77,7 @@ impl Reloader {
                     next.admin = cur.admin;
                 }
                 next.carry_over(&cur);
+                crate::runtime::logging::apply(&next.log);
                 self.current.store(Arc::new(next));
                 self.ok.fetch_add(1, Ordering::Relaxed);
                 for n in &notes {

@@ -1256,3 +1256,17 @@ fn openapi_file_errors_name_the_field() {
     let errs = errors("servers:\n  - name: a\n    openapi: { file: x, bogus: 1 }\n");
     assert!(errs.iter().any(|e| e.starts_with("servers[0].openapi") && e.contains("bogus")), "{errs:#?}");
 }
+
+#[test]
+fn log_block() {
+    use crate::config::snapshot::{LogFormat, LogSettings};
+    let servers = "servers: [{ name: a, tools: [{ name: t, responseTemplate: { body: x } }] }]";
+    assert_eq!(load(servers).log, LogSettings::default());
+    let s = load(&format!("log: {{ level: DEBUG, format: json, access: \"false\" }}\n{servers}"));
+    assert_eq!(s.log, LogSettings { level: log::LevelFilter::Debug, format: LogFormat::Json, access: false });
+    let errs = errors(&format!("log: {{ level: loud, format: xml }}\n{servers}"));
+    assert_error(&errs, "log.level", "one of off, error, warn, info, debug, trace");
+    assert_error(&errs, "log.format", "json or text");
+    let errs = errors(&format!("log: {{ colour: true }}\n{servers}"));
+    assert!(errs.iter().any(|e| e.starts_with("log") && e.contains("colour")), "{errs:#?}");
+}

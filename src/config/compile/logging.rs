@@ -1,0 +1,39 @@
+//! The top-level `log` block -> [`LogSettings`]: level and format checked by name, every error
+//! with its path (`log.level`).
+
+use serde_yaml::Value;
+
+use super::{parse_value, Errors};
+use crate::config::raw;
+use crate::config::snapshot::{LogFormat, LogSettings};
+
+/// Compiles `log` (absent: info, text, access lines on).
+pub(super) fn compile(v: Option<&Value>, errs: &mut Errors) -> LogSettings {
+    let d = LogSettings::default();
+    let Some(r) = v.and_then(|v| parse_value::<raw::Log>(v, "log", errs)) else { return d };
+    let level = match r.level.as_deref().map(str::trim) {
+        None => d.level,
+        Some(l) => match l.to_ascii_lowercase().as_str() {
+            "off" => log::LevelFilter::Off,
+            "error" => log::LevelFilter::Error,
+            "warn" | "warning" => log::LevelFilter::Warn,
+            "info" => log::LevelFilter::Info,
+            "debug" => log::LevelFilter::Debug,
+            "trace" => log::LevelFilter::Trace,
+            _ => {
+                errs.push("log.level", "must be one of off, error, warn, info, debug, trace");
+                d.level
+            }
+        },
+    };
+    let format = match r.format.as_deref().map(str::trim) {
+        None => d.format,
+        Some("json") => LogFormat::Json,
+        Some("text") => LogFormat::Text,
+        Some(_) => {
+            errs.push("log.format", "must be json or text");
+            d.format
+        }
+    };
+    LogSettings { level, format, access: r.access.unwrap_or(d.access) }
+}
