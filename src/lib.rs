@@ -17,7 +17,8 @@
 //!    -> 5. authorize (`allowTools`, and `policy::rules` with `policy::cel` conditions for
 //!    `tools/call` and list filtering) -> 6. dispatch (`proxy::local`: initialize, server/discover,
 //!    ping, lists, template tools) -> 7. respond (`respond` is the only error-to-wire table) ->
-//!    8. log and count (`proxy::core::Stats`, admin `/metrics`).
+//!    8. log and count (`proxy::observe` access line through `runtime::logging`,
+//!    `proxy::core::Stats`, admin `/metrics`).
 //!
 //! # Direction rules
 //!

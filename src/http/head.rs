@@ -147,6 +147,14 @@ pub struct Head {
     pub request_id: Option<Span>,
     /// `x-envoy-allow-mcp-tools` (Higress/Envoy: a per-request tool allow-list).
     pub allow_tools: Option<Span>,
+    /// W3C `traceparent` (the first one).
+    pub traceparent: Option<Span>,
+    /// W3C `tracestate` (the first one).
+    pub tracestate: Option<Span>,
+    /// `traceparent` came more than once (invalid: the trace context is dropped).
+    pub traceparent_repeated: bool,
+    /// `tracestate` came on several lines (not combined: it is dropped).
+    pub tracestate_repeated: bool,
     /// Every header as (name, value) spans, in order.
     pub headers: Vec<(Span, Span)>,
 }
@@ -175,6 +183,10 @@ impl Default for Head {
             last_event_id: None,
             request_id: None,
             allow_tools: None,
+            traceparent: None,
+            tracestate: None,
+            traceparent_repeated: false,
+            tracestate_repeated: false,
             headers: Vec::with_capacity(32),
         }
     }
@@ -199,6 +211,10 @@ impl Head {
         self.last_event_id = None;
         self.request_id = None;
         self.allow_tools = None;
+        self.traceparent = None;
+        self.tracestate = None;
+        self.traceparent_repeated = false;
+        self.tracestate_repeated = false;
         self.headers.clear();
     }
 
@@ -330,6 +346,14 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
             8 if is(name, b"mcp-name") => once(&mut head.mcp_name, vs, "Mcp-Name")?,
             12 if is(name, b"content-type") => once(&mut head.content_type, vs, "Content-Type")?,
             12 if is(name, b"x-request-id") => head.request_id = Some(vs),
+            11 if is(name, b"traceparent") => {
+                head.traceparent_repeated |= head.traceparent.is_some();
+                head.traceparent.get_or_insert(vs);
+            }
+            10 if is(name, b"tracestate") => {
+                head.tracestate_repeated |= head.tracestate.is_some();
+                head.tracestate.get_or_insert(vs);
+            }
             13 if is(name, b"authorization") => once(&mut head.authorization, vs, "Authorization")?,
             13 if is(name, b"last-event-id") => once(&mut head.last_event_id, vs, "Last-Event-ID")?,
             14 if is(name, b"content-length") => {

@@ -13,7 +13,8 @@
 //! backend (`mcp::sse::tag_request`) so the client's answers find their way back
 //! ([`Plan::Answer`]). GET fans the backends' server-to-client streams in ([`get_stream`]).
 
-use std::time::Duration;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
@@ -28,6 +29,7 @@ use crate::proxy::backend::{self, answer, backend_error, decode_session, encode_
 use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
 use crate::proxy::local;
+use crate::proxy::observe::Trace;
 use crate::respond::{self, ErrorReply};
 use crate::upstream::client::{self, Response, UpstreamError};
 
@@ -189,6 +191,80 @@ pub enum Plan {
     },
 }
 
+impl Plan {
+    /// The backend the plan goes to, for the access line: a backend's name, the server's own
+    /// name for a REST tool (as in authorization targets), `*` when it asks several.
+    pub fn backend<'s>(&self, server: &'s Server) -> &'s str {
+        match self {
+            Plan::Call { backend, .. }
+            | Plan::CallStateless { backend, .. }
+            | Plan::Answer { backend, .. } => server.backends.get(*backend).map_or("-", |b| &b.name),
+            Plan::Rest { .. } => &server.name,
+            _ => "*",
+        }
+    }
+}
+
+/// What one request's backend exchanges cost, for phase 8: the wall time during which at least
+/// one exchange with a backend was in flight (the overlapping exchanges of a fan-out count
+/// once), and the response bytes written to the client from within this module (relayed
+/// streams). Cells: the exchanges of a fan-out share it on one task.
+#[derive(Debug, Default)]
+pub struct Tally {
+    inflight: Cell<u32>,
+    since: Cell<Option<Instant>>,
+    waited: Cell<Duration>,
+    reached: Cell<bool>,
+    written: Cell<u64>,
+}
+
+impl Tally {
+    /// Starts waiting on a backend until the guard is dropped (cancellation included).
+    fn wait(&self) -> Waiting<'_> {
+        if self.inflight.get() == 0 {
+            self.since.set(Some(Instant::now()));
+        }
+        self.inflight.set(self.inflight.get() + 1);
+        self.reached.set(true);
+        Waiting(self)
+    }
+
+    /// Time spent waiting on backends, microseconds; `None` when no backend was asked.
+    pub fn backend_us(&self) -> Option<u64> {
+        self.reached.get().then(|| self.waited.get().as_micros() as u64)
+    }
+
+    /// Response bytes written to the client from within this module.
+    pub fn written(&self) -> u64 {
+        self.written.get()
+    }
+
+    /// Writes `conn.out` to the client, counting the bytes.
+    async fn flush(&self, conn: &mut Conn, limits: &crate::config::snapshot::Limits) -> bool {
+        let n = conn.out.len() as u64;
+        let ok = conn.flush(limits).await;
+        if ok {
+            self.written.set(self.written.get() + n);
+        }
+        ok
+    }
+}
+
+/// An exchange with a backend in flight (see [`Tally::wait`]).
+struct Waiting<'t>(&'t Tally);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let t = self.0;
+        t.inflight.set(t.inflight.get().saturating_sub(1));
+        if t.inflight.get() == 0 {
+            if let Some(since) = t.since.take() {
+                t.waited.set(t.waited.get() + since.elapsed());
+            }
+        }
+    }
+}
+
 /// The backend and its tool name for an exposed tool name, if a backend serves it (after the
 /// backend's tool selector).
 pub fn resolve<'n>(server: &Server, exposed: &'n str) -> Option<(usize, &'n str)> {
@@ -283,6 +359,8 @@ pub struct Caller<'p> {
     pub cors: Option<crate::http::head::Span>,
     /// The authenticated principal (its claim headers go to backends).
     pub principal: &'p crate::auth::Principal,
+    /// Where the request's backend time and streamed bytes are counted.
+    pub tally: &'p Tally,
 }
 
 /// Carries out `plan` and writes the response into `conn.out`.
@@ -294,13 +372,13 @@ pub async fn run(
     caller: Caller<'_>,
     plan: Plan,
 ) -> (u16, bool) {
-    let Caller { keep_alive, cors, principal } = caller;
+    let Caller { keep_alive, cors, principal, tally } = caller;
     // The request's bytes stay put while backends are asked (only `out`/`scratch` are written,
     // at the end), so forwarded headers are borrowed from the read buffer, not copied.
     let Conn { buf, head, out, scratch, request_id, .. } = &mut *conn;
     let (buf, head): (&[u8], &crate::http::head::Head) = (buf, head);
     let fwd_refs = forwarded(server, principal, head, buf);
-    let cx = &Cx { core, snap };
+    let cx = &Cx { core, snap, tally, trace: Trace::of(head, buf, request_id) };
     let visible = crate::proxy::authz::Visible { server, principal, head, buf };
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.
     let mut relay: Option<client::Streaming> = None;
@@ -342,6 +420,7 @@ pub async fn run(
                 match sealed {
                     None => Err((Error::internal("could not create a session"), Some(id))),
                     Some(sid) => {
+                        core.stats.borrow_mut().sessions_opened += 1;
                         let mut out = Vec::with_capacity(512);
                         begin(&mut out, &id);
                         let caps = serde_json::to_vec(&caps).unwrap_or_else(|_| local::CAPABILITIES.to_vec());
@@ -472,13 +551,13 @@ pub async fn run(
                             relay_backend = &b.name;
                             Ok((200, Vec::new(), None, response::SSE))
                         }
-                        Ok(r) if r.status == 200 => match client::collect(r, &core.upstream).await {
+                        Ok(r) if r.status == 200 => match cx.collect(r).await {
                             Ok(r) => Ok((200, r.body, None, response::JSON)),
                             Err(e) => Err((backend_error(b, &e), Some(id))),
                         },
                         Ok(r) => {
                             let status = r.status;
-                            match client::collect(r, &core.upstream).await {
+                            match cx.collect(r).await {
                                 // The backend's own JSON-RPC error (code, message, data) is relayed.
                                 Ok(r) if (400..500).contains(&status) && is_jsonrpc_error(&r.body) => {
                                     Ok((status, r.body, None, response::JSON))
@@ -507,7 +586,8 @@ pub async fn run(
     if let (Some(stream), Ok(_)) = (relay, &result) {
         response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
         let prefixed = server.prefixed();
-        return relay_sse(conn, stream, core, &snap.limits, keep_alive, (relay_backend, prefixed)).await;
+        return relay_sse(conn, stream, core, &snap.limits, tally, keep_alive, (relay_backend, prefixed))
+            .await;
     }
     match result {
         Ok((status, body, session, ctype)) => {
@@ -538,10 +618,11 @@ async fn relay_sse(
     mut stream: client::Streaming,
     core: &Core,
     limits: &crate::config::snapshot::Limits,
+    tally: &Tally,
     keep_alive: bool,
     (backend, prefixed): (&str, bool),
 ) -> (u16, bool) {
-    if !conn.flush(limits).await {
+    if !tally.flush(conn, limits).await {
         return (200, true);
     }
     // Whole events are relayed; a request the backend sends the client (sampling, elicitation)
@@ -549,12 +630,16 @@ async fn relay_sse(
     let mut events = crate::mcp::sse::Events::default();
     let mut chunk = Vec::new();
     loop {
-        match stream.next().await {
+        let next = {
+            let _waiting = tally.wait();
+            stream.next().await
+        };
+        match next {
             Ok(Some(piece)) => {
                 chunk.clear();
                 events.push(piece, |ev| sse::relay_event(ev, backend, prefixed, &mut chunk));
                 write_chunk(&mut conn.out, &chunk);
-                if !conn.out.is_empty() && !conn.flush(limits).await {
+                if !conn.out.is_empty() && !tally.flush(conn, limits).await {
                     return (200, true);
                 }
             }
@@ -623,10 +708,10 @@ pub async fn get_stream(
     caller: Caller<'_>,
     claims: &Claims,
 ) -> (u16, bool) {
-    let Caller { keep_alive, cors, principal } = caller;
-    let cx = &Cx { core, snap };
+    let Caller { keep_alive, cors, principal, tally } = caller;
     let opened = {
-        let Conn { buf, head, .. } = &*conn;
+        let Conn { buf, head, request_id, .. } = &*conn;
+        let cx = &Cx { core, snap, tally, trace: Trace::of(head, buf, request_id) };
         let resume = head
             .last_event_id
             .and_then(|s| std::str::from_utf8(s.of(buf)).ok())
@@ -677,7 +762,7 @@ pub async fn get_stream(
     }
     response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
     let limits = &snap.limits;
-    if !conn.flush(limits).await {
+    if !tally.flush(conn, limits).await {
         return (200, true);
     }
     // One reader per backend stream. `select_all` keeps each reader's pending read when the
@@ -743,7 +828,7 @@ pub async fn get_stream(
             }
             Wake::Quiet => write_chunk(&mut conn.out, b": keep-alive\n\n"),
         }
-        if !conn.out.is_empty() && !conn.flush(limits).await {
+        if !conn.out.is_empty() && !tally.flush(conn, limits).await {
             return (200, true);
         }
     }
@@ -773,7 +858,11 @@ async fn rest_call(
     };
     match rest {
         Some((rt, target)) => {
-            match client::exchange(&cx.core.upstream, target, request, cx.snap.limits.upstream()).await {
+            let exchanged = {
+                let _waiting = cx.tally.wait();
+                client::exchange(&cx.core.upstream, target, request, cx.snap.limits.upstream()).await
+            };
+            match exchanged {
                 Ok(r) => {
                     if r.status >= 500 {
                         cx.core.stats.borrow_mut().backend_failed(&t.name);
@@ -810,8 +899,15 @@ type Failure = (Error, Option<Vec<u8>>);
 /// DELETE fan-out: ends every backend session recorded in the client's (terminated) session.
 /// Best effort: a backend that is down or answers 404/405 is logged, the client's DELETE
 /// already succeeded.
-pub async fn end_sessions(core: &Core, snap: &Snapshot, server: &Server, claims: &Claims) {
-    let cx = &Cx { core, snap };
+pub async fn end_sessions(
+    core: &Core,
+    snap: &Snapshot,
+    server: &Server,
+    claims: &Claims,
+    trace: Trace<'_>,
+    tally: &Tally,
+) {
+    let cx = &Cx { core, snap, tally, trace };
     for (name, s) in &claims.backends {
         let (version, sid) = decode_session(s);
         let Some(b) = server.backends.iter().find(|b| &*b.name == name.as_str()) else { continue };
@@ -875,6 +971,8 @@ fn forwarded<'b>(
                     // never forwarded (Higress/Envoy behaviour).
                     !server.auth.strips(n)
                         && !n.eq_ignore_ascii_case(b"x-envoy-allow-mcp-tools")
+                        // Set by the gateway itself (`observe::Trace`), once.
+                        && !crate::proxy::observe::TRACE_HEADERS.iter().any(|t| n.eq_ignore_ascii_case(t.as_bytes()))
                         && (is_param(n)
                             || b.forward_headers.iter().any(|f| n.eq_ignore_ascii_case(f.as_bytes())))
                 })
@@ -893,10 +991,14 @@ fn fwd_for<'a>(all: &'a [Vec<(&'a [u8], &'a [u8])>], i: usize) -> &'a [(&'a [u8]
     all.get(i).map_or(&[], Vec::as_slice)
 }
 
-/// What the helpers below need of the worker and the snapshot.
+/// What the helpers below need of the worker, the snapshot and the request.
 struct Cx<'a> {
     core: &'a Core,
     snap: &'a Snapshot,
+    /// Backend time and streamed bytes of the request.
+    tally: &'a Tally,
+    /// Request id and trace context, sent on every backend request.
+    trace: Trace<'a>,
 }
 
 impl Cx<'_> {
@@ -915,9 +1017,20 @@ impl Cx<'_> {
         wire: Wire<'_>,
         fwd: &[(&[u8], &[u8])],
     ) -> Result<client::Streaming, UpstreamError> {
-        let r =
-            backend::open(&self.core.upstream, &self.core.upstream_rr, &self.snap.limits, b, body, wire, fwd)
-                .await;
+        let r = {
+            let _waiting = self.tally.wait();
+            let headers = backend::Headers { forwarded: fwd, trace: self.trace.headers() };
+            backend::open(
+                &self.core.upstream,
+                &self.core.upstream_rr,
+                &self.snap.limits,
+                b,
+                body,
+                wire,
+                headers,
+            )
+            .await
+        };
         // Transport failures and server errors count; 4xx answers are protocol outcomes.
         if r.as_ref().map_or(true, |s| s.status >= 500) {
             self.core.stats.borrow_mut().backend_failed(&b.name);
@@ -932,11 +1045,17 @@ impl Cx<'_> {
         wire: Wire<'_>,
         fwd: &[(&[u8], &[u8])],
     ) -> Result<Response, UpstreamError> {
-        let r = client::collect(self.open(b, body, wire, fwd).await?, &self.core.upstream).await;
+        let r = self.collect(self.open(b, body, wire, fwd).await?).await;
         if r.is_err() {
             self.core.stats.borrow_mut().backend_failed(&b.name);
         }
         r
+    }
+
+    /// Reads the rest of a backend's answer (time counted as backend time).
+    async fn collect(&self, r: client::Streaming) -> Result<Response, UpstreamError> {
+        let _waiting = self.tally.wait();
+        client::collect(r, &self.core.upstream).await
     }
 }
 

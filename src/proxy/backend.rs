@@ -114,13 +114,24 @@ fn header_value(out: &mut Vec<u8>, v: &str) {
     }
 }
 
+/// Headers a backend request carries besides the transport's own: the client headers this
+/// backend gets (`forwardHeaders`, claim headers, `Mcp-Param-*`) and the gateway's trace
+/// headers (`x-request-id`, `traceparent`, `tracestate`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Headers<'a> {
+    /// Client headers passed on.
+    pub forwarded: &'a [(&'a [u8], &'a [u8])],
+    /// The request id and trace context (`observe::Trace`).
+    pub trace: &'a [(&'a [u8], &'a [u8])],
+}
+
 /// Builds the HTTP/1.1 request for `body` to `backend` at endpoint `target_index`.
 pub fn request(
     backend: &Backend,
     target_index: usize,
     body: &[u8],
     wire: Wire<'_>,
-    forwarded: &[(&[u8], &[u8])],
+    headers: Headers<'_>,
 ) -> Vec<u8> {
     let t = &backend.targets[target_index % backend.targets.len()];
     let mut r = Vec::with_capacity(256 + body.len());
@@ -176,7 +187,7 @@ pub fn request(
         r.extend_from_slice(value.as_bytes());
         r.extend_from_slice(b"\r\n");
     }
-    for (name, value) in forwarded {
+    for (name, value) in headers.forwarded.iter().chain(headers.trace) {
         r.extend_from_slice(name);
         r.extend_from_slice(b": ");
         r.extend_from_slice(value);
@@ -197,7 +208,7 @@ pub async fn open(
     backend: &Backend,
     body: &[u8],
     wire: Wire<'_>,
-    forwarded: &[(&[u8], &[u8])],
+    headers: Headers<'_>,
 ) -> Result<client::Streaming, UpstreamError> {
     let lim = limits.upstream();
     let start = rr.get();
@@ -205,7 +216,7 @@ pub async fn open(
     let n = backend.targets.len();
     for k in 0..n {
         let i = (start + k) % n;
-        let req = request(backend, i, body, wire, forwarded);
+        let req = request(backend, i, body, wire, headers);
         match client::open(pool, &backend.targets[i], req, lim).await {
             Err(UpstreamError::Connect) => {
                 log::warn!("backend {}: endpoint {} refused the connection", backend.name, i);

@@ -175,15 +175,236 @@ pub const LATENCY_BOUNDS_US: [u64; 16] = [
 /// Counters of one server: `[method class][status slot]`.
 pub type ServerCounters = [[u64; STATUSES.len()]; METHOD_CLASSES];
 
+/// A latency histogram over [`LATENCY_BOUNDS_US`]: per-bucket (not cumulative) counts, the last
+/// bucket being +Inf, and the sum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Histogram {
+    /// Observations per bucket (last = above every bound).
+    pub buckets: [u64; LATENCY_BOUNDS_US.len() + 1],
+    /// Sum of the observations, microseconds.
+    pub sum_us: u64,
+}
+
+impl Histogram {
+    /// Adds one observation.
+    #[inline]
+    pub fn observe(&mut self, micros: u64) {
+        let b = LATENCY_BOUNDS_US.iter().position(|&ub| micros <= ub).unwrap_or(LATENCY_BOUNDS_US.len());
+        self.buckets[b] += 1;
+        self.sum_us += micros;
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    fn merge(&mut self, o: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(o.buckets.iter()) {
+            *a += b;
+        }
+        self.sum_us += o.sum_us;
+    }
+}
+
+/// Authentication failure reasons, the `reason` label of
+/// `portcullis_authentication_failures_total` (a fixed set: the label never carries client data).
+pub const AUTH_REASONS: [&str; 21] = [
+    "missing",
+    "token_too_large",
+    "malformed",
+    "encrypted",
+    "base64",
+    "json",
+    "algorithm",
+    "unsupported",
+    "issuer",
+    "unknown_kid",
+    "key_mismatch",
+    "signature",
+    "no_expiry",
+    "expired",
+    "not_yet_valid",
+    "bad_time",
+    "audience",
+    "invalid_credential",
+    "repeated_credential",
+    "client_certificate",
+    "invalid",
+];
+
+/// The [`AUTH_REASONS`] slot of a failure. `auth` reports refusals as static texts; they are
+/// matched here (on the failure path only) so the label set stays fixed and short. A text this
+/// table does not know counts as `invalid`.
+pub fn auth_reason(f: crate::auth::Failure) -> usize {
+    use crate::auth::jwt::Reject as R;
+    let why = match f {
+        crate::auth::Failure::Missing => return 0,
+        crate::auth::Failure::Invalid(why) => why,
+    };
+    const JWT: [crate::auth::jwt::Reject; 16] = [
+        R::TooLarge,
+        R::Malformed,
+        R::Encrypted,
+        R::Base64,
+        R::Json,
+        R::Alg,
+        R::Unsupported,
+        R::Issuer,
+        R::UnknownKid,
+        R::KeyMismatch,
+        R::Signature,
+        R::NoExpiry,
+        R::Expired,
+        R::NotYetValid,
+        R::BadTime,
+        R::Audience,
+    ];
+    if let Some(i) = JWT.iter().position(|r| r.describe() == why) {
+        return i + 1;
+    }
+    match why {
+        "The API key is not valid"
+        | "The API key is not valid percent-encoding"
+        | "The user name or password is not valid"
+        | "The identity header is not a valid user name" => 17,
+        "The credential header is repeated" | "The API key parameter is repeated" => 18,
+        // mtls: not issued by the endpoint's CA, unreadable, or without the configured name.
+        w if w.starts_with("The client certificate") => 19,
+        _ => 20,
+    }
+}
+
+/// Status counters of one tool: `[status slot]`.
+pub type ToolCounters = [u64; STATUSES.len()];
+
+/// One server's figures.
+#[derive(Clone, Debug)]
+pub struct ServerStats {
+    /// Requests by method class and status.
+    pub counters: ServerCounters,
+    /// `tools/call` by backend label, then tool label (configured names or `other`), then
+    /// status. Nested so counting looks up borrowed names (no allocation once seen).
+    pub tools: FxHashMap<Box<str>, FxHashMap<Box<str>, ToolCounters>>,
+    /// Whole request: complete head to response written.
+    pub total: Histogram,
+    /// The part of `total` not spent waiting on backends (what the gateway adds).
+    pub gateway: Histogram,
+    /// Time waiting on backends, for requests that reached one.
+    pub backend: Histogram,
+    /// Authentication failures by [`AUTH_REASONS`] slot.
+    pub auth_failures: [u64; AUTH_REASONS.len()],
+    /// Verified-token cache hits.
+    pub token_cache_hits: u64,
+    /// Verified-token cache misses (the token was verified, or refused, in full).
+    pub token_cache_misses: u64,
+}
+
+impl Default for ServerStats {
+    fn default() -> Self {
+        ServerStats {
+            counters: [[0; STATUSES.len()]; METHOD_CLASSES],
+            tools: FxHashMap::default(),
+            total: Histogram::default(),
+            gateway: Histogram::default(),
+            backend: Histogram::default(),
+            auth_failures: [0; AUTH_REASONS.len()],
+            token_cache_hits: 0,
+            token_cache_misses: 0,
+        }
+    }
+}
+
+impl ServerStats {
+    fn merge(&mut self, o: &ServerStats) {
+        for (m, row) in o.counters.iter().enumerate() {
+            for (s, n) in row.iter().enumerate() {
+                self.counters[m][s] += n;
+            }
+        }
+        for (backend, tools) in &o.tools {
+            let mine = self.tools.entry(backend.clone()).or_default();
+            for (tool, row) in tools {
+                let slot = mine.entry(tool.clone()).or_insert([0; STATUSES.len()]);
+                for (a, b) in slot.iter_mut().zip(row.iter()) {
+                    *a += b;
+                }
+            }
+        }
+        self.total.merge(&o.total);
+        self.gateway.merge(&o.gateway);
+        self.backend.merge(&o.backend);
+        for (a, b) in self.auth_failures.iter_mut().zip(o.auth_failures.iter()) {
+            *a += b;
+        }
+        self.token_cache_hits += o.token_cache_hits;
+        self.token_cache_misses += o.token_cache_misses;
+    }
+}
+
+/// What stage 1 did for one request, as counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthEvent {
+    /// Nothing worth counting (anonymous, or authentication was not reached).
+    #[default]
+    None,
+    /// A bearer token found in the verified-token cache.
+    CacheHit,
+    /// A bearer token not in the cache (verified or refused in full).
+    CacheMiss,
+    /// Refused, with its [`AUTH_REASONS`] slot.
+    Failed(usize),
+    /// Refused after a cache miss (a token that did not verify).
+    MissFailed(usize),
+}
+
+/// One request as phase 8 counts it.
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
+    /// Server name (`-` when no server matched).
+    pub server: &'a str,
+    /// MCP method class.
+    pub method: MethodClass,
+    /// HTTP status.
+    pub status: u16,
+    /// Complete head to response written, microseconds.
+    pub total_us: u64,
+    /// Time waiting on backends, when the request reached one.
+    pub backend_us: Option<u64>,
+    /// (backend, tool) labels of a `tools/call`.
+    pub tool: Option<(&'a str, &'a str)>,
+    /// What authentication did.
+    pub auth: AuthEvent,
+}
+
+/// Per-endpoint figures of the upstream pool (keyed by the pool key; labelled with backend
+/// names at scrape time).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// New connections opened.
+    pub connects: u64,
+    /// Requests served on a pooled connection.
+    pub reuses: u64,
+    /// Connections that could not be opened (refused, timed out, TLS handshake failed).
+    pub connect_failures: u64,
+    /// Idle connections held now (a gauge).
+    pub idle: u64,
+}
+
+impl EndpointStats {
+    fn merge(&mut self, o: &EndpointStats) {
+        self.connects += o.connects;
+        self.reuses += o.reuses;
+        self.connect_failures += o.connect_failures;
+        self.idle += o.idle;
+    }
+}
+
 /// One worker's statistics; summed across workers at scrape time.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    /// Requests by server name (`-` when no server matched).
-    pub requests: FxHashMap<Box<str>, ServerCounters>,
-    /// Cumulative latency buckets (last = +Inf).
-    pub latency_buckets: [u64; LATENCY_BOUNDS_US.len() + 1],
-    /// Sum of latencies, microseconds.
-    pub latency_sum_us: u64,
+    /// Requests and their latencies by server name (`-` when no server matched).
+    pub requests: FxHashMap<Box<str>, ServerStats>,
     /// Connections currently open.
     pub connections_open: u64,
     /// Connections accepted.
@@ -194,6 +415,8 @@ pub struct Stats {
     pub upstream_connects: u64,
     /// Upstream requests served on a pooled connection.
     pub upstream_reuses: u64,
+    /// Upstream pool figures by endpoint (filled at scrape time from the pool).
+    pub upstream: FxHashMap<crate::upstream::pool::Key, EndpointStats>,
     /// Backend failures (refused, timed out, bad answer, error status) by backend name.
     pub backend_failures: FxHashMap<Box<str>, u64>,
     /// Authorization decisions by server, then (deciding rule index or -1 for the default,
@@ -201,6 +424,10 @@ pub struct Stats {
     pub decisions: FxHashMap<Box<str>, FxHashMap<(i64, bool), u64>>,
     /// Rule conditions that failed to evaluate (missing field, wrong type, cost bound).
     pub condition_errors: u64,
+    /// Sessions handed out by `initialize`.
+    pub sessions_opened: u64,
+    /// Sessions ended by `DELETE`.
+    pub sessions_closed: u64,
     /// TLS handshakes completed on `tls` listeners.
     pub tls_handshakes: u64,
     /// TLS handshakes that failed (bad client hello, no shared cipher, refused client
@@ -244,37 +471,69 @@ impl Stats {
         self.condition_errors += errors;
     }
 
-    /// Counts one request.
+    /// Counts one request (no backend, tool or authentication detail).
     pub fn record(&mut self, server: &str, method: MethodClass, status: u16, micros: u64) {
-        let counters = match self.requests.get_mut(server) {
-            Some(c) => c,
-            None => self.requests.entry(server.into()).or_insert([[0; STATUSES.len()]; METHOD_CLASSES]),
+        self.count(&Record {
+            server,
+            method,
+            status,
+            total_us: micros,
+            backend_us: None,
+            tool: None,
+            auth: AuthEvent::None,
+        });
+    }
+
+    /// Counts one request. Allocates only the first time a server, backend or tool label is
+    /// seen (the label sets are bounded by the configuration).
+    pub fn count(&mut self, r: &Record<'_>) {
+        let s = match self.requests.get_mut(r.server) {
+            Some(s) => s,
+            None => self.requests.entry(r.server.into()).or_default(),
         };
-        counters[method as usize][status_slot(status)] += 1;
-        let b = LATENCY_BOUNDS_US.iter().position(|&ub| micros <= ub).unwrap_or(LATENCY_BOUNDS_US.len());
-        self.latency_buckets[b] += 1;
-        self.latency_sum_us += micros;
+        let slot = status_slot(r.status);
+        s.counters[r.method as usize][slot] += 1;
+        s.total.observe(r.total_us);
+        s.gateway.observe(r.total_us.saturating_sub(r.backend_us.unwrap_or(0)));
+        if let Some(b) = r.backend_us {
+            s.backend.observe(b);
+        }
+        if let Some((backend, tool)) = r.tool {
+            let tools = match s.tools.get_mut(backend) {
+                Some(t) => t,
+                None => s.tools.entry(backend.into()).or_default(),
+            };
+            let row = match tools.get_mut(tool) {
+                Some(row) => row,
+                None => tools.entry(tool.into()).or_insert([0; STATUSES.len()]),
+            };
+            row[slot] += 1;
+        }
+        match r.auth {
+            AuthEvent::None => {}
+            AuthEvent::CacheHit => s.token_cache_hits += 1,
+            AuthEvent::CacheMiss => s.token_cache_misses += 1,
+            AuthEvent::Failed(reason) => s.auth_failures[reason.min(AUTH_REASONS.len() - 1)] += 1,
+            AuthEvent::MissFailed(reason) => {
+                s.token_cache_misses += 1;
+                s.auth_failures[reason.min(AUTH_REASONS.len() - 1)] += 1;
+            }
+        }
     }
 
     /// Adds another worker's figures.
     pub fn merge(&mut self, o: &Stats) {
-        for (name, c) in &o.requests {
-            let mine = self.requests.entry(name.clone()).or_insert([[0; STATUSES.len()]; METHOD_CLASSES]);
-            for (m, row) in c.iter().enumerate() {
-                for (s, n) in row.iter().enumerate() {
-                    mine[m][s] += n;
-                }
-            }
+        for (name, st) in &o.requests {
+            self.requests.entry(name.clone()).or_default().merge(st);
         }
-        for (a, b) in self.latency_buckets.iter_mut().zip(o.latency_buckets.iter()) {
-            *a += b;
-        }
-        self.latency_sum_us += o.latency_sum_us;
         self.connections_open += o.connections_open;
         self.connections_total += o.connections_total;
         self.connections_rejected += o.connections_rejected;
         self.upstream_connects += o.upstream_connects;
         self.upstream_reuses += o.upstream_reuses;
+        for (k, e) in &o.upstream {
+            self.upstream.entry(*k).or_default().merge(e);
+        }
         for (b, n) in &o.backend_failures {
             *self.backend_failures.entry(b.clone()).or_insert(0) += n;
         }
@@ -285,6 +544,8 @@ impl Stats {
             }
         }
         self.condition_errors += o.condition_errors;
+        self.sessions_opened += o.sessions_opened;
+        self.sessions_closed += o.sessions_closed;
         self.tls_handshakes += o.tls_handshakes;
         self.tls_handshake_failures += o.tls_handshake_failures;
     }
@@ -501,6 +762,8 @@ pub struct Core {
     pub open: Cell<usize>,
     /// Verified-token caches.
     pub tokens: RefCell<TokenCaches>,
+    /// Buffers for access lines, reused.
+    pub lines: crate::runtime::logging::Lines,
     /// The anonymous principal, shared.
     pub anonymous: Rc<crate::auth::Principal>,
     /// The snapshot this core last saw, shared by its requests with a non-atomic count.
@@ -524,6 +787,7 @@ impl Core {
             cached,
             open: Cell::new(0),
             tokens: RefCell::new(TokenCaches::default()),
+            lines: Default::default(),
             anonymous: Rc::new(crate::auth::Principal::anonymous()),
             session_scratch: RefCell::new(Vec::with_capacity(256)),
             upstream: RefCell::new(crate::upstream::pool::Pool::default()),
@@ -545,6 +809,28 @@ impl Core {
 }
 
 impl Core {
+    /// This worker's statistics for a scrape: the counters, plus the gauges and pool figures
+    /// read now.
+    pub fn scrape(&self) -> Stats {
+        let mut st = self.stats.borrow().clone();
+        st.connections_open = self.open.get() as u64;
+        let pool = self.upstream.borrow();
+        (st.upstream_connects, st.upstream_reuses) = (pool.connects, pool.reuses);
+        st.upstream = pool
+            .endpoints()
+            .map(|(key, c, idle)| {
+                let e = EndpointStats {
+                    connects: c.connects,
+                    reuses: c.reuses,
+                    connect_failures: c.connect_failures,
+                    idle: idle as u64,
+                };
+                (key, e)
+            })
+            .collect();
+        st
+    }
+
     /// The current snapshot. The arc-swap load is a thread-local fast path; the returned `Rc`
     /// is cloned without touching any cache line another core writes. A request keeps the
     /// snapshot it started with even if a reload publishes a new one meanwhile.
@@ -604,8 +890,56 @@ mod tests {
         a.record("s", MethodClass::Ping, 200, 10);
         let mut b = Stats::default();
         b.record("s", MethodClass::Ping, 200, 10_000_000_000);
+        b.count(&Record {
+            server: "s",
+            method: MethodClass::ToolsCall,
+            status: 200,
+            total_us: 900,
+            backend_us: Some(700),
+            tool: Some(("b1", "echo")),
+            auth: AuthEvent::MissFailed(auth_reason(crate::auth::Failure::Invalid(
+                crate::auth::jwt::Reject::Expired.describe(),
+            ))),
+        });
+        b.tls_handshake(true);
+        b.tls_handshake(false);
         a.merge(&b);
-        assert_eq!(a.requests["s"][MethodClass::Ping as usize][status_slot(200)], 2);
-        assert_eq!(a.latency_buckets[LATENCY_BOUNDS_US.len()], 1);
+        let s = &a.requests["s"];
+        assert_eq!(s.counters[MethodClass::Ping as usize][status_slot(200)], 2);
+        assert_eq!(s.total.buckets[LATENCY_BOUNDS_US.len()], 1);
+        assert_eq!(s.total.count(), 3);
+        assert_eq!(s.backend.count(), 1);
+        assert_eq!(s.backend.sum_us, 700);
+        assert_eq!(s.gateway.sum_us, 10 + 10_000_000_000 + 200);
+        assert_eq!(s.tools["b1"]["echo"][status_slot(200)], 1);
+        assert_eq!(s.token_cache_misses, 1);
+        assert_eq!(s.auth_failures[13], 1, "{}", AUTH_REASONS[13]);
+        assert_eq!((a.tls_handshakes, a.tls_handshake_failures), (1, 1));
+    }
+
+    #[test]
+    fn auth_reasons_are_named() {
+        use crate::auth::jwt::Reject;
+        use crate::auth::Failure;
+        assert_eq!(AUTH_REASONS[auth_reason(Failure::Missing)], "missing");
+        assert_eq!(AUTH_REASONS[auth_reason(Failure::Invalid(Reject::Signature.describe()))], "signature");
+        assert_eq!(AUTH_REASONS[auth_reason(Failure::Invalid(Reject::Audience.describe()))], "audience");
+        assert_eq!(
+            AUTH_REASONS[auth_reason(Failure::Invalid(Reject::TooLarge.describe()))],
+            "token_too_large"
+        );
+        assert_eq!(
+            AUTH_REASONS[auth_reason(Failure::Invalid("The API key is not valid"))],
+            "invalid_credential"
+        );
+        assert_eq!(
+            AUTH_REASONS[auth_reason(Failure::Invalid("The credential header is repeated"))],
+            "repeated_credential"
+        );
+        assert_eq!(
+            AUTH_REASONS[auth_reason(Failure::Invalid("The client certificate has no subject"))],
+            "client_certificate"
+        );
+        assert_eq!(AUTH_REASONS[auth_reason(Failure::Invalid("something new"))], "invalid");
     }
 }

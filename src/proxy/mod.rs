@@ -1,6 +1,6 @@
 //! The only module that knows the order of the phases. `pipeline` is the driver, `conn` the
 //! connection's I/O and buffers, `core` the per-core state, `local` the methods the gateway
-//! answers itself. Leaves (`http`, `mcp`, `rest`, ...) never import this module.
+//! answers itself, `observe` what phase 8 logs and counts (and the trace headers backends get). Leaves (`http`, `mcp`, `rest`, ...) never import this module.
 
 pub mod aggregate;
 pub mod authz;
@@ -8,6 +8,7 @@ pub mod backend;
 pub mod conn;
 pub mod core;
 pub mod local;
+pub mod observe;
 pub mod pipeline;
 
 use std::net::SocketAddr;

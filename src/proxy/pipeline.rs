@@ -29,7 +29,8 @@ use crate::mcp::json;
 use crate::mcp::session::Claims;
 use crate::mcp::version::Version;
 use crate::proxy::conn::{Conn, HeadRead};
-use crate::proxy::core::{Core, MethodClass};
+use crate::proxy::core::{auth_reason, AuthEvent, Core, MethodClass, Record};
+use crate::proxy::observe::{self, Access, Facts, Inline, RuleName, Trace};
 use crate::proxy::{aggregate, authz, local};
 use crate::respond::{self, ErrorReply};
 
@@ -83,9 +84,12 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
     // The request runs on the snapshot current when its head arrived, to the end, even if a
     // reload publishes another meanwhile (a keep-alive connection may have idled across one).
     let snap: Rc<Arc<Snapshot>> = core.current();
+    let snap_ref: &Snapshot = &snap;
     let limits = snap.limits;
     let started = Instant::now();
     set_request_id(core, conn);
+    let mut facts = Facts::default();
+    let tally = aggregate::Tally::default();
     let failed = failure.is_some();
     let outcome = match failure {
         Some(err) => {
@@ -100,7 +104,7 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
             );
             Outcome { status: w.status, close: true, method: MethodClass::None }
         }
-        None => exchange(core, &snap, conn).await,
+        None => exchange(core, snap_ref, conn, &mut facts, &tally).await,
     };
 
     // RFC 9110 9.3.2: a response to HEAD has no content (the head may keep its length).
@@ -111,30 +115,60 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
     }
 
     // 7. respond
+    let pending = conn.out.len() as u64;
     let written = conn.flush(&limits).await;
 
     // 8. log and count
-    let server = if failed { "-" } else { snap.route(conn.head.path.of(&conn.buf)).map_or("-", |s| &s.name) };
-    let micros = started.elapsed().as_micros() as u64;
-    core.stats.borrow_mut().record(server, outcome.method, outcome.status, micros);
-    if log::log_enabled!(target: "access", log::Level::Info) {
-        let (method, path) = if failed {
-            ("-", "-".into())
-        } else {
-            (conn.head.method.as_str(), String::from_utf8_lossy(conn.head.path.of(&conn.buf)))
+    let total_us = started.elapsed().as_micros() as u64;
+    let path = if failed { &b""[..] } else { conn.head.path.of(&conn.buf) };
+    let routed = if failed { None } else { snap_ref.route(path) };
+    let server = routed.map_or("-", |s| &*s.name);
+    let backend_us = tally.backend_us();
+    let tool = facts.tool_labels.get().filter(|_| outcome.method == MethodClass::ToolsCall);
+    core.stats.borrow_mut().count(&Record {
+        server,
+        method: outcome.method,
+        status: outcome.status,
+        total_us,
+        backend_us,
+        tool,
+        auth: facts.auth,
+    });
+    if let Some(format) = crate::runtime::logging::access_format() {
+        let (rpc, tool) = (facts.rpc_method.get(), facts.tool.get());
+        let (decision, rule) = match facts.decision.get() {
+            None => ("-", RuleName::None),
+            Some((allowed, rule)) => {
+                let named = |i: usize| routed.and_then(|s| s.policy.rules().get(i)?.name.as_deref());
+                let rule = match rule {
+                    None => RuleName::Default,
+                    Some(i) => named(i).map_or(RuleName::Index(i), RuleName::Named),
+                };
+                (if allowed { "allow" } else { "deny" }, rule)
+            }
         };
-        log::info!(
-            target: "access",
-            "{} {} {} {} {} server={} mcp={} {}us",
-            String::from_utf8_lossy(&conn.request_id),
-            conn.peer,
-            method,
+        let bytes_in = if failed { conn.buf.len() } else { conn.head.len + conn.body().len() };
+        let access = Access {
+            request_id: &conn.request_id,
+            peer: conn.peer,
+            http_method: if failed { "-" } else { conn.head.method.as_str() },
             path,
-            outcome.status,
             server,
-            outcome.method.as_str(),
-            micros
-        );
+            method: if rpc.as_str().is_empty() { outcome.method.as_str() } else { rpc.as_str() },
+            tool: tool.as_str(),
+            backend: facts.backend.unwrap_or("-"),
+            subject: facts.principal.as_deref().map_or("", |p| &p.subject),
+            decision,
+            rule,
+            status: outcome.status,
+            duration_us: total_us,
+            backend_us: backend_us.unwrap_or(0),
+            bytes_in: bytes_in as u64,
+            bytes_out: tally.written() + if written { pending } else { 0 },
+        };
+        let mut line = core.lines.buffer();
+        observe::write_access(&mut line, format, &access, SystemTime::now());
+        core.lines.send(line);
     }
     let close = outcome.close || !written || !conn.body_read || core.drain.is_set();
     conn.finish_request();
@@ -170,8 +204,14 @@ struct Ctx<'s> {
     server: &'s Server,
 }
 
-/// Phases 2-6.
-async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
+/// Phases 2-6. What they did is noted in `facts`; backend time in `tally`.
+async fn exchange<'s>(
+    core: &Core,
+    snap: &'s Snapshot,
+    conn: &mut Conn,
+    facts: &mut Facts<'s>,
+    tally: &aggregate::Tally,
+) -> Outcome {
     let keep_alive = conn.head.keep_alive && !core.drain.is_set();
     // 2. route
     let Some(server) = snap.route(conn.head.path.of(&conn.buf)) else {
@@ -196,10 +236,11 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
 
     // 3. authenticate: every request, whatever its method; a session id never stands in for a
     // credential.
-    let principal = match authenticate(core, snap, server, conn) {
+    let principal = match authenticate(core, snap, server, conn, facts) {
         Ok(p) => p,
         Err(failure) => return unauthorized(conn, &cx, failure),
     };
+    facts.principal = Some(principal.clone());
 
     match conn.head.method {
         Method::Post => {}
@@ -207,7 +248,9 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
             let (outcome, ended) = delete(core, snap, conn, &cx, &principal);
             // DELETE fans out: each backend's own session of this client ends too.
             if let Some(claims) = ended {
-                Box::pin(aggregate::end_sessions(core, snap, server, &claims)).await;
+                facts.backend = Some("*");
+                let trace = Trace::of(&conn.head, &conn.buf, &conn.request_id);
+                Box::pin(aggregate::end_sessions(core, snap, server, &claims, trace, tally)).await;
             }
             return outcome;
         }
@@ -223,8 +266,13 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
                 Ok(claims) => claims,
                 Err(outcome) => return outcome,
             };
-            let caller =
-                aggregate::Caller { keep_alive: cx.keep_alive, cors: cx.cors_origin, principal: &principal };
+            let caller = aggregate::Caller {
+                keep_alive: cx.keep_alive,
+                cors: cx.cors_origin,
+                principal: &principal,
+                tally,
+            };
+            facts.backend = Some("*");
             // Boxed, like every backend exchange: an idle connection's task stays small.
             let (status, close) =
                 Box::pin(aggregate::get_stream(core, snap, server, conn, caller, &claims)).await;
@@ -259,6 +307,7 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
             request_id,
             body,
             base: 0,
+            facts,
         };
         let decoded = decoder.with_tape_at(body, |tape, base| {
             w.base = base;
@@ -276,8 +325,13 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
         Step::Done(o) => o,
         // 6. dispatch to backends: the only phase that waits on other servers.
         Step::Backends(plan, class) => {
-            let caller =
-                aggregate::Caller { keep_alive: cx.keep_alive, cors: cx.cors_origin, principal: &principal };
+            let caller = aggregate::Caller {
+                keep_alive: cx.keep_alive,
+                cors: cx.cors_origin,
+                principal: &principal,
+                tally,
+            };
+            facts.backend = Some(plan.backend(server));
             // Boxed: this future is large, and only requests that reach backends need it (the
             // task of every connection, idle ones included, is as large as its largest state).
             let (status, close) = Box::pin(aggregate::run(core, snap, server, conn, caller, plan)).await;
@@ -286,23 +340,39 @@ async fn exchange(core: &Core, snap: &Snapshot, conn: &mut Conn) -> Outcome {
     }
 }
 
-/// Phase 3 for `server`, with this core's token cache.
+/// Phase 3 for `server`, with this core's token cache; notes the cache hit or miss and the
+/// failure reason in `facts`.
 fn authenticate(
     core: &Core,
     snap: &Snapshot,
     server: &Server,
     conn: &mut Conn,
+    facts: &mut Facts<'_>,
 ) -> Result<Rc<Principal>, Failure> {
     let auth = &server.auth;
     if auth.anonymous() {
         return Ok(core.anonymous.clone());
     }
     if let crate::auth::Mode::Mtls(m) = &auth.mode {
-        return m.authenticate(conn.client_cert.as_deref_mut());
+        let r = m.authenticate(conn.client_cert.as_deref_mut());
+        if let Err(f) = &r {
+            facts.auth = AuthEvent::Failed(auth_reason(*f));
+        }
+        return r;
     }
     let mut caches = core.tokens.borrow_mut();
     let cache = caches.for_server(snap, server, core.worker);
-    auth.authenticate(&conn.head, &conn.buf, conn.peer.ip(), now_unix(), cache, &core.anonymous)
+    let (hits, misses) = cache.lookups();
+    let r = auth.authenticate(&conn.head, &conn.buf, conn.peer.ip(), now_unix(), cache, &core.anonymous);
+    let (hit, missed) = (cache.lookups().0 > hits, cache.lookups().1 > misses);
+    facts.auth = match &r {
+        Ok(_) if hit => AuthEvent::CacheHit,
+        Ok(_) if missed => AuthEvent::CacheMiss,
+        Ok(_) => AuthEvent::None,
+        Err(f) if missed => AuthEvent::MissFailed(auth_reason(*f)),
+        Err(f) => AuthEvent::Failed(auth_reason(*f)),
+    };
+    r
 }
 
 /// 401 with the server's challenge (`WWW-Authenticate`) and a JSON-RPC error body.
@@ -504,6 +574,7 @@ fn delete(
         return (reject(conn, cx, &err), None);
     }
     core.revocations.publish(claims.id, claims.expires);
+    core.stats.borrow_mut().sessions_closed += 1;
     (no_content(conn, cx, None), Some(claims))
 }
 
@@ -592,6 +663,8 @@ struct Writer<'c, 's> {
     /// The request body as the client sent it, and where the decoder's copy of it starts.
     body: &'c [u8],
     base: usize,
+    /// What the request did, for phase 8.
+    facts: &'c Facts<'s>,
 }
 
 impl<'c> Writer<'c, '_> {
@@ -674,6 +747,12 @@ fn message(
         MessageKind::Notification => MethodClass::Notification,
         MessageKind::Response => MethodClass::Response,
     };
+    w.facts.rpc_method.set(Inline::new(env.method));
+    if class == MethodClass::ToolsCall {
+        let name = env.name.unwrap_or("");
+        w.facts.tool.set(Inline::new(name));
+        w.facts.tool_labels.set(Some(observe::tool_labels(w.cx.server, name)));
+    }
     let era = match header_version {
         Some(v) => match Version::parse(v) {
             Some(v) if v.is_stateless() => Era::Stateless,
@@ -740,6 +819,10 @@ fn authorize(
         server.policy.decide(&Call { backend, tool, principal, activation }, &mut errors)
     });
     core.stats.borrow_mut().authorized(&server.name, &decision, errors);
+    w.facts.decision.set(Some(match &decision {
+        Decision::Allow { rule } => (true, *rule),
+        Decision::Deny { rule, .. } => (false, *rule),
+    }));
     log::debug!(
         target: "authz",
         "server={} subject={:?} tool={backend}/{tool} decision={decision:?}",
@@ -1158,10 +1241,12 @@ fn rest_call(
     let mut decoded = None;
     let credential =
         rt.downstream.as_ref().and_then(|d| client_credential(head, buf, &d.scheme, &mut decoded));
+    let trace = Trace::of(head, buf, w.request_id);
     let incoming = Incoming {
         credential,
         authorization: if rt.pass_authorization { head.header(buf, "authorization") } else { None },
         claim_headers: &w.principal.headers,
+        trace: trace.headers(),
     };
     let mut request = Vec::with_capacity(512);
     let built = core
@@ -1366,6 +1451,7 @@ fn initialize(
         let reply = ErrorReply { id: env.id.as_ref(), ..ErrorReply::default() };
         return w.error(&err, &reply, class);
     };
+    core.stats.borrow_mut().sessions_opened += 1;
     w.scratch.clear();
     begin_result(w.scratch, env.id.as_ref());
     local::initialize(w.scratch, w.cx.server, version);

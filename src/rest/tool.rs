@@ -200,6 +200,9 @@ pub struct Incoming<'a> {
     pub authorization: Option<&'a [u8]>,
     /// `claimToHeaders` values from the verified token.
     pub claim_headers: &'a [(Box<str>, Box<str>)],
+    /// Headers the gateway adds to every backend request (request id, trace context): (lower-case
+    /// name, value). A header the tool's `requestTemplate.headers` sets itself wins.
+    pub trace: &'a [(&'a [u8], &'a [u8])],
 }
 
 /// Per-core scratch for normalized arguments: their JSON text and a decoder for it, both reused.
@@ -479,6 +482,15 @@ pub fn build(
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in incoming.trace {
+        if tool.headers.iter().any(|(h, _)| h.as_bytes().eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     if !tool.has_accept {

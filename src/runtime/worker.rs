@@ -73,11 +73,7 @@ async fn serve(spec: Spec) {
     let c = core.clone();
     monoio::spawn(async move {
         while let Some(reply) = std::future::poll_fn(|cx| Pin::new(&mut scrape_rx).poll_next(cx)).await {
-            let mut st = c.stats.borrow().clone();
-            st.connections_open = c.open.get() as u64;
-            let pool = c.upstream.borrow();
-            (st.upstream_connects, st.upstream_reuses) = (pool.connects, pool.reuses);
-            let _ = reply.send(st);
+            let _ = reply.send(c.scrape());
         }
     });
     // Drain signal from the control thread.
