@@ -584,7 +584,7 @@ X-Request-Id: {rid}\r\n{extra}Connection: close\r\nContent-Length: {}\r\n\r\n{bo
         (Some("initialize"), Some("*"), Some("-"))
     );
     let hostile = by_id(&lines, hostile_id);
-    assert_eq!(hostile["tool"], "b1__x\"\n\u{0}y", "{hostile}");
+    assert_eq!(hostile["tool"], r#"b1__x\"\n\u0000y"#, "as written, escapes kept: {hostile}");
     assert_eq!(by_id(&lines, "t-key")["subject"], "ci");
     assert_eq!(by_id(&lines, "t-keyq")["path"], "/mcp/keyq", "no query string");
     assert_eq!(by_id(&lines, "t-basic")["subject"], "bob");

@@ -19,36 +19,34 @@ use crate::http::response::write_u64;
 use crate::mcp::json;
 use crate::proxy::core::AuthEvent;
 
-/// A short string copied out of the request (it must outlive the decoder's buffers), truncated
-/// to `N` bytes at a character boundary. Inline, so keeping it allocates nothing.
-#[derive(Clone, Copy)]
-pub struct Inline<const N: usize> {
-    len: usize,
-    bytes: [u8; N],
-}
+/// Where a JSON string of the request body was written: (offset, length) of its raw text
+/// between the quotes, escapes as sent. Phase 8 reads it back from the body (still in the
+/// connection's buffers), so naming the tool in the access line copies nothing and keeps every
+/// connection's task small.
+pub type BodySpan = (u32, u32);
 
-impl<const N: usize> Default for Inline<N> {
-    fn default() -> Self {
-        Inline { len: 0, bytes: [0; N] }
+/// The [`BodySpan`] of `s`, a string decoded from a copy of `body` that starts at address `base`
+/// (the decoder's buffer: simd-json leaves a string, unescaped in place, where it was written).
+/// `None` when `s` does not lie in that copy.
+pub fn body_span(body: &[u8], base: usize, s: &str) -> Option<BodySpan> {
+    let start = (s.as_ptr() as usize).checked_sub(base)?;
+    if start == 0 || start > body.len() || body.get(start - 1) != Some(&b'"') {
+        return None;
     }
-}
-
-impl<const N: usize> Inline<N> {
-    /// `s`, cut to at most `N` bytes.
-    pub fn new(s: &str) -> Self {
-        let mut len = s.len().min(N);
-        while !s.is_char_boundary(len) {
-            len -= 1;
+    let mut i = start;
+    while i < body.len() {
+        match body[i] {
+            b'\\' => i += 2,
+            b'"' => return Some((u32::try_from(start).ok()?, u32::try_from(i - start).ok()?)),
+            _ => i += 1,
         }
-        let mut bytes = [0; N];
-        bytes[..len].copy_from_slice(&s.as_bytes()[..len]);
-        Inline { len, bytes }
     }
+    None
+}
 
-    /// The text (empty when none was set).
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
-    }
+/// The bytes of `span` in `body` (empty when there is none).
+pub fn in_body(body: &[u8], span: Option<BodySpan>) -> &[u8] {
+    span.and_then(|(start, len)| body.get(start as usize..start as usize + len as usize)).unwrap_or(&[])
 }
 
 /// What one request did, for the access line and the counters. `'s` is the snapshot the request
@@ -62,10 +60,10 @@ pub struct Facts<'s> {
     pub auth: AuthEvent,
     /// The backend the request went to (`*` for a fan-out; the server's name for its REST tools).
     pub backend: Option<&'s str>,
-    /// The JSON-RPC method of a single message.
-    pub rpc_method: Cell<Inline<64>>,
-    /// The tool a `tools/call` named, as sent.
-    pub tool: Cell<Inline<128>>,
+    /// The JSON-RPC method of a single message, in the body.
+    pub rpc_method: Cell<Option<BodySpan>>,
+    /// The tool a `tools/call` named, in the body (as written: escapes kept).
+    pub tool: Cell<Option<BodySpan>>,
     /// The (backend, tool) metric labels of a `tools/call`.
     pub tool_labels: Cell<Option<(&'s str, &'s str)>>,
     /// The authorization decision: (allowed, deciding rule; `None` = `defaultAction`).
@@ -198,9 +196,9 @@ pub struct Access<'a> {
     /// Server name, `-` when none.
     pub server: &'a str,
     /// JSON-RPC method (or method class), `-` when none.
-    pub method: &'a str,
-    /// Tool of a `tools/call`, `-` otherwise.
-    pub tool: &'a str,
+    pub method: &'a [u8],
+    /// Tool of a `tools/call` as the request wrote it, `-` otherwise.
+    pub tool: &'a [u8],
     /// Backend, `-` when none.
     pub backend: &'a str,
     /// Principal subject, `-` when anonymous or not authenticated.
@@ -345,9 +343,9 @@ pub fn write_access(out: &mut Vec<u8>, format: LogFormat, a: &Access<'_>, now: S
             out.extend_from_slice(b",\"path\":");
             quoted(out, or_dash(path));
             out.extend_from_slice(b",\"method\":");
-            quoted(out, or_dash(a.method.as_bytes()));
+            quoted(out, or_dash(a.method));
             out.extend_from_slice(b",\"tool\":");
-            quoted(out, or_dash(a.tool.as_bytes()));
+            quoted(out, or_dash(a.tool));
             out.extend_from_slice(b",\"backend\":");
             quoted(out, or_dash(a.backend.as_bytes()));
             out.extend_from_slice(b",\"decision\":");
@@ -387,11 +385,11 @@ pub fn write_access(out: &mut Vec<u8>, format: LogFormat, a: &Access<'_>, now: S
                 escaped(out, or_dash(v));
             };
             kv(out, b"server", a.server.as_bytes());
-            kv(out, b"mcp", a.method.as_bytes());
+            kv(out, b"mcp", a.method);
             out.push(b' ');
             write_u64(out, a.duration_us);
             out.extend_from_slice(b"us");
-            kv(out, b"tool", a.tool.as_bytes());
+            kv(out, b"tool", a.tool);
             kv(out, b"backend", a.backend.as_bytes());
             out.extend_from_slice(b" backend_us=");
             write_u64(out, a.backend_us);
@@ -421,8 +419,8 @@ mod tests {
             http_method: "POST",
             path: b"/mcp/\xff\n",
             server: "s",
-            method: "tools/call",
-            tool: "t\u{0}\"\n\u{2028}",
+            method: b"tools/call",
+            tool: "t\u{0}\"\n\u{2028}".as_bytes(),
             backend: "b1",
             subject: "al\"ice\r\n{",
             decision: "allow",
@@ -507,10 +505,19 @@ mod tests {
     }
 
     #[test]
-    fn inline_cuts_at_a_character_boundary() {
-        let s = Inline::<4>::new("abé!");
-        assert_eq!(s.as_str(), "abé");
-        assert_eq!(Inline::<4>::new("abcdef").as_str(), "abcd");
-        assert_eq!(Inline::<4>::default().as_str(), "");
+    fn body_spans_find_names_as_written() {
+        let body = br#"{"method":"tools/call","params":{"name":"a\"b","x":"\u00e9"}}"#;
+        // The decoder's copy, with strings unescaped in place (as simd-json leaves them).
+        let mut copy = body.to_vec();
+        let at = |needle: &[u8]| body.windows(needle.len()).position(|w| w == needle).unwrap();
+        let (m, n) = (at(b"tools/call"), at(br#"a\"b"#));
+        copy[n..n + 3].copy_from_slice(b"a\"b");
+        let base = copy.as_ptr() as usize;
+        let method = std::str::from_utf8(&copy[m..m + 10]).unwrap();
+        let name = std::str::from_utf8(&copy[n..n + 3]).unwrap();
+        assert_eq!(in_body(body, body_span(body, base, method)), b"tools/call");
+        assert_eq!(in_body(body, body_span(body, base, name)), br#"a\"b"#);
+        assert_eq!(body_span(body, base, "elsewhere"), None);
+        assert_eq!(in_body(body, None), b"");
     }
 }

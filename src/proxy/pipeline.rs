@@ -30,7 +30,7 @@ use crate::mcp::session::Claims;
 use crate::mcp::version::Version;
 use crate::proxy::conn::{Conn, HeadRead};
 use crate::proxy::core::{auth_reason, AuthEvent, Core, MethodClass, Record};
-use crate::proxy::observe::{self, Access, Facts, Inline, RuleName, Trace};
+use crate::proxy::observe::{self, Access, Facts, RuleName, Trace};
 use crate::proxy::{aggregate, authz, local};
 use crate::respond::{self, ErrorReply};
 
@@ -135,7 +135,8 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
         auth: facts.auth,
     });
     if let Some(format) = crate::runtime::logging::access_format() {
-        let (rpc, tool) = (facts.rpc_method.get(), facts.tool.get());
+        let body = conn.body();
+        let rpc = observe::in_body(body, facts.rpc_method.get());
         let (decision, rule) = match facts.decision.get() {
             None => ("-", RuleName::None),
             Some((allowed, rule)) => {
@@ -154,8 +155,8 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
             http_method: if failed { "-" } else { conn.head.method.as_str() },
             path,
             server,
-            method: if rpc.as_str().is_empty() { outcome.method.as_str() } else { rpc.as_str() },
-            tool: tool.as_str(),
+            method: if rpc.is_empty() { outcome.method.as_str().as_bytes() } else { rpc },
+            tool: observe::in_body(body, facts.tool.get()),
             backend: facts.backend.unwrap_or("-"),
             subject: facts.principal.as_deref().map_or("", |p| &p.subject),
             decision,
@@ -747,10 +748,10 @@ fn message(
         MessageKind::Notification => MethodClass::Notification,
         MessageKind::Response => MethodClass::Response,
     };
-    w.facts.rpc_method.set(Inline::new(env.method));
+    w.facts.rpc_method.set(observe::body_span(w.body, w.base, env.method));
     if class == MethodClass::ToolsCall {
         let name = env.name.unwrap_or("");
-        w.facts.tool.set(Inline::new(name));
+        w.facts.tool.set(observe::body_span(w.body, w.base, name));
         w.facts.tool_labels.set(Some(observe::tool_labels(w.cx.server, name)));
     }
     let era = match header_version {
