@@ -93,6 +93,14 @@ async fn serve(spec: Spec) {
             c.revoked.borrow_mut().drain(now);
         }
     });
+    // Access lines leave in batches; this bounds how long one waits.
+    let c = core.clone();
+    monoio::spawn(async move {
+        while !c.drain.is_set() {
+            monoio::time::sleep(crate::runtime::logging::ACCESS_FLUSH).await;
+            c.lines.flush();
+        }
+    });
     for (i, l) in listeners.into_iter().enumerate() {
         monoio::spawn(accept(core.clone(), l, i));
     }
@@ -106,6 +114,7 @@ async fn serve(spec: Spec) {
     if core.open.get() > 0 {
         log::warn!("worker {index}: {} connection(s) still open at the drain deadline", core.open.get());
     }
+    core.lines.flush();
 }
 
 /// Accepts on listener `index` (its place in `listen`, which says whether it terminates TLS).
