@@ -221,7 +221,7 @@ impl TlsStream {
             if !s.tls.is_handshaking() {
                 break;
             }
-            if s.tls.wants_read() && s.read_tls().await? == 0 {
+            if s.tls.wants_read() && !s.read_tls().await? {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client left during the handshake"));
             }
         }
@@ -254,8 +254,8 @@ impl TlsStream {
     }
 
     /// Gives rustls more ciphertext (reading the socket when nothing is pending) and processes
-    /// it. Returns the bytes given; 0 when the socket reached EOF.
-    async fn read_tls(&mut self) -> io::Result<usize> {
+    /// it. `false` when the socket reached EOF.
+    async fn read_tls(&mut self) -> io::Result<bool> {
         if self.inpos >= self.inbuf.len() {
             self.inbuf.clear();
             self.inpos = 0;
@@ -264,7 +264,7 @@ impl TlsStream {
             let (r, slice) = self.io.read(buf.slice_mut(0..)).await;
             self.inbuf = slice.into_inner();
             if r? == 0 {
-                return Ok(0);
+                return Ok(false);
             }
         }
         let mut rd = &self.inbuf[self.inpos..];
@@ -275,7 +275,7 @@ impl TlsStream {
             let _ = self.flush().await;
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
-        Ok(n.max(1))
+        Ok(true)
     }
 
     /// Reads plaintext, appending to `buf` (at most its spare capacity, at least 4 KiB).
@@ -298,8 +298,8 @@ impl TlsStream {
                 }
             }
             match self.read_tls().await {
-                Ok(0) => return (Ok(0), buf),
-                Ok(_) => {}
+                Ok(false) => return (Ok(0), buf),
+                Ok(true) => {}
                 Err(e) => return (Err(e), buf),
             }
             // Post-handshake messages (session tickets, key updates) may want an answer.

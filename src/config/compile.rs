@@ -334,47 +334,36 @@ fn compile_tls_listeners(
 /// Files the configuration reads besides itself (certificates, keys, CA files, JWKS and OpenAPI
 /// documents): a change to one reloads like a change to the config file.
 fn referenced_files(root: &Value) -> Vec<std::path::PathBuf> {
+    // `listen` and `tls` take one entry or a list of them.
+    fn entries(v: Option<&Value>) -> &[Value] {
+        match v {
+            Some(Value::Sequence(s)) => s,
+            Some(v) => std::slice::from_ref(v),
+            None => &[],
+        }
+    }
     let mut out = Vec::new();
     let mut add = |v: Option<&Value>| {
         if let Some(Value::String(s)) = v {
             out.push(std::path::PathBuf::from(s));
         }
     };
-    let field = |v: &Value, k: &str| v.get(k).cloned();
-    let listen: Vec<Value> = match root.get("listen") {
-        Some(Value::Sequence(s)) => s.clone(),
-        Some(v) => vec![v.clone()],
-        None => Vec::new(),
-    };
-    for l in &listen {
-        let tls: Vec<Value> = match l.get("tls") {
-            Some(Value::Sequence(s)) => s.clone(),
-            Some(v) => vec![v.clone()],
-            None => Vec::new(),
-        };
-        for t in &tls {
-            add(field(t, "cert").as_ref());
-            add(field(t, "key").as_ref());
+    for l in entries(root.get("listen")) {
+        for t in entries(l.get("tls")) {
+            add(t.get("cert"));
+            add(t.get("key"));
         }
     }
-    if let Some(Value::Sequence(servers)) = root.get("servers") {
-        for s in servers {
-            let auth = s.get("authentication");
-            add(auth.and_then(|a| a.get("mtls")).and_then(|m| m.get("caFile")));
-            if let Some(Value::Sequence(ps)) =
-                auth.and_then(|a| a.get("jwt")).and_then(|j| j.get("providers"))
-            {
-                for p in ps {
-                    add(p.get("jwks").and_then(|j| j.get("file")));
-                }
-            }
-            add(s.get("openapi").and_then(|o| o.get("file")));
-            add(s.get("server").and_then(|o| o.get("caFile")));
-            if let Some(Value::Sequence(bs)) = s.get("backends") {
-                for b in bs {
-                    add(b.get("caFile"));
-                }
-            }
+    for s in entries(root.get("servers")) {
+        let auth = s.get("authentication");
+        add(auth.and_then(|a| a.get("mtls")).and_then(|m| m.get("caFile")));
+        for p in entries(auth.and_then(|a| a.get("jwt")).and_then(|j| j.get("providers"))) {
+            add(p.get("jwks").and_then(|j| j.get("file")));
+        }
+        add(s.get("openapi").and_then(|o| o.get("file")));
+        add(s.get("server").and_then(|o| o.get("caFile")));
+        for b in entries(s.get("backends")) {
+            add(b.get("caFile"));
         }
     }
     out

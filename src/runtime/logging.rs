@@ -111,36 +111,16 @@ impl log::Log for Logger {
     fn flush(&self) {}
 }
 
-/// Writes `s` JSON-escaped (no quotes) into an `io::Write`, as a `fmt::Write`: a record's
-/// message is escaped as it is formatted, without an intermediate string.
-struct Escaping<'w, W: Write>(&'w mut W);
+/// Writes what is formatted into it JSON-escaped (no quotes) into an `io::Write`, as a
+/// `fmt::Write`, each fragment escaped by `mcp::json` through one scratch buffer per record (only
+/// the rare non-access records take this path).
+struct Escaping<'w, W: Write>(&'w mut W, Vec<u8>);
 
 impl<W: Write> std::fmt::Write for Escaping<'_, W> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let bytes = s.as_bytes();
-        let mut start = 0;
-        let mut out = || -> std::io::Result<()> {
-            for (i, &b) in bytes.iter().enumerate() {
-                let esc: &[u8] = match b {
-                    b'"' => b"\\\"",
-                    b'\\' => b"\\\\",
-                    b'\n' => b"\\n",
-                    b'\r' => b"\\r",
-                    b'\t' => b"\\t",
-                    0x00..=0x1f => b"",
-                    _ => continue,
-                };
-                self.0.write_all(&bytes[start..i])?;
-                if esc.is_empty() {
-                    write!(self.0, "\\u{:04x}", b)?;
-                } else {
-                    self.0.write_all(esc)?;
-                }
-                start = i + 1;
-            }
-            self.0.write_all(&bytes[start..])
-        };
-        out().map_err(|_| std::fmt::Error)
+        self.1.clear();
+        crate::mcp::json::write_escaped(&mut self.1, s);
+        self.0.write_all(&self.1).map_err(|_| std::fmt::Error)
     }
 }
 
@@ -148,9 +128,9 @@ impl<W: Write> std::fmt::Write for Escaping<'_, W> {
 fn json_record(buf: &mut env_logger::fmt::Formatter, record: &log::Record<'_>) -> std::io::Result<()> {
     use std::fmt::Write as _;
     write!(buf, "{{\"ts\":\"{}\",\"level\":\"{}\",\"target\":\"", buf.timestamp_millis(), record.level())?;
-    let _ = write!(Escaping(buf), "{}", record.target());
+    let _ = write!(Escaping(buf, Vec::new()), "{}", record.target());
     buf.write_all(b"\",\"msg\":\"")?;
-    let _ = write!(Escaping(buf), "{}", record.args());
+    let _ = write!(Escaping(buf, Vec::new()), "{}", record.args());
     buf.write_all(b"\"}\n")
 }
 
