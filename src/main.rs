@@ -118,8 +118,15 @@ fn run(source: Source) -> anyhow::Result<std::process::ExitCode> {
     // take the default action and kill the process (seen as a flaky reload test under load).
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .context("installing signal handlers")?;
+    // Sockets from systemd socket activation (or any supervisor speaking LISTEN_FDS): shared
+    // with the process that replaces this one, so an upgrade loses no queued connection.
+    let inherited =
+        portcullis::runtime::listen::inherited().context("taking inherited sockets (LISTEN_FDS)")?;
+    if !inherited.is_empty() {
+        log::info!("{} listening socket(s) inherited from the supervisor", inherited.len());
+    }
     let reloader = Arc::new(Reloader::new(source, snap));
-    let gateway = Gateway::start(reloader.clone()).context("starting the gateway")?;
+    let gateway = Gateway::start_with(reloader.clone(), inherited).context("starting the gateway")?;
     let snap = reloader.current.load();
     let driver = if monoio::utils::detect_uring() { "io_uring" } else { "epoll" };
     log::info!(

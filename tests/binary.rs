@@ -1,5 +1,6 @@
 //! The built `portcullis` binary: `check` exit codes and error paths, SIGHUP reload, SIGTERM
-//! drain with exit status 0. Signals are sent with libc; everything else is std.
+//! drain with exit status 0, and zero-downtime upgrades (SO_REUSEPORT and inherited sockets).
+//! Signals and the descriptor hand-over are done with libc; everything else is std.
 #![allow(clippy::unwrap_used)] // test harness
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -67,18 +68,35 @@ servers:
 struct Running {
     child: Child,
     addr: String,
+    /// It logged that it took over inherited sockets.
+    inherited: bool,
 }
 
 impl Running {
     fn start(config: &std::path::Path) -> Running {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        Running::spawn(Command::new(BIN).arg("--config").arg(config))
+    }
+
+    /// Starts the binary with `listener` passed as systemd socket activation does: descriptor
+    /// 3 and `LISTEN_FDS=1` (no `LISTEN_PID`: the child's pid is not known before it exists).
+    fn start_inheriting(config: &std::path::Path, listener: &std::net::TcpListener) -> Running {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = listener.as_raw_fd();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(config).env("LISTEN_FDS", "1").env_remove("LISTEN_PID");
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe calls (dup2, fcntl) on a descriptor the parent keeps open.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(move || inherit_as_fd3(fd));
+        }
+        Running::spawn(&mut cmd)
+    }
+
+    fn spawn(cmd: &mut Command) -> Running {
+        let mut child =
+            cmd.env("RUST_LOG", "info").stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -90,13 +108,15 @@ impl Running {
             })
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut inherited = false;
         let addr = loop {
             let line = rx.recv_timeout(deadline - Instant::now()).expect("gateway did not start");
+            inherited |= line.contains("inherited from the supervisor");
             if let Some(rest) = line.split("listening on ").nth(1) {
                 break rest.split(' ').next().unwrap().to_string();
             }
         };
-        Running { child, addr }
+        Running { child, addr, inherited }
     }
 
     fn signal(&self, sig: i32) {
@@ -105,10 +125,27 @@ impl Running {
     }
 }
 
-#[allow(unsafe_code)] // the one FFI call of the suite
+#[allow(unsafe_code)] // FFI
 fn kill(pid: i32, sig: i32) -> i32 {
     // SAFETY: kill(2) has no memory-safety preconditions; pid is our own child.
     unsafe { libc::kill(pid, sig) }
+}
+
+/// In the forked child: `fd` becomes descriptor 3 and survives exec.
+#[allow(unsafe_code)] // FFI
+fn inherit_as_fd3(fd: i32) -> std::io::Result<()> {
+    // SAFETY: dup2(2) and fcntl(2) on plain integers have no memory-safety preconditions.
+    let rc = unsafe {
+        if fd == 3 {
+            libc::fcntl(3, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(fd, 3)
+        }
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn call(addr: &str) -> (u16, String) {
@@ -214,9 +251,16 @@ Content-Length: {}\r\n\r\n",
     s.write_all(first.as_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     gw.signal(libc::SIGTERM);
-    // New connections are refused once the listeners are closed (bounded wait for that).
+    // New connections are refused once the listeners are closed (bounded wait for that). One
+    // the kernel still completed in the meantime is answered, never swallowed: an abandoned
+    // io_uring accept would take it and serve nobody.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(&gw.addr).is_ok() {
+    loop {
+        match try_call(&gw.addr) {
+            Err(e) if e.starts_with("connect: ") => break,
+            Ok((200, _)) => {}
+            other => panic!("a connection accepted during the drain was not served: {other:?}"),
+        }
         assert!(Instant::now() < deadline, "still accepting after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -229,53 +273,54 @@ Content-Length: {}\r\n\r\n",
     let _ = std::fs::remove_file(file);
 }
 
-#[test]
-fn a_new_process_takes_over_the_port_without_a_failed_request() {
+/// What clients saw while one gateway process replaced another.
+struct Handover {
+    /// Answered by the old process (body `v1`) and the new one (`v2`).
+    v1: u32,
+    v2: u32,
+    failures: Vec<String>,
+    /// Requests reset before any response byte and sent again (only when allowed).
+    retried: u32,
+}
+
+/// Puts two clients under load on `a` (a new connection per request, bounded in count and
+/// time), starts the new process with `start_b`, stops `a` with SIGTERM, and reports.
+fn handover(mut a: Running, start_b: impl FnOnce() -> Running, retry_resets: bool) -> Handover {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let port = free_port();
-    let cfg = CONFIG.replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"));
-    let file_a = temp("upgrade-a", &cfg);
-    let file_b = temp("upgrade-b", &cfg.replace("body: \"v1\"", "body: \"v2\""));
-    let mut a = Running::start(&file_a);
     let addr = a.addr.clone();
     let stop = Arc::new(AtomicBool::new(false));
-    // Two clients, each a new connection per request, bounded in count and time.
     let load: Vec<_> = (0..2)
         .map(|i| {
             let (stop, addr) = (stop.clone(), addr.clone());
             std::thread::Builder::new()
                 .name(format!("load-{i}"))
                 .spawn(move || {
-                    let (mut v1, mut v2, mut failures) = (0u32, 0u32, Vec::new());
+                    let mut h = Handover { v1: 0, v2: 0, failures: Vec::new(), retried: 0 };
                     let deadline = Instant::now() + Duration::from_secs(30);
-                    while !stop.load(Ordering::SeqCst) && v1 + v2 < 50_000 && Instant::now() < deadline {
-                        // A connection the kernel had queued on the old process's socket when
-                        // it closed is reset before any byte of a response (SO_REUSEPORT does
-                        // not hand queued connections over unless net.ipv4.tcp_migrate_req=1):
-                        // the request was never read, and the client retries it once, as load
-                        // balancers do for a reset before the response.
+                    while !stop.load(Ordering::SeqCst) && h.v1 + h.v2 < 50_000 && Instant::now() < deadline {
                         let r = match try_call(&addr) {
-                            Err(e) if e.starts_with("read: ") || e.starts_with("no status: \"\"") => {
+                            Err(e) if retry_resets && e.starts_with("read: ") => {
+                                h.retried += 1;
                                 try_call(&addr)
                             }
                             r => r,
                         };
                         match r {
-                            Ok((200, body)) if body.contains(r#""text":"v1""#) => v1 += 1,
-                            Ok((200, body)) if body.contains(r#""text":"v2""#) => v2 += 1,
-                            Ok((status, body)) => failures.push(format!("{status}: {body}")),
-                            Err(e) => failures.push(e),
+                            Ok((200, body)) if body.contains(r#""text":"v1""#) => h.v1 += 1,
+                            Ok((200, body)) if body.contains(r#""text":"v2""#) => h.v2 += 1,
+                            Ok((status, body)) => h.failures.push(format!("{status}: {body}")),
+                            Err(e) => h.failures.push(e),
                         }
                     }
-                    (v1, v2, failures)
+                    h
                 })
                 .unwrap()
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    // The new binary binds the same port (SO_REUSEPORT) and serves next to the old one...
-    let mut b = Running::start(&file_b);
+    // The new process serves next to the old one...
+    let mut b = start_b();
     assert_eq!(b.addr, addr);
     std::thread::sleep(Duration::from_millis(300));
     // ...which drains and exits.
@@ -283,23 +328,69 @@ fn a_new_process_takes_over_the_port_without_a_failed_request() {
     assert!(wait_exit(&mut a, Duration::from_secs(10)).success());
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::SeqCst);
-    let (mut v1, mut v2, mut failures) = (0, 0, Vec::new());
+    let mut total = Handover { v1: 0, v2: 0, failures: Vec::new(), retried: 0 };
     for t in load {
-        let (a1, a2, f) = t.join().unwrap();
-        v1 += a1;
-        v2 += a2;
-        failures.extend(f);
+        let h = t.join().unwrap();
+        total.v1 += h.v1;
+        total.v2 += h.v2;
+        total.retried += h.retried;
+        total.failures.extend(h.failures);
     }
     b.signal(libc::SIGTERM);
     assert!(wait_exit(&mut b, Duration::from_secs(10)).success());
     assert!(
-        failures.is_empty(),
+        total.failures.is_empty(),
         "{} failed of {}: {:?}",
-        failures.len(),
-        v1 + v2 + failures.len() as u32,
-        &failures[..failures.len().min(5)]
+        total.failures.len(),
+        total.v1 + total.v2 + total.failures.len() as u32,
+        &total.failures[..total.failures.len().min(5)]
     );
-    assert!(v1 > 0 && v2 > 0, "both processes served: old {v1}, new {v2}");
+    assert!(total.v1 > 0 && total.v2 > 0, "both processes served: old {}, new {}", total.v1, total.v2);
+    total
+}
+
+fn upgrade_configs(name: &str, port: u16) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cfg = CONFIG.replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"));
+    (
+        temp(&format!("{name}-a"), &cfg),
+        temp(&format!("{name}-b"), &cfg.replace("body: \"v1\"", "body: \"v2\"")),
+    )
+}
+
+#[test]
+fn a_new_process_takes_over_the_port_without_a_failed_request() {
+    let (file_a, file_b) = upgrade_configs("upgrade", free_port());
+    let a = Running::start(&file_a);
+    // Both processes bind the port with SO_REUSEPORT, each socket with its own accept queue.
+    // The old one cancels its pending accepts, takes what is queued, and closes at once; a
+    // connection the kernel queues on it in the microseconds between its last look and the
+    // close is still reset before any response byte (unless net.ipv4.tcp_migrate_req=1). That
+    // one request is retried, as a load balancer would; no other failure is allowed.
+    let h = handover(a, || Running::start(&file_b), true);
+    assert!(h.retried <= 1, "{} requests were reset: the drain loses queued connections", h.retried);
+    let _ = std::fs::remove_file(file_a);
+    let _ = std::fs::remove_file(file_b);
+}
+
+#[test]
+fn an_inherited_socket_hands_over_without_a_single_reset() {
+    // The test holds the listening socket, as systemd does for a socket unit, and passes it to
+    // both processes: one socket, one queue. The old process stops accepting and whatever is
+    // queued is accepted by the new one; nothing is retried.
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (file_a, file_b) = upgrade_configs("inherit", socket.local_addr().unwrap().port());
+    let a = Running::start_inheriting(&file_a, &socket);
+    assert!(a.inherited, "the gateway uses the socket it was given");
+    let h = handover(
+        a,
+        || {
+            let b = Running::start_inheriting(&file_b, &socket);
+            assert!(b.inherited);
+            b
+        },
+        false,
+    );
+    assert_eq!(h.retried, 0);
     let _ = std::fs::remove_file(file_a);
     let _ = std::fs::remove_file(file_b);
 }

@@ -136,7 +136,9 @@ impl Conn {
     }
 
     /// Reads more bytes into `buf`, waiting at most `wait`, and giving up early when `drain` is
-    /// set if `interruptible`. Returns bytes read (0 = EOF) or `None` on timeout/drain.
+    /// set if `interruptible` (a connection that has not sent its first request yet gets
+    /// [`FIRST_BYTES_AT_DRAIN`] more on the same read). Returns bytes read (0 = EOF) or `None`
+    /// on timeout/drain.
     async fn fill(
         &mut self,
         wait: Duration,
@@ -149,11 +151,21 @@ impl Conn {
             self.buf.reserve(self.buf.len().clamp(INITIAL_READ, 64 * 1024));
         }
         let buf = std::mem::take(&mut self.buf);
+        let fresh = self.fresh;
         let read = monoio::time::timeout(wait, self.stream.read_append(buf));
         let res = if interruptible {
+            let mut read = std::pin::pin!(read);
             monoio::select! {
-                r = read => r,
-                _ = drain.wait() => return None,
+                r = &mut read => r,
+                _ = drain.wait() => {
+                    if !fresh {
+                        return None;
+                    }
+                    // Accepted just before the drain: its request may be on the way. The same
+                    // read stays armed: an abandoned io_uring read still consumes the bytes
+                    // that arrive, so a second read would never see them.
+                    monoio::time::timeout(FIRST_BYTES_AT_DRAIN, &mut read).await.ok()?
+                }
             }
         } else {
             read.await
@@ -221,7 +233,6 @@ impl Conn {
                         deadline = Some(Instant::now() + limits.header_timeout);
                     }
                 }
-                None if !had_bytes && drain_grace && drain.is_set() => continue,
                 None if !had_bytes => return HeadRead::Closed,
                 None => {
                     return HeadRead::Failed(Error::client(

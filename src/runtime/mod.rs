@@ -1,10 +1,12 @@
 //! Threads and their lifetimes: one pinned monoio worker per core, each with its own
-//! SO_REUSEPORT listener; the admin thread; the config file watcher. [`Gateway`] starts them,
+//! SO_REUSEPORT listener or a share of an inherited one (`listen`); the admin thread; the config
+//! file watcher. [`Gateway`] starts them,
 //! fans reloads and drains out, and joins them. Only this module spawns threads.
 //!
 //! Workers share nothing mutable: they read the published snapshot through arc-swap and receive
 //! channel messages (drain, statistics scrape, session terminations).
 
+pub mod listen;
 pub mod logging;
 mod worker;
 
@@ -66,23 +68,33 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts workers, admin and (for a file source) the watcher.
+    /// Starts workers, admin and (for a file source) the watcher; every `listen` address is
+    /// bound with `SO_REUSEPORT`.
     pub fn start(reloader: Arc<Reloader>) -> std::io::Result<Gateway> {
+        Gateway::start_with(reloader, Vec::new())
+    }
+
+    /// [`Gateway::start`] with listening sockets a supervisor passed (see [`listen::inherited`]):
+    /// each serves the `listen` entry with its address; the other entries are bound.
+    pub fn start_with(
+        reloader: Arc<Reloader>,
+        inherited: Vec<std::net::TcpListener>,
+    ) -> std::io::Result<Gateway> {
         let snap = reloader.current.load_full();
+        let mut sources = listen::plan(&snap.listen, inherited)?;
         let n = snap.workers.max(1);
         let (bus, revoked_rxs) = RevocationBus::new(n);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut workers = Vec::with_capacity(n);
         let mut drains = Vec::with_capacity(n);
         let mut scrapers = Vec::with_capacity(n);
-        let mut addrs = snap.listen.clone();
         for (i, revoked_rx) in revoked_rxs.into_iter().enumerate() {
             let (drain_tx, drain_rx) = futures_channel::oneshot::channel();
             let (scrape_tx, scrape_rx) = futures_channel::mpsc::unbounded();
             let (ready_tx, ready_rx) = mpsc::channel();
             let spec = worker::Spec {
                 index: i,
-                addrs: addrs.clone(),
+                sources: sources.iter().map(listen::Source::for_worker).collect::<std::io::Result<_>>()?,
                 core: if cores.is_empty() { None } else { Some(cores[i % cores.len()]) },
                 snapshot: reloader.current.clone(),
                 bus: bus.clone(),
@@ -96,7 +108,13 @@ impl Gateway {
                 .spawn(move || worker::run(spec))?;
             // Worker 0 binds first so that port 0 resolves once; the others join its ports.
             match ready_rx.recv() {
-                Ok(Ok(bound)) => addrs = bound,
+                Ok(Ok(bound)) => {
+                    for (s, a) in sources.iter_mut().zip(&bound) {
+                        if let listen::Source::Bind(want) = s {
+                            *want = *a;
+                        }
+                    }
+                }
                 Ok(Err(e)) => {
                     for d in drains {
                         let _: Result<(), ()> = futures_channel::oneshot::Sender::send(d, ());
@@ -146,6 +164,13 @@ impl Gateway {
                     .spawn(move || watch(path, r, st))?,
             );
         }
+        let addrs = sources
+            .iter()
+            .map(|s| match s {
+                listen::Source::Bind(a) => Ok(*a),
+                listen::Source::Shared(l) => l.local_addr(),
+            })
+            .collect::<std::io::Result<_>>()?;
         Ok(Gateway { addrs, admin_addr, reloader, drains, workers, ready, stop, others })
     }
 

@@ -1,6 +1,6 @@
 //! One worker: a pinned thread running a monoio runtime (io_uring, or epoll where io_uring is
-//! unavailable or `MONOIO_FORCE_LEGACY_DRIVER=1`), its own SO_REUSEPORT listeners, and the
-//! connections the kernel hands them.
+//! unavailable or `MONOIO_FORCE_LEGACY_DRIVER=1`), its listeners (its own SO_REUSEPORT sockets,
+//! or duplicates of inherited ones: see `runtime::listen`), and the connections they accept.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use futures_core::Stream;
 use monoio::io::AsyncWriteRentExt;
-use monoio::net::{ListenerOpts, TcpListener};
+
+use crate::runtime::listen::{Listener, Source};
 
 use crate::config::snapshot::Snapshot;
 use crate::proxy::conn::ClientStream;
@@ -22,7 +23,8 @@ use crate::runtime::ScrapeRequest;
 /// Everything a worker thread starts with.
 pub struct Spec {
     pub index: usize,
-    pub addrs: Vec<SocketAddr>,
+    /// One per `listen` entry, in order.
+    pub sources: Vec<Source>,
     pub core: Option<core_affinity::CoreId>,
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub bus: Arc<RevocationBus>,
@@ -49,19 +51,24 @@ pub fn run(spec: Spec) {
 }
 
 async fn serve(spec: Spec) {
-    let Spec { index, addrs, snapshot, bus, revoked_rx, drain_rx, mut scrape_rx, ready_tx, .. } = spec;
+    let Spec { index, sources, snapshot, bus, revoked_rx, drain_rx, mut scrape_rx, ready_tx, .. } = spec;
     let mut listeners = Vec::new();
     let mut bound = Vec::new();
-    for a in &addrs {
-        let opts = ListenerOpts::new().reuse_port(true).reuse_addr(true).backlog(1024);
-        match TcpListener::bind_with_config(a, &opts) {
+    for source in sources {
+        let what = match &source {
+            Source::Bind(a) => a.to_string(),
+            Source::Shared(l) => {
+                l.local_addr().map_or_else(|_| "an inherited socket".into(), |a| a.to_string())
+            }
+        };
+        match Listener::open(source) {
             Ok(l) => {
-                bound.push(l.local_addr().unwrap_or(*a));
+                bound.push(l.addr);
                 listeners.push(l);
             }
             Err(e) => {
-                let _ =
-                    ready_tx.send(Err(std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}"))));
+                let _ = ready_tx
+                    .send(Err(std::io::Error::new(e.kind(), format!("cannot listen on {what}: {e}"))));
                 return;
             }
         }
@@ -101,11 +108,16 @@ async fn serve(spec: Spec) {
             c.lines.flush();
         }
     });
-    for (i, l) in listeners.into_iter().enumerate() {
-        monoio::spawn(accept(core.clone(), l, i));
-    }
+    let loops: Vec<_> =
+        listeners.into_iter().enumerate().map(|(i, l)| monoio::spawn(accept(core.clone(), l, i))).collect();
     core.drain.wait().await;
-    // Listeners close as their accept loops observe the drain; in-flight requests finish.
+    // The accept loops end (their pending accepts cancelled, queued connections taken, sockets
+    // closed) before anything else: returning with an accept still armed would leave the socket
+    // open, and connections queued on it unanswered, until the process exits.
+    for l in loops {
+        l.await;
+    }
+    // In-flight requests finish, up to the grace deadline.
     let grace = core.current().shutdown_grace;
     let deadline = Instant::now() + grace;
     while core.open.get() > 0 && Instant::now() < deadline {
@@ -117,63 +129,82 @@ async fn serve(spec: Spec) {
     core.lines.flush();
 }
 
-/// Accepts on listener `index` (its place in `listen`, which says whether it terminates TLS).
-async fn accept(core: Rc<Core>, listener: TcpListener, index: usize) {
+/// Accepts on listener `index` (its place in `listen`, which says whether it terminates TLS)
+/// until the drain; then takes what the kernel already queued and closes the socket.
+async fn accept(core: Rc<Core>, listener: Listener, index: usize) {
+    // The drain cancels the pending accept and the loop sees its result, rather than dropping
+    // the future: a dropped io_uring accept stays armed in the kernel, keeps the socket open and
+    // takes one more connection that nobody would serve.
+    let canceller = monoio::io::Canceller::new();
+    let cancel = canceller.handle();
+    let c = core.clone();
+    monoio::spawn(async move {
+        c.drain.wait().await;
+        canceller.cancel();
+    });
     loop {
-        let accepted = monoio::select! {
-            r = listener.accept() => r,
-            _ = core.drain.wait() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
+        match listener.io.cancelable_accept(cancel.clone()).await {
+            // One that completed as the cancel went in is served like any other.
+            Ok((stream, peer)) => admit(&core, stream, peer, index),
+            Err(_) if core.drain.is_set() => break,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 log::warn!("accept failed: {e}");
                 monoio::time::sleep(Duration::from_millis(10)).await;
-                continue;
             }
-        };
-        {
-            let mut st = core.stats.borrow_mut();
-            st.connections_total += 1;
         }
-        let max = core.current().limits.max_connections_per_worker;
-        if core.open.get() >= max {
-            core.stats.borrow_mut().connections_rejected += 1;
-            monoio::spawn(refuse(stream));
-            continue;
-        }
-        core.open.set(core.open.get() + 1);
-        let _ = stream.set_nodelay(true);
-        // The TLS configuration is the current snapshot's: certificates reload without
-        // rebinding the port.
-        let tls = core.current().listen_tls.get(index).cloned().flatten();
-        let c = core.clone();
-        monoio::spawn(async move {
-            match tls {
-                None => crate::proxy::serve(c.clone(), ClientStream::Plain(stream), peer).await,
-                Some(tls) => {
-                    let wait = c.current().limits.header_timeout;
-                    let shake = crate::tls::TlsStream::accept(stream, tls.config.clone());
-                    match monoio::time::timeout(wait, shake).await {
-                        Ok(Ok(s)) => {
-                            c.stats.borrow_mut().tls_handshake(true);
-                            crate::proxy::serve(c.clone(), ClientStream::Tls(Box::new(s)), peer).await;
-                        }
-                        Ok(Err(e)) => {
-                            c.stats.borrow_mut().tls_handshake(false);
-                            log::debug!("TLS handshake with {peer} failed: {e}");
-                        }
-                        Err(_) => {
-                            c.stats.borrow_mut().tls_handshake(false);
-                            log::debug!("TLS handshake with {peer} timed out");
-                        }
+    }
+    let queued = listener.close().await;
+    if !queued.is_empty() {
+        log::debug!("worker {}: serving {} connection(s) queued at the drain", core.worker, queued.len());
+    }
+    for (stream, peer) in queued {
+        admit(&core, stream, peer, index);
+    }
+}
+
+/// Counts a new connection and serves it on its own task (or refuses it over the limit).
+fn admit(core: &Rc<Core>, stream: monoio::net::TcpStream, peer: SocketAddr, index: usize) {
+    {
+        let mut st = core.stats.borrow_mut();
+        st.connections_total += 1;
+    }
+    let max = core.current().limits.max_connections_per_worker;
+    if core.open.get() >= max {
+        core.stats.borrow_mut().connections_rejected += 1;
+        monoio::spawn(refuse(stream));
+        return;
+    }
+    core.open.set(core.open.get() + 1);
+    let _ = stream.set_nodelay(true);
+    // The TLS configuration is the current snapshot's: certificates reload without
+    // rebinding the port.
+    let tls = core.current().listen_tls.get(index).cloned().flatten();
+    let c = core.clone();
+    monoio::spawn(async move {
+        match tls {
+            None => crate::proxy::serve(c.clone(), ClientStream::Plain(stream), peer).await,
+            Some(tls) => {
+                let wait = c.current().limits.header_timeout;
+                let shake = crate::tls::TlsStream::accept(stream, tls.config.clone());
+                match monoio::time::timeout(wait, shake).await {
+                    Ok(Ok(s)) => {
+                        c.stats.borrow_mut().tls_handshake(true);
+                        crate::proxy::serve(c.clone(), ClientStream::Tls(Box::new(s)), peer).await;
+                    }
+                    Ok(Err(e)) => {
+                        c.stats.borrow_mut().tls_handshake(false);
+                        log::debug!("TLS handshake with {peer} failed: {e}");
+                    }
+                    Err(_) => {
+                        c.stats.borrow_mut().tls_handshake(false);
+                        log::debug!("TLS handshake with {peer} timed out");
                     }
                 }
             }
-            c.open.set(c.open.get() - 1);
-        });
-    }
+        }
+        c.open.set(c.open.get() - 1);
+    });
 }
 
 /// Answers a connection over the per-worker limit with 503 and closes it.
