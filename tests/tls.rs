@@ -82,12 +82,21 @@ fn client(
     roots: &[&CertificateDer<'static>],
     cert: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
 ) -> Arc<rustls::ClientConfig> {
+    client_speaking(rustls::DEFAULT_VERSIONS, roots, cert)
+}
+
+/// [`client`] limited to the given TLS versions.
+fn client_speaking(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    roots: &[&CertificateDer<'static>],
+    cert: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+) -> Arc<rustls::ClientConfig> {
     let mut store = rustls::RootCertStore::empty();
     for r in roots {
         store.add((*r).clone()).unwrap();
     }
     let b = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(store);
     let mut c = match cert {
@@ -98,12 +107,14 @@ fn client(
     Arc::new(c)
 }
 
-/// What a TLS exchange gave: status, body, the server's leaf certificate, the ALPN protocol.
+/// What a TLS exchange gave: status, body, the server's leaf certificate, the ALPN protocol,
+/// the TLS version.
 struct Got {
     status: u16,
     body: String,
     server_cert: CertificateDer<'static>,
     alpn: Option<Vec<u8>>,
+    version: Option<rustls::ProtocolVersion>,
 }
 
 /// Sends `raw` (with `Connection: close`) over TLS to `addr` asking for `sni`.
@@ -123,6 +134,7 @@ fn exchange(addr: SocketAddr, sni: &str, cfg: &Arc<rustls::ClientConfig>, raw: &
         body: body.to_string(),
         server_cert: s.conn.peer_certificates().unwrap()[0].clone(),
         alpn: s.conn.alpn_protocol().map(<[u8]>::to_vec),
+        version: s.conn.protocol_version(),
     })
 }
 
@@ -201,6 +213,13 @@ fn handshake_alpn_sni_and_certificate_reload() {
     let got = exchange(addr, "a.test", &cfg, &post("/mcp", CALL)).unwrap();
     assert_eq!(got.status, 200, "{}", got.body);
     assert!(got.body.contains("hello"), "{}", got.body);
+    assert_eq!(got.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(cn_of(&got.server_cert), "a-one");
+    assert_eq!(got.version, Some(rustls::ProtocolVersion::TLSv1_3));
+    // A client that speaks only TLS 1.2 is served too, with the same certificate and ALPN.
+    let tls12 = client_speaking(&[&rustls::version::TLS12], &[&server_ca.der], None);
+    let got = exchange(addr, "a.test", &tls12, &post("/mcp", CALL)).unwrap();
+    assert_eq!((got.status, got.version), (200, Some(rustls::ProtocolVersion::TLSv1_2)), "{}", got.body);
     assert_eq!(got.alpn.as_deref(), Some(&b"http/1.1"[..]));
     assert_eq!(cn_of(&got.server_cert), "a-one");
     // SNI: exact, wildcard, and the default for an unknown name (which the client then refuses:
@@ -285,6 +304,11 @@ fn mutual_tls_names_the_principal_and_refuses_strangers() {
     // bob: verified too, but the rule denies him.
     let got = exchange(addr, "a.test", &with("bob", &client_ca), &post("/secure", CALL)).unwrap();
     assert_eq!(got.status, 403, "{}", got.body);
+    // The same over TLS 1.2, where the client certificate travels in the clear handshake.
+    let (_, _, der, key) = leaf(&client_ca, "alice", &[]);
+    let tls12 = client_speaking(&[&rustls::version::TLS12], &[&server_ca.der], Some((der, key)));
+    let got = exchange(addr, "a.test", &tls12, &post("/secure", CALL)).unwrap();
+    assert_eq!((got.status, got.version), (200, Some(rustls::ProtocolVersion::TLSv1_2)), "{}", got.body);
     // No certificate: 401 on the mtls endpoint, while the open endpoint on the same port works.
     let anonymous = client(&[&server_ca.der], None);
     let got = exchange(addr, "a.test", &anonymous, &post("/secure", CALL)).unwrap();
