@@ -10,6 +10,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use portcullis::config::watch::{Reloader, Source};
 use portcullis::runtime::Gateway;
+use sd_notify::NotifyState;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -103,6 +104,13 @@ fn import(format: ImportFormat) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// Tells the service manager about a state change (nothing without `NOTIFY_SOCKET`).
+fn notify(state: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        log::warn!("sd_notify: {e}");
+    }
+}
+
 fn run(source: Source) -> anyhow::Result<std::process::ExitCode> {
     let snap = source
         .compile()
@@ -140,14 +148,20 @@ fn run(source: Source) -> anyhow::Result<std::process::ExitCode> {
         log::info!("server {:?} at {}", s.name, s.path);
     }
     drop(snap);
+    // systemd Type=notify: the ports are bound and served from here on.
+    notify(&[NotifyState::Ready]);
     for sig in signals.forever() {
         match sig {
             SIGHUP => {
                 log::info!("SIGHUP: reloading configuration");
+                let reloading = NotifyState::monotonic_usec_now().ok();
+                notify(&[NotifyState::Reloading].into_iter().chain(reloading).collect::<Vec<_>>());
                 let _ = reloader.reload();
+                notify(&[NotifyState::Ready]);
             }
             _ => {
                 log::info!("shutting down: draining in-flight requests");
+                notify(&[NotifyState::Stopping]);
                 gateway.shutdown();
                 log::info!("stopped");
                 return Ok(std::process::ExitCode::SUCCESS);

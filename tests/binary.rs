@@ -394,3 +394,33 @@ fn an_inherited_socket_hands_over_without_a_single_reset() {
     let _ = std::fs::remove_file(file_a);
     let _ = std::fs::remove_file(file_b);
 }
+
+#[test]
+fn the_service_manager_hears_ready_reloading_and_stopping() {
+    // NOTIFY_SOCKET as systemd sets it for a Type=notify unit: a datagram socket path.
+    let dir = std::env::temp_dir().join(format!("portcullis-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&path);
+    let manager = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    manager.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let file = temp("notify", CONFIG);
+    let mut gw = Running::spawn(Command::new(BIN).arg("--config").arg(&file).env("NOTIFY_SOCKET", &path));
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = manager.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    assert_eq!(next(), "READY=1\n");
+    // The ports are served once READY=1 has been sent.
+    assert_eq!(call(&gw.addr).0, 200);
+    gw.signal(libc::SIGHUP);
+    let reloading = next();
+    assert!(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{reloading:?}");
+    assert_eq!(next(), "READY=1\n");
+    gw.signal(libc::SIGTERM);
+    assert_eq!(next(), "STOPPING=1\n");
+    assert!(wait_exit(&mut gw, Duration::from_secs(10)).success());
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_file(file);
+}
