@@ -137,6 +137,12 @@ fn run(source: Source) -> anyhow::Result<std::process::ExitCode> {
     let gateway = Gateway::start_with(reloader.clone(), inherited).context("starting the gateway")?;
     let snap = reloader.current.load();
     let driver = if monoio::utils::detect_uring() { "io_uring" } else { "epoll" };
+    if driver == "epoll" && std::env::var_os("MONOIO_FORCE_LEGACY_DRIVER").is_none() {
+        log::warn!(
+            "io_uring is unavailable (an old kernel, a seccomp profile, or kernel.io_uring_disabled): \
+             serving with epoll, which is slower"
+        );
+    }
     log::info!(
         "portcullis {} listening on {} ({} worker(s), {driver}); admin {}",
         env!("CARGO_PKG_VERSION"),

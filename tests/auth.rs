@@ -676,3 +676,50 @@ fn a_failing_jwks_fetch_keeps_the_last_good_keys() {
         assert_eq!(source.load().1, epoch + 1);
     });
 }
+
+#[test]
+fn readyz_says_starting_until_the_first_jwks_fetch_is_done() {
+    // A JWKS server that answers only when the test lets it.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let jwks = l.local_addr().unwrap();
+    std::thread::Builder::new()
+        .spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut b = [0u8; 4096];
+            let _ = s.read(&mut b);
+            let _ = held.recv_timeout(Duration::from_secs(20));
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{RSA_JWKS}",
+                RSA_JWKS.len()
+            );
+            let _ = s.write_all(resp.as_bytes());
+        })
+        .unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (backend, _) = recording_backend();
+    let config =
+        jwt_config(&format!("{{ uri: \"http://{jwks}/jwks.json\", refreshSeconds: 3600 }}"), backend)
+            .replace("workers: 2", &format!("workers: 2\nadmin: {admin}"));
+    let starting = std::thread::Builder::new().spawn(move || start(&config)).unwrap();
+    // The admin port answers while start-up waits for the keys: not ready yet.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        if let Ok(mut s) = TcpStream::connect(admin) {
+            s.write_all(b"GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            break out;
+        }
+        assert!(Instant::now() < deadline, "admin never came up");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(first.starts_with("HTTP/1.1 503") && first.ends_with("starting\n"), "{first}");
+    release.send(()).unwrap();
+    let gw = starting.join().unwrap();
+    let now = send(admin, "GET", "/readyz", "", "");
+    assert_eq!((now.status, now.body.as_slice()), (200, &b"ready\n"[..]));
+    // And tokens verify at once.
+    assert_eq!(send(gw.addrs()[0], "POST", "/mcp", &bearer(&rs256(&claims("a"))), INIT).status, 200);
+    gw.shutdown();
+}

@@ -24,12 +24,43 @@ use crate::proxy::core::{
 use crate::runtime::Scraper;
 use crate::upstream::pool::Key;
 
+/// What `/readyz` says: starting (503) until the gateway is fully up, including its first JWKS
+/// fetches; ready (200); draining (503) from the moment a shutdown begins.
+#[derive(Default)]
+pub struct Readiness(std::sync::atomic::AtomicU8);
+
+impl Readiness {
+    const STARTING: u8 = 0;
+    const READY: u8 = 1;
+    const DRAINING: u8 = 2;
+
+    /// Everything is up.
+    pub fn set_ready(&self) {
+        // A drain that began during start-up wins.
+        let _ = self.0.compare_exchange(Self::STARTING, Self::READY, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// A shutdown began.
+    pub fn set_draining(&self) {
+        self.0.store(Self::DRAINING, Ordering::SeqCst);
+    }
+
+    /// `/readyz`'s status and body.
+    fn answer(&self) -> (u16, &'static str) {
+        match self.0.load(Ordering::SeqCst) {
+            Self::READY => (200, "ready\n"),
+            Self::STARTING => (503, "starting\n"),
+            _ => (503, "draining\n"),
+        }
+    }
+}
+
 /// Binds the admin address and starts its thread.
 pub fn start(
     addr: SocketAddr,
     reloader: Arc<Reloader>,
     scraper: Arc<Scraper>,
-    ready: Arc<AtomicBool>,
+    ready: Arc<Readiness>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -76,7 +107,7 @@ pub fn start(
 struct State {
     reloader: Arc<Reloader>,
     scraper: Arc<Scraper>,
-    ready: Arc<AtomicBool>,
+    ready: Arc<Readiness>,
 }
 
 /// One request per connection: admin traffic is rare and tooling-driven.
@@ -117,11 +148,8 @@ fn route(state: &State, method: Method, path: &[u8]) -> (u16, &'static str, Stri
     match (method, path) {
         (Method::Get, b"/healthz") => (200, TEXT, "ok\n".into()),
         (Method::Get, b"/readyz") => {
-            if state.ready.load(Ordering::SeqCst) {
-                (200, TEXT, "ready\n".into())
-            } else {
-                (503, TEXT, "draining\n".into())
-            }
+            let (status, body) = state.ready.answer();
+            (status, TEXT, body.into())
         }
         (Method::Get, b"/metrics") => {
             let stats = state.scraper.scrape();

@@ -62,7 +62,7 @@ pub struct Gateway {
     reloader: Arc<Reloader>,
     drains: Vec<futures_channel::oneshot::Sender<()>>,
     workers: Vec<JoinHandle<()>>,
-    ready: Arc<AtomicBool>,
+    ready: Arc<admin::Readiness>,
     stop: Arc<AtomicBool>,
     others: Vec<JoinHandle<()>>,
 }
@@ -128,7 +128,7 @@ impl Gateway {
             drains.push(drain_tx);
             scrapers.push(scrape_tx);
         }
-        let ready = Arc::new(AtomicBool::new(true));
+        let ready = Arc::new(admin::Readiness::default());
         let stop = Arc::new(AtomicBool::new(false));
         let mut others = Vec::new();
         let scraper = Arc::new(Scraper { senders: scrapers });
@@ -171,6 +171,8 @@ impl Gateway {
                 listen::Source::Shared(l) => l.local_addr(),
             })
             .collect::<std::io::Result<_>>()?;
+        // Workers serve, the admin answers, the first JWKS fetches are done (or waited for).
+        ready.set_ready();
         Ok(Gateway { addrs, admin_addr, reloader, drains, workers, ready, stop, others })
     }
 
@@ -192,7 +194,7 @@ impl Gateway {
     /// Graceful shutdown: stop accepting, let in-flight requests finish up to the configured
     /// deadline, then stop. Returns when every thread has exited (or the deadline passed).
     pub fn shutdown(self) {
-        self.ready.store(false, Ordering::SeqCst);
+        self.ready.set_draining();
         for d in self.drains {
             let _ = d.send(());
         }
