@@ -1,7 +1,7 @@
 //! Threads and their lifetimes: one pinned monoio worker per core, each with its own
-//! SO_REUSEPORT listener or a share of an inherited one (`listen`); the admin thread; the config
-//! file watcher. [`Gateway`] starts them,
-//! fans reloads and drains out, and joins them. Only this module spawns threads.
+//! SO_REUSEPORT listener or a share of an inherited one ([`listen`]); the admin thread; the
+//! config file watcher. [`Gateway`] starts them, fans reloads and drains out, and joins them.
+//! Only this module spawns threads.
 //!
 //! Workers share nothing mutable: they read the published snapshot through arc-swap and receive
 //! channel messages (drain, statistics scrape, session terminations).

@@ -13,11 +13,10 @@ use arc_swap::ArcSwap;
 use futures_core::Stream;
 use monoio::io::AsyncWriteRentExt;
 
-use crate::runtime::listen::{Listener, Source};
-
 use crate::config::snapshot::Snapshot;
 use crate::proxy::conn::ClientStream;
 use crate::proxy::core::{Core, RevocationBus};
+use crate::runtime::listen::{Listener, Source};
 use crate::runtime::ScrapeRequest;
 
 /// Everything a worker thread starts with.
