@@ -243,10 +243,40 @@ fn jwks_fetcher(reloader: Arc<Reloader>, stop: Arc<AtomicBool>) {
     rt.block_on(crate::auth::jwks::run(sources, limits, stop, Duration::from_millis(100)));
 }
 
+/// How often backend host names are looked up again.
+const DNS_RECHECK: Duration = Duration::from_secs(30);
+
+/// Backend host names whose address in `snap` is no longer among the addresses `resolve` gives
+/// for them now, as `name: old -> new`. A failed lookup keeps the address that works.
+fn moved_backends(
+    snap: &crate::config::snapshot::Snapshot,
+    resolve: impl Fn(&str) -> std::io::Result<Vec<SocketAddr>>,
+) -> Vec<String> {
+    let mut checked: Vec<(String, SocketAddr)> = Vec::new();
+    let mut moved = Vec::new();
+    for t in snap.upstream_targets() {
+        let Some(name) = t.lookup_name() else { continue };
+        if checked.iter().any(|(n, a)| *n == name && *a == t.addr) {
+            continue;
+        }
+        match resolve(&name) {
+            Ok(now) if !now.is_empty() && !now.contains(&t.addr) => {
+                moved.push(format!("{name}: {} -> {}", t.addr, now[0]));
+            }
+            Ok(_) => {}
+            Err(e) => log::debug!("looking up {name} again: {e}"),
+        }
+        checked.push((name, t.addr));
+    }
+    moved
+}
+
 /// Polls the config file and the files it references (certificates, keys, CA files, JWKS and
 /// OpenAPI documents) four times a second, and reloads when the size or mtime of one changes.
 /// Polling needs no extra dependency and sees ConfigMap symlink swaps that inotify watches can
 /// miss. A reload that fails (a certificate that does not match its key) keeps what runs.
+/// Every [`DNS_RECHECK`] it also looks backend host names up again and reloads (which resolves
+/// them anew) when one no longer resolves to the address in use.
 fn watch(path: std::path::PathBuf, reloader: Arc<Reloader>, stop: Arc<AtomicBool>) {
     let stamp = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
     let stamps = |files: &[std::path::PathBuf]| {
@@ -257,17 +287,65 @@ fn watch(path: std::path::PathBuf, reloader: Arc<Reloader>, stop: Arc<AtomicBool
     };
     let mut files = reloader.current.load().files.clone();
     let mut last = stamps(&files);
+    let mut next_lookup = Instant::now() + DNS_RECHECK;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(250));
         let now = stamps(&files);
+        let mut why = None;
         if now != last && now[0].is_some() {
             last = now;
-            log::info!("config file or a file it references changed; reloading");
+            why = Some("config file or a file it references changed".to_string());
+        } else if Instant::now() >= next_lookup {
+            next_lookup = Instant::now() + DNS_RECHECK;
+            let moved = moved_backends(&reloader.current.load(), |name| {
+                std::net::ToSocketAddrs::to_socket_addrs(name).map(Iterator::collect)
+            });
+            if !moved.is_empty() {
+                why = Some(format!("backend addresses changed ({})", moved.join(", ")));
+            }
+        }
+        if let Some(why) = why {
+            log::info!("{why}; reloading");
             if reloader.reload().is_ok() {
                 // The new configuration may reference other files.
                 files = reloader.current.load().files.clone();
                 last = stamps(&files);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_backend_whose_name_points_elsewhere_now_is_reported() {
+        let snap = crate::config::compile::compile_str(
+            "servers:\n  - name: a\n    backends:\n      - { name: by-name, url: 'http://localhost:9000/mcp' }\n      \
+             - { name: by-ip, url: 'http://127.0.0.1:9001/mcp' }\n",
+            &|_| None,
+        )
+        .unwrap();
+        let current = snap.upstream_targets().find(|t| t.addr.port() == 9000).unwrap().addr;
+        let asked = std::cell::RefCell::new(Vec::new());
+        let resolve = |answer: std::io::Result<Vec<SocketAddr>>| {
+            let asked = &asked;
+            let answer = std::cell::RefCell::new(Some(answer));
+            move |name: &str| {
+                asked.borrow_mut().push(name.to_string());
+                answer.borrow_mut().take().unwrap()
+            }
+        };
+        // Still among the addresses (DNS may list them in any order): nothing to do.
+        let elsewhere: SocketAddr = "10.0.0.7:9000".parse().unwrap();
+        assert!(moved_backends(&snap, resolve(Ok(vec![elsewhere, current]))).is_empty());
+        // Gone: reported. A failed lookup keeps the address that works.
+        let moved = moved_backends(&snap, resolve(Ok(vec![elsewhere])));
+        assert_eq!(moved, vec![format!("localhost:9000: {current} -> 10.0.0.7:9000")]);
+        assert!(moved_backends(&snap, resolve(Err(std::io::Error::other("SERVFAIL")))).is_empty());
+        // The IP-literal backend is never looked up.
+        assert!(asked.borrow().iter().all(|n| n == "localhost:9000"), "{:?}", asked.borrow());
     }
 }

@@ -1,6 +1,7 @@
-//! Backend addresses, resolved once at config load: `http(s)://host[:port]/path` -> socket
+//! Backend addresses, resolved at config load: `http(s)://host[:port]/path` -> socket
 //! address, the `Host` header to send, the request path and, for https, the TLS client
-//! configuration and the name to verify.
+//! configuration and the name to verify. The runtime's watcher looks host names up again
+//! ([`Target::lookup_name`]) and reloads when an address has gone away.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -103,6 +104,16 @@ impl Target {
         });
         Ok(Target { addr, authority: authority.into(), path: path.into(), tls, pool_key: (addr, name_hash) })
     }
+
+    /// `host:port` to look up again, when the URL names its host (`None` for an IP literal).
+    pub fn lookup_name(&self) -> Option<String> {
+        let host = crate::http::origin::split_host_port(&self.authority).map_or(&*self.authority, |(h, _)| h);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<std::net::IpAddr>().is_ok() {
+            return None;
+        }
+        Some(format!("{host}:{}", self.addr.port()))
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +122,16 @@ mod tests {
 
     fn no_tls() -> Result<Arc<rustls::ClientConfig>, String> {
         Err("no TLS in this test".into())
+    }
+
+    #[test]
+    fn only_names_are_looked_up_again() {
+        let ip = Target::parse("http://127.0.0.1:9001/mcp", no_tls).unwrap();
+        assert_eq!(ip.lookup_name(), None);
+        let v6 = Target::parse("http://[::1]:9001/mcp", no_tls).unwrap();
+        assert_eq!(v6.lookup_name(), None);
+        let name = Target::parse("http://localhost/mcp", no_tls).unwrap();
+        assert_eq!(name.lookup_name().as_deref(), Some("localhost:80"));
     }
 
     #[test]
