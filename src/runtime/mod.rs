@@ -85,6 +85,13 @@ impl Gateway {
         let n = snap.workers.max(1);
         let (bus, revoked_rxs) = RevocationBus::new(n);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let pin = pin_workers(cores.len(), n);
+        if !pin && !cores.is_empty() {
+            log::info!(
+                "{n} worker(s) may run on {} CPUs: not pinning them (the scheduler places them)",
+                cores.len()
+            );
+        }
         let mut workers = Vec::with_capacity(n);
         let mut drains = Vec::with_capacity(n);
         let mut scrapers = Vec::with_capacity(n);
@@ -95,7 +102,7 @@ impl Gateway {
             let spec = worker::Spec {
                 index: i,
                 sources: sources.iter().map(listen::Source::for_worker).collect::<std::io::Result<_>>()?,
-                core: if cores.is_empty() { None } else { Some(cores[i % cores.len()]) },
+                core: if pin { cores.get(i % cores.len()).copied() } else { None },
                 snapshot: reloader.current.clone(),
                 bus: bus.clone(),
                 revoked_rx,
@@ -217,6 +224,15 @@ impl Gateway {
     }
 }
 
+/// Whether worker *i* is pinned to the *i*-th CPU of the process's affinity mask: only when the
+/// workers cover every CPU the process may run on, so that each CPU is the gateway's (exclusive
+/// CPUs from a cpuset, systemd `CPUAffinity=`, or the whole machine). With more CPUs allowed than
+/// workers (a CPU quota, a shared Kubernetes node) every such process would pin to the first
+/// CPUs of the mask and crowd them while the rest idle.
+fn pin_workers(allowed_cpus: usize, workers: usize) -> bool {
+    allowed_cpus > 0 && allowed_cpus <= workers
+}
+
 /// How long start-up waits for the first JWKS fetches.
 const JWKS_START_WAIT: Duration = Duration::from_secs(5);
 
@@ -319,6 +335,14 @@ fn watch(path: std::path::PathBuf, reloader: Arc<Reloader>, stop: Arc<AtomicBool
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn workers_are_pinned_only_when_they_cover_the_allowed_cpus() {
+        assert!(pin_workers(8, 8), "workers: auto on a whole machine or an exclusive cpuset");
+        assert!(pin_workers(2, 4), "more workers than CPUs: still one CPU each, round robin");
+        assert!(!pin_workers(64, 2), "a quota or a shared node: the scheduler places them");
+        assert!(!pin_workers(0, 2), "affinity unknown");
+    }
 
     #[test]
     fn a_backend_whose_name_points_elsewhere_now_is_reported() {
