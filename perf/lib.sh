@@ -1,4 +1,5 @@
-# Sourced by the perf scripts. compare_rps (perf/auth.sh, perf/authz.sh): interleaved wrk runs
+# Sourced by the perf scripts. rounds (perf/rest.sh, perf/tls.sh): interleaved wrk runs of the
+# caller's `run` over several targets. compare_rps (perf/auth.sh, perf/authz.sh, perf/logging.sh): interleaved wrk runs
 # of perf/wrk/tools_call.lua (with MCP_AUTH when exported) against two gateways already
 # listening, wrk on cpu0; prints each run, the medians over ROUNDS and the ratio second/first
 # (needs DURATION, CONNS, ROUNDS set). nginx_conf and wait_ports (perf/proxy.sh, perf/rest.sh):
@@ -40,27 +41,35 @@ wrk_run() { # port seconds
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
-compare_rps() { # name_a port_a name_b port_b runs_log
-  local -A port=([$1]=$2 [$3]=$4) rps=()
-  local round name line req dur err
-  wrk_run "$2" 2 >/dev/null # warm-up
-  wrk_run "$4" 2 >/dev/null
+# Warm-up, then ROUNDS interleaved runs of `run NAME SECONDS` (defined by the caller: one wrk run
+# that prints its RESULT line) for each name. Every run is printed and appended to the log; its
+# rps is appended to RPS[name] (the caller declares `declare -A RPS`). Exits on any wrk error.
+rounds() { # runs_log name...
+  local log=$1 round name line req dur err
+  shift
+  for name in "$@"; do run "$name" 2 >/dev/null; done # warm-up
   for round in $(seq "$ROUNDS"); do
-    for name in "$1" "$3"; do
-      line=$(wrk_run "${port[$name]}" "$DURATION" | grep '^RESULT')
+    for name in "$@"; do
+      line=$(run "$name" "$DURATION" | grep '^RESULT')
       req=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
       dur=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$line")
       err=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
       ((err == 0)) || { echo "$name: $err errors (a refused or denied call?)" >&2; exit 1; }
-      rps[$name]+="$((req * 1000000 / dur)) "
-      echo "round=$round $name rps=$((req * 1000000 / dur)) $line" | tee -a "$5"
+      RPS[$name]+="$((req * 1000000 / dur)) "
+      echo "round=$round $name rps=$((req * 1000000 / dur)) $line" | tee -a "$log"
     done
   done
+}
+
+compare_rps() { # name_a port_a name_b port_b runs_log
+  declare -gA RPS=() CMP_PORT=([$1]=$2 [$3]=$4)
+  run() { wrk_run "${CMP_PORT[$1]}" "$2"; }
+  rounds "$5" "$1" "$3"
   local a b
-  a=$(median <<<"${rps[$1]}")
-  b=$(median <<<"${rps[$3]}")
+  a=$(median <<<"${RPS[$1]}")
+  b=$(median <<<"${RPS[$3]}")
   echo "== medians over $ROUNDS rounds, ${DURATION}s each, $CONNS connections"
-  echo "$1 rps $a (${rps[$1]})"
-  echo "$3 rps $b (${rps[$3]})"
+  echo "$1 rps $a (${RPS[$1]})"
+  echo "$3 rps $b (${RPS[$3]})"
   awk -v a="$b" -v b="$a" -v n="$3/$1" 'BEGIN{printf "%s ratio %.3f\n", n, a/b}'
 }

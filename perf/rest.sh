@@ -26,17 +26,7 @@ wait_ports 18081 18085 18086
 declare -A RPS LUA=([nginx]=perf/wrk/rest_direct.lua [gateway]=perf/wrk/tools_call.lua) PORT=([nginx]=18086 [gateway]=18085)
 names=(nginx gateway)
 run() { taskset -c 0 wrk -t1 -c"$CONNS" -d"$2"s -s "${LUA[$1]}" "http://127.0.0.1:${PORT[$1]}${3:-/}"; }
-for name in "${names[@]}"; do run "$name" 2 >/dev/null; done
-for round in $(seq "$ROUNDS"); do
-  for name in "${names[@]}"; do
-    line=$(run "$name" "$DURATION" | grep '^RESULT')
-    req=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line"); dur=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$line")
-    err=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
-    ((err == 0)) || { echo "$name: $err errors" >&2; exit 1; }
-    echo "round=$round $name rps=$(( req * 1000000 / dur )) $line" | tee -a "$out/runs.txt"
-    RPS[$name]+="$(( req * 1000000 / dur )) "
-  done
-done
+rounds "$out/runs.txt" "${names[@]}"
 echo "== medians over $ROUNDS rounds, ${DURATION}s each, $CONNS connections"
 a=$(median <<<"${RPS[nginx]}"); b=$(median <<<"${RPS[gateway]}")
 echo "nginx rps $a (${RPS[nginx]})"

@@ -32,17 +32,7 @@ declare -A RPS URL=([gateway]=http://127.0.0.1:18080/mcp [gateway-tls]=https://1
   [nginx]=http://127.0.0.1:18086/mcp [nginx-tls]=https://127.0.0.1:18096/mcp)
 names=(gateway gateway-tls nginx nginx-tls)
 run() { taskset -c 0 wrk -t1 -c"$CONNS" -d"$2"s -s perf/wrk/tools_call.lua "${URL[$1]}"; }
-for name in "${names[@]}"; do run "$name" 2 >/dev/null; done
-for round in $(seq "$ROUNDS"); do
-  for name in "${names[@]}"; do
-    line=$(run "$name" "$DURATION" | grep '^RESULT')
-    req=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line"); dur=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$line")
-    err=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
-    ((err == 0)) || { echo "$name: $err errors" >&2; exit 1; }
-    echo "round=$round $name rps=$(( req * 1000000 / dur )) $line" | tee -a "$out/runs.txt"
-    RPS[$name]+="$(( req * 1000000 / dur )) "
-  done
-done
+rounds "$out/runs.txt" "${names[@]}"
 echo "== medians over $ROUNDS rounds, ${DURATION}s each, $CONNS connections"
 declare -A M
 for name in "${names[@]}"; do M[$name]=$(median <<<"${RPS[$name]}"); echo "$name rps ${M[$name]} (${RPS[$name]})"; done
