@@ -47,8 +47,11 @@ impl BackendCredential {
     /// without a colon is taken as encoded); a credential that already carries its scheme word
     /// is kept as written; an api key as it is.
     pub fn new(kind: SchemeKind, name: &str, credential: &str) -> BackendCredential {
-        let has =
-            |word: &str| credential.len() > word.len() && credential[..word.len()].eq_ignore_ascii_case(word);
+        // `get`: a credential with a multi-byte character at the cut is simply not a match.
+        let has = |word: &str| {
+            credential.len() > word.len()
+                && credential.get(..word.len()).is_some_and(|p| p.eq_ignore_ascii_case(word))
+        };
         let authorization =
             |value: String| BackendCredential::Header { name: "authorization".into(), value: value.into() };
         match kind {
@@ -114,5 +117,14 @@ mod tests {
         let h = BackendCredential::new(SchemeKind::ApiKeyHeader, "X-Internal-ApiKey", "s");
         assert_eq!(h.header_name(), Some("x-internal-apikey"));
         assert_eq!(format!("{h:?}"), "Header(x-internal-apikey: <redacted>)", "Debug redacts");
+    }
+
+    #[test]
+    fn a_multibyte_character_where_the_scheme_word_would_end_is_no_match() {
+        // "abcdef" + "é": byte 7 falls inside the "é"; slicing there used to panic.
+        assert_eq!(
+            BackendCredential::new(SchemeKind::Bearer, "", "abcdefé-token"),
+            BackendCredential::Header { name: "authorization".into(), value: "Bearer abcdefé-token".into() }
+        );
     }
 }

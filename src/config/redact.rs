@@ -1,7 +1,8 @@
 //! The effective configuration for admin `/config`, with every secret replaced. Redaction is by
 //! field name (secrets, passwords, credentials, key values, header values that may carry tokens,
 //! private JWK members) plus everything under `server.config`, which is free-form and is where
-//! Higress users keep API keys.
+//! Higress users keep API keys. URLs keep everything but their query string, where API keys
+//! travel (`?api_key=${KEY}`).
 
 use serde_yaml::Value;
 
@@ -23,6 +24,9 @@ const SECRET_FIELDS: [&str; 14] = [
     "apiKey",
 ];
 
+/// Fields holding URLs (or lists of them): their query strings are redacted.
+const URL_FIELDS: [&str; 4] = ["url", "uri", "endpoints", "baseUrl"];
+
 /// Placeholder for redacted values.
 pub const REDACTED: &str = "<redacted>";
 
@@ -33,6 +37,8 @@ fn redact(v: &mut Value, under_config: bool) {
                 let key = k.as_str().unwrap_or("");
                 if under_config || SECRET_FIELDS.contains(&key) {
                     blank(child);
+                } else if URL_FIELDS.contains(&key) {
+                    without_query(child);
                 } else {
                     // `server.config` is free-form: redact every leaf below it.
                     redact(child, key == "config");
@@ -42,6 +48,20 @@ fn redact(v: &mut Value, under_config: bool) {
         Value::Sequence(s) => s.iter_mut().for_each(|c| redact(c, under_config)),
         Value::Tagged(t) => redact(&mut t.value, under_config),
         _ if under_config => blank(v),
+        _ => {}
+    }
+}
+
+/// `scheme://host/path?<redacted>` for a URL string (each one, for a list).
+fn without_query(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if let Some(i) = s.find('?') {
+                s.truncate(i + 1);
+                s.push_str(REDACTED);
+            }
+        }
+        Value::Sequence(list) => list.iter_mut().for_each(without_query),
         _ => {}
     }
 }
@@ -88,5 +108,27 @@ servers:
         }
         assert!(out.contains("\"k1\""), "ids stay visible");
         assert!(out.contains("Authorization"), "header names stay visible");
+    }
+
+    #[test]
+    fn url_query_strings_are_redacted() {
+        let v: Value = serde_yaml::from_str(
+            r#"
+servers:
+  - name: a
+    backends:
+      - {name: b, url: "https://mcp.test/mcp?api_key=q-secret-1"}
+      - {name: c, endpoints: ["http://a.test/mcp?key=q-secret-2", "http://b.test/mcp"]}
+    tools:
+      - {name: t, requestTemplate: {url: "https://api.test/v1/x?key=q-secret-3&units=m"}}
+"#,
+        )
+        .unwrap();
+        let out = effective_json(&v);
+        for secret in ["q-secret-1", "q-secret-2", "q-secret-3"] {
+            assert!(!out.contains(secret), "{secret} leaked: {out}");
+        }
+        assert!(out.contains("https://mcp.test/mcp?<redacted>"), "{out}");
+        assert!(out.contains("http://b.test/mcp\""), "a URL without a query stays whole: {out}");
     }
 }
