@@ -329,7 +329,7 @@ servers:
     assert_eq!(status("/hk", "X-Api-Key: key-ops-4567\r\n"), 200);
     assert_eq!(status("/hk", "x-api-key: key-ci-0123\r\n"), 200);
     assert_eq!(status("/hk", "X-Api-Key: key-ci-012\r\n"), 401);
-    assert_eq!(status("/hk", "X-Api-Key: key-ci-0123\r\nX-Api-Key: key-ci-0123\r\n"), 401, "repeated");
+    assert_eq!(status("/hk", "X-Api-Key: key-ci-0123\r\nX-Api-Key: key-ci-0123\r\n"), 400, "repeated");
     let r = send(addr, "POST", "/hk", "", INIT);
     assert_eq!(r.status, 401);
     assert_eq!(r.header("www-authenticate"), Some(r#"ApiKey realm="hk""#));

@@ -77,6 +77,8 @@ pub enum Reject {
     BadTime,
     /// No accepted audience.
     Audience,
+    /// `sub` is present and not a string (RFC 7519 4.1.2).
+    Subject,
 }
 
 impl Reject {
@@ -99,6 +101,7 @@ impl Reject {
             Reject::NotYetValid => "The access token is not valid yet",
             Reject::BadTime => "The token's time claims are malformed",
             Reject::Audience => "The access token was not issued for this resource",
+            Reject::Subject => "The token's sub claim is not a string",
         }
     }
 }
@@ -245,6 +248,11 @@ pub fn verify(token: &[u8], providers: &[Provider], now: u64) -> Result<Verified
     if !audience_ok {
         return Err(Reject::Audience);
     }
+    // RFC 7519 4.1.2: `sub` is a string. Another type is refused rather than skipped, so a
+    // token cannot steer the subject to `client_id` or `azp` by making `sub` a number.
+    if claims.get("sub").is_some_and(|s| !s.is_string()) {
+        return Err(Reject::Subject);
+    }
 
     let principal = principal(provider, claims);
     Ok(Verified { principal, provider: index, epoch, deadline })
@@ -282,11 +290,10 @@ fn principal(provider: &Provider, claims: Map<String, Value>) -> Principal {
     Principal { kind: PrincipalKind::Jwt, id: id.into(), subject: subject.into(), scopes, claims, headers }
 }
 
-/// The claim at a dotted path (`org.id`); a member whose name itself contains dots is found too.
+/// The claim at a dotted path (`org.id`): each part names a member of the object before it. A
+/// top-level member whose name itself is `org.id` is not found (a token cannot stand in for a
+/// nested claim with a flat one).
 pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    if let Some(v) = claims.get(path) {
-        return Some(v);
-    }
     let mut parts = path.split('.');
     let mut cur = claims.get(parts.next()?)?;
     for p in parts {

@@ -142,13 +142,20 @@ pub enum Mode {
     Mtls(mtls::Mtls),
 }
 
-/// Why a request is not authenticated.
+/// Why a request is not authenticated. Every text is static: no client data is echoed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
     /// No credential was presented.
     Missing,
-    /// A credential was presented and refused; the text says why (static, no client data).
-    Invalid(&'static str),
+    /// A bearer token was presented and refused.
+    Token(jwt::Reject),
+    /// An API key, password or identity header was presented and refused; the text says why.
+    Credential(&'static str),
+    /// A credential header or parameter came more than once: refused with 400, never judged
+    /// on one of its copies.
+    Repeated(&'static str),
+    /// The client certificate was refused; the text says why.
+    Certificate(&'static str),
 }
 
 impl Failure {
@@ -156,8 +163,14 @@ impl Failure {
     pub fn message(self) -> &'static str {
         match self {
             Failure::Missing => "Unauthorized: this endpoint requires authentication",
-            Failure::Invalid(why) => why,
+            Failure::Token(r) => r.describe(),
+            Failure::Credential(why) | Failure::Repeated(why) | Failure::Certificate(why) => why,
         }
+    }
+
+    /// Whether a credential was presented and refused (`error="invalid_token"` for bearer).
+    pub fn presented(self) -> bool {
+        !matches!(self, Failure::Missing)
     }
 }
 
@@ -344,7 +357,7 @@ impl Authenticator {
                 {
                     return Ok(hit.principal);
                 }
-                let v = jwt::verify(token, providers, now).map_err(|r| Failure::Invalid(r.describe()))?;
+                let v = jwt::verify(token, providers, now).map_err(Failure::Token)?;
                 let principal = Rc::new(v.principal);
                 cache.put(token, principal.clone(), v.provider, v.epoch, v.deadline, now);
                 Ok(principal)
@@ -357,12 +370,12 @@ impl Authenticator {
                 let Some(presented) = presented else { return Err(Failure::Missing) };
                 match keys.key_id(&presented) {
                     Some(id) => Ok(Rc::new(Principal::user(PrincipalKind::ApiKey, id))),
-                    None => Err(Failure::Invalid("The API key is not valid")),
+                    None => Err(Failure::Credential("The API key is not valid")),
                 }
             }
             Mode::Basic { users } => {
                 let Some(auth) = head.authorization.map(|s| s.of(buf)) else { return Err(Failure::Missing) };
-                let invalid = Failure::Invalid("The user name or password is not valid");
+                let invalid = Failure::Credential("The user name or password is not valid");
                 let encoded = credential(auth, b"basic").ok_or(invalid)?;
                 let decoded = base64_simd::STANDARD.decode_to_vec(encoded).map_err(|_| invalid)?;
                 let colon = decoded.iter().position(|&b| b == b':').ok_or(invalid)?;
@@ -387,7 +400,7 @@ impl Authenticator {
                         let u = std::str::from_utf8(u)
                             .ok()
                             .filter(|u| u.len() <= 256 && !u.bytes().any(|b| b < 0x20 || b == 0x7f))
-                            .ok_or(Failure::Invalid("The identity header is not a valid user name"))?;
+                            .ok_or(Failure::Credential("The identity header is not a valid user name"))?;
                         Ok(Rc::new(Principal::user(PrincipalKind::Proxy, u)))
                     }
                     None if *require_user => Err(Failure::Missing),
@@ -410,9 +423,9 @@ impl Authenticator {
                 // RFC 6750 3: error only when a token was presented; the MCP authorization spec
                 // adds resource_metadata and scope.
                 let mut params = Vec::new();
-                if let Failure::Invalid(why) = failure {
+                if failure.presented() {
                     params.push("error=\"invalid_token\"".to_string());
-                    params.push(format!("error_description=\"{why}\""));
+                    params.push(format!("error_description=\"{}\"", failure.message()));
                 }
                 if let Some(prm) = &self.prm {
                     params.push(format!("resource_metadata=\"{}\"", prm.url_for(host)));
@@ -449,7 +462,7 @@ fn single_header<'a>(head: &Head, buf: &'a [u8], name: &str) -> Result<Option<&'
     for (n, v) in &head.headers {
         if n.of(buf).eq_ignore_ascii_case(name.as_bytes()) {
             if found.is_some() {
-                return Err(Failure::Invalid("The credential header is repeated"));
+                return Err(Failure::Repeated("The credential header is repeated"));
             }
             found = Some(v.of(buf));
         }
@@ -467,11 +480,11 @@ pub(crate) fn query_param(query: &[u8], name: &[u8]) -> Result<Option<Vec<u8>>, 
         };
         if k == name {
             if found.is_some() {
-                return Err(Failure::Invalid("The API key parameter is repeated"));
+                return Err(Failure::Repeated("The API key parameter is repeated"));
             }
             found = Some(
                 crate::http::percent::decode_form(v)
-                    .ok_or(Failure::Invalid("The API key is not valid percent-encoding"))?,
+                    .ok_or(Failure::Credential("The API key is not valid percent-encoding"))?,
             );
         }
     }

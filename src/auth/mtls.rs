@@ -119,11 +119,11 @@ impl Mtls {
 
     fn judge(&self, chain: &[CertificateDer<'static>]) -> Result<Rc<Principal>, Failure> {
         let (end_entity, intermediates) = chain.split_first().ok_or(Failure::Missing)?;
-        self.verifier
-            .verify_client_cert(end_entity, intermediates, UnixTime::now())
-            .map_err(|_| Failure::Invalid("The client certificate is not issued by this endpoint's CA"))?;
+        self.verifier.verify_client_cert(end_entity, intermediates, UnixTime::now()).map_err(|_| {
+            Failure::Certificate("The client certificate is not issued by this endpoint's CA")
+        })?;
         let id = crate::tls::identity(end_entity)
-            .ok_or(Failure::Invalid("The client certificate cannot be read"))?;
+            .ok_or(Failure::Certificate("The client certificate cannot be read"))?;
         let name = match self.name {
             CertName::CommonName => id.common_name.clone(),
             CertName::Subject => Some(id.subject.clone()).filter(|s| !s.is_empty()),
@@ -132,7 +132,7 @@ impl Mtls {
             CertName::Email => id.emails.first().cloned(),
         }
         .filter(|n| n.len() <= 1024 && !n.bytes().any(|b| b < 0x20 || b == 0x7f))
-        .ok_or(Failure::Invalid(self.name.refusal()))?;
+        .ok_or(Failure::Certificate(self.name.refusal()))?;
         let mut p = Principal::user(PrincipalKind::Mtls, &name);
         // What the certificate says, for `claims` rules and CEL (`request.auth.jwt.claims` is
         // JWT-only; rules' `claims` match any principal's).

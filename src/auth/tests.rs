@@ -815,6 +815,34 @@ fn claim_header_values_never_carry_control_characters() {
 }
 
 #[test]
+fn sub_is_a_string() {
+    // A number, boolean, array or object `sub` must not let `client_id` become the subject.
+    for bad in [json!(123), json!(true), json!(["alice"]), json!({"id": "alice"})] {
+        let token = rs(json!({"sub": bad, "client_id": "admin"}));
+        assert_eq!(verify(token.as_bytes(), &providers(), NOW).err(), Some(Reject::Subject), "{bad}");
+    }
+    let token = rs(json!({"sub": "alice", "client_id": "admin"}));
+    assert_eq!(&*verify(token.as_bytes(), &providers(), NOW).unwrap().principal.subject, "alice");
+}
+
+#[test]
+fn claim_paths_walk_nested_objects_only() {
+    // claimToHeaders maps `org.id`: a flat member literally named "org.id" is not it.
+    let flat = rs(json!({"org.id": "evil"}));
+    let p = verify(flat.as_bytes(), &providers(), NOW).unwrap().principal;
+    assert!(p.headers.iter().all(|(k, _)| &**k != "x-org-id"), "{:?}", p.headers);
+    let both = rs(json!({"org.id": "evil", "org": {"id": "acme"}}));
+    let p = verify(both.as_bytes(), &providers(), NOW).unwrap().principal;
+    let org: Vec<&str> = p.headers.iter().filter(|(k, _)| &**k == "x-org-id").map(|(_, v)| &**v).collect();
+    assert_eq!(org, ["acme"]);
+    let claims = json!({"org.id": "evil", "a": {"b.c": 1}});
+    let claims = claims.as_object().unwrap();
+    assert_eq!(crate::auth::jwt::claim_at(claims, "org.id"), None);
+    assert_eq!(crate::auth::jwt::claim_at(claims, "a.b.c"), None);
+    assert_eq!(crate::auth::jwt::claim_at(claims, "a"), Some(&json!({"b.c": 1})));
+}
+
+#[test]
 fn subject_falls_back_to_the_client() {
     let p = |edit| verify(rs(edit).as_bytes(), &providers(), NOW).unwrap().principal;
     assert_eq!(&*p(json!({"sub": null, "client_id": "svc-1", "azp": "svc-2"})).subject, "svc-1");
@@ -1021,8 +1049,8 @@ fn jwt_mode_missing_wrong_scheme_and_valid() {
     assert_eq!(run.call(&[("Authorization", "Bearer")]).unwrap_err(), Failure::Missing);
     assert_eq!(run.call(&[("Authorization", "Bearer ")]).unwrap_err(), Failure::Missing);
     assert_eq!(run.call(&[("Authorization", "Bearertoken")]).unwrap_err(), Failure::Missing);
-    assert!(matches!(run.call(&[("Authorization", "Bearer a b")]), Err(Failure::Invalid(_))));
-    assert!(matches!(run.call(&[("Authorization", "Bearer a,b")]), Err(Failure::Invalid(_))));
+    assert!(matches!(run.call(&[("Authorization", "Bearer a b")]), Err(Failure::Token(_))));
+    assert!(matches!(run.call(&[("Authorization", "Bearer a,b")]), Err(Failure::Token(_))));
     assert!(run.cache.is_empty(), "nothing unverified is cached");
 
     let token = rs(json!({"scope": "a b", "org": {"id": "acme"}}));
@@ -1054,7 +1082,7 @@ fn jwt_mode_cached_token_expires() {
     let hit = run.at(NOW + 10 + SKEW - 1, "192.0.2.10", "/mcp", &[("Authorization", &bearer)]).unwrap();
     assert!(Rc::ptr_eq(&p, &hit));
     let late = run.at(NOW + 10 + SKEW, "192.0.2.10", "/mcp", &[("Authorization", &bearer)]);
-    assert_eq!(late.unwrap_err(), Failure::Invalid(Reject::Expired.describe()));
+    assert_eq!(late.unwrap_err(), Failure::Token(Reject::Expired));
 }
 
 #[test]
@@ -1062,10 +1090,10 @@ fn jwt_mode_invalid_tokens_say_why() {
     let mut run = Run::new(jwt_authenticator(None));
     let token = rs(json!({"aud": "https://elsewhere.example.com"}));
     let f = run.call(&[("Authorization", &format!("Bearer {token}"))]).unwrap_err();
-    assert_eq!(f, Failure::Invalid(Reject::Audience.describe()));
+    assert_eq!(f, Failure::Token(Reject::Audience));
     assert!(run.cache.is_empty());
     let f = run.call(&[("Authorization", "Bearer ~~~.a.b")]).unwrap_err();
-    assert_eq!(f, Failure::Invalid(Reject::Base64.describe()));
+    assert_eq!(f, Failure::Token(Reject::Base64));
     // Descriptions go inside a quoted challenge parameter: no quotes or backslashes.
     for r in [
         Reject::TooLarge,
@@ -1084,6 +1112,7 @@ fn jwt_mode_invalid_tokens_say_why() {
         Reject::NotYetValid,
         Reject::BadTime,
         Reject::Audience,
+        Reject::Subject,
     ] {
         assert!(!r.describe().contains(['"', '\\']), "{r:?}");
     }
@@ -1096,7 +1125,7 @@ fn bearer_challenges() {
         auth.challenge(Failure::Missing, b"gw.example.com"),
         r#"Bearer resource_metadata="https://gw.example.com/.well-known/oauth-protected-resource/mcp", scope="a b""#
     );
-    let invalid = auth.challenge(Failure::Invalid(Reject::Expired.describe()), b"gw.example.com");
+    let invalid = auth.challenge(Failure::Token(Reject::Expired), b"gw.example.com");
     assert!(invalid.starts_with(r#"Bearer error="invalid_token", error_description=""#), "{invalid}");
     assert_eq!(
         invalid,
@@ -1115,7 +1144,7 @@ fn bearer_challenges() {
     let bare = Authenticator { prm: None, ..jwt_authenticator(None) };
     assert_eq!(bare.challenge(Failure::Missing, b"h"), r#"Bearer realm="weather""#);
     assert_eq!(
-        bare.challenge(Failure::Invalid("x"), b"h"),
+        bare.challenge(Failure::Credential("x"), b"h"),
         r#"Bearer error="invalid_token", error_description="x""#
     );
 }
@@ -1157,12 +1186,12 @@ fn api_key_in_a_header() {
     assert_eq!(run.call(&[("x-api-key-2", "k-123")]).unwrap_err(), Failure::Missing);
     assert_eq!(
         run.call(&[("x-api-key", "k-124")]).unwrap_err(),
-        Failure::Invalid("The API key is not valid")
+        Failure::Credential("The API key is not valid")
     );
-    assert_eq!(run.call(&[("x-api-key", "")]).unwrap_err(), Failure::Invalid("The API key is not valid"));
+    assert_eq!(run.call(&[("x-api-key", "")]).unwrap_err(), Failure::Credential("The API key is not valid"));
     assert_eq!(
         run.call(&[("x-api-key", "k-123"), ("X-API-KEY", "k-123")]).unwrap_err(),
-        Failure::Invalid("The credential header is repeated")
+        Failure::Repeated("The credential header is repeated")
     );
     // A key in the query does not count for a header endpoint.
     assert_eq!(run.at(NOW, "192.0.2.1", "/mcp?x-api-key=k-123", &[]).unwrap_err(), Failure::Missing);
@@ -1179,19 +1208,19 @@ fn api_key_in_the_query() {
     assert_eq!(&*at("/mcp?api_key=a%20b%26c%3dd%25").unwrap().subject, "ops");
     assert_eq!(at("/mcp").unwrap_err(), Failure::Missing);
     assert_eq!(at("/mcp?apikey=k-123").unwrap_err(), Failure::Missing);
-    assert_eq!(at("/mcp?api_key=k-124").unwrap_err(), Failure::Invalid("The API key is not valid"));
-    assert_eq!(at("/mcp?api_key").unwrap_err(), Failure::Invalid("The API key is not valid"));
+    assert_eq!(at("/mcp?api_key=k-124").unwrap_err(), Failure::Credential("The API key is not valid"));
+    assert_eq!(at("/mcp?api_key").unwrap_err(), Failure::Credential("The API key is not valid"));
     assert_eq!(
         at("/mcp?api_key=k%2").unwrap_err(),
-        Failure::Invalid("The API key is not valid percent-encoding")
+        Failure::Credential("The API key is not valid percent-encoding")
     );
     assert_eq!(
         at("/mcp?api_key=k%zz123").unwrap_err(),
-        Failure::Invalid("The API key is not valid percent-encoding")
+        Failure::Credential("The API key is not valid percent-encoding")
     );
     assert_eq!(
         at("/mcp?api_key=k-123&api_key=k-123").unwrap_err(),
-        Failure::Invalid("The API key parameter is repeated")
+        Failure::Repeated("The API key parameter is repeated")
     );
 }
 
@@ -1219,7 +1248,7 @@ fn basic_mode() {
     let lower = format!("basic {}", base64_simd::STANDARD.encode_to_string(b"bob:pw1"));
     assert_eq!(&*run.call(&[("Authorization", &lower)]).unwrap().subject, "bob");
 
-    let invalid = Failure::Invalid("The user name or password is not valid");
+    let invalid = Failure::Credential("The user name or password is not valid");
     assert_eq!(run.call(&[]).unwrap_err(), Failure::Missing);
     assert_eq!(run.call(&[("Authorization", &basic("alice:wrong"))]).unwrap_err(), invalid);
     assert_eq!(run.call(&[("Authorization", &basic("alice:"))]).unwrap_err(), invalid);
@@ -1271,12 +1300,12 @@ fn proxy_mode_requiring_a_user() {
     assert_eq!(
         run.at(NOW, "10.1.2.3", "/mcp", &[("x-forwarded-user", "alice"), ("X-Forwarded-User", "root")])
             .unwrap_err(),
-        Failure::Invalid("The credential header is repeated")
+        Failure::Repeated("The credential header is repeated")
     );
     let long = "u".repeat(257);
     assert_eq!(
         run.at(NOW, "10.1.2.3", "/mcp", &[("x-forwarded-user", &long)]).unwrap_err(),
-        Failure::Invalid("The identity header is not a valid user name")
+        Failure::Credential("The identity header is not a valid user name")
     );
     assert!(run.auth.strips(b"X-FORWARDED-USER"));
 }
@@ -1293,7 +1322,7 @@ fn proxy_mode_without_a_required_user() {
     // A repeated header from a trusted peer is refused even when a user is optional.
     assert_eq!(
         run.at(NOW, "10.9.9.9", "/mcp", &[("x-forwarded-user", "a"), ("x-forwarded-user", "b")]).unwrap_err(),
-        Failure::Invalid("The credential header is repeated")
+        Failure::Repeated("The credential header is repeated")
     );
     // From an untrusted peer the repetition does not matter: the header is not read.
     let anon =
@@ -1304,7 +1333,7 @@ fn proxy_mode_without_a_required_user() {
 #[test]
 fn failure_messages() {
     assert_eq!(Failure::Missing.message(), "Unauthorized: this endpoint requires authentication");
-    assert_eq!(Failure::Invalid("why").message(), "why");
+    assert_eq!(Failure::Credential("why").message(), "why");
     assert_eq!(&*Principal::user(PrincipalKind::Basic, "u").id, "basic u");
     assert_eq!(&*Principal::anonymous().id, "");
 }

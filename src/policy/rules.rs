@@ -6,8 +6,8 @@
 //! source matches the principal (every listed scope granted; each listed claim, at a dotted path,
 //! equal to one of its values or, for an array claim, containing one), one of its targets names
 //! the call's backend and tool (and that target's `when` holds over the arguments), and its `cel`
-//! holds over the request. A condition that fails to evaluate (missing field, wrong type) does
-//! not match and is counted.
+//! holds over the request. A condition that fails to evaluate (missing field, wrong type) is
+//! counted and fails closed: it makes a deny rule match and an allow rule miss.
 //!
 //! At load the table is indexed by backend and tool, so a call looks at the rules that can match
 //! it - exact (backend, tool) targets, whole-backend targets and untargeted rules, merged back into
@@ -95,7 +95,8 @@ pub struct Call<'a> {
 enum Truth {
     True,
     False,
-    /// Evaluation failed (counted; does not match a call, "could pass" for a listing).
+    /// Evaluation failed (counted; a deny rule matches, an allow rule misses; a `when` over
+    /// arguments "could pass" for a listing).
     Error,
 }
 
@@ -191,12 +192,34 @@ impl Policy {
                 continue;
             }
             let target = Policy::target_truth(rule, call.backend, call.tool, call.activation, false);
-            let cel =
-                if target == Truth::True { truth(rule.cel.as_ref(), call.activation) } else { Truth::False };
-            if target == Truth::Error || cel == Truth::Error {
+            let cel = match target {
+                Truth::False => Truth::False,
+                _ => truth(rule.cel.as_ref(), call.activation),
+            };
+            let failed = target == Truth::Error || cel == Truth::Error;
+            if failed {
                 *errors += 1;
             }
-            if target != Truth::True || cel != Truth::True {
+            // Fail closed: a deny rule whose condition cannot be evaluated denies (when the rest
+            // of it matches: its scopes); an allow rule whose condition cannot be evaluated does
+            // not allow. The arguments that make a condition fail are the caller's to choose.
+            let matched = match (target, cel) {
+                (Truth::False, _) | (_, Truth::False) => false,
+                (Truth::True, Truth::True) => true,
+                _ => !rule.allow,
+            };
+            if failed {
+                log::debug!(
+                    target: "authz",
+                    "rule {} ({}) could not be evaluated for {}/{}: {}",
+                    index,
+                    rule.name.as_deref().unwrap_or("unnamed"),
+                    call.backend,
+                    call.tool,
+                    if rule.allow { "does not allow" } else { "denies" }
+                );
+            }
+            if !matched {
                 continue;
             }
             if !scopes_match(rule, call.principal) {
@@ -240,7 +263,11 @@ impl Policy {
             // as for a call.
             let target = Policy::target_truth(rule, backend, tool, activation, true);
             let t = match (target, truth(rule.cel.as_ref(), activation)) {
-                (Truth::False, _) | (_, Truth::False | Truth::Error) => Truth::False,
+                (Truth::False, _) | (_, Truth::False) => Truth::False,
+                // A request-level condition that fails denies a call under a deny rule (fail
+                // closed) and allows none under an allow rule: as for a call.
+                (target, Truth::Error) if !rule.allow => target,
+                (_, Truth::Error) => Truth::False,
                 (target, Truth::True) => target,
             };
             match (t, rule.allow) {
@@ -414,6 +441,17 @@ mod tests {
     }
 
     #[test]
+    fn claim_paths_walk_nested_objects_only() {
+        let mut r = rule(&[], Vec::new(), true);
+        r.claims = vec![("org.id".into(), vec!["acme".into()])];
+        let policy = Policy::new(vec![r], false);
+        let flat = principal(&[], serde_json::json!({"org.id": "acme"}));
+        assert!(matches!(decide(&policy, &flat, "b", "t", "{}"), Decision::Deny { rule: None, .. }));
+        let nested = principal(&[], serde_json::json!({"org.id": "evil", "org": {"id": "acme"}}));
+        assert_eq!(decide(&policy, &nested, "b", "t", "{}"), Decision::Allow { rule: Some(0) });
+    }
+
+    #[test]
     fn smallest_scope_set_is_challenged() {
         let policy = Policy::new(
             vec![
@@ -456,6 +494,85 @@ mod tests {
             assert_eq!(errors, 1);
         })
         .unwrap();
+    }
+
+    #[test]
+    fn deny_fails_closed() {
+        // The attack: `amount` sent as a string makes `args.amount > 100` fail to evaluate; a
+        // deny rule that is skipped on error would let the call through to the allow rule.
+        let policy = Policy::new(
+            vec![
+                rule(&[], vec![target("pay", Some("transfer"), Some("args.amount > 100"))], false),
+                rule(&[], vec![target("pay", None, None)], true),
+            ],
+            false,
+        );
+        let p = principal(&[], serde_json::json!({}));
+        assert_eq!(
+            decide(&policy, &p, "pay", "transfer", r#"{"amount":"5000"}"#),
+            Decision::Deny { rule: Some(0), scope: None },
+            "a deny rule that cannot be evaluated denies"
+        );
+        assert_eq!(
+            decide(&policy, &p, "pay", "transfer", r#"{}"#),
+            Decision::Deny { rule: Some(0), scope: None },
+            "a missing argument is an evaluation error too"
+        );
+        assert_eq!(
+            decide(&policy, &p, "pay", "transfer", r#"{"amount":5}"#),
+            Decision::Allow { rule: Some(1) }
+        );
+        assert_eq!(
+            decide(&policy, &p, "pay", "transfer", r#"{"amount":5000}"#),
+            Decision::Deny { rule: Some(0), scope: None }
+        );
+        // An allow rule that cannot be evaluated does not allow; the default decides.
+        let allow_only = Policy::new(
+            vec![rule(&[], vec![target("pay", Some("transfer"), Some("args.amount < 100"))], true)],
+            true,
+        );
+        let mut errors = 0;
+        let mut d = Decoder::default();
+        let decision = d
+            .with_tape(br#"{"amount":"1"}"#, |tape| {
+                let request = Request {
+                    method: "POST",
+                    host: "gw",
+                    path: "/mcp",
+                    headers: None,
+                    auth: Auth::default(),
+                    mcp: Mcp::default(),
+                };
+                let act = RequestActivation { args: Some(tape), request };
+                let call = Call { backend: "pay", tool: "transfer", principal: &p, activation: &act };
+                allow_only.decide(&call, &mut errors).0
+            })
+            .unwrap();
+        assert_eq!(decision, Decision::Allow { rule: None }, "default allow, not rule 0");
+        assert_eq!(errors, 1);
+        // A deny rule whose scopes the caller lacks does not apply, error or not.
+        let scoped = Policy::new(
+            vec![
+                rule(&["payments"], vec![target("pay", Some("transfer"), Some("args.amount > 100"))], false),
+                rule(&[], vec![target("pay", None, None)], true),
+            ],
+            false,
+        );
+        assert_eq!(
+            decide(&scoped, &p, "pay", "transfer", r#"{"amount":"5000"}"#),
+            Decision::Allow { rule: Some(1) }
+        );
+    }
+
+    #[test]
+    fn deny_fails_closed_in_listings() {
+        // A request-level condition that fails hides the tool a deny rule targets.
+        let mut deny = rule(&[], vec![target("b1", Some("t"), None)], false);
+        deny.cel = Some(program(r#"request.headers["x-tenant"] == "t-1""#));
+        let policy = Policy::new(vec![deny, rule(&[], vec![target("b1", None, None)], true)], false);
+        let p = principal(&[], serde_json::json!({}));
+        assert!(!listed(&policy, &p, "b1", "t"), "no x-tenant header: the deny rule's condition fails");
+        assert!(listed(&policy, &p, "b1", "u"));
     }
 
     #[test]

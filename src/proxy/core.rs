@@ -230,48 +230,37 @@ pub const AUTH_REASONS: [&str; 21] = [
     "invalid_credential",
     "repeated_credential",
     "client_certificate",
-    "invalid",
+    "subject",
 ];
 
-/// The [`AUTH_REASONS`] slot of a failure. `auth` reports refusals as static texts; they are
-/// matched here (on the failure path only) so the label set stays fixed and short. A text this
-/// table does not know counts as `invalid`.
+/// The [`AUTH_REASONS`] slot of a failure: the label set is fixed and short.
 pub fn auth_reason(f: crate::auth::Failure) -> usize {
     use crate::auth::jwt::Reject as R;
-    let why = match f {
-        crate::auth::Failure::Missing => return 0,
-        crate::auth::Failure::Invalid(why) => why,
-    };
-    const JWT: [crate::auth::jwt::Reject; 16] = [
-        R::TooLarge,
-        R::Malformed,
-        R::Encrypted,
-        R::Base64,
-        R::Json,
-        R::Alg,
-        R::Unsupported,
-        R::Issuer,
-        R::UnknownKid,
-        R::KeyMismatch,
-        R::Signature,
-        R::NoExpiry,
-        R::Expired,
-        R::NotYetValid,
-        R::BadTime,
-        R::Audience,
-    ];
-    if let Some(i) = JWT.iter().position(|r| r.describe() == why) {
-        return i + 1;
-    }
-    match why {
-        "The API key is not valid"
-        | "The API key is not valid percent-encoding"
-        | "The user name or password is not valid"
-        | "The identity header is not a valid user name" => 17,
-        "The credential header is repeated" | "The API key parameter is repeated" => 18,
-        // mtls: not issued by the endpoint's CA, unreadable, or without the configured name.
-        w if w.starts_with("The client certificate") => 19,
-        _ => 20,
+    use crate::auth::Failure;
+    match f {
+        Failure::Missing => 0,
+        Failure::Token(r) => match r {
+            R::TooLarge => 1,
+            R::Malformed => 2,
+            R::Encrypted => 3,
+            R::Base64 => 4,
+            R::Json => 5,
+            R::Alg => 6,
+            R::Unsupported => 7,
+            R::Issuer => 8,
+            R::UnknownKid => 9,
+            R::KeyMismatch => 10,
+            R::Signature => 11,
+            R::NoExpiry => 12,
+            R::Expired => 13,
+            R::NotYetValid => 14,
+            R::BadTime => 15,
+            R::Audience => 16,
+            R::Subject => 20,
+        },
+        Failure::Credential(_) => 17,
+        Failure::Repeated(_) => 18,
+        Failure::Certificate(_) => 19,
     }
 }
 
@@ -897,8 +886,8 @@ mod tests {
             total_us: 900,
             backend_us: Some(700),
             tool: Some(("b1", "echo")),
-            auth: AuthEvent::MissFailed(auth_reason(crate::auth::Failure::Invalid(
-                crate::auth::jwt::Reject::Expired.describe(),
+            auth: AuthEvent::MissFailed(auth_reason(crate::auth::Failure::Token(
+                crate::auth::jwt::Reject::Expired,
             ))),
         });
         b.tls_handshake(true);
@@ -922,24 +911,21 @@ mod tests {
         use crate::auth::jwt::Reject;
         use crate::auth::Failure;
         assert_eq!(AUTH_REASONS[auth_reason(Failure::Missing)], "missing");
-        assert_eq!(AUTH_REASONS[auth_reason(Failure::Invalid(Reject::Signature.describe()))], "signature");
-        assert_eq!(AUTH_REASONS[auth_reason(Failure::Invalid(Reject::Audience.describe()))], "audience");
+        assert_eq!(AUTH_REASONS[auth_reason(Failure::Token(Reject::Signature))], "signature");
+        assert_eq!(AUTH_REASONS[auth_reason(Failure::Token(Reject::Audience))], "audience");
+        assert_eq!(AUTH_REASONS[auth_reason(Failure::Token(Reject::TooLarge))], "token_too_large");
         assert_eq!(
-            AUTH_REASONS[auth_reason(Failure::Invalid(Reject::TooLarge.describe()))],
-            "token_too_large"
-        );
-        assert_eq!(
-            AUTH_REASONS[auth_reason(Failure::Invalid("The API key is not valid"))],
+            AUTH_REASONS[auth_reason(Failure::Credential("The API key is not valid"))],
             "invalid_credential"
         );
         assert_eq!(
-            AUTH_REASONS[auth_reason(Failure::Invalid("The credential header is repeated"))],
+            AUTH_REASONS[auth_reason(Failure::Repeated("The credential header is repeated"))],
             "repeated_credential"
         );
         assert_eq!(
-            AUTH_REASONS[auth_reason(Failure::Invalid("The client certificate has no subject"))],
+            AUTH_REASONS[auth_reason(Failure::Certificate("The client certificate has no subject"))],
             "client_certificate"
         );
-        assert_eq!(AUTH_REASONS[auth_reason(Failure::Invalid("something new"))], "invalid");
+        assert_eq!(AUTH_REASONS[auth_reason(Failure::Token(Reject::Subject))], "subject");
     }
 }

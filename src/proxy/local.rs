@@ -9,7 +9,6 @@ use crate::error::{Error, Kind};
 use crate::mcp::json;
 use crate::mcp::version::{self, Version};
 use crate::rest::template::Context;
-use crate::rest::tool::{ArgScratch, ToolError};
 
 /// Gateway version reported in `serverInfo`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -158,14 +157,12 @@ pub fn check_arguments(arguments: Option<&[Node<'_>]>) -> Result<(), Error> {
     }
 }
 
-/// `tools/call` of a template tool: renders `responseTemplate.body` over the normalized
-/// arguments into a text content item. A missing required argument is a tool result with
-/// `isError: true`, as MCP asks for input validation failures. REST tools are called by the
+/// `tools/call` of a template tool: renders `responseTemplate.body` over `arguments` (as phase
+/// 5 normalized and judged them) into a text content item. REST tools are called by the
 /// pipeline (they wait on a backend); one reaching here is inside a JSON-RPC batch.
 pub fn tools_call(
     body: &mut Vec<u8>,
     tmp: &mut Vec<u8>,
-    scratch: &mut ArgScratch,
     server: &Server,
     name: Option<&str>,
     arguments: Option<&[Node<'_>]>,
@@ -173,29 +170,23 @@ pub fn tools_call(
 ) -> Result<(), Error> {
     let tool = find_tool(server, name, allow)?;
     check_arguments(arguments)?;
-    let ToolKind::Template { body: template, args } = &tool.kind else {
+    let ToolKind::Template { body: template, .. } = &tool.kind else {
         return Err(Error::client(
             Kind::InvalidRequest,
             "this tool calls a REST backend, which cannot be answered inside a JSON-RPC batch; send the call on its own",
         ));
     };
     tmp.clear();
-    let rendered = scratch.with_normalized(args, arguments, |tape| {
-        template.render(tmp, &Context { args: Some(tape), config: Some(&server.config), data: None })
-    });
+    let rendered =
+        template.render(tmp, &Context { args: arguments, config: Some(&server.config), data: None });
     let is_error = match rendered {
-        Ok(Ok(())) => false,
+        Ok(()) => false,
         // A render error (budget, output cap, a function refusing its input) is the tool's
         // failure, reported to the model like a validation failure.
-        Ok(Err(e)) => {
+        Err(e) => {
             tmp.clear();
             tmp.extend_from_slice(b"template error: ");
             tmp.extend_from_slice(e.to_string().as_bytes());
-            true
-        }
-        Err(ToolError(text)) => {
-            tmp.clear();
-            tmp.extend_from_slice(text.as_bytes());
             true
         }
     };

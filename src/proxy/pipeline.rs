@@ -33,6 +33,7 @@ use crate::proxy::core::{auth_reason, AuthEvent, Core, MethodClass, Record};
 use crate::proxy::observe::{self, Access, Facts, RuleName, Trace};
 use crate::proxy::{aggregate, authz, local};
 use crate::respond::{self, ErrorReply};
+use crate::rest::tool::{ArgError, ArgRule, ToolError};
 
 /// What the connection does after a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -378,6 +379,11 @@ fn authenticate(
 
 /// 401 with the server's challenge (`WWW-Authenticate`) and a JSON-RPC error body.
 fn unauthorized(conn: &mut Conn, cx: &Ctx<'_>, failure: Failure) -> Outcome {
+    // A repeated credential is a malformed request, not a credential to challenge (RFC 9110
+    // 5.3: it is judged on no single copy).
+    if let Failure::Repeated(why) = failure {
+        return reject(conn, cx, &Error::client(Kind::InvalidRequest, why));
+    }
     let challenge = cx.server.auth.challenge(failure, conn.head.host.of(&conn.buf));
     let err = Error::client(Kind::Unauthorized, failure.message());
     let extra = Extra {
@@ -769,28 +775,129 @@ fn message(
         None if env.meta.and_then(|m| json::get(m, META_VERSION)).is_some() => Era::Stateless,
         None => Era::Legacy(None),
     };
-    // 5. authorize a tool call (the session checks of the legacy era come first there, so an
-    // unknown session is still 404 and not 403).
-    if era == Era::Stateless {
-        if let Err((err, challenge)) = authorize(core, w, principal, &env) {
-            return forbidden(w, &err, challenge.as_deref(), &env, true, class).into();
+    // The revision's own checks come first (an unknown session is 404, a 2026 request without
+    // `_meta` is -32602, whatever the rules say), then phase 5 once, then dispatch with the
+    // arguments phase 5 judged.
+    let session = match era {
+        Era::Stateless => match stateless_checks(w, &env, class) {
+            Ok(()) => None,
+            Err(answered) => return answered,
+        },
+        Era::Legacy(_) => match legacy_checks(core, snap, w, principal, &env, class) {
+            Ok(claims) => Some(claims),
+            Err(answered) => return answered,
+        },
+    };
+    let stateless_wire = session.is_none();
+    let judged = decide(core, w, principal, &env, |w, args| match session {
+        None => stateless(core, w, &env, class, args),
+        Some(claims) => legacy(core, w, &env, claims, class, args),
+    });
+    match judged {
+        Judged::Go(step) => step,
+        Judged::Refused(r) => {
+            forbidden(w, &r.error, r.challenge.as_deref(), &env, stateless_wire, class).into()
         }
-    }
-    match era {
-        Era::Stateless => stateless(core, snap, w, &env, class),
-        Era::Legacy(v) => legacy(core, snap, w, principal, &env, v, class),
+        Judged::ToolFailed(text) => {
+            w.scratch.clear();
+            tool_failed(w.scratch, &env, &text, stateless_wire.then_some(w.cx.server));
+            w.json(None, class).into()
+        }
     }
 }
 
-/// Phase 5 for a `tools/call`: the server's rule table decides, over the principal, the tool's
-/// backend and name, and the request. `Err` carries the 403 error and, when an allow rule was
-/// missed only for scopes, the `insufficient_scope` challenge.
+/// Why phase 5 refused a message: the error (-32602 for arguments of the wrong type, 403 for a
+/// denied call) and, when an allow rule was missed only for scopes, the `insufficient_scope`
+/// challenge.
+struct Refusal {
+    error: Error,
+    challenge: Option<String>,
+}
+
+/// What phase 5 made of a message.
+enum Judged<R> {
+    /// Allowed: phase 6's result, over the arguments judged.
+    Go(R),
+    /// Refused before dispatch.
+    Refused(Refusal),
+    /// A required argument is missing: the tool's failure (an `isError` result, not a refusal).
+    ToolFailed(String),
+}
+
+/// The declared arguments of a `tools/call` of one of the server's own tools (template or REST)
+/// that the caller may see, with `arguments` an object (or absent). `None` for anything else:
+/// dispatch reports unknown or hidden tools and malformed arguments itself.
+fn declared_args<'s>(w: &Writer<'_, 's>, env: &Envelope<'_, '_>) -> Option<&'s [ArgRule]> {
+    if env.kind != MessageKind::Request || env.method != "tools/call" {
+        return None;
+    }
+    let server: &'s Server = w.cx.server;
+    let tool = server.tools.get(*server.tool_index.get(env.name?)?)?;
+    if !server.tool_allowed(tool, allow_list(w)) || local::check_arguments(env.arguments).is_err() {
+        return None;
+    }
+    Some(match &tool.kind {
+        crate::config::snapshot::ToolKind::Template { args, .. } => args,
+        crate::config::snapshot::ToolKind::Rest(rt) => &rt.args,
+    })
+}
+
+/// Phase 5, once per JSON-RPC message (a batch runs it per element). For a `tools/call` of a
+/// tool whose arguments the gateway declares, the arguments are normalized first (defaults,
+/// the documented coercions; a value of another type is refused with -32602 naming the
+/// argument) and the rules judge the normalized value. `then` is phase 6: it receives exactly
+/// the arguments that were judged, so the backend acts on what was decided.
+fn decide<'c, 's, R>(
+    core: &Core,
+    w: &mut Writer<'c, 's>,
+    principal: &Principal,
+    env: &Envelope<'_, '_>,
+    then: impl FnOnce(&mut Writer<'c, 's>, Option<&[Node<'_>]>) -> R,
+) -> Judged<R> {
+    let Some(rules) = declared_args(w, env) else {
+        return match authorize(core, w, principal, env, env.arguments) {
+            Ok(()) => Judged::Go(then(w, env.arguments)),
+            Err(r) => Judged::Refused(r),
+        };
+    };
+    let mut scratch = core.args.borrow_mut();
+    let judged = scratch.with_normalized(rules, env.arguments, |args| {
+        match authorize(core, w, principal, env, Some(args)) {
+            Ok(()) => Judged::Go(then(w, Some(args))),
+            Err(r) => Judged::Refused(r),
+        }
+    });
+    match judged {
+        Ok(j) => j,
+        Err(ArgError::Type(why)) => {
+            Judged::Refused(Refusal { error: Error::client(Kind::InvalidParams, why), challenge: None })
+        }
+        Err(ArgError::Missing(ToolError(text))) => Judged::ToolFailed(text),
+    }
+}
+
+/// A `tools/call` result with `isError` and `text`: a complete response for `env` into `out`
+/// (2026-07-28 members when `stateless` names the server).
+fn tool_failed(out: &mut Vec<u8>, env: &Envelope<'_, '_>, text: &str, stateless: Option<&Server>) {
+    begin_result(out, env.id.as_ref());
+    crate::rest::tool::text_result(out, text, true);
+    match stateless {
+        Some(server) => end_result_stateless(out, server, false),
+        None => end_result(out),
+    }
+}
+
+/// The rule table's decision on a `tools/call` (called by [`decide`] only): over the principal,
+/// the tool's backend and name, the request, and `args` (the arguments as they will be sent).
+/// `Err` carries the 403 error and, when an allow rule was missed only for scopes, the
+/// `insufficient_scope` challenge.
 fn authorize(
     core: &Core,
     w: &Writer<'_, '_>,
     principal: &Principal,
     env: &Envelope<'_, '_>,
-) -> Result<(), (Error, Option<String>)> {
+    args: Option<&[Node<'_>]>,
+) -> Result<(), Refusal> {
     use crate::policy::cel::Mcp;
     use crate::policy::rules::{Call, Decision};
     let server = w.cx.server;
@@ -816,7 +923,7 @@ fn authorize(
     };
     let mut errors = 0;
     let mcp = Mcp { method: Some(env.method), backend: Some(backend), tool: Some(tool), params: env.params };
-    let (decision, _) = authz::with_activation(w.head, w.buf, principal, env.arguments, mcp, |activation| {
+    let (decision, _) = authz::with_activation(w.head, w.buf, principal, args, mcp, |activation| {
         server.policy.decide(&Call { backend, tool, principal, activation }, &mut errors)
     });
     core.stats.borrow_mut().authorized(&server.name, &decision, errors);
@@ -845,7 +952,7 @@ fn authorize(
                 c.push_str(", error_description=\"The access token lacks a scope this tool requires\"");
                 c
             });
-            Err((err, challenge))
+            Err(Refusal { error: err, challenge })
         }
     }
 }
@@ -892,16 +999,9 @@ fn unsupported_version(
 /// 2026-07-28: every request carries its version and capabilities in `params._meta` and
 /// repeats method, name and version in headers, so intermediaries can route without the body.
 /// Checks run in the specification's order: `_meta`, then header agreement, then version.
-fn stateless(
-    core: &Core,
-    snap: &Snapshot,
-    w: &mut Writer<'_, '_>,
-    env: &Envelope<'_, '_>,
-    class: MethodClass,
-) -> Step {
-    let _ = snap;
+fn stateless_checks(w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>, class: MethodClass) -> Result<(), Step> {
     if env.kind != MessageKind::Request {
-        return w.accepted(class).into();
+        return Err(w.accepted(class).into());
     }
     let id = env.id.as_ref();
     let reply = ErrorReply { id, data: None, stateless: true };
@@ -915,15 +1015,28 @@ fn stateless(
             Kind::InvalidParams,
             "params._meta must carry io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
         );
-        return w.error(&err, &reply, class).into();
+        return Err(w.error(&err, &reply, class).into());
     };
     if let Err(err) = check_headers(w, env, body_version) {
-        return w.error(&err, &reply, class).into();
+        return Err(w.error(&err, &reply, class).into());
     }
     if Version::parse(body_version.as_bytes()) != Some(Version::V2026_07_28) {
         let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
-        return unsupported_version(w, &err, id, body_version.as_bytes(), true, class).into();
+        return Err(unsupported_version(w, &err, id, body_version.as_bytes(), true, class).into());
     }
+    Ok(())
+}
+
+/// Phase 6 of a 2026-07-28 request that passed [`stateless_checks`] and phase 5, with `args`
+/// the arguments phase 5 judged.
+fn stateless(
+    core: &Core,
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    class: MethodClass,
+    args: Option<&[Node<'_>]>,
+) -> Step {
+    let reply = ErrorReply { id: env.id.as_ref(), data: None, stateless: true };
     let server = w.cx.server;
     let allow = allow_list(w);
     if !server.backends.is_empty() {
@@ -962,7 +1075,7 @@ fn stateless(
             };
         }
     }
-    if let Some(step) = rest_call(core, w, env, true, class) {
+    if let Some(step) = rest_call(core, w, env, true, class, args) {
         return step;
     }
     w.scratch.clear();
@@ -976,10 +1089,7 @@ fn stateless(
             let visible = authz::Visible { server, principal: w.principal, head: w.head, buf: w.buf };
             local::tools_list(w.scratch, server, env.params, allow, &visible).map(|()| true)
         }
-        "tools/call" => {
-            let args = &mut core.args.borrow_mut();
-            local::tools_call(w.scratch, w.tmp, args, server, env.name, env.arguments, allow).map(|()| false)
-        }
+        "tools/call" => local::tools_call(w.scratch, w.tmp, server, env.name, args, allow).map(|()| false),
         "prompts/list" => Ok(list(w.scratch, "prompts")),
         "resources/list" => Ok(list(w.scratch, "resources")),
         "resources/templates/list" => Ok(list(w.scratch, "resourceTemplates")),
@@ -1116,18 +1226,17 @@ pub(crate) fn end_result_stateless(body: &mut Vec<u8>, server: &Server, cacheabl
     end_result(body);
 }
 
-/// 2025 revisions: initialize mints a sealed session; everything else must present one.
-fn legacy(
+/// 2025 revisions: initialize mints a sealed session (answered here: `Err`); everything else
+/// must present a session of this principal, returned for phase 6.
+fn legacy_checks(
     core: &Core,
     snap: &Snapshot,
     w: &mut Writer<'_, '_>,
     principal: &Principal,
     env: &Envelope<'_, '_>,
-    header_version: Option<Version>,
     class: MethodClass,
-) -> Step {
-    let id = env.id.as_ref();
-    let reply = ErrorReply { id, ..ErrorReply::default() };
+) -> Result<Rc<Claims>, Step> {
+    let reply = ErrorReply { id: env.id.as_ref(), ..ErrorReply::default() };
     let server = w.cx.server;
     if env.kind == MessageKind::Request && env.method == "initialize" {
         if !server.backends.is_empty() {
@@ -1135,27 +1244,37 @@ fn legacy(
             let version = local::negotiate(requested).as_str();
             let plan =
                 aggregate::Plan::Initialize { id: raw_id(env), version, principal: principal.id.to_string() };
-            return Step::Backends(plan, class);
+            return Err(Step::Backends(plan, class));
         }
-        return initialize(core, snap, w, principal, env, class).into();
+        return Err(initialize(core, snap, w, principal, env, class).into());
     }
     let Some(sid) = w.header(w.head.session_id) else {
         let err = Error::client(Kind::SessionRequired, "Bad Request: Mcp-Session-Id header is required");
-        return w.error(&err, &reply, class).into();
+        return Err(w.error(&err, &reply, class).into());
     };
     let claims = match open_session(core, snap, server, sid, now_unix()) {
         Ok(c) => c,
-        Err(err) => return w.error(&err, &reply, class).into(),
+        Err(err) => return Err(w.error(&err, &reply, class).into()),
     };
     if *claims.principal != *principal.id {
         let err = Error::client(Kind::SessionNotFound, "Session not found");
-        return w.error(&err, &reply, class).into();
+        return Err(w.error(&err, &reply, class).into());
     }
-    // 5. authorize a tool call.
-    if let Err((err, challenge)) = authorize(core, w, principal, env) {
-        return forbidden(w, &err, challenge.as_deref(), env, false, class).into();
-    }
-    let _version = header_version.or_else(|| claims.protocol_version());
+    Ok(claims)
+}
+
+/// Phase 6 of a 2025-revision message in session `claims`, with `args` the arguments phase 5
+/// judged.
+fn legacy(
+    core: &Core,
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    claims: Rc<Claims>,
+    class: MethodClass,
+    args: Option<&[Node<'_>]>,
+) -> Step {
+    let reply = ErrorReply { id: env.id.as_ref(), ..ErrorReply::default() };
+    let server = w.cx.server;
     // The client answering a request a backend sent it over an SSE stream: back to that backend.
     if env.kind == MessageKind::Response && !server.backends.is_empty() {
         if let Some(plan) = answer_to_backend(w, claims.clone()) {
@@ -1196,11 +1315,11 @@ fn legacy(
             };
         }
     }
-    if let Some(step) = rest_call(core, w, env, false, class) {
+    if let Some(step) = rest_call(core, w, env, false, class, args) {
         return step;
     }
     w.scratch.clear();
-    match dispatch_legacy(core, w, env) {
+    match dispatch_legacy(w, env, args) {
         Ok(()) => w.json(None, class).into(),
         Err(err) => {
             let data = not_found_data(env, &err);
@@ -1220,8 +1339,9 @@ fn rest_call(
     env: &Envelope<'_, '_>,
     stateless: bool,
     class: MethodClass,
+    args: Option<&[Node<'_>]>,
 ) -> Option<Step> {
-    use crate::rest::tool::{build, text_result, Incoming, ToolError};
+    use crate::rest::tool::{build, Incoming};
     if env.kind != MessageKind::Request || env.method != "tools/call" {
         return None;
     }
@@ -1250,27 +1370,20 @@ fn rest_call(
         trace: trace.headers(),
     };
     let mut request = Vec::with_capacity(512);
-    let built = core
-        .args
-        .borrow_mut()
-        .with_normalized(&rt.args, env.arguments, |tape| {
-            build(rt, tape, &server.config, &incoming, w.tmp, &mut request)
-        })
-        .and_then(|r| r);
-    match built {
+    // Phase 5 normalized the arguments of every REST tool call it let through.
+    let Some(args) = args else {
+        let err = Error::internal("the arguments were not normalized");
+        return Some(w.error(&err, &reply, class).into());
+    };
+    let _ = core;
+    match build(rt, args, &server.config, &incoming, w.tmp, &mut request) {
         Ok(()) => {
             let plan = aggregate::Plan::Rest { id: raw_id(env), tool: index, request, stateless };
             Some(Step::Backends(plan, class))
         }
         Err(ToolError(text)) => {
             w.scratch.clear();
-            begin_result(w.scratch, env.id.as_ref());
-            text_result(w.scratch, &text, true);
-            if stateless {
-                end_result_stateless(w.scratch, server, false);
-            } else {
-                end_result(w.scratch);
-            }
+            tool_failed(w.scratch, env, &text, stateless.then_some(server));
             Some(w.json(None, class).into())
         }
     }
@@ -1385,7 +1498,11 @@ fn routed(w: &Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(usize, Vec<u8>,
 }
 
 /// One legacy request into `w.scratch` as a complete JSON-RPC response.
-fn dispatch_legacy(core: &Core, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(), Error> {
+fn dispatch_legacy(
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    args: Option<&[Node<'_>]>,
+) -> Result<(), Error> {
     let server = w.cx.server;
     let allow = allow_list(w);
     let start = w.scratch.len();
@@ -1396,10 +1513,7 @@ fn dispatch_legacy(core: &Core, w: &mut Writer<'_, '_>, env: &Envelope<'_, '_>) 
             let visible = authz::Visible { server, principal: w.principal, head: w.head, buf: w.buf };
             local::tools_list(w.scratch, server, env.params, allow, &visible)
         }
-        "tools/call" => {
-            let args = &mut core.args.borrow_mut();
-            local::tools_call(w.scratch, w.tmp, args, server, env.name, env.arguments, allow)
-        }
+        "tools/call" => local::tools_call(w.scratch, w.tmp, server, env.name, args, allow),
         "prompts/list" => {
             local::empty_list(w.scratch, "prompts");
             Ok(())
@@ -1543,9 +1657,17 @@ fn batch(
                 );
             }
             Ok(env) => {
-                // A denied call inside a batch is an error element of its own.
-                let denied = authorize(core, w, principal, &env).err().map(|(e, _)| e);
-                if let Some(err) = denied.or_else(|| dispatch_legacy(core, w, &env).err()) {
+                // A refused or failed element is an error element of its own.
+                let failed = match decide(core, w, principal, &env, |w, args| dispatch_legacy(w, &env, args))
+                {
+                    Judged::Go(done) => done.err(),
+                    Judged::Refused(r) => Some(r.error),
+                    Judged::ToolFailed(text) => {
+                        tool_failed(w.scratch, &env, &text, None);
+                        None
+                    }
+                };
+                if let Some(err) = failed {
                     w.scratch.truncate(before);
                     respond::error_body(
                         w.scratch,

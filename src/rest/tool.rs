@@ -51,6 +51,18 @@ pub enum ArgType {
 }
 
 impl ArgType {
+    /// The type with its article, for error messages ("an integer").
+    pub fn described(self) -> &'static str {
+        match self {
+            ArgType::String => "a string",
+            ArgType::Number => "a number",
+            ArgType::Integer => "an integer",
+            ArgType::Boolean => "a boolean",
+            ArgType::Array => "an array",
+            ArgType::Object => "an object",
+        }
+    }
+
     /// Parses a declared `type`.
     pub fn parse(s: &str) -> Option<ArgType> {
         Some(match s {
@@ -205,6 +217,18 @@ pub struct Incoming<'a> {
     pub trace: &'a [(&'a [u8], &'a [u8])],
 }
 
+/// Why arguments could not be normalized.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ArgError {
+    /// A required argument is missing: the tool's failure, reported to the model as an
+    /// `isError` result (as MCP asks for input validation failures, and as Higress does).
+    Missing(ToolError),
+    /// A value's JSON type disagrees with its declared type and is none of the documented
+    /// coercions: the request is refused (JSON-RPC -32602) with this message, which names the
+    /// argument, before any rule judges it.
+    Type(String),
+}
+
 /// Per-core scratch for normalized arguments: their JSON text and a decoder for it, both reused.
 #[derive(Default)]
 pub struct ArgScratch {
@@ -219,18 +243,20 @@ impl ArgScratch {
         rules: &[ArgRule],
         args: Option<&[Node<'_>]>,
         f: impl FnOnce(&[Node<'_>]) -> R,
-    ) -> Result<R, ToolError> {
+    ) -> Result<R, ArgError> {
         normalize(rules, args, &mut self.json)?;
         self.decoder
             .with_tape(&self.json, f)
-            .map_err(|_| ToolError("the arguments could not be normalized".into()))
+            .map_err(|_| ArgError::Missing(ToolError("the arguments could not be normalized".into())))
     }
 }
 
 /// Writes the normalized arguments as a JSON object into `out`: declared arguments only, in
 /// declaration order, defaults filled and strings coerced to declared scalar types (Higress
-/// behaviour). A required argument that is still missing is a [`ToolError`] naming it.
-pub fn normalize(rules: &[ArgRule], args: Option<&[Node<'_>]>, out: &mut Vec<u8>) -> Result<(), ToolError> {
+/// behaviour). A required argument that is still missing is [`ArgError::Missing`]; a value of
+/// another JSON type that no coercion converts is [`ArgError::Type`]. `null` stands for "no
+/// value" under any declared type.
+pub fn normalize(rules: &[ArgRule], args: Option<&[Node<'_>]>, out: &mut Vec<u8>) -> Result<(), ArgError> {
     out.clear();
     out.push(b'{');
     let mut first = true;
@@ -238,7 +264,7 @@ pub fn normalize(rules: &[ArgRule], args: Option<&[Node<'_>]>, out: &mut Vec<u8>
         let given = args.and_then(|a| json::get(a, &r.name));
         if given.is_none() && r.default.is_none() {
             if r.required {
-                return Err(ToolError(format!("missing required argument: {}", r.name)));
+                return Err(ArgError::Missing(ToolError(format!("missing required argument: {}", r.name))));
             }
             continue;
         }
@@ -249,7 +275,15 @@ pub fn normalize(rules: &[ArgRule], args: Option<&[Node<'_>]>, out: &mut Vec<u8>
         json::write_str(out, &r.name);
         out.push(b':');
         match given {
-            Some(v) => coerce(out, r.kind, v),
+            Some(v) => {
+                if !coerce(out, r.kind, v) {
+                    return Err(ArgError::Type(format!(
+                        "Invalid arguments: {} must be {}",
+                        r.name,
+                        r.kind.described()
+                    )));
+                }
+            }
             None => out.extend_from_slice(r.default.as_deref().unwrap_or(b"null")),
         }
     }
@@ -257,25 +291,42 @@ pub fn normalize(rules: &[ArgRule], args: Option<&[Node<'_>]>, out: &mut Vec<u8>
     Ok(())
 }
 
-/// Writes `v`, converted to `kind` where Higress converts (otherwise as it is).
-fn coerce(out: &mut Vec<u8>, kind: ArgType, v: &[Node<'_>]) {
-    match (kind, v.first()) {
-        (ArgType::Boolean, Some(Node::String(s))) if *s == "true" || *s == "false" => {
+/// Writes `v` as `kind`, converted where the documented coercions convert: `"true"`/`"false"`
+/// to a boolean, a numeric string to a number or integer, a finite float to an integer (Go's
+/// `int(float64)`: truncation toward zero, saturating). `false` when `v` is of another type.
+fn coerce(out: &mut Vec<u8>, kind: ArgType, v: &[Node<'_>]) -> bool {
+    let Some(node) = v.first() else { return false };
+    let number = |n: &Node<'_>| {
+        matches!(n, Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)))
+    };
+    match (kind, node) {
+        (_, Node::Static(StaticNode::Null)) => out.extend_from_slice(b"null"),
+        (ArgType::String, Node::String(_)) => json::write_value(out, v),
+        (ArgType::Boolean, Node::Static(StaticNode::Bool(_))) => json::write_value(out, v),
+        (ArgType::Boolean, Node::String(s)) if *s == "true" || *s == "false" => {
             out.extend_from_slice(s.as_bytes())
         }
-        (ArgType::Integer, Some(Node::String(s))) if s.trim().parse::<i64>().is_ok() => {
-            json::write_i64(out, s.trim().parse::<i64>().unwrap_or(0))
+        (ArgType::Integer, Node::Static(StaticNode::I64(_) | StaticNode::U64(_))) => {
+            json::write_value(out, v)
         }
-        (ArgType::Integer, Some(Node::Static(StaticNode::F64(f)))) if f.is_finite() => {
-            // Go's int(float64): truncation toward zero (saturating here).
+        (ArgType::Integer, Node::Static(StaticNode::F64(f))) if f.is_finite() => {
             json::write_i64(out, *f as i64)
         }
-        (ArgType::Number, Some(Node::String(s))) => match s.trim().parse::<f64>() {
-            Ok(f) if f.is_finite() => json::write_f64(out, f),
-            _ => json::write_value(out, v),
+        (ArgType::Integer, Node::String(s)) => match s.trim().parse::<i64>() {
+            Ok(i) => json::write_i64(out, i),
+            Err(_) => return false,
         },
-        _ => json::write_value(out, v),
+        (ArgType::Number, n) if number(n) => json::write_value(out, v),
+        (ArgType::Number, Node::String(s)) => match s.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() => json::write_f64(out, f),
+            _ => return false,
+        },
+        (ArgType::Array, Node::Array { .. }) | (ArgType::Object, Node::Object { .. }) => {
+            json::write_value(out, v)
+        }
+        _ => return false,
     }
+    true
 }
 
 /// Appends the text form of an argument (query, header, cookie and form values): a string as it
@@ -735,7 +786,7 @@ mod tests {
         }
     }
 
-    fn normalized(rules: &[ArgRule], args: &str) -> Result<String, ToolError> {
+    fn normalized(rules: &[ArgRule], args: &str) -> Result<String, ArgError> {
         let mut out = Vec::new();
         Decoder::default().with_tape(args.as_bytes(), |t| normalize(rules, Some(t), &mut out)).unwrap()?;
         Ok(String::from_utf8(out).unwrap())
@@ -758,9 +809,6 @@ mod tests {
             // Go's int(float64) truncates
             (r#"{"i":3.9}"#, r#"{"i":3,"s":"dflt"}"#),
             (r#"{"i":-3.9}"#, r#"{"i":-3,"s":"dflt"}"#),
-            // values that do not convert pass as they are
-            (r#"{"b":"yes","i":"x","n":"NaN"}"#, r#"{"b":"yes","i":"x","n":"NaN","s":"dflt"}"#),
-            (r#"{"n":"1e999"}"#, r#"{"i":7,"n":"1e999","s":"dflt"}"#),
             // a given value beats the default, even null; objects are copied
             (r#"{"s":null,"o":{"a":[1]}}"#, r#"{"i":7,"s":null,"o":{"a":[1]}}"#),
         ];
@@ -770,10 +818,56 @@ mod tests {
     }
 
     #[test]
+    fn values_of_another_type_are_refused_naming_the_argument() {
+        let rules = [
+            rule("b", ArgType::Boolean, None, false),
+            rule("i", ArgType::Integer, None, false),
+            rule("n", ArgType::Number, None, false),
+            rule("s", ArgType::String, None, false),
+            rule("a", ArgType::Array, None, false),
+            rule("o", ArgType::Object, None, false),
+        ];
+        let refused = [
+            (r#"{"b":"yes"}"#, "b must be a boolean"),
+            (r#"{"b":1}"#, "b must be a boolean"),
+            (r#"{"i":"x"}"#, "i must be an integer"),
+            (r#"{"i":"4.5"}"#, "i must be an integer"),
+            (r#"{"i":true}"#, "i must be an integer"),
+            (r#"{"n":"NaN"}"#, "n must be a number"),
+            (r#"{"n":"1e999"}"#, "n must be a number"),
+            (r#"{"n":[1]}"#, "n must be a number"),
+            (r#"{"s":5}"#, "s must be a string"),
+            (r#"{"s":{"x":1}}"#, "s must be a string"),
+            (r#"{"a":"[1]"}"#, "a must be an array"),
+            (r#"{"o":[]}"#, "o must be an object"),
+        ];
+        for (args, why) in refused {
+            assert_eq!(
+                normalized(&rules, args),
+                Err(ArgError::Type(format!("Invalid arguments: {why}"))),
+                "{args}"
+            );
+        }
+        let accepted = [
+            (r#"{"n":5}"#, r#"{"n":5}"#),
+            (r#"{"n":"5000"}"#, r#"{"n":5000}"#),
+            (r#"{"i":"5000"}"#, r#"{"i":5000}"#),
+            (r#"{"a":[1,"x"],"o":{"k":null}}"#, r#"{"a":[1,"x"],"o":{"k":null}}"#),
+            (r#"{"b":null,"s":null}"#, r#"{"b":null,"s":null}"#),
+        ];
+        for (args, want) in accepted {
+            assert_eq!(normalized(&rules, args).unwrap(), want, "{args}");
+        }
+    }
+
+    #[test]
     fn required_arguments_are_enforced_after_defaults() {
         let rules =
             [rule("city", ArgType::String, None, true), rule("days", ArgType::Integer, Some("3"), true)];
-        assert_eq!(normalized(&rules, "{}").unwrap_err().0, "missing required argument: city");
+        assert_eq!(
+            normalized(&rules, "{}").unwrap_err(),
+            ArgError::Missing(ToolError("missing required argument: city".into()))
+        );
         assert_eq!(normalized(&rules, r#"{"city":"Oslo"}"#).unwrap(), r#"{"city":"Oslo","days":3}"#);
     }
 
