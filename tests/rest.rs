@@ -7,116 +7,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{call_2026, send, start};
+use common::{call_2026, recorder, recorder_with, send, start, Reply};
 use serde_json::{json, Value};
-
-/// One request the backend received.
-#[derive(Clone, Debug, Default)]
-struct Seen {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-    fn path(&self) -> &str {
-        self.target.split('?').next().unwrap()
-    }
-    fn query(&self) -> &str {
-        self.target.split_once('?').map_or("", |(_, q)| q)
-    }
-}
-
-/// What the backend answers: status, content type, body.
-type Reply = (u16, &'static str, Vec<u8>);
-
-struct Recorder {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    connections: Arc<AtomicUsize>,
-}
-
-impl Recorder {
-    fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-    fn last(&self) -> Seen {
-        self.seen.lock().unwrap().last().cloned().expect("the backend was called")
-    }
-}
-
-/// A keep-alive HTTP/1.1 server that records every request and answers with `reply`.
-fn recorder(reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Recorder {
-    recorder_with(None, reply)
-}
-
-/// [`recorder`], over TLS when `tls` is given.
-fn recorder_with(
-    tls: Option<Arc<rustls::ServerConfig>>,
-    reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
-) -> Recorder {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let reply = Arc::new(reply);
-    let (s2, c2) = (seen.clone(), connections.clone());
-    std::thread::Builder::new()
-        .spawn(move || {
-            for s in l.incoming() {
-                let Ok(s) = s else { return };
-                c2.fetch_add(1, Ordering::SeqCst);
-                let (seen, reply, tls) = (s2.clone(), reply.clone(), tls.clone());
-                std::thread::Builder::new()
-                    .spawn(move || match tls {
-                        Some(config) => {
-                            let conn = rustls::ServerConnection::new(config).unwrap();
-                            serve(rustls::StreamOwned::new(conn, s), &seen, &*reply)
-                        }
-                        None => serve(s, &seen, &*reply),
-                    })
-                    .unwrap();
-            }
-        })
-        .unwrap();
-    Recorder { addr, seen, connections }
-}
-
-fn serve(mut s: impl Read + Write, seen: &Mutex<Vec<Seen>>, reply: &dyn Fn(&Seen) -> Reply) {
-    let mut buf = Vec::new();
-    loop {
-        let Some((head, body)) = common::read_request(&mut s, &mut buf) else { return };
-        let mut lines = head.lines();
-        let mut first = lines.next().unwrap().split(' ');
-        let got = Seen {
-            method: first.next().unwrap().to_string(),
-            target: first.next().unwrap().to_string(),
-            headers: lines
-                .filter_map(|l| {
-                    l.split_once(':').map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
-                })
-                .collect(),
-            body: String::from_utf8_lossy(&body).to_string(),
-        };
-        seen.lock().unwrap().push(got.clone());
-        let (status, ctype, body) = reply(&got);
-        let head =
-            format!("HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n", body.len());
-        if s.write_all(head.as_bytes()).is_err() || s.write_all(&body).is_err() {
-            return;
-        }
-    }
-}
 
 fn ok_json(body: Value) -> Reply {
     (200, "application/json", body.to_string().into_bytes())

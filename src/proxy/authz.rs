@@ -6,26 +6,27 @@ use crate::config::snapshot::Server;
 use crate::http::head::Head;
 use crate::policy::cel::{Auth, Jwt, MapView, Mcp, Request, RequestActivation, Str, Value};
 
-/// `request.headers` read straight from the parsed head (no copy, no allocation): names match
-/// ASCII case-insensitively, the first occurrence wins, a value that is not UTF-8 reads with
-/// U+FFFD in place of the bad bytes.
+/// `request.headers` read straight from the parsed head: names match ASCII case-insensitively;
+/// a header sent on several lines is judged on its combined value, the lines joined with ", "
+/// in order (RFC 9110 5.3), never on one of them; a value that is not UTF-8 reads with U+FFFD
+/// in place of the bad bytes. A header sent once is borrowed, not copied.
 ///
-/// Iteration (`size()`, macros over the map) needs the first occurrence of each name; that list
-/// is built once per activation, on first use, so iterating costs O(headers^2) once instead of
-/// per entry (a rule walking the headers of a request with hundreds of them stays cheap).
+/// Iteration (`size()`, macros over the map) needs each name once; that list is built once per
+/// activation, on first use, so iterating costs O(headers^2) once instead of per entry (a rule
+/// walking the headers of a request with hundreds of them stays cheap).
 struct HeadHeaders<'a> {
     head: &'a Head,
     buf: &'a [u8],
-    firsts: std::cell::OnceCell<Vec<(&'a [u8], &'a [u8])>>,
+    names: std::cell::OnceCell<Vec<&'a [u8]>>,
 }
 
 impl<'a> HeadHeaders<'a> {
     fn new(head: &'a Head, buf: &'a [u8]) -> Self {
-        HeadHeaders { head, buf, firsts: std::cell::OnceCell::new() }
+        HeadHeaders { head, buf, names: std::cell::OnceCell::new() }
     }
 
-    fn firsts(&self) -> &[(&'a [u8], &'a [u8])] {
-        self.firsts.get_or_init(|| {
+    fn names(&self) -> &[&'a [u8]] {
+        self.names.get_or_init(|| {
             let all = &self.head.headers;
             let buf = self.buf;
             all.iter()
@@ -33,9 +34,28 @@ impl<'a> HeadHeaders<'a> {
                 .filter(|(i, (n, _))| {
                     !all[..*i].iter().any(|(m, _)| m.of(buf).eq_ignore_ascii_case(n.of(buf)))
                 })
-                .map(|(_, (n, v))| (n.of(buf), v.of(buf)))
+                .map(|(_, (n, _))| n.of(buf))
                 .collect()
         })
+    }
+
+    /// The combined value of every line named `name`.
+    fn combined(&self, name: &[u8]) -> Option<Value<'a>> {
+        let buf = self.buf;
+        let mut lines = self
+            .head
+            .headers
+            .iter()
+            .filter(|(n, _)| n.of(buf).eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.of(buf));
+        let first = lines.next()?;
+        let Some(second) = lines.next() else { return Some(string(first)) };
+        let mut joined = first.to_vec();
+        for line in std::iter::once(second).chain(lines) {
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(line);
+        }
+        Some(Value::String(Str::Shared(String::from_utf8_lossy(&joined).into())))
     }
 }
 
@@ -48,21 +68,21 @@ fn string(bytes: &[u8]) -> Value<'_> {
 
 impl MapView for HeadHeaders<'_> {
     fn len(&self) -> usize {
-        self.firsts().len()
+        self.names().len()
     }
 
     fn get(&self, key: &str) -> Option<Value<'_>> {
-        self.head.header(self.buf, key).map(string)
+        self.combined(key.as_bytes())
     }
 
     fn entry(&self, index: usize) -> Option<(Value<'_>, Value<'_>)> {
-        let &(n, v) = self.firsts().get(index)?;
+        let n = *self.names().get(index)?;
         let name = if n.iter().any(u8::is_ascii_uppercase) {
             Value::String(Str::Shared(String::from_utf8_lossy(&n.to_ascii_lowercase()).into()))
         } else {
             string(n)
         };
-        Some((name, string(v)))
+        Some((name, self.combined(n)?))
     }
 }
 

@@ -3,8 +3,9 @@
 #![allow(dead_code)] // each test binary uses a subset
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis::config::compile::compile_str;
@@ -128,6 +129,108 @@ pub fn read_request(s: &mut impl Read, buf: &mut Vec<u8>) -> Option<(String, Vec
         match s.read(&mut b) {
             Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&b[..n]),
+        }
+    }
+}
+
+/// One request the backend received.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap()
+    }
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map_or("", |(_, q)| q)
+    }
+}
+
+/// What the backend answers: status, content type, body.
+pub type Reply = (u16, &'static str, Vec<u8>);
+
+pub struct Recorder {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl Recorder {
+    pub fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+    pub fn last(&self) -> Seen {
+        self.seen.lock().unwrap().last().cloned().expect("the backend was called")
+    }
+}
+
+/// A keep-alive HTTP/1.1 server that records every request and answers with `reply`.
+pub fn recorder(reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Recorder {
+    recorder_with(None, reply)
+}
+
+/// [`recorder`], over TLS when `tls` is given.
+pub fn recorder_with(
+    tls: Option<Arc<rustls::ServerConfig>>,
+    reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+) -> Recorder {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let reply = Arc::new(reply);
+    let (s2, c2) = (seen.clone(), connections.clone());
+    std::thread::Builder::new()
+        .spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { return };
+                c2.fetch_add(1, Ordering::SeqCst);
+                let (seen, reply, tls) = (s2.clone(), reply.clone(), tls.clone());
+                std::thread::Builder::new()
+                    .spawn(move || match tls {
+                        Some(config) => {
+                            let conn = rustls::ServerConnection::new(config).unwrap();
+                            serve(rustls::StreamOwned::new(conn, s), &seen, &*reply)
+                        }
+                        None => serve(s, &seen, &*reply),
+                    })
+                    .unwrap();
+            }
+        })
+        .unwrap();
+    Recorder { addr, seen, connections }
+}
+
+fn serve(mut s: impl Read + Write, seen: &Mutex<Vec<Seen>>, reply: &dyn Fn(&Seen) -> Reply) {
+    let mut buf = Vec::new();
+    loop {
+        let Some((head, body)) = read_request(&mut s, &mut buf) else { return };
+        let mut lines = head.lines();
+        let mut first = lines.next().unwrap().split(' ');
+        let got = Seen {
+            method: first.next().unwrap().to_string(),
+            target: first.next().unwrap().to_string(),
+            headers: lines
+                .filter_map(|l| {
+                    l.split_once(':').map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
+                })
+                .collect(),
+            body: String::from_utf8_lossy(&body).to_string(),
+        };
+        seen.lock().unwrap().push(got.clone());
+        let (status, ctype, body) = reply(&got);
+        let head =
+            format!("HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n", body.len());
+        if s.write_all(head.as_bytes()).is_err() || s.write_all(&body).is_err() {
+            return;
         }
     }
 }

@@ -58,7 +58,8 @@ pub struct Request<'a> {
     pub host: &'a str,
     /// `request.path` (without the query).
     pub path: &'a str,
-    /// `request.headers`: lower-cased name to first value. `None` is an empty map.
+    /// `request.headers`: lower-cased name to its value (lines of a repeated header combined with
+    /// ", "). `None` is an empty map.
     pub headers: Option<&'a dyn MapView>,
     /// `request.auth`.
     pub auth: Auth<'a>,

@@ -1,0 +1,213 @@
+//! One decision per message, on exactly what the backend receives: each test is an attack on a
+//! gap between what the rules judged and what a backend would act on, named after the rule of
+//! docs/security.md it checks. The REST backend is a recorder written here; its log shows what
+//! reached it.
+#![allow(clippy::unwrap_used)] // test harness
+
+mod common;
+
+use common::{call_2026, recorder, send, start, Reply};
+use serde_json::Value;
+
+fn ok(_: &common::Seen) -> Reply {
+    (200, "application/json", br#"{"ok":true}"#.to_vec())
+}
+
+fn error_of(r: &common::Resp) -> Value {
+    r.json()["error"].clone()
+}
+
+/// `{"amount":"5000"}` used to slip past `args.amount > 100` (the condition errored on a string,
+/// the deny rule was skipped) and reach the backend as `5000` after normalization.
+#[test]
+fn normalize_then_authorize() {
+    let rec = recorder(ok);
+    let addr = rec.addr;
+    let gw = start(&format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: pay
+    path: /mcp
+    authorization:
+      rules:
+        - name: no-large-transfers
+          target: {{ tools: [{{ backend: pay, tool: transfer, when: "args.amount > 100" }}] }}
+          action: deny
+        - target: {{ tools: [{{ backend: pay }}] }}
+          action: allow
+    tools:
+      - name: transfer
+        args: [{{ name: amount, type: number, required: true }}, {{ name: memo, type: string }}]
+        requestTemplate: {{ url: "http://{addr}/transfer", method: POST, argsToJsonBody: true }}
+      - name: quote
+        args: [{{ name: amount, type: integer, default: 1 }}]
+        responseTemplate: {{ body: "quote for {{{{.args.amount}}}}" }}
+"#
+    ));
+    let gwa = gw.addrs()[0];
+
+    // The string is judged as the number the backend would receive: denied, never sent.
+    let r = call_2026(gwa, "/mcp", "transfer", r#"{"amount":"5000"}"#, "");
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert!(rec.take().is_empty(), "a denied call never reaches the backend");
+
+    // Allowed: the backend receives exactly the normalized value the rules saw.
+    let r = call_2026(gwa, "/mcp", "transfer", r#"{"amount":"50","memo":"rent","extra":1}"#, "");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let seen = rec.take();
+    assert_eq!(seen.len(), 1);
+    let sent: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(sent, serde_json::json!({"amount": 50, "memo": "rent"}));
+
+    // A value no coercion converts is refused before any rule, naming the argument.
+    for (args, name) in [(r#"{"amount":"lots"}"#, "amount"), (r#"{"amount":5,"memo":7}"#, "memo")] {
+        let r = call_2026(gwa, "/mcp", "transfer", args, "");
+        assert_eq!(r.status, 400, "{args}: -32602 is 400 on the 2026-07-28 wire");
+        let e = error_of(&r);
+        assert_eq!(e["code"], -32602, "{e}");
+        assert!(e["message"].as_str().unwrap().contains(name), "{e}");
+    }
+    assert!(rec.take().is_empty());
+
+    // Template tools: the default and the coercion are what the rules and the template see.
+    let r = call_2026(gwa, "/mcp", "quote", r#"{"amount":"7"}"#, "");
+    assert_eq!(r.json()["result"]["content"][0]["text"], "quote for 7");
+    let r = call_2026(gwa, "/mcp", "quote", "{}", "");
+    assert_eq!(r.json()["result"]["content"][0]["text"], "quote for 1");
+}
+
+/// A deny rule whose condition cannot be evaluated denies; an allow rule that cannot be
+/// evaluated does not allow.
+#[test]
+fn deny_fails_closed() {
+    let gw = start(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: s
+    path: /mcp
+    authorization:
+      defaultAction: allow
+      rules:
+        - target: { tools: [{ backend: s, tool: search, when: "args.filter.size() > 2" }] }
+          action: deny
+        - target: { tools: [{ backend: s, tool: admin, when: "args.level < 3" }] }
+          action: allow
+        - target: { tools: [{ backend: s, tool: admin }] }
+          action: deny
+    tools:
+      - { name: search, args: [{ name: q }, { name: filter, type: object }], responseTemplate: { body: found } }
+      - { name: admin, args: [{ name: level, type: string }], responseTemplate: { body: done } }
+"#,
+    );
+    let gwa = gw.addrs()[0];
+    // `filter` absent: `args.filter.size()` cannot be evaluated, so the deny rule denies.
+    let r = call_2026(gwa, "/mcp", "search", r#"{"q":"x"}"#, "");
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let r = call_2026(gwa, "/mcp", "search", r#"{"q":"x","filter":{"a":1}}"#, "");
+    assert_eq!(r.json()["result"]["content"][0]["text"], "found");
+    let r = call_2026(gwa, "/mcp", "search", r#"{"q":"x","filter":{"a":1,"b":2,"c":3}}"#, "");
+    assert_eq!(r.status, 403);
+    // `level` is a string: `args.level < 3` errors, the allow rule does not allow, the next
+    // rule denies.
+    let r = call_2026(gwa, "/mcp", "admin", r#"{"level":"1"}"#, "");
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// A header a rule reads is judged on all its lines, not the first: a backend reading the last
+/// line would otherwise act on a value no rule saw.
+#[test]
+fn repeated_headers() {
+    let rec = recorder(ok);
+    let addr = rec.addr;
+    let gw = start(&format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: t
+    path: /mcp
+    authorization:
+      rules:
+        - cel: 'request.headers["x-tenant"] == "t-1"'
+          action: allow
+    tools:
+      - {{ name: echo, responseTemplate: {{ body: ok }} }}
+  - name: px
+    path: /px
+    authentication: {{ mode: proxy, proxy: {{ userHeader: X-User, trustedSources: [127.0.0.1/32, "::1"] }} }}
+    tools:
+      - {{ name: who, requestTemplate: {{ url: "http://{addr}/who" }} }}
+"#
+    ));
+    let gwa = gw.addrs()[0];
+    let r = call_2026(gwa, "/mcp", "echo", "{}", "x-tenant: t-1\r\n");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = call_2026(gwa, "/mcp", "echo", "{}", "x-tenant: t-1\r\nx-tenant: t-2\r\n");
+    assert_eq!(r.status, 403, "judged on \"t-1, t-2\", not on its first line");
+    let r = call_2026(gwa, "/mcp", "echo", "{}", "X-Tenant: t-1\r\nx-tenant: t-1\r\n");
+    assert_eq!(r.status, 403, "\"t-1, t-1\" is not \"t-1\" either");
+
+    // An identity header sent twice is refused outright: 400, and the backend is never asked.
+    let r = call_2026(gwa, "/px", "who", "{}", "X-User: alice\r\nX-User: admin\r\n");
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(error_of(&r)["message"].as_str().unwrap().contains("repeated"));
+    assert!(rec.take().is_empty());
+    let r = call_2026(gwa, "/px", "who", "{}", "X-User: alice\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(rec.take().len(), 1);
+}
+
+/// Inside a 2025-03-26 batch every element is decided like a message of its own: arguments
+/// normalized first, a denied or malformed element an error element of its own.
+#[test]
+fn batches_are_decided_per_message() {
+    let gw = start(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: b
+    path: /mcp
+    authorization:
+      defaultAction: allow
+      rules:
+        - target: { tools: [{ backend: b, tool: add, when: "args.n > 10" }] }
+          action: deny
+    tools:
+      - { name: add, args: [{ name: n, type: integer, required: true }], responseTemplate: { body: "n={{.args.n}}" } }
+"#,
+    );
+    let gwa = gw.addrs()[0];
+    let post = |body: &str, extra: &str| {
+        send(
+            gwa,
+            &format!(
+                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\n{extra}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let init = post(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        "",
+    );
+    let sid = format!("Mcp-Session-Id: {}\r\n", init.header("mcp-session-id").unwrap());
+    let r = post(
+        r#"[{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","arguments":{"n":"3"}}},
+            {"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"add","arguments":{"n":"30"}}},
+            {"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"add","arguments":{"n":"x"}}},
+            {"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"add","arguments":{}}}]"#,
+        &sid,
+    );
+    let v = r.json();
+    let by_id = |id: i64| v.as_array().unwrap().iter().find(|e| e["id"] == id).unwrap().clone();
+    assert_eq!(by_id(2)["result"]["content"][0]["text"], "n=3");
+    assert!(by_id(3)["error"]["message"].as_str().unwrap().contains("not allowed"), "{v}");
+    assert_eq!(by_id(4)["error"]["code"], -32602, "{v}");
+    assert_eq!(by_id(5)["result"]["isError"], true, "a missing argument is the tool's failure");
+}
