@@ -56,6 +56,11 @@ pub enum Kind {
     InvalidParams,
     /// `resources/read` of a URI nobody serves (-32002 before 2026-07-28, -32602 from it on).
     ResourceNotFound,
+    /// A backend refused or reset the connection, or answered something that is not a usable
+    /// answer (502).
+    BadGateway,
+    /// A backend did not answer within the response timeout (504).
+    GatewayTimeout,
     /// A bug or resource failure inside the gateway.
     Internal,
 }
@@ -86,6 +91,11 @@ impl Error {
     /// A client-side error with a message.
     pub fn client(kind: Kind, message: impl Into<Cow<'static, str>>) -> Self {
         Error { kind, side: Side::Client, message: message.into() }
+    }
+
+    /// A backend's failure (502): it refused, reset, or answered garbage.
+    pub fn upstream(message: impl Into<Cow<'static, str>>) -> Self {
+        Error { kind: Kind::BadGateway, side: Side::Upstream, message: message.into() }
     }
 
     /// A gateway-internal error.

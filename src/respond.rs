@@ -66,6 +66,8 @@ pub const fn wire(kind: Kind) -> Wire {
         Kind::MethodNotFound => (200, METHOD_NOT_FOUND, false),
         Kind::InvalidParams => (200, INVALID_PARAMS, false),
         Kind::ResourceNotFound => (200, RESOURCE_NOT_FOUND, false),
+        Kind::BadGateway => (502, INTERNAL_ERROR, false),
+        Kind::GatewayTimeout => (504, INTERNAL_ERROR, false),
         Kind::Internal => (500, INTERNAL_ERROR, false),
     };
     Wire { status, code, close }

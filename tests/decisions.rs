@@ -211,3 +211,84 @@ Content-Type: application/json\r\n{extra}Connection: close\r\nContent-Length: {}
     assert_eq!(by_id(4)["error"]["code"], -32602, "{v}");
     assert_eq!(by_id(5)["result"]["isError"], true, "a missing argument is the tool's failure");
 }
+
+/// A backend that refuses, resets or stalls is the backend's failure (502, 504), not the
+/// gateway's (500); a backend echoing what the gateway sent it does not hand the client the
+/// gateway's credential.
+#[test]
+fn backend_failures_are_not_internal_errors() {
+    use std::io::{Read, Write};
+    // Refused: a port nobody listens on (bound, then closed).
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // Garbage: answers a line that is not HTTP.
+    let garbage = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage_addr = garbage.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in garbage.incoming().take(4) {
+            let mut s = s.unwrap();
+            let mut b = [0u8; 4096];
+            let _ = s.read(&mut b);
+            let _ = s.write_all(b"SSH-2.0-not-http\r\n\r\n");
+        }
+    });
+    // Stalls: accepts and reads, never answers (until the test ends).
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stall_addr = stall.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in stall.incoming().take(4) {
+            held.push(s.unwrap());
+        }
+    });
+    // Echo: a REST backend answering 401 with the request's head in its body.
+    let echo = recorder(|seen| {
+        let mut body = format!("denied {} {}", seen.method, seen.target);
+        for (n, v) in &seen.headers {
+            body.push_str(&format!("\n{n}: {v}"));
+        }
+        (401, "text/plain", body.into_bytes())
+    });
+    let echo_addr = echo.addr;
+    let gw = start(&format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+limits: {{ upstreamTimeoutMs: 300 }}
+servers:
+  - name: down
+    path: /down
+    backends: [{{ name: b, url: "http://{refused}/mcp" }}]
+  - name: junk
+    path: /junk
+    backends: [{{ name: b, url: "http://{garbage_addr}/mcp" }}]
+  - name: slow
+    path: /slow
+    backends: [{{ name: b, url: "http://{stall_addr}/mcp" }}]
+  - name: rest
+    path: /rest
+    server:
+      securitySchemes:
+        - {{ id: key, type: apiKey, in: header, name: X-Backend-Key, defaultCredential: "sk-live-0123456789" }}
+        - {{ id: q, type: apiKey, in: query, name: token, defaultCredential: "qk-live-9876543210" }}
+    tools:
+      - {{ name: echo, requestTemplate: {{ url: "http://{echo_addr}/e", security: {{ id: key }} }} }}
+      - {{ name: echoq, requestTemplate: {{ url: "http://{echo_addr}/q", security: {{ id: q }} }} }}
+"#
+    ));
+    let gwa = gw.addrs()[0];
+    for (path, status) in [("/down", 502), ("/junk", 502), ("/slow", 504)] {
+        let r = call_2026(gwa, path, "b__t", "{}", "");
+        assert_eq!(r.status, status, "{path}: {}", String::from_utf8_lossy(&r.body));
+        let e = error_of(&r);
+        assert_eq!(e["code"], -32603, "{e}");
+        assert!(e["message"].as_str().unwrap().contains("backend b"), "{e}");
+    }
+    for tool in ["echo", "echoq"] {
+        let r = call_2026(gwa, "/rest", tool, "{}", "");
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        assert!(text.contains("denied GET"), "the body is relayed: {text}");
+        assert!(text.contains("<redacted>"), "{text}");
+        assert!(!text.contains("0123456789") && !text.contains("9876543210"), "credential leaked: {text}");
+    }
+    assert!(echo.take().iter().all(|s| s.header("x-backend-key").is_some() || s.query().contains("token=")));
+}

@@ -28,6 +28,43 @@ impl std::fmt::Debug for BackendCredential {
     }
 }
 
+impl BackendCredential {
+    /// The secret parts of this credential as sent: the whole header value or query pair, and
+    /// the part after the scheme word (`Bearer x` -> `x`) or the `=` (`k=x` -> `x`).
+    fn secrets(&self) -> [&[u8]; 2] {
+        match self {
+            BackendCredential::Header { value, .. } => {
+                let after = value.split_once(' ').map_or(&**value, |(_, v)| v.trim_start());
+                [value.as_bytes(), after.as_bytes()]
+            }
+            BackendCredential::Query { pair } => {
+                [pair.as_bytes(), pair.split_once('=').map_or(&**pair, |(_, v)| v).as_bytes()]
+            }
+        }
+    }
+
+    /// Replaces every exact occurrence of this credential (see [`Self::secrets`]) in `body` with
+    /// `<redacted>`: a backend's error body that echoes what the gateway sent it must not hand
+    /// the gateway's credential to the client. Parts shorter than 4 bytes are left alone (they
+    /// would match ordinary text; a credential that short protects nothing).
+    pub fn redact_from(&self, body: &mut Vec<u8>) {
+        for secret in self.secrets() {
+            if secret.len() < 4 || memchr::memmem::find(body, secret).is_none() {
+                continue;
+            }
+            let mut out = Vec::with_capacity(body.len());
+            let mut rest = &body[..];
+            while let Some(at) = memchr::memmem::find(rest, secret) {
+                out.extend_from_slice(&rest[..at]);
+                out.extend_from_slice(b"<redacted>");
+                rest = &rest[at + secret.len()..];
+            }
+            out.extend_from_slice(rest);
+            *body = out;
+        }
+    }
+}
+
 /// The kinds of scheme CONFIG.md allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SchemeKind {

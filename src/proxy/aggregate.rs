@@ -405,7 +405,7 @@ pub async fn run(
                 }
             }
             if sessions.is_empty() && server.tools.is_empty() {
-                Err((Error::internal("no backend could be initialized"), Some(id)))
+                Err((Error::upstream("no backend could be initialized"), Some(id)))
             } else {
                 let mut claims = Claims {
                     id: [0; 16],
@@ -559,7 +559,10 @@ pub async fn run(
                             let status = r.status;
                             match cx.collect(r).await {
                                 // The backend's own JSON-RPC error (code, message, data) is relayed.
-                                Ok(r) if (400..500).contains(&status) && is_jsonrpc_error(&r.body) => {
+                                Ok(mut r) if (400..500).contains(&status) && is_jsonrpc_error(&r.body) => {
+                                    if let Some(c) = &b.credential {
+                                        c.redact_from(&mut r.body);
+                                    }
                                     Ok((status, r.body, None, response::JSON))
                                 }
                                 // The backend forgot its session: the client must start a new one.
@@ -569,7 +572,7 @@ pub async fn run(
                                 _ => {
                                     log::warn!("backend {}: answered HTTP {status}", b.name);
                                     Err((
-                                        Error::internal(format!("backend {} answered HTTP {status}", b.name)),
+                                        Error::upstream(format!("backend {} answered HTTP {status}", b.name)),
                                         Some(id),
                                     ))
                                 }
@@ -742,7 +745,7 @@ pub async fn get_stream(
             Ok(s) => {
                 log::warn!("backend {}: GET stream answered HTTP {}", b.name, s.status);
                 failure
-                    .get_or_insert(Error::internal(format!("backend {} answered HTTP {}", b.name, s.status)));
+                    .get_or_insert(Error::upstream(format!("backend {} answered HTTP {}", b.name, s.status)));
             }
             Err(e) => {
                 log::warn!("backend {}: GET stream failed ({e})", b.name);
@@ -863,9 +866,15 @@ async fn rest_call(
                 client::exchange(&cx.core.upstream, target, request, cx.snap.limits.upstream()).await
             };
             match exchanged {
-                Ok(r) => {
+                Ok(mut r) => {
                     if r.status >= 500 {
                         cx.core.stats.borrow_mut().backend_failed(&t.name);
+                    }
+                    // An error body may echo the request: never with the gateway's credential.
+                    if !(200..300).contains(&r.status) {
+                        if let Some(c) = rt.upstream.as_ref().and_then(|u| u.configured.as_ref()) {
+                            c.redact_from(&mut r.body);
+                        }
                     }
                     shape(rt, &server.config, r.status, r.header("content-type"), &r.body, &mut out)
                 }
@@ -1114,7 +1123,7 @@ async fn link(cx: &Cx<'_>, server: &Server, b: &Backend, fwd: &[(&[u8], &[u8])])
             let (version, session, caps) =
                 init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd)
                     .await
-                    .map_err(|why| Error::internal(format!("backend {}: {why}", b.name)))?;
+                    .map_err(|why| Error::upstream(format!("backend {}: {why}", b.name)))?;
             (Link::Legacy { version, session }, caps)
         }
     };
@@ -1360,7 +1369,7 @@ async fn call_stateless(
             }
             (200, Link::Legacy { .. }) => {
                 let mut msg = answer(&resp, None)
-                    .ok_or_else(|| Error::internal(format!("backend {} sent no JSON-RPC answer", b.name)))?;
+                    .ok_or_else(|| Error::upstream(format!("backend {} sent no JSON-RPC answer", b.name)))?;
                 if let Some(r) = msg.get_mut("result").and_then(|r| r.as_object_mut()) {
                     r.entry("resultType").or_insert_with(|| serde_json::Value::String("complete".into()));
                     // resources/read is a cacheable result in 2026-07-28.
@@ -1374,15 +1383,19 @@ async fn call_stateless(
                 return Ok((200, out, None, response::JSON));
             }
             (status, _) if (400..500).contains(&status) && is_jsonrpc_error(&resp.body) => {
-                return Ok((status, resp.body, None, response::JSON));
+                let mut body = resp.body;
+                if let Some(c) = &b.credential {
+                    c.redact_from(&mut body);
+                }
+                return Ok((status, body, None, response::JSON));
             }
             (status, _) => {
                 log::warn!("backend {}: answered HTTP {status}", b.name);
-                return Err(Error::internal(format!("backend {} answered HTTP {status}", b.name)));
+                return Err(Error::upstream(format!("backend {} answered HTTP {status}", b.name)));
             }
         }
     }
-    Err(Error::internal(format!("backend {}: session could not be re-established", b.name)))
+    Err(Error::upstream(format!("backend {}: session could not be re-established", b.name)))
 }
 
 fn begin(out: &mut Vec<u8>, id: &[u8]) {

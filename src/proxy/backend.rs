@@ -39,10 +39,11 @@ pub fn decode_session(s: &str) -> (&str, &str) {
     s.split_once(' ').unwrap_or((s, ""))
 }
 
-/// The error a client sees when a backend fails: names the backend, never its address.
+/// The error a client sees when a backend fails: names the backend, never its address; 504 for
+/// a timeout, 502 for anything else.
 pub fn backend_error(backend: &Backend, e: &UpstreamError) -> Error {
     Error {
-        kind: Kind::Internal,
+        kind: if matches!(e, UpstreamError::Timeout) { Kind::GatewayTimeout } else { Kind::BadGateway },
         side: Side::Upstream,
         message: format!("backend {}: {e}", backend.name).into(),
     }
