@@ -615,7 +615,7 @@ fn https_backend_verified_against_a_private_ca() {
         None,
     );
     let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(status, 500, "{v}");
+    assert_eq!(status, 502, "{v}");
     assert_eq!(v["error"]["code"], -32603);
     assert_eq!(
         b.seen.lock().unwrap().len(),

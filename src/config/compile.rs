@@ -563,12 +563,6 @@ fn compile_server(
     }
     let backend_names: Vec<&str> = backends.iter().map(|b| &*b.name).collect();
     let policy = authz::compile(raw_authz.as_ref(), &rs.name, &backend_names, &zpath, errs);
-    if !backends.is_empty() && !backend_routing_supported() {
-        errs.push(
-            format!("{path}.backends"),
-            "MCP backends are not supported by this build yet (the upstream client is in place; aggregation is not)",
-        );
-    }
     if let Some(sep) = &rs.tool_name_separator {
         if sep.is_empty() {
             errs.push(format!("{path}.toolNameSeparator"), "must not be empty");
@@ -600,6 +594,7 @@ fn compile_server(
             t.allowed = allow.contains(&t.name);
         }
     }
+    passthrough_warnings(&rs.name, &auth, &tools, warnings);
     if errs.0.len() > before {
         return None;
     }
@@ -619,6 +614,35 @@ fn compile_server(
         backends,
         separator: rs.tool_name_separator.as_deref().unwrap_or("__").into(),
     })
+}
+
+/// Token passthrough is allowed (Higress allows it) but never quiet: a REST tool that hands the
+/// client's bearer token - the JWT that authenticated the client to this gateway - to its
+/// backend is a load warning naming the tool.
+fn passthrough_warnings(
+    server: &str,
+    auth: &crate::auth::Authenticator,
+    tools: &[LocalTool],
+    warnings: &mut Vec<String>,
+) {
+    if !matches!(auth.mode, crate::auth::Mode::Jwt { .. }) {
+        return;
+    }
+    for t in tools {
+        let ToolKind::Rest(rt) = &t.kind else { continue };
+        let bearer_through = rt
+            .downstream
+            .as_ref()
+            .is_some_and(|d| d.passthrough && d.scheme.kind == crate::auth::scheme::SchemeKind::Bearer);
+        if bearer_through || rt.pass_authorization {
+            warnings.push(format!(
+                "servers[{server}] tool {}: the client's access token, issued for this gateway, is passed \
+                 through to the REST backend; the MCP security best practices forbid token passthrough \
+                 (the backend would accept a token not issued for it): prefer a backend credential",
+                t.name
+            ));
+        }
+    }
 }
 
 /// Reads and imports `servers[].openapi.file`: the description's security schemes and
@@ -652,12 +676,6 @@ fn import_openapi(
         None => Vec::new(),
     };
     Some((schemes, tools))
-}
-
-/// Whether the pipeline routes to backends yet; until it does, a config with backends is
-/// refused rather than served with its backends silently missing.
-fn backend_routing_supported() -> bool {
-    true
 }
 
 /// The system's trust roots, read once per process (re-read on restart, not on reload).

@@ -370,6 +370,50 @@ servers:
 }
 
 #[test]
+fn token_passthrough_is_a_loud_choice() {
+    let dir = std::env::temp_dir().join(format!("portcullis-passthrough-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        r#"{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"}]}"#,
+    )
+    .unwrap();
+    let auth = format!(
+        r#"{{mode: jwt, jwt: {{providers: [{{name: corp, issuer: "https://idp.example.com", jwks: {{file: "{}"}}}}]}}}}"#,
+        jwks.display()
+    );
+    let snap = load(&format!(
+        r#"
+servers:
+  - name: j
+    resource: https://gw.example.com/mcp/j
+    authentication: {auth}
+    server:
+      securitySchemes: [{{id: cb, type: http, scheme: bearer}}, {{id: key, type: apiKey, in: header, name: X-Key, defaultCredential: k-1234}}]
+    tools:
+      - {{name: relay, security: {{id: cb, passthrough: true}}, requestTemplate: {{url: "http://127.0.0.1:9/a"}}}}
+      - {{name: keyed, requestTemplate: {{url: "http://127.0.0.1:9/b", security: {{id: key}}}}}}
+  - name: h
+    resource: https://gw.example.com/mcp/h
+    authentication: {auth}
+    server: {{passthroughAuthHeader: true}}
+    tools:
+      - {{name: whole, requestTemplate: {{url: "http://127.0.0.1:9/c"}}}}
+  - name: open
+    server: {{passthroughAuthHeader: true}}
+    tools:
+      - {{name: anon, requestTemplate: {{url: "http://127.0.0.1:9/d"}}}}
+"#
+    ));
+    let passthrough: Vec<&String> =
+        snap.warnings.iter().filter(|w| w.contains("token passthrough")).collect();
+    assert_eq!(passthrough.len(), 2, "{:?}", snap.warnings);
+    assert!(passthrough[0].contains("servers[j] tool relay"), "{passthrough:?}");
+    assert!(passthrough[1].contains("servers[h] tool whole"), "{passthrough:?}");
+}
+
+#[test]
 fn authentication_errors_name_their_paths() {
     let errs = errors(
         r#"
