@@ -989,3 +989,55 @@ servers:
     }
     gw.shutdown();
 }
+
+/// No shared identity on sessionless calls: a 2026-07-28 client reaching a backend that needs
+/// a session gets a gateway-owned session of its own principal and identity headers, never one
+/// that another caller's `initialize` opened.
+#[test]
+fn no_shared_identity_on_sessionless_calls() {
+    let legacy = fixture("b1", false);
+    let modern = fixture_mode("b2", false, true);
+    let text = config(legacy.addr, modern.addr).replace("workers: 2", "workers: 1").replace(
+        "  - name: agg\n    path: /mcp\n",
+        "  - name: agg\n    path: /mcp\n    authentication: { mode: apiKey, apiKey: { in: header, name: X-Api-Key, keys: [{ id: alice, value: key-alice-1 }, { id: bob, value: key-bob-22 }] } }\n",
+    );
+    let gw = start(&text);
+    let addr = gw.addrs()[0];
+    let call = |key: &str, tenant: &str| {
+        let extra = format!("X-Api-Key: {key}\r\nx-tenant: {tenant}\r\n");
+        let (status, v) =
+            post_2026_with(addr, "b1__echo", r#""name":"b1__echo","arguments":{"text":"x"},"#, &extra);
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["result"]["content"][0]["text"], "b1:echo:x");
+    };
+    let inits = || -> Vec<String> {
+        legacy
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, ..)| m == "initialize")
+            .map(|(.., t)| t.clone())
+            .collect()
+    };
+    call("key-alice-1", "t-a");
+    call("key-alice-1", "t-a");
+    assert_eq!(inits(), ["t-a"], "one session for alice, reused");
+    call("key-bob-22", "t-a");
+    assert_eq!(inits(), ["t-a", "t-a"], "bob never rides alice's session");
+    call("key-alice-1", "t-b");
+    assert_eq!(inits(), ["t-a", "t-a", "t-b"], "other identity headers, another session");
+    call("key-bob-22", "t-a");
+    assert_eq!(inits().len(), 3, "bob's session is reused");
+    // Every call carried the identity its session was opened with.
+    let calls: Vec<String> = legacy
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, ..)| m == "tools/call")
+        .map(|(.., t)| t.clone())
+        .collect();
+    assert_eq!(calls, ["t-a", "t-a", "t-a", "t-b", "t-a"]);
+    gw.shutdown();
+}

@@ -3,6 +3,7 @@
 //! docs/security.md it checks. The REST backend is a recorder written here; its log shows what
 //! reached it.
 #![allow(clippy::unwrap_used)] // test harness
+#![allow(clippy::disallowed_methods)] // fixture threads, not the data path
 
 mod common;
 

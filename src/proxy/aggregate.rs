@@ -28,6 +28,7 @@ use crate::mcp::sse;
 use crate::proxy::backend::{self, answer, backend_error, decode_session, encode_session, Link, Verb, Wire};
 use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
+use crate::proxy::links;
 use crate::proxy::local;
 use crate::proxy::observe::Trace;
 use crate::respond::{self, ErrorReply};
@@ -378,7 +379,7 @@ pub async fn run(
     let Conn { buf, head, out, scratch, request_id, .. } = &mut *conn;
     let (buf, head): (&[u8], &crate::http::head::Head) = (buf, head);
     let fwd_refs = forwarded(server, principal, head, buf);
-    let cx = &Cx { core, snap, tally, trace: Trace::of(head, buf, request_id) };
+    let cx = &Cx { core, owner: &principal.id, snap, tally, trace: Trace::of(head, buf, request_id) };
     let visible = crate::proxy::authz::Visible { server, principal, head, buf };
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.
     let mut relay: Option<client::Streaming> = None;
@@ -714,7 +715,7 @@ pub async fn get_stream(
     let Caller { keep_alive, cors, principal, tally } = caller;
     let opened = {
         let Conn { buf, head, request_id, .. } = &*conn;
-        let cx = &Cx { core, snap, tally, trace: Trace::of(head, buf, request_id) };
+        let cx = &Cx { core, owner: &principal.id, snap, tally, trace: Trace::of(head, buf, request_id) };
         let resume = head
             .last_event_id
             .and_then(|s| std::str::from_utf8(s.of(buf)).ok())
@@ -916,7 +917,7 @@ pub async fn end_sessions(
     trace: Trace<'_>,
     tally: &Tally,
 ) {
-    let cx = &Cx { core, snap, tally, trace };
+    let cx = &Cx { core, owner: &claims.principal, snap, tally, trace };
     for (name, s) in &claims.backends {
         let (version, sid) = decode_session(s);
         let Some(b) = server.backends.iter().find(|b| &*b.name == name.as_str()) else { continue };
@@ -1003,6 +1004,8 @@ fn fwd_for<'a>(all: &'a [Vec<(&'a [u8], &'a [u8])>], i: usize) -> &'a [(&'a [u8]
 /// What the helpers below need of the worker, the snapshot and the request.
 struct Cx<'a> {
     core: &'a Core,
+    /// The principal's id: the owner of the gateway-owned backend sessions it uses.
+    owner: &'a str,
     snap: &'a Snapshot,
     /// Backend time and streamed bytes of the request.
     tally: &'a Tally,
@@ -1100,51 +1103,83 @@ async fn init_backend(
 
 const META_2026: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
 
-/// This worker's link to `b`, established on first use: `server/discover` tells a 2026-07-28
-/// backend; anything else gets a gateway-owned session. Sessionless clients share it, which is
-/// what the stateless revision promises them: no per-client state on the server.
+/// How this worker reaches `b` for the request's principal (see `proxy::links`): a 2026-07-28
+/// backend (learned by `server/discover`) directly; any other through a gateway-owned session of
+/// this principal and these identity headers, opened on first use.
 async fn link(cx: &Cx<'_>, server: &Server, b: &Backend, fwd: &[(&[u8], &[u8])]) -> Result<Link, Error> {
-    if let Some((l, _)) = cx.core.links.borrow().get(&*server.name).and_then(|m| m.get(&*b.name)) {
-        return Ok(l.clone());
-    }
-    let discover = format!(
-        r#"{{"jsonrpc":"2.0","id":"portcullis-discover","method":"server/discover","params":{{{META_2026}}}}}"#
-    );
-    let discovered = match cx.send(b, discover.as_bytes(), Wire::modern("server/discover", None), fwd).await {
-        Ok(r) if r.status == 200 => answer(&r, Some("portcullis-discover")).filter(|v| {
-            v["result"]["supportedVersions"].as_array().is_some_and(|a| a.iter().any(|x| x == "2026-07-28"))
-        }),
-        Ok(_) => None,
-        Err(e) => return Err(backend_error(b, &e)),
-    };
-    let (l, caps) = match discovered {
-        Some(mut v) => (Link::Modern, v["result"]["capabilities"].take()),
-        None => {
-            let (version, session, caps) =
-                init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd)
-                    .await
-                    .map_err(|why| Error::upstream(format!("backend {}: {why}", b.name)))?;
-            (Link::Legacy { version, session }, caps)
+    let owner = links::owner(&server.name, &b.name, cx.owner, fwd);
+    let now = std::time::Instant::now();
+    let (known, idle) = {
+        let mut l = cx.core.links.borrow_mut();
+        l.renew(cx.snap.generation);
+        let known = l.kind(&server.name, &b.name).map(|(k, _)| k);
+        match known {
+            Some(links::Kind::Modern) => return Ok(Link::Modern),
+            Some(links::Kind::Legacy) => match l.session(&owner, now) {
+                Ok(Some((version, session))) => return Ok(Link::Legacy { version, session }),
+                Ok(None) => (known, None),
+                Err(idle) => (known, Some(idle)),
+            },
+            None => (None, None),
         }
     };
-    cx.core
-        .links
-        .borrow_mut()
-        .entry(server.name.clone())
-        .or_default()
-        .insert(b.name.clone(), (l.clone(), std::rc::Rc::new(caps)));
-    Ok(l)
+    close_owned(cx, server, idle.into_iter().collect()).await;
+    if known.is_none() {
+        let discover = format!(
+            r#"{{"jsonrpc":"2.0","id":"portcullis-discover","method":"server/discover","params":{{{META_2026}}}}}"#
+        );
+        let discovered =
+            match cx.send(b, discover.as_bytes(), Wire::modern("server/discover", None), fwd).await {
+                Ok(r) if r.status == 200 => answer(&r, Some("portcullis-discover")).filter(|v| {
+                    v["result"]["supportedVersions"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x == "2026-07-28"))
+                }),
+                Ok(_) => None,
+                Err(e) => return Err(backend_error(b, &e)),
+            };
+        if let Some(mut v) = discovered {
+            let caps = v["result"]["capabilities"].take();
+            cx.core.links.borrow_mut().set_kind(&server.name, &b.name, links::Kind::Modern, caps);
+            return Ok(Link::Modern);
+        }
+    }
+    let (version, session, caps) = init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd)
+        .await
+        .map_err(|why| Error::upstream(format!("backend {}: {why}", b.name)))?;
+    let closing = {
+        let mut l = cx.core.links.borrow_mut();
+        if known.is_none() {
+            l.set_kind(&server.name, &b.name, links::Kind::Legacy, caps);
+        }
+        l.insert(owner, (&server.name, &b.name), version.clone(), session.clone(), now)
+    };
+    close_owned(cx, server, closing).await;
+    Ok(Link::Legacy { version, session })
+}
+
+/// Ends gateway-owned sessions the worker let go of (best effort, like a client's DELETE).
+async fn close_owned(cx: &Cx<'_>, server: &Server, closing: Vec<links::Closing>) {
+    for (_, backend, version, sid) in closing {
+        let Some(b) = server.backends.iter().find(|b| *b.name == *backend) else { continue };
+        if sid.is_empty() {
+            continue;
+        }
+        let wire = Wire { verb: Verb::Delete, ..Wire::legacy(&version, &sid) };
+        if let Err(e) = cx.send(b, b"", wire, &[]).await {
+            log::debug!("backend {}: closing an idle gateway-owned session failed ({e})", b.name);
+        }
+    }
 }
 
 /// The capabilities `b` declared when this worker linked to it.
 fn link_caps(cx: &Cx<'_>, server: &Server, b: &Backend) -> Option<std::rc::Rc<serde_json::Value>> {
-    cx.core.links.borrow().get(&*server.name).and_then(|m| m.get(&*b.name)).map(|(_, c)| c.clone())
+    cx.core.links.borrow().kind(&server.name, &b.name).map(|(_, c)| c)
 }
 
-fn forget(cx: &Cx<'_>, server: &Server, b: &Backend) {
-    if let Some(m) = cx.core.links.borrow_mut().get_mut(&*server.name) {
-        m.remove(&*b.name);
-    }
+/// The backend forgot the principal's gateway-owned session (404): the next call opens another.
+fn forget(cx: &Cx<'_>, server: &Server, b: &Backend, fwd: &[(&[u8], &[u8])]) {
+    cx.core.links.borrow_mut().forget(&links::owner(&server.name, &b.name, cx.owner, fwd));
 }
 
 /// How one backend is addressed while merging lists.
@@ -1302,7 +1337,7 @@ async fn list_over_link(
         };
         match cx.send(b, body.as_bytes(), wire, fwd).await {
             Ok(r) if r.status == 404 && attempt == 0 && matches!(l, Link::Legacy { .. }) => {
-                forget(cx, server, b)
+                forget(cx, server, b, fwd)
             }
             Ok(r) if r.status == 200 => return answer(&r, Some(&id)).and_then(|v| v.get("result").cloned()),
             Ok(r) => {
@@ -1362,7 +1397,7 @@ async fn call_stateless(
         };
         let resp = cx.send(b, body, wire, fwd).await.map_err(|e| backend_error(b, &e))?;
         match (resp.status, &l) {
-            (404, Link::Legacy { .. }) if attempt == 0 => forget(cx, server, b),
+            (404, Link::Legacy { .. }) if attempt == 0 => forget(cx, server, b, fwd),
             (200, Link::Modern) => {
                 let sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
                 return Ok((200, resp.body, None, if sse { response::SSE } else { response::JSON }));

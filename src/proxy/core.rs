@@ -626,11 +626,6 @@ impl Drop for Wait<'_> {
     }
 }
 
-/// Server name -> backend name -> link and the capabilities the backend declared on it (nested
-/// so lookups by `&str` allocate nothing).
-pub type Links =
-    FxHashMap<Box<str>, FxHashMap<Box<str>, (crate::proxy::backend::Link, Rc<serde_json::Value>)>>;
-
 /// A cached session: the server it was opened for and its claims.
 type CachedSession = (Box<str>, Rc<crate::mcp::session::Claims>);
 
@@ -745,8 +740,8 @@ pub struct Core {
     pub upstream_rr: Cell<usize>,
     /// Counter for the ids of requests the gateway itself sends backends.
     pub upstream_ids: Cell<u64>,
-    /// Server name -> backend name -> how this worker reaches it for sessionless clients.
-    pub links: RefCell<Links>,
+    /// How this worker reaches backends for sessionless clients.
+    pub links: RefCell<crate::proxy::links::Links>,
     /// Connections open on this worker.
     pub open: Cell<usize>,
     /// Verified-token caches.
@@ -783,7 +778,7 @@ impl Core {
             sessions: RefCell::new(SessionCache::default()),
             upstream_rr: Cell::new(worker),
             upstream_ids: Cell::new(0),
-            links: RefCell::new(FxHashMap::default()),
+            links: RefCell::default(),
             snapshot,
             decoder: RefCell::new(Decoder::default()),
             args: RefCell::new(Default::default()),

@@ -7,6 +7,7 @@ pub mod authz;
 pub mod backend;
 pub mod conn;
 pub mod core;
+pub mod links;
 pub mod local;
 pub mod observe;
 pub mod pipeline;

@@ -1,6 +1,7 @@
 //! Shared end-to-end harness: start the gateway in-process from a config string, send raw
 //! HTTP/1.1 requests, read whole responses. (Older test files still carry their own copies.)
 #![allow(dead_code)] // each test binary uses a subset
+#![allow(clippy::disallowed_types)] // fixture bookkeeping across test threads, not the data path
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
