@@ -367,7 +367,7 @@ fn metrics_text(st: &Stats, state: &State) -> String {
         &mut s,
         "portcullis_authorization_condition_errors_total",
         "counter",
-        "Rule conditions that failed to evaluate (the rule did not match).",
+        "Rule conditions that failed to evaluate (a deny rule denied, an allow rule did not allow).",
     );
     let _ = writeln!(s, "portcullis_authorization_condition_errors_total {}", st.condition_errors);
 

@@ -65,7 +65,7 @@ impl BackendCredential {
     }
 }
 
-/// The kinds of scheme CONFIG.md allows.
+/// The kinds of scheme docs/config.md allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SchemeKind {
     /// `type: http, scheme: bearer`

@@ -1,4 +1,4 @@
-//! Raw config -> [`Snapshot`]. The only place that sees `raw` types. Every rule of CONFIG.md is
+//! Raw config -> [`Snapshot`]. The only place that sees `raw` types. Every rule of docs/config.md is
 //! checked here and every violation is collected with its path, so a broken file is reported in
 //! one go. Nothing here unwraps: a config is input too.
 

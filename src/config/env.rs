@@ -1,7 +1,7 @@
 //! `${NAME}` and `${NAME:-default}` substitution in every string of the parsed YAML tree, before
 //! any typed parsing, so a missing variable is reported with the path of the field that used it.
 //!
-//! Two steps, because `${...}` is not valid in every YAML position (CONFIG.md writes
+//! Two steps, because `${...}` is not valid in every YAML position (docs/config.md writes
 //! `config: { apiKey: ${WEATHER_KEY} }`, and braces end a flow mapping): [`protect`] replaces each
 //! occurrence in the raw text by a plain-scalar placeholder before parsing, and [`substitute`]
 //! expands the placeholders in the parsed tree. Values are inserted into strings after parsing,

@@ -1,4 +1,4 @@
-//! Configuration: `raw` (serde types of the CONFIG.md contract) -> `compile` (every rule, every
+//! Configuration: `raw` (serde types of the configuration contract (docs/config.md)) -> `compile` (every rule, every
 //! error with its path) -> `snapshot` (immutable, what requests read). `env` substitutes
 //! `${NAME}`, `redact` prepares the admin dump, `watch` publishes reloads through arc-swap.
 

@@ -1,12 +1,12 @@
 //! Raw configuration types: serde only, no logic (see `compile.rs` for every rule). Field names
-//! are the contract of CONFIG.md and must not be renamed. Unknown keys are errors everywhere
+//! are the contract of docs/config.md and must not be renamed. Unknown keys are errors everywhere
 //! except inside `server.config`, which is free-form as in Higress.
 //!
 //! Nested blocks that can fail independently are [`Deferred`]: they are kept as YAML values and
 //! parsed by the compiler one by one, so one file reports every broken block at once, each with
 //! its exact path.
 
-#![allow(missing_docs)] // field meanings are documented in CONFIG.md, the contract these mirror
+#![allow(missing_docs)] // field meanings are documented in docs/config.md, the contract these mirror
 
 use std::marker::PhantomData;
 
@@ -256,7 +256,7 @@ pub struct Authentication {
     pub protected_resource: Option<ProtectedResource>,
 }
 
-/// `authentication.mtls` (extension: CONFIG.md names the mode, not its block).
+/// `authentication.mtls` (extension: docs/config.md names the mode, not its block).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Mtls {

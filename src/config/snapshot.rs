@@ -11,7 +11,7 @@ use crate::http::origin::OriginPolicy;
 use crate::mcp::session;
 use crate::rest::template::Template;
 
-/// Limits of CONFIG.md `limits`, in the units the runtime uses.
+/// Limits of docs/config.md `limits`, in the units the runtime uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Head and body limits for the parser.
@@ -210,7 +210,7 @@ impl Server {
                 .is_none_or(|list| list.split(|&b| b == b',').any(|t| t.trim_ascii() == tool.name.as_bytes()))
     }
 
-    /// Whether backend tools are exposed as `<backend><sep><tool>` (CONFIG.md: with more than one
+    /// Whether backend tools are exposed as `<backend><sep><tool>` (docs/config.md: with more than one
     /// source - local tools and a backend, or several backends).
     pub fn prefixed(&self) -> bool {
         self.backends.len() > 1 || (!self.backends.is_empty() && !self.tools.is_empty())

@@ -4,7 +4,7 @@
 //!
 //! It owns the reading of OpenAPI documents only: it never touches the network, never reads
 //! other files (external `$ref`s are refused) and never imports credentials. The output is raw
-//! configuration (CONFIG.md shape); the config compiler remains the only judge of it. A cold-path
+//! configuration (docs/config.md shape); the config compiler remains the only judge of it. A cold-path
 //! tool: it allocates freely, but every input is bounded (document size, `$ref` hops, schema depth
 //! and size), so no document can make it panic or loop.
 //!
@@ -1477,7 +1477,7 @@ impl<'a> Cx<'a> {
         Ok(Some(schema))
     }
 
-    /// `${` starts an environment reference in a config file and CONFIG.md has no escape for it,
+    /// `${` starts an environment reference in a config file and docs/config.md has no escape for it,
     /// so imported text carrying one (an example in a description) would fail the load: it is
     /// written `$ {` instead, with a warning naming where.
     fn neutralise_env_syntax(&mut self, v: &mut Value, path: &str) {

@@ -65,7 +65,14 @@ pub(super) fn compile(
             }
         },
         AuthMode::ApiKey => match &a.api_key {
-            Some(k) => api_key(k, &format!("{path}.apiKey"), errs),
+            Some(k) => {
+                // The client's key authenticated it to the gateway: it never reaches a backend,
+                // not even through `forwardHeaders`.
+                if k.location == raw::In::Header {
+                    stripped.push(k.name.to_ascii_lowercase().into());
+                }
+                api_key(k, &format!("{path}.apiKey"), errs)
+            }
             None => {
                 errs.push(format!("{path}.apiKey"), "is required for mode apiKey");
                 Mode::None
@@ -333,7 +340,7 @@ fn basic(b: &raw::Basic, path: &str, errs: &mut Errors) -> Mode {
 fn proxy(p: Option<&raw::Proxy>, path: &str, stripped: &mut Vec<Box<str>>, errs: &mut Errors) -> Mode {
     let sources = p.and_then(|p| p.trusted_sources.as_ref()).filter(|t| !t.is_empty());
     let Some(sources) = sources else {
-        // CONFIG.md: the ContextForge footgun (trusting the header from any peer) made impossible.
+        // docs/config.md: the ContextForge footgun (trusting the header from any peer) made impossible.
         errs.push(format!("{path}.trustedSources"), "is required for mode proxy");
         return Mode::None;
     };

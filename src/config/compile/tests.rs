@@ -1,4 +1,4 @@
-//! `compile_str` against the CONFIG.md contract, with an injected environment: every error names
+//! `compile_str` against the configuration contract (docs/config.md), with an injected environment: every error names
 //! its path, every error of a file is reported at once, secrets never reach the admin dump, and the
 //! features this build does not implement are refused rather than silently ignored.
 
@@ -163,7 +163,7 @@ servers:
     );
 }
 
-/// CONFIG.md: "Unknown keys are errors (with the path)". An unknown key inside a `listen` entry
+/// docs/config.md: "Unknown keys are errors (with the path)". An unknown key inside a `listen` entry
 /// must be reported at `listen[0].<key>`, not as an opaque "did not match any variant".
 #[test]
 fn unknown_key_in_listen_entry_names_its_path() {
@@ -366,6 +366,7 @@ servers:
     assert!(snap.metadata(b"/.well-known/oauth-protected-resource/mcp/j").is_some());
     assert!(snap.metadata(b"/.well-known/oauth-protected-resource").is_none(), "root only with one server");
     assert!(snap.servers[3].auth.strips(b"x-authenticated-user"));
+    assert!(snap.servers[1].auth.strips(b"x-api-key"), "the client's API key never reaches a backend");
     assert!(snap.key_sources().is_empty(), "file keys are not fetched");
 }
 
@@ -490,7 +491,7 @@ servers:
     assert!(!policy.rules()[1].allow);
 }
 
-/// CONFIG.md: `defaultAction: deny` with no rules denies every tool call.
+/// docs/config.md: `defaultAction: deny` with no rules denies every tool call.
 #[test]
 fn authorization_default_deny_without_rules_is_enforced() {
     let snap = load("servers: [{name: a, authorization: {defaultAction: deny}, tools: [{name: t, responseTemplate: {body: x}}]}]");
@@ -860,7 +861,7 @@ fn tool_name_separator_must_not_be_empty() {
 
 // ---- Higress blocks ------------------------------------------------------------------------
 
-/// The `server:` block of CONFIG.md, copied verbatim (comments included), with a template tool.
+/// The `server:` block of docs/config.md, copied verbatim (comments included), with a template tool.
 const HIGRESS: &str = r#"
 servers:
   - name: weather
@@ -909,7 +910,7 @@ fn check_higress(snap: &Snapshot) {
 
 const WEATHER_ENV: &[(&str, &str)] = &[("WEATHER_KEY", "wk-123"), ("WEATHER_TOKEN", "wt-456")];
 
-/// CONFIG.md's `server:` block exactly as written there (`config: { apiKey: ${WEATHER_KEY} }`).
+/// docs/config.md's `server:` block exactly as written there (`config: { apiKey: ${WEATHER_KEY} }`).
 #[test]
 fn higress_server_block_from_config_md_loads() {
     let snap = compile_str(HIGRESS, &env_of(WEATHER_ENV)).unwrap_or_else(|e| panic!("{e:#?}"));
