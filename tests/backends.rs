@@ -133,8 +133,17 @@ fn serve(mut s: impl Read + Write, tag: &str, sse: bool, modern: bool, seen: See
             let result = match method.as_str() {
                 "tools/list" => json!({"tools":[
                     {"name":"echo","description":"echo","inputSchema":{"type":"object"}},
-                    {"name":"sum","description":"sum","inputSchema":{"type":"object"}},
+                    {"name":"sum","description":"sum","inputSchema":{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer","default":10}}}},
                     {"name":"secret","description":"hidden by the selector","inputSchema":{"type":"object"}}]}),
+                // `sum` reads its arguments as a typed server would: numbers, or nothing.
+                "tools/call" if msg["params"]["name"] == "sum" => {
+                    let a = &msg["params"]["arguments"];
+                    let text = match (a["a"].as_i64(), a["b"].as_i64()) {
+                        (Some(x), Some(y)) => format!("{tag}:sum:{}", x + y),
+                        _ => format!("{tag}:sum:not numbers: {a}"),
+                    };
+                    json!({"content":[{"type":"text","text":text}],"isError":false})
+                }
                 "tools/call" => {
                     json!({"content":[{"type":"text","text":format!("{tag}:{}:{}", msg["params"]["name"].as_str().unwrap(), msg["params"]["arguments"]["text"].as_str().unwrap_or(""))}],"isError":false})
                 }
@@ -1039,5 +1048,48 @@ fn no_shared_identity_on_sessionless_calls() {
         .map(|(.., t)| t.clone())
         .collect();
     assert_eq!(calls, ["t-a", "t-a", "t-a", "t-b", "t-a"]);
+    gw.shutdown();
+}
+
+/// Normalize, then authorize, for backend tools: once this worker has seen a tool listed, its
+/// `inputSchema` types and defaults apply before the rules, and the backend receives the
+/// arguments the rules judged.
+#[test]
+fn backend_tool_arguments_are_normalized_before_the_rules() {
+    let b1 = fixture("b1", false);
+    let b2 = fixture("b2", false);
+    let text = config(b1.addr, b2.addr).replace("workers: 2", "workers: 1").replace(
+        "  - name: agg\n    path: /mcp\n",
+        "  - name: agg\n    path: /mcp\n    authorization:\n      defaultAction: allow\n      rules:\n        - { target: { tools: [{ backend: b1, tool: sum, when: \"args.a + args.b > 100\" }] }, action: deny }\n",
+    );
+    let gw = start(&text);
+    let addr = gw.addrs()[0];
+    let sid = init(addr);
+    let call = |args: &str| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{{"name":"b1__sum","arguments":{args},"_meta":{{"progressToken":"p1"}}}}}}"#
+        );
+        let (status, _, body) = post(addr, &body, Some(&sid));
+        (status, serde_json::from_slice::<Value>(&body).unwrap())
+    };
+    // Before any list: judged as sent; `"95"` cannot be added, so the deny rule denies.
+    let (status, v) = call(r#"{"a":"95"}"#);
+    assert_eq!(status, 403, "{v}");
+    // The list teaches this worker the schema: `a` is an integer, `b` defaults to 10.
+    let (_, _, _) = post(addr, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#, Some(&sid));
+    let (status, v) = call(r#"{"a":"5"}"#);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["result"]["content"][0]["text"], "b1:sum:15", "the backend got a=5, b=10: what was judged");
+    let (status, v) = call(r#"{"a":"95"}"#);
+    assert_eq!(status, 403, "95 + 10 > 100, judged after normalization: {v}");
+    let (status, v) = call(r#"{"a":"ninety"}"#);
+    assert_eq!(v["error"]["code"], -32602, "{status} {v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("a must be an integer"), "{v}");
+    // Arguments that need no change go on as sent (no copy), undeclared members included.
+    let (status, v) = call(r#"{"a":1,"b":2,"note":"kept"}"#);
+    assert_eq!((status, &v["result"]["content"][0]["text"]), (200, &json!("b1:sum:3")), "{v}");
+    // A repeated key is refused before anything reads it.
+    let (_, v) = call(r#"{"a":1,"a":500}"#);
+    assert_eq!(v["error"]["code"], -32602, "{v}");
     gw.shutdown();
 }

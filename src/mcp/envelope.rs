@@ -167,6 +167,11 @@ pub fn decode<'t, 'a>(tape: &'t [Node<'a>]) -> Result<Envelope<'t, 'a>, Rejected
             }
         }
     }
+    // Arguments are judged by the rules and acted on by a backend: a repeated key anywhere in
+    // them would let the two read different values.
+    if arguments.is_some_and(json::has_duplicate_key) {
+        return Err(invalid_params("duplicate key in params.arguments", id));
+    }
     Ok(Envelope { kind, id, method: method.unwrap_or(""), params, name, uri, arguments, meta })
 }
 
@@ -181,6 +186,28 @@ mod tests {
 
     fn check(body: &str, f: impl FnOnce(Result<Envelope<'_, '_>, Rejected<'_>>)) {
         Decoder::default().with_tape(body.as_bytes(), |t| f(decode(t))).unwrap();
+    }
+
+    #[test]
+    fn repeated_argument_keys_are_refused_at_any_depth() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"amount":5,"amount":5000}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":[{"x":{"k":1,"k":2}}]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"a":10}}}"#,
+        ] {
+            check(body, |r| {
+                let e = r.err().unwrap().error;
+                assert_eq!(
+                    (e.kind, &*e.message),
+                    (Kind::InvalidParams, "duplicate key in params.arguments"),
+                    "{body}"
+                );
+            });
+        }
+        check(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":{"k":1},"b":{"k":2},"k":[{"k":3},{"k":4}]}}}"#,
+            |r| assert!(r.is_ok(), "the same key in different objects is fine"),
+        );
     }
 
     #[test]

@@ -15,6 +15,34 @@ pub fn value_len(v: &[Node<'_>]) -> usize {
     }
 }
 
+/// Whether any object within the value at `v[0]`, at any depth, has a key twice. Parsers
+/// differ on which copy wins (the first here, the last in Python's `json`), so a value with a
+/// repeated key would be judged on one copy and acted on with another. Linear in the tape, no
+/// recursion (depth comes from the client); allocates only for objects of more than 8 keys.
+pub fn has_duplicate_key(v: &[Node<'_>]) -> bool {
+    let v = &v[..value_len(v).min(v.len())];
+    v.iter().enumerate().any(|(i, n)| match n {
+        Node::Object { len, .. } if *len > 1 => {
+            let keys = entries(&v[i..]).map(|(k, _)| k);
+            if *len <= 8 {
+                let mut seen: [&str; 8] = [""; 8];
+                for (j, k) in keys.enumerate() {
+                    if seen[..j].contains(&k) {
+                        return true;
+                    }
+                    seen[j] = k;
+                }
+                false
+            } else {
+                let mut all: Vec<&str> = keys.collect();
+                all.sort_unstable();
+                all.windows(2).any(|w| w[0] == w[1])
+            }
+        }
+        _ => false,
+    })
+}
+
 /// Iterates the (key, value) pairs of the object at `v[0]`; empty if it is not an object.
 pub fn entries<'t, 'a>(v: &'t [Node<'a>]) -> Entries<'t, 'a> {
     match v.first() {

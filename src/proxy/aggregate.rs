@@ -28,9 +28,9 @@ use crate::mcp::sse;
 use crate::proxy::backend::{self, answer, backend_error, decode_session, encode_session, Link, Verb, Wire};
 use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
-use crate::proxy::links;
 use crate::proxy::local;
 use crate::proxy::observe::Trace;
+use crate::proxy::{links, schemas};
 use crate::respond::{self, ErrorReply};
 use crate::upstream::client::{self, Response, UpstreamError};
 
@@ -590,8 +590,16 @@ pub async fn run(
     if let (Some(stream), Ok(_)) = (relay, &result) {
         response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
         let prefixed = server.prefixed();
-        return relay_sse(conn, stream, core, &snap.limits, tally, keep_alive, (relay_backend, prefixed))
-            .await;
+        return relay_sse(
+            conn,
+            stream,
+            core,
+            &snap.limits,
+            tally,
+            keep_alive,
+            (&server.name, relay_backend, prefixed),
+        )
+        .await;
     }
     match result {
         Ok((status, body, session, ctype)) => {
@@ -624,7 +632,7 @@ async fn relay_sse(
     limits: &crate::config::snapshot::Limits,
     tally: &Tally,
     keep_alive: bool,
-    (backend, prefixed): (&str, bool),
+    (server, backend, prefixed): (&str, &str, bool),
 ) -> (u16, bool) {
     if !tally.flush(conn, limits).await {
         return (200, true);
@@ -641,7 +649,12 @@ async fn relay_sse(
         match next {
             Ok(Some(piece)) => {
                 chunk.clear();
-                events.push(piece, |ev| sse::relay_event(ev, backend, prefixed, &mut chunk));
+                events.push(piece, |ev| {
+                    if schemas::lists_changed(ev) {
+                        core.schemas.borrow_mut().forget(server, backend);
+                    }
+                    sse::relay_event(ev, backend, prefixed, &mut chunk)
+                });
                 write_chunk(&mut conn.out, &chunk);
                 if !conn.out.is_empty() && !tally.flush(conn, limits).await {
                     return (200, true);
@@ -783,7 +796,12 @@ pub async fn get_stream(
             let item = match s.next().await {
                 Ok(Some(piece)) => {
                     let mut chunk = Vec::with_capacity(piece.len() + 32);
-                    events.push(piece, |ev| sse::relay_event(ev, name, prefixed, &mut chunk));
+                    events.push(piece, |ev| {
+                        if schemas::lists_changed(ev) {
+                            core.schemas.borrow_mut().forget(&server.name, name);
+                        }
+                        sse::relay_event(ev, name, prefixed, &mut chunk)
+                    });
                     if events.pending() > max_event {
                         Err(UpstreamError::Invalid("stream event too large"))
                     } else {
@@ -1271,6 +1289,12 @@ async fn merge_list(
                 let Some(name) = item.get(kind.field()).and_then(|n| n.as_str()) else { continue };
                 if kind == ListKind::Tools && !b.selector.selects(name) {
                     continue;
+                }
+                // Every selected tool, also those this caller does not see: another may call it.
+                if kind == ListKind::Tools {
+                    let mut learned = cx.core.schemas.borrow_mut();
+                    learned.renew(cx.snap.generation);
+                    learned.learn(&server.name, &b.name, name, item.get("inputSchema"));
                 }
                 let exposed = if server.prefixed() {
                     format!("{}{}{}", b.name, kind.joiner(server), name)

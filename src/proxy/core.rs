@@ -742,6 +742,8 @@ pub struct Core {
     pub upstream_ids: Cell<u64>,
     /// How this worker reaches backends for sessionless clients.
     pub links: RefCell<crate::proxy::links::Links>,
+    /// Argument rules of backend tools, from the lists this worker relayed.
+    pub schemas: RefCell<crate::proxy::schemas::Schemas>,
     /// Connections open on this worker.
     pub open: Cell<usize>,
     /// Verified-token caches.
@@ -779,6 +781,7 @@ impl Core {
             upstream_rr: Cell::new(worker),
             upstream_ids: Cell::new(0),
             links: RefCell::default(),
+            schemas: RefCell::default(),
             snapshot,
             decoder: RefCell::new(Decoder::default()),
             args: RefCell::new(Default::default()),

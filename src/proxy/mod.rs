@@ -11,6 +11,7 @@ pub mod links;
 pub mod local;
 pub mod observe;
 pub mod pipeline;
+pub mod schemas;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

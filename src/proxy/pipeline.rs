@@ -33,7 +33,7 @@ use crate::proxy::core::{auth_reason, AuthEvent, Core, MethodClass, Record};
 use crate::proxy::observe::{self, Access, Facts, RuleName, Trace};
 use crate::proxy::{aggregate, authz, local};
 use crate::respond::{self, ErrorReply};
-use crate::rest::tool::{ArgError, ArgRule, ToolError};
+use crate::rest::tool::{needs_normalizing, ArgError, ArgRule, Shape, ToolError};
 
 /// What the connection does after a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,6 +204,8 @@ struct Ctx<'s> {
     /// The request's Origin when it passed the check (echoed for CORS).
     cors_origin: Option<Span>,
     server: &'s Server,
+    /// The snapshot's generation (what per-worker caches learned belongs to one).
+    generation: u64,
 }
 
 /// Phases 2-6. What they did is noted in `facts`; backend time in `tally`.
@@ -230,7 +232,7 @@ async fn exchange<'s>(
         let err = Error::client(Kind::Forbidden, why);
         return fail(conn, keep_alive, None, &err, &ErrorReply::default(), MethodClass::None);
     }
-    let cx = Ctx { keep_alive, cors_origin: conn.head.origin, server };
+    let cx = Ctx { keep_alive, cors_origin: conn.head.origin, server, generation: snap.generation };
     // A CORS preflight carries no credentials: answered before authentication.
     if conn.head.method == Method::Options {
         return preflight(conn, &cx);
@@ -824,22 +826,44 @@ enum Judged<R> {
     ToolFailed(String),
 }
 
-/// The declared arguments of a `tools/call` of one of the server's own tools (template or REST)
-/// that the caller may see, with `arguments` an object (or absent). `None` for anything else:
-/// dispatch reports unknown or hidden tools and malformed arguments itself.
-fn declared_args<'s>(w: &Writer<'_, 's>, env: &Envelope<'_, '_>) -> Option<&'s [ArgRule]> {
+/// The arguments a `tools/call` declares, when the gateway knows them.
+enum Declared<'s> {
+    /// A template or REST tool of the server: only its declared arguments reach it.
+    Local(&'s [ArgRule]),
+    /// A backend tool, with the rules this worker learned from its `inputSchema`.
+    Backend(Rc<[ArgRule]>),
+}
+
+/// What the gateway knows of a `tools/call`'s arguments: one of the server's own tools (template
+/// or REST), or a backend tool this worker has seen listed, that the caller may see and whose
+/// `arguments` is an object (or absent). `None` for anything else: dispatch reports unknown or
+/// hidden tools and malformed arguments itself.
+fn declared_args<'s>(core: &Core, w: &Writer<'_, 's>, env: &Envelope<'_, '_>) -> Option<Declared<'s>> {
     if env.kind != MessageKind::Request || env.method != "tools/call" {
         return None;
     }
     let server: &'s Server = w.cx.server;
-    let tool = server.tools.get(*server.tool_index.get(env.name?)?)?;
-    if !server.tool_allowed(tool, allow_list(w)) || local::check_arguments(env.arguments).is_err() {
+    let name = env.name?;
+    if local::check_arguments(env.arguments).is_err() {
         return None;
     }
-    Some(match &tool.kind {
-        crate::config::snapshot::ToolKind::Template { args, .. } => args,
-        crate::config::snapshot::ToolKind::Rest(rt) => &rt.args,
-    })
+    if let Some(&i) = server.tool_index.get(name) {
+        let tool = server.tools.get(i)?;
+        if !server.tool_allowed(tool, allow_list(w)) {
+            return None;
+        }
+        return Some(Declared::Local(match &tool.kind {
+            crate::config::snapshot::ToolKind::Template { args, .. } => args,
+            crate::config::snapshot::ToolKind::Rest(rt) => &rt.args,
+        }));
+    }
+    let (i, own) = aggregate::resolve(server, name)?;
+    if !server.name_allowed(name, allow_list(w)) {
+        return None;
+    }
+    let mut schemas = core.schemas.borrow_mut();
+    schemas.renew(w.cx.generation);
+    schemas.get(&server.name, &server.backends.get(i)?.name, own).map(Declared::Backend)
 }
 
 /// Phase 5, once per JSON-RPC message (a batch runs it per element). For a `tools/call` of a
@@ -854,14 +878,23 @@ fn decide<'c, 's, R>(
     env: &Envelope<'_, '_>,
     then: impl FnOnce(&mut Writer<'c, 's>, Option<&[Node<'_>]>) -> R,
 ) -> Judged<R> {
-    let Some(rules) = declared_args(w, env) else {
-        return match authorize(core, w, principal, env, env.arguments) {
-            Ok(()) => Judged::Go(then(w, env.arguments)),
-            Err(r) => Judged::Refused(r),
-        };
+    // Backend tools keep every member they were sent; arguments that need no change are
+    // judged and forwarded as sent, with no copy.
+    let learned: Rc<[ArgRule]>;
+    let (rules, shape): (&[ArgRule], Shape) = match declared_args(core, w, env) {
+        None => return judge_as_sent(core, w, principal, env, then),
+        Some(Declared::Local(rules)) => (rules, Shape::Declared),
+        Some(Declared::Backend(rules)) => match needs_normalizing(&rules, env.arguments) {
+            Ok(false) => return judge_as_sent(core, w, principal, env, then),
+            Ok(true) => {
+                learned = rules;
+                (&learned, Shape::Open)
+            }
+            Err(e) => return refused_arguments(e),
+        },
     };
     let mut scratch = core.args.borrow_mut();
-    let judged = scratch.with_normalized(rules, env.arguments, |args| {
+    let judged = scratch.with(rules, env.arguments, shape, |args| {
         match authorize(core, w, principal, env, Some(args)) {
             Ok(()) => Judged::Go(then(w, Some(args))),
             Err(r) => Judged::Refused(r),
@@ -869,10 +902,31 @@ fn decide<'c, 's, R>(
     });
     match judged {
         Ok(j) => j,
-        Err(ArgError::Type(why)) => {
+        Err(e) => refused_arguments(e),
+    }
+}
+
+/// [`decide`] over the arguments as the client sent them.
+fn judge_as_sent<'c, 's, R>(
+    core: &Core,
+    w: &mut Writer<'c, 's>,
+    principal: &Principal,
+    env: &Envelope<'_, '_>,
+    then: impl FnOnce(&mut Writer<'c, 's>, Option<&[Node<'_>]>) -> R,
+) -> Judged<R> {
+    match authorize(core, w, principal, env, env.arguments) {
+        Ok(()) => Judged::Go(then(w, env.arguments)),
+        Err(r) => Judged::Refused(r),
+    }
+}
+
+/// Phase 5's answer to arguments that could not be normalized.
+fn refused_arguments<R>(e: ArgError) -> Judged<R> {
+    match e {
+        ArgError::Type(why) => {
             Judged::Refused(Refusal { error: Error::client(Kind::InvalidParams, why), challenge: None })
         }
-        Err(ArgError::Missing(ToolError(text))) => Judged::ToolFailed(text),
+        ArgError::Missing(ToolError(text)) => Judged::ToolFailed(text),
     }
 }
 
@@ -1056,7 +1110,7 @@ fn stateless(
         }
         let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
         if !local && routed_method(env.method) {
-            return match routed(w, env) {
+            return match routed(w, env, args) {
                 Ok((backend, body, own)) => {
                     let method = match env.method {
                         "tools/call" => "tools/call",
@@ -1304,7 +1358,7 @@ fn legacy(
         // Subscriptions go to the backend serving the URI; its updates come on the GET stream.
         let subscription = matches!(env.method, "resources/subscribe" | "resources/unsubscribe");
         if !local && (routed_method(env.method) || subscription) {
-            return match routed(w, env) {
+            return match routed(w, env, args) {
                 Ok((backend, body, _)) => {
                     Step::Backends(aggregate::Plan::Call { id: raw_id(env), backend, body, claims }, class)
                 }
@@ -1445,7 +1499,11 @@ fn routed_method(method: &str) -> bool {
 
 /// For a routed request: the backend, the body with only the exposed name (or URI) rewritten to
 /// the backend's own, and that own name. Tools pass the backend's selector and `allowTools`.
-fn routed(w: &Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(usize, Vec<u8>, String), Error> {
+fn routed(
+    w: &Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    args: Option<&[Node<'_>]>,
+) -> Result<(usize, Vec<u8>, String), Error> {
     let server = w.cx.server;
     let (exposed, found) = match env.method {
         "tools/call" => {
@@ -1491,10 +1549,41 @@ fn routed(w: &Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(usize, Vec<u8>,
         }
     };
     let (backend, own) = found?;
+    // Phase 5 judged normalized arguments (a copy): the backend gets those, in a body written
+    // anew. Otherwise the client's body goes on with only the name rewritten.
+    if let Some(args) = args.filter(|a| env.arguments.is_none_or(|e| e.as_ptr() != a.as_ptr())) {
+        return Ok((backend, with_arguments(env, own, args), own.to_string()));
+    }
     let body = aggregate::rewrite_name(w.body, w.base, exposed, own).ok_or_else(|| {
         Error::client(Kind::InvalidParams, "names and URIs must not be written with JSON escapes")
     })?;
     Ok((backend, body, own.to_string()))
+}
+
+/// `env` (a `tools/call`) written anew for a backend: its own tool name `own` and `args` as the
+/// arguments, every other member as sent.
+fn with_arguments(env: &Envelope<'_, '_>, own: &str, args: &[Node<'_>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    match env.id.as_ref() {
+        Some(id) => json::write_id(&mut out, id),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"method\":\"tools/call\",\"params\":{\"name\":");
+    json::write_str(&mut out, own);
+    out.extend_from_slice(b",\"arguments\":");
+    json::write_value(&mut out, args);
+    for (k, v) in env.params.into_iter().flat_map(json::entries) {
+        if k == "name" || k == "arguments" {
+            continue;
+        }
+        out.push(b',');
+        json::write_str(&mut out, k);
+        out.push(b':');
+        json::write_value(&mut out, v);
+    }
+    out.extend_from_slice(b"}}");
+    out
 }
 
 /// One legacy request into `w.scratch` as a complete JSON-RPC response.

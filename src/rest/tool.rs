@@ -244,11 +244,101 @@ impl ArgScratch {
         args: Option<&[Node<'_>]>,
         f: impl FnOnce(&[Node<'_>]) -> R,
     ) -> Result<R, ArgError> {
-        normalize(rules, args, &mut self.json)?;
+        self.with(rules, args, Shape::Declared, f)
+    }
+
+    /// [`normalize`]s `args` against `rules` in `shape` and calls `f` with the result's tape.
+    pub fn with<R>(
+        &mut self,
+        rules: &[ArgRule],
+        args: Option<&[Node<'_>]>,
+        shape: Shape,
+        f: impl FnOnce(&[Node<'_>]) -> R,
+    ) -> Result<R, ArgError> {
+        normalize_as(rules, args, shape, &mut self.json)?;
         self.decoder
             .with_tape(&self.json, f)
             .map_err(|_| ArgError::Missing(ToolError("the arguments could not be normalized".into())))
     }
+}
+
+/// Which members normalized arguments keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Declared arguments only, in declaration order (template and REST tools: what Higress
+    /// renders).
+    Declared,
+    /// Declared arguments first, then every other member as sent (a backend MCP tool: its
+    /// schema may allow more than it lists).
+    Open,
+}
+
+/// The argument rules of a backend MCP tool, from the `inputSchema` its `tools/list` gave: each
+/// property with a single simple `type` and its `default`. `required` is the backend's to
+/// enforce (it answers with its own error); types and defaults are what the rules must see.
+pub fn rules_from_schema(schema: &serde_json::Value) -> Vec<ArgRule> {
+    let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else { return Vec::new() };
+    props
+        .iter()
+        .filter_map(|(name, p)| {
+            let kind = ArgType::parse(p.get("type")?.as_str()?)?;
+            let default =
+                p.get("default").and_then(|d| serde_json::to_vec(d).ok()).map(Vec::into_boxed_slice);
+            Some(ArgRule {
+                name: name.as_str().into(),
+                kind,
+                default,
+                required: false,
+                position: Position::Unset,
+            })
+        })
+        .collect()
+}
+
+/// Whether `args` change under `rules`: `Ok(false)` when every declared value already has its
+/// type and no default is to be filled (the arguments are judged and forwarded as sent, with no
+/// copy); `Err` for a value of another type that no coercion converts. Only for [`Shape::Open`].
+pub fn needs_normalizing(rules: &[ArgRule], args: Option<&[Node<'_>]>) -> Result<bool, ArgError> {
+    let mut change = false;
+    for r in rules {
+        match args.and_then(|a| json::get(a, &r.name)) {
+            None => change |= r.default.is_some(),
+            Some(v) => match fits(r.kind, v) {
+                Fit::Exact => {}
+                Fit::Coerced => change = true,
+                Fit::No => return Err(type_error(r)),
+            },
+        }
+    }
+    Ok(change)
+}
+
+enum Fit {
+    Exact,
+    Coerced,
+    No,
+}
+
+fn fits(kind: ArgType, v: &[Node<'_>]) -> Fit {
+    let mut probe = Vec::new();
+    match (kind, v.first()) {
+        (_, Some(Node::Static(StaticNode::Null))) => Fit::Exact,
+        (ArgType::String, Some(Node::String(_)))
+        | (ArgType::Boolean, Some(Node::Static(StaticNode::Bool(_))))
+        | (ArgType::Integer, Some(Node::Static(StaticNode::I64(_) | StaticNode::U64(_))))
+        | (
+            ArgType::Number,
+            Some(Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_))),
+        )
+        | (ArgType::Array, Some(Node::Array { .. }))
+        | (ArgType::Object, Some(Node::Object { .. })) => Fit::Exact,
+        _ if coerce(&mut probe, kind, v) => Fit::Coerced,
+        _ => Fit::No,
+    }
+}
+
+fn type_error(r: &ArgRule) -> ArgError {
+    ArgError::Type(format!("Invalid arguments: {} must be {}", r.name, r.kind.described()))
 }
 
 /// Writes the normalized arguments as a JSON object into `out`: declared arguments only, in
@@ -257,6 +347,15 @@ impl ArgScratch {
 /// another JSON type that no coercion converts is [`ArgError::Type`]. `null` stands for "no
 /// value" under any declared type.
 pub fn normalize(rules: &[ArgRule], args: Option<&[Node<'_>]>, out: &mut Vec<u8>) -> Result<(), ArgError> {
+    normalize_as(rules, args, Shape::Declared, out)
+}
+
+fn normalize_as(
+    rules: &[ArgRule],
+    args: Option<&[Node<'_>]>,
+    shape: Shape,
+    out: &mut Vec<u8>,
+) -> Result<(), ArgError> {
     out.clear();
     out.push(b'{');
     let mut first = true;
@@ -277,14 +376,24 @@ pub fn normalize(rules: &[ArgRule], args: Option<&[Node<'_>]>, out: &mut Vec<u8>
         match given {
             Some(v) => {
                 if !coerce(out, r.kind, v) {
-                    return Err(ArgError::Type(format!(
-                        "Invalid arguments: {} must be {}",
-                        r.name,
-                        r.kind.described()
-                    )));
+                    return Err(type_error(r));
                 }
             }
             None => out.extend_from_slice(r.default.as_deref().unwrap_or(b"null")),
+        }
+    }
+    if shape == Shape::Open {
+        for (k, v) in args.into_iter().flat_map(json::entries) {
+            if rules.iter().any(|r| *r.name == *k) {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            json::write_str(out, k);
+            out.push(b':');
+            json::write_value(out, v);
         }
     }
     out.push(b'}');
