@@ -741,9 +741,9 @@ pub struct Core {
     /// Counter for the ids of requests the gateway itself sends backends.
     pub upstream_ids: Cell<u64>,
     /// How this worker reaches backends for sessionless clients.
-    pub links: RefCell<crate::proxy::links::Links>,
+    pub links: RefCell<crate::proxy::backends::owned::Links>,
     /// Argument rules of backend tools, from the lists this worker relayed.
-    pub schemas: RefCell<crate::proxy::schemas::Schemas>,
+    pub schemas: RefCell<crate::proxy::backends::schemas::Schemas>,
     /// Connections open on this worker.
     pub open: Cell<usize>,
     /// Verified-token caches.

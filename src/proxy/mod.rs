@@ -2,16 +2,13 @@
 //! connection's I/O and buffers, `core` the per-core state, `local` the methods the gateway
 //! answers itself, `observe` what phase 8 logs and counts (and the trace headers backends get). Leaves (`http`, `mcp`, `rest`, ...) never import this module.
 
-pub mod aggregate;
 pub mod authz;
-pub mod backend;
+pub mod backends;
 pub mod conn;
 pub mod core;
-pub mod links;
 pub mod local;
 pub mod observe;
 pub mod pipeline;
-pub mod schemas;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

@@ -28,10 +28,11 @@ use crate::mcp::envelope::{self, Envelope, Id, MessageKind};
 use crate::mcp::json;
 use crate::mcp::session::Claims;
 use crate::mcp::version::Version;
+use crate::proxy::backends as aggregate;
 use crate::proxy::conn::{Conn, HeadRead};
 use crate::proxy::core::{auth_reason, AuthEvent, Core, MethodClass, Record};
 use crate::proxy::observe::{self, Access, Facts, RuleName, Trace};
-use crate::proxy::{aggregate, authz, local};
+use crate::proxy::{authz, local};
 use crate::respond::{self, ErrorReply};
 use crate::rest::tool::{needs_normalizing, ArgError, ArgRule, Shape, ToolError};
 

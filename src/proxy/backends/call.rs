@@ -1,0 +1,125 @@
+//! Calls that end at one backend: a REST tool's exchange, and a 2026-07-28 client's call over
+//! the worker's link.
+
+use crate::config::snapshot::{Backend, Server};
+use crate::error::Error;
+use crate::http::response::{self};
+use crate::upstream::client::{self};
+
+use super::wire::{answer, backend_error, Link, Wire};
+use super::{begin, is_jsonrpc_error, Answer};
+use super::{exchange::*, link::*};
+
+/// One REST tool call: the exchange over the worker's pool, then the answer (or the failure,
+/// named by the tool, never by address) as a `tools/call` result.
+pub(crate) async fn rest_call(
+    cx: &Cx<'_>,
+    server: &Server,
+    tool: usize,
+    id: &[u8],
+    request: Vec<u8>,
+    stateless: bool,
+) -> Vec<u8> {
+    use crate::config::snapshot::ToolKind;
+    use crate::rest::tool::{shape, text_result};
+    let mut out = Vec::with_capacity(256);
+    begin(&mut out, id);
+    let t = &server.tools[tool];
+    let rest = match &t.kind {
+        ToolKind::Rest(rt) => rt.target.as_ref().ok().map(|target| (rt, target)),
+        ToolKind::Template { .. } => None,
+    };
+    match rest {
+        Some((rt, target)) => {
+            let exchanged = {
+                let _waiting = cx.tally.wait();
+                client::exchange(&cx.core.upstream, target, request, cx.snap.limits.upstream()).await
+            };
+            match exchanged {
+                Ok(mut r) => {
+                    if r.status >= 500 {
+                        cx.core.stats.borrow_mut().backend_failed(&t.name);
+                    }
+                    // An error body may echo the request: never with the gateway's credential.
+                    if !(200..300).contains(&r.status) {
+                        if let Some(c) = rt.upstream.as_ref().and_then(|u| u.configured.as_ref()) {
+                            c.redact_from(&mut r.body);
+                        }
+                    }
+                    shape(rt, &server.config, r.status, r.header("content-type"), &r.body, &mut out)
+                }
+                Err(e) => {
+                    cx.core.stats.borrow_mut().backend_failed(&t.name);
+                    log::warn!("REST tool {} of server {}: {e}", t.name, server.name);
+                    text_result(&mut out, &format!("call failed: {e}"), true)
+                }
+            }
+        }
+        // The pipeline plans REST calls only for REST tools with a resolved target.
+        None => text_result(&mut out, "call failed: the tool has no backend", true),
+    }
+    if stateless {
+        crate::proxy::pipeline::end_result_stateless(&mut out, server, false);
+    } else {
+        out.extend_from_slice(b"}}");
+    }
+    out
+}
+
+/// A 2026-07-28 client's tools/call over the worker's link. A 2026 backend's answer is relayed
+/// as sent; a legacy backend's answer is translated (the revision requires `resultType`), which
+/// means parsing and re-encoding that one message.
+pub(crate) async fn call_stateless(
+    cx: &Cx<'_>,
+    server: &Server,
+    b: &Backend,
+    method: &str,
+    body: &[u8],
+    tool: &str,
+    fwd: &[(&[u8], &[u8])],
+) -> Result<Answer, Error> {
+    for attempt in 0..2 {
+        let l = link(cx, server, b, fwd).await?;
+        let wire = match &l {
+            // Mcp-Name exists for tools/call, prompts/get and resources/read only.
+            Link::Modern if method == "completion/complete" => Wire::modern(method, None),
+            Link::Modern => Wire::modern(method, Some(tool)),
+            Link::Legacy { version, session } => Wire::legacy(version, session),
+        };
+        let resp = cx.send(b, body, wire, fwd).await.map_err(|e| backend_error(b, &e))?;
+        match (resp.status, &l) {
+            (404, Link::Legacy { .. }) if attempt == 0 => forget(cx, server, b, fwd),
+            (200, Link::Modern) => {
+                let sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
+                return Ok((200, resp.body, None, if sse { response::SSE } else { response::JSON }));
+            }
+            (200, Link::Legacy { .. }) => {
+                let mut msg = answer(&resp, None)
+                    .ok_or_else(|| Error::upstream(format!("backend {} sent no JSON-RPC answer", b.name)))?;
+                if let Some(r) = msg.get_mut("result").and_then(|r| r.as_object_mut()) {
+                    r.entry("resultType").or_insert_with(|| serde_json::Value::String("complete".into()));
+                    // resources/read is a cacheable result in 2026-07-28.
+                    if method == "resources/read" {
+                        r.entry("ttlMs").or_insert_with(|| serde_json::Value::from(0));
+                        r.entry("cacheScope").or_insert_with(|| serde_json::Value::String("private".into()));
+                    }
+                }
+                let out =
+                    serde_json::to_vec(&msg).map_err(|_| Error::internal("could not encode the answer"))?;
+                return Ok((200, out, None, response::JSON));
+            }
+            (status, _) if (400..500).contains(&status) && is_jsonrpc_error(&resp.body) => {
+                let mut body = resp.body;
+                if let Some(c) = &b.credential {
+                    c.redact_from(&mut body);
+                }
+                return Ok((status, body, None, response::JSON));
+            }
+            (status, _) => {
+                log::warn!("backend {}: answered HTTP {status}", b.name);
+                return Err(Error::upstream(format!("backend {} answered HTTP {status}", b.name)));
+            }
+        }
+    }
+    Err(Error::upstream(format!("backend {}: session could not be re-established", b.name)))
+}

@@ -1,0 +1,194 @@
+//! One exchange with a backend as a request sees it: the request's context ([`Cx`]: worker,
+//! snapshot, owner, trace), the client headers each backend receives, and the time spent
+//! waiting on backends ([`Tally`]).
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use crate::config::snapshot::{Backend, Server, Snapshot};
+use crate::proxy::conn::Conn;
+use crate::proxy::core::Core;
+use crate::proxy::observe::Trace;
+use crate::upstream::client::{self, Response, UpstreamError};
+
+use super::wire::{self as backend, Wire};
+
+/// What one request's backend exchanges cost, for phase 8: the wall time during which at least
+/// one exchange with a backend was in flight (the overlapping exchanges of a fan-out count
+/// once), and the response bytes written to the client from within this module (relayed
+/// streams). Cells: the exchanges of a fan-out share it on one task.
+#[derive(Debug, Default)]
+pub struct Tally {
+    inflight: Cell<u32>,
+    since: Cell<Option<Instant>>,
+    waited: Cell<Duration>,
+    reached: Cell<bool>,
+    written: Cell<u64>,
+}
+
+impl Tally {
+    /// Starts waiting on a backend until the guard is dropped (cancellation included).
+    pub(crate) fn wait(&self) -> Waiting<'_> {
+        if self.inflight.get() == 0 {
+            self.since.set(Some(Instant::now()));
+        }
+        self.inflight.set(self.inflight.get() + 1);
+        self.reached.set(true);
+        Waiting(self)
+    }
+
+    /// Time spent waiting on backends, microseconds; `None` when no backend was asked.
+    pub fn backend_us(&self) -> Option<u64> {
+        self.reached.get().then(|| self.waited.get().as_micros() as u64)
+    }
+
+    /// Response bytes written to the client from within this module.
+    pub fn written(&self) -> u64 {
+        self.written.get()
+    }
+
+    /// Writes `conn.out` to the client, counting the bytes.
+    pub(crate) async fn flush(&self, conn: &mut Conn, limits: &crate::config::snapshot::Limits) -> bool {
+        let n = conn.out.len() as u64;
+        let ok = conn.flush(limits).await;
+        if ok {
+            self.written.set(self.written.get() + n);
+        }
+        ok
+    }
+}
+
+/// An exchange with a backend in flight (see [`Tally::wait`]).
+pub(crate) struct Waiting<'t>(&'t Tally);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let t = self.0;
+        t.inflight.set(t.inflight.get().saturating_sub(1));
+        if t.inflight.get() == 0 {
+            if let Some(since) = t.since.take() {
+                t.waited.set(t.waited.get() + since.elapsed());
+            }
+        }
+    }
+}
+
+/// What the helpers below need of the worker, the snapshot and the request.
+pub(crate) struct Cx<'a> {
+    pub(crate) core: &'a Core,
+    /// The principal's id: the owner of the gateway-owned backend sessions it uses.
+    pub(crate) owner: &'a str,
+    pub(crate) snap: &'a Snapshot,
+    /// Backend time and streamed bytes of the request.
+    pub(crate) tally: &'a Tally,
+    /// Request id and trace context, sent on every backend request.
+    pub(crate) trace: Trace<'a>,
+}
+
+impl Cx<'_> {
+    /// A request id for a message the gateway itself sends a backend. Unique per worker (ids
+    /// must not repeat within a backend session, and concurrent requests share sessions).
+    pub(crate) fn next_id(&self) -> String {
+        let n = self.core.upstream_ids.get() + 1;
+        self.core.upstream_ids.set(n);
+        format!("portcullis-{}-{n}", self.core.worker)
+    }
+
+    pub(crate) async fn open(
+        &self,
+        b: &Backend,
+        body: &[u8],
+        wire: Wire<'_>,
+        fwd: &[(&[u8], &[u8])],
+    ) -> Result<client::Streaming, UpstreamError> {
+        let r = {
+            let _waiting = self.tally.wait();
+            let headers = backend::Headers { forwarded: fwd, trace: self.trace.headers() };
+            backend::open(
+                &self.core.upstream,
+                &self.core.upstream_rr,
+                &self.snap.limits,
+                b,
+                body,
+                wire,
+                headers,
+            )
+            .await
+        };
+        // Transport failures and server errors count; 4xx answers are protocol outcomes.
+        if r.as_ref().map_or(true, |s| s.status >= 500) {
+            self.core.stats.borrow_mut().backend_failed(&b.name);
+        }
+        r
+    }
+
+    pub(crate) async fn send(
+        &self,
+        b: &Backend,
+        body: &[u8],
+        wire: Wire<'_>,
+        fwd: &[(&[u8], &[u8])],
+    ) -> Result<Response, UpstreamError> {
+        let r = self.collect(self.open(b, body, wire, fwd).await?).await;
+        if r.is_err() {
+            self.core.stats.borrow_mut().backend_failed(&b.name);
+        }
+        r
+    }
+
+    /// Reads the rest of a backend's answer (time counted as backend time).
+    pub(crate) async fn collect(&self, r: client::Streaming) -> Result<Response, UpstreamError> {
+        let _waiting = self.tally.wait();
+        client::collect(r, &self.core.upstream).await
+    }
+}
+
+/// The client headers each backend receives, by backend index (empty when none forwards any):
+/// its `forwardHeaders`, `Mcp-Param-*`, and the principal's claim headers. Borrowed from the
+/// request's read buffer, not copied.
+pub(crate) fn forwarded<'b>(
+    server: &Server,
+    principal: &'b crate::auth::Principal,
+    head: &crate::http::head::Head,
+    buf: &'b [u8],
+) -> Vec<Vec<(&'b [u8], &'b [u8])>> {
+    // `Mcp-Param-*` (2026-07-28 custom parameter headers) belong to the request itself: an
+    // intermediary MUST forward them.
+    let is_param = |n: &[u8]| n.len() > 10 && n[..10].eq_ignore_ascii_case(b"mcp-param-");
+    let any_param = head.headers.iter().any(|(n, _)| is_param(n.of(buf)));
+    // Headers set from verified claims replace any the client sent under the same name, and
+    // the proxy identity header never leaves (`Authenticator::strips`).
+    if any_param
+        || !principal.headers.is_empty()
+        || server.backends.iter().any(|b| !b.forward_headers.is_empty())
+    {
+        let forwarded = |b: &Backend| -> Vec<(&[u8], &[u8])> {
+            head.headers
+                .iter()
+                .filter(|(n, _)| {
+                    let n = n.of(buf);
+                    // The allow-list header narrows what this gateway exposes: consumed here,
+                    // never forwarded (Higress/Envoy behaviour).
+                    !server.auth.strips(n)
+                        && !n.eq_ignore_ascii_case(b"x-envoy-allow-mcp-tools")
+                        // Set by the gateway itself (`observe::Trace`), once.
+                        && !crate::proxy::observe::TRACE_HEADERS.iter().any(|t| n.eq_ignore_ascii_case(t.as_bytes()))
+                        && (is_param(n)
+                            || b.forward_headers.iter().any(|f| n.eq_ignore_ascii_case(f.as_bytes())))
+                })
+                .map(|(n, v)| (n.of(buf), v.of(buf)))
+                .chain(principal.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+                .collect()
+        };
+        server.backends.iter().map(forwarded).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Backend `i`'s forwarded headers (none when no backend forwards any).
+pub(crate) fn fwd_for<'a>(all: &'a [Vec<(&'a [u8], &'a [u8])>], i: usize) -> &'a [(&'a [u8], &'a [u8])] {
+    all.get(i).map_or(&[], Vec::as_slice)
+}
+
+pub(crate) const META_2026: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;

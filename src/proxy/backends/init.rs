@@ -1,0 +1,88 @@
+//! Backend sessions of 2025-revision clients: `initialize` of one backend, the capabilities
+//! merged for the client, and the DELETE fan-out when the client's session ends.
+
+use crate::config::snapshot::{Backend, Server, Snapshot};
+use crate::mcp::session::Claims;
+use crate::proxy::core::Core;
+use crate::proxy::local;
+use crate::proxy::observe::Trace;
+
+use super::exchange::*;
+use super::wire::{answer, decode_session, Verb, Wire};
+
+/// Initializes `b` (then sends `notifications/initialized`): (negotiated version, session id).
+pub(crate) async fn init_backend(
+    cx: &Cx<'_>,
+    b: &Backend,
+    version: &str,
+    fwd: &[(&[u8], &[u8])],
+) -> Result<(String, String, serde_json::Value), String> {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":"portcullis-init","method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{{}},"clientInfo":{{"name":"portcullis","version":"{}"}}}}}}"#,
+        local::VERSION
+    );
+    let resp = match cx.send(b, body.as_bytes(), Wire::default(), fwd).await {
+        Ok(r) if r.status == 200 => r,
+        Ok(r) => return Err(format!("initialize answered HTTP {}", r.status)),
+        Err(e) => return Err(format!("initialize failed ({e})")),
+    };
+    let result = answer(&resp, Some("portcullis-init"))
+        .and_then(|v| v.get("result").cloned())
+        .ok_or_else(|| "no initialize result".to_string())?;
+    let v = result.get("protocolVersion").and_then(|v| v.as_str()).unwrap_or(version).to_string();
+    let sid =
+        resp.header("mcp-session-id").map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default();
+    let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    if let Err(e) = cx.send(b, note, Wire::legacy(&v, &sid), fwd).await {
+        log::warn!("backend {}: notifications/initialized failed ({e})", b.name);
+    }
+    let caps = result.get("capabilities").cloned().unwrap_or(serde_json::Value::Null);
+    Ok((v, sid, caps))
+}
+
+/// Adds a backend's capabilities to the merged set: a capability any backend has is offered
+/// (the gateway routes it), with sub-flags OR-ed (e.g. `listChanged`).
+pub(crate) fn merge_capabilities(into: &mut serde_json::Value, from: &serde_json::Value) {
+    let (Some(into), Some(from)) = (into.as_object_mut(), from.as_object()) else { return };
+    for (k, v) in from {
+        // Capabilities the gateway does not relay yet are not offered to the client.
+        if !matches!(k.as_str(), "tools" | "prompts" | "resources" | "completions" | "logging") {
+            continue;
+        }
+        let slot = into.entry(k.clone()).or_insert_with(|| serde_json::json!({}));
+        if let (Some(slot), Some(flags)) = (slot.as_object_mut(), v.as_object()) {
+            for (f, fv) in flags {
+                if fv == &serde_json::Value::Bool(true) || !slot.contains_key(f) {
+                    slot.insert(f.clone(), fv.clone());
+                }
+            }
+        }
+    }
+}
+
+/// DELETE fan-out: ends every backend session recorded in the client's (terminated) session.
+/// Best effort: a backend that is down or answers 404/405 is logged, the client's DELETE
+/// already succeeded.
+pub async fn end_sessions(
+    core: &Core,
+    snap: &Snapshot,
+    server: &Server,
+    claims: &Claims,
+    trace: Trace<'_>,
+    tally: &Tally,
+) {
+    let cx = &Cx { core, owner: &claims.principal, snap, tally, trace };
+    for (name, s) in &claims.backends {
+        let (version, sid) = decode_session(s);
+        let Some(b) = server.backends.iter().find(|b| &*b.name == name.as_str()) else { continue };
+        if sid.is_empty() {
+            continue;
+        }
+        let wire = Wire { verb: Verb::Delete, ..Wire::legacy(version, sid) };
+        match cx.send(b, b"", wire, &[]).await {
+            Ok(r) if r.status < 300 || r.status == 404 || r.status == 405 => {}
+            Ok(r) => log::warn!("backend {}: DELETE of its session answered HTTP {}", b.name, r.status),
+            Err(e) => log::warn!("backend {}: DELETE of its session failed ({e})", b.name),
+        }
+    }
+}

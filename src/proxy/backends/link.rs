@@ -1,0 +1,94 @@
+//! How a request reaches a backend for a client without a session of its own (2026-07-28):
+//! directly for a backend that speaks that revision, else over a gateway-owned session of the
+//! caller ([`super::owned`]).
+
+use crate::config::snapshot::{Backend, Server};
+use crate::error::Error;
+
+use super::owned as links;
+use super::wire::{answer, backend_error, Link, Verb, Wire};
+use super::{exchange::*, init::*};
+
+/// How this worker reaches `b` for the request's principal (see `proxy::links`): a 2026-07-28
+/// backend (learned by `server/discover`) directly; any other through a gateway-owned session of
+/// this principal and these identity headers, opened on first use.
+pub(crate) async fn link(
+    cx: &Cx<'_>,
+    server: &Server,
+    b: &Backend,
+    fwd: &[(&[u8], &[u8])],
+) -> Result<Link, Error> {
+    let owner = links::owner(&server.name, &b.name, cx.owner, fwd);
+    let now = std::time::Instant::now();
+    let (known, idle) = {
+        let mut l = cx.core.links.borrow_mut();
+        l.renew(cx.snap.generation);
+        let known = l.kind(&server.name, &b.name).map(|(k, _)| k);
+        match known {
+            Some(links::Kind::Modern) => return Ok(Link::Modern),
+            Some(links::Kind::Legacy) => match l.session(&owner, now) {
+                Ok(Some((version, session))) => return Ok(Link::Legacy { version, session }),
+                Ok(None) => (known, None),
+                Err(idle) => (known, Some(idle)),
+            },
+            None => (None, None),
+        }
+    };
+    close_owned(cx, server, idle.into_iter().collect()).await;
+    if known.is_none() {
+        let discover = format!(
+            r#"{{"jsonrpc":"2.0","id":"portcullis-discover","method":"server/discover","params":{{{META_2026}}}}}"#
+        );
+        let discovered =
+            match cx.send(b, discover.as_bytes(), Wire::modern("server/discover", None), fwd).await {
+                Ok(r) if r.status == 200 => answer(&r, Some("portcullis-discover")).filter(|v| {
+                    v["result"]["supportedVersions"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x == "2026-07-28"))
+                }),
+                Ok(_) => None,
+                Err(e) => return Err(backend_error(b, &e)),
+            };
+        if let Some(mut v) = discovered {
+            let caps = v["result"]["capabilities"].take();
+            cx.core.links.borrow_mut().set_kind(&server.name, &b.name, links::Kind::Modern, caps);
+            return Ok(Link::Modern);
+        }
+    }
+    let (version, session, caps) = init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd)
+        .await
+        .map_err(|why| Error::upstream(format!("backend {}: {why}", b.name)))?;
+    let closing = {
+        let mut l = cx.core.links.borrow_mut();
+        if known.is_none() {
+            l.set_kind(&server.name, &b.name, links::Kind::Legacy, caps);
+        }
+        l.insert(owner, (&server.name, &b.name), version.clone(), session.clone(), now)
+    };
+    close_owned(cx, server, closing).await;
+    Ok(Link::Legacy { version, session })
+}
+
+/// Ends gateway-owned sessions the worker let go of (best effort, like a client's DELETE).
+pub(crate) async fn close_owned(cx: &Cx<'_>, server: &Server, closing: Vec<links::Closing>) {
+    for (_, backend, version, sid) in closing {
+        let Some(b) = server.backends.iter().find(|b| *b.name == *backend) else { continue };
+        if sid.is_empty() {
+            continue;
+        }
+        let wire = Wire { verb: Verb::Delete, ..Wire::legacy(&version, &sid) };
+        if let Err(e) = cx.send(b, b"", wire, &[]).await {
+            log::debug!("backend {}: closing an idle gateway-owned session failed ({e})", b.name);
+        }
+    }
+}
+
+/// The capabilities `b` declared when this worker linked to it.
+pub(crate) fn link_caps(cx: &Cx<'_>, server: &Server, b: &Backend) -> Option<std::rc::Rc<serde_json::Value>> {
+    cx.core.links.borrow().kind(&server.name, &b.name).map(|(_, c)| c)
+}
+
+/// The backend forgot the principal's gateway-owned session (404): the next call opens another.
+pub(crate) fn forget(cx: &Cx<'_>, server: &Server, b: &Backend, fwd: &[(&[u8], &[u8])]) {
+    cx.core.links.borrow_mut().forget(&links::owner(&server.name, &b.name, cx.owner, fwd));
+}

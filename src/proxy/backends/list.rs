@@ -1,0 +1,313 @@
+//! Merged lists (`tools/list`, `prompts/list`, `resources/list`, `resources/templates/list`):
+//! local items first, then every backend's, under their exposed names, one page of each backend
+//! at a time behind one gateway cursor ([`Resume`]).
+
+use crate::config::snapshot::{Backend, Server};
+use crate::mcp::json;
+
+use super::wire::{answer, Link, Wire};
+use super::{exchange::*, link::*};
+
+/// Which list method is being merged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListKind {
+    /// tools/list (selectors and allowTools apply; local tools first)
+    Tools,
+    /// prompts/list (`<backend><sep><name>`)
+    Prompts,
+    /// resources/list (`<backend>+<uri>`)
+    Resources,
+    /// resources/templates/list (`<backend>+<uriTemplate>`)
+    Templates,
+}
+
+impl ListKind {
+    /// The list method of a JSON-RPC method name, if it is one.
+    pub fn of(method: &str) -> Option<ListKind> {
+        match method {
+            "tools/list" => Some(ListKind::Tools),
+            "prompts/list" => Some(ListKind::Prompts),
+            "resources/list" => Some(ListKind::Resources),
+            "resources/templates/list" => Some(ListKind::Templates),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn method(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools/list",
+            ListKind::Prompts => "prompts/list",
+            ListKind::Resources => "resources/list",
+            ListKind::Templates => "resources/templates/list",
+        }
+    }
+
+    pub(crate) fn member(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources => "resources",
+            ListKind::Templates => "resourceTemplates",
+        }
+    }
+
+    /// The field that carries the exposed name.
+    pub(crate) fn field(self) -> &'static str {
+        match self {
+            ListKind::Tools | ListKind::Prompts => "name",
+            ListKind::Resources => "uri",
+            ListKind::Templates => "uriTemplate",
+        }
+    }
+
+    pub(crate) fn joiner(self, server: &Server) -> &str {
+        match self {
+            ListKind::Tools | ListKind::Prompts => &server.separator,
+            ListKind::Resources | ListKind::Templates => "+",
+        }
+    }
+}
+
+/// Where a paginated list continues: each backend that has more, with its own cursor. The
+/// client sees it as one opaque gateway cursor (base64url JSON naming the list, so a tools
+/// cursor is not taken for a prompts one); backends' cursors pass through it unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resume(pub Vec<(String, String)>);
+
+/// Largest gateway cursor accepted from a client.
+pub(crate) const MAX_CURSOR: usize = 8192;
+
+impl Resume {
+    /// The gateway cursor for `kind`.
+    pub fn encode(&self, kind: ListKind) -> String {
+        let doc = serde_json::json!(["pc1", kind.method(), self.0]);
+        base64_simd::URL_SAFE_NO_PAD.encode_to_string(doc.to_string().as_bytes())
+    }
+
+    /// Reads a client's cursor for `kind` on `server`; `None` when it is not one this gateway
+    /// issued for that list (or names a backend the server no longer has).
+    pub fn decode(cursor: &str, kind: ListKind, server: &Server) -> Option<Resume> {
+        if cursor.len() > MAX_CURSOR {
+            return None;
+        }
+        let bytes = base64_simd::URL_SAFE_NO_PAD.decode_to_vec(cursor.as_bytes()).ok()?;
+        let (tag, method, entries): (String, String, Vec<(String, String)>) =
+            serde_json::from_slice(&bytes).ok()?;
+        let known = |n: &String| server.backends.iter().any(|b| *b.name == **n);
+        (tag == "pc1"
+            && method == kind.method()
+            && !entries.is_empty()
+            && entries.iter().all(|(n, _)| known(n)))
+        .then_some(Resume(entries))
+    }
+}
+
+/// What a merged list asks: which list, the client's filters, and where it continues.
+pub(crate) struct ListRequest<'a> {
+    pub(crate) kind: ListKind,
+    /// `x-envoy-allow-mcp-tools`, when sent.
+    pub(crate) allow: Option<&'a [u8]>,
+    /// The authorization filter of the caller.
+    pub(crate) visible: &'a crate::proxy::authz::Visible<'a>,
+    /// The gateway cursor's backends (`None`: the first page).
+    pub(crate) resume: Option<&'a Resume>,
+}
+
+/// How one backend is addressed while merging lists.
+pub(crate) enum Via {
+    /// Within the client's session: (version, backend session id).
+    Session(String, String),
+    /// Over the worker's link (2026-07-28 clients).
+    Link,
+}
+
+/// Appends `"tools":[...]` - local tools, then every reachable backend's selected tools under
+/// their exposed names, following backend pages. A failing backend is left out and logged.
+pub(crate) async fn merge_list(
+    cx: &Cx<'_>,
+    server: &Server,
+    ListRequest { kind, allow, visible, resume }: ListRequest<'_>,
+    fwd: &[Vec<(&[u8], &[u8])>],
+    out: &mut Vec<u8>,
+    via: impl Fn(&str) -> Option<Via>,
+) {
+    out.push(b'"');
+    out.extend_from_slice(kind.member().as_bytes());
+    out.extend_from_slice(b"\":[");
+    let mut first = true;
+    // Local tools come on the first page only.
+    let local: &[crate::config::snapshot::LocalTool] =
+        if kind == ListKind::Tools && resume.is_none() { &server.tools } else { &[] };
+    for t in local {
+        if server.tool_allowed(t, allow) && visible.tool(&server.name, &t.name) {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(&t.listing);
+        }
+    }
+    // One page of every backend still listing, fetched at once; the answers are merged in
+    // configuration order. A backend with more pages goes into the gateway cursor.
+    let fetches = server.backends.iter().enumerate().map(|(i, b)| {
+        let start = match resume {
+            None => Some(None),
+            Some(r) => r.0.iter().find(|(n, _)| *n == *b.name).map(|(_, c)| Some(c.clone())),
+        };
+        let route = start.as_ref().and_then(|_| via(&b.name));
+        async move {
+            let mut pages = Vec::new();
+            let Some(route) = route else { return (pages, None) };
+            let mut cursor: Option<String> = start.flatten();
+            {
+                let cursor_json =
+                    cursor.as_ref().map(|c| format!(r#""cursor":{},"#, serde_json::Value::String(c.clone())));
+                let result = match &route {
+                    Via::Session(v, sid) => {
+                        let id = cx.next_id();
+                        let body = format!(
+                            r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{}"_meta":{{}}}}}}"#,
+                            kind.method(),
+                            cursor_json.as_deref().unwrap_or("")
+                        );
+                        page(cx, b, body.as_bytes(), &id, Wire::legacy(v, sid), fwd_for(fwd, i)).await
+                    }
+                    Via::Link => {
+                        list_over_link(
+                            cx,
+                            server,
+                            b,
+                            kind,
+                            cursor_json.as_deref().unwrap_or(""),
+                            fwd_for(fwd, i),
+                        )
+                        .await
+                    }
+                };
+                let Some(result) = result else { return (pages, None) };
+                cursor = result.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);
+                pages.push(result);
+            }
+            (pages, cursor)
+        }
+    });
+    let all = futures_util::future::join_all(fetches).await;
+    let mut next = Vec::new();
+    for (b, (pages, more)) in server.backends.iter().zip(all) {
+        if let Some(c) = more {
+            next.push((b.name.to_string(), c));
+        }
+        for result in pages {
+            for item in result.get(kind.member()).and_then(|t| t.as_array()).into_iter().flatten() {
+                let Some(name) = item.get(kind.field()).and_then(|n| n.as_str()) else { continue };
+                if kind == ListKind::Tools && !b.selector.selects(name) {
+                    continue;
+                }
+                // Every selected tool, also those this caller does not see: another may call it.
+                if kind == ListKind::Tools {
+                    let mut learned = cx.core.schemas.borrow_mut();
+                    learned.renew(cx.snap.generation);
+                    learned.learn(&server.name, &b.name, name, item.get("inputSchema"));
+                }
+                let exposed = if server.prefixed() {
+                    format!("{}{}{}", b.name, kind.joiner(server), name)
+                } else {
+                    name.to_string()
+                };
+                if kind == ListKind::Tools
+                    && (!server.name_allowed(&exposed, allow) || !visible.tool(&b.name, name))
+                {
+                    continue;
+                }
+                let mut t = item.clone();
+                t[kind.field()] = serde_json::Value::String(exposed);
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                let _ = serde_json::to_writer(&mut *out, &t);
+            }
+        }
+    }
+    out.push(b']');
+    if !next.is_empty() {
+        out.extend_from_slice(b",\"nextCursor\":");
+        json::write_str(out, &Resume(next).encode(kind));
+    }
+}
+
+/// One list page over the worker's link, re-linking once if a legacy session expired.
+pub(crate) async fn list_over_link(
+    cx: &Cx<'_>,
+    server: &Server,
+    b: &Backend,
+    kind: ListKind,
+    cursor: &str,
+    fwd: &[(&[u8], &[u8])],
+) -> Option<serde_json::Value> {
+    for attempt in 0..2 {
+        let l = match link(cx, server, b, fwd).await {
+            Ok(l) => l,
+            Err(e) => {
+                log::warn!("{}", e.message);
+                return None;
+            }
+        };
+        let id = cx.next_id();
+        let (body, wire_version, wire_session);
+        let wire = match &l {
+            Link::Modern => {
+                body = format!(
+                    r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{cursor}{META_2026}}}}}"#,
+                    kind.method()
+                );
+                Wire::modern(kind.method(), None)
+            }
+            Link::Legacy { version, session } => {
+                body = format!(
+                    r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{cursor}"_meta":{{}}}}}}"#,
+                    kind.method()
+                );
+                (wire_version, wire_session) = (version.as_str(), session.as_str());
+                Wire::legacy(wire_version, wire_session)
+            }
+        };
+        match cx.send(b, body.as_bytes(), wire, fwd).await {
+            Ok(r) if r.status == 404 && attempt == 0 && matches!(l, Link::Legacy { .. }) => {
+                forget(cx, server, b, fwd)
+            }
+            Ok(r) if r.status == 200 => return answer(&r, Some(&id)).and_then(|v| v.get("result").cloned()),
+            Ok(r) => {
+                log::warn!("backend {}: tools/list answered HTTP {}", b.name, r.status);
+                return None;
+            }
+            Err(e) => {
+                log::warn!("backend {}: tools/list failed ({e})", b.name);
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// One tools/list page within a client session.
+pub(crate) async fn page(
+    cx: &Cx<'_>,
+    b: &Backend,
+    body: &[u8],
+    id: &str,
+    wire: Wire<'_>,
+    fwd: &[(&[u8], &[u8])],
+) -> Option<serde_json::Value> {
+    match cx.send(b, body, wire, fwd).await {
+        Ok(r) if r.status == 200 => answer(&r, Some(id)).and_then(|v| v.get("result").cloned()),
+        Ok(r) => {
+            log::warn!("backend {}: tools/list answered HTTP {}", b.name, r.status);
+            None
+        }
+        Err(e) => {
+            log::warn!("backend {}: tools/list failed ({e})", b.name);
+            None
+        }
+    }
+}

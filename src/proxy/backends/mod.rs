@@ -1,0 +1,450 @@
+//! Phase 6 for requests that need backends. The synchronous decision in `pipeline` produces a
+//! [`Plan`] of owned data; [`run`] carries it out over the worker's connection pool and writes
+//! the answer.
+//!
+//! - [`names`]: which backend an exposed name belongs to, and the body with that name rewritten.
+//! - [`init`]: `initialize` of every backend for a 2025-revision client, capabilities merged,
+//!   the DELETE fan-out.
+//! - [`list`]: lists merged across local items and every backend, behind one gateway cursor.
+//! - [`call`]: a REST tool's exchange; a 2026-07-28 client's call over the worker's link.
+//! - [`link`] and [`owned`]: how a 2026-07-28 client reaches a backend (directly, or over a
+//!   gateway-owned session of its own principal).
+//! - [`stream`]: SSE answers relayed as they arrive, and the GET fan-in of backend streams
+//!   (requests inside them tagged with the backend so the client's answers find their way back,
+//!   [`Plan::Answer`]).
+//! - [`exchange`]: the request's context for backend exchanges, forwarded headers, backend time.
+//! - [`wire`]: one backend request on the wire, and reading its JSON-RPC answer.
+//! - [`schemas`]: argument rules of backend tools, learned from their lists.
+
+pub(crate) mod call;
+pub(crate) mod exchange;
+pub(crate) mod init;
+pub(crate) mod link;
+pub(crate) mod list;
+pub(crate) mod names;
+pub mod owned;
+pub mod schemas;
+pub(crate) mod stream;
+pub mod wire;
+
+pub(crate) use exchange::Tally;
+pub(crate) use init::end_sessions;
+pub(crate) use list::{ListKind, Resume};
+pub(crate) use names::{resolve, rewrite_name, route};
+pub(crate) use stream::get_stream;
+
+use crate::config::snapshot::{Server, Snapshot};
+use crate::error::{Error, Kind};
+use crate::http::response::{self, Extra};
+use crate::mcp::envelope::Id;
+use crate::mcp::session::Claims;
+use crate::proxy::conn::Conn;
+use crate::proxy::core::Core;
+use crate::proxy::local;
+use crate::proxy::observe::Trace;
+use crate::respond::{self, ErrorReply};
+use crate::upstream::client::{self};
+
+use self::wire::{backend_error, decode_session, encode_session, Wire};
+use self::{call::*, exchange::*, init::*, link::*, list::*, stream::*};
+
+/// What the backends must do for one request.
+pub enum Plan {
+    /// Initialize every backend, then answer the client's initialize with a sealed session.
+    Initialize {
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+        /// The version the gateway negotiated with the client.
+        version: &'static str,
+        /// The principal the new session belongs to.
+        principal: String,
+    },
+    /// Merge a list method across local items and every backend.
+    List {
+        /// Which list.
+        kind: ListKind,
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+        /// The client's session.
+        claims: std::rc::Rc<Claims>,
+        /// `x-envoy-allow-mcp-tools`, when sent.
+        allow: Option<Vec<u8>>,
+        /// The backends to continue, from the client's gateway cursor (`None`: first page).
+        resume: Option<Resume>,
+    },
+    /// Merge a list method for a 2026-07-28 client.
+    ListStateless {
+        /// Which list.
+        kind: ListKind,
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+        /// `x-envoy-allow-mcp-tools`, when sent.
+        allow: Option<Vec<u8>>,
+        /// The backends to continue, from the client's gateway cursor (`None`: first page).
+        resume: Option<Resume>,
+    },
+    /// `server/discover` for a 2026-07-28 client: the gateway's capabilities merged with those
+    /// of every backend reachable over the worker's links.
+    Discover {
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+    },
+    /// Forward a 2026-07-28 tools/call, prompts/get or resources/read to one backend over the
+    /// worker's link to it.
+    CallStateless {
+        /// `Mcp-Method`.
+        method: &'static str,
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+        /// Index of the backend in the server.
+        backend: usize,
+        /// The client's body with only the tool name changed.
+        body: Vec<u8>,
+        /// The backend's name for the tool or prompt, or the resource URI (`Mcp-Name`).
+        tool: String,
+    },
+    /// Call a REST tool's backend with the request the pipeline built, and shape the answer.
+    Rest {
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+        /// Index of the tool in the server.
+        tool: usize,
+        /// The complete HTTP/1.1 request.
+        request: Vec<u8>,
+        /// Whether the client speaks 2026-07-28 (its result carries `resultType` and `_meta`).
+        stateless: bool,
+    },
+    /// Send the client's request to every backend of its session and answer an empty result
+    /// (`logging/setLevel`).
+    Broadcast {
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+        /// The client's body, forwarded unchanged.
+        body: Vec<u8>,
+        /// The client's session.
+        claims: std::rc::Rc<Claims>,
+    },
+    /// Deliver the client's answer to a request a backend sent it (id restored).
+    Answer {
+        /// Index of the backend in the server.
+        backend: usize,
+        /// The client's answer with the backend's original id.
+        body: Vec<u8>,
+        /// The client's session.
+        claims: std::rc::Rc<Claims>,
+    },
+    /// Forward a tools/call to one backend with the tool name rewritten.
+    Call {
+        /// The client's id, as JSON.
+        id: Vec<u8>,
+        /// Index of the backend in the server.
+        backend: usize,
+        /// The client's body with only the tool name changed.
+        body: Vec<u8>,
+        /// The client's session.
+        claims: std::rc::Rc<Claims>,
+    },
+}
+
+impl Plan {
+    /// The backend the plan goes to, for the access line: a backend's name, the server's own
+    /// name for a REST tool (as in authorization targets), `*` when it asks several.
+    pub fn backend<'s>(&self, server: &'s Server) -> &'s str {
+        match self {
+            Plan::Call { backend, .. }
+            | Plan::CallStateless { backend, .. }
+            | Plan::Answer { backend, .. } => server.backends.get(*backend).map_or("-", |b| &b.name),
+            Plan::Rest { .. } => &server.name,
+            _ => "*",
+        }
+    }
+}
+
+/// Who asked, and how the answer must be framed for them.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'p> {
+    /// Whether the client connection stays open.
+    pub keep_alive: bool,
+    /// The request's allowed `Origin` (echoed for CORS).
+    pub cors: Option<crate::http::head::Span>,
+    /// The authenticated principal (its claim headers go to backends).
+    pub principal: &'p crate::auth::Principal,
+    /// Where the request's backend time and streamed bytes are counted.
+    pub tally: &'p Tally,
+}
+
+/// Carries out `plan` and writes the response into `conn.out`.
+pub async fn run(
+    core: &Core,
+    snap: &Snapshot,
+    server: &Server,
+    conn: &mut Conn,
+    caller: Caller<'_>,
+    plan: Plan,
+) -> (u16, bool) {
+    let Caller { keep_alive, cors, principal, tally } = caller;
+    // The request's bytes stay put while backends are asked (only `out`/`scratch` are written,
+    // at the end), so forwarded headers are borrowed from the read buffer, not copied.
+    let Conn { buf, head, out, scratch, request_id, .. } = &mut *conn;
+    let (buf, head): (&[u8], &crate::http::head::Head) = (buf, head);
+    let fwd_refs = forwarded(server, principal, head, buf);
+    let cx = &Cx { core, owner: &principal.id, snap, tally, trace: Trace::of(head, buf, request_id) };
+    let visible = crate::proxy::authz::Visible { server, principal, head, buf };
+    // Set when the answer is an SSE stream to relay as it arrives rather than whole.
+    let mut relay: Option<client::Streaming> = None;
+    let mut relay_backend = "";
+    let result: Result<Answer, Failure> = match plan {
+        Plan::Initialize { id, version, principal } => {
+            // Every backend at once: the client waits for the slowest, not the sum.
+            let inits = server
+                .backends
+                .iter()
+                .enumerate()
+                .map(|(i, b)| init_backend(cx, b, version, fwd_for(&fwd_refs, i)));
+            let mut sessions = Vec::new();
+            // The client sees the union of what the gateway and the joined backends offer.
+            let mut caps: serde_json::Value =
+                serde_json::from_slice(local::CAPABILITIES).unwrap_or(serde_json::Value::Null);
+            for (b, r) in server.backends.iter().zip(futures_util::future::join_all(inits).await) {
+                match r {
+                    Ok((v, sid, backend_caps)) => {
+                        sessions.push((b.name.to_string(), encode_session(&v, &sid)));
+                        merge_capabilities(&mut caps, &backend_caps);
+                    }
+                    Err(why) => log::warn!("backend {}: {why}; left out of the session", b.name),
+                }
+            }
+            if sessions.is_empty() && server.tools.is_empty() {
+                Err((Error::upstream("no backend could be initialized"), Some(id)))
+            } else {
+                let mut claims = Claims {
+                    id: [0; 16],
+                    expires: crate::proxy::pipeline::now_unix().saturating_add(snap.sessions.ttl_seconds),
+                    version: crate::mcp::version::Version::parse(version.as_bytes()).map_or(0, |v| v.tag()),
+                    principal,
+                    backends: sessions,
+                };
+                let sealed = ring::rand::SecureRandom::fill(&core.rng, &mut claims.id)
+                    .ok()
+                    .and_then(|()| snap.sessions.seal(&claims, &server.name, &core.rng));
+                match sealed {
+                    None => Err((Error::internal("could not create a session"), Some(id))),
+                    Some(sid) => {
+                        core.stats.borrow_mut().sessions_opened += 1;
+                        let mut out = Vec::with_capacity(512);
+                        begin(&mut out, &id);
+                        let caps = serde_json::to_vec(&caps).unwrap_or_else(|_| local::CAPABILITIES.to_vec());
+                        local::initialize_with(
+                            &mut out,
+                            server,
+                            crate::mcp::version::Version::parse(version.as_bytes())
+                                .unwrap_or(crate::mcp::version::LATEST_HANDSHAKE),
+                            &caps,
+                        );
+                        out.extend_from_slice(b"}}");
+                        Ok((200, out, Some(sid), response::JSON))
+                    }
+                }
+            }
+        }
+        Plan::List { kind, id, claims, allow, resume } => {
+            let mut out = Vec::with_capacity(4096);
+            begin(&mut out, &id);
+            let req =
+                ListRequest { kind, allow: allow.as_deref(), visible: &visible, resume: resume.as_ref() };
+            merge_list(cx, server, req, &fwd_refs, &mut out, |name| {
+                claims.backends.iter().find(|(n, _)| n == name).map(|(_, s)| {
+                    let (v, sid) = decode_session(s);
+                    Via::Session(v.to_string(), sid.to_string())
+                })
+            })
+            .await;
+            out.extend_from_slice(b"}}");
+            Ok((200, out, None, response::JSON))
+        }
+        Plan::ListStateless { kind, id, allow, resume } => {
+            let mut out = Vec::with_capacity(4096);
+            begin(&mut out, &id);
+            let req =
+                ListRequest { kind, allow: allow.as_deref(), visible: &visible, resume: resume.as_ref() };
+            merge_list(cx, server, req, &fwd_refs, &mut out, |_| Some(Via::Link)).await;
+            crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
+            Ok((200, out, None, response::JSON))
+        }
+        Plan::Discover { id } => {
+            let links =
+                server.backends.iter().enumerate().map(|(i, b)| link(cx, server, b, fwd_for(&fwd_refs, i)));
+            let mut caps: serde_json::Value =
+                serde_json::from_slice(local::CAPABILITIES).unwrap_or(serde_json::Value::Null);
+            for (b, r) in server.backends.iter().zip(futures_util::future::join_all(links).await) {
+                match r {
+                    Ok(_) => {
+                        if let Some(c) = link_caps(cx, server, b) {
+                            merge_capabilities(&mut caps, &c);
+                        }
+                    }
+                    // Discovery still answers: that backend's capabilities are just not offered.
+                    Err(why) => {
+                        log::warn!("backend {}: {}; left out of server/discover", b.name, why.message)
+                    }
+                }
+            }
+            let caps = serde_json::to_vec(&caps).unwrap_or_else(|_| local::CAPABILITIES.to_vec());
+            let mut out = Vec::with_capacity(512);
+            begin(&mut out, &id);
+            local::discover_with(&mut out, server, &caps);
+            crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
+            Ok((200, out, None, response::JSON))
+        }
+        Plan::Answer { backend: i, body, claims } => {
+            let b = &server.backends[i];
+            if let Some((_, s)) = claims.backends.iter().find(|(n, _)| *n == *b.name) {
+                let (v, sid) = decode_session(s);
+                match cx.send(b, &body, Wire::legacy(v, sid), fwd_for(&fwd_refs, i)).await {
+                    Ok(r) if r.status < 300 => {}
+                    Ok(r) => log::warn!("backend {}: the client's answer got HTTP {}", b.name, r.status),
+                    Err(e) => log::warn!("backend {}: delivering the client's answer failed ({e})", b.name),
+                }
+            }
+            let extra = Extra { request_id: Some(request_id), ..Extra::default() };
+            response::write_head(out, 202, None, 0, keep_alive, &extra);
+            return (202, !keep_alive);
+        }
+        Plan::Broadcast { id, body, claims } => {
+            let sends = server.backends.iter().enumerate().filter_map(|(i, b)| {
+                let (_, s) = claims.backends.iter().find(|(n, _)| *n == *b.name)?;
+                let (v, sid) = decode_session(s);
+                let (body, fwd) = (&body, fwd_for(&fwd_refs, i));
+                Some(async move {
+                    match cx.send(b, body, Wire::legacy(v, sid), fwd).await {
+                        Ok(r) if r.status == 200 => {}
+                        Ok(r) => log::warn!(
+                            "backend {}: {} answered HTTP {}",
+                            b.name,
+                            "logging/setLevel",
+                            r.status
+                        ),
+                        Err(e) => log::warn!("backend {}: logging/setLevel failed ({e})", b.name),
+                    }
+                })
+            });
+            futures_util::future::join_all(sends).await;
+            let mut out = Vec::with_capacity(64);
+            begin(&mut out, &id);
+            out.extend_from_slice(b"}}");
+            Ok((200, out, None, response::JSON))
+        }
+        Plan::Rest { id, tool, request, stateless } => {
+            Ok((200, rest_call(cx, server, tool, &id, request, stateless).await, None, response::JSON))
+        }
+        Plan::CallStateless { method, id, backend: i, body, tool } => {
+            let b = &server.backends[i];
+            call_stateless(cx, server, b, method, &body, &tool, fwd_for(&fwd_refs, i))
+                .await
+                .map_err(|e| (e, Some(id)))
+        }
+        Plan::Call { id, backend: i, body, claims } => {
+            let b = &server.backends[i];
+            match claims.backends.iter().find(|(n, _)| *n == *b.name) {
+                None => Err((
+                    Error::client(
+                        Kind::InvalidParams,
+                        format!("backend {} is not part of this session", b.name),
+                    ),
+                    Some(id),
+                )),
+                Some((_, s)) => {
+                    let (v, sid) = decode_session(s);
+                    match cx.open(b, &body, Wire::legacy(v, sid), fwd_for(&fwd_refs, i)).await {
+                        Ok(r) if r.status == 200 && is_sse(&r) => {
+                            relay = Some(r);
+                            relay_backend = &b.name;
+                            Ok((200, Vec::new(), None, response::SSE))
+                        }
+                        Ok(r) if r.status == 200 => match cx.collect(r).await {
+                            Ok(r) => Ok((200, r.body, None, response::JSON)),
+                            Err(e) => Err((backend_error(b, &e), Some(id))),
+                        },
+                        Ok(r) => {
+                            let status = r.status;
+                            match cx.collect(r).await {
+                                // The backend's own JSON-RPC error (code, message, data) is relayed.
+                                Ok(mut r) if (400..500).contains(&status) && is_jsonrpc_error(&r.body) => {
+                                    if let Some(c) = &b.credential {
+                                        c.redact_from(&mut r.body);
+                                    }
+                                    Ok((status, r.body, None, response::JSON))
+                                }
+                                // The backend forgot its session: the client must start a new one.
+                                _ if status == 404 => {
+                                    Err((Error::client(Kind::SessionNotFound, "Session not found"), Some(id)))
+                                }
+                                _ => {
+                                    log::warn!("backend {}: answered HTTP {status}", b.name);
+                                    Err((
+                                        Error::upstream(format!("backend {} answered HTTP {status}", b.name)),
+                                        Some(id),
+                                    ))
+                                }
+                            }
+                        }
+                        Err(e) => Err((backend_error(b, &e), Some(id))),
+                    }
+                }
+            }
+        }
+    };
+    let origin = cors.map(|o| o.of(buf)).filter(|o| !o.is_empty());
+    let extra = Extra { cors_origin: origin, request_id: Some(request_id), ..Extra::default() };
+    if let (Some(stream), Ok(_)) = (relay, &result) {
+        response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
+        let prefixed = server.prefixed();
+        return relay_sse(
+            conn,
+            stream,
+            core,
+            &snap.limits,
+            tally,
+            keep_alive,
+            (&server.name, relay_backend, prefixed),
+        )
+        .await;
+    }
+    match result {
+        Ok((status, body, session, ctype)) => {
+            let extra = Extra { session_id: session.as_deref(), ..extra };
+            response::write_head(out, status, Some(ctype), body.len(), keep_alive, &extra);
+            out.extend_from_slice(&body);
+            (status, !keep_alive)
+        }
+        Err((err, id)) => {
+            let raw = id.as_deref().map(Id::Raw);
+            let reply = ErrorReply { id: raw.as_ref(), ..ErrorReply::default() };
+            let w = respond::write_error(out, scratch, &err, &reply, keep_alive, &extra);
+            (w.status, w.close || !keep_alive)
+        }
+    }
+}
+
+pub(crate) fn is_sse(r: &client::Streaming) -> bool {
+    r.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"))
+}
+
+/// An answer: HTTP status, body, the session id to hand out (initialize), content type.
+pub(crate) type Answer = (u16, Vec<u8>, Option<String>, &'static str);
+
+/// Whether `body` is a JSON-RPC error message: a backend's own protocol error (e.g. -32602 with
+/// `data`, sent with HTTP 400 on the 2026 wire) is relayed as it is, status included.
+pub(crate) fn is_jsonrpc_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|v| v.get("error").is_some_and(|e| e.is_object()))
+}
+
+/// A failure and the client's id to echo.
+pub(crate) type Failure = (Error, Option<Vec<u8>>);
+
+pub(crate) fn begin(out: &mut Vec<u8>, id: &[u8]) {
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id);
+    out.extend_from_slice(b",\"result\":{");
+}
