@@ -112,7 +112,7 @@ pub fn error_body_with_data(
 ) {
     body.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     match id {
-        Some(id) => json::write_id(body, id),
+        Some(id) => crate::mcp::envelope::write_id(body, id),
         None => body.extend_from_slice(b"null"),
     }
     body.extend_from_slice(b",\"error\":{\"code\":");

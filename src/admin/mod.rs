@@ -21,7 +21,7 @@ use crate::http::response;
 use crate::proxy::core::{
     EndpointStats, Histogram, MethodClass, Stats, AUTH_REASONS, LATENCY_BOUNDS_US, STATUSES,
 };
-use crate::runtime::Scraper;
+use crate::runtime::scrape::Scraper;
 use crate::upstream::pool::Key;
 
 /// What `/readyz` says: starting (503) until the gateway is fully up, including its first JWKS

@@ -179,6 +179,17 @@ fn invalid_params<'a>(msg: &'static str, id: Option<Id<'a>>) -> Rejected<'a> {
     Rejected { error: Error::client(Kind::InvalidParams, msg), id }
 }
 
+/// Appends a JSON-RPC id exactly as its value was sent.
+pub fn write_id(out: &mut Vec<u8>, id: &Id<'_>) {
+    match id {
+        Id::Str(s) => json::write_str(out, s),
+        Id::Int(n) => json::write_i64(out, *n),
+        Id::Uint(n) => crate::http::response::write_u64(out, *n),
+        Id::Float(f) => json::write_f64(out, *f),
+        Id::Raw(r) => out.extend_from_slice(r),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -204,18 +204,6 @@ pub fn write_f64(out: &mut Vec<u8>, f: f64) {
     }
 }
 
-/// Appends a JSON-RPC id exactly as its value was sent.
-pub fn write_id(out: &mut Vec<u8>, id: &crate::mcp::envelope::Id<'_>) {
-    use crate::mcp::envelope::Id;
-    match id {
-        Id::Str(s) => write_str(out, s),
-        Id::Int(n) => write_i64(out, *n),
-        Id::Uint(n) => crate::http::response::write_u64(out, *n),
-        Id::Float(f) => write_f64(out, *f),
-        Id::Raw(r) => out.extend_from_slice(r),
-    }
-}
-
 /// Re-serialises the value at `v[0]` as compact JSON.
 ///
 /// Iterative, with an explicit stack: nesting depth comes from the client (arguments are

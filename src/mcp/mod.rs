@@ -4,6 +4,7 @@
 
 pub mod envelope;
 pub mod json;
+pub mod reply;
 pub mod session;
 pub mod sse;
 pub mod version;

@@ -7,6 +7,7 @@ use simd_json::Node;
 use crate::config::snapshot::{LocalTool, Server, ToolKind};
 use crate::error::{Error, Kind};
 use crate::mcp::json;
+use crate::mcp::reply::end_result;
 use crate::mcp::version::{self, Version};
 use crate::rest::template::Context;
 
@@ -205,4 +206,19 @@ pub fn truncate(s: &str) -> &str {
         Some((i, _)) => &s[..i],
         None => s,
     }
+}
+
+/// 2026-07-28 result members: `resultType`, `_meta.serverInfo` and, for cacheable results,
+/// `ttlMs`/`cacheScope`. Lists may differ per caller (allowTools header, later authorization)
+/// and change on reload, so they are private and not cached.
+pub(crate) fn end_result_stateless(body: &mut Vec<u8>, server: &Server, cacheable: bool) {
+    body.extend_from_slice(
+        b",\"resultType\":\"complete\",\"_meta\":{\"io.modelcontextprotocol/serverInfo\":",
+    );
+    write_server_info(body, server);
+    body.push(b'}');
+    if cacheable {
+        body.extend_from_slice(b",\"ttlMs\":0,\"cacheScope\":\"private\"");
+    }
+    end_result(body);
 }

@@ -6,9 +6,15 @@ pub mod authz;
 pub mod backends;
 pub mod conn;
 pub mod core;
+pub(crate) mod decide;
+pub(crate) mod dispatch;
 pub mod local;
+pub(crate) mod message;
+pub mod names;
 pub mod observe;
 pub mod pipeline;
+pub(crate) mod request;
+pub(crate) mod session;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

@@ -79,7 +79,7 @@ pub fn tool_labels<'s>(server: &'s Server, exposed: &str) -> (&'s str, &'s str) 
     if let Some((name, _)) = server.tool_index.get_key_value(exposed) {
         return (&server.name, name);
     }
-    match crate::proxy::backends::resolve(server, exposed) {
+    match crate::proxy::names::resolve(server, exposed) {
         Some((i, own)) => {
             let b = &server.backends[i];
             let named = b

@@ -17,7 +17,7 @@ use crate::config::snapshot::Snapshot;
 use crate::proxy::conn::ClientStream;
 use crate::proxy::core::{Core, RevocationBus};
 use crate::runtime::listen::{Listener, Source};
-use crate::runtime::ScrapeRequest;
+use crate::runtime::scrape::ScrapeRequest;
 
 /// Everything a worker thread starts with.
 pub struct Spec {

@@ -7,7 +7,7 @@ use crate::http::response::{self};
 use crate::upstream::client::{self};
 
 use super::wire::{answer, backend_error, Link, Wire};
-use super::{begin, is_jsonrpc_error, Answer};
+
 use super::{exchange::*, link::*};
 
 /// One REST tool call: the exchange over the worker's pool, then the answer (or the failure,
@@ -23,7 +23,7 @@ pub(crate) async fn rest_call(
     use crate::config::snapshot::ToolKind;
     use crate::rest::tool::{shape, text_result};
     let mut out = Vec::with_capacity(256);
-    begin(&mut out, id);
+    crate::mcp::reply::begin_raw(&mut out, id);
     let t = &server.tools[tool];
     let rest = match &t.kind {
         ToolKind::Rest(rt) => rt.target.as_ref().ok().map(|target| (rt, target)),
@@ -59,7 +59,7 @@ pub(crate) async fn rest_call(
         None => text_result(&mut out, "call failed: the tool has no backend", true),
     }
     if stateless {
-        crate::proxy::pipeline::end_result_stateless(&mut out, server, false);
+        crate::proxy::local::end_result_stateless(&mut out, server, false);
     } else {
         out.extend_from_slice(b"}}");
     }

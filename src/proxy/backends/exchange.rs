@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::config::snapshot::{Backend, Server, Snapshot};
+use crate::error::Error;
 use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
 use crate::proxy::observe::Trace;
@@ -192,3 +193,33 @@ pub(crate) fn fwd_for<'a>(all: &'a [Vec<(&'a [u8], &'a [u8])>], i: usize) -> &'a
 }
 
 pub(crate) const META_2026: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+
+/// Who asked, and how the answer must be framed for them.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'p> {
+    /// Whether the client connection stays open.
+    pub keep_alive: bool,
+    /// The request's allowed `Origin` (echoed for CORS).
+    pub cors: Option<crate::http::head::Span>,
+    /// The authenticated principal (its claim headers go to backends).
+    pub principal: &'p crate::auth::Principal,
+    /// Where the request's backend time and streamed bytes are counted.
+    pub tally: &'p Tally,
+}
+
+pub(crate) fn is_sse(r: &client::Streaming) -> bool {
+    r.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"))
+}
+
+/// An answer: HTTP status, body, the session id to hand out (initialize), content type.
+pub(crate) type Answer = (u16, Vec<u8>, Option<String>, &'static str);
+
+/// Whether `body` is a JSON-RPC error message: a backend's own protocol error (e.g. -32602 with
+/// `data`, sent with HTTP 400 on the 2026 wire) is relayed as it is, status included.
+pub(crate) fn is_jsonrpc_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|v| v.get("error").is_some_and(|e| e.is_object()))
+}
+
+/// A failure and the client's id to echo.
+pub(crate) type Failure = (Error, Option<Vec<u8>>);

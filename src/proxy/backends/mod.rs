@@ -2,7 +2,6 @@
 //! [`Plan`] of owned data; [`run`] carries it out over the worker's connection pool and writes
 //! the answer.
 //!
-//! - [`names`]: which backend an exposed name belongs to, and the body with that name rewritten.
 //! - [`init`]: `initialize` of every backend for a 2025-revision client, capabilities merged,
 //!   the DELETE fan-out.
 //! - [`list`]: lists merged across local items and every backend, behind one gateway cursor.
@@ -21,16 +20,15 @@ pub(crate) mod exchange;
 pub(crate) mod init;
 pub(crate) mod link;
 pub(crate) mod list;
-pub(crate) mod names;
 pub mod owned;
 pub mod schemas;
 pub(crate) mod stream;
 pub mod wire;
 
-pub(crate) use exchange::Tally;
+pub(crate) use crate::proxy::names::{resolve, rewrite_name, route};
+pub(crate) use exchange::{Caller, Tally};
 pub(crate) use init::end_sessions;
 pub(crate) use list::{ListKind, Resume};
-pub(crate) use names::{resolve, rewrite_name, route};
 pub(crate) use stream::get_stream;
 
 use crate::config::snapshot::{Server, Snapshot};
@@ -160,19 +158,6 @@ impl Plan {
     }
 }
 
-/// Who asked, and how the answer must be framed for them.
-#[derive(Clone, Copy, Debug)]
-pub struct Caller<'p> {
-    /// Whether the client connection stays open.
-    pub keep_alive: bool,
-    /// The request's allowed `Origin` (echoed for CORS).
-    pub cors: Option<crate::http::head::Span>,
-    /// The authenticated principal (its claim headers go to backends).
-    pub principal: &'p crate::auth::Principal,
-    /// Where the request's backend time and streamed bytes are counted.
-    pub tally: &'p Tally,
-}
-
 /// Carries out `plan` and writes the response into `conn.out`.
 pub async fn run(
     core: &Core,
@@ -219,7 +204,7 @@ pub async fn run(
             } else {
                 let mut claims = Claims {
                     id: [0; 16],
-                    expires: crate::proxy::pipeline::now_unix().saturating_add(snap.sessions.ttl_seconds),
+                    expires: crate::proxy::core::now_unix().saturating_add(snap.sessions.ttl_seconds),
                     version: crate::mcp::version::Version::parse(version.as_bytes()).map_or(0, |v| v.tag()),
                     principal,
                     backends: sessions,
@@ -232,7 +217,7 @@ pub async fn run(
                     Some(sid) => {
                         core.stats.borrow_mut().sessions_opened += 1;
                         let mut out = Vec::with_capacity(512);
-                        begin(&mut out, &id);
+                        crate::mcp::reply::begin_raw(&mut out, &id);
                         let caps = serde_json::to_vec(&caps).unwrap_or_else(|_| local::CAPABILITIES.to_vec());
                         local::initialize_with(
                             &mut out,
@@ -249,7 +234,7 @@ pub async fn run(
         }
         Plan::List { kind, id, claims, allow, resume } => {
             let mut out = Vec::with_capacity(4096);
-            begin(&mut out, &id);
+            crate::mcp::reply::begin_raw(&mut out, &id);
             let req =
                 ListRequest { kind, allow: allow.as_deref(), visible: &visible, resume: resume.as_ref() };
             merge_list(cx, server, req, &fwd_refs, &mut out, |name| {
@@ -264,11 +249,11 @@ pub async fn run(
         }
         Plan::ListStateless { kind, id, allow, resume } => {
             let mut out = Vec::with_capacity(4096);
-            begin(&mut out, &id);
+            crate::mcp::reply::begin_raw(&mut out, &id);
             let req =
                 ListRequest { kind, allow: allow.as_deref(), visible: &visible, resume: resume.as_ref() };
             merge_list(cx, server, req, &fwd_refs, &mut out, |_| Some(Via::Link)).await;
-            crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
+            crate::proxy::local::end_result_stateless(&mut out, server, true);
             Ok((200, out, None, response::JSON))
         }
         Plan::Discover { id } => {
@@ -291,9 +276,9 @@ pub async fn run(
             }
             let caps = serde_json::to_vec(&caps).unwrap_or_else(|_| local::CAPABILITIES.to_vec());
             let mut out = Vec::with_capacity(512);
-            begin(&mut out, &id);
+            crate::mcp::reply::begin_raw(&mut out, &id);
             local::discover_with(&mut out, server, &caps);
-            crate::proxy::pipeline::end_result_stateless(&mut out, server, true);
+            crate::proxy::local::end_result_stateless(&mut out, server, true);
             Ok((200, out, None, response::JSON))
         }
         Plan::Answer { backend: i, body, claims } => {
@@ -330,7 +315,7 @@ pub async fn run(
             });
             futures_util::future::join_all(sends).await;
             let mut out = Vec::with_capacity(64);
-            begin(&mut out, &id);
+            crate::mcp::reply::begin_raw(&mut out, &id);
             out.extend_from_slice(b"}}");
             Ok((200, out, None, response::JSON))
         }
@@ -424,27 +409,4 @@ pub async fn run(
             (w.status, w.close || !keep_alive)
         }
     }
-}
-
-pub(crate) fn is_sse(r: &client::Streaming) -> bool {
-    r.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"))
-}
-
-/// An answer: HTTP status, body, the session id to hand out (initialize), content type.
-pub(crate) type Answer = (u16, Vec<u8>, Option<String>, &'static str);
-
-/// Whether `body` is a JSON-RPC error message: a backend's own protocol error (e.g. -32602 with
-/// `data`, sent with HTTP 400 on the 2026 wire) is relayed as it is, status included.
-pub(crate) fn is_jsonrpc_error(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .is_ok_and(|v| v.get("error").is_some_and(|e| e.is_object()))
-}
-
-/// A failure and the client's id to echo.
-pub(crate) type Failure = (Error, Option<Vec<u8>>);
-
-pub(crate) fn begin(out: &mut Vec<u8>, id: &[u8]) {
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(id);
-    out.extend_from_slice(b",\"result\":{");
 }

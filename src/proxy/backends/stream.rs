@@ -19,7 +19,6 @@ use crate::upstream::client::{self, UpstreamError};
 use super::exchange::*;
 use super::schemas;
 use super::wire::{backend_error, decode_session, Verb, Wire};
-use super::{is_sse, Caller};
 
 /// Relays a backend's SSE answer to the client piece by piece as it arrives (progress and log
 /// notifications reach the client before the result), as a chunked response whose head is

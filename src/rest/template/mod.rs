@@ -14,6 +14,7 @@
 //! Where Higress (github.com/higress-group/gjson_template) and Go disagree, the choices are
 //! documented on [`Template`].
 
+mod func;
 mod funcs;
 mod gofmt;
 mod parse;

@@ -4,7 +4,7 @@
 //! Follows Go's `text/template/parse` (lexing rules, trim markers, comments, scoping of
 //! variables to the enclosing control structure); differences are listed on `Template`.
 
-use super::funcs::Func;
+use super::func::Func;
 use super::MAX_DEPTH;
 
 /// Where a command sits in the source, for render errors.

@@ -490,7 +490,7 @@ fn rendering_without_args_or_data() {
 #[test]
 fn every_function_name_compiles() {
     for name in funcs::names() {
-        let f = funcs::Func::lookup(name).unwrap();
+        let f = func::Func::lookup(name).unwrap();
         // Enough arguments for any arity.
         let args = (0..4).map(|_| " 1").collect::<String>();
         let src = format!("{{{{{name}{args}}}}}");

@@ -1,0 +1,246 @@
+//! Phase 5, once per JSON-RPC message: arguments normalized (template and REST tools' `args`,
+//! backend tools' learned `inputSchema`), then the server's rule table judges the call over the
+//! normalized arguments; phase 6 receives exactly what was judged.
+
+use crate::auth::Principal;
+use crate::config::snapshot::Server;
+use crate::error::{Error, Kind};
+use crate::http::response::Extra;
+use crate::mcp::envelope::{Envelope, MessageKind};
+use crate::mcp::reply::{begin_result, end_result};
+use crate::proxy::backends as aggregate;
+use crate::proxy::core::{Core, MethodClass};
+use crate::proxy::local::end_result_stateless;
+use crate::proxy::request::*;
+use crate::proxy::{authz, local};
+use crate::respond::{self, ErrorReply};
+use crate::rest::tool::{needs_normalizing, ArgError, ArgRule, Shape, ToolError};
+use simd_json::Node;
+use std::rc::Rc;
+
+/// Why phase 5 refused a message: the error (-32602 for arguments of the wrong type, 403 for a
+/// denied call) and, when an allow rule was missed only for scopes, the `insufficient_scope`
+/// challenge.
+pub(crate) struct Refusal {
+    pub(crate) error: Error,
+    pub(crate) challenge: Option<String>,
+}
+
+/// What phase 5 made of a message.
+pub(crate) enum Judged<R> {
+    /// Allowed: phase 6's result, over the arguments judged.
+    Go(R),
+    /// Refused before dispatch.
+    Refused(Refusal),
+    /// A required argument is missing: the tool's failure (an `isError` result, not a refusal).
+    ToolFailed(String),
+}
+
+/// The arguments a `tools/call` declares, when the gateway knows them.
+pub(crate) enum Declared<'s> {
+    /// A template or REST tool of the server: only its declared arguments reach it.
+    Local(&'s [ArgRule]),
+    /// A backend tool, with the rules this worker learned from its `inputSchema`.
+    Backend(Rc<[ArgRule]>),
+}
+
+/// What the gateway knows of a `tools/call`'s arguments: one of the server's own tools (template
+/// or REST), or a backend tool this worker has seen listed, that the caller may see and whose
+/// `arguments` is an object (or absent). `None` for anything else: dispatch reports unknown or
+/// hidden tools and malformed arguments itself.
+pub(crate) fn declared_args<'s>(
+    core: &Core,
+    w: &Writer<'_, 's>,
+    env: &Envelope<'_, '_>,
+) -> Option<Declared<'s>> {
+    if env.kind != MessageKind::Request || env.method != "tools/call" {
+        return None;
+    }
+    let server: &'s Server = w.cx.server;
+    let name = env.name?;
+    if local::check_arguments(env.arguments).is_err() {
+        return None;
+    }
+    if let Some(&i) = server.tool_index.get(name) {
+        let tool = server.tools.get(i)?;
+        if !server.tool_allowed(tool, allow_list(w)) {
+            return None;
+        }
+        return Some(Declared::Local(match &tool.kind {
+            crate::config::snapshot::ToolKind::Template { args, .. } => args,
+            crate::config::snapshot::ToolKind::Rest(rt) => &rt.args,
+        }));
+    }
+    let (i, own) = aggregate::resolve(server, name)?;
+    if !server.name_allowed(name, allow_list(w)) {
+        return None;
+    }
+    let mut schemas = core.schemas.borrow_mut();
+    schemas.renew(w.cx.generation);
+    schemas.get(&server.name, &server.backends.get(i)?.name, own).map(Declared::Backend)
+}
+
+/// Phase 5, once per JSON-RPC message (a batch runs it per element). For a `tools/call` of a
+/// tool whose arguments the gateway declares, the arguments are normalized first (defaults,
+/// the documented coercions; a value of another type is refused with -32602 naming the
+/// argument) and the rules judge the normalized value. `then` is phase 6: it receives exactly
+/// the arguments that were judged, so the backend acts on what was decided.
+pub(crate) fn decide<'c, 's, R>(
+    core: &Core,
+    w: &mut Writer<'c, 's>,
+    principal: &Principal,
+    env: &Envelope<'_, '_>,
+    then: impl FnOnce(&mut Writer<'c, 's>, Option<&[Node<'_>]>) -> R,
+) -> Judged<R> {
+    // Backend tools keep every member they were sent; arguments that need no change are
+    // judged and forwarded as sent, with no copy.
+    let learned: Rc<[ArgRule]>;
+    let (rules, shape): (&[ArgRule], Shape) = match declared_args(core, w, env) {
+        None => return judge_as_sent(core, w, principal, env, then),
+        Some(Declared::Local(rules)) => (rules, Shape::Declared),
+        Some(Declared::Backend(rules)) => match needs_normalizing(&rules, env.arguments) {
+            Ok(false) => return judge_as_sent(core, w, principal, env, then),
+            Ok(true) => {
+                learned = rules;
+                (&learned, Shape::Open)
+            }
+            Err(e) => return refused_arguments(e),
+        },
+    };
+    let mut scratch = core.args.borrow_mut();
+    let judged = scratch.with(rules, env.arguments, shape, |args| {
+        match authorize(core, w, principal, env, Some(args)) {
+            Ok(()) => Judged::Go(then(w, Some(args))),
+            Err(r) => Judged::Refused(r),
+        }
+    });
+    match judged {
+        Ok(j) => j,
+        Err(e) => refused_arguments(e),
+    }
+}
+
+/// [`decide`] over the arguments as the client sent them.
+pub(crate) fn judge_as_sent<'c, 's, R>(
+    core: &Core,
+    w: &mut Writer<'c, 's>,
+    principal: &Principal,
+    env: &Envelope<'_, '_>,
+    then: impl FnOnce(&mut Writer<'c, 's>, Option<&[Node<'_>]>) -> R,
+) -> Judged<R> {
+    match authorize(core, w, principal, env, env.arguments) {
+        Ok(()) => Judged::Go(then(w, env.arguments)),
+        Err(r) => Judged::Refused(r),
+    }
+}
+
+/// Phase 5's answer to arguments that could not be normalized.
+pub(crate) fn refused_arguments<R>(e: ArgError) -> Judged<R> {
+    match e {
+        ArgError::Type(why) => {
+            Judged::Refused(Refusal { error: Error::client(Kind::InvalidParams, why), challenge: None })
+        }
+        ArgError::Missing(ToolError(text)) => Judged::ToolFailed(text),
+    }
+}
+
+/// A `tools/call` result with `isError` and `text`: a complete response for `env` into `out`
+/// (2026-07-28 members when `stateless` names the server).
+pub(crate) fn tool_failed(out: &mut Vec<u8>, env: &Envelope<'_, '_>, text: &str, stateless: Option<&Server>) {
+    begin_result(out, env.id.as_ref());
+    crate::rest::tool::text_result(out, text, true);
+    match stateless {
+        Some(server) => end_result_stateless(out, server, false),
+        None => end_result(out),
+    }
+}
+
+/// The rule table's decision on a `tools/call` (called by [`decide`] only): over the principal,
+/// the tool's backend and name, the request, and `args` (the arguments as they will be sent).
+/// `Err` carries the 403 error and, when an allow rule was missed only for scopes, the
+/// `insufficient_scope` challenge.
+pub(crate) fn authorize(
+    core: &Core,
+    w: &Writer<'_, '_>,
+    principal: &Principal,
+    env: &Envelope<'_, '_>,
+    args: Option<&[Node<'_>]>,
+) -> Result<(), Refusal> {
+    use crate::policy::cel::Mcp;
+    use crate::policy::rules::{Call, Decision};
+    let server = w.cx.server;
+    if server.policy.is_open() || env.kind != MessageKind::Request || env.method != "tools/call" {
+        return Ok(());
+    }
+    let name = env.name.unwrap_or("");
+    // A tool hidden by allowTools or the client's allow-list header is reported by dispatch as
+    // not allowed (-32602, Higress behaviour), not as forbidden.
+    let allow = allow_list(w);
+    let (backend, tool) = if let Some(&i) = server.tool_index.get(name) {
+        if !server.tool_allowed(&server.tools[i], allow) {
+            return Ok(());
+        }
+        (&*server.name, name)
+    } else {
+        match aggregate::resolve(server, name) {
+            Some(_) if !server.name_allowed(name, allow) => return Ok(()),
+            Some((i, own)) => (&*server.backends[i].name, own),
+            // Unknown tools are reported by dispatch (-32602), not hidden behind a 403.
+            None => return Ok(()),
+        }
+    };
+    let mut errors = 0;
+    let mcp = Mcp { method: Some(env.method), backend: Some(backend), tool: Some(tool), params: env.params };
+    let (decision, _) = authz::with_activation(w.head, w.buf, principal, args, mcp, |activation| {
+        server.policy.decide(&Call { backend, tool, principal, activation }, &mut errors)
+    });
+    core.stats.borrow_mut().authorized(&server.name, &decision, errors);
+    w.facts.decision.set(Some(match &decision {
+        Decision::Allow { rule } => (true, *rule),
+        Decision::Deny { rule, .. } => (false, *rule),
+    }));
+    log::debug!(
+        target: "authz",
+        "server={} subject={:?} tool={backend}/{tool} decision={decision:?}",
+        server.name,
+        principal.subject
+    );
+    match decision {
+        Decision::Allow { .. } => Ok(()),
+        Decision::Deny { scope, .. } => {
+            let err = Error::client(
+                Kind::Denied,
+                format!("Forbidden: calling {} is not allowed", local::truncate(name)),
+            );
+            let challenge = scope.map(|s| {
+                let mut c = format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", s.join(" "));
+                if let Some(prm) = &server.auth.prm {
+                    c.push_str(&format!(", resource_metadata=\"{}\"", prm.url_for(w.head.host.of(w.buf))));
+                }
+                c.push_str(", error_description=\"The access token lacks a scope this tool requires\"");
+                c
+            });
+            Err(Refusal { error: err, challenge })
+        }
+    }
+}
+
+/// 403 for a denied call: a JSON-RPC error echoing the request id, with the challenge.
+pub(crate) fn forbidden(
+    w: &mut Writer<'_, '_>,
+    err: &Error,
+    challenge: Option<&str>,
+    env: &Envelope<'_, '_>,
+    stateless: bool,
+    method: MethodClass,
+) -> Outcome {
+    let extra = Extra {
+        cors_origin: w.cx.cors_origin.map(|o| o.of(w.buf)),
+        request_id: Some(w.request_id),
+        www_authenticate: challenge,
+        ..Extra::default()
+    };
+    let reply = ErrorReply { id: env.id.as_ref(), data: None, stateless };
+    let wire = respond::write_error(w.out, w.scratch, err, &reply, w.cx.keep_alive, &extra);
+    Outcome { status: wire.status, close: wire.close || !w.cx.keep_alive, method }
+}

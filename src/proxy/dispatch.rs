@@ -1,0 +1,459 @@
+//! Phase 6 for one message that phase 5 let through: answered here (the gateway's own methods
+//! and template tools), or planned for backends ([`crate::proxy::backends::Plan`]: MCP backends,
+//! REST tools). Phase 6 never decides again: it carries out what phase 5 allowed, with the
+//! arguments phase 5 judged.
+
+use crate::config::snapshot::Server;
+use crate::error::{Error, Kind};
+use crate::mcp::envelope::{Envelope, MessageKind};
+use crate::mcp::json;
+use crate::mcp::reply::{begin_result, end_result};
+use crate::mcp::session::Claims;
+use crate::proxy::backends as aggregate;
+use crate::proxy::core::{Core, MethodClass};
+use crate::proxy::decide::*;
+use crate::proxy::local::end_result_stateless;
+use crate::proxy::observe::Trace;
+use crate::proxy::request::*;
+use crate::proxy::{authz, local};
+use crate::respond::ErrorReply;
+use crate::rest::tool::ToolError;
+use simd_json::Node;
+use std::rc::Rc;
+
+/// Phase 6 of a 2026-07-28 request that passed [`stateless_checks`] and phase 5, with `args`
+/// the arguments phase 5 judged.
+pub(crate) fn stateless(
+    core: &Core,
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    class: MethodClass,
+    args: Option<&[Node<'_>]>,
+) -> Step {
+    let reply = ErrorReply { id: env.id.as_ref(), data: None, stateless: true };
+    let server = w.cx.server;
+    let allow = allow_list(w);
+    if !server.backends.is_empty() {
+        if let Some(kind) = aggregate::ListKind::of(env.method) {
+            let resume = match list_cursor(server, env, kind) {
+                Ok(r) => r,
+                Err(err) => return w.error(&err, &reply, class).into(),
+            };
+            let allow = allow.map(<[u8]>::to_vec);
+            return Step::Backends(
+                aggregate::Plan::ListStateless { kind, id: raw_id(env), allow, resume },
+                class,
+            );
+        }
+        if env.method == "server/discover" {
+            return Step::Backends(aggregate::Plan::Discover { id: raw_id(env) }, class);
+        }
+        let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
+        if !local && routed_method(env.method) {
+            return match routed(w, env, args) {
+                Ok((backend, body, own)) => {
+                    let method = match env.method {
+                        "tools/call" => "tools/call",
+                        "prompts/get" => "prompts/get",
+                        "completion/complete" => "completion/complete",
+                        _ => "resources/read",
+                    };
+                    let plan =
+                        aggregate::Plan::CallStateless { method, id: raw_id(env), backend, body, tool: own };
+                    Step::Backends(plan, class)
+                }
+                Err(err) => {
+                    let data = not_found_data(env, &err);
+                    w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
+                }
+            };
+        }
+    }
+    if let Some(step) = rest_call(core, w, env, true, class, args) {
+        return step;
+    }
+    w.scratch.clear();
+    begin_result(w.scratch, env.id.as_ref());
+    let res = match env.method {
+        "server/discover" => {
+            local::discover(w.scratch, server);
+            Ok(true)
+        }
+        "tools/list" => {
+            let visible = authz::Visible { server, principal: w.principal, head: w.head, buf: w.buf };
+            local::tools_list(w.scratch, server, env.params, allow, &visible).map(|()| true)
+        }
+        "tools/call" => local::tools_call(w.scratch, w.tmp, server, env.name, args, allow).map(|()| false),
+        "prompts/list" => Ok(list(w.scratch, "prompts")),
+        "resources/list" => Ok(list(w.scratch, "resources")),
+        "resources/templates/list" => Ok(list(w.scratch, "resourceTemplates")),
+        "resources/read" | "prompts/get" => Err(not_found(env)),
+        m => Err(Error::client(Kind::MethodNotFound, format!("Method not found: {}", local::truncate(m)))),
+    };
+    match res {
+        Ok(cacheable) => {
+            end_result_stateless(w.scratch, server, cacheable);
+            w.json(None, class).into()
+        }
+        Err(err) => {
+            let data = not_found_data(env, &err);
+            w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
+        }
+    }
+}
+
+/// Phase 6 of a 2025-revision message in session `claims`, with `args` the arguments phase 5
+/// judged.
+pub(crate) fn legacy(
+    core: &Core,
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    claims: Rc<Claims>,
+    class: MethodClass,
+    args: Option<&[Node<'_>]>,
+) -> Step {
+    let reply = ErrorReply { id: env.id.as_ref(), ..ErrorReply::default() };
+    let server = w.cx.server;
+    // The client answering a request a backend sent it over an SSE stream: back to that backend.
+    if env.kind == MessageKind::Response && !server.backends.is_empty() {
+        if let Some(plan) = answer_to_backend(w, claims.clone()) {
+            return Step::Backends(plan, class);
+        }
+    }
+    if env.kind != MessageKind::Request {
+        return w.accepted(class).into();
+    }
+    if !server.backends.is_empty() {
+        if let Some(kind) = aggregate::ListKind::of(env.method) {
+            let resume = match list_cursor(server, env, kind) {
+                Ok(r) => r,
+                Err(err) => return w.error(&err, &reply, class).into(),
+            };
+            let allow = allow_list(w).map(<[u8]>::to_vec);
+            return Step::Backends(
+                aggregate::Plan::List { kind, id: raw_id(env), claims, allow, resume },
+                class,
+            );
+        }
+        if env.method == "logging/setLevel" {
+            let plan = aggregate::Plan::Broadcast { id: raw_id(env), body: w.body.to_vec(), claims };
+            return Step::Backends(plan, class);
+        }
+        let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
+        // Subscriptions go to the backend serving the URI; its updates come on the GET stream.
+        let subscription = matches!(env.method, "resources/subscribe" | "resources/unsubscribe");
+        if !local && (routed_method(env.method) || subscription) {
+            return match routed(w, env, args) {
+                Ok((backend, body, _)) => {
+                    Step::Backends(aggregate::Plan::Call { id: raw_id(env), backend, body, claims }, class)
+                }
+                Err(err) => {
+                    let data = not_found_data(env, &err);
+                    w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
+                }
+            };
+        }
+    }
+    if let Some(step) = rest_call(core, w, env, false, class, args) {
+        return step;
+    }
+    w.scratch.clear();
+    match dispatch_legacy(w, env, args) {
+        Ok(()) => w.json(None, class).into(),
+        Err(err) => {
+            let data = not_found_data(env, &err);
+            w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
+        }
+    }
+}
+
+/// One legacy request into `w.scratch` as a complete JSON-RPC response.
+pub(crate) fn dispatch_legacy(
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    args: Option<&[Node<'_>]>,
+) -> Result<(), Error> {
+    let server = w.cx.server;
+    let allow = allow_list(w);
+    let start = w.scratch.len();
+    begin_result(w.scratch, env.id.as_ref());
+    let res = match env.method {
+        "ping" => Ok(()),
+        "tools/list" => {
+            let visible = authz::Visible { server, principal: w.principal, head: w.head, buf: w.buf };
+            local::tools_list(w.scratch, server, env.params, allow, &visible)
+        }
+        "tools/call" => local::tools_call(w.scratch, w.tmp, server, env.name, args, allow),
+        "prompts/list" => {
+            local::empty_list(w.scratch, "prompts");
+            Ok(())
+        }
+        "resources/list" => {
+            local::empty_list(w.scratch, "resources");
+            Ok(())
+        }
+        "resources/templates/list" => {
+            local::empty_list(w.scratch, "resourceTemplates");
+            Ok(())
+        }
+        "resources/read" | "prompts/get" => Err(not_found(env)),
+        m => Err(Error::client(Kind::MethodNotFound, format!("Method not found: {}", local::truncate(m)))),
+    };
+    match res {
+        Ok(()) => {
+            end_result(w.scratch);
+            Ok(())
+        }
+        Err(e) => {
+            w.scratch.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// A `tools/call` of a REST tool. The backend request is built here, over the request's own
+/// bytes (arguments normalized, templates rendered, the backend credential chosen, a
+/// passthrough credential taken from the client's request), and sent in phase 6. A call the tool
+/// refuses (a missing argument or credential) is answered at once with an `isError` result and
+/// never reaches the backend. `None` for any other message.
+pub(crate) fn rest_call(
+    core: &Core,
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    stateless: bool,
+    class: MethodClass,
+    args: Option<&[Node<'_>]>,
+) -> Option<Step> {
+    use crate::rest::tool::{build, Incoming};
+    if env.kind != MessageKind::Request || env.method != "tools/call" {
+        return None;
+    }
+    let server = w.cx.server;
+    let index = *server.tool_index.get(env.name?)?;
+    let tool = &server.tools[index];
+    let crate::config::snapshot::ToolKind::Rest(rt) = &tool.kind else { return None };
+    let reply = ErrorReply { id: env.id.as_ref(), data: None, stateless };
+    let allowed = if server.tool_allowed(tool, allow_list(w)) {
+        local::check_arguments(env.arguments)
+    } else {
+        Err(local::not_allowed(&tool.name))
+    };
+    if let Err(err) = allowed {
+        return Some(w.error(&err, &reply, class).into());
+    }
+    let (head, buf) = (w.head, w.buf);
+    let mut decoded = None;
+    let credential =
+        rt.downstream.as_ref().and_then(|d| client_credential(head, buf, &d.scheme, &mut decoded));
+    let trace = Trace::of(head, buf, w.request_id);
+    let incoming = Incoming {
+        credential,
+        authorization: if rt.pass_authorization { head.header(buf, "authorization") } else { None },
+        claim_headers: &w.principal.headers,
+        trace: trace.headers(),
+    };
+    let mut request = Vec::with_capacity(512);
+    // Phase 5 normalized the arguments of every REST tool call it let through.
+    let Some(args) = args else {
+        let err = Error::internal("the arguments were not normalized");
+        return Some(w.error(&err, &reply, class).into());
+    };
+    let _ = core;
+    match build(rt, args, &server.config, &incoming, w.tmp, &mut request) {
+        Ok(()) => {
+            let plan = aggregate::Plan::Rest { id: raw_id(env), tool: index, request, stateless };
+            Some(Step::Backends(plan, class))
+        }
+        Err(ToolError(text)) => {
+            w.scratch.clear();
+            tool_failed(w.scratch, env, &text, stateless.then_some(server));
+            Some(w.json(None, class).into())
+        }
+    }
+}
+
+/// The client's credential under `scheme` (for passthrough): the token of `Bearer x`, the
+/// base64 part of `Basic x`, an api key header, or an api key query parameter (percent-decoded
+/// into `decoded`). `None` when the client sent none in that form.
+pub(crate) fn client_credential<'b>(
+    head: &crate::http::head::Head,
+    buf: &'b [u8],
+    scheme: &crate::rest::tool::Scheme,
+    decoded: &'b mut Option<Vec<u8>>,
+) -> Option<&'b [u8]> {
+    use crate::auth::scheme::SchemeKind;
+    let after = |word: &[u8]| {
+        let v = head.header(buf, "authorization")?;
+        (v.len() > word.len() && v[..word.len()].eq_ignore_ascii_case(word))
+            .then(|| v[word.len()..].trim_ascii())
+    };
+    match scheme.kind {
+        SchemeKind::Bearer => after(b"bearer "),
+        SchemeKind::Basic => after(b"basic "),
+        SchemeKind::ApiKeyHeader => head.header(buf, &scheme.name),
+        SchemeKind::ApiKeyQuery => {
+            let v = crate::auth::query_param(head.query.of(buf), scheme.name.as_bytes()).ok()??;
+            Some(decoded.insert(v).as_slice())
+        }
+    }
+}
+
+/// The request id as JSON, kept across the upstream exchange.
+pub(crate) fn raw_id(env: &Envelope<'_, '_>) -> Vec<u8> {
+    let mut id = Vec::with_capacity(16);
+    match env.id.as_ref() {
+        Some(i) => crate::mcp::envelope::write_id(&mut id, i),
+        None => id.extend_from_slice(b"null"),
+    }
+    id
+}
+
+/// For a client's JSON-RPC response whose id the gateway tagged (see `mcp::sse::ID_TAG`): the
+/// backend and the response with its original id. Rare (sampling, elicitation), so re-encoded.
+pub(crate) fn answer_to_backend(w: &Writer<'_, '_>, claims: Rc<Claims>) -> Option<aggregate::Plan> {
+    let server = w.cx.server;
+    let mut msg: serde_json::Value = serde_json::from_slice(w.body).ok()?;
+    let (backend, original) = crate::mcp::sse::untag(msg.get("id")?.as_str()?)?;
+    let i = server.backends.iter().position(|b| &*b.name == backend)?;
+    let original: serde_json::Value = serde_json::from_str(original).ok()?;
+    msg["id"] = original;
+    let body = serde_json::to_vec(&msg).ok()?;
+    Some(aggregate::Plan::Answer { backend: i, body, claims })
+}
+
+/// Requests routed to one backend by the name or URI they carry.
+pub(crate) fn routed_method(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read" | "completion/complete")
+}
+
+/// For a routed request: the backend, the body with only the exposed name (or URI) rewritten to
+/// the backend's own, and that own name. Tools pass the backend's selector and `allowTools`.
+pub(crate) fn routed(
+    w: &Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    args: Option<&[Node<'_>]>,
+) -> Result<(usize, Vec<u8>, String), Error> {
+    let server = w.cx.server;
+    let (exposed, found) = match env.method {
+        "tools/call" => {
+            let name = env.name.unwrap_or("");
+            let r = aggregate::resolve(server, name);
+            if r.is_some() && !server.name_allowed(name, allow_list(w)) {
+                return Err(local::not_allowed(name));
+            }
+            (
+                name,
+                r.ok_or_else(|| {
+                    Error::client(Kind::InvalidParams, format!("Unknown tool: {}", local::truncate(name)))
+                }),
+            )
+        }
+        "prompts/get" => {
+            let name = env.name.unwrap_or("");
+            (name, aggregate::route(server, name, &server.separator).ok_or_else(|| not_found(env)))
+        }
+        // Completion names what it completes in params.ref: a prompt by name or a resource
+        // (template) by URI, routed like prompts/get and resources/read.
+        "completion/complete" => {
+            let r = env.params.and_then(|p| json::get(p, "ref"));
+            let field = |k: &str| r.and_then(|r| json::get(r, k)).and_then(json::as_str);
+            let (value, joiner) = match field("type") {
+                Some("ref/prompt") => (field("name").unwrap_or(""), &*server.separator),
+                Some("ref/resource") => (field("uri").unwrap_or(""), "+"),
+                _ => {
+                    return Err(Error::client(
+                        Kind::InvalidParams,
+                        "params.ref must be a ref/prompt or ref/resource",
+                    ))
+                }
+            };
+            let unknown = || {
+                Error::client(Kind::InvalidParams, format!("Unknown reference: {}", local::truncate(value)))
+            };
+            (value, aggregate::route(server, value, joiner).ok_or_else(unknown))
+        }
+        _ => {
+            let uri = env.uri.unwrap_or("");
+            (uri, aggregate::route(server, uri, "+").ok_or_else(|| not_found(env)))
+        }
+    };
+    let (backend, own) = found?;
+    // Phase 5 judged normalized arguments (a copy): the backend gets those, in a body written
+    // anew. Otherwise the client's body goes on with only the name rewritten.
+    if let Some(args) = args.filter(|a| env.arguments.is_none_or(|e| e.as_ptr() != a.as_ptr())) {
+        return Ok((backend, with_arguments(env, own, args), own.to_string()));
+    }
+    let body = aggregate::rewrite_name(w.body, w.base, exposed, own).ok_or_else(|| {
+        Error::client(Kind::InvalidParams, "names and URIs must not be written with JSON escapes")
+    })?;
+    Ok((backend, body, own.to_string()))
+}
+
+/// `env` (a `tools/call`) written anew for a backend: its own tool name `own` and `args` as the
+/// arguments, every other member as sent.
+pub(crate) fn with_arguments(env: &Envelope<'_, '_>, own: &str, args: &[Node<'_>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    match env.id.as_ref() {
+        Some(id) => crate::mcp::envelope::write_id(&mut out, id),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"method\":\"tools/call\",\"params\":{\"name\":");
+    json::write_str(&mut out, own);
+    out.extend_from_slice(b",\"arguments\":");
+    json::write_value(&mut out, args);
+    for (k, v) in env.params.into_iter().flat_map(json::entries) {
+        if k == "name" || k == "arguments" {
+            continue;
+        }
+        out.push(b',');
+        json::write_str(&mut out, k);
+        out.push(b':');
+        json::write_value(&mut out, v);
+    }
+    out.extend_from_slice(b"}}");
+    out
+}
+
+/// The client's `params.cursor` of a merged list: absent (first page), or a gateway cursor this
+/// gateway issued for this list (-32602 "Invalid cursor" otherwise).
+pub(crate) fn list_cursor(
+    server: &Server,
+    env: &Envelope<'_, '_>,
+    kind: aggregate::ListKind,
+) -> Result<Option<aggregate::Resume>, Error> {
+    match env.params.and_then(|p| json::get(p, "cursor")) {
+        None => Ok(None),
+        Some(c) => json::as_str(c)
+            .and_then(|c| aggregate::Resume::decode(c, kind, server))
+            .map(Some)
+            .ok_or_else(|| Error::client(Kind::InvalidParams, "Invalid cursor")),
+    }
+}
+
+/// Local endpoints serve no resources and no prompts (both capabilities are advertised, with
+/// empty lists), so every `resources/read` and `prompts/get` names something unknown.
+pub(crate) fn not_found(env: &Envelope<'_, '_>) -> Error {
+    match env.method {
+        "resources/read" => Error::client(Kind::ResourceNotFound, "Resource not found"),
+        _ => Error::client(
+            Kind::InvalidParams,
+            format!("Unknown prompt: {}", local::truncate(env.name.unwrap_or(""))),
+        ),
+    }
+}
+
+/// `error.data` of a resource-not-found error: `{"uri": ...}` (resources spec, error handling).
+pub(crate) fn not_found_data(env: &Envelope<'_, '_>, err: &Error) -> Option<Vec<u8>> {
+    (err.kind == Kind::ResourceNotFound).then(|| {
+        let mut d = b"{\"uri\":".to_vec();
+        json::write_str(&mut d, local::truncate(env.uri.unwrap_or("")));
+        d.push(b'}');
+        d
+    })
+}
+
+pub(crate) fn list(body: &mut Vec<u8>, member: &str) -> bool {
+    local::empty_list(body, member);
+    true
+}

@@ -1,0 +1,334 @@
+//! Phase 4: the body decoded into one JSON-RPC message (or a 2025-03-26 batch of them) and the
+//! rules of its protocol revision checked: `_meta`, `Mcp-*` headers and the version for
+//! 2026-07-28; a session of this principal for the 2025 revisions. Then phase 5 once per
+//! message, then phase 6.
+
+use crate::auth::Principal;
+use crate::config::snapshot::Snapshot;
+use crate::error::{Error, Kind};
+use crate::mcp::envelope::{self, Envelope, Id, MessageKind};
+use crate::mcp::json;
+use crate::mcp::version::Version;
+use crate::proxy::core::now_unix;
+use crate::proxy::core::{Core, MethodClass};
+use crate::proxy::local;
+use crate::proxy::observe::{self};
+use crate::proxy::request::*;
+use crate::proxy::{decide::*, dispatch::*, session::*};
+use crate::respond::{self, ErrorReply};
+use simd_json::Node;
+
+pub(crate) const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
+pub(crate) const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// Most messages in one JSON-RPC batch (2025-03-26 only).
+pub(crate) const MAX_BATCH: usize = 100;
+
+/// Which revision's rules a message follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Era {
+    /// 2025 revisions: sessions and initialize.
+    Legacy(Option<Version>),
+    /// 2026-07-28: stateless, `_meta` and `Mcp-*` headers.
+    Stateless,
+}
+
+/// Phases 4-6 for one decoded body.
+pub(crate) fn message(
+    core: &Core,
+    snap: &Snapshot,
+    w: &mut Writer<'_, '_>,
+    principal: &Principal,
+    tape: &[Node<'_>],
+) -> Step {
+    let header_version = w.header(w.head.protocol_version);
+    if envelope::is_batch(tape) {
+        return batch(core, snap, w, principal, tape, header_version).into();
+    }
+    let env = match envelope::decode(tape) {
+        Ok(e) => e,
+        Err(rej) => {
+            let reply = ErrorReply { id: rej.id.as_ref(), ..ErrorReply::default() };
+            return w.error(&rej.error, &reply, MethodClass::None).into();
+        }
+    };
+    let class = match env.kind {
+        MessageKind::Request => MethodClass::of(env.method),
+        MessageKind::Notification => MethodClass::Notification,
+        MessageKind::Response => MethodClass::Response,
+    };
+    w.facts.rpc_method.set(observe::body_span(w.body, w.base, env.method));
+    if class == MethodClass::ToolsCall {
+        let name = env.name.unwrap_or("");
+        w.facts.tool.set(observe::body_span(w.body, w.base, name));
+        w.facts.tool_labels.set(Some(observe::tool_labels(w.cx.server, name)));
+    }
+    let era = match header_version {
+        Some(v) => match Version::parse(v) {
+            Some(v) if v.is_stateless() => Era::Stateless,
+            Some(v) => Era::Legacy(Some(v)),
+            // An unknown header version on a request that speaks the stateless wire (it has
+            // `_meta`) is checked by the stateless rules, which report a mismatch first.
+            None if env.meta.is_some() => Era::Stateless,
+            None => {
+                let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
+                return unsupported_version(w, &err, env.id.as_ref(), v, false, class).into();
+            }
+        },
+        None if env.meta.and_then(|m| json::get(m, META_VERSION)).is_some() => Era::Stateless,
+        None => Era::Legacy(None),
+    };
+    // The revision's own checks come first (an unknown session is 404, a 2026 request without
+    // `_meta` is -32602, whatever the rules say), then phase 5 once, then dispatch with the
+    // arguments phase 5 judged.
+    let session = match era {
+        Era::Stateless => match stateless_checks(w, &env, class) {
+            Ok(()) => None,
+            Err(answered) => return answered,
+        },
+        Era::Legacy(_) => match legacy_checks(core, snap, w, principal, &env, class) {
+            Ok(claims) => Some(claims),
+            Err(answered) => return answered,
+        },
+    };
+    let stateless_wire = session.is_none();
+    let judged = decide(core, w, principal, &env, |w, args| match session {
+        None => stateless(core, w, &env, class, args),
+        Some(claims) => legacy(core, w, &env, claims, class, args),
+    });
+    match judged {
+        Judged::Go(step) => step,
+        Judged::Refused(r) => {
+            forbidden(w, &r.error, r.challenge.as_deref(), &env, stateless_wire, class).into()
+        }
+        Judged::ToolFailed(text) => {
+            w.scratch.clear();
+            tool_failed(w.scratch, &env, &text, stateless_wire.then_some(w.cx.server));
+            w.json(None, class).into()
+        }
+    }
+}
+
+/// A JSON-RPC batch: allowed only in 2025-03-26 (removed in 2025-06-18, where an array is a 400).
+pub(crate) fn batch(
+    core: &Core,
+    snap: &Snapshot,
+    w: &mut Writer<'_, '_>,
+    principal: &Principal,
+    tape: &[Node<'_>],
+    header_version: Option<&[u8]>,
+) -> Outcome {
+    let class = MethodClass::Batch;
+    let version = header_version.map(Version::parse);
+    let sid = w.header(w.head.session_id);
+    let claims = sid.map(|s| open_session(core, snap, w.cx.server, s, now_unix()));
+    let negotiated = match &claims {
+        Some(Ok(c)) => c.protocol_version(),
+        _ => None,
+    };
+    let effective = match version {
+        Some(Some(v)) => v,
+        Some(None) => {
+            let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
+            return unsupported_version(w, &err, None, header_version.unwrap_or(b""), false, class);
+        }
+        None => negotiated.unwrap_or(Version::V2025_03_26),
+    };
+    if !effective.allows_batch() {
+        let err = Error::client(
+            Kind::InvalidRequest,
+            "JSON-RPC batches are not supported from protocol version 2025-06-18 on",
+        );
+        return w.error(&err, &ErrorReply::default(), class);
+    }
+    let count = match tape.first() {
+        Some(Node::Array { len, .. }) => *len,
+        _ => 0,
+    };
+    if count == 0 {
+        let err = Error::client(Kind::InvalidRequest, "empty batch");
+        return w.error(&err, &ErrorReply::default(), class);
+    }
+    // Every element gets an answer of its own, so an unbounded batch would turn one small
+    // request into a huge response (2-byte elements, ~100-byte errors). JSON-RPC sets no limit;
+    // the official SDKs send small batches.
+    if count > MAX_BATCH {
+        let err = Error::client(Kind::InvalidRequest, "batch too large (at most 100 messages)");
+        return w.error(&err, &ErrorReply::default(), class);
+    }
+    match claims {
+        None => {
+            let err = Error::client(Kind::SessionRequired, "Bad Request: Mcp-Session-Id header is required");
+            return w.error(&err, &ErrorReply::default(), class);
+        }
+        Some(Err(err)) => return w.error(&err, &ErrorReply::default(), class),
+        Some(Ok(c)) if *c.principal != *principal.id => {
+            let err = Error::client(Kind::SessionNotFound, "Session not found");
+            return w.error(&err, &ErrorReply::default(), class);
+        }
+        Some(Ok(_)) => {}
+    }
+    w.scratch.clear();
+    w.scratch.push(b'[');
+    let mut answered = 0usize;
+    for element in json::elements(tape) {
+        let mark = w.scratch.len();
+        if answered > 0 {
+            w.scratch.push(b',');
+        }
+        let before = w.scratch.len();
+        match envelope::decode(element) {
+            Ok(env) if env.kind != MessageKind::Request => {
+                w.scratch.truncate(mark);
+                continue;
+            }
+            Ok(env) if env.method == "initialize" => {
+                let code = respond::wire(Kind::InvalidRequest).code;
+                respond::error_body(
+                    w.scratch,
+                    code,
+                    "initialize must not be part of a batch",
+                    env.id.as_ref(),
+                );
+            }
+            Ok(env) => {
+                // A refused or failed element is an error element of its own.
+                let failed = match decide(core, w, principal, &env, |w, args| dispatch_legacy(w, &env, args))
+                {
+                    Judged::Go(done) => done.err(),
+                    Judged::Refused(r) => Some(r.error),
+                    Judged::ToolFailed(text) => {
+                        tool_failed(w.scratch, &env, &text, None);
+                        None
+                    }
+                };
+                if let Some(err) = failed {
+                    w.scratch.truncate(before);
+                    respond::error_body(
+                        w.scratch,
+                        respond::wire(err.kind).code,
+                        &err.message,
+                        env.id.as_ref(),
+                    );
+                }
+            }
+            Err(rej) => {
+                respond::error_body(
+                    w.scratch,
+                    respond::wire(rej.error.kind).code,
+                    &rej.error.message,
+                    rej.id.as_ref(),
+                );
+            }
+        }
+        answered += 1;
+    }
+    if answered == 0 {
+        w.scratch.clear();
+        return w.accepted(class);
+    }
+    w.scratch.push(b']');
+    w.json(None, class)
+}
+
+pub(crate) fn unsupported_version(
+    w: &mut Writer<'_, '_>,
+    err: &Error,
+    id: Option<&Id<'_>>,
+    requested: &[u8],
+    stateless: bool,
+    class: MethodClass,
+) -> Outcome {
+    // data: {"supported": [...], "requested": "..."} (schema UnsupportedProtocolVersionError).
+    let mut data = Vec::with_capacity(96);
+    data.extend_from_slice(b"{\"supported\":");
+    local::write_supported_versions(&mut data);
+    data.extend_from_slice(b",\"requested\":");
+    json::write_str(&mut data, &String::from_utf8_lossy(&requested[..requested.len().min(64)]));
+    data.push(b'}');
+    let reply = ErrorReply { id, data: Some(&data), stateless };
+    w.error(err, &reply, class)
+}
+
+/// 2026-07-28: every request carries its version and capabilities in `params._meta` and
+/// repeats method, name and version in headers, so intermediaries can route without the body.
+/// Checks run in the specification's order: `_meta`, then header agreement, then version.
+pub(crate) fn stateless_checks(
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    class: MethodClass,
+) -> Result<(), Step> {
+    if env.kind != MessageKind::Request {
+        return Err(w.accepted(class).into());
+    }
+    let id = env.id.as_ref();
+    let reply = ErrorReply { id, data: None, stateless: true };
+    let meta = env.meta;
+    let body_version = meta.and_then(|m| json::get(m, META_VERSION)).and_then(json::as_str);
+    let caps_ok = meta
+        .and_then(|m| json::get(m, META_CAPABILITIES))
+        .is_some_and(|c| matches!(c.first(), Some(Node::Object { .. })));
+    let Some(body_version) = body_version.filter(|_| caps_ok) else {
+        let err = Error::client(
+            Kind::InvalidParams,
+            "params._meta must carry io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
+        );
+        return Err(w.error(&err, &reply, class).into());
+    };
+    if let Err(err) = check_headers(w, env, body_version) {
+        return Err(w.error(&err, &reply, class).into());
+    }
+    if Version::parse(body_version.as_bytes()) != Some(Version::V2026_07_28) {
+        let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
+        return Err(unsupported_version(w, &err, id, body_version.as_bytes(), true, class).into());
+    }
+    Ok(())
+}
+
+/// Decodes a header value sent in the `=?base64?...?=` form (basic/transports: values that
+/// are not header-safe travel base64-encoded) into `out`; returns the value to compare.
+pub(crate) fn header_text<'a>(raw: &'a [u8], out: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+    let v = raw.trim_ascii();
+    if let Some(b64) = v.strip_prefix(b"=?base64?").and_then(|r| r.strip_suffix(b"?=")) {
+        *out = base64_simd::STANDARD.decode_to_vec(b64).ok()?;
+        return Some(&out[..]);
+    }
+    Some(v)
+}
+
+/// `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` must be present and agree with the body.
+pub(crate) fn check_headers(
+    w: &Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    body_version: &str,
+) -> Result<(), Error> {
+    let mismatch = |m: &'static str| Error::client(Kind::HeaderMismatch, m);
+    let pv = w
+        .header(w.head.protocol_version)
+        .ok_or_else(|| mismatch("Header mismatch: MCP-Protocol-Version header is required"))?;
+    if pv.trim_ascii() != body_version.as_bytes() {
+        return Err(mismatch("Header mismatch: MCP-Protocol-Version does not match params._meta"));
+    }
+    let mut decoded = Vec::new();
+    let method = w
+        .header(w.head.mcp_method)
+        .ok_or_else(|| mismatch("Header mismatch: Mcp-Method header is required"))?;
+    if header_text(method, &mut decoded) != Some(env.method.as_bytes()) {
+        return Err(mismatch("Header mismatch: Mcp-Method does not match the body method"));
+    }
+    let expected = match env.method {
+        "tools/call" | "prompts/get" => Some(env.name.unwrap_or("")),
+        "resources/read" => Some(env.uri.unwrap_or("")),
+        _ => None,
+    };
+    if let Some(expected) = expected {
+        let name = w
+            .header(w.head.mcp_name)
+            .ok_or_else(|| mismatch("Header mismatch: Mcp-Name header is required"))?;
+        if header_text(name, &mut decoded) != Some(expected.as_bytes()) {
+            return Err(mismatch("Header mismatch: Mcp-Name does not match the body"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! The request context the phases share ([`Ctx`]: keep-alive, CORS origin, server, snapshot
+//! generation) and the response writer over the connection's buffers ([`Writer`]).
+
+use crate::auth::Principal;
+use crate::config::snapshot::Server;
+use crate::error::Error;
+use crate::http::head::{Head, Span};
+use crate::http::response::{self, Extra};
+use crate::proxy::backends as aggregate;
+use crate::proxy::conn::Conn;
+use crate::proxy::core::MethodClass;
+use crate::proxy::observe::Facts;
+use crate::respond::{self, ErrorReply};
+
+/// Per-request decisions shared by the phases.
+pub(crate) struct Ctx<'s> {
+    pub(crate) keep_alive: bool,
+    /// The request's Origin when it passed the check (echoed for CORS).
+    pub(crate) cors_origin: Option<Span>,
+    pub(crate) server: &'s Server,
+    /// The snapshot's generation (what per-worker caches learned belongs to one).
+    pub(crate) generation: u64,
+}
+
+/// Response assembly over the connection's buffers (split borrows of `Conn`).
+pub(crate) struct Writer<'c, 's> {
+    pub(crate) out: &'c mut Vec<u8>,
+    pub(crate) scratch: &'c mut Vec<u8>,
+    pub(crate) tmp: &'c mut Vec<u8>,
+    pub(crate) buf: &'c [u8],
+    pub(crate) head: &'c Head,
+    pub(crate) cx: &'c Ctx<'s>,
+    pub(crate) principal: &'c Principal,
+    pub(crate) request_id: &'c [u8],
+    /// The request body as the client sent it, and where the decoder's copy of it starts.
+    pub(crate) body: &'c [u8],
+    pub(crate) base: usize,
+    /// What the request did, for phase 8.
+    pub(crate) facts: &'c Facts<'s>,
+}
+
+impl<'c> Writer<'c, '_> {
+    pub(crate) fn extra(&self) -> Extra<'c> {
+        Extra {
+            cors_origin: self.cx.cors_origin.map(|o| o.of(self.buf)),
+            request_id: Some(self.request_id),
+            ..Extra::default()
+        }
+    }
+
+    pub(crate) fn error(&mut self, err: &Error, reply: &ErrorReply<'_, '_>, method: MethodClass) -> Outcome {
+        let extra = Extra {
+            cors_origin: self.cx.cors_origin.map(|o| o.of(self.buf)),
+            request_id: Some(self.request_id),
+            ..Extra::default()
+        };
+        let w = respond::write_error(self.out, self.scratch, err, reply, self.cx.keep_alive, &extra);
+        Outcome { status: w.status, close: w.close || !self.cx.keep_alive, method }
+    }
+
+    /// 202 with an empty body (accepted notification or response).
+    pub(crate) fn accepted(&mut self, method: MethodClass) -> Outcome {
+        let extra = self.extra();
+        response::write_head(self.out, 202, None, 0, self.cx.keep_alive, &extra);
+        Outcome { status: 202, close: !self.cx.keep_alive, method }
+    }
+
+    /// 200 with `scratch` as the JSON body.
+    pub(crate) fn json(&mut self, session_id: Option<&str>, method: MethodClass) -> Outcome {
+        let mut extra = self.extra();
+        extra.session_id = session_id;
+        response::write_head(
+            self.out,
+            200,
+            Some(response::JSON),
+            self.scratch.len(),
+            self.cx.keep_alive,
+            &extra,
+        );
+        self.out.extend_from_slice(self.scratch);
+        Outcome { status: 200, close: !self.cx.keep_alive, method }
+    }
+
+    pub(crate) fn header(&self, span: Option<Span>) -> Option<&'c [u8]> {
+        span.map(|s| s.of(self.buf))
+    }
+}
+
+pub(crate) fn allow_list<'b>(w: &Writer<'b, '_>) -> Option<&'b [u8]> {
+    w.header(w.head.allow_tools)
+}
+
+/// The synchronous decision over a decoded body: answered, or backends are needed.
+pub(crate) enum Step {
+    Done(Outcome),
+    Backends(aggregate::Plan, MethodClass),
+}
+
+impl From<Outcome> for Step {
+    fn from(o: Outcome) -> Step {
+        Step::Done(o)
+    }
+}
+
+/// What phases 2-6 decided, for phases 7 and 8.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outcome {
+    pub(crate) status: u16,
+    pub(crate) close: bool,
+    pub(crate) method: MethodClass,
+}
+
+/// Whether the request's `Accept` takes (JSON, SSE).
+pub(crate) fn accepts(head: &Head, buf: &[u8]) -> (bool, bool) {
+    let (mut json, mut sse) = (false, false);
+    let first = head.accept.map(|a| a.of(buf)).unwrap_or(b"");
+    // Several Accept lines form one list (RFC 9110 5.3); the common single line needs no scan.
+    let lines = head
+        .headers
+        .iter()
+        .filter(|_| head.accept_repeated)
+        .filter(|(n, _)| n.of(buf).eq_ignore_ascii_case(b"accept"))
+        .map(|(_, v)| v.of(buf));
+    let ranges = std::iter::once(first).filter(|_| !head.accept_repeated).chain(lines);
+    for range in ranges.flat_map(|l| l.split(|&b| b == b',')) {
+        let media = range.split(|&b| b == b';').next().unwrap_or(b"").trim_ascii();
+        if media.eq_ignore_ascii_case(b"*/*") {
+            (json, sse) = (true, true);
+        } else if media.eq_ignore_ascii_case(b"application/json")
+            || media.eq_ignore_ascii_case(b"application/*")
+        {
+            json = true;
+        } else if media.eq_ignore_ascii_case(b"text/event-stream") || media.eq_ignore_ascii_case(b"text/*") {
+            sse = true;
+        }
+    }
+    (json, sse)
+}
+
+/// [`fail`] for a transport-level rejection: no id to echo, no data, counted without a method.
+pub(crate) fn reject(conn: &mut Conn, cx: &Ctx<'_>, err: &Error) -> Outcome {
+    fail(conn, cx.keep_alive, cx.cors_origin, err, &ErrorReply::default(), MethodClass::None)
+}
+
+/// Writes an error reply; closes when the wire table says so or the body was never read.
+pub(crate) fn fail(
+    conn: &mut Conn,
+    keep_alive: bool,
+    cors: Option<Span>,
+    err: &Error,
+    reply: &ErrorReply<'_, '_>,
+    method: MethodClass,
+) -> Outcome {
+    let keep = keep_alive && conn.body_read;
+    // After an abandoned body read the buffer is gone and spans resolve to nothing.
+    let origin = cors.map(|o| o.of(&conn.buf)).filter(|o| !o.is_empty());
+    let extra = Extra { cors_origin: origin, request_id: Some(&conn.request_id), ..Extra::default() };
+    let w = respond::write_error(&mut conn.out, &mut conn.scratch, err, reply, keep, &extra);
+    Outcome { status: w.status, close: w.close || !keep, method }
+}
+
+/// Writes a `204 No Content` (with `Allow` when given) for this request.
+pub(crate) fn no_content(conn: &mut Conn, cx: &Ctx<'_>, allow: Option<&'static str>) -> Outcome {
+    let keep = cx.keep_alive && conn.body_read;
+    let origin = cx.cors_origin.map(|o| o.of(&conn.buf));
+    let extra = Extra { allow, cors_origin: origin, request_id: Some(&conn.request_id), ..Extra::default() };
+    response::write_head(&mut conn.out, 204, None, 0, keep, &extra);
+    Outcome { status: 204, close: !keep, method: MethodClass::None }
+}
