@@ -9,7 +9,8 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use portcullis::config::compile::compile_str;
 use portcullis::config::snapshot::ToolKind;
 use portcullis::mcp::json::Decoder;
-use portcullis::rest::tool::{build, ArgScratch, Incoming};
+use portcullis::rest::args::ArgScratch;
+use portcullis::rest::tool::{build, Incoming};
 
 /// The typical tool of the budget.
 pub const CONFIG: &str = include_str!("data/rest_typical.yaml");

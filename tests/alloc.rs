@@ -167,7 +167,8 @@ Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
 fn rest_request_building_allocates_nothing() {
     use portcullis::config::snapshot::ToolKind;
     use portcullis::mcp::json::Decoder;
-    use portcullis::rest::tool::{build, ArgScratch, Incoming};
+    use portcullis::rest::args::ArgScratch;
+    use portcullis::rest::tool::{build, Incoming};
     let snap = compile_str(include_str!("../benches/data/rest_typical.yaml"), &|_| None).unwrap();
     let server = &snap.servers[0];
     let ToolKind::Rest(tool) = &server.tools[0].kind else { panic!("a REST tool") };

@@ -18,7 +18,7 @@ use crate::config::snapshot::ToolKind;
 use crate::config::watch::Reloader;
 use crate::http::head::{self, Head, Method, Parsed};
 use crate::http::response;
-use crate::proxy::core::{
+use crate::proxy::stats::{
     EndpointStats, Histogram, MethodClass, Stats, AUTH_REASONS, LATENCY_BOUNDS_US, STATUSES,
 };
 use crate::runtime::scrape::Scraper;

@@ -101,7 +101,7 @@ pub enum ToolKind {
         /// `responseTemplate.body`.
         body: Template,
         /// Declared arguments.
-        args: Vec<crate::rest::tool::ArgRule>,
+        args: Vec<crate::rest::args::ArgRule>,
     },
     /// A REST backend call.
     Rest(Box<crate::rest::tool::RestTool>),
@@ -109,7 +109,7 @@ pub enum ToolKind {
 
 impl LocalTool {
     /// Declared arguments.
-    pub fn args(&self) -> &[crate::rest::tool::ArgRule] {
+    pub fn args(&self) -> &[crate::rest::args::ArgRule] {
         match &self.kind {
             ToolKind::Template { args, .. } => args,
             ToolKind::Rest(r) => &r.args,

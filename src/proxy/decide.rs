@@ -9,12 +9,13 @@ use crate::http::response::Extra;
 use crate::mcp::envelope::{Envelope, MessageKind};
 use crate::mcp::reply::{begin_result, end_result};
 use crate::proxy::backends as aggregate;
-use crate::proxy::core::{Core, MethodClass};
+use crate::proxy::core::Core;
 use crate::proxy::local::end_result_stateless;
 use crate::proxy::request::*;
+use crate::proxy::stats::MethodClass;
 use crate::proxy::{authz, local};
 use crate::respond::{self, ErrorReply};
-use crate::rest::tool::{needs_normalizing, ArgError, ArgRule, Shape, ToolError};
+use crate::rest::args::{needs_normalizing, ArgError, ArgRule, Shape, ToolError};
 use simd_json::Node;
 use std::rc::Rc;
 

@@ -10,14 +10,15 @@ use crate::mcp::json;
 use crate::mcp::reply::{begin_result, end_result};
 use crate::mcp::session::Claims;
 use crate::proxy::backends as aggregate;
-use crate::proxy::core::{Core, MethodClass};
+use crate::proxy::core::Core;
 use crate::proxy::decide::*;
 use crate::proxy::local::end_result_stateless;
 use crate::proxy::observe::Trace;
 use crate::proxy::request::*;
+use crate::proxy::stats::MethodClass;
 use crate::proxy::{authz, local};
 use crate::respond::ErrorReply;
-use crate::rest::tool::ToolError;
+use crate::rest::args::ToolError;
 use simd_json::Node;
 use std::rc::Rc;
 

@@ -4,6 +4,7 @@
 
 pub mod authz;
 pub mod backends;
+pub mod caches;
 pub mod conn;
 pub mod core;
 pub(crate) mod decide;
@@ -15,6 +16,7 @@ pub mod observe;
 pub mod pipeline;
 pub(crate) mod request;
 pub(crate) mod session;
+pub mod stats;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

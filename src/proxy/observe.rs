@@ -17,7 +17,7 @@ use crate::config::snapshot::{LogFormat, Server};
 use crate::http::head::Head;
 use crate::http::response::write_u64;
 use crate::mcp::json;
-use crate::proxy::core::AuthEvent;
+use crate::proxy::stats::AuthEvent;
 
 /// Where a JSON string of the request body was written: (offset, length) of its raw text
 /// between the quotes, escapes as sent. Phase 8 reads it back from the body (still in the

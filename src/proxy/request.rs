@@ -8,8 +8,8 @@ use crate::http::head::{Head, Span};
 use crate::http::response::{self, Extra};
 use crate::proxy::backends as aggregate;
 use crate::proxy::conn::Conn;
-use crate::proxy::core::MethodClass;
 use crate::proxy::observe::Facts;
+use crate::proxy::stats::MethodClass;
 use crate::respond::{self, ErrorReply};
 
 /// Per-request decisions shared by the phases.

@@ -13,10 +13,11 @@ use crate::mcp::version::Version;
 use crate::proxy::backends as aggregate;
 use crate::proxy::conn::Conn;
 use crate::proxy::core::now_unix;
-use crate::proxy::core::{Core, MethodClass};
+use crate::proxy::core::Core;
 use crate::proxy::dispatch::*;
 use crate::proxy::local;
 use crate::proxy::request::*;
+use crate::proxy::stats::MethodClass;
 use crate::respond::ErrorReply;
 use std::rc::Rc;
 

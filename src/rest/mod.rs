@@ -3,6 +3,7 @@
 //! such tools ([`openapi`]: used by the CLI and at config load, never on the request path). A
 //! tool without `requestTemplate.url` renders its `responseTemplate.body` locally.
 
+pub mod args;
 pub mod openapi;
 pub mod schema;
 pub mod template;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::admin;
 use crate::config::watch::{Reloader, Source};
-use crate::proxy::core::RevocationBus;
+use crate::proxy::caches::RevocationBus;
 use crate::runtime::scrape::Scraper;
 
 /// A running gateway.

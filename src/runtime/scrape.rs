@@ -4,7 +4,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::proxy::core::Stats;
+use crate::proxy::stats::Stats;
 
 /// A request for one worker's statistics; the worker answers on the enclosed channel.
 pub type ScrapeRequest = mpsc::Sender<Stats>;

@@ -14,8 +14,9 @@ use futures_core::Stream;
 use monoio::io::AsyncWriteRentExt;
 
 use crate::config::snapshot::Snapshot;
+use crate::proxy::caches::RevocationBus;
 use crate::proxy::conn::ClientStream;
-use crate::proxy::core::{Core, RevocationBus};
+use crate::proxy::core::Core;
 use crate::runtime::listen::{Listener, Source};
 use crate::runtime::scrape::ScrapeRequest;
 
@@ -27,7 +28,7 @@ pub struct Spec {
     pub core: Option<core_affinity::CoreId>,
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub bus: Arc<RevocationBus>,
-    pub revoked_rx: Receiver<crate::proxy::core::Revocation>,
+    pub revoked_rx: Receiver<crate::proxy::caches::Revocation>,
     pub drain_rx: futures_channel::oneshot::Receiver<()>,
     pub scrape_rx: futures_channel::mpsc::UnboundedReceiver<ScrapeRequest>,
     pub ready_tx: Sender<std::io::Result<Vec<SocketAddr>>>,

@@ -5,10 +5,9 @@
 
 use crate::auth::scheme::SchemeKind;
 use crate::config::raw;
+use crate::rest::args::{ArgRule, ArgType, Position};
 use crate::rest::template::Template;
-use crate::rest::tool::{
-    ArgRule, ArgType, Body, ContentType, Downstream, Position, Response, RestTool, Scheme, Upstream,
-};
+use crate::rest::tool::{Body, ContentType, Downstream, Response, RestTool, Scheme, Upstream};
 use crate::upstream::target::{Target, TargetError};
 
 use super::Errors;

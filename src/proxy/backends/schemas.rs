@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 
-use crate::rest::tool::{rules_from_schema, ArgRule};
+use crate::rest::args::{rules_from_schema, ArgRule};
 
 /// Most backend tools whose rules one worker keeps.
 pub const MAX_TOOLS: usize = 16_384;
@@ -75,7 +75,7 @@ pub fn lists_changed(event: &[u8]) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::rest::tool::ArgType;
+    use crate::rest::args::ArgType;
 
     #[test]
     fn learned_refreshed_forgotten() {
