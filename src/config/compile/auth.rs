@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{client_tls, Errors};
+use super::common::{client_tls, Errors};
 use crate::auth::jwk::{Alg, KeySet};
 use crate::auth::jwks::KeySource;
 use crate::auth::jwt::Provider;

@@ -1,7 +1,7 @@
 //! `servers[].authorization` -> [`Policy`]: rules checked and their CEL compiled once, every
 //! error named by its path (`servers[0].authorization.rules[2].cel`).
 
-use super::Errors;
+use super::common::Errors;
 use crate::config::raw;
 use crate::policy::cel::{self, Program};
 use crate::policy::rules::{Policy, Rule, Target};

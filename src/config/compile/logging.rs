@@ -3,7 +3,7 @@
 
 use serde_yaml::Value;
 
-use super::{parse_value, Errors};
+use super::common::{parse_value, Errors};
 use crate::config::raw;
 use crate::config::snapshot::{LogFormat, LogSettings};
 

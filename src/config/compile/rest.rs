@@ -10,7 +10,7 @@ use crate::rest::template::Template;
 use crate::rest::tool::{Body, ContentType, Downstream, Response, RestTool, Scheme, Upstream};
 use crate::upstream::target::{Target, TargetError};
 
-use super::Errors;
+use super::common::Errors;
 
 /// What every tool of a server shares: its schemes and server-level security defaults.
 pub(super) struct ServerCx<'a> {
@@ -225,7 +225,7 @@ pub(super) fn rest_tool(
     let path_t = compile(&path_src, upath.clone(), errs);
     let query_t = query_src.filter(|q| !q.is_empty()).map(|q| compile(q, upath.clone(), errs));
     let origin = format!("{}{authority}/", &url[..scheme_len]);
-    let tls = || super::client_tls(scx.ca_file).map_err(|e| format!("TLS configuration: {e}"));
+    let tls = || super::common::client_tls(scx.ca_file).map_err(|e| format!("TLS configuration: {e}"));
     let target = match Target::parse(&origin, tls) {
         Ok(t) => Ok(t),
         Err(TargetError::Unresolved(e)) => {

@@ -6,6 +6,8 @@ use super::*;
 
 use crate::config::redact::REDACTED;
 use crate::config::DEMO;
+use serde_json::json;
+use std::net::SocketAddr;
 
 fn no_env(_: &str) -> Option<String> {
     None

@@ -1,0 +1,365 @@
+//! One `servers[]` entry: authentication, authorization, the Higress `server` block, tools
+//! (template and REST, OpenAPI imports included), backends, allow-lists.
+
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap as HashMap;
+use serde_json::json;
+use serde_yaml::Value;
+
+use crate::config::raw;
+use crate::config::snapshot::{LocalTool, Server, ToolKind};
+use crate::rest::schema::{self, ArgSpec};
+use crate::rest::template::Template;
+
+use super::backend::*;
+use super::common::*;
+use super::{auth, authz, rest};
+
+/// MCP tool names: 1-64 of `[A-Za-z0-9_./-]` (the conformance suite's check).
+pub(crate) fn valid_tool_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b))
+}
+
+pub(crate) fn compile_server(
+    rs: &raw::Server,
+    path: &str,
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+) -> Option<Server> {
+    let before = errs.0.len();
+    if !valid_name(&rs.name) {
+        errs.push(format!("{path}.name"), "must be 1-128 characters of [A-Za-z0-9_-]");
+    }
+    let endpoint = rs.path.clone().unwrap_or_else(|| format!("/mcp/{}", rs.name));
+    if !endpoint.starts_with('/') || endpoint.contains(['?', '#', ' ']) {
+        errs.push(format!("{path}.path"), "must be an absolute path without query or fragment");
+    }
+    if let Some(r) = &rs.resource {
+        if !(r.starts_with("https://") || r.starts_with("http://")) {
+            errs.push(format!("{path}.resource"), "must be an absolute http(s) URI");
+        }
+        if r.contains('#') {
+            // RFC 8707 2: a resource indicator has no fragment.
+            errs.push(format!("{path}.resource"), "must not contain a fragment");
+        }
+    }
+
+    let apath = format!("{path}.authentication");
+    let raw_auth = rs.authentication.as_ref().and_then(|a| a.parse(&apath).map_err(|e| errs.0.push(e)).ok());
+    let auth = auth::compile(raw_auth.as_ref(), &rs.name, &endpoint, rs.resource.as_deref(), &apath, errs);
+    let anonymous = auth.anonymous();
+    let zpath = format!("{path}.authorization");
+    let raw_authz = rs.authorization.as_ref().and_then(|a| a.parse(&zpath).map_err(|e| errs.0.push(e)).ok());
+
+    let mut config = serde_json::Value::Object(Default::default());
+    let mut scheme_ids = HashSet::new();
+    let mut schemes: Vec<raw::SecurityScheme> = Vec::new();
+    let mut higress: Option<raw::HigressServer> = None;
+    if let Some(s) = &rs.server {
+        let spath = format!("{path}.server");
+        if let Ok(hs) = s.parse(&spath).map_err(|e| errs.0.push(e)) {
+            if let Some(c) = &hs.config {
+                match serde_json::to_value(c) {
+                    Ok(v) => config = v,
+                    Err(e) => errs.push(format!("{spath}.config"), format!("not representable as JSON: {e}")),
+                }
+            }
+            for (i, sc) in hs.security_schemes.iter().flatten().enumerate() {
+                let p = format!("{spath}.securitySchemes[{i}]");
+                if !scheme_ids.insert(sc.id.clone()) {
+                    errs.push(format!("{p}.id"), format!("duplicate scheme id {:?}", sc.id));
+                }
+                check_scheme(sc, &p, errs);
+                schemes.push(sc.clone());
+            }
+            higress = Some(hs);
+        }
+    }
+    // An OpenAPI description adds its schemes (the entry's own scheme of the same id wins: that
+    // is where credentials for imported schemes are given) and its operations as tools.
+    let imported =
+        rs.openapi.as_ref().and_then(|o| import_openapi(o, &format!("{path}.openapi"), errs, warnings));
+    if let Some((isch, _)) = &imported {
+        for sc in isch {
+            if scheme_ids.insert(sc.id.clone()) {
+                schemes.push(sc.clone());
+            }
+        }
+    }
+    let scx = rest::ServerCx {
+        schemes: &schemes,
+        default_down: higress.as_ref().and_then(|h| h.default_downstream_security.as_ref()),
+        default_up: higress.as_ref().and_then(|h| h.default_upstream_security.as_ref()),
+        pass_auth: higress.as_ref().and_then(|h| h.passthrough_auth_header).unwrap_or(false),
+        config: &config,
+        ca_file: higress.as_ref().and_then(|h| h.ca_file.as_deref()),
+    };
+    for (sref, field) in
+        [(scx.default_down, "defaultDownstreamSecurity"), (scx.default_up, "defaultUpstreamSecurity")]
+    {
+        if let Some(s) = sref {
+            if !scheme_ids.contains(&s.id) {
+                errs.push(
+                    format!("{path}.server.{field}.id"),
+                    format!("no securitySchemes entry with id {:?}", s.id),
+                );
+            }
+        }
+    }
+
+    let mut tools = Vec::new();
+    let mut tool_index = HashMap::default();
+    for (i, t) in rs.tools.iter().flatten().enumerate() {
+        let tpath = format!("{path}.tools[{i}]");
+        let Ok(tool) = t.parse(&tpath).map_err(|e| errs.0.push(e)) else { continue };
+        if let Some(lt) = compile_tool(&tool, &tpath, &scx, errs, warnings) {
+            if tool_index.insert(lt.name.clone(), tools.len()).is_some() {
+                errs.push(format!("{tpath}.name"), format!("duplicate tool name {:?}", lt.name));
+            }
+            tools.push(lt);
+        }
+    }
+    for (i, tool) in imported.iter().flat_map(|(_, t)| t).enumerate() {
+        let tpath = format!("{path}.openapi.tools[{i}]");
+        if let Some(lt) = compile_tool(tool, &tpath, &scx, errs, warnings) {
+            if tool_index.insert(lt.name.clone(), tools.len()).is_some() {
+                errs.push(format!("{tpath}.name"), format!("duplicate tool name {:?}", lt.name));
+            }
+            tools.push(lt);
+        }
+    }
+    let mut backends = Vec::new();
+    let mut backend_names = HashSet::new();
+    for (i, b) in rs.backends.iter().flatten().enumerate() {
+        let bpath = format!("{path}.backends[{i}]");
+        let Ok(rb) = b.parse(&bpath).map_err(|e| errs.0.push(e)) else { continue };
+        if !backend_names.insert(rb.name.clone()) {
+            errs.push(format!("{bpath}.name"), format!("duplicate backend name {:?}", rb.name));
+        }
+        if let Some(be) = compile_backend(&rb, &bpath, &schemes, errs) {
+            backends.push(be);
+        }
+    }
+    let backend_names: Vec<&str> = backends.iter().map(|b| &*b.name).collect();
+    let policy = authz::compile(raw_authz.as_ref(), &rs.name, &backend_names, &zpath, errs);
+    if let Some(sep) = &rs.tool_name_separator {
+        if sep.is_empty() {
+            errs.push(format!("{path}.toolNameSeparator"), "must not be empty");
+        }
+    }
+    // Higress accepts the list at the top level and as `server.allowTools`; with both, a tool
+    // must be in both.
+    let server_allow = higress.as_ref().and_then(|h| h.allow_tools.as_ref());
+    let mut allow_tools: Option<Vec<Box<str>>> = None;
+    for (list, at) in [
+        (rs.allow_tools.as_ref(), format!("{path}.allowTools")),
+        (server_allow, format!("{path}.server.allowTools")),
+    ] {
+        let Some(list) = list else { continue };
+        for (i, t) in list.iter().enumerate() {
+            // Backend tool names are only known at run time.
+            if rs.backends.as_ref().is_none_or(Vec::is_empty) && !tool_index.contains_key(t.as_str()) {
+                errs.push(format!("{at}[{i}]"), format!("no tool named {t:?}"));
+            }
+        }
+        let names: Vec<Box<str>> = list.iter().map(|t| t.as_str().into()).collect();
+        allow_tools = Some(match allow_tools {
+            Some(prev) => prev.into_iter().filter(|t| names.contains(t)).collect(),
+            None => names,
+        });
+    }
+    if let Some(allow) = &allow_tools {
+        for t in &mut tools {
+            t.allowed = allow.contains(&t.name);
+        }
+    }
+    passthrough_warnings(&rs.name, &auth, &tools, warnings);
+    if errs.0.len() > before {
+        return None;
+    }
+    Some(Server {
+        name: rs.name.as_str().into(),
+        index: 0,
+        path: endpoint.into(),
+        resource: rs.resource.as_deref().map(Into::into),
+        instructions: rs.instructions.as_deref().map(Into::into),
+        tools,
+        tool_index,
+        allow_tools,
+        config,
+        anonymous,
+        auth,
+        policy,
+        backends,
+        separator: rs.tool_name_separator.as_deref().unwrap_or("__").into(),
+    })
+}
+
+/// Token passthrough is allowed (Higress allows it) but never quiet: a REST tool that hands the
+/// client's bearer token - the JWT that authenticated the client to this gateway - to its
+/// backend is a load warning naming the tool.
+pub(crate) fn passthrough_warnings(
+    server: &str,
+    auth: &crate::auth::Authenticator,
+    tools: &[LocalTool],
+    warnings: &mut Vec<String>,
+) {
+    if !matches!(auth.mode, crate::auth::Mode::Jwt { .. }) {
+        return;
+    }
+    for t in tools {
+        let ToolKind::Rest(rt) = &t.kind else { continue };
+        let bearer_through = rt
+            .downstream
+            .as_ref()
+            .is_some_and(|d| d.passthrough && d.scheme.kind == crate::auth::scheme::SchemeKind::Bearer);
+        if bearer_through || rt.pass_authorization {
+            warnings.push(format!(
+                "servers[{server}] tool {}: the client's access token, issued for this gateway, is passed \
+                 through to the REST backend; the MCP security best practices forbid token passthrough \
+                 (the backend would accept a token not issued for it): prefer a backend credential",
+                t.name
+            ));
+        }
+    }
+}
+
+/// Reads and imports `servers[].openapi.file`: the description's security schemes and
+/// operations (as REST tools). The importer's warnings become load warnings.
+pub(crate) fn import_openapi(
+    o: &raw::Deferred<raw::OpenApi>,
+    path: &str,
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+) -> Option<(Vec<raw::SecurityScheme>, Vec<raw::Tool>)> {
+    let o = o.parse(path).map_err(|e| errs.0.push(e)).ok()?;
+    let fpath = format!("{path}.file");
+    let text = std::fs::read_to_string(&o.file)
+        .map_err(|e| errs.push(&fpath, format!("cannot read {:?}: {e}", o.file)))
+        .ok()?;
+    let opts = crate::rest::openapi::ImportOptions { name: None, base_url: o.base_url.clone() };
+    let imported =
+        crate::rest::openapi::import(&text, &opts).map_err(|e| errs.push(&fpath, e.to_string())).ok()?;
+    warnings.extend(imported.warnings.iter().map(|w| format!("{fpath}: {w}")));
+    let entry = &imported.entry;
+    let schemes: Vec<raw::SecurityScheme> = match entry.pointer("/server/securitySchemes") {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| errs.push(&fpath, format!("imported schemes: {e}")))
+            .ok()?,
+        None => Vec::new(),
+    };
+    let tools: Vec<raw::Tool> = match entry.get("tools") {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| errs.push(&fpath, format!("imported tools: {e}")))
+            .ok()?,
+        None => Vec::new(),
+    };
+    Some((schemes, tools))
+}
+
+pub(crate) fn compile_tool(
+    t: &raw::Tool,
+    path: &str,
+    scx: &rest::ServerCx<'_>,
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+) -> Option<LocalTool> {
+    let before = errs.0.len();
+    if !valid_tool_name(&t.name) {
+        errs.push(format!("{path}.name"), "must be 1-64 characters of [A-Za-z0-9_./-]");
+    }
+    let mut specs = Vec::new();
+    let mut arg_names = HashSet::new();
+    for (i, a) in t.args.iter().flatten().enumerate() {
+        let apath = format!("{path}.args[{i}]");
+        if !arg_names.insert(a.name.as_str()) {
+            errs.push(format!("{apath}.name"), format!("duplicate argument {:?}", a.name));
+        }
+        if let Some(k) = &a.kind {
+            if !schema::TYPES.contains(&k.as_str()) {
+                errs.push(format!("{apath}.type"), format!("must be one of {}", schema::TYPES.join(", ")));
+            }
+        }
+        if let Some(p) = &a.position {
+            if !["query", "path", "header", "cookie", "body"].contains(&p.to_ascii_lowercase().as_str()) {
+                errs.push(format!("{apath}.position"), "must be query, path, header, cookie or body");
+            }
+        }
+        let to_json = |v: &Option<Value>| v.as_ref().and_then(|v| serde_json::to_value(v).ok());
+        specs.push(ArgSpec {
+            name: &a.name,
+            kind: a.kind.as_deref(),
+            description: a.description.as_deref(),
+            required: a.required.unwrap_or(false),
+            default: to_json(&a.default),
+            choices: a
+                .choices
+                .as_ref()
+                .map(|c| c.iter().filter_map(|v| serde_json::to_value(v).ok()).collect()),
+            items: to_json(&a.items),
+            properties: to_json(&a.properties),
+        });
+    }
+    for (sref, p) in [
+        (t.security.as_ref(), format!("{path}.security.id")),
+        (
+            t.request_template.as_ref().and_then(|r| r.security.as_ref()),
+            format!("{path}.requestTemplate.security.id"),
+        ),
+    ] {
+        if let Some(s) = sref {
+            if !scx.schemes.iter().any(|sc| sc.id == s.id) {
+                errs.push(p, format!("no securitySchemes entry with id {:?}", s.id));
+            }
+        }
+    }
+    if let Some(os) = &t.output_schema {
+        let is_object =
+            serde_json::to_value(os).ok().is_some_and(|v| v.get("type") == Some(&json!("object")));
+        if !is_object {
+            errs.push(format!("{path}.outputSchema"), "must be a JSON Schema with type: object");
+        }
+    }
+    let rules = rest::arg_rules(t);
+    let has_url = t.request_template.as_ref().is_some_and(|r| r.url.is_some());
+    let kind = match has_url {
+        true => rest::rest_tool(t, rules, path, scx, errs, warnings).map(|r| ToolKind::Rest(Box::new(r))),
+        false => match t.response_template.as_ref().and_then(|r| r.body.as_deref()) {
+            Some(src) => Template::compile(src)
+                .map_err(|e| errs.push(format!("{path}.responseTemplate.body"), e))
+                .ok()
+                .map(|body| ToolKind::Template { body, args: rules }),
+            None => {
+                errs.push(
+                    format!("{path}.responseTemplate.body"),
+                    "a tool without requestTemplate.url needs a body",
+                );
+                None
+            }
+        },
+    };
+    if errs.0.len() > before {
+        return None;
+    }
+    let mut entry = serde_json::Map::new();
+    entry.insert("name".into(), json!(t.name));
+    // The conformance suite requires a non-empty description; fall back to the name.
+    entry.insert(
+        "description".into(),
+        json!(t.description.as_deref().filter(|d| !d.is_empty()).unwrap_or(&t.name)),
+    );
+    entry.insert("inputSchema".into(), schema::input_schema(&specs));
+    if let Some(os) = &t.output_schema {
+        if let Ok(v) = serde_json::to_value(os) {
+            entry.insert("outputSchema".into(), v);
+        }
+    }
+    let listing = serde_json::to_vec(&serde_json::Value::Object(entry)).ok()?;
+    Some(LocalTool {
+        name: t.name.as_str().into(),
+        listing: listing.into_boxed_slice(),
+        allowed: true,
+        kind: kind?,
+    })
+}
