@@ -45,6 +45,7 @@ pub mod config;
 pub mod error;
 pub mod fuzzing;
 pub mod http;
+pub mod import;
 pub mod mcp;
 pub mod policy;
 pub mod proxy;

@@ -97,8 +97,8 @@ fn check(source: &Source) -> anyhow::Result<std::process::ExitCode> {
 fn import(format: ImportFormat) -> anyhow::Result<std::process::ExitCode> {
     let ImportFormat::Openapi { spec, name, base_url } = format;
     let text = std::fs::read_to_string(&spec).with_context(|| format!("cannot read {}", spec.display()))?;
-    let opts = portcullis::rest::openapi::ImportOptions { name, base_url };
-    let imported = portcullis::rest::openapi::import(&text, &opts)
+    let opts = portcullis::import::openapi::ImportOptions { name, base_url };
+    let imported = portcullis::import::openapi::import(&text, &opts)
         .with_context(|| format!("cannot import {}", spec.display()))?;
     print!("{}", imported.to_yaml(&spec.display().to_string())?);
     Ok(std::process::ExitCode::SUCCESS)

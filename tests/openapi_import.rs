@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use portcullis::config::compile::compile_str;
 use portcullis::config::raw;
-use portcullis::rest::openapi::{import, ImportOptions};
+use portcullis::import::openapi::{import, ImportOptions};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/openapi")

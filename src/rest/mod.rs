@@ -4,7 +4,6 @@
 //! tool without `requestTemplate.url` renders its `responseTemplate.body` locally.
 
 pub mod args;
-pub mod openapi;
 pub mod schema;
 pub mod template;
 pub mod tool;

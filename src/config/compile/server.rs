@@ -238,9 +238,9 @@ pub(crate) fn import_openapi(
     let text = std::fs::read_to_string(&o.file)
         .map_err(|e| errs.push(&fpath, format!("cannot read {:?}: {e}", o.file)))
         .ok()?;
-    let opts = crate::rest::openapi::ImportOptions { name: None, base_url: o.base_url.clone() };
+    let opts = crate::import::openapi::ImportOptions { name: None, base_url: o.base_url.clone() };
     let imported =
-        crate::rest::openapi::import(&text, &opts).map_err(|e| errs.push(&fpath, e.to_string())).ok()?;
+        crate::import::openapi::import(&text, &opts).map_err(|e| errs.push(&fpath, e.to_string())).ok()?;
     warnings.extend(imported.warnings.iter().map(|w| format!("{fpath}: {w}")));
     let entry = &imported.entry;
     let schemes: Vec<raw::SecurityScheme> = match entry.pointer("/server/securitySchemes") {
