@@ -11,7 +11,7 @@
 use std::hash::Hasher;
 use std::rc::Rc;
 
-use crate::auth::Principal;
+use crate::auth::principal::Principal;
 
 /// Slots per set.
 pub const WAYS: usize = 4;
@@ -161,7 +161,7 @@ mod tests {
     use super::*;
 
     fn p(sub: &str) -> Rc<Principal> {
-        Rc::new(Principal::user(crate::auth::PrincipalKind::Jwt, sub))
+        Rc::new(Principal::user(crate::auth::principal::PrincipalKind::Jwt, sub))
     }
 
     #[test]

@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 
 use crate::auth::jwk::Alg;
 use crate::auth::jwks::KeySource;
-use crate::auth::{strict, Principal, PrincipalKind};
+use crate::auth::principal::{Principal, PrincipalKind};
+use crate::auth::strict;
 
 /// Largest bearer token accepted.
 pub const MAX_TOKEN: usize = 16 * 1024;

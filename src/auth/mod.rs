@@ -1,4 +1,4 @@
-//! Stage 1 (who is calling) and the credential side of stage 3.
+//! Authentication (phase 3: who is calling) and the credentials the gateway itself holds.
 //!
 //! - [`Authenticator`]: one per server, compiled at load from `authentication`. It turns a
 //!   request head into a [`Principal`] or a [`Failure`] whose challenge becomes the 401's
@@ -12,14 +12,19 @@
 //! static text and never echo what the client sent.
 
 pub mod cache;
+pub mod failure;
 pub mod jwk;
 pub mod jwks;
 pub mod jwt;
 pub mod mtls;
+pub mod principal;
 pub mod proxy;
 pub mod scheme;
 pub mod secret;
 pub mod strict;
+
+pub use failure::Failure;
+pub use principal::{Principal, PrincipalKind};
 
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -27,72 +32,6 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use crate::http::head::Head;
-
-/// How the principal was authenticated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PrincipalKind {
-    /// Nobody (`mode: none`, or proxy mode with `requireUser: false` and no user).
-    Anonymous,
-    /// A verified JWT.
-    Jwt,
-    /// An API key (subject = key id).
-    ApiKey,
-    /// A basic user (subject = user name).
-    Basic,
-    /// A user named by a trusted proxy.
-    Proxy,
-    /// A verified TLS client certificate (subject = the configured name from it).
-    Mtls,
-}
-
-/// Who is calling.
-#[derive(Clone, Debug)]
-pub struct Principal {
-    /// How.
-    pub kind: PrincipalKind,
-    /// What a session is bound to: kind and subject (and issuer for JWTs); empty for anonymous.
-    pub id: Box<str>,
-    /// `sub` (or `client_id`/`azp`), key id, user name; empty for anonymous.
-    pub subject: Box<str>,
-    /// Granted scopes (JWT `scope`/`scp`), sorted; none for the other modes.
-    pub scopes: Vec<Box<str>>,
-    /// Verified JWT claims (empty for the other modes).
-    pub claims: Map<String, Value>,
-    /// `claimToHeaders` values for backend requests: (lower-case name, value).
-    pub headers: Vec<(Box<str>, Box<str>)>,
-}
-
-impl Principal {
-    /// Nobody.
-    pub fn anonymous() -> Principal {
-        Principal {
-            kind: PrincipalKind::Anonymous,
-            id: "".into(),
-            subject: "".into(),
-            scopes: Vec::new(),
-            claims: Map::new(),
-            headers: Vec::new(),
-        }
-    }
-
-    /// A principal with a subject and nothing else (API key, basic, proxy).
-    pub fn user(kind: PrincipalKind, subject: &str) -> Principal {
-        let tag = match kind {
-            PrincipalKind::Anonymous => "",
-            PrincipalKind::Jwt => "jwt",
-            PrincipalKind::ApiKey => "key",
-            PrincipalKind::Basic => "basic",
-            PrincipalKind::Proxy => "proxy",
-            PrincipalKind::Mtls => "mtls",
-        };
-        Principal {
-            kind,
-            id: format!("{tag} {subject}").into(),
-            subject: subject.into(),
-            ..Principal::anonymous()
-        }
-    }
-}
 
 /// Where an API key is presented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,38 +79,6 @@ pub enum Mode {
     },
     /// TLS client certificates (the pipeline passes the connection's to [`mtls::Mtls`]).
     Mtls(mtls::Mtls),
-}
-
-/// Why a request is not authenticated. Every text is static: no client data is echoed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// No credential was presented.
-    Missing,
-    /// A bearer token was presented and refused.
-    Token(jwt::Reject),
-    /// An API key, password or identity header was presented and refused; the text says why.
-    Credential(&'static str),
-    /// A credential header or parameter came more than once: refused with 400, never judged
-    /// on one of its copies.
-    Repeated(&'static str),
-    /// The client certificate was refused; the text says why.
-    Certificate(&'static str),
-}
-
-impl Failure {
-    /// The JSON-RPC error message.
-    pub fn message(self) -> &'static str {
-        match self {
-            Failure::Missing => "Unauthorized: this endpoint requires authentication",
-            Failure::Token(r) => r.describe(),
-            Failure::Credential(why) | Failure::Repeated(why) | Failure::Certificate(why) => why,
-        }
-    }
-
-    /// Whether a credential was presented and refused (`error="invalid_token"` for bearer).
-    pub fn presented(self) -> bool {
-        !matches!(self, Failure::Missing)
-    }
 }
 
 /// RFC 9728 protected resource metadata of one server.
@@ -287,7 +194,7 @@ fn split_uri(uri: &str) -> Option<(&str, &str, &str)> {
     }
 }
 
-/// One server's stage 1.
+/// One server's authentication.
 #[derive(Debug)]
 pub struct Authenticator {
     /// The mode.
@@ -333,7 +240,7 @@ impl Authenticator {
         self.stripped.iter().any(|s| name.eq_ignore_ascii_case(s.as_bytes()))
     }
 
-    /// Stage 1 for one request: `peer` is the TCP peer, `now` unix seconds, `cache` this core's
+    /// Authentication (phase 3) of one request: `peer` is the TCP peer, `now` unix seconds, `cache` this core's
     /// token cache for this server, `anonymous` the shared anonymous principal.
     pub fn authenticate(
         &self,

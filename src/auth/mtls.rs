@@ -12,7 +12,8 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 use serde_json::{Map, Value};
 
-use crate::auth::{Failure, Principal, PrincipalKind};
+use crate::auth::failure::Failure;
+use crate::auth::principal::{Principal, PrincipalKind};
 
 /// Which part of the certificate names the principal (`mtls.principal`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +105,7 @@ impl Mtls {
         Ok(Mtls { verifier, name, ca_file: ca_file.into(), id: IDS.fetch_add(1, Ordering::Relaxed) })
     }
 
-    /// Stage 1 for a request on a connection with (`Some`) or without a client certificate.
+    /// Authentication (phase 3) of a request on a connection with (`Some`) or without a client certificate.
     pub fn authenticate(&self, cert: Option<&mut ClientCert>) -> Result<Rc<Principal>, Failure> {
         let Some(cert) = cert else { return Err(Failure::Missing) };
         if let Some((id, verdict)) = &cert.verdict {

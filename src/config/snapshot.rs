@@ -182,9 +182,9 @@ pub struct Server {
     pub config: serde_json::Value,
     /// Whether clients are anonymous (no `authentication`, or `mode: none`).
     pub anonymous: bool,
-    /// Stage 1: how clients authenticate, and the metadata document.
+    /// Authentication (phase 3): how clients authenticate, and the metadata document.
     pub auth: crate::auth::Authenticator,
-    /// Stage 2: the compiled authorization rules.
+    /// Authorization (phase 5): the compiled rule table.
     pub policy: crate::policy::rules::Policy,
     /// Aggregated MCP backends.
     pub backends: Vec<Backend>,

@@ -1,4 +1,4 @@
-//! Authorization policy: the pieces stage 2 (authorize) evaluates per request.
+//! Authorization policy: the pieces phase 5 (authorize) evaluates per message.
 //!
 //! Owns the rule languages only: compiled once at config load (by `config::compile`) into
 //! immutable, `Send + Sync` programs, then evaluated on a worker over data borrowed from the

@@ -1,4 +1,4 @@
-//! Stage 2: `servers[].authorization` compiled into a rule table (Envoy AI Gateway MCPRoute
+//! `servers[].authorization` compiled into a rule table (Envoy AI Gateway MCPRoute
 //! semantics, BEHAVIOUR.md section 3).
 //!
 //! Rules keep their configuration order and the first matching rule decides; with no match the

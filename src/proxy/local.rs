@@ -209,7 +209,7 @@ pub fn truncate(s: &str) -> &str {
 }
 
 /// 2026-07-28 result members: `resultType`, `_meta.serverInfo` and, for cacheable results,
-/// `ttlMs`/`cacheScope`. Lists may differ per caller (allowTools header, later authorization)
+/// `ttlMs`/`cacheScope`. Lists may differ per caller (the allow-list header, the rules)
 /// and change on reload, so they are private and not cached.
 pub(crate) fn end_result_stateless(body: &mut Vec<u8>, server: &Server, cacheable: bool) {
     body.extend_from_slice(

@@ -1,17 +1,21 @@
-//! The request pipeline: the one function that knows the order of the phases. [`process`] runs
-//! them top to bottom for one request on one connection:
+//! The request driver: the one function that knows the order of the phases. [`process`] runs
+//! them top to bottom, once each, for one request on one connection:
 //!
 //! 1. read head (`Conn::read_head`: limits, head and idle timeouts)
-//! 2. route (path -> server) and admit (method, Origin/Host, Accept, Content-Type)
-//! 3. authenticate (-> `Principal`, or 401)
-//! 4. read body (`Conn::read_body`: framing, 100-continue, body limit) and decode the envelope
-//! 5. authorize (allowTools and `x-envoy-allow-mcp-tools`)
-//! 6. dispatch (protocol-version rules, sessions, local methods)
-//! 7. respond (`Conn::flush`)
-//! 8. log and count
+//! 2. route (path -> server) and admit (method, Origin/Host, Accept, Content-Type): [`exchange`]
+//! 3. authenticate (-> `Principal`, or 401): [`authenticate`]
+//! 4. read the body (`Conn::read_body`: framing, 100-continue, body limit) and decode it into one
+//!    message per JSON-RPC message, the protocol revision's rules checked (`proxy::message`;
+//!    sessions in `proxy::session`)
+//! 5. authorize, once per message, on the normalized arguments (`proxy::decide`)
+//! 6. dispatch what phase 5 allowed: answered here (`proxy::dispatch`, `proxy::local`) or carried
+//!    out over backends (`proxy::backends`, the one phase that waits on other servers)
+//! 7. respond: [`respond`]
+//! 8. log and count: [`record`]
 //!
-//! Phases 2-6 are synchronous decisions over borrowed data except the body read; they write the
-//! response into the connection's reused buffers.
+//! Phases 2-6 are synchronous decisions over borrowed data except the body read and the backend
+//! exchanges; they write the response into the connection's reused buffers. Every error reaches
+//! the wire through `respond::write_error`, the one table from error kind to status and code.
 
 use crate::auth::{Failure, Principal};
 use crate::config::snapshot::{Server, Snapshot};
@@ -40,7 +44,8 @@ pub enum Flow {
     Close,
 }
 
-/// Serves one request on `conn`. Returns whether the connection stays open.
+/// Serves one request on `conn`, phases 1 to 8 once each. Returns whether the connection stays
+/// open.
 pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
     // 1. read head, under the limits in force while waiting for it
     let failure = match conn.read_head(&core.current().limits, &core.drain).await {
@@ -51,44 +56,82 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
     // The request runs on the snapshot current when its head arrived, to the end, even if a
     // reload publishes another meanwhile (a keep-alive connection may have idled across one).
     let snap: Rc<Arc<Snapshot>> = core.current();
-    let snap_ref: &Snapshot = &snap;
-    let limits = snap.limits;
     let started = Instant::now();
     set_request_id(core, conn);
     let mut facts = Facts::default();
     let tally = aggregate::Tally::default();
-    let failed = failure.is_some();
+    let framing_lost = failure.is_some();
+    // 2-6. route and admit, authenticate, read and decode the body, authorize, dispatch
     let outcome = match failure {
-        Some(err) => {
-            // Framing is lost: answer without echoing anything of the request and close.
-            let w = respond::write_error(
-                &mut conn.out,
-                &mut conn.scratch,
-                &err,
-                &ErrorReply::default(),
-                false,
-                &Extra { request_id: Some(&conn.request_id), ..Extra::default() },
-            );
-            Outcome { status: w.status, close: true, method: MethodClass::None }
-        }
-        None => exchange(core, snap_ref, conn, &mut facts, &tally).await,
+        Some(err) => unframed(conn, &err),
+        None => exchange(core, &snap, conn, &mut facts, &tally).await,
     };
+    // 7. respond
+    let sent = respond(conn, &snap.limits, framing_lost).await;
+    // 8. log and count
+    let done = Done { outcome, framing_lost, started, sent };
+    record(core, &snap, conn, &facts, &tally, &done);
+    let close = outcome.close || !sent.written || !conn.body_read || core.drain.is_set();
+    conn.finish_request();
+    if close {
+        Flow::Close
+    } else {
+        Flow::KeepAlive
+    }
+}
 
-    // RFC 9110 9.3.2: a response to HEAD has no content (the head may keep its length).
-    if !failed && conn.head.method == Method::Head {
+/// Phase 1's failure: framing is lost, so the answer echoes nothing of the request and the
+/// connection closes.
+fn unframed(conn: &mut Conn, err: &Error) -> Outcome {
+    let extra = Extra { request_id: Some(&conn.request_id), ..Extra::default() };
+    let w =
+        respond::write_error(&mut conn.out, &mut conn.scratch, err, &ErrorReply::default(), false, &extra);
+    Outcome { status: w.status, close: true, method: MethodClass::None }
+}
+
+/// What phase 7 sent.
+#[derive(Clone, Copy)]
+struct Sent {
+    /// Bytes of the response (streamed bytes are counted by the tally).
+    pending: u64,
+    /// Whether all of it was written.
+    written: bool,
+}
+
+/// Phase 7: writes the response in `conn.out` (a response to HEAD without its content, RFC 9110
+/// 9.3.2; the head keeps its length).
+async fn respond(conn: &mut Conn, limits: &crate::config::snapshot::Limits, framing_lost: bool) -> Sent {
+    if !framing_lost && conn.head.method == Method::Head {
         if let Some(end) = conn.out.windows(4).position(|w| w == b"\r\n\r\n") {
             conn.out.truncate(end + 4);
         }
     }
-
-    // 7. respond
     let pending = conn.out.len() as u64;
-    let written = conn.flush(&limits).await;
+    Sent { pending, written: conn.flush(limits).await }
+}
 
-    // 8. log and count
+/// How a request ended, for phase 8.
+struct Done {
+    outcome: Outcome,
+    framing_lost: bool,
+    started: Instant,
+    sent: Sent,
+}
+
+/// Phase 8: counts the request in this worker's statistics and writes its access line (when
+/// access logging is on), from what the phases noted in `facts` and `tally`.
+fn record(
+    core: &Core,
+    snap: &Snapshot,
+    conn: &Conn,
+    facts: &Facts<'_>,
+    tally: &aggregate::Tally,
+    done: &Done,
+) {
+    let Done { outcome, framing_lost, started, sent } = *done;
     let total_us = started.elapsed().as_micros() as u64;
-    let path = if failed { &b""[..] } else { conn.head.path.of(&conn.buf) };
-    let routed = if failed { None } else { snap_ref.route(path) };
+    let path = if framing_lost { &b""[..] } else { conn.head.path.of(&conn.buf) };
+    let routed = if framing_lost { None } else { snap.route(path) };
     let server = routed.map_or("-", |s| &*s.name);
     let backend_us = tally.backend_us();
     let tool = facts.tool_labels.get().filter(|_| outcome.method == MethodClass::ToolsCall);
@@ -101,50 +144,42 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
         tool,
         auth: facts.auth,
     });
-    if let Some(format) = crate::runtime::logging::access_format() {
-        let body = conn.body();
-        let rpc = observe::in_body(body, facts.rpc_method.get());
-        let (decision, rule) = match facts.decision.get() {
-            None => ("-", RuleName::None),
-            Some((allowed, rule)) => {
-                let named = |i: usize| routed.and_then(|s| s.policy.rules().get(i)?.name.as_deref());
-                let rule = match rule {
-                    None => RuleName::Default,
-                    Some(i) => named(i).map_or(RuleName::Index(i), RuleName::Named),
-                };
-                (if allowed { "allow" } else { "deny" }, rule)
-            }
-        };
-        let bytes_in = if failed { conn.buf.len() } else { conn.head.len + conn.body().len() };
-        let access = Access {
-            request_id: &conn.request_id,
-            peer: conn.peer,
-            http_method: if failed { "-" } else { conn.head.method.as_str() },
-            path,
-            server,
-            method: if rpc.is_empty() { outcome.method.as_str().as_bytes() } else { rpc },
-            tool: observe::in_body(body, facts.tool.get()),
-            backend: facts.backend.unwrap_or("-"),
-            subject: facts.principal.as_deref().map_or("", |p| &p.subject),
-            decision,
-            rule,
-            status: outcome.status,
-            duration_us: total_us,
-            backend_us: backend_us.unwrap_or(0),
-            bytes_in: bytes_in as u64,
-            bytes_out: tally.written() + if written { pending } else { 0 },
-        };
-        let mut line = core.lines.buffer();
-        observe::write_access(&mut line, format, &access, SystemTime::now());
-        core.lines.send(line);
-    }
-    let close = outcome.close || !written || !conn.body_read || core.drain.is_set();
-    conn.finish_request();
-    if close {
-        Flow::Close
-    } else {
-        Flow::KeepAlive
-    }
+    let Some(format) = crate::runtime::logging::access_format() else { return };
+    let body = conn.body();
+    let rpc = observe::in_body(body, facts.rpc_method.get());
+    let (decision, rule) = match facts.decision.get() {
+        None => ("-", RuleName::None),
+        Some((allowed, rule)) => {
+            let named = |i: usize| routed.and_then(|s| s.policy.rules().get(i)?.name.as_deref());
+            let rule = match rule {
+                None => RuleName::Default,
+                Some(i) => named(i).map_or(RuleName::Index(i), RuleName::Named),
+            };
+            (if allowed { "allow" } else { "deny" }, rule)
+        }
+    };
+    let bytes_in = if framing_lost { conn.buf.len() } else { conn.head.len + conn.body().len() };
+    let access = Access {
+        request_id: &conn.request_id,
+        peer: conn.peer,
+        http_method: if framing_lost { "-" } else { conn.head.method.as_str() },
+        path,
+        server,
+        method: if rpc.is_empty() { outcome.method.as_str().as_bytes() } else { rpc },
+        tool: observe::in_body(body, facts.tool.get()),
+        backend: facts.backend.unwrap_or("-"),
+        subject: facts.principal.as_deref().map_or("", |p| &p.subject),
+        decision,
+        rule,
+        status: outcome.status,
+        duration_us: total_us,
+        backend_us: backend_us.unwrap_or(0),
+        bytes_in: bytes_in as u64,
+        bytes_out: tally.written() + if sent.written { sent.pending } else { 0 },
+    };
+    let mut line = core.lines.buffer();
+    observe::write_access(&mut line, format, &access, SystemTime::now());
+    core.lines.send(line);
 }
 
 /// Uses the client's `X-Request-Id` when it is short visible ASCII, else `w<worker>-<seq>`.

@@ -249,7 +249,7 @@ impl ServerStats {
     }
 }
 
-/// What stage 1 did for one request, as counted.
+/// What authentication did for one request, as counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AuthEvent {
     /// Nothing worth counting (anonymous, or authentication was not reached).

@@ -207,24 +207,21 @@ fn admit(core: &Rc<Core>, stream: monoio::net::TcpStream, peer: SocketAddr, inde
     });
 }
 
-/// Answers a connection over the per-worker limit with 503 and closes it.
+/// Answers a connection over the per-worker limit with 503 and closes it (through the one
+/// error-to-wire table, like every other error).
 async fn refuse(mut stream: monoio::net::TcpStream) {
-    let mut out = Vec::with_capacity(256);
-    let mut body = Vec::new();
-    crate::respond::error_body(
-        &mut body,
-        crate::respond::INTERNAL_ERROR,
+    let (mut out, mut scratch) = (Vec::with_capacity(256), Vec::with_capacity(128));
+    let err = crate::error::Error::client(
+        crate::error::Kind::Overloaded,
         "Service Unavailable: too many connections",
-        None,
     );
-    crate::http::response::write_head(
+    crate::respond::write_error(
         &mut out,
-        503,
-        Some(crate::http::response::JSON),
-        body.len(),
+        &mut scratch,
+        &err,
+        &Default::default(),
         false,
         &Default::default(),
     );
-    out.extend_from_slice(&body);
     let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(out)).await;
 }

@@ -2,7 +2,7 @@
 //! into a tree that is walked per call without re-parsing. It owns template syntax and
 //! semantics only: it never performs I/O and never allocates on the hot path beyond the output
 //! buffer (field paths, `default`, `urlquery`, `toJson` over borrowed values write straight into
-//! it). `config::compile` compiles; `proxy::local` (and later the REST caller) renders with the
+//! it). `config::compile` compiles; `proxy::local` and the REST request builder render with the
 //! call's arguments tape, `server.config` and, for response templates, the backend's JSON.
 //!
 //! What a template sees: `.args.x` is the call's arguments, `.config.x` is `server.config`, any
@@ -14,9 +14,11 @@
 //! Where Higress (github.com/higress-group/gjson_template) and Go disagree, the choices are
 //! documented on [`Template`].
 
+mod ast;
 mod func;
 mod funcs;
 mod gofmt;
+mod lex;
 mod parse;
 mod render;
 mod value;
@@ -100,7 +102,7 @@ pub const MAX_DEPTH: usize = 64;
 ///   `toJSON` are not sprig names and are compile errors, as in Higress.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Template {
-    nodes: Box<[parse::Node]>,
+    nodes: Box<[ast::Node]>,
     slots: usize,
     is_static: bool,
     is_constant: bool,

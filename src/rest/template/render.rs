@@ -6,8 +6,8 @@
 use serde_json::Value as Json;
 use simd_json::Node as TNode;
 
+use super::ast::{Arg, Base, Cmd, CmdKind, Loc, Node, Pipe, Range, Seg};
 use super::func::{Fail, Func, Ret};
-use super::parse::{Arg, Base, Cmd, CmdKind, Loc, Node, Pipe, Range, Seg};
 use super::value::{self, Cx, Val};
 use super::{Escape, RenderError, MAX_OUTPUT, MAX_STEPS, MAX_WORK};
 
