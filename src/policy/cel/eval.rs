@@ -6,9 +6,9 @@
 //! cost nothing when they discard one.
 
 use super::activation::Activation;
+use super::common::{ErrorKind, EvalError};
 use super::parse::{BinOp, Comp, CompKind, Expr, Func, Kind};
 use super::value::{compare, equal, format_double, Budget, List, ListIter, Map, MapIter, Str, Value};
-use super::{ErrorKind, EvalError};
 
 pub(super) struct Eval<'a> {
     pub(super) act: &'a dyn Activation,

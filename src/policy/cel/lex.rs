@@ -3,7 +3,7 @@
 //! Runs once per rule at config load over at most `Limits::max_source_len` bytes, so it
 //! tokenises the whole source up front into a `Vec` the parser indexes.
 
-use super::CompileError;
+use super::common::CompileError;
 
 /// One token. Integer literals keep their magnitude as `u64` so that the parser can accept
 /// `-9223372036854775808` (the magnitude alone does not fit `i64`).

@@ -12,8 +12,8 @@
 
 use regex::Regex;
 
+use super::common::{CompileError, Options};
 use super::lex::{self, Tok};
-use super::{CompileError, Options};
 
 /// A node of the checked AST.
 #[derive(Debug)]

@@ -15,8 +15,8 @@ use std::rc::Rc;
 
 use simd_json::{Node, StaticNode};
 
+use super::common::ErrorKind;
 use super::parse::Lit;
-use super::ErrorKind;
 use crate::mcp::json;
 
 /// A CEL value. Strings, lists and maps may borrow from the program or the request.

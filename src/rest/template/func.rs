@@ -2,8 +2,8 @@
 //! name when a template is compiled ([`Func`]), with its arity, and how a function's result or
 //! failure is reported ([`Ret`], [`Fail`]). The implementations are in `funcs`.
 
+use super::common::RenderError;
 use super::value::{self, Val};
-use super::RenderError;
 
 /// Why a function failed: a message (the caller adds the function name and position) or a
 /// limit.

@@ -5,9 +5,9 @@
 //! variables to the enclosing control structure); differences are listed on `Template`.
 
 use super::ast::*;
+use super::common::MAX_DEPTH;
 use super::func::Func;
 use super::lex::*;
-use super::MAX_DEPTH;
 
 /// Parses `src`.
 pub(super) fn parse(src: &str) -> Result<Parsed, String> {

@@ -7,9 +7,9 @@ use serde_json::Value as Json;
 use simd_json::Node as TNode;
 
 use super::ast::{Arg, Base, Cmd, CmdKind, Loc, Node, Pipe, Range, Seg};
+use super::common::{Escape, RenderError, MAX_OUTPUT, MAX_STEPS, MAX_WORK};
 use super::func::{Fail, Func, Ret};
 use super::value::{self, Cx, Val};
-use super::{Escape, RenderError, MAX_OUTPUT, MAX_STEPS, MAX_WORK};
 
 /// Variables and call arguments live on the stack up to these counts.
 const INLINE_VARS: usize = 8;
