@@ -6,6 +6,7 @@ use crate::error::{Error, Kind};
 use crate::http::response::{self, Extra};
 use crate::mcp::envelope::Id;
 use crate::mcp::json;
+use crate::mcp::version::Generation;
 
 /// How one error kind appears on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,8 +76,9 @@ pub const fn wire(kind: Kind) -> Wire {
 
 /// The table entry for the stateless revision (2026-07-28), where JSON-RPC errors of a request
 /// also set the HTTP status: -32601 is 404 and -32602 is 400 (basic/transports, "Error handling").
-pub const fn wire_for(kind: Kind, stateless: bool) -> Wire {
+pub const fn wire_for(kind: Kind, generation: Generation) -> Wire {
     let w = wire(kind);
+    let stateless = matches!(generation, Generation::Stateless);
     match (kind, stateless) {
         (Kind::MethodNotFound, true) => Wire { status: 404, ..w },
         (Kind::InvalidParams, true) => Wire { status: 400, ..w },
@@ -94,7 +96,7 @@ pub struct ErrorReply<'a, 'i> {
     /// Raw JSON for `error.data`.
     pub data: Option<&'a [u8]>,
     /// Use the stateless revision's statuses.
-    pub stateless: bool,
+    pub generation: Generation,
 }
 
 /// Writes the JSON-RPC error object `{"jsonrpc":"2.0","id":..,"error":{..}}` into `body`.
@@ -136,7 +138,7 @@ pub fn write_error(
     keep_alive: bool,
     extra: &Extra<'_>,
 ) -> Wire {
-    let w = wire_for(err.kind, reply.stateless);
+    let w = wire_for(err.kind, reply.generation);
     scratch.clear();
     error_body_with_data(scratch, w.code, &err.message, reply.id, reply.data);
     let mut extra = *extra;

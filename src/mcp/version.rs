@@ -13,6 +13,19 @@ pub enum Version {
     V2026_07_28,
 }
 
+/// The two generations of the Streamable HTTP transport, the one vocabulary for them across the
+/// gateway: the 2025 revisions open a session with `initialize` and carry `Mcp-Session-Id`;
+/// 2026-07-28 is stateless (`server/discover`, every request carries its version and
+/// capabilities in `_meta` and repeats method and name in `Mcp-*` headers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Generation {
+    /// 2025-03-26, 2025-06-18, 2025-11-25.
+    #[default]
+    Sessions,
+    /// 2026-07-28.
+    Stateless,
+}
+
 /// Every revision, oldest first.
 pub const ALL: [Version; 4] =
     [Version::V2025_03_26, Version::V2025_06_18, Version::V2025_11_25, Version::V2026_07_28];
@@ -49,7 +62,16 @@ impl Version {
 
     /// Whether the revision has sessions and the initialize handshake.
     pub fn is_stateless(self) -> bool {
-        self >= Version::V2026_07_28
+        self.generation() == Generation::Stateless
+    }
+
+    /// The transport generation the revision belongs to.
+    pub fn generation(self) -> Generation {
+        if self >= Version::V2026_07_28 {
+            Generation::Stateless
+        } else {
+            Generation::Sessions
+        }
     }
 
     /// Compact tag stored in sealed session ids.

@@ -7,10 +7,11 @@ use crate::config::snapshot::Server;
 use crate::error::{Error, Kind};
 use crate::http::response::Extra;
 use crate::mcp::envelope::{Envelope, MessageKind};
-use crate::mcp::reply::{begin_result, end_result};
+use crate::mcp::reply::begin_result;
+use crate::mcp::version::Generation;
 use crate::proxy::backends as aggregate;
 use crate::proxy::core::Core;
-use crate::proxy::local::end_result_stateless;
+use crate::proxy::local::end_result_for;
 use crate::proxy::request::*;
 use crate::proxy::stats::MethodClass;
 use crate::proxy::{authz, local};
@@ -145,15 +146,18 @@ pub(crate) fn refused_arguments<R>(e: ArgError) -> Judged<R> {
     }
 }
 
-/// A `tools/call` result with `isError` and `text`: a complete response for `env` into `out`
-/// (2026-07-28 members when `stateless` names the server).
-pub(crate) fn tool_failed(out: &mut Vec<u8>, env: &Envelope<'_, '_>, text: &str, stateless: Option<&Server>) {
+/// A `tools/call` result with `isError` and `text`: a complete response for `env` into `out`,
+/// shaped for the client's transport `generation`.
+pub(crate) fn tool_failed(
+    out: &mut Vec<u8>,
+    env: &Envelope<'_, '_>,
+    text: &str,
+    generation: Generation,
+    server: &Server,
+) {
     begin_result(out, env.id.as_ref());
     crate::rest::tool::text_result(out, text, true);
-    match stateless {
-        Some(server) => end_result_stateless(out, server, false),
-        None => end_result(out),
-    }
+    end_result_for(out, generation, server, false);
 }
 
 /// The rule table's decision on a `tools/call` (called by [`decide`] only): over the principal,
@@ -232,7 +236,7 @@ pub(crate) fn forbidden(
     err: &Error,
     challenge: Option<&str>,
     env: &Envelope<'_, '_>,
-    stateless: bool,
+    generation: Generation,
     method: MethodClass,
 ) -> Outcome {
     let extra = Extra {
@@ -241,7 +245,7 @@ pub(crate) fn forbidden(
         www_authenticate: challenge,
         ..Extra::default()
     };
-    let reply = ErrorReply { id: env.id.as_ref(), data: None, stateless };
+    let reply = ErrorReply { id: env.id.as_ref(), data: None, generation };
     let wire = respond::write_error(w.out, w.scratch, err, &reply, w.cx.keep_alive, &extra);
     Outcome { status: wire.status, close: wire.close || !w.cx.keep_alive, method }
 }

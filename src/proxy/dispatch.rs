@@ -9,8 +9,9 @@ use crate::mcp::envelope::{Envelope, MessageKind};
 use crate::mcp::json;
 use crate::mcp::reply::{begin_result, end_result};
 use crate::mcp::session::Claims;
+use crate::mcp::version::Generation;
 use crate::proxy::backends as aggregate;
-use crate::proxy::core::Core;
+use crate::proxy::backends::Via;
 use crate::proxy::decide::*;
 use crate::proxy::local::end_result_stateless;
 use crate::proxy::observe::Trace;
@@ -25,13 +26,12 @@ use std::rc::Rc;
 /// Phase 6 of a 2026-07-28 request that passed [`stateless_checks`] and phase 5, with `args`
 /// the arguments phase 5 judged.
 pub(crate) fn stateless(
-    core: &Core,
     w: &mut Writer<'_, '_>,
     env: &Envelope<'_, '_>,
     class: MethodClass,
     args: Option<&[Node<'_>]>,
 ) -> Step {
-    let reply = ErrorReply { id: env.id.as_ref(), data: None, stateless: true };
+    let reply = ErrorReply { id: env.id.as_ref(), data: None, generation: Generation::Stateless };
     let server = w.cx.server;
     let allow = allow_list(w);
     if !server.backends.is_empty() {
@@ -42,7 +42,7 @@ pub(crate) fn stateless(
             };
             let allow = allow.map(<[u8]>::to_vec);
             return Step::Backends(
-                aggregate::Plan::ListStateless { kind, id: raw_id(env), allow, resume },
+                aggregate::Plan::List { kind, id: raw_id(env), via: Via::Links, allow, resume },
                 class,
             );
         }
@@ -53,14 +53,15 @@ pub(crate) fn stateless(
         if !local && routed_method(env.method) {
             return match routed(w, env, args) {
                 Ok((backend, body, own)) => {
-                    let method = match env.method {
-                        "tools/call" => "tools/call",
-                        "prompts/get" => "prompts/get",
-                        "completion/complete" => "completion/complete",
-                        _ => "resources/read",
+                    let method = method_name(env.method);
+                    let plan = aggregate::Plan::Call {
+                        method,
+                        id: raw_id(env),
+                        backend,
+                        body,
+                        tool: own,
+                        via: Via::Links,
                     };
-                    let plan =
-                        aggregate::Plan::CallStateless { method, id: raw_id(env), backend, body, tool: own };
                     Step::Backends(plan, class)
                 }
                 Err(err) => {
@@ -70,7 +71,7 @@ pub(crate) fn stateless(
             };
         }
     }
-    if let Some(step) = rest_call(core, w, env, true, class, args) {
+    if let Some(step) = rest_call(w, env, Generation::Stateless, class, args) {
         return step;
     }
     w.scratch.clear();
@@ -106,7 +107,6 @@ pub(crate) fn stateless(
 /// Phase 6 of a 2025-revision message in session `claims`, with `args` the arguments phase 5
 /// judged.
 pub(crate) fn legacy(
-    core: &Core,
     w: &mut Writer<'_, '_>,
     env: &Envelope<'_, '_>,
     claims: Rc<Claims>,
@@ -132,7 +132,7 @@ pub(crate) fn legacy(
             };
             let allow = allow_list(w).map(<[u8]>::to_vec);
             return Step::Backends(
-                aggregate::Plan::List { kind, id: raw_id(env), claims, allow, resume },
+                aggregate::Plan::List { kind, id: raw_id(env), via: Via::Session(claims), allow, resume },
                 class,
             );
         }
@@ -145,8 +145,16 @@ pub(crate) fn legacy(
         let subscription = matches!(env.method, "resources/subscribe" | "resources/unsubscribe");
         if !local && (routed_method(env.method) || subscription) {
             return match routed(w, env, args) {
-                Ok((backend, body, _)) => {
-                    Step::Backends(aggregate::Plan::Call { id: raw_id(env), backend, body, claims }, class)
+                Ok((backend, body, own)) => {
+                    let plan = aggregate::Plan::Call {
+                        method: method_name(env.method),
+                        id: raw_id(env),
+                        backend,
+                        body,
+                        tool: own,
+                        via: Via::Session(claims),
+                    };
+                    Step::Backends(plan, class)
                 }
                 Err(err) => {
                     let data = not_found_data(env, &err);
@@ -155,7 +163,7 @@ pub(crate) fn legacy(
             };
         }
     }
-    if let Some(step) = rest_call(core, w, env, false, class, args) {
+    if let Some(step) = rest_call(w, env, Generation::Sessions, class, args) {
         return step;
     }
     w.scratch.clear();
@@ -218,10 +226,9 @@ pub(crate) fn dispatch_legacy(
 /// refuses (a missing argument or credential) is answered at once with an `isError` result and
 /// never reaches the backend. `None` for any other message.
 pub(crate) fn rest_call(
-    core: &Core,
     w: &mut Writer<'_, '_>,
     env: &Envelope<'_, '_>,
-    stateless: bool,
+    generation: Generation,
     class: MethodClass,
     args: Option<&[Node<'_>]>,
 ) -> Option<Step> {
@@ -233,7 +240,7 @@ pub(crate) fn rest_call(
     let index = *server.tool_index.get(env.name?)?;
     let tool = &server.tools[index];
     let crate::config::snapshot::ToolKind::Rest(rt) = &tool.kind else { return None };
-    let reply = ErrorReply { id: env.id.as_ref(), data: None, stateless };
+    let reply = ErrorReply { id: env.id.as_ref(), data: None, generation };
     let allowed = if server.tool_allowed(tool, allow_list(w)) {
         local::check_arguments(env.arguments)
     } else {
@@ -259,15 +266,14 @@ pub(crate) fn rest_call(
         let err = Error::internal("the arguments were not normalized");
         return Some(w.error(&err, &reply, class).into());
     };
-    let _ = core;
     match build(rt, args, &server.config, &incoming, w.tmp, &mut request) {
         Ok(()) => {
-            let plan = aggregate::Plan::Rest { id: raw_id(env), tool: index, request, stateless };
+            let plan = aggregate::Plan::Rest { id: raw_id(env), tool: index, request, generation };
             Some(Step::Backends(plan, class))
         }
         Err(ToolError(text)) => {
             w.scratch.clear();
-            tool_failed(w.scratch, env, &text, stateless.then_some(server));
+            tool_failed(w.scratch, env, &text, generation, server);
             Some(w.json(None, class).into())
         }
     }
@@ -320,6 +326,18 @@ pub(crate) fn answer_to_backend(w: &Writer<'_, '_>, claims: Rc<Claims>) -> Optio
     msg["id"] = original;
     let body = serde_json::to_vec(&msg).ok()?;
     Some(aggregate::Plan::Answer { backend: i, body, claims })
+}
+
+/// The routed method's name as a static string (`Mcp-Method` of the backend request).
+fn method_name(method: &str) -> &'static str {
+    match method {
+        "tools/call" => "tools/call",
+        "prompts/get" => "prompts/get",
+        "completion/complete" => "completion/complete",
+        "resources/subscribe" => "resources/subscribe",
+        "resources/unsubscribe" => "resources/unsubscribe",
+        _ => "resources/read",
+    }
 }
 
 /// Requests routed to one backend by the name or URI they carry.

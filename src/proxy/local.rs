@@ -8,7 +8,7 @@ use crate::config::snapshot::{LocalTool, Server, ToolKind};
 use crate::error::{Error, Kind};
 use crate::mcp::json;
 use crate::mcp::reply::end_result;
-use crate::mcp::version::{self, Version};
+use crate::mcp::version::{self, Generation, Version};
 use crate::rest::template::Context;
 
 /// Gateway version reported in `serverInfo`.
@@ -211,6 +211,15 @@ pub fn truncate(s: &str) -> &str {
 /// 2026-07-28 result members: `resultType`, `_meta.serverInfo` and, for cacheable results,
 /// `ttlMs`/`cacheScope`. Lists may differ per caller (the allow-list header, the rules)
 /// and change on reload, so they are private and not cached.
+/// Closes a result as the client's transport `generation` wants it: 2026-07-28 results carry
+/// `resultType` and `_meta.serverInfo` ([`end_result_stateless`]).
+pub(crate) fn end_result_for(body: &mut Vec<u8>, generation: Generation, server: &Server, cacheable: bool) {
+    match generation {
+        Generation::Stateless => end_result_stateless(body, server, cacheable),
+        Generation::Sessions => end_result(body),
+    }
+}
+
 pub(crate) fn end_result_stateless(body: &mut Vec<u8>, server: &Server, cacheable: bool) {
     body.extend_from_slice(
         b",\"resultType\":\"complete\",\"_meta\":{\"io.modelcontextprotocol/serverInfo\":",

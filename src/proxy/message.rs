@@ -8,7 +8,7 @@ use crate::config::snapshot::Snapshot;
 use crate::error::{Error, Kind};
 use crate::mcp::envelope::{self, Envelope, Id, MessageKind};
 use crate::mcp::json;
-use crate::mcp::version::Version;
+use crate::mcp::version::{Generation, Version};
 use crate::proxy::core::now_unix;
 use crate::proxy::core::Core;
 use crate::proxy::local;
@@ -25,15 +25,6 @@ pub(crate) const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabi
 
 /// Most messages in one JSON-RPC batch (2025-03-26 only).
 pub(crate) const MAX_BATCH: usize = 100;
-
-/// Which revision's rules a message follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Era {
-    /// 2025 revisions: sessions and initialize.
-    Legacy(Option<Version>),
-    /// 2026-07-28: stateless, `_meta` and `Mcp-*` headers.
-    Stateless,
-}
 
 /// Phases 4-6 for one decoded body.
 pub(crate) fn message(
@@ -65,47 +56,44 @@ pub(crate) fn message(
         w.facts.tool.set(observe::body_span(w.body, w.base, name));
         w.facts.tool_labels.set(Some(observe::tool_labels(w.cx.server, name)));
     }
-    let era = match header_version {
+    // Which generation's rules the message follows.
+    let generation = match header_version {
         Some(v) => match Version::parse(v) {
-            Some(v) if v.is_stateless() => Era::Stateless,
-            Some(v) => Era::Legacy(Some(v)),
+            Some(v) => v.generation(),
             // An unknown header version on a request that speaks the stateless wire (it has
             // `_meta`) is checked by the stateless rules, which report a mismatch first.
-            None if env.meta.is_some() => Era::Stateless,
+            None if env.meta.is_some() => Generation::Stateless,
             None => {
                 let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
-                return unsupported_version(w, &err, env.id.as_ref(), v, false, class).into();
+                return unsupported_version(w, &err, env.id.as_ref(), v, Generation::Sessions, class).into();
             }
         },
-        None if env.meta.and_then(|m| json::get(m, META_VERSION)).is_some() => Era::Stateless,
-        None => Era::Legacy(None),
+        None if env.meta.and_then(|m| json::get(m, META_VERSION)).is_some() => Generation::Stateless,
+        None => Generation::Sessions,
     };
     // The revision's own checks come first (an unknown session is 404, a 2026 request without
     // `_meta` is -32602, whatever the rules say), then phase 5 once, then dispatch with the
     // arguments phase 5 judged.
-    let session = match era {
-        Era::Stateless => match stateless_checks(w, &env, class) {
+    let session = match generation {
+        Generation::Stateless => match stateless_checks(w, &env, class) {
             Ok(()) => None,
             Err(answered) => return answered,
         },
-        Era::Legacy(_) => match legacy_checks(core, snap, w, principal, &env, class) {
+        Generation::Sessions => match legacy_checks(core, snap, w, principal, &env, class) {
             Ok(claims) => Some(claims),
             Err(answered) => return answered,
         },
     };
-    let stateless_wire = session.is_none();
     let judged = decide(core, w, principal, &env, |w, args| match session {
-        None => stateless(core, w, &env, class, args),
-        Some(claims) => legacy(core, w, &env, claims, class, args),
+        None => stateless(w, &env, class, args),
+        Some(claims) => legacy(w, &env, claims, class, args),
     });
     match judged {
         Judged::Go(step) => step,
-        Judged::Refused(r) => {
-            forbidden(w, &r.error, r.challenge.as_deref(), &env, stateless_wire, class).into()
-        }
+        Judged::Refused(r) => forbidden(w, &r.error, r.challenge.as_deref(), &env, generation, class).into(),
         Judged::ToolFailed(text) => {
             w.scratch.clear();
-            tool_failed(w.scratch, &env, &text, stateless_wire.then_some(w.cx.server));
+            tool_failed(w.scratch, &env, &text, generation, w.cx.server);
             w.json(None, class).into()
         }
     }
@@ -132,7 +120,14 @@ pub(crate) fn batch(
         Some(Some(v)) => v,
         Some(None) => {
             let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
-            return unsupported_version(w, &err, None, header_version.unwrap_or(b""), false, class);
+            return unsupported_version(
+                w,
+                &err,
+                None,
+                header_version.unwrap_or(b""),
+                Generation::Sessions,
+                class,
+            );
         }
         None => negotiated.unwrap_or(Version::V2025_03_26),
     };
@@ -200,7 +195,7 @@ pub(crate) fn batch(
                     Judged::Go(done) => done.err(),
                     Judged::Refused(r) => Some(r.error),
                     Judged::ToolFailed(text) => {
-                        tool_failed(w.scratch, &env, &text, None);
+                        tool_failed(w.scratch, &env, &text, Generation::Sessions, w.cx.server);
                         None
                     }
                 };
@@ -238,7 +233,7 @@ pub(crate) fn unsupported_version(
     err: &Error,
     id: Option<&Id<'_>>,
     requested: &[u8],
-    stateless: bool,
+    generation: Generation,
     class: MethodClass,
 ) -> Outcome {
     // data: {"supported": [...], "requested": "..."} (schema UnsupportedProtocolVersionError).
@@ -248,7 +243,7 @@ pub(crate) fn unsupported_version(
     data.extend_from_slice(b",\"requested\":");
     json::write_str(&mut data, &String::from_utf8_lossy(&requested[..requested.len().min(64)]));
     data.push(b'}');
-    let reply = ErrorReply { id, data: Some(&data), stateless };
+    let reply = ErrorReply { id, data: Some(&data), generation };
     w.error(err, &reply, class)
 }
 
@@ -264,7 +259,7 @@ pub(crate) fn stateless_checks(
         return Err(w.accepted(class).into());
     }
     let id = env.id.as_ref();
-    let reply = ErrorReply { id, data: None, stateless: true };
+    let reply = ErrorReply { id, data: None, generation: Generation::Stateless };
     let meta = env.meta;
     let body_version = meta.and_then(|m| json::get(m, META_VERSION)).and_then(json::as_str);
     let caps_ok = meta
@@ -282,7 +277,9 @@ pub(crate) fn stateless_checks(
     }
     if Version::parse(body_version.as_bytes()) != Some(Version::V2026_07_28) {
         let err = Error::client(Kind::UnsupportedProtocolVersion, "Unsupported protocol version");
-        return Err(unsupported_version(w, &err, id, body_version.as_bytes(), true, class).into());
+        return Err(
+            unsupported_version(w, &err, id, body_version.as_bytes(), Generation::Stateless, class).into()
+        );
     }
     Ok(())
 }

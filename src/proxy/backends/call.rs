@@ -4,6 +4,7 @@
 use crate::config::snapshot::{Backend, Server};
 use crate::error::Error;
 use crate::http::response::{self};
+use crate::mcp::version::Generation;
 use crate::upstream::client::{self};
 
 use super::wire::{answer, backend_error, Link, Wire};
@@ -18,7 +19,7 @@ pub(crate) async fn rest_call(
     tool: usize,
     id: &[u8],
     request: Vec<u8>,
-    stateless: bool,
+    generation: Generation,
 ) -> Vec<u8> {
     use crate::config::snapshot::ToolKind;
     use crate::rest::tool::{shape, text_result};
@@ -58,11 +59,7 @@ pub(crate) async fn rest_call(
         // The pipeline plans REST calls only for REST tools with a resolved target.
         None => text_result(&mut out, "call failed: the tool has no backend", true),
     }
-    if stateless {
-        crate::proxy::local::end_result_stateless(&mut out, server, false);
-    } else {
-        out.extend_from_slice(b"}}");
-    }
+    crate::proxy::local::end_result_for(&mut out, generation, server, false);
     out
 }
 
@@ -82,18 +79,18 @@ pub(crate) async fn call_stateless(
         let l = link(cx, server, b, fwd).await?;
         let wire = match &l {
             // Mcp-Name exists for tools/call, prompts/get and resources/read only.
-            Link::Modern if method == "completion/complete" => Wire::modern(method, None),
-            Link::Modern => Wire::modern(method, Some(tool)),
-            Link::Legacy { version, session } => Wire::legacy(version, session),
+            Link::Stateless if method == "completion/complete" => Wire::stateless(method, None),
+            Link::Stateless => Wire::stateless(method, Some(tool)),
+            Link::Session { version, session } => Wire::session(version, session),
         };
         let resp = cx.send(b, body, wire, fwd).await.map_err(|e| backend_error(b, &e))?;
         match (resp.status, &l) {
-            (404, Link::Legacy { .. }) if attempt == 0 => forget(cx, server, b, fwd),
-            (200, Link::Modern) => {
+            (404, Link::Session { .. }) if attempt == 0 => forget(cx, server, b, fwd),
+            (200, Link::Stateless) => {
                 let sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
                 return Ok((200, resp.body, None, if sse { response::SSE } else { response::JSON }));
             }
-            (200, Link::Legacy { .. }) => {
+            (200, Link::Session { .. }) => {
                 let mut msg = answer(&resp, None)
                     .ok_or_else(|| Error::upstream(format!("backend {} sent no JSON-RPC answer", b.name)))?;
                 if let Some(r) = msg.get_mut("result").and_then(|r| r.as_object_mut()) {

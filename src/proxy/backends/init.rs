@@ -33,7 +33,7 @@ pub(crate) async fn init_backend(
     let sid =
         resp.header("mcp-session-id").map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default();
     let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-    if let Err(e) = cx.send(b, note, Wire::legacy(&v, &sid), fwd).await {
+    if let Err(e) = cx.send(b, note, Wire::session(&v, &sid), fwd).await {
         log::warn!("backend {}: notifications/initialized failed ({e})", b.name);
     }
     let caps = result.get("capabilities").cloned().unwrap_or(serde_json::Value::Null);
@@ -78,7 +78,7 @@ pub async fn end_sessions(
         if sid.is_empty() {
             continue;
         }
-        let wire = Wire { verb: Verb::Delete, ..Wire::legacy(version, sid) };
+        let wire = Wire { verb: Verb::Delete, ..Wire::session(version, sid) };
         match cx.send(b, b"", wire, &[]).await {
             Ok(r) if r.status < 300 || r.status == 404 || r.status == 405 => {}
             Ok(r) => log::warn!("backend {}: DELETE of its session answered HTTP {}", b.name, r.status),

@@ -4,6 +4,7 @@
 
 use crate::config::snapshot::{Backend, Server};
 use crate::error::Error;
+use crate::mcp::version::Generation;
 
 use super::owned as links;
 use super::wire::{answer, backend_error, Link, Verb, Wire};
@@ -25,9 +26,9 @@ pub(crate) async fn link(
         l.renew(cx.snap.generation);
         let known = l.kind(&server.name, &b.name).map(|(k, _)| k);
         match known {
-            Some(links::Kind::Modern) => return Ok(Link::Modern),
-            Some(links::Kind::Legacy) => match l.session(&owner, now) {
-                Ok(Some((version, session))) => return Ok(Link::Legacy { version, session }),
+            Some(Generation::Stateless) => return Ok(Link::Stateless),
+            Some(Generation::Sessions) => match l.session(&owner, now) {
+                Ok(Some((version, session))) => return Ok(Link::Session { version, session }),
                 Ok(None) => (known, None),
                 Err(idle) => (known, Some(idle)),
             },
@@ -40,7 +41,7 @@ pub(crate) async fn link(
             r#"{{"jsonrpc":"2.0","id":"portcullis-discover","method":"server/discover","params":{{{META_2026}}}}}"#
         );
         let discovered =
-            match cx.send(b, discover.as_bytes(), Wire::modern("server/discover", None), fwd).await {
+            match cx.send(b, discover.as_bytes(), Wire::stateless("server/discover", None), fwd).await {
                 Ok(r) if r.status == 200 => answer(&r, Some("portcullis-discover")).filter(|v| {
                     v["result"]["supportedVersions"]
                         .as_array()
@@ -51,8 +52,8 @@ pub(crate) async fn link(
             };
         if let Some(mut v) = discovered {
             let caps = v["result"]["capabilities"].take();
-            cx.core.links.borrow_mut().set_kind(&server.name, &b.name, links::Kind::Modern, caps);
-            return Ok(Link::Modern);
+            cx.core.links.borrow_mut().set_kind(&server.name, &b.name, Generation::Stateless, caps);
+            return Ok(Link::Stateless);
         }
     }
     let (version, session, caps) = init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd)
@@ -61,12 +62,12 @@ pub(crate) async fn link(
     let closing = {
         let mut l = cx.core.links.borrow_mut();
         if known.is_none() {
-            l.set_kind(&server.name, &b.name, links::Kind::Legacy, caps);
+            l.set_kind(&server.name, &b.name, Generation::Sessions, caps);
         }
         l.insert(owner, (&server.name, &b.name), version.clone(), session.clone(), now)
     };
     close_owned(cx, server, closing).await;
-    Ok(Link::Legacy { version, session })
+    Ok(Link::Session { version, session })
 }
 
 /// Ends gateway-owned sessions the worker let go of (best effort, like a client's DELETE).
@@ -76,7 +77,7 @@ pub(crate) async fn close_owned(cx: &Cx<'_>, server: &Server, closing: Vec<links
         if sid.is_empty() {
             continue;
         }
-        let wire = Wire { verb: Verb::Delete, ..Wire::legacy(&version, &sid) };
+        let wire = Wire { verb: Verb::Delete, ..Wire::session(&version, &sid) };
         if let Err(e) = cx.send(b, b"", wire, &[]).await {
             log::debug!("backend {}: closing an idle gateway-owned session failed ({e})", b.name);
         }

@@ -114,7 +114,7 @@ pub(crate) struct ListRequest<'a> {
 }
 
 /// How one backend is addressed while merging lists.
-pub(crate) enum Via {
+pub(crate) enum Addressed {
     /// Within the client's session: (version, backend session id).
     Session(String, String),
     /// Over the worker's link (2026-07-28 clients).
@@ -129,7 +129,7 @@ pub(crate) async fn merge_list(
     ListRequest { kind, allow, visible, resume }: ListRequest<'_>,
     fwd: &[Vec<(&[u8], &[u8])>],
     out: &mut Vec<u8>,
-    via: impl Fn(&str) -> Option<Via>,
+    via: impl Fn(&str) -> Option<Addressed>,
 ) {
     out.push(b'"');
     out.extend_from_slice(kind.member().as_bytes());
@@ -163,16 +163,16 @@ pub(crate) async fn merge_list(
                 let cursor_json =
                     cursor.as_ref().map(|c| format!(r#""cursor":{},"#, serde_json::Value::String(c.clone())));
                 let result = match &route {
-                    Via::Session(v, sid) => {
+                    Addressed::Session(v, sid) => {
                         let id = cx.next_id();
                         let body = format!(
                             r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{}"_meta":{{}}}}}}"#,
                             kind.method(),
                             cursor_json.as_deref().unwrap_or("")
                         );
-                        page(cx, b, body.as_bytes(), &id, Wire::legacy(v, sid), fwd_for(fwd, i)).await
+                        page(cx, b, body.as_bytes(), &id, Wire::session(v, sid), fwd_for(fwd, i)).await
                     }
-                    Via::Link => {
+                    Addressed::Link => {
                         list_over_link(
                             cx,
                             server,
@@ -256,24 +256,24 @@ pub(crate) async fn list_over_link(
         let id = cx.next_id();
         let (body, wire_version, wire_session);
         let wire = match &l {
-            Link::Modern => {
+            Link::Stateless => {
                 body = format!(
                     r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{cursor}{META_2026}}}}}"#,
                     kind.method()
                 );
-                Wire::modern(kind.method(), None)
+                Wire::stateless(kind.method(), None)
             }
-            Link::Legacy { version, session } => {
+            Link::Session { version, session } => {
                 body = format!(
                     r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{cursor}"_meta":{{}}}}}}"#,
                     kind.method()
                 );
                 (wire_version, wire_session) = (version.as_str(), session.as_str());
-                Wire::legacy(wire_version, wire_session)
+                Wire::session(wire_version, wire_session)
             }
         };
         match cx.send(b, body.as_bytes(), wire, fwd).await {
-            Ok(r) if r.status == 404 && attempt == 0 && matches!(l, Link::Legacy { .. }) => {
+            Ok(r) if r.status == 404 && attempt == 0 && matches!(l, Link::Session { .. }) => {
                 forget(cx, server, b, fwd)
             }
             Ok(r) if r.status == 200 => return answer(&r, Some(&id)).and_then(|v| v.get("result").cloned()),

@@ -63,19 +63,8 @@ pub enum Plan {
         kind: ListKind,
         /// The client's id, as JSON.
         id: Vec<u8>,
-        /// The client's session.
-        claims: std::rc::Rc<Claims>,
-        /// `x-envoy-allow-mcp-tools`, when sent.
-        allow: Option<Vec<u8>>,
-        /// The backends to continue, from the client's gateway cursor (`None`: first page).
-        resume: Option<Resume>,
-    },
-    /// Merge a list method for a 2026-07-28 client.
-    ListStateless {
-        /// Which list.
-        kind: ListKind,
-        /// The client's id, as JSON.
-        id: Vec<u8>,
+        /// How the backends are reached.
+        via: Via,
         /// `x-envoy-allow-mcp-tools`, when sent.
         allow: Option<Vec<u8>>,
         /// The backends to continue, from the client's gateway cursor (`None`: first page).
@@ -87,19 +76,22 @@ pub enum Plan {
         /// The client's id, as JSON.
         id: Vec<u8>,
     },
-    /// Forward a 2026-07-28 tools/call, prompts/get or resources/read to one backend over the
-    /// worker's link to it.
-    CallStateless {
-        /// `Mcp-Method`.
+    /// Forward a tools/call, prompts/get, resources/read, completion/complete or subscription
+    /// to the one backend its name routes to.
+    Call {
+        /// The method (`Mcp-Method` on the 2026-07-28 wire).
         method: &'static str,
         /// The client's id, as JSON.
         id: Vec<u8>,
         /// Index of the backend in the server.
         backend: usize,
-        /// The client's body with only the tool name changed.
+        /// The body for the backend: the client's with the name rewritten (or written anew with
+        /// the arguments phase 5 normalized).
         body: Vec<u8>,
         /// The backend's name for the tool or prompt, or the resource URI (`Mcp-Name`).
         tool: String,
+        /// How the backend is reached.
+        via: Via,
     },
     /// Call a REST tool's backend with the request the pipeline built, and shape the answer.
     Rest {
@@ -109,8 +101,9 @@ pub enum Plan {
         tool: usize,
         /// The complete HTTP/1.1 request.
         request: Vec<u8>,
-        /// Whether the client speaks 2026-07-28 (its result carries `resultType` and `_meta`).
-        stateless: bool,
+        /// The client's transport generation (a 2026-07-28 result carries `resultType` and
+        /// `_meta`).
+        generation: crate::mcp::version::Generation,
     },
     /// Send the client's request to every backend of its session and answer an empty result
     /// (`logging/setLevel`).
@@ -131,17 +124,16 @@ pub enum Plan {
         /// The client's session.
         claims: std::rc::Rc<Claims>,
     },
-    /// Forward a tools/call to one backend with the tool name rewritten.
-    Call {
-        /// The client's id, as JSON.
-        id: Vec<u8>,
-        /// Index of the backend in the server.
-        backend: usize,
-        /// The client's body with only the tool name changed.
-        body: Vec<u8>,
-        /// The client's session.
-        claims: std::rc::Rc<Claims>,
-    },
+}
+
+/// How a plan reaches its backends, by the client's transport generation.
+#[derive(Debug)]
+pub enum Via {
+    /// Within the client's 2025-revision session: each backend's own session is sealed in it.
+    Session(std::rc::Rc<Claims>),
+    /// For a 2026-07-28 client: over the worker's links (directly, or over a gateway-owned
+    /// session of the principal).
+    Links,
 }
 
 impl Plan {
@@ -149,9 +141,9 @@ impl Plan {
     /// name for a REST tool (as in authorization targets), `*` when it asks several.
     pub fn backend<'s>(&self, server: &'s Server) -> &'s str {
         match self {
-            Plan::Call { backend, .. }
-            | Plan::CallStateless { backend, .. }
-            | Plan::Answer { backend, .. } => server.backends.get(*backend).map_or("-", |b| &b.name),
+            Plan::Call { backend, .. } | Plan::Answer { backend, .. } => {
+                server.backends.get(*backend).map_or("-", |b| &b.name)
+            }
             Plan::Rest { .. } => &server.name,
             _ => "*",
         }
@@ -232,7 +224,7 @@ pub async fn run(
                 }
             }
         }
-        Plan::List { kind, id, claims, allow, resume } => {
+        Plan::List { kind, id, via: Via::Session(claims), allow, resume } => {
             let mut out = Vec::with_capacity(4096);
             crate::mcp::reply::begin_raw(&mut out, &id);
             let req =
@@ -240,19 +232,19 @@ pub async fn run(
             merge_list(cx, server, req, &fwd_refs, &mut out, |name| {
                 claims.backends.iter().find(|(n, _)| n == name).map(|(_, s)| {
                     let (v, sid) = decode_session(s);
-                    Via::Session(v.to_string(), sid.to_string())
+                    Addressed::Session(v.to_string(), sid.to_string())
                 })
             })
             .await;
             out.extend_from_slice(b"}}");
             Ok((200, out, None, response::JSON))
         }
-        Plan::ListStateless { kind, id, allow, resume } => {
+        Plan::List { kind, id, via: Via::Links, allow, resume } => {
             let mut out = Vec::with_capacity(4096);
             crate::mcp::reply::begin_raw(&mut out, &id);
             let req =
                 ListRequest { kind, allow: allow.as_deref(), visible: &visible, resume: resume.as_ref() };
-            merge_list(cx, server, req, &fwd_refs, &mut out, |_| Some(Via::Link)).await;
+            merge_list(cx, server, req, &fwd_refs, &mut out, |_| Some(Addressed::Link)).await;
             crate::proxy::local::end_result_stateless(&mut out, server, true);
             Ok((200, out, None, response::JSON))
         }
@@ -285,7 +277,7 @@ pub async fn run(
             let b = &server.backends[i];
             if let Some((_, s)) = claims.backends.iter().find(|(n, _)| *n == *b.name) {
                 let (v, sid) = decode_session(s);
-                match cx.send(b, &body, Wire::legacy(v, sid), fwd_for(&fwd_refs, i)).await {
+                match cx.send(b, &body, Wire::session(v, sid), fwd_for(&fwd_refs, i)).await {
                     Ok(r) if r.status < 300 => {}
                     Ok(r) => log::warn!("backend {}: the client's answer got HTTP {}", b.name, r.status),
                     Err(e) => log::warn!("backend {}: delivering the client's answer failed ({e})", b.name),
@@ -301,7 +293,7 @@ pub async fn run(
                 let (v, sid) = decode_session(s);
                 let (body, fwd) = (&body, fwd_for(&fwd_refs, i));
                 Some(async move {
-                    match cx.send(b, body, Wire::legacy(v, sid), fwd).await {
+                    match cx.send(b, body, Wire::session(v, sid), fwd).await {
                         Ok(r) if r.status == 200 => {}
                         Ok(r) => log::warn!(
                             "backend {}: {} answered HTTP {}",
@@ -319,16 +311,16 @@ pub async fn run(
             out.extend_from_slice(b"}}");
             Ok((200, out, None, response::JSON))
         }
-        Plan::Rest { id, tool, request, stateless } => {
-            Ok((200, rest_call(cx, server, tool, &id, request, stateless).await, None, response::JSON))
+        Plan::Rest { id, tool, request, generation } => {
+            Ok((200, rest_call(cx, server, tool, &id, request, generation).await, None, response::JSON))
         }
-        Plan::CallStateless { method, id, backend: i, body, tool } => {
+        Plan::Call { method, id, backend: i, body, tool, via: Via::Links } => {
             let b = &server.backends[i];
             call_stateless(cx, server, b, method, &body, &tool, fwd_for(&fwd_refs, i))
                 .await
                 .map_err(|e| (e, Some(id)))
         }
-        Plan::Call { id, backend: i, body, claims } => {
+        Plan::Call { id, backend: i, body, via: Via::Session(claims), .. } => {
             let b = &server.backends[i];
             match claims.backends.iter().find(|(n, _)| *n == *b.name) {
                 None => Err((
@@ -340,7 +332,7 @@ pub async fn run(
                 )),
                 Some((_, s)) => {
                     let (v, sid) = decode_session(s);
-                    match cx.open(b, &body, Wire::legacy(v, sid), fwd_for(&fwd_refs, i)).await {
+                    match cx.open(b, &body, Wire::session(v, sid), fwd_for(&fwd_refs, i)).await {
                         Ok(r) if r.status == 200 && is_sse(&r) => {
                             relay = Some(r);
                             relay_backend = &b.name;

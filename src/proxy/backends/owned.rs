@@ -14,14 +14,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
-/// What a backend speaks, learned once per worker and snapshot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// It answered `server/discover` with 2026-07-28.
-    Modern,
-    /// It needs `initialize` and a session.
-    Legacy,
-}
+use crate::mcp::version::Generation;
 
 /// Most gateway-owned sessions one worker keeps.
 pub const MAX_OWNED: usize = 1024;
@@ -36,8 +29,9 @@ pub type Owner = [u8; 32];
 /// A gateway-owned session to close: (server, backend, version, session id).
 pub type Closing = (Box<str>, Box<str>, String, String);
 
-/// What a backend speaks and the capabilities it declared.
-type Learned = (Kind, Rc<serde_json::Value>);
+/// Which transport generation a backend speaks (learned once per worker and snapshot) and the
+/// capabilities it declared.
+type Learned = (Generation, Rc<serde_json::Value>);
 
 struct Owned {
     server: Box<str>,
@@ -91,12 +85,12 @@ impl Links {
     }
 
     /// What `backend` of `server` speaks, with its capabilities, when known.
-    pub fn kind(&self, server: &str, backend: &str) -> Option<(Kind, Rc<serde_json::Value>)> {
+    pub fn kind(&self, server: &str, backend: &str) -> Option<(Generation, Rc<serde_json::Value>)> {
         self.kinds.get(server)?.get(backend).cloned()
     }
 
     /// Records what `backend` of `server` speaks.
-    pub fn set_kind(&mut self, server: &str, backend: &str, kind: Kind, caps: serde_json::Value) {
+    pub fn set_kind(&mut self, server: &str, backend: &str, kind: Generation, caps: serde_json::Value) {
         self.kinds.entry(server.into()).or_default().insert(backend.into(), (kind, Rc::new(caps)));
     }
 
@@ -203,7 +197,7 @@ mod tests {
         assert_eq!(idle.3, "sid2");
         assert_eq!(l.session(&k(2), later).unwrap(), None);
         // A reload forgets all.
-        l.set_kind("s", "b", Kind::Legacy, serde_json::Value::Null);
+        l.set_kind("s", "b", Generation::Sessions, serde_json::Value::Null);
         l.renew(7);
         assert_eq!(l.owned(), 0);
         assert!(l.kind("s", "b").is_none());

@@ -137,7 +137,7 @@ pub async fn get_stream(
             let (_, s) = claims.backends.iter().find(|(n, _)| *n == *b.name)?;
             let (version, sid) = decode_session(s);
             let last_event_id = resume.filter(|(n, _)| *n == &*b.name).map_or("", |(_, id)| id);
-            let wire = Wire { verb: Verb::Get, last_event_id, ..Wire::legacy(version, sid) };
+            let wire = Wire { verb: Verb::Get, last_event_id, ..Wire::session(version, sid) };
             let fwd = fwd_for(&fwd, i);
             Some(async move { (i, cx.open(b, b"", wire, fwd).await) })
         });

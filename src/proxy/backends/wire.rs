@@ -18,10 +18,10 @@ use crate::upstream::pool::Pool;
 /// backend speaks the stateless revision, or the worker holds a session with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Link {
-    /// The backend answered `server/discover` with 2026-07-28.
-    Modern,
+    /// The backend answered `server/discover` with 2026-07-28: reached directly.
+    Stateless,
     /// A gateway-owned session (version, session id) made by `initialize`.
-    Legacy {
+    Session {
         /// Negotiated version.
         version: String,
         /// The backend's `Mcp-Session-Id` ("" for a stateless legacy backend).
@@ -81,12 +81,12 @@ pub enum Verb {
 
 impl<'a> Wire<'a> {
     /// A 2025-revision request within a backend session.
-    pub fn legacy(version: &'a str, session: &'a str) -> Wire<'a> {
+    pub fn session(version: &'a str, session: &'a str) -> Wire<'a> {
         Wire { version, session, method: None, name: None, verb: Verb::Post, last_event_id: "" }
     }
 
     /// A 2026-07-28 request.
-    pub fn modern(method: &'a str, name: Option<&'a str>) -> Wire<'a> {
+    pub fn stateless(method: &'a str, name: Option<&'a str>) -> Wire<'a> {
         Wire {
             version: "2026-07-28",
             session: "",
