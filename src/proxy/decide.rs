@@ -5,17 +5,17 @@
 use crate::auth::Principal;
 use crate::config::snapshot::Server;
 use crate::error::{Error, Kind};
-use crate::http::response::Extra;
 use crate::mcp::envelope::{Envelope, MessageKind};
 use crate::mcp::reply::begin_result;
 use crate::mcp::version::Generation;
 use crate::proxy::backends as aggregate;
 use crate::proxy::core::Core;
+use crate::proxy::exit::{error_exit, Rejection};
 use crate::proxy::local::end_result_for;
 use crate::proxy::request::*;
 use crate::proxy::stats::MethodClass;
 use crate::proxy::{authz, local};
-use crate::respond::{self, ErrorReply};
+use crate::respond::ErrorReply;
 use crate::rest::args::{needs_normalizing, ArgError, ArgRule, Shape, ToolError};
 use simd_json::Node;
 use std::rc::Rc;
@@ -239,13 +239,6 @@ pub(crate) fn forbidden(
     generation: Generation,
     method: MethodClass,
 ) -> Outcome {
-    let extra = Extra {
-        cors_origin: w.cx.cors_origin.map(|o| o.of(w.buf)),
-        request_id: Some(w.request_id),
-        www_authenticate: challenge,
-        ..Extra::default()
-    };
     let reply = ErrorReply { id: env.id.as_ref(), data: None, generation };
-    let wire = respond::write_error(w.out, w.scratch, err, &reply, w.cx.keep_alive, &extra);
-    Outcome { status: wire.status, close: wire.close || !w.cx.keep_alive, method }
+    error_exit(w.to(), &Rejection { reply, challenge, method, ..Rejection::of(err) })
 }

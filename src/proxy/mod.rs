@@ -9,6 +9,7 @@ pub mod conn;
 pub mod core;
 pub(crate) mod decide;
 pub(crate) mod dispatch;
+pub(crate) mod exit;
 pub mod local;
 pub(crate) mod message;
 pub mod names;

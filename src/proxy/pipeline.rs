@@ -14,8 +14,9 @@
 //! 8. log and count: [`record`]
 //!
 //! Phases 2-6 are synchronous decisions over borrowed data except the body read and the backend
-//! exchanges; they write the response into the connection's reused buffers. Every error reaches
-//! the wire through `respond::write_error`, the one table from error kind to status and code.
+//! exchanges; they write the response into the connection's reused buffers. Every refusal leaves
+//! through one exit (`proxy::exit::error_exit`) and the one table from error kind to status and
+//! code (`respond`).
 
 use crate::auth::{Failure, Principal};
 use crate::config::snapshot::{Server, Snapshot};
@@ -26,11 +27,12 @@ use crate::proxy::backends as aggregate;
 use crate::proxy::conn::{Conn, HeadRead};
 use crate::proxy::core::now_unix;
 use crate::proxy::core::Core;
+use crate::proxy::exit::{error_exit, Rejection};
 use crate::proxy::observe::{self, Access, Facts, RuleName, Trace};
 use crate::proxy::request::*;
 use crate::proxy::stats::{auth_reason, AuthEvent, MethodClass, Record};
 use crate::proxy::{message::*, session::*};
-use crate::respond::{self, ErrorReply};
+use crate::respond::ErrorReply;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -83,10 +85,7 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
 /// Phase 1's failure: framing is lost, so the answer echoes nothing of the request and the
 /// connection closes.
 fn unframed(conn: &mut Conn, err: &Error) -> Outcome {
-    let extra = Extra { request_id: Some(&conn.request_id), ..Extra::default() };
-    let w =
-        respond::write_error(&mut conn.out, &mut conn.scratch, err, &ErrorReply::default(), false, &extra);
-    Outcome { status: w.status, close: true, method: MethodClass::None }
+    error_exit(to_conn(conn, None, false), &Rejection::of(err))
 }
 
 /// What phase 7 sent.
@@ -214,14 +213,14 @@ async fn exchange<'s>(
             return metadata(conn, keep_alive, server);
         }
         let err = Error::client(Kind::NotFound, "no MCP endpoint at this path");
-        return fail(conn, keep_alive, None, &err, &ErrorReply::default(), MethodClass::None);
+        return error_exit(to_conn(conn, None, keep_alive), &Rejection::of(&err));
     };
     // 2. admit: DNS-rebinding protection applies to every method, preflight included.
     if let Err(why) =
         snap.origins.check(conn.head.origin.map(|o| o.of(&conn.buf)), conn.head.host.of(&conn.buf))
     {
         let err = Error::client(Kind::Forbidden, why);
-        return fail(conn, keep_alive, None, &err, &ErrorReply::default(), MethodClass::None);
+        return error_exit(to_conn(conn, None, keep_alive), &Rejection::of(&err));
     }
     let cx = Ctx { keep_alive, cors_origin: conn.head.origin, server, generation: snap.generation };
     // A CORS preflight carries no credentials: answered before authentication.
@@ -379,17 +378,9 @@ fn unauthorized(conn: &mut Conn, cx: &Ctx<'_>, failure: Failure) -> Outcome {
     }
     let challenge = cx.server.auth.challenge(failure, conn.head.host.of(&conn.buf));
     let err = Error::client(Kind::Unauthorized, failure.message());
-    let extra = Extra {
-        cors_origin: cx.cors_origin.map(|o| o.of(&conn.buf)),
-        request_id: Some(&conn.request_id),
-        www_authenticate: Some(&challenge),
-        ..Extra::default()
-    };
     // The body was not read: the connection closes unless there was none.
-    let keep = cx.keep_alive && conn.body_read;
-    let w =
-        respond::write_error(&mut conn.out, &mut conn.scratch, &err, &ErrorReply::default(), keep, &extra);
-    Outcome { status: w.status, close: w.close || !keep, method: MethodClass::None }
+    let to = to_conn(conn, cx.cors_origin, cx.keep_alive);
+    error_exit(to, &Rejection { challenge: Some(&challenge), ..Rejection::of(&err) })
 }
 
 /// GET (or HEAD) of a server's RFC 9728 protected resource metadata; public, so any origin
@@ -397,7 +388,7 @@ fn unauthorized(conn: &mut Conn, cx: &Ctx<'_>, failure: Failure) -> Outcome {
 fn metadata(conn: &mut Conn, keep_alive: bool, server: &Server) -> Outcome {
     let Some(prm) = &server.auth.prm else {
         let err = Error::client(Kind::NotFound, "no metadata at this path");
-        return fail(conn, keep_alive, None, &err, &ErrorReply::default(), MethodClass::None);
+        return error_exit(to_conn(conn, None, keep_alive), &Rejection::of(&err));
     };
     match conn.head.method {
         Method::Get | Method::Head => {
@@ -426,20 +417,8 @@ fn metadata(conn: &mut Conn, keep_alive: bool, server: &Server) -> Outcome {
         }
         _ => {
             let err = Error::client(Kind::MethodNotAllowed, "metadata is read with GET");
-            let extra = Extra {
-                request_id: Some(&conn.request_id),
-                allow: Some("GET, HEAD, OPTIONS"),
-                ..Extra::default()
-            };
-            let w = respond::write_error(
-                &mut conn.out,
-                &mut conn.scratch,
-                &err,
-                &ErrorReply::default(),
-                keep_alive,
-                &extra,
-            );
-            Outcome { status: w.status, close: w.close || !keep_alive, method: MethodClass::None }
+            let to = to_conn(conn, None, keep_alive);
+            error_exit(to, &Rejection { allow: Some("GET, HEAD, OPTIONS"), ..Rejection::of(&err) })
         }
     }
 }

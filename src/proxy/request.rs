@@ -8,9 +8,10 @@ use crate::http::head::{Head, Span};
 use crate::http::response::{self, Extra};
 use crate::proxy::backends as aggregate;
 use crate::proxy::conn::Conn;
+use crate::proxy::exit::{error_exit, Rejection, To};
 use crate::proxy::observe::Facts;
 use crate::proxy::stats::MethodClass;
-use crate::respond::{self, ErrorReply};
+use crate::respond::ErrorReply;
 
 /// Per-request decisions shared by the phases.
 pub(crate) struct Ctx<'s> {
@@ -48,14 +49,21 @@ impl<'c> Writer<'c, '_> {
         }
     }
 
+    /// Where this request's answers go, for the error exit.
+    pub(crate) fn to(&mut self) -> To<'_> {
+        To {
+            out: self.out,
+            scratch: self.scratch,
+            buf: self.buf,
+            request_id: self.request_id,
+            cors: self.cx.cors_origin,
+            keep_alive: self.cx.keep_alive,
+        }
+    }
+
+    /// A JSON-RPC error for this message through the one error exit.
     pub(crate) fn error(&mut self, err: &Error, reply: &ErrorReply<'_, '_>, method: MethodClass) -> Outcome {
-        let extra = Extra {
-            cors_origin: self.cx.cors_origin.map(|o| o.of(self.buf)),
-            request_id: Some(self.request_id),
-            ..Extra::default()
-        };
-        let w = respond::write_error(self.out, self.scratch, err, reply, self.cx.keep_alive, &extra);
-        Outcome { status: w.status, close: w.close || !self.cx.keep_alive, method }
+        error_exit(self.to(), &Rejection { reply: *reply, method, ..Rejection::of(err) })
     }
 
     /// 202 with an empty body (accepted notification or response).
@@ -102,13 +110,7 @@ impl From<Outcome> for Step {
     }
 }
 
-/// What phases 2-6 decided, for phases 7 and 8.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Outcome {
-    pub(crate) status: u16,
-    pub(crate) close: bool,
-    pub(crate) method: MethodClass,
-}
+pub(crate) use crate::proxy::exit::Outcome;
 
 /// Whether the request's `Accept` takes (JSON, SSE).
 pub(crate) fn accepts(head: &Head, buf: &[u8]) -> (bool, bool) {
@@ -137,26 +139,17 @@ pub(crate) fn accepts(head: &Head, buf: &[u8]) -> (bool, bool) {
     (json, sse)
 }
 
-/// [`fail`] for a transport-level rejection: no id to echo, no data, counted without a method.
-pub(crate) fn reject(conn: &mut Conn, cx: &Ctx<'_>, err: &Error) -> Outcome {
-    fail(conn, cx.keep_alive, cx.cors_origin, err, &ErrorReply::default(), MethodClass::None)
+/// Where a connection-level answer goes: the connection's buffers, the request's id and CORS
+/// origin; it stays open only when `keep_alive` and the body was read.
+pub(crate) fn to_conn(conn: &mut Conn, cors: Option<Span>, keep_alive: bool) -> To<'_> {
+    let keep_alive = keep_alive && conn.body_read;
+    let Conn { out, scratch, buf, request_id, .. } = conn;
+    To { out, scratch, buf, request_id, cors, keep_alive }
 }
 
-/// Writes an error reply; closes when the wire table says so or the body was never read.
-pub(crate) fn fail(
-    conn: &mut Conn,
-    keep_alive: bool,
-    cors: Option<Span>,
-    err: &Error,
-    reply: &ErrorReply<'_, '_>,
-    method: MethodClass,
-) -> Outcome {
-    let keep = keep_alive && conn.body_read;
-    // After an abandoned body read the buffer is gone and spans resolve to nothing.
-    let origin = cors.map(|o| o.of(&conn.buf)).filter(|o| !o.is_empty());
-    let extra = Extra { cors_origin: origin, request_id: Some(&conn.request_id), ..Extra::default() };
-    let w = respond::write_error(&mut conn.out, &mut conn.scratch, err, reply, keep, &extra);
-    Outcome { status: w.status, close: w.close || !keep, method }
+/// A refusal of the request as a whole (no id to echo, no data) through the one error exit.
+pub(crate) fn reject(conn: &mut Conn, cx: &Ctx<'_>, err: &Error) -> Outcome {
+    error_exit(to_conn(conn, cx.cors_origin, cx.keep_alive), &Rejection::of(err))
 }
 
 /// Writes a `204 No Content` (with `Allow` when given) for this request.

@@ -38,9 +38,10 @@ use crate::mcp::envelope::Id;
 use crate::mcp::session::Claims;
 use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
+use crate::proxy::exit::{error_exit, Rejection, To};
 use crate::proxy::local;
 use crate::proxy::observe::Trace;
-use crate::respond::{self, ErrorReply};
+use crate::respond::ErrorReply;
 use crate::upstream::client::{self};
 
 use self::wire::{backend_error, decode_session, encode_session, Wire};
@@ -397,8 +398,9 @@ pub async fn run(
         Err((err, id)) => {
             let raw = id.as_deref().map(Id::Raw);
             let reply = ErrorReply { id: raw.as_ref(), ..ErrorReply::default() };
-            let w = respond::write_error(out, scratch, &err, &reply, keep_alive, &extra);
-            (w.status, w.close || !keep_alive)
+            let to = To { out, scratch, buf, request_id, cors, keep_alive };
+            let o = error_exit(to, &Rejection { reply, ..Rejection::of(&err) });
+            (o.status, o.close)
         }
     }
 }

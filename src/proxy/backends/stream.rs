@@ -12,8 +12,8 @@ use crate::mcp::session::Claims;
 use crate::mcp::sse;
 use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
+use crate::proxy::exit::{error_exit, Rejection, To};
 use crate::proxy::observe::Trace;
-use crate::respond::{self, ErrorReply};
 use crate::upstream::client::{self, UpstreamError};
 
 use super::exchange::*;
@@ -173,8 +173,8 @@ pub async fn get_stream(
         let err = failure.unwrap_or_else(|| {
             Error::client(Kind::MethodNotAllowed, "no backend of this session offers a GET stream; use POST")
         });
-        let w = respond::write_error(out, scratch, &err, &ErrorReply::default(), keep_alive, &extra);
-        return (w.status, w.close || !keep_alive);
+        let o = error_exit(To { out, scratch, buf, request_id, cors, keep_alive }, &Rejection::of(&err));
+        return (o.status, o.close);
     }
     response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
     let limits = &snap.limits;
