@@ -127,6 +127,28 @@ impl Keys {
         Ok(keys)
     }
 
+    /// The sealed id of a new session of `principal` at endpoint `server`: a fresh random id,
+    /// expiring `ttl_seconds` after `now`, with the negotiated `version` and each backend's own
+    /// session. Every session is made here.
+    pub fn seal_new(
+        &self,
+        version: Version,
+        principal: &str,
+        backends: Vec<(String, String)>,
+        (server, now): (&str, u64),
+        rng: &SystemRandom,
+    ) -> Option<String> {
+        let mut claims = Claims {
+            id: [0; 16],
+            expires: now.saturating_add(self.ttl_seconds),
+            version: version.tag(),
+            principal: principal.to_string(),
+            backends,
+        };
+        rng.fill(&mut claims.id).ok()?;
+        self.seal(&claims, server, rng)
+    }
+
     /// Seals `claims` for endpoint `server`.
     pub fn seal(&self, claims: &Claims, server: &str, rng: &SystemRandom) -> Option<String> {
         let (kid, key) = self.keys.first()?;

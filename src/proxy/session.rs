@@ -68,16 +68,8 @@ pub(crate) fn initialize(
 ) -> Outcome {
     let requested = env.params.and_then(|p| json::get(p, "protocolVersion")).and_then(json::as_str);
     let version = local::negotiate(requested);
-    let mut claims = Claims {
-        id: [0; 16],
-        expires: now_unix().saturating_add(snap.sessions.ttl_seconds),
-        version: version.tag(),
-        principal: principal.id.to_string(),
-        backends: Vec::new(),
-    };
-    let sealed = ring::rand::SecureRandom::fill(&core.rng, &mut claims.id)
-        .ok()
-        .and_then(|()| snap.sessions.seal(&claims, &w.cx.server.name, &core.rng));
+    let at = (&*w.cx.server.name, now_unix());
+    let sealed = snap.sessions.seal_new(version, &principal.id, Vec::new(), at, &core.rng);
     let Some(session_id) = sealed else {
         let err = Error::internal("could not create a session");
         let reply = ErrorReply { id: env.id.as_ref(), ..ErrorReply::default() };

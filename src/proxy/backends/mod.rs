@@ -195,16 +195,10 @@ pub async fn run(
             if sessions.is_empty() && server.tools.is_empty() {
                 Err((Error::upstream("no backend could be initialized"), Some(id)))
             } else {
-                let mut claims = Claims {
-                    id: [0; 16],
-                    expires: crate::proxy::core::now_unix().saturating_add(snap.sessions.ttl_seconds),
-                    version: crate::mcp::version::Version::parse(version.as_bytes()).map_or(0, |v| v.tag()),
-                    principal,
-                    backends: sessions,
-                };
-                let sealed = ring::rand::SecureRandom::fill(&core.rng, &mut claims.id)
-                    .ok()
-                    .and_then(|()| snap.sessions.seal(&claims, &server.name, &core.rng));
+                let negotiated = crate::mcp::version::Version::parse(version.as_bytes())
+                    .unwrap_or(crate::mcp::version::LATEST_HANDSHAKE);
+                let at = (&*server.name, crate::proxy::core::now_unix());
+                let sealed = snap.sessions.seal_new(negotiated, &principal, sessions, at, &core.rng);
                 match sealed {
                     None => Err((Error::internal("could not create a session"), Some(id))),
                     Some(sid) => {
