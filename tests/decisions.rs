@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{call_2026, recorder, send, start, Reply};
+use common::{call_2026, post_mcp, recorder, start, Reply};
 use serde_json::Value;
 
 fn ok(_: &common::Seen) -> Reply {
@@ -183,16 +183,7 @@ servers:
 "#,
     );
     let gwa = gw.addrs()[0];
-    let post = |body: &str, extra: &str| {
-        send(
-            gwa,
-            &format!(
-                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
-Content-Type: application/json\r\n{extra}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
-        )
-    };
+    let post = |body: &str, extra: &str| post_mcp(gwa, body, extra);
     let init = post(
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
         "",

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{call_2026, recorder, recorder_with, send, start, Reply};
+use common::{call_2026, post_mcp, recorder, recorder_with, start, Reply};
 use serde_json::{json, Value};
 
 fn ok_json(body: Value) -> Reply {
@@ -406,16 +406,7 @@ servers:
 "#
     ));
     let gwa = gw.addrs()[0];
-    let post = |body: &str, sid: &str, extra: &str| {
-        send(
-            gwa,
-            &format!(
-                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
-Content-Type: application/json\r\n{sid}{extra}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
-        )
-    };
+    let post = |body: &str, sid: &str, extra: &str| post_mcp(gwa, body, &format!("{sid}{extra}"));
     let init = post(
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
         "",

@@ -98,10 +98,10 @@ pub(crate) fn decide<'c, 's, R>(
     // judged and forwarded as sent, with no copy.
     let learned: Rc<[ArgRule]>;
     let (rules, shape): (&[ArgRule], Shape) = match declared_args(core, w, env) {
-        None => return judge_as_sent(core, w, principal, env, then),
+        None => return judge(core, w, principal, env, env.arguments, then),
         Some(Declared::Local(rules)) => (rules, Shape::Declared),
         Some(Declared::Backend(rules)) => match needs_normalizing(&rules, env.arguments) {
-            Ok(false) => return judge_as_sent(core, w, principal, env, then),
+            Ok(false) => return judge(core, w, principal, env, env.arguments, then),
             Ok(true) => {
                 learned = rules;
                 (&learned, Shape::Open)
@@ -110,28 +110,23 @@ pub(crate) fn decide<'c, 's, R>(
         },
     };
     let mut scratch = core.args.borrow_mut();
-    let judged = scratch.with(rules, env.arguments, shape, |args| {
-        match authorize(core, w, principal, env, Some(args)) {
-            Ok(()) => Judged::Go(then(w, Some(args))),
-            Err(r) => Judged::Refused(r),
-        }
-    });
-    match judged {
+    match scratch.with(rules, env.arguments, shape, |args| judge(core, w, principal, env, Some(args), then)) {
         Ok(j) => j,
         Err(e) => refused_arguments(e),
     }
 }
 
-/// [`decide`] over the arguments as the client sent them.
-pub(crate) fn judge_as_sent<'c, 's, R>(
+/// The rules' decision over `args`, and phase 6 over the same `args` when they allow.
+fn judge<'c, 's, R>(
     core: &Core,
     w: &mut Writer<'c, 's>,
     principal: &Principal,
     env: &Envelope<'_, '_>,
+    args: Option<&[Node<'_>]>,
     then: impl FnOnce(&mut Writer<'c, 's>, Option<&[Node<'_>]>) -> R,
 ) -> Judged<R> {
-    match authorize(core, w, principal, env, env.arguments) {
-        Ok(()) => Judged::Go(then(w, env.arguments)),
+    match authorize(core, w, principal, env, args) {
+        Ok(()) => Judged::Go(then(w, args)),
         Err(r) => Judged::Refused(r),
     }
 }

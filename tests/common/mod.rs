@@ -65,6 +65,19 @@ pub fn send(addr: SocketAddr, raw: &str) -> Resp {
     Resp { status, headers, body: out[end + 4..].to_vec() }
 }
 
+/// A JSON-RPC POST of `body` to `/mcp` with `extra` header lines (each ending in `\r\n`), e.g.
+/// an `Mcp-Session-Id` line on the 2025 revisions.
+pub fn post_mcp(addr: SocketAddr, body: &str, extra: &str) -> Resp {
+    send(
+        addr,
+        &format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\n{extra}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
 /// A 2026-07-28 `tools/call` of `tool` with `args` (JSON) at `target` (path and query), with
 /// `extra` header lines (each ending in `\r\n`).
 pub fn call_2026(addr: SocketAddr, target: &str, tool: &str, args: &str, extra: &str) -> Resp {

@@ -327,9 +327,9 @@ fn proxy_mode_requires_trusted_sources() {
     }
 }
 
-#[test]
-fn authentication_modes_compile() {
-    let dir = std::env::temp_dir().join(format!("portcullis-jwks-{}", std::process::id()));
+/// A JWKS file with one HMAC key, in a temporary folder named after `tag`.
+fn jwks_file(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("portcullis-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let jwks = dir.join("jwks.json");
     std::fs::write(
@@ -337,6 +337,12 @@ fn authentication_modes_compile() {
         r#"{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"}]}"#,
     )
     .unwrap();
+    jwks
+}
+
+#[test]
+fn authentication_modes_compile() {
+    let jwks = jwks_file("jwks");
     let snap = load(&format!(
         r#"
 servers:
@@ -374,14 +380,7 @@ servers:
 
 #[test]
 fn token_passthrough_is_a_loud_choice() {
-    let dir = std::env::temp_dir().join(format!("portcullis-passthrough-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let jwks = dir.join("jwks.json");
-    std::fs::write(
-        &jwks,
-        r#"{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"}]}"#,
-    )
-    .unwrap();
+    let jwks = jwks_file("passthrough");
     let auth = format!(
         r#"{{mode: jwt, jwt: {{providers: [{{name: corp, issuer: "https://idp.example.com", jwks: {{file: "{}"}}}}]}}}}"#,
         jwks.display()
