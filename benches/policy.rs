@@ -56,7 +56,7 @@ fn decide(c: &mut Criterion, label: &str, policy: &Policy) {
                     method: Some("tools/call"),
                     backend: Some("b1"),
                     tool: Some("echo"),
-                    params: None,
+                    params: Default::default(),
                 },
             },
         };

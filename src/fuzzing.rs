@@ -171,7 +171,7 @@ pub fn cel_eval(data: &[u8]) {
                         method: Some("tools/call"),
                         backend: Some("b1"),
                         tool: Some("echo"),
-                        params: Some(tape),
+                        params: crate::policy::cel::Params::sent(tape),
                     },
                 },
             };

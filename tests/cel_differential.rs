@@ -562,7 +562,7 @@ fn with_activations(f: impl FnOnce(&RequestActivation<'_>, &cel::Env, &cel::Cont
                         method: Some("tools/call"),
                         backend: Some("files"),
                         tool: Some("read"),
-                        params: Some(params_tape),
+                        params: portcullis::policy::cel::Params::sent(params_tape),
                     },
                 },
             };

@@ -36,12 +36,19 @@ servers:
         - name: no-large-transfers
           target: {{ tools: [{{ backend: pay, tool: transfer, when: "args.amount > 100" }}] }}
           action: deny
+        - name: no-forced-wipes
+          target: {{ tools: [{{ backend: pay, tool: wipe }}] }}
+          cel: "request.mcp.params.arguments.force == true"
+          action: deny
         - target: {{ tools: [{{ backend: pay }}] }}
           action: allow
     tools:
       - name: transfer
         args: [{{ name: amount, type: number, required: true }}, {{ name: memo, type: string }}]
         requestTemplate: {{ url: "http://{addr}/transfer", method: POST, argsToJsonBody: true }}
+      - name: wipe
+        args: [{{ name: force, type: boolean, default: false }}]
+        responseTemplate: {{ body: "wiped force={{{{.args.force}}}}" }}
       - name: quote
         args: [{{ name: amount, type: integer, default: 1 }}]
         responseTemplate: {{ body: "quote for {{{{.args.amount}}}}" }}
@@ -71,6 +78,12 @@ servers:
         assert!(e["message"].as_str().unwrap().contains(name), "{e}");
     }
     assert!(rec.take().is_empty());
+
+    // `request.mcp.params.arguments` reads the judged arguments too: `"true"` is `true` there.
+    let r = call_2026(gwa, "/mcp", "wipe", r#"{"force":"true"}"#, "");
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let r = call_2026(gwa, "/mcp", "wipe", r#"{"force":"false"}"#, "");
+    assert_eq!(r.json()["result"]["content"][0]["text"], "wiped force=false");
 
     // Template tools: the default and the coercion are what the rules and the template see.
     let r = call_2026(gwa, "/mcp", "quote", r#"{"amount":"7"}"#, "");

@@ -348,7 +348,7 @@ mod tests {
                         method: Some("tools/call"),
                         backend: Some(backend),
                         tool: Some(tool),
-                        params: None,
+                        params: Default::default(),
                     },
                 },
             };
@@ -367,7 +367,12 @@ mod tests {
                 path: "/mcp",
                 headers: None,
                 auth: Auth { jwt: Some(Jwt { claims: &p.claims, scopes: &p.scopes }), ..Auth::default() },
-                mcp: Mcp { method: Some("tools/list"), backend: None, tool: None, params: None },
+                mcp: Mcp {
+                    method: Some("tools/list"),
+                    backend: None,
+                    tool: None,
+                    params: Default::default(),
+                },
             },
         };
         policy.may_list(backend, tool, p, &act)

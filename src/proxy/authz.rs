@@ -149,7 +149,12 @@ impl Visible<'_> {
             return true;
         }
         // Asked as "could a call of this tool be allowed": the request seen as that call.
-        let mcp = Mcp { method: Some("tools/call"), backend: Some(backend), tool: Some(tool), params: None };
+        let mcp = Mcp {
+            method: Some("tools/call"),
+            backend: Some(backend),
+            tool: Some(tool),
+            params: Default::default(),
+        };
         with_activation(self.head, self.buf, self.principal, None, mcp, |act| {
             policy.may_list(backend, tool, self.principal, act)
         })

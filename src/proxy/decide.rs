@@ -190,7 +190,10 @@ pub(crate) fn authorize(
         }
     };
     let mut errors = 0;
-    let mcp = Mcp { method: Some(env.method), backend: Some(backend), tool: Some(tool), params: env.params };
+    // `request.mcp.params.arguments` reads the judged arguments too, when they were normalized.
+    let normalized = args.filter(|a| env.arguments.is_none_or(|e| e.as_ptr() != a.as_ptr()));
+    let params = crate::policy::cel::Params { sent: env.params, arguments: normalized };
+    let mcp = Mcp { method: Some(env.method), backend: Some(backend), tool: Some(tool), params };
     let (decision, _) = authz::with_activation(w.head, w.buf, principal, args, mcp, |activation| {
         server.policy.decide(&Call { backend, tool, principal, activation }, &mut errors)
     });

@@ -97,7 +97,54 @@ pub struct Mcp<'a> {
     /// `request.mcp.tool`: the tool name as the backend knows it.
     pub tool: Option<&'a str>,
     /// `request.mcp.params`: the whole `params` value (with `arguments` and `_meta`).
-    pub params: Option<&'a [Node<'a>]>,
+    pub params: Params<'a>,
+}
+
+/// `request.mcp.params`: the `params` value as sent, with `arguments` replaced by the arguments
+/// phase 5 judged when it normalized them, so a rule reading `request.mcp.params.arguments`
+/// sees what `args` sees and what the backend receives.
+#[derive(Clone, Copy, Default)]
+pub struct Params<'a> {
+    /// `params` as the client sent it.
+    pub sent: Option<&'a [Node<'a>]>,
+    /// The normalized arguments, when they differ from `params.arguments` as sent.
+    pub arguments: Option<&'a [Node<'a>]>,
+}
+
+impl<'a> Params<'a> {
+    /// `params` as sent, nothing normalized.
+    pub fn sent(tape: &'a [Node<'a>]) -> Self {
+        Params { sent: Some(tape), arguments: None }
+    }
+
+    fn value(&self) -> Option<Value<'_>> {
+        let sent = self.sent?;
+        Some(match self.arguments {
+            None => Value::from_tape(sent),
+            Some(_) => Value::Map(Map::view(self)),
+        })
+    }
+
+    /// The members as sent, `arguments` replaced (or added last when it was not sent).
+    fn members(&self) -> impl Iterator<Item = (&'a str, &'a [Node<'a>])> + '_ {
+        let sent = self.sent.into_iter().flat_map(crate::mcp::json::entries);
+        let had = self.sent.is_some_and(|s| crate::mcp::json::get(s, "arguments").is_some());
+        let args = self.arguments;
+        sent.map(move |(k, v)| if k == "arguments" { (k, args.unwrap_or(v)) } else { (k, v) })
+            .chain(args.filter(|_| !had).map(|a| ("arguments", a)))
+    }
+}
+
+impl MapView for Params<'_> {
+    fn len(&self) -> usize {
+        self.members().count()
+    }
+    fn get(&self, key: &str) -> Option<Value<'_>> {
+        self.members().find(|(k, _)| *k == key).map(|(_, v)| Value::from_tape(v))
+    }
+    fn entry(&self, index: usize) -> Option<(Value<'_>, Value<'_>)> {
+        self.members().nth(index).map(|(k, v)| (Value::str(k), Value::from_tape(v)))
+    }
 }
 
 /// An empty map, for absent header sets.
@@ -201,7 +248,7 @@ impl Mcp<'_> {
             ("method", self.method.map(Value::str)),
             ("backend", self.backend.map(Value::str)),
             ("tool", self.tool.map(Value::str)),
-            ("params", self.params.map(Value::from_tape)),
+            ("params", self.params.value()),
         ])
     }
 }
@@ -215,7 +262,7 @@ impl MapView for Mcp<'_> {
             "method" => self.method.map(Value::str),
             "backend" => self.backend.map(Value::str),
             "tool" => self.tool.map(Value::str),
-            "params" => self.params.map(Value::from_tape),
+            "params" => self.params.value(),
             _ => None,
         }
     }

@@ -47,7 +47,7 @@ mod tests;
 
 use std::fmt;
 
-pub use activation::{Activation, Auth, Bindings, HeaderPairs, Jwt, Mcp, Request, RequestActivation};
+pub use activation::{Activation, Auth, Bindings, HeaderPairs, Jwt, Mcp, Params, Request, RequestActivation};
 pub use common::{CompileError, ErrorKind, EvalError, Limits, Options};
 pub use value::{List, ListIter, Map, MapIter, MapView, Str, Value};
 

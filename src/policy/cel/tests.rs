@@ -745,7 +745,7 @@ fn request_activation() {
                         method: Some(env.method),
                         backend: Some("gh"),
                         tool: Some("search"),
-                        params: env.params,
+                        params: crate::policy::cel::Params { sent: env.params, arguments: None },
                     },
                 },
             };
