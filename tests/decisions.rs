@@ -297,3 +297,35 @@ servers:
     }
     assert!(echo.take().iter().all(|s| s.header("x-backend-key").is_some() || s.query().contains("token=")));
 }
+
+/// An argument error is told only to a caller who may call the tool: anyone else gets the 403
+/// a call would get, and learns nothing of the tool's arguments.
+#[test]
+fn argument_errors_go_only_to_callers_who_may_call() {
+    let gw = start(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: s
+    path: /mcp
+    authentication: { mode: apiKey, apiKey: { in: header, name: X-Api-Key, keys: [{ id: ci, value: key-ci-0123 }, { id: ops, value: key-ops-4567 }] } }
+    authorization:
+      rules:
+        - { cel: 'request.auth.subject == "ci"', target: { tools: [{ backend: s, tool: t }] } }
+    tools:
+      - { name: t, args: [{ name: n, type: integer, required: true }], responseTemplate: { body: "n={{.args.n}}" } }
+"#,
+    );
+    let gwa = gw.addrs()[0];
+    let ci = "X-Api-Key: key-ci-0123\r\n";
+    let ops = "X-Api-Key: key-ops-4567\r\n";
+    let r = call_2026(gwa, "/mcp", "t", r#"{"n":"x"}"#, ci);
+    assert_eq!((r.status, &error_of(&r)["code"]), (400, &serde_json::json!(-32602)));
+    let r = call_2026(gwa, "/mcp", "t", r#"{"n":"x"}"#, ops);
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let r = call_2026(gwa, "/mcp", "t", "{}", ops);
+    assert_eq!(r.status, 403, "a missing argument is not told either");
+    let r = call_2026(gwa, "/mcp", "t", r#"{"n":"4"}"#, ci);
+    assert_eq!(r.json()["result"]["content"][0]["text"], "n=4");
+}

@@ -78,7 +78,8 @@ pub enum Reject {
     BadTime,
     /// No accepted audience.
     Audience,
-    /// `sub` is present and not a string (RFC 7519 4.1.2).
+    /// `sub` is present and not a string (RFC 7519 4.1.2), or the token names no subject at all
+    /// (no non-empty `sub`, `client_id` or `azp`).
     Subject,
 }
 
@@ -102,7 +103,7 @@ impl Reject {
             Reject::NotYetValid => "The access token is not valid yet",
             Reject::BadTime => "The token's time claims are malformed",
             Reject::Audience => "The access token was not issued for this resource",
-            Reject::Subject => "The token's sub claim is not a string",
+            Reject::Subject => "The token names no subject: sub must be a non-empty string",
         }
     }
 }
@@ -256,6 +257,11 @@ pub fn verify(token: &[u8], providers: &[Provider], now: u64) -> Result<Verified
     }
 
     let principal = principal(provider, claims);
+    // A token that names nobody would share its principal (sessions, gateway-owned backend
+    // sessions, `request.auth.subject`) with every other such token.
+    if principal.subject.is_empty() {
+        return Err(Reject::Subject);
+    }
     Ok(Verified { principal, provider: index, epoch, deadline })
 }
 
@@ -293,8 +299,12 @@ fn principal(provider: &Provider, claims: Map<String, Value>) -> Principal {
 
 /// The claim at a dotted path (`org.id`): each part names a member of the object before it. A
 /// top-level member whose name itself is `org.id` is not found (a token cannot stand in for a
-/// nested claim with a flat one).
+/// nested claim with a flat one). A path that is a URL (`https://corp.example/roles`: the
+/// namespaced claims OpenID Connect providers issue) names one top-level claim, dots and all.
 pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if path.contains("://") {
+        return claims.get(path);
+    }
     let mut parts = path.split('.');
     let mut cur = claims.get(parts.next()?)?;
     for p in parts {

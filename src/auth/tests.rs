@@ -840,6 +840,10 @@ fn claim_paths_walk_nested_objects_only() {
     assert_eq!(crate::auth::jwt::claim_at(claims, "org.id"), None);
     assert_eq!(crate::auth::jwt::claim_at(claims, "a.b.c"), None);
     assert_eq!(crate::auth::jwt::claim_at(claims, "a"), Some(&json!({"b.c": 1})));
+    // A URL names a namespaced top-level claim, dots and all (a deny rule keyed on one must match).
+    let claims = json!({"https://corp.example.com/blocked": true, "https://corp": {"example": {"com/blocked": false}}});
+    let claims = claims.as_object().unwrap();
+    assert_eq!(crate::auth::jwt::claim_at(claims, "https://corp.example.com/blocked"), Some(&json!(true)));
 }
 
 #[test]
@@ -847,10 +851,14 @@ fn subject_falls_back_to_the_client() {
     let p = |edit| verify(rs(edit).as_bytes(), &providers(), NOW).unwrap().principal;
     assert_eq!(&*p(json!({"sub": null, "client_id": "svc-1", "azp": "svc-2"})).subject, "svc-1");
     assert_eq!(&*p(json!({"sub": null, "azp": "svc-2"})).subject, "svc-2");
-    let nobody = p(json!({"sub": null}));
-    assert_eq!(&*nobody.subject, "");
-    assert_eq!(&*nobody.id, format!("jwt {ISS} "));
-    assert!(nobody.scopes.is_empty());
+    // A token that names nobody is refused: every such token would share one principal.
+    for nobody in [json!({"sub": null}), json!({"sub": ""}), json!({"sub": null, "client_id": ""})] {
+        assert_eq!(
+            verify(rs(nobody.clone()).as_bytes(), &providers(), NOW).err(),
+            Some(Reject::Subject),
+            "{nobody}"
+        );
+    }
     assert!(p(json!({"scope": 7})).scopes.is_empty());
     let want: Vec<Box<str>> = vec!["a".into(), "b".into()];
     assert_eq!(p(json!({"scp": "a b"})).scopes, want);

@@ -198,7 +198,9 @@ pub fn write_i64(out: &mut Vec<u8>, n: i64) {
 pub fn write_f64(out: &mut Vec<u8>, f: f64) {
     if f.is_finite() {
         use std::io::Write;
-        let _ = write!(out, "{f}");
+        // `{}` never uses an exponent: 1e300 would be 301 digits, and anything past u64 would
+        // not read back as a number. Exponent form keeps it short and a float.
+        let _ = if f.abs() >= 1e16 { write!(out, "{f:e}") } else { write!(out, "{f}") };
     } else {
         out.extend_from_slice(b"null");
     }
@@ -337,6 +339,20 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_floats_keep_an_exponent_and_read_back() {
+        for (f, text) in
+            [(1e20, "1e20"), (-2.5e300, "-2.5e300"), (1234.5, "1234.5"), (1e15, "1000000000000000")]
+        {
+            let mut out = Vec::new();
+            write_f64(&mut out, f);
+            assert_eq!(out, text.as_bytes());
+            let back: f64 = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, f);
+            Decoder::default().with_tape(&out, |_| ()).unwrap();
+        }
+    }
 
     #[test]
     fn walks_nested_values() {

@@ -106,13 +106,13 @@ pub(crate) fn decide<'c, 's, R>(
                 learned = rules;
                 (&learned, Shape::Open)
             }
-            Err(e) => return refused_arguments(e),
+            Err(e) => return refused_arguments(w, principal, env, e),
         },
     };
     let mut scratch = core.args.borrow_mut();
     match scratch.with(rules, env.arguments, shape, |args| judge(core, w, principal, env, Some(args), then)) {
         Ok(j) => j,
-        Err(e) => refused_arguments(e),
+        Err(e) => refused_arguments(w, principal, env, e),
     }
 }
 
@@ -131,8 +131,31 @@ fn judge<'c, 's, R>(
     }
 }
 
-/// Phase 5's answer to arguments that could not be normalized.
-pub(crate) fn refused_arguments<R>(e: ArgError) -> Judged<R> {
+/// Phase 5's answer to arguments that could not be normalized. The argument error goes only to
+/// a caller who may call the tool at all (the rules without arguments, as a listing judges them);
+/// anyone else gets the 403 a call would get, and learns nothing of the tool's arguments.
+pub(crate) fn refused_arguments<R>(
+    w: &Writer<'_, '_>,
+    principal: &Principal,
+    env: &Envelope<'_, '_>,
+    e: ArgError,
+) -> Judged<R> {
+    let server = w.cx.server;
+    let name = env.name.unwrap_or("");
+    let target = match server.tool_index.get(name) {
+        Some(_) => Some((&*server.name, name)),
+        None => aggregate::resolve(server, name).map(|(i, own)| (&*server.backends[i].name, own)),
+    };
+    if let Some((backend, tool)) = target {
+        let visible = authz::Visible { server, principal, head: w.head, buf: w.buf };
+        if !visible.tool(backend, tool) {
+            let error = Error::client(
+                Kind::Denied,
+                format!("Forbidden: calling {} is not allowed", local::truncate(name)),
+            );
+            return Judged::Refused(Refusal { error, challenge: None });
+        }
+    }
     match e {
         ArgError::Type(why) => {
             Judged::Refused(Refusal { error: Error::client(Kind::InvalidParams, why), challenge: None })

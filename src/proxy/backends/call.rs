@@ -85,7 +85,7 @@ pub(crate) async fn call_stateless(
         };
         let resp = cx.send(b, body, wire, fwd).await.map_err(|e| backend_error(b, &e))?;
         match (resp.status, &l) {
-            (404, Link::Session { .. }) if attempt == 0 => forget(cx, server, b, fwd),
+            (404, Link::Session { .. }) if attempt == 0 => forget(cx, server, b, fwd, &l),
             (200, Link::Stateless) => {
                 let sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
                 return Ok((200, resp.body, None, if sse { response::SSE } else { response::JSON }));

@@ -19,7 +19,7 @@ pub(crate) async fn link(
     b: &Backend,
     fwd: &[(&[u8], &[u8])],
 ) -> Result<Link, Error> {
-    let owner = links::owner(&server.name, &b.name, cx.owner, fwd);
+    let owner = links::Owner { server: &server.name, backend: &b.name, principal: cx.owner, identity: fwd };
     let now = std::time::Instant::now();
     let (known, idle) = {
         let mut l = cx.core.links.borrow_mut();
@@ -27,7 +27,7 @@ pub(crate) async fn link(
         let known = l.kind(&server.name, &b.name).map(|(k, _)| k);
         match known {
             Some(Generation::Stateless) => return Ok(Link::Stateless),
-            Some(Generation::Sessions) => match l.session(&owner, now) {
+            Some(Generation::Sessions) => match l.session(owner, now) {
                 Ok(Some((version, session))) => return Ok(Link::Session { version, session }),
                 Ok(None) => (known, None),
                 Err(idle) => (known, Some(idle)),
@@ -64,24 +64,25 @@ pub(crate) async fn link(
         if known.is_none() {
             l.set_kind(&server.name, &b.name, Generation::Sessions, caps);
         }
-        l.insert(owner, (&server.name, &b.name), version.clone(), session.clone(), now)
+        l.insert(owner, version.clone(), session.clone(), now)
     };
     close_owned(cx, server, closing).await;
     Ok(Link::Session { version, session })
 }
 
-/// Ends gateway-owned sessions the worker let go of (best effort, like a client's DELETE).
+/// Ends gateway-owned sessions the worker let go of (best effort, like a client's DELETE), all
+/// at once: a request that made room waits for the slowest, not the sum.
 pub(crate) async fn close_owned(cx: &Cx<'_>, server: &Server, closing: Vec<links::Closing>) {
-    for (_, backend, version, sid) in closing {
-        let Some(b) = server.backends.iter().find(|b| *b.name == *backend) else { continue };
-        if sid.is_empty() {
-            continue;
-        }
-        let wire = Wire { verb: Verb::Delete, ..Wire::session(&version, &sid) };
-        if let Err(e) = cx.send(b, b"", wire, &[]).await {
-            log::debug!("backend {}: closing an idle gateway-owned session failed ({e})", b.name);
-        }
-    }
+    let deletes = closing.iter().filter_map(|(_, backend, version, sid)| {
+        let b = server.backends.iter().find(|b| *b.name == **backend)?;
+        (!sid.is_empty()).then_some(async move {
+            let wire = Wire { verb: Verb::Delete, ..Wire::session(version, sid) };
+            if let Err(e) = cx.send(b, b"", wire, &[]).await {
+                log::debug!("backend {}: closing an idle gateway-owned session failed ({e})", b.name);
+            }
+        })
+    });
+    futures_util::future::join_all(deletes).await;
 }
 
 /// The capabilities `b` declared when this worker linked to it.
@@ -90,6 +91,10 @@ pub(crate) fn link_caps(cx: &Cx<'_>, server: &Server, b: &Backend) -> Option<std
 }
 
 /// The backend forgot the principal's gateway-owned session (404): the next call opens another.
-pub(crate) fn forget(cx: &Cx<'_>, server: &Server, b: &Backend, fwd: &[(&[u8], &[u8])]) {
-    cx.core.links.borrow_mut().forget(&links::owner(&server.name, &b.name, cx.owner, fwd));
+pub(crate) fn forget(cx: &Cx<'_>, server: &Server, b: &Backend, fwd: &[(&[u8], &[u8])], link: &Link) {
+    if let Link::Session { session, .. } = link {
+        let owner =
+            links::Owner { server: &server.name, backend: &b.name, principal: cx.owner, identity: fwd };
+        cx.core.links.borrow_mut().forget(owner, session);
+    }
 }

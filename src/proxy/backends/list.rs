@@ -274,7 +274,7 @@ pub(crate) async fn list_over_link(
         };
         match cx.send(b, body.as_bytes(), wire, fwd).await {
             Ok(r) if r.status == 404 && attempt == 0 && matches!(l, Link::Session { .. }) => {
-                forget(cx, server, b, fwd)
+                forget(cx, server, b, fwd, &l)
             }
             Ok(r) if r.status == 200 => return answer(&r, Some(&id)).and_then(|v| v.get("result").cloned()),
             Ok(r) => {

@@ -22,9 +22,46 @@ pub const MAX_OWNED: usize = 1024;
 /// A gateway-owned session unused for this long is closed instead of reused.
 pub const IDLE: Duration = Duration::from_secs(300);
 
-/// The owner of a gateway-owned session: a digest of server, backend, principal and identity
-/// headers (fixed size, whatever the headers' length).
-pub type Owner = [u8; 32];
+/// Most idle sessions closed at once when room is needed (the closes are sent together, and a
+/// request that makes room waits for them).
+const MAX_CLOSED_AT_ONCE: usize = 8;
+
+/// Who a gateway-owned session belongs to: the server and backend, the principal and the
+/// identity headers sent with it (`Mcp-Param-*` request parameters are not identity and are left
+/// out). Compared exactly: the key is these parts, each prefixed by its length, so two owners
+/// never share a key.
+#[derive(Clone, Copy)]
+pub struct Owner<'a> {
+    /// The server's name.
+    pub server: &'a str,
+    /// The backend's name.
+    pub backend: &'a str,
+    /// The principal's id.
+    pub principal: &'a str,
+    /// The client headers sent to the backend (claim headers, `forwardHeaders`).
+    pub identity: &'a [(&'a [u8], &'a [u8])],
+}
+
+impl Owner<'_> {
+    /// Writes the owner's key into `out` (cleared first).
+    fn key(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let mut part = |p: &[u8]| {
+            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            out.extend_from_slice(p);
+        };
+        part(self.server.as_bytes());
+        part(self.backend.as_bytes());
+        part(self.principal.as_bytes());
+        for (n, v) in self.identity {
+            if n.len() > 10 && n[..10].eq_ignore_ascii_case(b"mcp-param-") {
+                continue;
+            }
+            part(n);
+            part(v);
+        }
+    }
+}
 
 /// A gateway-owned session to close: (server, backend, version, session id).
 pub type Closing = (Box<str>, Box<str>, String, String);
@@ -48,36 +85,17 @@ pub struct Links {
     /// server -> backend -> what it speaks and the capabilities it declared (nested so lookups
     /// by `&str` allocate nothing).
     kinds: FxHashMap<Box<str>, FxHashMap<Box<str>, Learned>>,
-    owned: FxHashMap<Owner, Owned>,
-}
-
-/// The owner key of a session with `backend` of `server` for `principal` sending `identity`
-/// headers (`Mcp-Param-*` request parameters are not identity and are left out).
-pub fn owner(server: &str, backend: &str, principal: &str, identity: &[(&[u8], &[u8])]) -> Owner {
-    let mut d = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in [server.as_bytes(), backend.as_bytes(), principal.as_bytes()] {
-        d.update(&(part.len() as u64).to_be_bytes());
-        d.update(part);
-    }
-    for (n, v) in identity {
-        if n.len() > 10 && n[..10].eq_ignore_ascii_case(b"mcp-param-") {
-            continue;
-        }
-        for part in [*n, *v] {
-            d.update(&(part.len() as u64).to_be_bytes());
-            d.update(part);
-        }
-    }
-    let mut key = [0u8; 32];
-    key.copy_from_slice(d.finish().as_ref());
-    key
+    owned: FxHashMap<Box<[u8]>, Owned>,
+    /// The key being looked up, reused (no allocation per request).
+    key: Vec<u8>,
 }
 
 impl Links {
     /// Forgets everything learned under an older snapshot (a reload may have moved or renamed
-    /// backends). Sessions dropped this way are left to expire on their backends.
+    /// backends). Sessions dropped this way are left to expire on their backends. A request
+    /// still running on an older snapshot changes nothing.
     pub fn renew(&mut self, generation: u64) {
-        if generation != self.generation {
+        if generation > self.generation {
             self.generation = generation;
             self.kinds.clear();
             self.owned.clear();
@@ -96,54 +114,57 @@ impl Links {
 
     /// The owner's session (version, session id), when it has one that is not idle; an idle
     /// one is removed and returned for closing.
-    pub fn session(&mut self, owner: &Owner, now: Instant) -> Result<Option<(String, String)>, Closing> {
-        let Some(o) = self.owned.get_mut(owner) else { return Ok(None) };
+    pub fn session(&mut self, owner: Owner<'_>, now: Instant) -> Result<Option<(String, String)>, Closing> {
+        owner.key(&mut self.key);
+        let Some(o) = self.owned.get_mut(&self.key[..]) else { return Ok(None) };
         if now.duration_since(o.used) > IDLE {
-            let o = self.owned.remove(owner).map(closing);
+            let o = self.owned.remove(&self.key[..]).map(closing);
             return o.map_or(Ok(None), Err);
         }
         o.used = now;
         Ok(Some((o.version.clone(), o.session.clone())))
     }
 
-    /// Keeps the owner's new session; returns the sessions to close to stay within
-    /// [`MAX_OWNED`]: every idle one, else the least recently used.
+    /// Keeps the owner's new session; returns the sessions to close: the one it replaces, and
+    /// to stay within [`MAX_OWNED`] idle ones (a few at a time), else the least recently used.
     pub fn insert(
         &mut self,
-        owner: Owner,
-        (server, backend): (&str, &str),
+        owner: Owner<'_>,
         version: String,
         session: String,
         now: Instant,
     ) -> Vec<Closing> {
+        owner.key(&mut self.key);
         let mut out = Vec::new();
-        if let Some(old) = self.owned.remove(&owner) {
+        if let Some(old) = self.owned.remove(&self.key[..]) {
             out.push(closing(old));
         }
         if self.owned.len() >= MAX_OWNED {
-            let idle: Vec<Owner> = self
+            let mut evict: Vec<Box<[u8]>> = self
                 .owned
                 .iter()
                 .filter(|(_, o)| now.duration_since(o.used) > IDLE)
-                .map(|(k, _)| *k)
+                .map(|(k, _)| k.clone())
+                .take(MAX_CLOSED_AT_ONCE)
                 .collect();
-            let evict = if idle.is_empty() {
-                self.owned.iter().min_by_key(|(_, o)| o.used).map(|(k, _)| *k).into_iter().collect()
-            } else {
-                idle
-            };
+            if evict.is_empty() {
+                evict.extend(self.owned.iter().min_by_key(|(_, o)| o.used).map(|(k, _)| k.clone()));
+            }
             out.extend(evict.iter().filter_map(|k| self.owned.remove(k)).map(closing));
         }
-        self.owned.insert(
-            owner,
-            Owned { server: server.into(), backend: backend.into(), version, session, used: now },
-        );
+        let owned =
+            Owned { server: owner.server.into(), backend: owner.backend.into(), version, session, used: now };
+        self.owned.insert(self.key.as_slice().into(), owned);
         out
     }
 
-    /// Drops the owner's session (its backend forgot it).
-    pub fn forget(&mut self, owner: &Owner) {
-        self.owned.remove(owner);
+    /// Drops the owner's session `session` (its backend forgot it); a newer session of the same
+    /// owner, opened meanwhile by another request, stays.
+    pub fn forget(&mut self, owner: Owner<'_>, session: &str) {
+        owner.key(&mut self.key);
+        if self.owned.get(&self.key[..]).is_some_and(|o| o.session == session) {
+            self.owned.remove(&self.key[..]);
+        }
     }
 
     /// Gateway-owned sessions held.
@@ -161,17 +182,27 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn key(o: Owner<'_>) -> Vec<u8> {
+        let mut k = Vec::new();
+        o.key(&mut k);
+        k
+    }
+
+    fn owner<'a>(backend: &'a str, principal: &'a str, identity: &'a [(&'a [u8], &'a [u8])]) -> Owner<'a> {
+        Owner { server: "s", backend, principal, identity }
+    }
+
     #[test]
     fn owners_differ_by_principal_and_identity_headers_only() {
-        let a = owner("s", "b", "jwt iss alice", &[(b"x-tenant", b"t1")]);
-        assert_ne!(a, owner("s", "b", "jwt iss bob", &[(b"x-tenant", b"t1")]));
-        assert_ne!(a, owner("s", "b", "jwt iss alice", &[(b"x-tenant", b"t2")]));
-        assert_ne!(a, owner("s", "b2", "jwt iss alice", &[(b"x-tenant", b"t1")]));
+        let a = key(owner("b", "jwt iss alice", &[(b"x-tenant", b"t1")]));
+        assert_ne!(a, key(owner("b", "jwt iss bob", &[(b"x-tenant", b"t1")])));
+        assert_ne!(a, key(owner("b", "jwt iss alice", &[(b"x-tenant", b"t2")])));
+        assert_ne!(a, key(owner("b2", "jwt iss alice", &[(b"x-tenant", b"t1")])));
         // Length-prefixed: moving bytes between parts is another owner.
-        assert_ne!(owner("s", "bx", "y", &[]), owner("s", "b", "xy", &[]));
+        assert_ne!(key(owner("bx", "y", &[])), key(owner("b", "xy", &[])));
         assert_eq!(
             a,
-            owner("s", "b", "jwt iss alice", &[(b"x-tenant", b"t1"), (b"Mcp-Param-Region", b"eu")])
+            key(owner("b", "jwt iss alice", &[(b"x-tenant", b"t1"), (b"Mcp-Param-Region", b"eu")]))
         );
     }
 
@@ -179,27 +210,40 @@ mod tests {
     fn sessions_are_bounded_and_idle_ones_closed() {
         let mut l = Links::default();
         let t0 = Instant::now();
-        let k = |i: usize| owner("s", "b", &format!("p{i}"), &[]);
+        let names: Vec<String> = (0..=MAX_OWNED).map(|i| format!("p{i}")).collect();
+        let k = |i: usize| owner("b", &names[i], &[]);
         for i in 0..MAX_OWNED {
             let t = t0 + Duration::from_millis(i as u64);
-            assert!(l.insert(k(i), ("s", "b"), "v".into(), format!("sid{i}"), t).is_empty());
+            assert!(l.insert(k(i), "v".into(), format!("sid{i}"), t).is_empty());
         }
         // Full: the least recently used (p0, unless touched) goes.
-        let _ = l.session(&k(0), t0 + Duration::from_secs(1)).unwrap();
-        let closed =
-            l.insert(k(MAX_OWNED), ("s", "b"), "v".into(), "new".into(), t0 + Duration::from_secs(2));
+        let _ = l.session(k(0), t0 + Duration::from_secs(1)).unwrap();
+        let closed = l.insert(k(MAX_OWNED), "v".into(), "new".into(), t0 + Duration::from_secs(2));
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].3, "sid1");
         assert_eq!(l.owned(), MAX_OWNED);
         // Idle past IDLE: not reused, handed back for closing.
         let later = t0 + IDLE + Duration::from_secs(10);
-        let idle = l.session(&k(2), later).unwrap_err();
+        let idle = l.session(k(2), later).unwrap_err();
         assert_eq!(idle.3, "sid2");
-        assert_eq!(l.session(&k(2), later).unwrap(), None);
-        // A reload forgets all.
+        assert_eq!(l.session(k(2), later).unwrap(), None);
+        // Room among idle sessions is made a few at a time.
+        let closed = l.insert(k(2), "v".into(), "again".into(), later);
+        assert!(closed.is_empty(), "one slot was free");
+        let closed = l.insert(k(1), "v".into(), "back".into(), later);
+        assert_eq!(closed.len(), MAX_CLOSED_AT_ONCE);
+        // Forgetting a session that was replaced meanwhile keeps the newer one.
+        l.forget(k(2), "sid2");
+        assert_eq!(l.session(k(2), later).unwrap(), Some(("v".into(), "again".into())));
+        l.forget(k(2), "again");
+        assert_eq!(l.session(k(2), later).unwrap(), None);
+        // A reload forgets all; a request on an older snapshot changes nothing.
         l.set_kind("s", "b", Generation::Sessions, serde_json::Value::Null);
         l.renew(7);
         assert_eq!(l.owned(), 0);
         assert!(l.kind("s", "b").is_none());
+        l.set_kind("s", "b", Generation::Sessions, serde_json::Value::Null);
+        l.renew(6);
+        assert!(l.kind("s", "b").is_some());
     }
 }

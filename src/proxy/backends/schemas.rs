@@ -16,8 +16,8 @@ use rustc_hash::FxHashMap;
 
 use crate::rest::args::{rules_from_schema, ArgRule};
 
-/// Most backend tools whose rules one worker keeps.
-pub const MAX_TOOLS: usize = 16_384;
+/// Most tools of one backend whose rules one worker keeps.
+pub const MAX_TOOLS: usize = 4_096;
 
 /// tool -> its rules.
 type Tools = FxHashMap<Box<str>, Rc<[ArgRule]>>;
@@ -27,16 +27,14 @@ type Tools = FxHashMap<Box<str>, Rc<[ArgRule]>>;
 pub struct Schemas {
     generation: u64,
     by_server: FxHashMap<Box<str>, FxHashMap<Box<str>, Tools>>,
-    count: usize,
 }
 
 impl Schemas {
     /// Forgets everything learned under an older snapshot.
     pub fn renew(&mut self, generation: u64) {
-        if generation != self.generation {
+        if generation > self.generation {
             self.generation = generation;
             self.by_server.clear();
-            self.count = 0;
         }
     }
 
@@ -46,9 +44,8 @@ impl Schemas {
         let tools = self.by_server.entry(server.into()).or_default().entry(backend.into()).or_default();
         if let Some(slot) = tools.get_mut(tool) {
             *slot = rules;
-        } else if self.count < MAX_TOOLS {
+        } else if tools.len() < MAX_TOOLS {
             tools.insert(tool.into(), rules);
-            self.count += 1;
         }
     }
 
@@ -59,16 +56,24 @@ impl Schemas {
 
     /// Forgets `backend`'s tools (its tool list changed).
     pub fn forget(&mut self, server: &str, backend: &str) {
-        if let Some(tools) = self.by_server.get_mut(server).and_then(|b| b.remove(backend)) {
-            self.count -= tools.len();
+        if let Some(backends) = self.by_server.get_mut(server) {
+            backends.remove(backend);
         }
     }
 }
 
-/// Whether an SSE event from a backend says its tool list changed (a cheap byte search: a
-/// false positive only makes the worker learn the list again).
+/// Whether an SSE event from a backend is the notification that its tool list changed: a byte
+/// search first (most events are not), then the event's `data` read as a JSON-RPC message whose
+/// `method` says so (a tool result that merely contains the words does not count).
 pub fn lists_changed(event: &[u8]) -> bool {
-    memchr::memmem::find(event, b"notifications/tools/list_changed").is_some()
+    const METHOD: &str = "notifications/tools/list_changed";
+    if memchr::memmem::find(event, METHOD.as_bytes()).is_none() {
+        return false;
+    }
+    crate::mcp::sse::data_payloads(event).iter().any(|data| {
+        serde_json::from_slice::<serde_json::Value>(data)
+            .is_ok_and(|m| m.get("method").and_then(|v| v.as_str()) == Some(METHOD) && m.get("id").is_none())
+    })
 }
 
 #[cfg(test)]
@@ -97,9 +102,19 @@ mod tests {
         assert!(s.get("srv", "b1", "pay").unwrap().is_empty());
         s.forget("srv", "b1");
         assert!(s.get("srv", "b1", "pay").is_none());
-        assert_eq!(s.count, 0);
         s.learn("srv", "b1", "pay", None);
         s.renew(9);
         assert!(s.get("srv", "b1", "pay").is_none());
+        s.learn("srv", "b1", "pay", None);
+        s.renew(8);
+        assert!(s.get("srv", "b1", "pay").is_some(), "a request on an older snapshot forgets nothing");
+    }
+
+    #[test]
+    fn only_the_notification_says_the_list_changed() {
+        assert!(lists_changed(b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n"));
+        let result = br#"data: {"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"notifications/tools/list_changed"}]}}"#;
+        assert!(!lists_changed(result), "a tool result with the words");
+        assert!(!lists_changed(b"data: {\"method\":\"notifications/progress\"}\n\n"));
     }
 }
