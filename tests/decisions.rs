@@ -329,3 +329,53 @@ servers:
     let r = call_2026(gwa, "/mcp", "t", r#"{"n":"4"}"#, ci);
     assert_eq!(r.json()["result"]["content"][0]["text"], "n=4");
 }
+
+/// A backend that echoes its request in a successful answer (a tool result, an SSE event) does
+/// not hand the client the credential the gateway sent it, however it escapes it.
+#[test]
+fn backend_answers_never_carry_the_gateway_credential() {
+    let echo = recorder(|seen| {
+        let msg: Value = serde_json::from_str(&seen.body).unwrap_or(Value::Null);
+        let auth = seen.header("authorization").unwrap_or("").to_string();
+        let body = match msg["method"].as_str() {
+            Some("server/discover") => serde_json::json!({"jsonrpc": "2.0", "id": msg["id"], "result":
+                {"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}}})
+            .to_string(),
+            // Once as is, once with JSON's optional `\/` escape (as PHP writes it).
+            _ => format!(
+                r#"{{"jsonrpc":"2.0","id":{},"result":{{"content":[{{"type":"text","text":"you sent {auth}"}}],"escaped":"{}"}}}}"#,
+                msg["id"],
+                auth.replace('/', "\\/")
+            ),
+        };
+        let body = if msg["params"]["arguments"]["sse"] == true {
+            format!("event: message\ndata: {body}\n\n").into_bytes()
+        } else {
+            body.into_bytes()
+        };
+        let ctype =
+            if msg["params"]["arguments"]["sse"] == true { "text/event-stream" } else { "application/json" };
+        (200, ctype, body)
+    });
+    let gw = start(&format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: s
+    path: /mcp
+    server:
+      securitySchemes: [{{ id: svc, type: http, scheme: bearer, defaultCredential: "sk/live/0123456789" }}]
+    backends: [{{ name: b, url: "http://{}/mcp", security: {{ id: svc }} }}]
+"#,
+        echo.addr
+    ));
+    let gwa = gw.addrs()[0];
+    for args in [r#"{}"#, r#"{"sse":true}"#] {
+        let r = call_2026(gwa, "/mcp", "t", args, "");
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        assert!(text.contains("you sent <redacted>"), "{text}");
+        assert!(!text.contains("0123456789"), "credential leaked: {text}");
+    }
+    assert!(echo.take().iter().any(|s| s.header("authorization") == Some("Bearer sk/live/0123456789")));
+}

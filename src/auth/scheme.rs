@@ -49,21 +49,39 @@ impl BackendCredential {
     /// would match ordinary text; a credential that short protects nothing).
     pub fn redact_from(&self, body: &mut Vec<u8>) {
         for secret in self.secrets() {
-            if secret.len() < 4 || memchr::memmem::find(body, secret).is_none() {
+            if secret.len() < 4 {
                 continue;
             }
-            let mut out = Vec::with_capacity(body.len());
-            let mut rest = &body[..];
-            while let Some(at) = memchr::memmem::find(rest, secret) {
-                out.extend_from_slice(&rest[..at]);
-                out.extend_from_slice(b"<redacted>");
-                rest = &rest[at + secret.len()..];
+            replace_all(body, secret);
+            // JSON may write `/` as `\/` (base64 and tokens carry slashes).
+            if secret.contains(&b'/') {
+                let escaped: Vec<u8> = secret
+                    .iter()
+                    .flat_map(|&b| if b == b'/' { vec![b'\\', b'/'] } else { vec![b] })
+                    .collect();
+                replace_all(body, &escaped);
             }
-            out.extend_from_slice(rest);
-            *body = out;
         }
     }
 }
+
+/// Replaces every occurrence of `secret` in `body` with `<redacted>` (a search only when absent).
+fn replace_all(body: &mut Vec<u8>, secret: &[u8]) {
+    if memchr::memmem::find(body, secret).is_none() {
+        return;
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut rest = &body[..];
+    while let Some(at) = memchr::memmem::find(rest, secret) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(b"<redacted>");
+        rest = &rest[at + secret.len()..];
+    }
+    out.extend_from_slice(rest);
+    *body = out;
+}
+
+impl BackendCredential {}
 
 /// The kinds of scheme docs/config.md allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -205,20 +205,33 @@ pub(crate) fn passthrough_warnings(
     tools: &[LocalTool],
     warnings: &mut Vec<String>,
 ) {
-    if !matches!(auth.mode, crate::auth::Mode::Jwt { .. }) {
-        return;
-    }
+    use crate::auth::scheme::SchemeKind;
+    use crate::auth::{KeyIn, Mode};
     for t in tools {
         let ToolKind::Rest(rt) = &t.kind else { continue };
-        let bearer_through = rt
-            .downstream
-            .as_ref()
-            .is_some_and(|d| d.passthrough && d.scheme.kind == crate::auth::scheme::SchemeKind::Bearer);
-        if bearer_through || rt.pass_authorization {
+        let through = rt.downstream.as_ref().filter(|d| d.passthrough).map(|d| &d.scheme);
+        // Whether what reaches the REST API is the credential this endpoint authenticates with.
+        let own = match &auth.mode {
+            Mode::Jwt { .. } => {
+                rt.pass_authorization || through.is_some_and(|s| s.kind == SchemeKind::Bearer)
+            }
+            Mode::Basic { .. } => {
+                rt.pass_authorization || through.is_some_and(|s| s.kind == SchemeKind::Basic)
+            }
+            Mode::ApiKey { location, name, .. } => through.is_some_and(|s| {
+                let same_place = match location {
+                    KeyIn::Header => s.kind == SchemeKind::ApiKeyHeader,
+                    KeyIn::Query => s.kind == SchemeKind::ApiKeyQuery,
+                };
+                same_place && s.name.eq_ignore_ascii_case(name)
+            }),
+            _ => false,
+        };
+        if own {
             warnings.push(format!(
-                "servers[{server}] tool {}: the client's access token, issued for this gateway, is passed \
-                 through to the REST backend; the MCP security best practices forbid token passthrough \
-                 (the backend would accept a token not issued for it): prefer a backend credential",
+                "servers[{server}] tool {}: the client's credential, which authenticated it to this gateway, is \
+                 passed through to the REST backend; the MCP security best practices forbid token passthrough \
+                 (the backend would accept a credential not issued for it): prefer a backend credential",
                 t.name
             ));
         }

@@ -406,13 +406,19 @@ servers:
     server: {{passthroughAuthHeader: true}}
     tools:
       - {{name: anon, requestTemplate: {{url: "http://127.0.0.1:9/d"}}}}
+  - name: pw
+    authentication: {{mode: basic, basic: {{users: [{{name: alice, password: pw}}]}}}}
+    server: {{passthroughAuthHeader: true}}
+    tools:
+      - {{name: basic, requestTemplate: {{url: "http://127.0.0.1:9/e"}}}}
 "#
     ));
     let passthrough: Vec<&String> =
         snap.warnings.iter().filter(|w| w.contains("token passthrough")).collect();
-    assert_eq!(passthrough.len(), 2, "{:?}", snap.warnings);
+    assert_eq!(passthrough.len(), 3, "{:?}", snap.warnings);
     assert!(passthrough[0].contains("servers[j] tool relay"), "{passthrough:?}");
     assert!(passthrough[1].contains("servers[h] tool whole"), "{passthrough:?}");
+    assert!(passthrough[2].contains("servers[pw] tool basic"), "{passthrough:?}");
 }
 
 #[test]

@@ -41,11 +41,9 @@ pub(crate) async fn rest_call(
                     if r.status >= 500 {
                         cx.core.stats.borrow_mut().backend_failed(&t.name);
                     }
-                    // An error body may echo the request: never with the gateway's credential.
-                    if !(200..300).contains(&r.status) {
-                        if let Some(c) = rt.upstream.as_ref().and_then(|u| u.configured.as_ref()) {
-                            c.redact_from(&mut r.body);
-                        }
+                    // A body may echo the request: never with the gateway's credential.
+                    if let Some(c) = rt.upstream.as_ref().and_then(|u| u.configured.as_ref()) {
+                        c.redact_from(&mut r.body);
                     }
                     shape(rt, &server.config, r.status, r.header("content-type"), &r.body, &mut out)
                 }
@@ -88,7 +86,9 @@ pub(crate) async fn call_stateless(
             (404, Link::Session { .. }) if attempt == 0 => forget(cx, server, b, fwd, &l),
             (200, Link::Stateless) => {
                 let sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
-                return Ok((200, resp.body, None, if sse { response::SSE } else { response::JSON }));
+                let mut body = resp.body;
+                redact(b, &mut body);
+                return Ok((200, body, None, if sse { response::SSE } else { response::JSON }));
             }
             (200, Link::Session { .. }) => {
                 let mut msg = answer(&resp, None)
@@ -101,8 +101,9 @@ pub(crate) async fn call_stateless(
                         r.entry("cacheScope").or_insert_with(|| serde_json::Value::String("private".into()));
                     }
                 }
-                let out =
+                let mut out =
                     serde_json::to_vec(&msg).map_err(|_| Error::internal("could not encode the answer"))?;
+                redact(b, &mut out);
                 return Ok((200, out, None, response::JSON));
             }
             (status, _) if (400..500).contains(&status) && is_jsonrpc_error(&resp.body) => {

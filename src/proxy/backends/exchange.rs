@@ -223,3 +223,12 @@ pub(crate) fn is_jsonrpc_error(body: &[u8]) -> bool {
 
 /// A failure and the client's id to echo.
 pub(crate) type Failure = (Error, Option<Vec<u8>>);
+
+/// Takes every credential the gateway sent `b` out of `body`, relayed to the client: a backend
+/// that echoes its request (in an error, a tool result, an event) must not hand the client the
+/// gateway's credential. Costs a byte search per body when `b` has a credential, nothing else.
+pub(crate) fn redact(b: &Backend, body: &mut Vec<u8>) {
+    if let Some(c) = &b.credential {
+        c.redact_from(body);
+    }
+}

@@ -170,7 +170,7 @@ pub async fn run(
     let visible = crate::proxy::authz::Visible { server, principal, head, buf };
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.
     let mut relay: Option<client::Streaming> = None;
-    let mut relay_backend = "";
+    let mut relay_backend: Option<&crate::config::snapshot::Backend> = None;
     let result: Result<Answer, Failure> = match plan {
         Plan::Initialize { id, version, principal } => {
             // Every backend at once: the client waits for the slowest, not the sum.
@@ -330,11 +330,14 @@ pub async fn run(
                     match cx.open(b, &body, Wire::session(v, sid), fwd_for(&fwd_refs, i)).await {
                         Ok(r) if r.status == 200 && is_sse(&r) => {
                             relay = Some(r);
-                            relay_backend = &b.name;
+                            relay_backend = Some(b);
                             Ok((200, Vec::new(), None, response::SSE))
                         }
                         Ok(r) if r.status == 200 => match cx.collect(r).await {
-                            Ok(r) => Ok((200, r.body, None, response::JSON)),
+                            Ok(mut r) => {
+                                redact(b, &mut r.body);
+                                Ok((200, r.body, None, response::JSON))
+                            }
                             Err(e) => Err((backend_error(b, &e), Some(id))),
                         },
                         Ok(r) => {
@@ -368,19 +371,11 @@ pub async fn run(
     };
     let origin = cors.map(|o| o.of(buf)).filter(|o| !o.is_empty());
     let extra = Extra { cors_origin: origin, request_id: Some(request_id), ..Extra::default() };
-    if let (Some(stream), Ok(_)) = (relay, &result) {
+    if let (Some(stream), Some(b), Ok(_)) = (relay, relay_backend, &result) {
         response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
         let prefixed = server.prefixed();
-        return relay_sse(
-            conn,
-            stream,
-            core,
-            &snap.limits,
-            tally,
-            keep_alive,
-            (&server.name, relay_backend, prefixed),
-        )
-        .await;
+        return relay_sse(conn, stream, core, &snap.limits, tally, keep_alive, (&server.name, b, prefixed))
+            .await;
     }
     match result {
         Ok((status, body, session, ctype)) => {

@@ -31,8 +31,9 @@ pub(crate) async fn relay_sse(
     limits: &crate::config::snapshot::Limits,
     tally: &Tally,
     keep_alive: bool,
-    (server, backend, prefixed): (&str, &str, bool),
+    (server, b, prefixed): (&str, &crate::config::snapshot::Backend, bool),
 ) -> (u16, bool) {
+    let backend: &str = &b.name;
     if !tally.flush(conn, limits).await {
         return (200, true);
     }
@@ -54,6 +55,8 @@ pub(crate) async fn relay_sse(
                     }
                     sse::relay_event(ev, backend, prefixed, &mut chunk)
                 });
+                // Whole events only: a credential cannot straddle two chunks.
+                redact(b, &mut chunk);
                 write_chunk(&mut conn.out, &chunk);
                 if !conn.out.is_empty() && !tally.flush(conn, limits).await {
                     return (200, true);
@@ -201,6 +204,7 @@ pub async fn get_stream(
                         }
                         sse::relay_event(ev, name, prefixed, &mut chunk)
                     });
+                    redact(&server.backends[i], &mut chunk);
                     if events.pending() > max_event {
                         Err(UpstreamError::Invalid("stream event too large"))
                     } else {
