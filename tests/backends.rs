@@ -1051,9 +1051,9 @@ fn no_shared_identity_on_sessionless_calls() {
     gw.shutdown();
 }
 
-/// Normalize, then authorize, for backend tools: once this worker has seen a tool listed, its
-/// `inputSchema` types and defaults apply before the rules, and the backend receives the
-/// arguments the rules judged.
+/// Normalize, then authorize, for backend tools: a tool's `inputSchema` types and defaults (read
+/// from the backend's list, before the first call this worker decides) apply before the rules,
+/// and the backend receives the arguments the rules judged.
 #[test]
 fn backend_tool_arguments_are_normalized_before_the_rules() {
     let b1 = fixture("b1", false);
@@ -1072,16 +1072,18 @@ fn backend_tool_arguments_are_normalized_before_the_rules() {
         let (status, _, body) = post(addr, &body, Some(&sid));
         (status, serde_json::from_slice::<Value>(&body).unwrap())
     };
-    // Before any list: judged as sent; `"95"` cannot be added, so the deny rule denies.
-    let (status, v) = call(r#"{"a":"95"}"#);
-    assert_eq!(status, 403, "{v}");
-    // The list teaches this worker the schema: `a` is an integer, `b` defaults to 10.
-    let (_, _, _) = post(addr, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#, Some(&sid));
+    // No list was asked for: the worker reads the backend's tool list before deciding, so the
+    // first call is already judged (and sent) as the backend will read it: `a` is an integer,
+    // `b` defaults to 10.
+    let lists = || b1.seen.lock().unwrap().iter().filter(|(m, ..)| m == "tools/list").count();
+    assert_eq!(lists(), 0);
     let (status, v) = call(r#"{"a":"5"}"#);
+    assert_eq!(lists(), 1, "learned once");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["result"]["content"][0]["text"], "b1:sum:15", "the backend got a=5, b=10: what was judged");
     let (status, v) = call(r#"{"a":"95"}"#);
     assert_eq!(status, 403, "95 + 10 > 100, judged after normalization: {v}");
+    assert_eq!(lists(), 1, "and kept: no list per call");
     let (status, v) = call(r#"{"a":"ninety"}"#);
     assert_eq!(v["error"]["code"], -32602, "{status} {v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("a must be an integer"), "{v}");

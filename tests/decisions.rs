@@ -379,3 +379,48 @@ servers:
     }
     assert!(echo.take().iter().any(|s| s.header("authorization") == Some("Bearer sk/live/0123456789")));
 }
+
+/// A backend tool this worker has never seen listed: its argument rules are read from the
+/// backend before the call is decided, so `"true"` for a boolean is judged as `true` (an
+/// equality against a string would otherwise be plainly false and let a deny rule pass).
+#[test]
+fn backend_tools_are_learned_before_the_first_decision() {
+    let backend = recorder(|seen| {
+        let msg: Value = serde_json::from_str(&seen.body).unwrap_or(Value::Null);
+        let result = match msg["method"].as_str() {
+            Some("server/discover") => {
+                serde_json::json!({"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}})
+            }
+            Some("tools/list") => serde_json::json!({"tools": [{"name": "wipe", "inputSchema":
+                {"type": "object", "properties": {"force": {"type": "boolean"}}}}], "resultType": "complete"}),
+            _ => {
+                serde_json::json!({"content": [{"type": "text", "text": format!("args {}", msg["params"]["arguments"])}], "resultType": "complete"})
+            }
+        };
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}).to_string();
+        (200, "application/json", body.into_bytes())
+    });
+    let gw = start(&format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: s
+    path: /mcp
+    authorization:
+      defaultAction: allow
+      rules:
+        - {{ target: {{ tools: [{{ backend: b, tool: wipe, when: "args.force == true" }}] }}, action: deny }}
+    backends: [{{ name: b, url: "http://{}/mcp" }}]
+"#,
+        backend.addr
+    ));
+    let gwa = gw.addrs()[0];
+    // One backend: its tools keep their own names.
+    let r = call_2026(gwa, "/mcp", "wipe", r#"{"force":"true"}"#, "");
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let r = call_2026(gwa, "/mcp", "wipe", r#"{"force":"false"}"#, "");
+    assert_eq!(r.json()["result"]["content"][0]["text"], r#"args {"force":false}"#, "sent as judged");
+    let lists = backend.take().iter().filter(|s| s.body.contains("tools/list")).count();
+    assert_eq!(lists, 1, "learned once, before the first decision");
+}

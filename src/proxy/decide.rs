@@ -36,6 +36,9 @@ pub(crate) enum Judged<R> {
     Refused(Refusal),
     /// A required argument is missing: the tool's failure (an `isError` result, not a refusal).
     ToolFailed(String),
+    /// A call to a tool of this backend, whose argument rules this worker has not learned, under
+    /// rules that may read arguments: learn them first, then decide.
+    Learn(usize),
 }
 
 /// The arguments a `tools/call` declares, when the gateway knows them.
@@ -44,6 +47,8 @@ pub(crate) enum Declared<'s> {
     Local(&'s [ArgRule]),
     /// A backend tool, with the rules this worker learned from its `inputSchema`.
     Backend(Rc<[ArgRule]>),
+    /// A tool of this backend (by index) whose rules this worker has not learned yet.
+    Unknown(usize),
 }
 
 /// What the gateway knows of a `tools/call`'s arguments: one of the server's own tools (template
@@ -53,6 +58,7 @@ pub(crate) enum Declared<'s> {
 pub(crate) fn declared_args<'s>(
     core: &Core,
     w: &Writer<'_, 's>,
+    principal: &Principal,
     env: &Envelope<'_, '_>,
 ) -> Option<Declared<'s>> {
     if env.kind != MessageKind::Request || env.method != "tools/call" {
@@ -77,9 +83,24 @@ pub(crate) fn declared_args<'s>(
     if !server.name_allowed(name, allow_list(w)) {
         return None;
     }
-    let mut schemas = core.schemas.borrow_mut();
-    schemas.renew(w.cx.generation);
-    schemas.get(&server.name, &server.backends.get(i)?.name, own).map(Declared::Backend)
+    let backend = &server.backends.get(i)?.name;
+    let known = {
+        let mut schemas = core.schemas.borrow_mut();
+        schemas.renew(w.cx.generation);
+        schemas.get(&server.name, backend, own)
+    };
+    match known {
+        Some(rules) => Some(Declared::Backend(rules)),
+        // Worth learning only when rules may read the arguments and some call of this tool by
+        // this caller could be allowed: a caller the rules refuse outright never makes the
+        // gateway ask a backend anything.
+        None if !server.policy.is_open()
+            && authz::Visible { server, principal, head: w.head, buf: w.buf }.tool(backend, own) =>
+        {
+            Some(Declared::Unknown(i))
+        }
+        None => None,
+    }
 }
 
 /// Phase 5, once per JSON-RPC message (a batch runs it per element). For a `tools/call` of a
@@ -97,8 +118,11 @@ pub(crate) fn decide<'c, 's, R>(
     // Backend tools keep every member they were sent; arguments that need no change are
     // judged and forwarded as sent, with no copy.
     let learned: Rc<[ArgRule]>;
-    let (rules, shape): (&[ArgRule], Shape) = match declared_args(core, w, env) {
+    let (rules, shape): (&[ArgRule], Shape) = match declared_args(core, w, principal, env) {
         None => return judge(core, w, principal, env, env.arguments, then),
+        // Learn once per request; a backend that does not list the tool is judged as sent.
+        Some(Declared::Unknown(i)) if w.cx.may_learn.get() => return Judged::Learn(i),
+        Some(Declared::Unknown(_)) => return judge(core, w, principal, env, env.arguments, then),
         Some(Declared::Local(rules)) => (rules, Shape::Declared),
         Some(Declared::Backend(rules)) => match needs_normalizing(&rules, env.arguments) {
             Ok(false) => return judge(core, w, principal, env, env.arguments, then),

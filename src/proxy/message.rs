@@ -84,11 +84,16 @@ pub(crate) fn message(
             Err(answered) => return answered,
         },
     };
-    let judged = decide(core, w, principal, &env, |w, args| match session {
+    let judged = decide(core, w, principal, &env, |w, args| match &session {
         None => stateless(w, &env, class, args),
-        Some(claims) => legacy(w, &env, claims, class, args),
+        Some(claims) => legacy(w, &env, claims.clone(), class, args),
     });
     match judged {
+        Judged::Learn(backend) => {
+            let via =
+                session.map_or(crate::proxy::backends::Via::Links, crate::proxy::backends::Via::Session);
+            Step::Learn(backend, via)
+        }
         Judged::Go(step) => step,
         Judged::Refused(r) => forbidden(w, &r.error, r.challenge.as_deref(), &env, generation, class).into(),
         Judged::ToolFailed(text) => {
@@ -189,11 +194,14 @@ pub(crate) fn batch(
                 );
             }
             Ok(env) => {
-                // A refused or failed element is an error element of its own.
+                // A refused or failed element is an error element of its own. Elements never
+                // reach backends, so there is nothing to learn first.
+                w.cx.may_learn.set(false);
                 let failed = match decide(core, w, principal, &env, |w, args| dispatch_legacy(w, &env, args))
                 {
                     Judged::Go(done) => done.err(),
                     Judged::Refused(r) => Some(r.error),
+                    Judged::Learn(_) => Some(Error::internal("a batch element cannot reach a backend")),
                     Judged::ToolFailed(text) => {
                         tool_failed(w.scratch, &env, &text, Generation::Sessions, w.cx.server);
                         None

@@ -222,7 +222,13 @@ async fn exchange<'s>(
         let err = Error::client(Kind::Forbidden, why);
         return error_exit(to_conn(conn, None, keep_alive), &Rejection::of(&err));
     }
-    let cx = Ctx { keep_alive, cors_origin: conn.head.origin, server, generation: snap.generation };
+    let cx = Ctx {
+        keep_alive,
+        cors_origin: conn.head.origin,
+        server,
+        generation: snap.generation,
+        may_learn: std::cell::Cell::new(true),
+    };
     // A CORS preflight carries no credentials: answered before authentication.
     if conn.head.method == Method::Options {
         return preflight(conn, &cx);
@@ -285,51 +291,58 @@ async fn exchange<'s>(
     if let Err(err) = conn.read_body(&snap.limits, &core.drain).await {
         return reject(conn, &cx, &err);
     }
-    // 4-6. decode, authorize, dispatch: synchronous, over the per-core decoder.
-    let step = {
-        let mut decoder = core.decoder.borrow_mut();
-        let Conn { buf, head, out, scratch, tmp, request_id, chunked_body, .. } = &mut *conn;
-        let body = if head_body_is_chunked(head) { &chunked_body[..] } else { body_slice(buf, head) };
-        let mut w = Writer {
-            out,
-            scratch,
-            tmp,
-            buf,
-            head,
-            cx: &cx,
-            principal: &principal,
-            request_id,
-            body,
-            base: 0,
-            facts,
-        };
-        let decoded = decoder.with_tape_at(body, |tape, base| {
-            w.base = base;
-            message(core, snap, &mut w, &principal, tape)
-        });
-        match decoded {
-            Ok(step) => step,
-            Err(_) => {
-                let err = Error::client(Kind::Parse, "Parse error: the body is not valid JSON");
-                Step::Done(w.error(&err, &ErrorReply::default(), MethodClass::None))
-            }
-        }
-    };
-    match step {
-        Step::Done(o) => o,
-        // 6. dispatch to backends: the only phase that waits on other servers.
-        Step::Backends(plan, class) => {
-            let caller = aggregate::Caller {
-                keep_alive: cx.keep_alive,
-                cors: cx.cors_origin,
+    // 4-6. decode, authorize, dispatch: synchronous, over the per-core decoder. Phase 5 may ask
+    // once to learn a backend's tools first; the body is then decoded and decided again.
+    loop {
+        let step = {
+            let mut decoder = core.decoder.borrow_mut();
+            let Conn { buf, head, out, scratch, tmp, request_id, chunked_body, .. } = &mut *conn;
+            let body = if head_body_is_chunked(head) { &chunked_body[..] } else { body_slice(buf, head) };
+            let mut w = Writer {
+                out,
+                scratch,
+                tmp,
+                buf,
+                head,
+                cx: &cx,
                 principal: &principal,
-                tally,
+                request_id,
+                body,
+                base: 0,
+                facts,
             };
-            facts.backend = Some(plan.backend(server));
-            // Boxed: this future is large, and only requests that reach backends need it (the
-            // task of every connection, idle ones included, is as large as its largest state).
-            let (status, close) = Box::pin(aggregate::run(core, snap, server, conn, caller, plan)).await;
-            Outcome { status, close, method: class }
+            let decoded = decoder.with_tape_at(body, |tape, base| {
+                w.base = base;
+                message(core, snap, &mut w, &principal, tape)
+            });
+            match decoded {
+                Ok(step) => step,
+                Err(_) => {
+                    let err = Error::client(Kind::Parse, "Parse error: the body is not valid JSON");
+                    Step::Done(w.error(&err, &ErrorReply::default(), MethodClass::None))
+                }
+            }
+        };
+        let caller = aggregate::Caller {
+            keep_alive: cx.keep_alive,
+            cors: cx.cors_origin,
+            principal: &principal,
+            tally,
+        };
+        match step {
+            Step::Done(o) => return o,
+            Step::Learn(backend, via) => {
+                cx.may_learn.set(false);
+                Box::pin(aggregate::learn(core, snap, server, conn, caller, backend, &via)).await;
+            }
+            // 6. dispatch to backends: the only phase that waits on other servers.
+            Step::Backends(plan, class) => {
+                facts.backend = Some(plan.backend(server));
+                // Boxed: this future is large, and only requests that reach backends need it (the
+                // task of every connection, idle ones included, is as large as its largest state).
+                let (status, close) = Box::pin(aggregate::run(core, snap, server, conn, caller, plan)).await;
+                return Outcome { status, close, method: class };
+            }
         }
     }
 }

@@ -21,6 +21,8 @@ pub(crate) struct Ctx<'s> {
     pub(crate) server: &'s Server,
     /// The snapshot's generation (what per-worker caches learned belongs to one).
     pub(crate) generation: u64,
+    /// Whether phase 5 may ask to learn a backend's tools before deciding (once per request).
+    pub(crate) may_learn: std::cell::Cell<bool>,
 }
 
 /// Response assembly over the connection's buffers (split borrows of `Conn`).
@@ -102,6 +104,9 @@ pub(crate) fn allow_list<'b>(w: &Writer<'b, '_>) -> Option<&'b [u8]> {
 pub(crate) enum Step {
     Done(Outcome),
     Backends(aggregate::Plan, MethodClass),
+    /// Phase 5 needs the argument rules of this backend's tools (read over `Via`) before it
+    /// decides: learn them, then decode and decide again.
+    Learn(usize, aggregate::Via),
 }
 
 impl From<Outcome> for Step {

@@ -311,3 +311,49 @@ pub(crate) async fn page(
         }
     }
 }
+
+/// Most pages of one backend's tool list read to learn its tools' arguments.
+const MAX_LEARN_PAGES: usize = 16;
+
+/// Reads `b`'s tool list (within the client's session, or over the worker's link) and learns
+/// the argument rules of every tool it selects, so phase 5 can judge a call to one of them as
+/// the backend will read it. Failures are logged; the call is then judged as sent.
+pub(crate) async fn learn_tools(
+    cx: &Cx<'_>,
+    server: &Server,
+    b: &Backend,
+    session: Option<(&str, &str)>,
+    fwd: &[(&[u8], &[u8])],
+) {
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_LEARN_PAGES {
+        let cursor_json =
+            cursor.as_ref().map(|c| format!(r#""cursor":{},"#, serde_json::Value::String(c.clone())));
+        let cursor_json = cursor_json.as_deref().unwrap_or("");
+        let result = match session {
+            Some((v, sid)) => {
+                let id = cx.next_id();
+                let body = format!(
+                    r#"{{"jsonrpc":"2.0","id":"{id}","method":"tools/list","params":{{{cursor_json}"_meta":{{}}}}}}"#
+                );
+                page(cx, b, body.as_bytes(), &id, Wire::session(v, sid), fwd).await
+            }
+            None => list_over_link(cx, server, b, ListKind::Tools, cursor_json, fwd).await,
+        };
+        let Some(result) = result else { return };
+        {
+            let mut learned = cx.core.schemas.borrow_mut();
+            learned.renew(cx.snap.generation);
+            for item in result.get("tools").and_then(|t| t.as_array()).into_iter().flatten() {
+                let Some(name) = item.get("name").and_then(|n| n.as_str()) else { continue };
+                if b.selector.selects(name) {
+                    learned.learn(&server.name, &b.name, name, item.get("inputSchema"));
+                }
+            }
+        }
+        cursor = result.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);
+        if cursor.is_none() {
+            return;
+        }
+    }
+}

@@ -151,6 +151,39 @@ impl Plan {
     }
 }
 
+/// Learns the argument rules of backend `backend`'s tools before phase 5 decides a call to one
+/// of them (see `proxy::decide`): reads its tool list within the client's session (`via`) or over
+/// the worker's link. Writes no response.
+pub async fn learn(
+    core: &Core,
+    snap: &Snapshot,
+    server: &Server,
+    conn: &Conn,
+    caller: Caller<'_>,
+    backend: usize,
+    via: &Via,
+) {
+    let Some(b) = server.backends.get(backend) else { return };
+    let Conn { buf, head, request_id, .. } = conn;
+    let fwd_refs = forwarded(server, caller.principal, head, buf);
+    let cx = &Cx {
+        core,
+        owner: &caller.principal.id,
+        snap,
+        tally: caller.tally,
+        trace: Trace::of(head, buf, request_id),
+    };
+    let fwd = fwd_for(&fwd_refs, backend);
+    match via {
+        Via::Session(claims) => {
+            let Some((_, s)) = claims.backends.iter().find(|(n, _)| *n == *b.name) else { return };
+            let (v, sid) = decode_session(s);
+            learn_tools(cx, server, b, Some((v, sid)), fwd).await;
+        }
+        Via::Links => learn_tools(cx, server, b, None, fwd).await,
+    }
+}
+
 /// Carries out `plan` and writes the response into `conn.out`.
 pub async fn run(
     core: &Core,

@@ -5,10 +5,9 @@
 //!
 //! Per worker, no locks. A list refreshes the rules of the tools it names; a backend's
 //! `notifications/tools/list_changed` forgets that backend's rules until it is listed again; a
-//! reload (new snapshot generation) forgets everything. Bounded by [`MAX_TOOLS`]. A call to a
-//! tool this worker has not seen listed is judged as sent (a value of the wrong type then fails
-//! the condition that reads it, which denies under a deny rule and does not allow under an
-//! allow rule).
+//! reload (new snapshot generation) forgets everything. Bounded by [`MAX_TOOLS`] per backend.
+//! Before phase 5 decides a call to a tool whose rules are unknown here, the driver reads the
+//! backend's list once (`backends::learn`); a tool the backend does not list is judged as sent.
 
 use std::rc::Rc;
 
