@@ -421,6 +421,11 @@ servers:
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     let r = call_2026(gwa, "/mcp", "wipe", r#"{"force":"false"}"#, "");
     assert_eq!(r.json()["result"]["content"][0]["text"], r#"args {"force":false}"#, "sent as judged");
+    // A tool the backend does not list is judged as sent, without asking the backend again.
+    for _ in 0..2 {
+        let r = call_2026(gwa, "/mcp", "unlisted", r#"{"x":"1"}"#, "");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
     let lists = backend.take().iter().filter(|s| s.body.contains("tools/list")).count();
     assert_eq!(lists, 1, "learned once, before the first decision");
 }

@@ -84,13 +84,15 @@ pub(crate) fn declared_args<'s>(
         return None;
     }
     let backend = &server.backends.get(i)?.name;
-    let known = {
+    let (known, listed) = {
         let mut schemas = core.schemas.borrow_mut();
         schemas.renew(w.cx.generation);
-        schemas.get(&server.name, backend, own)
+        (schemas.get(&server.name, backend, own), schemas.listed(&server.name, backend))
     };
     match known {
         Some(rules) => Some(Declared::Backend(rules)),
+        // The backend's list was read and does not declare this tool: judged as sent.
+        None if listed => None,
         // Worth learning only when rules may read the arguments and some call of this tool by
         // this caller could be allowed: a caller the rules refuse outright never makes the
         // gateway ask a backend anything.

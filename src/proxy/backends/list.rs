@@ -325,6 +325,11 @@ pub(crate) async fn learn_tools(
     session: Option<(&str, &str)>,
     fwd: &[(&[u8], &[u8])],
 ) {
+    {
+        let mut learned = cx.core.schemas.borrow_mut();
+        learned.renew(cx.snap.generation);
+        learned.mark_listed(&server.name, &b.name);
+    }
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_LEARN_PAGES {
         let cursor_json =

@@ -53,6 +53,18 @@ impl Schemas {
         self.by_server.get(server)?.get(backend)?.get(tool).cloned()
     }
 
+    /// Whether this worker has read `backend`'s list since it last changed (a tool it does not
+    /// know is then absent from it, not unknown: asking again would only repeat the answer).
+    pub fn listed(&self, server: &str, backend: &str) -> bool {
+        self.by_server.get(server).is_some_and(|b| b.contains_key(backend))
+    }
+
+    /// Records that `backend`'s list was read (whatever it held, or if it could not be read:
+    /// a backend that does not list is not asked again on every call).
+    pub fn mark_listed(&mut self, server: &str, backend: &str) {
+        self.by_server.entry(server.into()).or_default().entry(backend.into()).or_default();
+    }
+
     /// Forgets `backend`'s tools (its tool list changed).
     pub fn forget(&mut self, server: &str, backend: &str) {
         if let Some(backends) = self.by_server.get_mut(server) {
