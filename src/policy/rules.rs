@@ -378,6 +378,18 @@ mod tests {
         policy.may_list(backend, tool, p, &act)
     }
 
+    /// A POST to /mcp with no headers, no principal and no MCP fields.
+    fn anonymous_request() -> Request<'static> {
+        Request {
+            method: "POST",
+            host: "gw",
+            path: "/mcp",
+            headers: None,
+            auth: Auth::default(),
+            mcp: Mcp::default(),
+        }
+    }
+
     #[test]
     fn the_seed_example() {
         // Envoy AI Gateway's MCPRoute example: scope `echo`, tool b1/echo, arguments matching.
@@ -481,17 +493,7 @@ mod tests {
         let p = principal(&[], serde_json::json!({}));
         let mut d = Decoder::default();
         d.with_tape(br#"{"n":"not a number"}"#, |tape| {
-            let act = RequestActivation {
-                args: Some(tape),
-                request: Request {
-                    method: "POST",
-                    host: "gw",
-                    path: "/mcp",
-                    headers: None,
-                    auth: Auth::default(),
-                    mcp: Mcp::default(),
-                },
-            };
+            let act = RequestActivation { args: Some(tape), request: anonymous_request() };
             let mut errors = 0;
             let (d, _) = policy
                 .decide(&Call { backend: "b1", tool: "t", principal: &p, activation: &act }, &mut errors);
@@ -540,15 +542,7 @@ mod tests {
         let mut d = Decoder::default();
         let decision = d
             .with_tape(br#"{"amount":"1"}"#, |tape| {
-                let request = Request {
-                    method: "POST",
-                    host: "gw",
-                    path: "/mcp",
-                    headers: None,
-                    auth: Auth::default(),
-                    mcp: Mcp::default(),
-                };
-                let act = RequestActivation { args: Some(tape), request };
+                let act = RequestActivation { args: Some(tape), request: anonymous_request() };
                 let call = Call { backend: "pay", tool: "transfer", principal: &p, activation: &act };
                 allow_only.decide(&call, &mut errors).0
             })

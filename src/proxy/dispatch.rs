@@ -36,39 +36,14 @@ pub(crate) fn stateless(
     let allow = allow_list(w);
     if !server.backends.is_empty() {
         if let Some(kind) = aggregate::ListKind::of(env.method) {
-            let resume = match list_cursor(server, env, kind) {
-                Ok(r) => r,
-                Err(err) => return w.error(&err, &reply, class).into(),
-            };
-            let allow = allow.map(<[u8]>::to_vec);
-            return Step::Backends(
-                aggregate::Plan::List { kind, id: raw_id(env), via: Via::Links, allow, resume },
-                class,
-            );
+            return merged_list(w, env, kind, Via::Links, class, &reply);
         }
         if env.method == "server/discover" {
             return Step::Backends(aggregate::Plan::Discover { id: raw_id(env) }, class);
         }
         let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
         if !local && routed_method(env.method) {
-            return match routed(w, env, args) {
-                Ok((backend, body, own)) => {
-                    let method = method_name(env.method);
-                    let plan = aggregate::Plan::Call {
-                        method,
-                        id: raw_id(env),
-                        backend,
-                        body,
-                        tool: own,
-                        via: Via::Links,
-                    };
-                    Step::Backends(plan, class)
-                }
-                Err(err) => {
-                    let data = not_found_data(env, &err);
-                    w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
-                }
-            };
+            return to_backend(w, env, args, Via::Links, class, &reply);
         }
     }
     if let Some(step) = rest_call(w, env, Generation::Stateless, class, args) {
@@ -126,15 +101,7 @@ pub(crate) fn legacy(
     }
     if !server.backends.is_empty() {
         if let Some(kind) = aggregate::ListKind::of(env.method) {
-            let resume = match list_cursor(server, env, kind) {
-                Ok(r) => r,
-                Err(err) => return w.error(&err, &reply, class).into(),
-            };
-            let allow = allow_list(w).map(<[u8]>::to_vec);
-            return Step::Backends(
-                aggregate::Plan::List { kind, id: raw_id(env), via: Via::Session(claims), allow, resume },
-                class,
-            );
+            return merged_list(w, env, kind, Via::Session(claims), class, &reply);
         }
         if env.method == "logging/setLevel" {
             let plan = aggregate::Plan::Broadcast { id: raw_id(env), body: w.body.to_vec(), claims };
@@ -144,23 +111,7 @@ pub(crate) fn legacy(
         // Subscriptions go to the backend serving the URI; its updates come on the GET stream.
         let subscription = matches!(env.method, "resources/subscribe" | "resources/unsubscribe");
         if !local && (routed_method(env.method) || subscription) {
-            return match routed(w, env, args) {
-                Ok((backend, body, own)) => {
-                    let plan = aggregate::Plan::Call {
-                        method: method_name(env.method),
-                        id: raw_id(env),
-                        backend,
-                        body,
-                        tool: own,
-                        via: Via::Session(claims),
-                    };
-                    Step::Backends(plan, class)
-                }
-                Err(err) => {
-                    let data = not_found_data(env, &err);
-                    w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
-                }
-            };
+            return to_backend(w, env, args, Via::Session(claims), class, &reply);
         }
     }
     if let Some(step) = rest_call(w, env, Generation::Sessions, class, args) {
@@ -172,6 +123,46 @@ pub(crate) fn legacy(
         Err(err) => {
             let data = not_found_data(env, &err);
             w.error(&err, &ErrorReply { data: data.as_deref(), ..reply }, class).into()
+        }
+    }
+}
+
+/// A merged list over every backend, reached `via` the client's session or the worker's links.
+fn merged_list(
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    kind: aggregate::ListKind,
+    via: Via,
+    class: MethodClass,
+    reply: &ErrorReply<'_, '_>,
+) -> Step {
+    match list_cursor(w.cx.server, env, kind) {
+        Ok(resume) => {
+            let allow = allow_list(w).map(<[u8]>::to_vec);
+            Step::Backends(aggregate::Plan::List { kind, id: raw_id(env), via, allow, resume }, class)
+        }
+        Err(err) => w.error(&err, reply, class).into(),
+    }
+}
+
+/// A request routed by its name or URI to one backend, reached `via` the client's session or
+/// the worker's links, with the arguments phase 5 judged.
+fn to_backend(
+    w: &mut Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    args: Option<&[Node<'_>]>,
+    via: Via,
+    class: MethodClass,
+    reply: &ErrorReply<'_, '_>,
+) -> Step {
+    match routed(w, env, args) {
+        Ok((backend, body, tool)) => {
+            let method = method_name(env.method);
+            Step::Backends(aggregate::Plan::Call { method, id: raw_id(env), backend, body, tool, via }, class)
+        }
+        Err(err) => {
+            let data = not_found_data(env, &err);
+            w.error(&err, &ErrorReply { data: data.as_deref(), ..*reply }, class).into()
         }
     }
 }

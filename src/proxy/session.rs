@@ -34,14 +34,17 @@ pub(crate) fn legacy_checks(
     let reply = ErrorReply { id: env.id.as_ref(), ..ErrorReply::default() };
     let server = w.cx.server;
     if env.kind == MessageKind::Request && env.method == "initialize" {
+        let requested = env.params.and_then(|p| json::get(p, "protocolVersion")).and_then(json::as_str);
+        let version = local::negotiate(requested);
         if !server.backends.is_empty() {
-            let requested = env.params.and_then(|p| json::get(p, "protocolVersion")).and_then(json::as_str);
-            let version = local::negotiate(requested).as_str();
-            let plan =
-                aggregate::Plan::Initialize { id: raw_id(env), version, principal: principal.id.to_string() };
+            let plan = aggregate::Plan::Initialize {
+                id: raw_id(env),
+                version: version.as_str(),
+                principal: principal.id.to_string(),
+            };
             return Err(Step::Backends(plan, class));
         }
-        return Err(initialize(core, snap, w, principal, env, class).into());
+        return Err(initialize(core, snap, w, principal, env, version, class).into());
     }
     let Some(sid) = w.header(w.head.session_id) else {
         let err = Error::client(Kind::SessionRequired, "Bad Request: Mcp-Session-Id header is required");
@@ -58,16 +61,16 @@ pub(crate) fn legacy_checks(
     Ok(claims)
 }
 
+/// A local `initialize` (no backends): a new session at the negotiated `version`.
 pub(crate) fn initialize(
     core: &Core,
     snap: &Snapshot,
     w: &mut Writer<'_, '_>,
     principal: &Principal,
     env: &Envelope<'_, '_>,
+    version: Version,
     class: MethodClass,
 ) -> Outcome {
-    let requested = env.params.and_then(|p| json::get(p, "protocolVersion")).and_then(json::as_str);
-    let version = local::negotiate(requested);
     let at = (&*w.cx.server.name, now_unix());
     let sealed = snap.sessions.seal_new(version, &principal.id, Vec::new(), at, &core.rng);
     let Some(session_id) = sealed else {

@@ -22,6 +22,9 @@ pub const MAX_OWNED: usize = 1024;
 /// A gateway-owned session unused for this long is closed instead of reused.
 pub const IDLE: Duration = Duration::from_secs(300);
 
+/// Longest owner key kept as it is; a longer one is kept as its SHA-256.
+const MAX_EXACT_KEY: usize = 512;
+
 /// Most idle sessions closed at once when room is needed (the closes are sent together, and a
 /// request that makes room waits for them).
 const MAX_CLOSED_AT_ONCE: usize = 8;
@@ -59,6 +62,15 @@ impl Owner<'_> {
             }
             part(n);
             part(v);
+        }
+        // Identity headers come from the client: a long key is kept as its digest, so the table
+        // holds at most MAX_OWNED small keys. The marker length (u32::MAX) cannot begin an exact
+        // key, so a digest never equals one.
+        if out.len() > MAX_EXACT_KEY {
+            let digest = ring::digest::digest(&ring::digest::SHA256, out);
+            out.clear();
+            out.extend_from_slice(&u32::MAX.to_le_bytes());
+            out.extend_from_slice(digest.as_ref());
         }
     }
 }
