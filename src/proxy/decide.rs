@@ -9,6 +9,7 @@ use crate::mcp::envelope::{Envelope, MessageKind};
 use crate::mcp::reply::begin_result;
 use crate::mcp::version::Generation;
 use crate::proxy::backends as aggregate;
+use crate::proxy::backends::schemas::Learned;
 use crate::proxy::core::Core;
 use crate::proxy::exit::{error_exit, Rejection};
 use crate::proxy::local::end_result_for;
@@ -84,24 +85,25 @@ pub(crate) fn declared_args<'s>(
         return None;
     }
     let backend = &server.backends.get(i)?.name;
-    let (known, listed) = {
+    let learned = {
         let mut schemas = core.schemas.borrow_mut();
         schemas.renew(w.cx.generation);
-        (schemas.get(&server.name, backend, own), schemas.listed(&server.name, backend))
+        schemas.lookup(&server.name, backend, own)
     };
-    match known {
-        Some(rules) => Some(Declared::Backend(rules)),
+    match learned {
+        Learned::Rules(rules) => Some(Declared::Backend(rules)),
         // The backend's list was read and does not declare this tool: judged as sent.
-        None if listed => None,
+        Learned::NotListed => None,
         // Worth learning only when rules may read the arguments and some call of this tool by
         // this caller could be allowed: a caller the rules refuse outright never makes the
         // gateway ask a backend anything.
-        None if !server.policy.is_open()
-            && authz::Visible { server, principal, head: w.head, buf: w.buf }.tool(backend, own) =>
+        Learned::Unknown
+            if !server.policy.is_open()
+                && authz::Visible { server, principal, head: w.head, buf: w.buf }.tool(backend, own) =>
         {
             Some(Declared::Unknown(i))
         }
-        None => None,
+        Learned::Unknown => None,
     }
 }
 

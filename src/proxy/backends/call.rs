@@ -7,7 +7,7 @@ use crate::http::response::{self};
 use crate::mcp::version::Generation;
 use crate::upstream::client::{self};
 
-use super::wire::{answer, backend_error, Link, Wire};
+use super::wire::{backend_error, Link, Wire};
 
 use super::{exchange::*, link::*};
 
@@ -91,18 +91,8 @@ pub(crate) async fn call_stateless(
                 return Ok((200, body, None, if sse { response::SSE } else { response::JSON }));
             }
             (200, Link::Session { .. }) => {
-                let mut msg = answer(&resp, None)
+                let mut out = completed(cx, &resp, method)
                     .ok_or_else(|| Error::upstream(format!("backend {} sent no JSON-RPC answer", b.name)))?;
-                if let Some(r) = msg.get_mut("result").and_then(|r| r.as_object_mut()) {
-                    r.entry("resultType").or_insert_with(|| serde_json::Value::String("complete".into()));
-                    // resources/read is a cacheable result in 2026-07-28.
-                    if method == "resources/read" {
-                        r.entry("ttlMs").or_insert_with(|| serde_json::Value::from(0));
-                        r.entry("cacheScope").or_insert_with(|| serde_json::Value::String("private".into()));
-                    }
-                }
-                let mut out =
-                    serde_json::to_vec(&msg).map_err(|_| Error::internal("could not encode the answer"))?;
                 redact(b, &mut out);
                 return Ok((200, out, None, response::JSON));
             }
@@ -120,4 +110,28 @@ pub(crate) async fn call_stateless(
         }
     }
     Err(Error::upstream(format!("backend {}: session could not be re-established", b.name)))
+}
+
+/// A legacy backend's answer in `resp` (a JSON body, or the first SSE event carrying a response)
+/// as the 2026-07-28 revision requires it (`mcp::reply::complete_legacy_response`): one tape
+/// parse over the worker's decoder, no tree.
+fn completed(cx: &Cx<'_>, resp: &client::Response, method: &str) -> Option<Vec<u8>> {
+    use crate::mcp::{json::Decoder, reply::complete_legacy_response};
+    // The decoder is free here (phases 3-6 hold it only synchronously); a fresh one otherwise.
+    let mut fresh = None;
+    let mut held = cx.core.decoder.try_borrow_mut();
+    let decoder: &mut Decoder = match &mut held {
+        Ok(d) => d,
+        Err(_) => fresh.insert(Decoder::default()),
+    };
+    let mut out = Vec::with_capacity(resp.body.len() + 32);
+    let sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
+    let found = if sse {
+        crate::mcp::sse::data_payloads(&resp.body)
+            .iter()
+            .any(|d| complete_legacy_response(decoder, d, method, &mut out))
+    } else {
+        complete_legacy_response(decoder, &resp.body, method, &mut out)
+    };
+    found.then_some(out)
 }

@@ -21,6 +21,17 @@ pub const MAX_TOOLS: usize = 4_096;
 /// tool -> its rules.
 type Tools = FxHashMap<Box<str>, Rc<[ArgRule]>>;
 
+/// What a worker knows of one backend tool's argument rules.
+pub enum Learned {
+    /// The tool was listed: its rules.
+    Rules(Rc<[ArgRule]>),
+    /// The backend's list was read since it last changed (or could not be) and does not name
+    /// the tool: asking again would only repeat the answer.
+    NotListed,
+    /// The backend's list was not read.
+    Unknown,
+}
+
 /// A worker's learned rules: server -> backend -> tool (the backend's own name) -> rules.
 #[derive(Default)]
 pub struct Schemas {
@@ -50,13 +61,18 @@ impl Schemas {
 
     /// `tool`'s rules, when this worker has seen it listed.
     pub fn get(&self, server: &str, backend: &str, tool: &str) -> Option<Rc<[ArgRule]>> {
-        self.by_server.get(server)?.get(backend)?.get(tool).cloned()
+        match self.lookup(server, backend, tool) {
+            Learned::Rules(r) => Some(r),
+            _ => None,
+        }
     }
 
-    /// Whether this worker has read `backend`'s list since it last changed (a tool it does not
-    /// know is then absent from it, not unknown: asking again would only repeat the answer).
-    pub fn listed(&self, server: &str, backend: &str) -> bool {
-        self.by_server.get(server).is_some_and(|b| b.contains_key(backend))
+    /// What this worker knows of `tool`'s rules, in one walk of the maps.
+    pub fn lookup(&self, server: &str, backend: &str, tool: &str) -> Learned {
+        match self.by_server.get(server).and_then(|b| b.get(backend)) {
+            None => Learned::Unknown,
+            Some(tools) => tools.get(tool).map_or(Learned::NotListed, |r| Learned::Rules(r.clone())),
+        }
     }
 
     /// Records that `backend`'s list was read (whatever it held, or if it could not be read:
