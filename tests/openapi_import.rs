@@ -133,8 +133,9 @@ fn base_url_and_name_options_apply_to_every_tool() {
         base_url: Some("https://pets.internal.example/api/".into()),
     };
     let imported = import(&spec, &opts).unwrap();
-    assert_eq!(imported.entry["name"], "pets");
-    let urls: Vec<&str> = imported.entry["tools"]
+    assert_eq!(imported.json()["name"], "pets");
+    let json = imported.json();
+    let urls: Vec<&str> = json["tools"]
         .as_array()
         .unwrap()
         .iter()

@@ -11,7 +11,7 @@
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_yaml::Value;
 
 /// A block parsed later, on its own, so its errors do not hide its siblings' errors.
@@ -309,7 +309,7 @@ pub struct ClaimToHeader {
     pub header: String,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum In {
     Header,
@@ -425,24 +425,32 @@ pub struct ToolTarget {
 }
 
 /// Higress `server` block.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HigressServer {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Free-form; visible to templates as `.config`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub security_schemes: Option<Vec<SecurityScheme>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_downstream_security: Option<SecurityRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_upstream_security: Option<SecurityRef>,
     #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub passthrough_auth_header: Option<bool>,
     /// Extension: PEM CA certificates trusted (besides the system roots) for https REST tools.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
     /// Higress `server.allowTools` (same meaning as the server entry's `allowTools`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_tools: Option<Vec<String>>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub enum SchemeType {
     #[serde(rename = "http")]
     Http,
@@ -450,87 +458,119 @@ pub enum SchemeType {
     ApiKey,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecurityScheme {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: SchemeType,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
     #[serde(rename = "in")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<In>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_credential: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityRef {
     pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub passthrough: Option<bool>,
 }
 
 /// Higress `tools[]` entry.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Tool {
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<Arg>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_template: Option<RequestTemplate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_template: Option<ResponseTemplate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_response_template: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub security: Option<SecurityRef>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Arg {
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(rename = "type")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub required: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
     #[serde(rename = "enum")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub choices: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub properties: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RequestTemplate {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub headers: Option<Vec<HeaderTemplate>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub args_to_json_body: Option<bool>,
     #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub args_to_url_param: Option<bool>,
     #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub args_to_form_body: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub security: Option<SecurityRef>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderTemplate {
     pub key: String,
     pub value: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ResponseTemplate {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prepend_body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub append_body: Option<String>,
 }
 

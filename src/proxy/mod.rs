@@ -1,6 +1,7 @@
 //! The only module that knows the order of the phases. `pipeline` is the driver, `conn` the
 //! connection's I/O and buffers, `core` the per-core state, `local` the methods the gateway
-//! answers itself, `observe` what phase 8 logs and counts (and the trace headers backends get). Leaves (`http`, `mcp`, `rest`, ...) never import this module.
+//! answers itself, `observe` what phase 8 logs and counts (and the trace headers backends get),
+//! `stats` the counters and `metrics` their Prometheus text. Leaves (`http`, `mcp`, `rest`, ...) never import this module.
 
 pub mod authz;
 pub mod backends;
@@ -12,6 +13,7 @@ pub(crate) mod dispatch;
 pub(crate) mod exit;
 pub mod local;
 pub(crate) mod message;
+pub mod metrics;
 pub mod names;
 pub mod observe;
 pub mod pipeline;

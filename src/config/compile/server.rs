@@ -255,19 +255,8 @@ pub(crate) fn import_openapi(
     let imported =
         crate::import::openapi::import(&text, &opts).map_err(|e| errs.push(&fpath, e.to_string())).ok()?;
     warnings.extend(imported.warnings.iter().map(|w| format!("{fpath}: {w}")));
-    let entry = &imported.entry;
-    let schemes: Vec<raw::SecurityScheme> = match entry.pointer("/server/securitySchemes") {
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| errs.push(&fpath, format!("imported schemes: {e}")))
-            .ok()?,
-        None => Vec::new(),
-    };
-    let tools: Vec<raw::Tool> = match entry.get("tools") {
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| errs.push(&fpath, format!("imported tools: {e}")))
-            .ok()?,
-        None => Vec::new(),
-    };
+    let entry = imported.entry;
+    let (schemes, tools) = (entry.server.security_schemes.unwrap_or_default(), entry.tools);
     Some((schemes, tools))
 }
 

@@ -1,11 +1,12 @@
 //! `portcullis import openapi`: turns an OpenAPI 3.0/3.1 description (JSON or YAML) into one
-//! `servers[]` entry of Higress-style REST tools (`server.securitySchemes` and `tools[]`), returned
-//! as JSON with the warnings an operator should read before pasting it into a configuration.
+//! `servers[]` entry of Higress-style REST tools (`server.securitySchemes` and `tools[]`), built
+//! from the configuration's own raw types ([`Entry`]), with the warnings an operator should read
+//! before pasting it into a configuration.
 //!
 //! It owns the reading of OpenAPI documents only: it never touches the network, never reads
 //! other files (external `$ref`s are refused) and never imports credentials. The output is raw
-//! configuration (docs/config.md shape); the config compiler remains the only judge of it. A cold-path
-//! tool: it allocates freely, but every input is bounded (document size, `$ref` hops, schema depth
+//! configuration, typed (docs/config.md shape); the config compiler remains the only judge of
+//! it. A cold-path tool: it allocates freely, but every input is bounded (document size, `$ref` hops, schema depth
 //! and size), so no document can make it panic or loop.
 //!
 //! What the runtime must do with the result (the contract the REST tool caller implements):
@@ -15,7 +16,9 @@
 
 use std::collections::HashSet;
 
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::config::raw::{HigressServer, Tool};
 
 mod cx;
 mod document;
@@ -39,11 +42,24 @@ pub struct ImportOptions {
     pub base_url: Option<String>,
 }
 
+/// One `servers[]` entry of REST tools: the configuration's own raw types, so what the importer
+/// writes is what the configuration reads.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The entry's `name`.
+    pub name: String,
+    /// The Higress `server` block: `name` and `securitySchemes`.
+    pub server: HigressServer,
+    /// The tools, one per operation.
+    pub tools: Vec<Tool>,
+}
+
 /// A converted description.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Import {
-    /// One `servers[]` object: `name`, `server` (`name`, `securitySchemes`), `tools`.
-    pub entry: Value,
+    /// The `servers[]` entry.
+    pub entry: Entry,
     /// What was skipped or approximated, each naming where (shown as `# warning:` lines).
     pub warnings: Vec<String>,
 }
@@ -60,22 +76,22 @@ pub fn import(spec: &str, opts: &ImportOptions) -> Result<Import, ImportError> {
     let name = cx.server_name(opts.name.as_deref());
     let schemes = cx.security_schemes()?;
     let tools = cx.tools(&schemes, base.as_deref())?;
-
-    let mut server = Map::new();
-    server.insert("name".into(), json!(name));
-    if !schemes.entries.is_empty() {
-        server.insert("securitySchemes".into(), Value::Array(schemes.entries));
-    }
-    let mut entry = Map::new();
-    entry.insert("name".into(), json!(name));
-    entry.insert("server".into(), Value::Object(server));
-    entry.insert("tools".into(), Value::Array(tools));
-    let mut entry = Value::Object(entry);
-    cx.neutralise_env_syntax(&mut entry, "");
+    let server = HigressServer {
+        name: Some(name.clone()),
+        security_schemes: (!schemes.entries.is_empty()).then_some(schemes.entries),
+        ..HigressServer::default()
+    };
+    let mut entry = Entry { name, server, tools };
+    cx.neutralise_env_syntax(&mut entry);
     Ok(Import { entry, warnings: cx.warnings })
 }
 
 impl Import {
+    /// The entry as JSON (as it is written, in the configuration's shape).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.entry).unwrap_or_default()
+    }
+
     /// The entry as a one-element YAML list, ready to paste under `servers:`, after a `#` header
     /// naming `source` and one `# warning:` line per warning.
     pub fn to_yaml(&self, source: &str) -> Result<String, ImportError> {

@@ -5,6 +5,10 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
+use crate::config::raw::{Arg, RequestTemplate, SecurityRef, Tool};
+
+use super::Entry;
+
 use super::cx::*;
 use super::document::*;
 use super::error::*;
@@ -112,7 +116,7 @@ pub(super) fn description(op: &Map<String, Value>) -> Option<String> {
 }
 
 impl<'a> Cx<'a> {
-    pub(super) fn tools(&mut self, schemes: &Schemes, base: Option<&str>) -> Result<Vec<Value>, ImportError> {
+    pub(super) fn tools(&mut self, schemes: &Schemes, base: Option<&str>) -> Result<Vec<Tool>, ImportError> {
         let root = self.root;
         let Some(paths) = root.get("paths") else {
             self.warn("the description has no paths: no tools".into());
@@ -155,17 +159,12 @@ impl<'a> Cx<'a> {
         schemes: &Schemes,
         base: Option<&str>,
         names: &mut HashMap<String, String>,
-    ) -> Result<Value, ImportError> {
+    ) -> Result<Tool, ImportError> {
         let (op, op_path) = self.deref(op, &at.loc)?;
         let Value::Object(opm) = op.as_ref() else {
             return Err(invalid(&op_path, "an operation must be a mapping"));
         };
         let name = self.tool_name(at, opm, names);
-        let mut tool = Map::new();
-        tool.insert("name".into(), json!(name));
-        if let Some(d) = description(opm) {
-            tool.insert("description".into(), json!(d));
-        }
 
         // Parameters: path-level, then operation-level overriding the same name + location.
         let mut params: Vec<Param> = Vec::new();
@@ -187,7 +186,7 @@ impl<'a> Cx<'a> {
         }
 
         let placeholders = path_placeholders(at.path);
-        let mut args: Vec<Map<String, Value>> = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
         for param in &params {
             // OpenAPI 3.1 section 4.8.12.1: "If in is "header" and the name field is "Accept",
             // "Content-Type" or "Authorization", the parameter definition SHALL be ignored."
@@ -204,54 +203,67 @@ impl<'a> Cx<'a> {
                 ));
                 continue;
             }
-            if let Some(other) = args.iter().find(|a| arg_field(a, "name") == param.name) {
+            if let Some(other) = args.iter().find(|a| a.name == param.name) {
                 self.warn(format!(
                     "{}: parameter {:?} in {} has the name of the {} parameter (an argument name is also its \
                      wire name); dropped",
                     param.path,
                     param.name,
                     param.location,
-                    arg_field(other, "position")
+                    position(other)
                 ));
                 continue;
             }
             args.push(self.param_arg(param)?);
         }
         for ph in &placeholders {
-            if !args.iter().any(|a| arg_field(a, "name") == ph && arg_field(a, "position") == "path") {
+            if !args.iter().any(|a| a.name == *ph && position(a) == "path") {
                 self.warn(format!(
                     "{}: the path has {{{ph}}} but no path parameter {ph:?}; added as a required string",
                     at.loc
                 ));
-                let mut a = Map::new();
-                a.insert("name".into(), json!(ph));
-                a.insert("type".into(), json!("string"));
-                a.insert("required".into(), json!(true));
-                a.insert("position".into(), json!("path"));
-                args.push(a);
+                args.push(Arg {
+                    name: ph.to_string(),
+                    description: None,
+                    kind: Some("string".into()),
+                    required: Some(true),
+                    default: None,
+                    choices: None,
+                    items: None,
+                    properties: None,
+                    position: Some("path".into()),
+                });
             }
         }
 
         let url = format!("{}{}", self.base_url(at, opm, &op_path, item, item_path, base)?, at.path);
-        let mut request = Map::new();
-        request.insert("url".into(), json!(url));
-        request.insert("method".into(), json!(at.method.to_ascii_uppercase()));
+        let mut request = RequestTemplate {
+            url: Some(url),
+            method: Some(at.method.to_ascii_uppercase()),
+            headers: None,
+            body: None,
+            args_to_json_body: None,
+            args_to_url_param: None,
+            args_to_form_body: None,
+            security: None,
+        };
         if let Some(body) = opm.get("requestBody") {
             let body_path = key(&op_path, "requestBody");
             self.body(body, &body_path, &mut args, &mut request)?;
         }
         if let Some(id) = self.security(&name, opm, &op_path, schemes)? {
-            request.insert("security".into(), json!({ "id": id }));
+            request.security = Some(SecurityRef { id, credential: None, passthrough: None });
         }
-
-        if !args.is_empty() {
-            tool.insert("args".into(), Value::Array(args.into_iter().map(Value::Object).collect()));
-        }
-        tool.insert("requestTemplate".into(), Value::Object(request));
-        if let Some(out) = self.output_schema(opm, &op_path)? {
-            tool.insert("outputSchema".into(), out);
-        }
-        Ok(Value::Object(tool))
+        Ok(Tool {
+            description: description(opm),
+            args: (!args.is_empty()).then_some(args),
+            request_template: Some(request),
+            response_template: None,
+            error_response_template: None,
+            output_schema: self.output_schema(opm, &op_path)?.as_ref().map(config_value),
+            security: None,
+            name,
+        })
     }
 
     /// operationId (or `<method>_<path>`) under MCP naming rules, unique within the server.
@@ -365,27 +377,93 @@ impl<'a> Cx<'a> {
 
     /// `${` starts an environment reference in a config file and docs/config.md has no escape for it,
     /// so imported text carrying one (an example in a description) would fail the load: it is
-    /// written `$ {` instead, with a warning naming where.
-    pub(super) fn neutralise_env_syntax(&mut self, v: &mut Value, path: &str) {
+    /// written `$ {` instead, with a warning naming where. Every string of the entry is visited.
+    pub(super) fn neutralise_env_syntax(&mut self, e: &mut Entry) {
+        self.neutralise(&mut e.name, "name");
+        if let Some(n) = &mut e.server.name {
+            self.neutralise(n, "server.name");
+        }
+        for (i, sc) in e.server.security_schemes.iter_mut().flatten().enumerate() {
+            let at = idx("server.securitySchemes", i);
+            self.neutralise(&mut sc.id, &key(&at, "id"));
+            for (field, v) in [("scheme", &mut sc.scheme), ("name", &mut sc.name)] {
+                if let Some(v) = v {
+                    self.neutralise(v, &key(&at, field));
+                }
+            }
+        }
+        for (i, t) in e.tools.iter_mut().enumerate() {
+            let at = idx("tools", i);
+            self.neutralise(&mut t.name, &key(&at, "name"));
+            if let Some(d) = &mut t.description {
+                self.neutralise(d, &key(&at, "description"));
+            }
+            for (j, a) in t.args.iter_mut().flatten().enumerate() {
+                let at = idx(&key(&at, "args"), j);
+                self.neutralise(&mut a.name, &key(&at, "name"));
+                for (field, v) in [("description", &mut a.description), ("position", &mut a.position)] {
+                    if let Some(v) = v {
+                        self.neutralise(v, &key(&at, field));
+                    }
+                }
+                for (field, v) in
+                    [("default", &mut a.default), ("items", &mut a.items), ("properties", &mut a.properties)]
+                {
+                    if let Some(v) = v {
+                        self.neutralise_value(v, &key(&at, field));
+                    }
+                }
+                for (k, v) in a.choices.iter_mut().flatten().enumerate() {
+                    self.neutralise_value(v, &idx(&key(&at, "enum"), k));
+                }
+            }
+            if let Some(r) = &mut t.request_template {
+                let at = key(&at, "requestTemplate");
+                for (field, v) in [("url", &mut r.url), ("body", &mut r.body)] {
+                    if let Some(v) = v {
+                        self.neutralise(v, &key(&at, field));
+                    }
+                }
+                for (k, h) in r.headers.iter_mut().flatten().enumerate() {
+                    self.neutralise(&mut h.value, &key(&idx(&key(&at, "headers"), k), "value"));
+                }
+                if let Some(sec) = &mut r.security {
+                    self.neutralise(&mut sec.id, &key(&key(&at, "security"), "id"));
+                }
+            }
+            if let Some(o) = &mut t.output_schema {
+                self.neutralise_value(o, &key(&at, "outputSchema"));
+            }
+        }
+    }
+
+    fn neutralise(&mut self, s: &mut String, path: &str) {
+        if s.contains("${") {
+            *s = s.replace("${", "$ {");
+            self.warn(format!(
+                "{}: \"${{\" written as \"$ {{\" (the config's environment syntax)",
+                display_path(path)
+            ));
+        }
+    }
+
+    fn neutralise_value(&mut self, v: &mut serde_yaml::Value, path: &str) {
+        use serde_yaml::Value as Y;
         match v {
-            Value::String(s) if s.contains("${") => {
-                *s = s.replace("${", "$ {");
-                self.warn(format!(
-                    "{}: \"${{\" written as \"$ {{\" (the config's environment syntax)",
-                    display_path(path)
-                ));
-            }
-            Value::Array(items) => {
+            Y::String(s) => self.neutralise(s, path),
+            Y::Sequence(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
-                    self.neutralise_env_syntax(item, &idx(path, i));
+                    self.neutralise_value(item, &idx(path, i));
                 }
             }
-            Value::Object(m) => {
+            Y::Mapping(m) => {
                 for (k, item) in m.iter_mut() {
-                    self.neutralise_env_syntax(item, &key(path, k));
+                    let k = k.as_str().unwrap_or("?").to_string();
+                    self.neutralise_value(item, &key(path, &k));
                 }
             }
-            _ => {}
+            Y::Tagged(t) => self.neutralise_value(&mut t.value, path),
+            Y::Null | Y::Bool(_) | Y::Number(_) => {}
         }
     }
 }

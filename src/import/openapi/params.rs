@@ -1,7 +1,9 @@
 //! Parameters and request bodies become tool arguments with a position (path, query, header,
 //! cookie, body).
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+
+use crate::config::raw::{Arg, HeaderTemplate, RequestTemplate};
 
 use super::cx::*;
 use super::document::*;
@@ -29,9 +31,15 @@ pub(super) struct Param {
     pub(super) path: String,
 }
 
-/// A string field of a generated argument (`name`, `position`), empty when absent.
-pub(super) fn arg_field<'m>(a: &'m Map<String, Value>, field: &str) -> &'m str {
-    a.get(field).and_then(Value::as_str).unwrap_or("")
+/// A JSON value from the description as the configuration's value type. Infallible for JSON
+/// (its keys are strings); `null` stands in should that ever change.
+pub(super) fn config_value(v: &Value) -> serde_yaml::Value {
+    serde_yaml::to_value(v).unwrap_or(serde_yaml::Value::Null)
+}
+
+/// The `position` of a generated argument, empty when absent.
+pub(super) fn position(a: &Arg) -> &str {
+    a.position.as_deref().unwrap_or("")
 }
 
 impl<'a> Cx<'a> {
@@ -53,7 +61,7 @@ impl<'a> Cx<'a> {
         Ok(Param { name: name.to_string(), location, value: value.into_owned(), path })
     }
 
-    pub(super) fn param_arg(&mut self, param: &Param) -> Result<Map<String, Value>, ImportError> {
+    pub(super) fn param_arg(&mut self, param: &Param) -> Result<Arg, ImportError> {
         let p = &param.value;
         // A parameter has `schema`, or `content` with exactly one media type (section 4.8.12.4).
         let (schema, schema_path) = match (p.get("schema"), p.get("content")) {
@@ -109,12 +117,7 @@ impl<'a> Cx<'a> {
         schema: &Value,
         position: &str,
         at: &str,
-    ) -> Map<String, Value> {
-        let mut a = Map::new();
-        a.insert("name".into(), json!(name));
-        if let Some(d) = description {
-            a.insert("description".into(), json!(d));
-        }
+    ) -> Arg {
         let kind = arg_type(schema);
         if kind.is_none() {
             if let Some(Value::String(t)) = schema.get("type") {
@@ -125,41 +128,43 @@ impl<'a> Cx<'a> {
                 }
             }
         }
-        if let Some(t) = kind {
-            a.insert("type".into(), json!(t));
-        }
-        if required {
-            a.insert("required".into(), json!(true));
-        }
-        if let Some(d) = schema.get("default") {
-            a.insert("default".into(), d.clone());
-        }
         let choices = match (schema.get("enum"), schema.get("const")) {
             (Some(Value::Array(values)), _) => Some(values.clone()),
             (None, Some(c)) => Some(vec![c.clone()]),
             _ => None,
         };
-        if let Some(mut values) = choices {
-            if kind.is_some() {
-                values.retain(|v| !v.is_null());
+        let choices = choices
+            .map(|mut values| {
+                if kind.is_some() {
+                    values.retain(|v| !v.is_null());
+                }
+                values
+            })
+            .filter(|values| !values.is_empty())
+            .map(|values| values.iter().map(config_value).collect());
+        let items = match kind {
+            Some("array") => {
+                schema.get("items").filter(|i| i.is_object() || i.is_boolean()).map(config_value)
             }
-            if !values.is_empty() {
-                a.insert("enum".into(), Value::Array(values));
+            _ => None,
+        };
+        let properties = match kind {
+            Some("object") => {
+                flatten_all_of(schema.clone()).get("properties").filter(|p| p.is_object()).map(config_value)
             }
+            _ => None,
+        };
+        Arg {
+            name: name.to_string(),
+            description,
+            kind: kind.map(str::to_string),
+            required: required.then_some(true),
+            default: schema.get("default").map(config_value),
+            choices,
+            items,
+            properties,
+            position: Some(position.to_string()),
         }
-        if kind == Some("array") {
-            if let Some(items) = schema.get("items").filter(|i| i.is_object() || i.is_boolean()) {
-                a.insert("items".into(), items.clone());
-            }
-        }
-        if kind == Some("object") {
-            let flat = flatten_all_of(schema.clone());
-            if let Some(props) = flat.get("properties").filter(|p| p.is_object()) {
-                a.insert("properties".into(), props.clone());
-            }
-        }
-        a.insert("position".into(), json!(position));
-        a
     }
 
     /// The request body: a JSON or form object's properties become `position: body` arguments;
@@ -168,8 +173,8 @@ impl<'a> Cx<'a> {
         &mut self,
         body: &Value,
         at: &str,
-        args: &mut Vec<Map<String, Value>>,
-        request: &mut Map<String, Value>,
+        args: &mut Vec<Arg>,
+        request: &mut RequestTemplate,
     ) -> Result<(), ImportError> {
         let (body, body_path) = self.deref(body, at)?;
         let content = match body.get("content") {
@@ -199,8 +204,7 @@ impl<'a> Cx<'a> {
         };
         let body_required = body.get("required") == Some(&Value::Bool(true));
         let props = schema.get("properties").and_then(Value::as_object).filter(|p| !p.is_empty());
-        let taken =
-            |name: &str, args: &[Map<String, Value>]| args.iter().any(|a| arg_field(a, "name") == name);
+        let taken = |name: &str, args: &[Arg]| args.iter().any(|a| a.name == name);
         let clash = props.and_then(|p| p.keys().find(|k| taken(k, args)).cloned());
         match props {
             Some(props) if is_object(&schema) && clash.is_none() => {
@@ -246,12 +250,12 @@ impl<'a> Cx<'a> {
                 let d = text(body.get("description")).or_else(|| text(schema.get("description")));
                 let a = self.arg(&name, d, body_required, &schema, "body", &schema_path);
                 args.push(a);
-                request.insert("body".into(), json!(format!("{{{{.args.{name}}}}}")));
+                request.body = Some(format!("{{{{.args.{name}}}}}"));
             }
         }
-        request.insert("headers".into(), json!([{ "key": "Content-Type", "value": media_essence }]));
+        request.headers = Some(vec![HeaderTemplate { key: "Content-Type".into(), value: media_essence }]);
         if form {
-            request.insert("argsToFormBody".into(), json!(true));
+            request.args_to_form_body = Some(true);
         }
         Ok(())
     }

@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+
+use crate::config::raw::{In, SchemeType, SecurityScheme};
 
 use super::cx::*;
 use super::document::*;
@@ -11,7 +13,7 @@ use super::error::*;
 
 /// The supported schemes, in the server block's shape, and which ids exist at all.
 pub(super) struct Schemes {
-    pub(super) entries: Vec<Value>,
+    pub(super) entries: Vec<SecurityScheme>,
     pub(super) supported: HashSet<String>,
     pub(super) declared: HashSet<String>,
 }
@@ -37,7 +39,7 @@ impl<'a> Cx<'a> {
                 "http" => {
                     let s = scheme.get("scheme").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
                     if s == "basic" || s == "bearer" {
-                        Some(json!({ "id": id, "type": "http", "scheme": s }))
+                        Some(SecurityScheme { scheme: Some(s), ..scheme_of(id, SchemeType::Http) })
                     } else {
                         self.warn(format!(
                             "{at}: http scheme {s:?} is not supported (basic and bearer are); skipped"
@@ -51,8 +53,16 @@ impl<'a> Cx<'a> {
                     if name.is_empty() {
                         self.warn(format!("{at}: apiKey scheme without a `name`; skipped"));
                         None
-                    } else if location == "header" || location == "query" {
-                        Some(json!({ "id": id, "type": "apiKey", "in": location, "name": name }))
+                    } else if let Some(location) = match location {
+                        "header" => Some(In::Header),
+                        "query" => Some(In::Query),
+                        _ => None,
+                    } {
+                        Some(SecurityScheme {
+                            location: Some(location),
+                            name: Some(name.to_string()),
+                            ..scheme_of(id, SchemeType::ApiKey)
+                        })
                     } else {
                         self.warn(format!(
                             "{at}: apiKey in {location:?} is not supported (header and query are); skipped"
@@ -73,10 +83,10 @@ impl<'a> Cx<'a> {
                 }
             };
             if let Some(e) = entry {
-                let hint = match e.get("type").and_then(Value::as_str) {
-                    Some("http") if e["scheme"] == "basic" => "user:password",
-                    Some("http") => "the token",
-                    _ => "the key",
+                let hint = match (e.kind, e.scheme.as_deref()) {
+                    (SchemeType::Http, Some("basic")) => "user:password",
+                    (SchemeType::Http, _) => "the token",
+                    (SchemeType::ApiKey, _) => "the key",
                 };
                 self.warn(format!(
                     "securitySchemes {id:?}: no credential imported; add defaultCredential: ${{{}}} ({hint}) \
@@ -150,5 +160,17 @@ impl<'a> Cx<'a> {
             ));
         }
         Ok(None)
+    }
+}
+
+/// A scheme entry with its id and type and nothing else.
+fn scheme_of(id: &str, kind: SchemeType) -> SecurityScheme {
+    SecurityScheme {
+        id: id.to_string(),
+        kind,
+        scheme: None,
+        location: None,
+        name: None,
+        default_credential: None,
     }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::raw;
+use serde_json::{json, Value};
 
 fn run(spec: &str) -> Import {
     import(spec, &ImportOptions::default()).unwrap()
@@ -14,20 +15,24 @@ fn doc(rest: &str) -> String {
     format!("openapi: 3.1.0\ninfo: {{title: Test API, version: '1'}}\nservers: [{{url: 'https://api.example.com/v1/'}}]\n{rest}")
 }
 
-fn tools(i: &Import) -> &Vec<Value> {
-    i.entry["tools"].as_array().unwrap()
+fn tools(i: &Import) -> Vec<Value> {
+    i.json()["tools"].as_array().unwrap().clone()
 }
 
-fn tool<'i>(i: &'i Import, name: &str) -> &'i Value {
-    tools(i).iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no tool {name}: {:#}", i.entry))
+fn tool(i: &Import, name: &str) -> Value {
+    tools(i)
+        .into_iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no tool {name}: {:#}", i.json()))
 }
 
-fn arg<'t>(t: &'t Value, name: &str) -> &'t Value {
+fn arg(t: &Value, name: &str) -> Value {
     t["args"]
         .as_array()
         .unwrap()
         .iter()
         .find(|a| a["name"] == name)
+        .cloned()
         .unwrap_or_else(|| panic!("no arg {name}: {t:#}"))
 }
 
@@ -73,16 +78,16 @@ components:
 "));
     let t = tool(&i, "addNode");
     // The body is the first level of Node; every nested Node is cut to its type.
-    assert_eq!(arg(t, "name")["type"], "string");
-    assert_eq!(arg(t, "parent"), &json!({"name": "parent", "type": "object", "position": "body"}));
-    assert_eq!(arg(t, "children")["items"], json!({"type": "object"}));
+    assert_eq!(arg(&t, "name")["type"], "string");
+    assert_eq!(arg(&t, "parent"), json!({"name": "parent", "type": "object", "position": "body"}));
+    assert_eq!(arg(&t, "children")["items"], json!({"type": "object"}));
     assert_eq!(t["outputSchema"]["properties"]["parent"], json!({"type": "object"}));
     assert_eq!(
         t["outputSchema"]["properties"]["children"],
         json!({"type": "array", "items": {"type": "object"}})
     );
     assert!(warned(&i, "components.schemas.Node: recursive schema"), "{:?}", i.warnings);
-    assert_raw_server(&i.entry);
+    assert_raw_server(&i.json());
 }
 
 #[test]
@@ -99,7 +104,7 @@ components:
     A: {$ref: '#/components/schemas/B'}
     B: {$ref: '#/components/schemas/A'}
 "));
-    assert_eq!(arg(tool(&i, "x"), "q")["name"], "q");
+    assert_eq!(arg(&tool(&i, "x"), "q")["name"], "q");
     // ... and a parameter that refers to itself is an error naming the reference.
     let e = err(&doc("paths:
   /x:
@@ -162,11 +167,11 @@ fn openapi_31_type_lists_pick_the_non_null_type() {
         - {name: e, in: query, schema: {anyOf: [{type: integer}, {type: integer, minimum: 3}]}}
 "));
     let t = tool(&i, "x");
-    assert_eq!(arg(t, "a")["type"], "string");
-    assert_eq!(arg(t, "b")["type"], "integer");
-    assert!(arg(t, "c").get("type").is_none());
-    assert_eq!(arg(t, "d")["enum"], json!(["x", "y"]));
-    assert_eq!(arg(t, "e")["type"], "integer");
+    assert_eq!(arg(&t, "a")["type"], "string");
+    assert_eq!(arg(&t, "b")["type"], "integer");
+    assert!(arg(&t, "c").get("type").is_none());
+    assert_eq!(arg(&t, "d")["enum"], json!(["x", "y"]));
+    assert_eq!(arg(&t, "e")["type"], "integer");
 }
 
 #[test]
@@ -185,7 +190,7 @@ fn openapi_30_keywords_are_rewritten_as_json_schema() {
               since: {type: string, nullable: true, example: '2020-01-01'}
               limit: {type: integer, minimum: 0, exclusiveMinimum: true, maximum: 9, exclusiveMaximum: false}
 "));
-    let props = &arg(tool(&i, "x"), "filter")["properties"];
+    let props = &arg(&tool(&i, "x"), "filter")["properties"];
     assert_eq!(props["since"], json!({"type": ["string", "null"]}));
     assert_eq!(props["limit"], json!({"type": "integer", "maximum": 9, "exclusiveMinimum": 0}));
 }
@@ -205,7 +210,8 @@ fn tool_names_are_sanitised_truncated_and_deduplicated() {
     get: {{}}
 "
     )));
-    let names: Vec<&str> = tools(&i).iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let all = tools(&i);
+    let names: Vec<&str> = all.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
         [
@@ -223,21 +229,21 @@ fn tool_names_are_sanitised_truncated_and_deduplicated() {
         i.warnings
     );
     assert!(warned(&i, "operationId \"update pet!\""));
-    assert_raw_server(&i.entry);
+    assert_raw_server(&i.json());
 }
 
 #[test]
 fn server_names_come_from_the_title_or_the_option() {
     let spec = "openapi: 3.0.3\ninfo: {title: '  Swagger Petstore (v2) ', version: '1'}\npaths: {}";
-    assert_eq!(run(spec).entry["name"], "swagger-petstore-v2");
-    assert_eq!(run(spec).entry["server"]["name"], "swagger-petstore-v2");
+    assert_eq!(run(spec).json()["name"], "swagger-petstore-v2");
+    assert_eq!(run(spec).json()["server"]["name"], "swagger-petstore-v2");
     let named = import(spec, &ImportOptions { name: Some("Pets_API".into()), base_url: None }).unwrap();
-    assert_eq!(named.entry["name"], "Pets_API");
+    assert_eq!(named.json()["name"], "Pets_API");
     let fixed = import(spec, &ImportOptions { name: Some("pets api".into()), base_url: None }).unwrap();
-    assert_eq!(fixed.entry["name"], "pets-api");
+    assert_eq!(fixed.json()["name"], "pets-api");
     assert!(warned(&fixed, "--name \"pets api\""));
     let untitled = run("openapi: 3.0.3\ninfo: {title: '日本', version: '1'}\npaths: {}");
-    assert_eq!(untitled.entry["name"], "openapi");
+    assert_eq!(untitled.json()["name"], "openapi");
 }
 
 const SCHEMES: &str = "components:
@@ -257,7 +263,7 @@ const SCHEMES: &str = "components:
 fn security_schemes_keep_the_supported_kinds() {
     let i = run(&doc(SCHEMES));
     assert_eq!(
-        i.entry["server"]["securitySchemes"],
+        i.json()["server"]["securitySchemes"],
         json!([
             {"id": "basic", "type": "http", "scheme": "basic"},
             {"id": "bearer", "type": "http", "scheme": "bearer"},
@@ -269,12 +275,12 @@ fn security_schemes_keep_the_supported_kinds() {
         assert!(warned(&i, &format!("components.securitySchemes.{skipped}:")), "{skipped}: {:?}", i.warnings);
     }
     assert!(warned(&i, "securitySchemes \"basic\": no credential imported; add defaultCredential: ${BASIC}"));
-    assert!(i.entry["server"]["securitySchemes"]
+    assert!(i.json()["server"]["securitySchemes"]
         .as_array()
         .unwrap()
         .iter()
         .all(|s| s.get("defaultCredential").is_none()));
-    assert_raw_server(&i.entry);
+    assert_raw_server(&i.json());
 }
 
 #[test]
@@ -316,7 +322,7 @@ paths:
     );
     assert_eq!(sec("undeclared"), Some(json!({"id": "bearer"})));
     assert!(warned(&i, "security scheme \"nope\" is not declared"));
-    assert_raw_server(&i.entry);
+    assert_raw_server(&i.json());
 }
 
 #[test]
@@ -448,9 +454,9 @@ components:
     with space: {name: spaced, in: query}
 "));
     let t = tool(&i, "x");
-    assert_eq!(arg(t, "slashy")["position"], "query");
-    assert_eq!(arg(t, "spaced")["position"], "query");
-    assert_eq!(arg(t, "shared")["position"], "header");
+    assert_eq!(arg(&t, "slashy")["position"], "query");
+    assert_eq!(arg(&t, "spaced")["position"], "query");
+    assert_eq!(arg(&t, "shared")["position"], "header");
 }
 
 #[test]
@@ -474,17 +480,17 @@ fn parameters_merge_path_and_operation_levels() {
     let names: Vec<&str> =
         t["args"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["petId", "verbose", "X-Trace", "session"]);
-    assert_eq!(arg(t, "petId")["description"], "operation level");
-    assert_eq!(arg(t, "petId")["type"], "integer");
-    assert_eq!(arg(t, "verbose")["position"], "query");
-    assert_eq!(arg(t, "session")["position"], "cookie");
+    assert_eq!(arg(&t, "petId")["description"], "operation level");
+    assert_eq!(arg(&t, "petId")["type"], "integer");
+    assert_eq!(arg(&t, "verbose")["position"], "query");
+    assert_eq!(arg(&t, "session")["position"], "cookie");
     assert!(
         warned(&i, "parameter \"verbose\" in header has the name of the query parameter"),
         "{:?}",
         i.warnings
     );
     assert_eq!(t["requestTemplate"]["url"], "https://api.example.com/v1/pets/{petId}");
-    assert_raw_server(&i.entry);
+    assert_raw_server(&i.json());
 }
 
 #[test]
@@ -502,8 +508,8 @@ fn path_placeholders_and_path_parameters_are_reconciled() {
 "));
     let t = tool(&i, "x");
     assert_eq!(
-        arg(t, "other"),
-        &json!({"name": "other", "type": "string", "required": true, "position": "path"})
+        arg(&t, "other"),
+        json!({"name": "other", "type": "string", "required": true, "position": "path"})
     );
     assert!(t["args"].as_array().unwrap().iter().all(|a| a["name"] != "gone"));
     assert!(warned(&i, "has {other} but no path parameter"));
@@ -571,10 +577,10 @@ components:
         json["args"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["id", "name", "secret", "extra"], "readOnly properties are not request arguments");
     assert_eq!(
-        arg(json, "name"),
-        &json!({"name": "name", "description": "The name", "type": "string", "required": true, "position": "body"})
+        arg(&json, "name"),
+        json!({"name": "name", "description": "The name", "type": "string", "required": true, "position": "body"})
     );
-    assert_eq!(arg(json, "extra")["required"], true);
+    assert_eq!(arg(&json, "extra")["required"], true);
     assert_eq!(
         json["requestTemplate"]["headers"],
         json!([{"key": "Content-Type", "value": "application/merge-patch+json"}])
@@ -584,19 +590,19 @@ components:
     let form = tool(&i, "form");
     assert_eq!(form["requestTemplate"]["argsToFormBody"], true);
     assert_eq!(form["requestTemplate"]["headers"][0]["value"], "application/x-www-form-urlencoded");
-    assert_eq!(arg(form, "user")["required"], true);
-    assert_eq!(arg(form, "tags")["position"], "body");
+    assert_eq!(arg(&form, "user")["required"], true);
+    assert_eq!(arg(&form, "tags")["position"], "body");
 
     let list = tool(&i, "list");
     assert_eq!(
-        arg(list, "body"),
-        &json!({"name": "body", "description": "The new list", "type": "array", "required": true, "items": {"type": "integer"}, "position": "body"})
+        arg(&list, "body"),
+        json!({"name": "body", "description": "The new list", "type": "array", "required": true, "items": {"type": "integer"}, "position": "body"})
     );
     assert_eq!(list["requestTemplate"]["body"], "{{.args.body}}");
 
     let clash = tool(&i, "clash");
-    assert_eq!(arg(clash, "body")["type"], "object");
-    assert_eq!(arg(clash, "body")["properties"]["name"]["type"], "string");
+    assert_eq!(arg(&clash, "body")["type"], "object");
+    assert_eq!(arg(&clash, "body")["properties"]["name"]["type"], "string");
     assert_eq!(clash["requestTemplate"]["body"], "{{.args.body}}");
     assert!(warned(&i, "body property \"name\" has the name of a parameter"));
 
@@ -604,7 +610,7 @@ components:
     assert!(upload.get("args").is_none());
     assert!(upload["requestTemplate"].get("headers").is_none());
     assert!(warned(&i, "request body multipart/form-data, application/octet-stream is not supported"));
-    assert_raw_server(&i.entry);
+    assert_raw_server(&i.json());
 }
 
 #[test]
