@@ -2,7 +2,6 @@
 //! backend tools' learned `inputSchema`), then the server's rule table judges the call over the
 //! normalized arguments; phase 6 receives exactly what was judged.
 
-use crate::auth::Principal;
 use crate::config::snapshot::Server;
 use crate::error::{Error, Kind};
 use crate::mcp::envelope::{Envelope, MessageKind};
@@ -10,7 +9,6 @@ use crate::mcp::reply::begin_result;
 use crate::mcp::version::Generation;
 use crate::proxy::backends as aggregate;
 use crate::proxy::backends::schemas::Learned;
-use crate::proxy::core::Core;
 use crate::proxy::exit::{error_exit, Rejection};
 use crate::proxy::local::end_result_for;
 use crate::proxy::request::*;
@@ -56,12 +54,8 @@ pub(crate) enum Declared<'s> {
 /// or REST), or a backend tool this worker has seen listed, that the caller may see and whose
 /// `arguments` is an object (or absent). `None` for anything else: dispatch reports unknown or
 /// hidden tools and malformed arguments itself.
-pub(crate) fn declared_args<'s>(
-    core: &Core,
-    w: &Writer<'_, 's>,
-    principal: &Principal,
-    env: &Envelope<'_, '_>,
-) -> Option<Declared<'s>> {
+pub(crate) fn declared_args<'s>(w: &Writer<'_, 's>, env: &Envelope<'_, '_>) -> Option<Declared<'s>> {
+    let (core, principal) = (w.cx.core, w.principal);
     if env.kind != MessageKind::Request || env.method != "tools/call" {
         return None;
     }
@@ -87,7 +81,7 @@ pub(crate) fn declared_args<'s>(
     let backend = &server.backends.get(i)?.name;
     let learned = {
         let mut schemas = core.schemas.borrow_mut();
-        schemas.renew(w.cx.generation);
+        schemas.renew(w.cx.snap.generation);
         schemas.lookup(&server.name, backend, own)
     };
     match learned {
@@ -113,47 +107,44 @@ pub(crate) fn declared_args<'s>(
 /// argument) and the rules judge the normalized value. `then` is phase 6: it receives exactly
 /// the arguments that were judged, so the backend acts on what was decided.
 pub(crate) fn decide<'c, 's, R>(
-    core: &Core,
     w: &mut Writer<'c, 's>,
-    principal: &Principal,
     env: &Envelope<'_, '_>,
     then: impl FnOnce(&mut Writer<'c, 's>, Option<&[Node<'_>]>) -> R,
 ) -> Judged<R> {
+    let core = w.cx.core;
     // Backend tools keep every member they were sent; arguments that need no change are
     // judged and forwarded as sent, with no copy.
     let learned: Rc<[ArgRule]>;
-    let (rules, shape): (&[ArgRule], Shape) = match declared_args(core, w, principal, env) {
-        None => return judge(core, w, principal, env, env.arguments, then),
+    let (rules, shape): (&[ArgRule], Shape) = match declared_args(w, env) {
+        None => return judge(w, env, env.arguments, then),
         // Learn once per request; a backend that does not list the tool is judged as sent.
         Some(Declared::Unknown(i)) if w.cx.may_learn.get() => return Judged::Learn(i),
-        Some(Declared::Unknown(_)) => return judge(core, w, principal, env, env.arguments, then),
+        Some(Declared::Unknown(_)) => return judge(w, env, env.arguments, then),
         Some(Declared::Local(rules)) => (rules, Shape::Declared),
         Some(Declared::Backend(rules)) => match needs_normalizing(&rules, env.arguments) {
-            Ok(false) => return judge(core, w, principal, env, env.arguments, then),
+            Ok(false) => return judge(w, env, env.arguments, then),
             Ok(true) => {
                 learned = rules;
                 (&learned, Shape::Open)
             }
-            Err(e) => return refused_arguments(w, principal, env, e),
+            Err(e) => return refused_arguments(w, env, e),
         },
     };
     let mut scratch = core.args.borrow_mut();
-    match scratch.with(rules, env.arguments, shape, |args| judge(core, w, principal, env, Some(args), then)) {
+    match scratch.with(rules, env.arguments, shape, |args| judge(w, env, Some(args), then)) {
         Ok(j) => j,
-        Err(e) => refused_arguments(w, principal, env, e),
+        Err(e) => refused_arguments(w, env, e),
     }
 }
 
 /// The rules' decision over `args`, and phase 6 over the same `args` when they allow.
 fn judge<'c, 's, R>(
-    core: &Core,
     w: &mut Writer<'c, 's>,
-    principal: &Principal,
     env: &Envelope<'_, '_>,
     args: Option<&[Node<'_>]>,
     then: impl FnOnce(&mut Writer<'c, 's>, Option<&[Node<'_>]>) -> R,
 ) -> Judged<R> {
-    match authorize(core, w, principal, env, args) {
+    match authorize(w, env, args) {
         Ok(()) => Judged::Go(then(w, args)),
         Err(r) => Judged::Refused(r),
     }
@@ -162,12 +153,8 @@ fn judge<'c, 's, R>(
 /// Phase 5's answer to arguments that could not be normalized. The argument error goes only to
 /// a caller who may call the tool at all (the rules without arguments, as a listing judges them);
 /// anyone else gets the 403 a call would get, and learns nothing of the tool's arguments.
-pub(crate) fn refused_arguments<R>(
-    w: &Writer<'_, '_>,
-    principal: &Principal,
-    env: &Envelope<'_, '_>,
-    e: ArgError,
-) -> Judged<R> {
+pub(crate) fn refused_arguments<R>(w: &Writer<'_, '_>, env: &Envelope<'_, '_>, e: ArgError) -> Judged<R> {
+    let principal = w.principal;
     let server = w.cx.server;
     let name = env.name.unwrap_or("");
     let target = match server.tool_index.get(name) {
@@ -211,12 +198,11 @@ pub(crate) fn tool_failed(
 /// `Err` carries the 403 error and, when an allow rule was missed only for scopes, the
 /// `insufficient_scope` challenge.
 pub(crate) fn authorize(
-    core: &Core,
     w: &Writer<'_, '_>,
-    principal: &Principal,
     env: &Envelope<'_, '_>,
     args: Option<&[Node<'_>]>,
 ) -> Result<(), Refusal> {
+    let (core, principal) = (w.cx.core, w.principal);
     use crate::policy::cel::Mcp;
     use crate::policy::rules::{Call, Decision};
     let server = w.cx.server;

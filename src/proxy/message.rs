@@ -3,14 +3,11 @@
 //! 2026-07-28; a session of this principal for the 2025 revisions. Then phase 5 once per
 //! message, then phase 6.
 
-use crate::auth::Principal;
-use crate::config::snapshot::Snapshot;
 use crate::error::{Error, Kind};
 use crate::mcp::envelope::{self, Envelope, Id, MessageKind};
 use crate::mcp::json;
 use crate::mcp::version::{Generation, Version};
 use crate::proxy::core::now_unix;
-use crate::proxy::core::Core;
 use crate::proxy::local;
 use crate::proxy::observe::{self};
 use crate::proxy::request::*;
@@ -27,16 +24,10 @@ pub(crate) const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabi
 pub(crate) const MAX_BATCH: usize = 100;
 
 /// Phases 4-6 for one decoded body.
-pub(crate) fn message(
-    core: &Core,
-    snap: &Snapshot,
-    w: &mut Writer<'_, '_>,
-    principal: &Principal,
-    tape: &[Node<'_>],
-) -> Step {
+pub(crate) fn message(w: &mut Writer<'_, '_>, tape: &[Node<'_>]) -> Step {
     let header_version = w.header(w.head.protocol_version);
     if envelope::is_batch(tape) {
-        return batch(core, snap, w, principal, tape, header_version).into();
+        return batch(w, tape, header_version).into();
     }
     let env = match envelope::decode(tape) {
         Ok(e) => e,
@@ -79,12 +70,12 @@ pub(crate) fn message(
             Ok(()) => None,
             Err(answered) => return answered,
         },
-        Generation::Sessions => match legacy_checks(core, snap, w, principal, &env, class) {
+        Generation::Sessions => match legacy_checks(w, &env, class) {
             Ok(claims) => Some(claims),
             Err(answered) => return answered,
         },
     };
-    let judged = decide(core, w, principal, &env, |w, args| match &session {
+    let judged = decide(w, &env, |w, args| match &session {
         None => stateless(w, &env, class, args),
         Some(claims) => legacy(w, &env, claims.clone(), class, args),
     });
@@ -105,14 +96,8 @@ pub(crate) fn message(
 }
 
 /// A JSON-RPC batch: allowed only in 2025-03-26 (removed in 2025-06-18, where an array is a 400).
-pub(crate) fn batch(
-    core: &Core,
-    snap: &Snapshot,
-    w: &mut Writer<'_, '_>,
-    principal: &Principal,
-    tape: &[Node<'_>],
-    header_version: Option<&[u8]>,
-) -> Outcome {
+pub(crate) fn batch(w: &mut Writer<'_, '_>, tape: &[Node<'_>], header_version: Option<&[u8]>) -> Outcome {
+    let (core, snap, principal) = (w.cx.core, w.cx.snap, w.principal);
     let class = MethodClass::Batch;
     let version = header_version.map(Version::parse);
     let sid = w.header(w.head.session_id);
@@ -197,8 +182,7 @@ pub(crate) fn batch(
                 // A refused or failed element is an error element of its own. Elements never
                 // reach backends, so there is nothing to learn first.
                 w.cx.may_learn.set(false);
-                let failed = match decide(core, w, principal, &env, |w, args| dispatch_legacy(w, &env, args))
-                {
+                let failed = match decide(w, &env, |w, args| dispatch_legacy(w, &env, args)) {
                     Judged::Go(done) => done.err(),
                     Judged::Refused(r) => Some(r.error),
                     Judged::Learn(_) => Some(Error::internal("a batch element cannot reach a backend")),

@@ -200,7 +200,7 @@ fn set_request_id(core: &Core, conn: &mut Conn) {
 
 /// Phases 2-6. What they did is noted in `facts`; backend time in `tally`.
 async fn exchange<'s>(
-    core: &Core,
+    core: &'s Core,
     snap: &'s Snapshot,
     conn: &mut Conn,
     facts: &mut Facts<'s>,
@@ -226,7 +226,8 @@ async fn exchange<'s>(
         keep_alive,
         cors_origin: conn.head.origin,
         server,
-        generation: snap.generation,
+        core,
+        snap,
         may_learn: std::cell::Cell::new(true),
     };
     // A CORS preflight carries no credentials: answered before authentication.
@@ -245,7 +246,7 @@ async fn exchange<'s>(
     match conn.head.method {
         Method::Post => {}
         Method::Delete => {
-            let (outcome, ended) = delete(core, snap, conn, &cx, &principal);
+            let (outcome, ended) = delete(conn, &cx, &principal);
             // DELETE fans out: each backend's own session of this client ends too.
             if let Some(claims) = ended {
                 facts.backend = Some("*");
@@ -262,7 +263,7 @@ async fn exchange<'s>(
                     Error::client(Kind::MethodNotAllowed, "this endpoint offers no GET stream; use POST");
                 return reject(conn, &cx, &err);
             }
-            let claims = match stream_session(core, snap, conn, &cx, &principal) {
+            let claims = match stream_session(conn, &cx, &principal) {
                 Ok(claims) => claims,
                 Err(outcome) => return outcome,
             };
@@ -313,7 +314,7 @@ async fn exchange<'s>(
             };
             let decoded = decoder.with_tape_at(body, |tape, base| {
                 w.base = base;
-                message(core, snap, &mut w, &principal, tape)
+                message(&mut w, tape)
             });
             match decoded {
                 Ok(step) => step,

@@ -1,13 +1,14 @@
-//! The request context the phases share ([`Ctx`]: keep-alive, CORS origin, server, snapshot
-//! generation) and the response writer over the connection's buffers ([`Writer`]).
+//! The request context the phases share ([`Ctx`]: the worker, the snapshot and the server, keep-alive,
+//! CORS origin) and the response writer over the connection's buffers ([`Writer`]).
 
 use crate::auth::Principal;
-use crate::config::snapshot::Server;
+use crate::config::snapshot::{Server, Snapshot};
 use crate::error::Error;
 use crate::http::head::{Head, Span};
 use crate::http::response::{self, Extra};
 use crate::proxy::backends as aggregate;
 use crate::proxy::conn::Conn;
+use crate::proxy::core::Core;
 use crate::proxy::exit::{error_exit, Rejection, To};
 use crate::proxy::observe::Facts;
 use crate::proxy::stats::MethodClass;
@@ -19,8 +20,10 @@ pub(crate) struct Ctx<'s> {
     /// The request's Origin when it passed the check (echoed for CORS).
     pub(crate) cors_origin: Option<Span>,
     pub(crate) server: &'s Server,
-    /// The snapshot's generation (what per-worker caches learned belongs to one).
-    pub(crate) generation: u64,
+    /// The worker's state.
+    pub(crate) core: &'s Core,
+    /// The configuration the request runs under (`server` is one of its servers).
+    pub(crate) snap: &'s Snapshot,
     /// Whether phase 5 may ask to learn a backend's tools before deciding (once per request).
     pub(crate) may_learn: std::cell::Cell<bool>,
 }

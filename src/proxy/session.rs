@@ -24,13 +24,11 @@ use std::rc::Rc;
 /// 2025 revisions: initialize mints a sealed session (answered here: `Err`); everything else
 /// must present a session of this principal, returned for phase 6.
 pub(crate) fn legacy_checks(
-    core: &Core,
-    snap: &Snapshot,
     w: &mut Writer<'_, '_>,
-    principal: &Principal,
     env: &Envelope<'_, '_>,
     class: MethodClass,
 ) -> Result<Rc<Claims>, Step> {
+    let (core, snap, principal) = (w.cx.core, w.cx.snap, w.principal);
     let reply = ErrorReply { id: env.id.as_ref(), ..ErrorReply::default() };
     let server = w.cx.server;
     if env.kind == MessageKind::Request && env.method == "initialize" {
@@ -44,7 +42,7 @@ pub(crate) fn legacy_checks(
             };
             return Err(Step::Backends(plan, class));
         }
-        return Err(initialize(core, snap, w, principal, env, version, class).into());
+        return Err(initialize(w, env, version, class).into());
     }
     let Some(sid) = w.header(w.head.session_id) else {
         let err = Error::client(Kind::SessionRequired, "Bad Request: Mcp-Session-Id header is required");
@@ -63,14 +61,12 @@ pub(crate) fn legacy_checks(
 
 /// A local `initialize` (no backends): a new session at the negotiated `version`.
 pub(crate) fn initialize(
-    core: &Core,
-    snap: &Snapshot,
     w: &mut Writer<'_, '_>,
-    principal: &Principal,
     env: &Envelope<'_, '_>,
     version: Version,
     class: MethodClass,
 ) -> Outcome {
+    let (core, snap, principal) = (w.cx.core, w.cx.snap, w.principal);
     let at = (&*w.cx.server.name, now_unix());
     let sealed = snap.sessions.seal_new(version, &principal.id, Vec::new(), at, &core.rng);
     let Some(session_id) = sealed else {
@@ -88,24 +84,13 @@ pub(crate) fn initialize(
 
 /// DELETE ends a session (2025 revisions). The termination reaches every worker before the
 /// answer is written, so the id is 404 everywhere in this process from then on.
-pub(crate) fn delete(
-    core: &Core,
-    snap: &Snapshot,
-    conn: &mut Conn,
-    cx: &Ctx<'_>,
-    principal: &Principal,
-) -> (Outcome, Option<Rc<Claims>>) {
-    let claims = match session_of(
-        core,
-        snap,
-        conn,
-        cx,
-        principal,
-        "protocol version 2026-07-28 has no sessions to delete",
-    ) {
-        Ok(claims) => claims,
-        Err(outcome) => return (outcome, None),
-    };
+pub(crate) fn delete(conn: &mut Conn, cx: &Ctx<'_>, principal: &Principal) -> (Outcome, Option<Rc<Claims>>) {
+    let core = cx.core;
+    let claims =
+        match session_of(conn, cx, principal, "protocol version 2026-07-28 has no sessions to delete") {
+            Ok(claims) => claims,
+            Err(outcome) => return (outcome, None),
+        };
     if !core.revoked.borrow_mut().has_room(now_unix()) {
         let err = Error::client(Kind::Overloaded, "too many terminated sessions; retry later");
         return (reject(conn, cx, &err), None);
@@ -118,8 +103,6 @@ pub(crate) fn delete(
 /// The client's session for a GET stream: a 2025-revision session of this principal, with an
 /// `Accept` that takes `text/event-stream`.
 pub(crate) fn stream_session(
-    core: &Core,
-    snap: &Snapshot,
     conn: &mut Conn,
     cx: &Ctx<'_>,
     principal: &Principal,
@@ -128,20 +111,19 @@ pub(crate) fn stream_session(
         let err = Error::client(Kind::NotAcceptable, "Not Acceptable: Accept must include text/event-stream");
         return Err(reject(conn, cx, &err));
     }
-    session_of(core, snap, conn, cx, principal, "protocol version 2026-07-28 has no GET stream")
+    session_of(conn, cx, principal, "protocol version 2026-07-28 has no GET stream")
 }
 
 /// The 2025-revision session a GET or DELETE names, when it exists and belongs to `principal`
 /// (a session of someone else is as unknown as a forged one). `stateless` is the 405 message for
 /// a 2026-07-28 request, which has no sessions.
 pub(crate) fn session_of(
-    core: &Core,
-    snap: &Snapshot,
     conn: &mut Conn,
     cx: &Ctx<'_>,
     principal: &Principal,
     stateless: &'static str,
 ) -> Result<Rc<Claims>, Outcome> {
+    let (core, snap) = (cx.core, cx.snap);
     let pv = conn.head.protocol_version.map(|s| s.of(&conn.buf));
     if pv.and_then(Version::parse).is_some_and(Version::is_stateless) {
         return Err(reject(conn, cx, &Error::client(Kind::MethodNotAllowed, stateless)));
