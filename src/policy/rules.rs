@@ -260,10 +260,16 @@ impl Policy {
             }
             // `when` is over arguments the listing does not have: an error "could pass". The
             // rule-level `cel` is over the request, which the listing has: an error is a miss,
-            // as for a call.
+            // as for a call - unless the `cel` reads the arguments too (Envoy AI Gateway writes
+            // `request.mcp.params.arguments.text.matches(..) && request.headers[..] == ..`):
+            // then an error "could pass" as for `when`, and only a `false` on what the listing
+            // has (the wrong header) hides the tool.
             let target = Policy::target_truth(rule, backend, tool, activation, true);
-            let t = match (target, truth(rule.cel.as_ref(), activation)) {
+            let cel = truth(rule.cel.as_ref(), activation);
+            let undecidable = rule.allow && rule.cel.as_ref().is_some_and(Program::reads_arguments);
+            let t = match (target, cel) {
                 (Truth::False, _) | (_, Truth::False) => Truth::False,
+                (_, Truth::Error) if undecidable => Truth::Error,
                 // A request-level condition that fails denies a call under a deny rule (fail
                 // closed) and allows none under an allow rule: as for a call.
                 (target, Truth::Error) if !rule.allow => target,
@@ -335,7 +341,9 @@ mod tests {
     /// Decides a call of `backend`/`tool` with arguments `args` (JSON) by `p`.
     fn decide(policy: &Policy, p: &Principal, backend: &str, tool: &str, args: &str) -> Decision {
         let mut d = Decoder::default();
-        d.with_tape(args.as_bytes(), |tape| {
+        let params = format!(r#"{{"name":"{tool}","arguments":{args}}}"#);
+        d.with_tape(params.as_bytes(), |params| {
+            let tape = crate::mcp::json::get(params, "arguments").unwrap();
             let act = RequestActivation {
                 args: Some(tape),
                 request: Request {
@@ -348,7 +356,7 @@ mod tests {
                         method: Some("tools/call"),
                         backend: Some(backend),
                         tool: Some(tool),
-                        params: Default::default(),
+                        params: cel::Params { sent: Some(params), arguments: None },
                     },
                 },
             };
@@ -572,6 +580,33 @@ mod tests {
         let p = principal(&[], serde_json::json!({}));
         assert!(!listed(&policy, &p, "b1", "t"), "no x-tenant header: the deny rule's condition fails");
         assert!(listed(&policy, &p, "b1", "u"));
+    }
+
+    #[test]
+    fn a_rule_level_condition_over_arguments_lists_the_tool() {
+        // Envoy AI Gateway's example puts the argument check in the rule-level `cel`: the
+        // listing cannot evaluate it, and the call may pass, so the tool is listed.
+        let mut allow = rule(&["echo"], vec![target("b1", Some("echo"), None)], true);
+        allow.cel = Some(program(r#"request.mcp.params.arguments.text.matches("^Hello, .*!$")"#));
+        let policy = Policy::new(vec![allow], false);
+        let p = principal(&["echo"], serde_json::json!({}));
+        assert!(listed(&policy, &p, "b1", "echo"));
+        assert_eq!(
+            decide(&policy, &p, "b1", "echo", r#"{"text":"Hello, you!"}"#),
+            Decision::Allow { rule: Some(0) }
+        );
+        assert!(matches!(decide(&policy, &p, "b1", "echo", r#"{"text":"bye"}"#), Decision::Deny { .. }));
+        assert!(!listed(&policy, &principal(&[], serde_json::json!({})), "b1", "echo"), "scopes still apply");
+        // What the listing has still decides: a condition false on the request hides the tool.
+        let mut tenant = rule(&["echo"], vec![target("b1", Some("echo"), None)], true);
+        tenant.cel =
+            Some(program(r#"request.mcp.params.arguments.text.matches("^H") && request.method == "GET""#));
+        let policy = Policy::new(vec![tenant], false);
+        assert!(!listed(&policy, &p, "b1", "echo"), "false && unknown is false");
+        // A condition that does not read arguments and fails is a miss, as before.
+        let mut header = rule(&["echo"], vec![target("b1", Some("echo"), None)], true);
+        header.cel = Some(program(r#"request.headers["x-tenant"] == "t-1""#));
+        assert!(!listed(&Policy::new(vec![header], false), &p, "b1", "echo"));
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub struct Program {
     source: Box<str>,
     root: parse::Expr,
     max_cost: u64,
+    reads_arguments: bool,
 }
 
 // Programs live in the published config snapshot.
@@ -82,13 +83,20 @@ pub fn compile_with(src: &str, opts: &Options) -> Result<Program, CompileError> 
         return Err(CompileError { pos: max, message: format!("expression longer than {max} bytes") });
     }
     let root = parse::parse(src, opts)?;
-    Ok(Program { source: src.into(), root, max_cost: opts.limits.max_cost })
+    let reads_arguments = reads_arguments(&root);
+    Ok(Program { source: src.into(), root, max_cost: opts.limits.max_cost, reads_arguments })
 }
 
 impl Program {
     /// The source it was compiled from.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Whether the expression reads a call's arguments (`args`, or a member `arguments` as in
+    /// `request.mcp.params.arguments`): a listing, which has none, cannot decide it.
+    pub fn reads_arguments(&self) -> bool {
+        self.reads_arguments
     }
 
     /// Evaluates over `act`. The result may borrow from both.
@@ -110,4 +118,45 @@ impl Program {
             _ => Err(EvalError { kind: ErrorKind::NotBool, pos: self.root.pos }),
         }
     }
+}
+
+/// Whether any node of `root` reads arguments (see [`Program::reads_arguments`]). Iterative:
+/// the depth of the tree is bounded at parse, but no recursion is needed.
+fn reads_arguments(root: &parse::Expr) -> bool {
+    use parse::{Kind, Lit};
+    let mut stack = vec![root];
+    while let Some(e) = stack.pop() {
+        match &e.kind {
+            Kind::Global(name) if &**name == "args" => return true,
+            Kind::Select(_, field) | Kind::Has(_, field) if &**field == "arguments" => return true,
+            Kind::Index(_, key) if matches!(&key.kind, Kind::Lit(Lit::Str(k)) if &**k == "arguments") => {
+                return true
+            }
+            _ => {}
+        }
+        match &e.kind {
+            Kind::Lit(_) | Kind::Global(_) | Kind::Local(_) | Kind::ConstList(_) => {}
+            Kind::Select(x, _) | Kind::Has(x, _) | Kind::Not(x) | Kind::Neg(x) | Kind::Matches(x, _) => {
+                stack.push(x)
+            }
+            Kind::Index(a, b) | Kind::And(a, b) | Kind::Or(a, b) | Kind::Binary(_, a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            Kind::Cond(a, b, c) => stack.extend([&**a, &**b, &**c]),
+            Kind::List(items) | Kind::Call(_, items) => stack.extend(items.iter()),
+            Kind::Map(pairs) => {
+                for (k, v) in pairs {
+                    stack.push(k);
+                    stack.push(v);
+                }
+            }
+            Kind::Comp(c) => {
+                stack.push(&c.range);
+                stack.push(&c.body);
+                stack.extend(c.filter.as_ref());
+            }
+        }
+    }
+    false
 }
