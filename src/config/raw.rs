@@ -412,7 +412,26 @@ pub struct ClaimMatch {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleTarget {
+    #[serde(default)]
     pub tools: Vec<ToolTarget>,
+    #[serde(default)]
+    pub resources: Vec<ResourceTarget>,
+    #[serde(default)]
+    pub prompts: Vec<PromptTarget>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceTarget {
+    pub backend: String,
+    pub uri: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptTarget {
+    pub backend: String,
+    pub name: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -159,4 +159,23 @@ impl Visible<'_> {
             policy.may_list(backend, tool, self.principal, act)
         })
     }
+
+    /// Whether a resource, resource template or prompt of `backend` is shown: some read of it
+    /// could be allowed (rules with `target.resources` / `target.prompts`).
+    pub fn other(&self, backend: &str, what: crate::policy::rules::Other<'_>) -> bool {
+        use crate::policy::rules::Other;
+        let policy = &self.server.policy;
+        if policy.is_open() || !policy.judges(what) {
+            return true;
+        }
+        let method = match what {
+            Other::Prompt(_) => "prompts/get",
+            Other::Resource(_) | Other::Template(_) => "resources/read",
+        };
+        let mcp =
+            Mcp { method: Some(method), backend: Some(backend), tool: None, params: Default::default() };
+        with_activation(self.head, self.buf, self.principal, None, mcp, |act| {
+            policy.may_list_other(backend, what, self.principal, act)
+        })
+    }
 }

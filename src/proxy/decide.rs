@@ -193,22 +193,37 @@ pub(crate) fn tool_failed(
     end_result_for(out, generation, server, false);
 }
 
-/// The rule table's decision on a `tools/call` (called by [`decide`] only): over the principal,
-/// the tool's backend and name, the request, and `args` (the arguments as they will be sent).
-/// `Err` carries the 403 error and, when an allow rule was missed only for scopes, the
-/// `insufficient_scope` challenge.
+/// The rule table's decision on a message (called by [`decide`] only): a `tools/call` over the
+/// principal, the tool's backend and name, the request, and `args` (the arguments as they will
+/// be sent); a `resources/read` or `resources/subscribe` over the backend's URI, a `prompts/get`
+/// over the backend's prompt name (when some rule targets resources or prompts). `Err` carries
+/// the 403 error and, when an allow rule was missed only for scopes, the `insufficient_scope`
+/// challenge.
 pub(crate) fn authorize(
     w: &Writer<'_, '_>,
     env: &Envelope<'_, '_>,
     args: Option<&[Node<'_>]>,
 ) -> Result<(), Refusal> {
-    let (core, principal) = (w.cx.core, w.principal);
-    use crate::policy::cel::Mcp;
-    use crate::policy::rules::{Call, Decision};
     let server = w.cx.server;
-    if server.policy.is_open() || env.kind != MessageKind::Request || env.method != "tools/call" {
+    if server.policy.is_open() || env.kind != MessageKind::Request {
         return Ok(());
     }
+    match env.method {
+        "tools/call" => authorize_tool(w, env, args),
+        "resources/read" | "resources/subscribe" => authorize_other(w, env, env.uri, "+", false),
+        "prompts/get" => authorize_other(w, env, env.name, &server.separator, true),
+        _ => Ok(()),
+    }
+}
+
+fn authorize_tool(
+    w: &Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    args: Option<&[Node<'_>]>,
+) -> Result<(), Refusal> {
+    use crate::policy::cel::Mcp;
+    use crate::policy::rules::Call;
+    let (server, principal) = (w.cx.server, w.principal);
     let name = env.name.unwrap_or("");
     // A tool hidden by allowTools or the client's allow-list header is reported by dispatch as
     // not allowed (-32602, Higress behaviour), not as forbidden.
@@ -234,30 +249,74 @@ pub(crate) fn authorize(
     let (decision, _) = authz::with_activation(w.head, w.buf, principal, args, mcp, |activation| {
         server.policy.decide(&Call { backend, tool, principal, activation }, &mut errors)
     });
-    core.stats.borrow_mut().authorized(&server.name, &decision, errors);
+    decided(w, decision, errors, (backend, tool, "tool"), || format!("calling {}", local::truncate(name)))
+}
+
+/// `resources/read`, `resources/subscribe` and `prompts/get`: routed to the backend that serves
+/// the exposed URI or name (`joiner` as the lists expose them), judged on the backend's own.
+/// Unknown names are reported by dispatch, not hidden behind a 403.
+fn authorize_other(
+    w: &Writer<'_, '_>,
+    env: &Envelope<'_, '_>,
+    exposed: Option<&str>,
+    joiner: &str,
+    prompt: bool,
+) -> Result<(), Refusal> {
+    use crate::policy::cel::Mcp;
+    use crate::policy::rules::Other;
+    let what = |own| if prompt { Other::Prompt(own) } else { Other::Resource(own) };
+    let (server, principal) = (w.cx.server, w.principal);
+    let Some(exposed) = exposed else { return Ok(()) };
+    let Some((i, own)) = aggregate::route(server, exposed, joiner) else { return Ok(()) };
+    let backend = &*server.backends[i].name;
+    if !server.policy.judges(what(own)) {
+        return Ok(());
+    }
+    let mut errors = 0;
+    let params = crate::policy::cel::Params { sent: env.params, arguments: None };
+    let mcp = Mcp { method: Some(env.method), backend: Some(backend), tool: None, params };
+    let (decision, _) = authz::with_activation(w.head, w.buf, principal, None, mcp, |activation| {
+        server.policy.decide_other(backend, what(own), principal, activation, &mut errors)
+    });
+    let verb = if prompt { "getting prompt" } else { "reading" };
+    let noun = if prompt { "prompt" } else { "resource" };
+    decided(w, decision, errors, (backend, own, noun), || format!("{verb} {}", local::truncate(exposed)))
+}
+
+/// Records a decision (metrics, phase 8's facts, the debug log) and turns a denial into the
+/// refusal: 403 naming `what` was not allowed, with the challenge when scopes were missing.
+fn decided(
+    w: &Writer<'_, '_>,
+    decision: crate::policy::rules::Decision,
+    errors: u64,
+    (backend, target, noun): (&str, &str, &str),
+    what: impl FnOnce() -> String,
+) -> Result<(), Refusal> {
+    use crate::policy::rules::Decision;
+    let server = w.cx.server;
+    w.cx.core.stats.borrow_mut().authorized(&server.name, &decision, errors);
     w.facts.decision.set(Some(match &decision {
         Decision::Allow { rule } => (true, *rule),
         Decision::Deny { rule, .. } => (false, *rule),
     }));
     log::debug!(
         target: "authz",
-        "server={} subject={:?} tool={backend}/{tool} decision={decision:?}",
+        "server={} subject={:?} target={backend}/{target} decision={decision:?}",
         server.name,
-        principal.subject
+        w.principal.subject
     );
     match decision {
         Decision::Allow { .. } => Ok(()),
         Decision::Deny { scope, .. } => {
-            let err = Error::client(
-                Kind::Denied,
-                format!("Forbidden: calling {} is not allowed", local::truncate(name)),
-            );
+            let err = Error::client(Kind::Denied, format!("Forbidden: {} is not allowed", what()));
             let challenge = scope.map(|s| {
                 let mut c = format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", s.join(" "));
                 if let Some(prm) = &server.auth.prm {
                     c.push_str(&format!(", resource_metadata=\"{}\"", prm.url_for(w.head.host.of(w.buf))));
                 }
-                c.push_str(", error_description=\"The access token lacks a scope this tool requires\"");
+                c.push_str(&format!(
+                    ", error_description=\"The access token lacks a scope this {noun} requires\""
+                ));
                 c
             });
             Err(Refusal { error: err, challenge })

@@ -4,7 +4,7 @@
 use super::common::Errors;
 use crate::config::raw;
 use crate::policy::cel::{self, Program};
-use crate::policy::rules::{Policy, Rule, Target};
+use crate::policy::rules::{Glob, Policy, Rule, Target};
 
 fn condition(src: &str, path: String, errs: &mut Errors) -> Option<Program> {
     match cel::compile_with(src, &cel::Options::gateway()) {
@@ -66,10 +66,39 @@ pub(super) fn compile(
             let when = t.when.as_deref().and_then(|w| condition(w, format!("{tp}.when"), errs));
             targets.push(Target { backend: t.backend.as_str().into(), tool, when });
         }
-        if r.target.as_ref().is_some_and(|t| t.tools.is_empty()) {
+        let known = |b: &str| b == server || backends.contains(&b);
+        let mut resources = Vec::new();
+        for (k, t) in r.target.iter().flat_map(|t| &t.resources).enumerate() {
+            let tp = format!("{rp}.target.resources[{k}]");
+            if !known(&t.backend) {
+                errs.push(
+                    format!("{tp}.backend"),
+                    format!("{:?} is not a backend of this server", t.backend),
+                );
+            }
+            match Glob::new(&t.uri) {
+                Ok(g) if !t.uri.is_empty() => resources.push((t.backend.as_str().into(), g)),
+                Ok(_) => errs.push(format!("{tp}.uri"), "must not be empty (\"*\" matches every URI)"),
+                Err(e) => errs.push(format!("{tp}.uri"), format!("invalid glob: {e}")),
+            }
+        }
+        let mut prompts = Vec::new();
+        for (k, t) in r.target.iter().flat_map(|t| &t.prompts).enumerate() {
+            if !known(&t.backend) {
+                errs.push(
+                    format!("{rp}.target.prompts[{k}].backend"),
+                    format!("{:?} is not a backend of this server", t.backend),
+                );
+            }
+            prompts.push((t.backend.as_str().into(), t.name.as_deref().map(Into::into)));
+        }
+        if r.target
+            .as_ref()
+            .is_some_and(|t| t.tools.is_empty() && t.resources.is_empty() && t.prompts.is_empty())
+        {
             errs.push(
-                format!("{rp}.target.tools"),
-                "must list at least one tool (omit target to match every tool)",
+                format!("{rp}.target"),
+                "must list at least one of tools, resources or prompts (omit target to match every call)",
             );
         }
         let cel = r.cel.as_deref().and_then(|c| condition(c, format!("{rp}.cel"), errs));
@@ -78,6 +107,8 @@ pub(super) fn compile(
             scopes: scopes.unwrap_or_default(),
             claims,
             targets,
+            resources,
+            prompts,
             cel,
             allow: r.action != Some(raw::Action::Deny),
         });

@@ -4,6 +4,7 @@
 
 use crate::config::snapshot::{Backend, Server};
 use crate::mcp::json;
+use crate::policy::rules::Other;
 
 use super::wire::{answer, Link, Wire};
 use super::{exchange::*, link::*};
@@ -214,9 +215,13 @@ pub(crate) async fn merge_list(
                 } else {
                     name.to_string()
                 };
-                if kind == ListKind::Tools
-                    && (!server.name_allowed(&exposed, allow) || !visible.tool(&b.name, name))
-                {
+                let shown = match kind {
+                    ListKind::Tools => server.name_allowed(&exposed, allow) && visible.tool(&b.name, name),
+                    ListKind::Prompts => visible.other(&b.name, Other::Prompt(name)),
+                    ListKind::Resources => visible.other(&b.name, Other::Resource(name)),
+                    ListKind::Templates => visible.other(&b.name, Other::Template(name)),
+                };
+                if !shown {
                     continue;
                 }
                 let mut t = item.clone();

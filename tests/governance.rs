@@ -1,0 +1,293 @@
+//! Governance (issue "Governance"): rules over resources and prompts, and the listing of tools
+//! whose rule-level condition reads the arguments. Each backend is written here: a stateless
+//! 2025-revision MCP server answering by method, recording what reached it.
+#![allow(clippy::unwrap_used)] // test harness
+#![allow(clippy::disallowed_methods)] // fixture threads, not the data path
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{recorder, send, Recorder, Resp, Seen};
+use serde_json::{json, Value};
+
+const JWT_KEY: &[u8] = b"governance-test-hmac-key-0123456789";
+
+fn token(sub: &str, scope: &str) -> String {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let claims = json!({"iss": "https://idp.test", "sub": sub, "aud": "https://gw.test/mcp", "exp": exp, "scope": scope});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("h".into());
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(JWT_KEY)).unwrap()
+}
+
+/// The `authentication:` block of a JWT server whose tokens come from [`token`].
+fn jwt_auth() -> String {
+    let k = base64_simd::URL_SAFE_NO_PAD.encode_to_string(JWT_KEY);
+    format!(
+        "authentication: {{ mode: jwt, jwt: {{ providers: [{{ name: t, issuer: https://idp.test, \
+         jwks: {{ inline: {{ keys: [{{ kty: oct, kid: h, k: \"{k}\" }}] }} }} }}] }} }}"
+    )
+}
+
+/// A stateless 2025-revision MCP backend (no session id) with tools, prompts and resources.
+fn backend(tag: &'static str) -> Recorder {
+    recorder(move |seen: &Seen| {
+        let msg: Value = serde_json::from_str(&seen.body).unwrap_or(Value::Null);
+        let method = msg["method"].as_str().unwrap_or("");
+        if msg.get("id").is_none() {
+            return (202, "application/json", Vec::new());
+        }
+        let result = match method {
+            "initialize" => {
+                json!({"protocolVersion":"2025-11-25","capabilities":{"tools":{},"prompts":{},"resources":{}},"serverInfo":{"name":tag,"version":"1"}})
+            }
+            "tools/list" => json!({"tools":[
+                {"name":"echo","description":"echo","inputSchema":{"type":"object","properties":{"text":{"type":"string"}}}},
+                {"name":"other","description":"other","inputSchema":{"type":"object"}}]}),
+            "tools/call" => {
+                json!({"content":[{"type":"text","text":format!("{tag}:{}", msg["params"]["arguments"]["text"].as_str().unwrap_or(""))}],"isError":false})
+            }
+            "prompts/list" => json!({"prompts":[{"name":"summarize"},{"name":"secret"}]}),
+            "prompts/get" => {
+                json!({"messages":[{"role":"user","content":{"type":"text","text":format!("{tag} prompt {}", msg["params"]["name"].as_str().unwrap_or(""))}}]})
+            }
+            "resources/list" => json!({"resources":[
+                {"uri":"file:///docs/a.md","name":"a"},{"uri":"file:///docs/deep/b.md","name":"b"},{"uri":"file:///etc/passwd","name":"passwd"}]}),
+            "resources/templates/list" => json!({"resourceTemplates":[
+                {"uriTemplate":"file:///docs/{name}","name":"docs"},{"uriTemplate":"file:///etc/{name}","name":"etc"}]}),
+            "resources/read" => {
+                json!({"contents":[{"uri":msg["params"]["uri"],"text":format!("{tag} read {}", msg["params"]["uri"].as_str().unwrap_or(""))}]})
+            }
+            "server/discover" => return (
+                200,
+                "application/json",
+                json!({"jsonrpc":"2.0","id":msg["id"],"error":{"code":-32601,"message":"Method not found"}})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            _ => json!({}),
+        };
+        (
+            200,
+            "application/json",
+            json!({"jsonrpc":"2.0","id":msg["id"],"result":result}).to_string().into_bytes(),
+        )
+    })
+}
+
+/// A 2026-07-28 request of `method` with `params` (a JSON object's members, without `_meta`),
+/// carrying `Mcp-Name` when the method has one, and `auth` as the bearer token.
+fn rpc(addr: SocketAddr, method: &str, params: &str, auth: &str) -> Resp {
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let sep = if params.is_empty() { "" } else { "," };
+    let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{params}{sep}{meta}}}}}"#);
+    let parsed: Value = serde_json::from_str(&body).unwrap();
+    let name = match method {
+        "tools/call" | "prompts/get" => parsed["params"]["name"].as_str().map(str::to_string),
+        "resources/read" => parsed["params"]["uri"].as_str().map(str::to_string),
+        _ => None,
+    };
+    let name = name.map(|n| format!("Mcp-Name: {n}\r\n")).unwrap_or_default();
+    send(
+        addr,
+        &format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}\
+Authorization: Bearer {auth}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// The names (or URIs) a list answer holds under `member`, by `field`.
+fn names(r: &Resp, member: &str, field: &str) -> Vec<String> {
+    let v = r.json();
+    v["result"][member]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {member} in {v}"))
+        .iter()
+        .map(|x| x[field].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `target.resources` and `target.prompts` authorize reads and prompt gets and filter the lists
+/// the way tools are filtered; a denial is the 403 of a tool call, with the challenge when only
+/// a scope was missing; a denied read never reaches the backend.
+#[test]
+fn resource_and_prompt_rules_authorize_and_filter() {
+    let b1 = backend("b1");
+    let gw = common::start(&format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: docs
+    path: /mcp
+    resource: https://gw.test/mcp
+    {auth}
+    authorization:
+      rules:
+        - name: docs-readers
+          source: {{ jwt: {{ scopes: [docs.read] }} }}
+          target:
+            resources: [{{ backend: b1, uri: "file:///docs/*" }}]
+            prompts: [{{ backend: b1, name: summarize }}]
+        - name: tools-for-all
+          target: {{ tools: [{{ backend: b1 }}] }}
+    backends:
+      - name: b1
+        url: http://{b1}/mcp
+"#,
+        auth = jwt_auth(),
+        b1 = b1.addr
+    ));
+    let addr = gw.addrs()[0];
+    let reader = token("alice", "docs.read");
+    let nobody = token("bob", "other");
+
+    // Lists: the reader sees what it may read, the other principal nothing of the judged kinds.
+    let r = rpc(addr, "resources/list", "", &reader);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(names(&r, "resources", "uri"), ["file:///docs/a.md", "file:///docs/deep/b.md"]);
+    assert!(names(&rpc(addr, "resources/list", "", &nobody), "resources", "uri").is_empty());
+    let r = rpc(addr, "resources/templates/list", "", &reader);
+    assert_eq!(names(&r, "resourceTemplates", "uriTemplate"), ["file:///docs/{name}"]);
+    assert_eq!(names(&rpc(addr, "prompts/list", "", &reader), "prompts", "name"), ["summarize"]);
+    assert!(names(&rpc(addr, "prompts/list", "", &nobody), "prompts", "name").is_empty());
+    // Tools are judged by their own rules, untouched by the resource rule.
+    assert_eq!(names(&rpc(addr, "tools/list", "", &nobody), "tools", "name"), ["echo", "other"]);
+
+    // Reads: allowed under the glob (nested paths included), refused outside it.
+    b1.take();
+    let r = rpc(addr, "resources/read", r#""uri":"file:///docs/deep/b.md""#, &reader);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["result"]["contents"][0]["text"], "b1 read file:///docs/deep/b.md");
+    b1.take();
+    let r = rpc(addr, "resources/read", r#""uri":"file:///etc/passwd""#, &reader);
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"]["message"], "Forbidden: reading file:///etc/passwd is not allowed");
+    assert!(r.header("www-authenticate").is_none(), "no scope would allow it: no challenge");
+    assert!(
+        b1.take().iter().all(|s| !s.body.contains("resources/read")),
+        "a denied read never reaches the backend"
+    );
+
+    // Missing only a scope: 403 with the insufficient_scope challenge naming it.
+    let r = rpc(addr, "resources/read", r#""uri":"file:///docs/a.md""#, &nobody);
+    assert_eq!(r.status, 403);
+    let challenge = r.header("www-authenticate").unwrap();
+    assert!(challenge.contains(r#"error="insufficient_scope", scope="docs.read""#), "{challenge}");
+    let r = rpc(addr, "prompts/get", r#""name":"summarize""#, &nobody);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error"]["message"], "Forbidden: getting prompt summarize is not allowed");
+    let r = rpc(addr, "prompts/get", r#""name":"summarize""#, &reader);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["result"]["messages"][0]["content"]["text"], "b1 prompt summarize");
+    assert_eq!(rpc(addr, "prompts/get", r#""name":"secret""#, &reader).status, 403);
+
+    // Subscriptions (2025 sessions) are judged as reads.
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    for (who, status) in [(&reader, 200), (&nobody, 403)] {
+        let auth = format!("Authorization: Bearer {who}\r\n");
+        let r = common::post_mcp(addr, init, &auth);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let sid = r.header("mcp-session-id").unwrap().to_string();
+        let extra = format!("{auth}Mcp-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-11-25\r\n");
+        let sub =
+            r#"{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"file:///docs/a.md"}}"#;
+        let r = common::post_mcp(addr, sub, &extra);
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    }
+
+    // Tool calls keep their own rules.
+    let r = rpc(addr, "tools/call", r#""name":"echo","arguments":{"text":"hi"}"#, &nobody);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// A server whose rules name only tools does not judge resources or prompts: they pass as they
+/// did before rules could name them.
+#[test]
+fn resources_pass_unjudged_without_resource_rules() {
+    let b1 = backend("b1");
+    let gw = common::start(&format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: docs
+    path: /mcp
+    resource: https://gw.test/mcp
+    {auth}
+    authorization:
+      rules:
+        - target: {{ tools: [{{ backend: b1, tool: echo }}] }}
+    backends:
+      - name: b1
+        url: http://{b1}/mcp
+"#,
+        auth = jwt_auth(),
+        b1 = b1.addr
+    ));
+    let addr = gw.addrs()[0];
+    let t = token("carol", "");
+    assert_eq!(names(&rpc(addr, "resources/list", "", &t), "resources", "uri").len(), 3);
+    assert_eq!(rpc(addr, "resources/read", r#""uri":"file:///etc/passwd""#, &t).status, 200);
+    assert_eq!(rpc(addr, "prompts/get", r#""name":"secret""#, &t).status, 200);
+    assert_eq!(names(&rpc(addr, "tools/list", "", &t), "tools", "name"), ["echo"]);
+}
+
+/// Envoy AI Gateway's own example puts the argument check in the rule-level `cel`
+/// (`request.mcp.params.arguments.text.matches(...) && request.headers[...] == ...`): the tool
+/// is listed for a token that may call it, hidden when the header already decides against it.
+#[test]
+fn a_rule_level_condition_over_arguments_lists_the_tool() {
+    let b1 = backend("b1");
+    let gw = common::start(&format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: tools
+    path: /mcp
+    resource: https://gw.test/mcp
+    {auth}
+    authorization:
+      rules:
+        - source: {{ jwt: {{ scopes: [echo] }} }}
+          target: {{ tools: [{{ backend: b1, tool: echo }}] }}
+          cel: 'request.mcp.params.arguments.text.matches("^Hello, .*!$") && request.headers["x-tenant-id"] == "t-123"'
+    backends:
+      - name: b1
+        url: http://{b1}/mcp
+"#,
+        auth = jwt_auth(),
+        b1 = b1.addr
+    ));
+    let addr = gw.addrs()[0];
+    let t = token("dave", "echo");
+    let with_tenant = |method: &str, params: &str, tenant: &str| {
+        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+        let sep = if params.is_empty() { "" } else { "," };
+        let body =
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{{params}{sep}{meta}}}}}"#);
+        let name = if method == "tools/call" { "Mcp-Name: echo\r\n" } else { "" };
+        send(
+            addr,
+            &format!(
+                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}\
+X-Tenant-Id: {tenant}\r\nAuthorization: Bearer {t}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    assert_eq!(names(&with_tenant("tools/list", "", "t-123"), "tools", "name"), ["echo"]);
+    assert!(names(&with_tenant("tools/list", "", "t-999"), "tools", "name").is_empty());
+    let call = |text: &str, tenant: &str| {
+        with_tenant("tools/call", &format!(r#""name":"echo","arguments":{{"text":"{text}"}}"#), tenant).status
+    };
+    assert_eq!(call("Hello, you!", "t-123"), 200);
+    assert_eq!(call("bye", "t-123"), 403);
+    assert_eq!(call("Hello, you!", "t-999"), 403);
+}
