@@ -21,6 +21,8 @@ fn rule(scopes: &[&str], tool: &str, when: Option<&str>, allow: bool) -> Rule {
             tool: Some(tool.into()),
             when: when.map(|w| cel::compile_with(w, &cel::Options::gateway()).unwrap()),
         }],
+        resources: Vec::new(),
+        prompts: Vec::new(),
         cel: None,
         allow,
     }

@@ -38,6 +38,8 @@ pub enum Kind {
     Denied,
     /// The worker is at `limits.maxConnectionsPerWorker` or draining.
     Overloaded,
+    /// The caller spent its `rateLimits` budget (429 with `Retry-After`).
+    RateLimited,
     /// `MCP-Protocol-Version` names a version this gateway does not speak.
     UnsupportedProtocolVersion,
     /// A request that needs `Mcp-Session-Id` came without one.

@@ -291,3 +291,102 @@ X-Tenant-Id: {tenant}\r\nAuthorization: Bearer {t}\r\nConnection: close\r\nConte
     assert_eq!(call("bye", "t-123"), 403);
     assert_eq!(call("Hello, you!", "t-999"), 403);
 }
+
+/// `rateLimits`: a call over the caller's budget is 429 with `Retry-After` and the JSON-RPC
+/// error -32029 (`data.retryAfterMs`); budgets are per key; two workers share one budget (each
+/// holds half); denied calls spend nothing; the budget comes back with time; the refusals are
+/// counted by limit.
+#[test]
+fn rate_limits_per_key_across_workers() {
+    let gw = common::start(&format!(
+        r#"
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+workers: 2
+servers:
+  - name: rl
+    path: /mcp
+    resource: https://gw.test/mcp
+    {auth}
+    authorization:
+      rules:
+        - target: {{ tools: [{{ backend: rl, tool: search, when: 'args.q == "bad"' }}] }}
+          action: deny
+        - target: {{ tools: [{{ backend: rl, tool: search }}, {{ backend: rl, tool: free }}, {{ backend: rl, tool: fast }}] }}
+    rateLimits:
+      - name: search-per-user
+        match: {{ tools: [search] }}
+        key: sub
+        requests: 2
+        per: 1h
+      - match: {{ tools: [fast] }}
+        key: sub
+        requests: 20
+        per: 1s
+        burst: 2
+    tools:
+      - name: search
+        args: [{{ name: q, type: string, default: "" }}]
+        responseTemplate: {{ body: "found" }}
+      - name: free
+        responseTemplate: {{ body: "free" }}
+      - name: fast
+        responseTemplate: {{ body: "fast" }}
+"#,
+        auth = jwt_auth()
+    ));
+    let addr = gw.addrs()[0];
+    let (alice, bob) = (token("alice", ""), token("bob", ""));
+    let call =
+        |who: &str, tool: &str| rpc(addr, "tools/call", &format!(r#""name":"{tool}","arguments":{{}}"#), who);
+
+    // Two workers, a budget of 2 per hour: each worker holds one token of depth, so of many
+    // calls on fresh connections (spread over the workers by the kernel) at most 2 pass.
+    let statuses: Vec<u16> = (0..12).map(|_| call(&alice, "search").status).collect();
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    assert!((1..=2).contains(&passed), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    let r = call(&alice, "search");
+    assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 1, "{retry}");
+    let e = &r.json()["error"];
+    assert_eq!(e["code"], -32029, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().starts_with("Rate limit search-per-user exceeded: 2 requests per 1h"),
+        "{e}"
+    );
+    assert!(e["data"]["retryAfterMs"].as_u64().unwrap() > 0, "{e}");
+    assert_eq!(r.json()["id"], 7);
+
+    // A denied call spends nothing: after many, the next allowed call of that key passes.
+    for _ in 0..6 {
+        let r = rpc(addr, "tools/call", r#""name":"search","arguments":{"q":"bad"}"#, &bob);
+        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    }
+    // Another key has its own budget; another tool is not limited.
+    assert_eq!(call(&bob, "search").status, 200);
+    assert_eq!(call(&alice, "free").status, 200);
+
+    // The budget comes back with time: 20 per second is 10 per worker, one token of depth
+    // each. Spend until refused (bounded), wait for a refill, pass again. The unnamed limit is
+    // labelled by its index.
+    let refused = (0..200).find(|_| call(&alice, "fast").status == 429);
+    assert!(refused.is_some(), "a 10/s-per-worker bucket of depth 1 runs dry");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let after: Vec<u16> = (0..4).map(|_| call(&alice, "fast").status).collect();
+    assert!(after.contains(&200), "{after:?}");
+
+    let metrics = common::send(
+        gw.admin_addr().unwrap(),
+        "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&metrics.body);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(r#"portcullis_rate_limited_total{server="rl",rule="search-per-user"}"#))
+        .unwrap_or_else(|| panic!("{text}"));
+    let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 11, "{line}");
+    assert!(text.contains(r#"portcullis_rate_limited_total{server="rl",rule="1"}"#), "{text}");
+}

@@ -221,6 +221,27 @@ pub struct Server {
     /// An OpenAPI description whose operations become REST tools of this server, read at every
     /// load (start and reload).
     pub openapi: Option<Deferred<OpenApi>>,
+    /// Per-principal rate limits on `tools/call`.
+    pub rate_limits: Option<Vec<RateLimit>>,
+}
+
+/// `servers[].rateLimits[]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub name: Option<String>,
+    #[serde(rename = "match")]
+    pub matches: Option<RateMatch>,
+    pub key: String,
+    pub requests: u64,
+    pub per: String,
+    pub burst: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateMatch {
+    pub tools: Vec<String>,
 }
 
 /// `servers[].openapi`.

@@ -186,6 +186,8 @@ pub struct Server {
     pub auth: crate::auth::Authenticator,
     /// Authorization (phase 5): the compiled rule table.
     pub policy: crate::policy::rules::Policy,
+    /// `rateLimits`, in order: every one that applies to a call spends from its budget.
+    pub rate_limits: Vec<crate::policy::limits::Limit>,
     /// Aggregated MCP backends.
     pub backends: Vec<Backend>,
     /// `toolNameSeparator` (default `__`).

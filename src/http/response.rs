@@ -25,13 +25,16 @@ pub struct Extra<'a> {
     pub www_authenticate: Option<&'a str>,
     /// `Access-Control-Allow-Origin: *` (public documents such as the resource metadata).
     pub cors_any: bool,
+    /// `Retry-After`, seconds (429).
+    pub retry_after: Option<u64>,
 }
 
 /// Headers a browser MCP client may send and must be able to read.
 pub const CORS_ALLOW_HEADERS: &str = "authorization, content-type, accept, mcp-session-id, \
 mcp-protocol-version, mcp-method, mcp-name, last-event-id, x-request-id";
 /// Response headers exposed to browser clients.
-pub const CORS_EXPOSE_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenticate, x-request-id";
+pub const CORS_EXPOSE_HEADERS: &str =
+    "mcp-session-id, mcp-protocol-version, www-authenticate, x-request-id, retry-after";
 
 /// Standard reason phrase for the statuses the gateway sends.
 pub fn reason(status: u16) -> &'static str {
@@ -50,6 +53,7 @@ pub fn reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
         417 => "Expectation Failed",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -143,6 +147,11 @@ fn write_extra(out: &mut Vec<u8>, extra: &Extra<'_>) {
     }
     if let Some(w) = extra.www_authenticate {
         line(b"www-authenticate: ", w.as_bytes());
+    }
+    if let Some(s) = extra.retry_after {
+        out.extend_from_slice(b"retry-after: ");
+        write_u64(out, s);
+        out.extend_from_slice(b"\r\n");
     }
 }
 

@@ -139,6 +139,8 @@ pub struct Core {
     pub upstream_ids: Cell<u64>,
     /// How this worker reaches backends for sessionless clients.
     pub links: RefCell<crate::proxy::backends::owned::Links>,
+    /// Rate-limit buckets (this worker's share of every budget).
+    pub buckets: RefCell<crate::policy::limits::Buckets>,
     /// Argument rules of backend tools, from the lists this worker relayed.
     pub schemas: RefCell<crate::proxy::backends::schemas::Schemas>,
     /// Connections open on this worker.
@@ -179,6 +181,7 @@ impl Core {
             upstream_ids: Cell::new(0),
             links: RefCell::default(),
             schemas: RefCell::default(),
+            buckets: RefCell::default(),
             snapshot,
             decoder: RefCell::new(Decoder::default()),
             args: RefCell::new(Default::default()),

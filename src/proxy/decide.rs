@@ -25,6 +25,8 @@ use std::rc::Rc;
 pub(crate) struct Refusal {
     pub(crate) error: Error,
     pub(crate) challenge: Option<String>,
+    /// Over a rate limit: when a call would pass again (`Retry-After`, `data.retryAfterMs`).
+    pub(crate) retry_after: Option<std::time::Duration>,
 }
 
 /// What phase 5 made of a message.
@@ -144,7 +146,7 @@ fn judge<'c, 's, R>(
     args: Option<&[Node<'_>]>,
     then: impl FnOnce(&mut Writer<'c, 's>, Option<&[Node<'_>]>) -> R,
 ) -> Judged<R> {
-    match authorize(w, env, args) {
+    match authorize(w, env, args).and_then(|()| spend(w, env)) {
         Ok(()) => Judged::Go(then(w, args)),
         Err(r) => Judged::Refused(r),
     }
@@ -168,13 +170,15 @@ pub(crate) fn refused_arguments<R>(w: &Writer<'_, '_>, env: &Envelope<'_, '_>, e
                 Kind::Denied,
                 format!("Forbidden: calling {} is not allowed", local::truncate(name)),
             );
-            return Judged::Refused(Refusal { error, challenge: None });
+            return Judged::Refused(Refusal { error, challenge: None, retry_after: None });
         }
     }
     match e {
-        ArgError::Type(why) => {
-            Judged::Refused(Refusal { error: Error::client(Kind::InvalidParams, why), challenge: None })
-        }
+        ArgError::Type(why) => Judged::Refused(Refusal {
+            error: Error::client(Kind::InvalidParams, why),
+            challenge: None,
+            retry_after: None,
+        }),
         ArgError::Missing(ToolError(text)) => Judged::ToolFailed(text),
     }
 }
@@ -319,20 +323,99 @@ fn decided(
                 ));
                 c
             });
-            Err(Refusal { error: err, challenge })
+            Err(Refusal { error: err, challenge, retry_after: None })
         }
     }
 }
 
-/// 403 for a denied call: a JSON-RPC error echoing the request id, with the challenge.
+/// A refused call (403 denied, 429 over a rate limit, -32602 arguments): a JSON-RPC error
+/// echoing the request id, with the challenge or the `Retry-After` it carries.
 pub(crate) fn forbidden(
     w: &mut Writer<'_, '_>,
-    err: &Error,
-    challenge: Option<&str>,
+    r: &Refusal,
     env: &Envelope<'_, '_>,
     generation: Generation,
     method: MethodClass,
 ) -> Outcome {
-    let reply = ErrorReply { id: env.id.as_ref(), data: None, generation };
-    error_exit(w.to(), &Rejection { reply, challenge, method, ..Rejection::of(err) })
+    let mut data = Vec::new();
+    let retry_after = r.retry_after.map(|wait| {
+        let ms = wait.as_micros().div_ceil(1000) as u64;
+        data.extend_from_slice(b"{\"retryAfterMs\":");
+        crate::http::response::write_u64(&mut data, ms);
+        data.push(b'}');
+        ms.div_ceil(1000).max(1)
+    });
+    let data = (!data.is_empty()).then_some(&data[..]);
+    let reply = ErrorReply { id: env.id.as_ref(), data, generation };
+    let challenge = r.challenge.as_deref();
+    error_exit(w.to(), &Rejection { reply, challenge, method, retry_after, ..Rejection::of(&r.error) })
+}
+
+/// The server's rate limits on an allowed `tools/call` (after phase 5's decision: a denied
+/// call spends nothing): every limit that applies to the tool spends one token of the caller's
+/// bucket; the first one out of tokens refuses the call (429).
+fn spend(w: &Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(), Refusal> {
+    use crate::policy::limits::{KeyFrom, Verdict};
+    let (server, snap, principal) = (w.cx.server, w.cx.snap, w.principal);
+    if server.rate_limits.is_empty() || env.kind != MessageKind::Request || env.method != "tools/call" {
+        return Ok(());
+    }
+    let tool = env.name.unwrap_or("");
+    let now = std::time::Instant::now();
+    let mut buckets = w.cx.core.buckets.borrow_mut();
+    for (i, limit) in server.rate_limits.iter().enumerate() {
+        if !limit.applies(tool) {
+            continue;
+        }
+        // Callers without the key's value share one bucket (the limit still holds for them).
+        let (mut ip, owned);
+        let key: &[u8] = match &limit.key {
+            KeyFrom::Sub => principal.claims.get("sub").and_then(|v| v.as_str()).unwrap_or("").as_bytes(),
+            KeyFrom::Subject => principal.subject.as_bytes(),
+            KeyFrom::ApiKey if principal.kind == crate::auth::PrincipalKind::ApiKey => {
+                principal.subject.as_bytes()
+            }
+            KeyFrom::ApiKey => b"",
+            KeyFrom::Claim(path) => match crate::auth::jwt::claim_at(&principal.claims, path) {
+                Some(serde_json::Value::String(s)) => s.as_bytes(),
+                Some(v) => {
+                    owned = v.to_string();
+                    owned.as_bytes()
+                }
+                None => b"",
+            },
+            KeyFrom::Peer => match w.cx.peer {
+                std::net::IpAddr::V4(a) => {
+                    ip = [0u8; 16];
+                    ip[..4].copy_from_slice(&a.octets());
+                    &ip[..4]
+                }
+                std::net::IpAddr::V6(a) => {
+                    ip = a.octets();
+                    &ip[..]
+                }
+            },
+        };
+        let verdict = buckets.check(snap.generation, &server.name, i, limit, snap.workers, key, now);
+        if let Verdict::Limited(wait) = verdict {
+            w.cx.core.stats.borrow_mut().rate_limited(&server.name, &limit.label);
+            let per = limit.per.as_secs();
+            let per = match per {
+                p if p % 3600 == 0 => format!("{}h", p / 3600),
+                p if p % 60 == 0 => format!("{}m", p / 60),
+                p => format!("{p}s"),
+            };
+            let error = Error::client(
+                Kind::RateLimited,
+                format!(
+                    "Rate limit {} exceeded: {} requests per {per}; retry in {} ms",
+                    limit.label,
+                    limit.requests,
+                    wait.as_micros().div_ceil(1000)
+                ),
+            );
+            return Err(Refusal { error, challenge: None, retry_after: Some(wait) });
+        }
+    }
+    Ok(())
 }

@@ -28,6 +28,8 @@ pub(crate) struct Rejection<'r> {
     pub(crate) challenge: Option<&'r str>,
     /// `Allow` (405).
     pub(crate) allow: Option<&'static str>,
+    /// `Retry-After`, seconds (429).
+    pub(crate) retry_after: Option<u64>,
     /// The method class the request is counted under.
     pub(crate) method: MethodClass,
 }
@@ -40,6 +42,7 @@ impl<'r> Rejection<'r> {
             reply: ErrorReply::default(),
             challenge: None,
             allow: None,
+            retry_after: None,
             method: MethodClass::None,
         }
     }
@@ -69,6 +72,7 @@ pub(crate) fn error_exit(to: To<'_>, r: &Rejection<'_>) -> Outcome {
         request_id: Some(to.request_id),
         www_authenticate: r.challenge,
         allow: r.allow,
+        retry_after: r.retry_after,
         ..Extra::default()
     };
     let w = respond::write_error(to.out, to.scratch, r.error, &r.reply, to.keep_alive, &extra);

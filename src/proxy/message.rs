@@ -86,7 +86,7 @@ pub(crate) fn message(w: &mut Writer<'_, '_>, tape: &[Node<'_>]) -> Step {
             Step::Learn(backend, via)
         }
         Judged::Go(step) => step,
-        Judged::Refused(r) => forbidden(w, &r.error, r.challenge.as_deref(), &env, generation, class).into(),
+        Judged::Refused(r) => forbidden(w, &r, &env, generation, class).into(),
         Judged::ToolFailed(text) => {
             w.scratch.clear();
             tool_failed(w.scratch, &env, &text, generation, w.cx.server);

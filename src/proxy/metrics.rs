@@ -178,6 +178,24 @@ pub fn render(st: &Stats, snap: &Snapshot, process: &Process) -> String {
             ss.token_cache_misses
         );
     }
+    if !st.rate_limited.is_empty() {
+        family(
+            &mut s,
+            "portcullis_rate_limited_total",
+            "counter",
+            "tools/call refused by a rate limit, by server and limit (its name, else its index).",
+        );
+        let mut limited: Vec<_> = st.rate_limited.iter().collect();
+        limited.sort();
+        for ((server, rule), n) in limited {
+            let _ = writeln!(
+                s,
+                "portcullis_rate_limited_total{{server=\"{}\",rule=\"{}\"}} {n}",
+                label(server),
+                label(rule)
+            );
+        }
+    }
     if !st.backend_failures.is_empty() {
         family(
             &mut s,

@@ -228,6 +228,7 @@ async fn exchange<'s>(
         server,
         core,
         snap,
+        peer: conn.peer.ip(),
         may_learn: std::cell::Cell::new(true),
     };
     // A CORS preflight carries no credentials: answered before authentication.

@@ -24,6 +24,8 @@ pub(crate) struct Ctx<'s> {
     pub(crate) core: &'s Core,
     /// The configuration the request runs under (`server` is one of its servers).
     pub(crate) snap: &'s Snapshot,
+    /// The client's address (the TCP peer).
+    pub(crate) peer: std::net::IpAddr,
     /// Whether phase 5 may ask to learn a backend's tools before deciding (once per request).
     pub(crate) may_learn: std::cell::Cell<bool>,
 }

@@ -340,6 +340,8 @@ pub struct Stats {
     /// TLS handshakes that failed (bad client hello, no shared cipher, refused client
     /// certificate, timeout).
     pub tls_handshake_failures: u64,
+    /// Calls refused by a rate limit: (server, limit label) -> count.
+    pub rate_limited: FxHashMap<(Box<str>, Box<str>), u64>,
 }
 
 impl Stats {
@@ -349,6 +351,17 @@ impl Stats {
             Some(n) => *n += 1,
             None => {
                 self.backend_failures.insert(backend.into(), 1);
+            }
+        }
+    }
+
+    /// Counts a call refused by the rate limit `label` of `server`.
+    pub fn rate_limited(&mut self, server: &str, label: &str) {
+        let hit = self.rate_limited.iter_mut().find(|((s, l), _)| **s == *server && **l == *label);
+        match hit {
+            Some((_, n)) => *n += 1,
+            None => {
+                self.rate_limited.insert((server.into(), label.into()), 1);
             }
         }
     }
@@ -455,5 +468,8 @@ impl Stats {
         self.sessions_closed += o.sessions_closed;
         self.tls_handshakes += o.tls_handshakes;
         self.tls_handshake_failures += o.tls_handshake_failures;
+        for (k, n) in &o.rate_limited {
+            *self.rate_limited.entry(k.clone()).or_insert(0) += n;
+        }
     }
 }

@@ -4,6 +4,7 @@
 use super::common::Errors;
 use crate::config::raw;
 use crate::policy::cel::{self, Program};
+use crate::policy::limits::{parse_period, KeyFrom, Limit};
 use crate::policy::rules::{Glob, Policy, Rule, Target};
 
 fn condition(src: &str, path: String, errs: &mut Errors) -> Option<Program> {
@@ -114,4 +115,35 @@ pub(super) fn compile(
         });
     }
     Policy::new(rules, default_allow)
+}
+
+/// Compiles `rateLimits`: each entry's key, period and budget checked, every error named by its
+/// path.
+pub(super) fn rate_limits(raw: Option<&[raw::RateLimit]>, path: &str, errs: &mut Errors) -> Vec<Limit> {
+    let mut out = Vec::new();
+    for (i, r) in raw.unwrap_or_default().iter().enumerate() {
+        let rp = format!("{path}.rateLimits[{i}]");
+        let key = KeyFrom::parse(&r.key).map_err(|e| errs.push(format!("{rp}.key"), e)).ok();
+        let per = parse_period(&r.per).map_err(|e| errs.push(format!("{rp}.per"), e)).ok();
+        if r.requests == 0 {
+            errs.push(format!("{rp}.requests"), "must be at least 1");
+        }
+        if r.burst == Some(0) {
+            errs.push(format!("{rp}.burst"), "must be at least 1");
+        }
+        let tools = r.matches.as_ref().map(|m| m.tools.iter().map(|t| t.as_str().into()).collect::<Vec<_>>());
+        if tools.as_ref().is_some_and(Vec::is_empty) {
+            errs.push(format!("{rp}.match.tools"), "must name at least one tool (omit match for every tool)");
+        }
+        let (Some(key), Some(per)) = (key, per) else { continue };
+        out.push(Limit {
+            label: r.name.as_deref().map_or_else(|| i.to_string().into(), Into::into),
+            tools,
+            key,
+            requests: r.requests,
+            per,
+            burst: r.burst.unwrap_or(r.requests),
+        });
+    }
+    out
 }

@@ -143,6 +143,7 @@ pub(crate) fn compile_server(
     }
     let backend_names: Vec<&str> = backends.iter().map(|b| &*b.name).collect();
     let policy = authz::compile(raw_authz.as_ref(), &rs.name, &backend_names, &zpath, errs);
+    let rate_limits = authz::rate_limits(rs.rate_limits.as_deref(), path, errs);
     if let Some(sep) = &rs.tool_name_separator {
         if sep.is_empty() {
             errs.push(format!("{path}.toolNameSeparator"), "must not be empty");
@@ -191,6 +192,7 @@ pub(crate) fn compile_server(
         anonymous,
         auth,
         policy,
+        rate_limits,
         backends,
         separator: rs.tool_name_separator.as_deref().unwrap_or("__").into(),
     })
