@@ -46,8 +46,9 @@ pub fn compile_file(path: &std::path::Path) -> Result<Snapshot, Vec<String>> {
     compile_str(&text, &|name| std::env::var(name).ok())
 }
 
-const TOP_LEVEL: [&str; 10] = [
+const TOP_LEVEL: [&str; 11] = [
     "log",
+    "audit",
     "listen",
     "shutdownGraceMs",
     "workers",
@@ -104,6 +105,7 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
         .and_then(|a| resolve_addr(&a).map_err(|e| errs.push("admin", e)).ok());
     let limits = compile_limits(get("limits"), errs);
     let log = logging::compile(get("log"), errs);
+    let audit = logging::compile_audit(get("audit"), errs);
     let sessions = compile_sessions(get("sessions"), errs);
     let allowed_origins =
         get("allowedOrigins").and_then(|v| parse_value::<Vec<String>>(v, "allowedOrigins", errs));
@@ -196,6 +198,7 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
         admin,
         limits,
         log,
+        audit,
         sessions,
         origins,
         servers,

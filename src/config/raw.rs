@@ -225,6 +225,13 @@ pub struct Server {
     pub rate_limits: Option<Vec<RateLimit>>,
 }
 
+/// The top-level `audit` block.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    pub file: String,
+}
+
 /// `servers[].rateLimits[]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

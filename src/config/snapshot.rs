@@ -259,6 +259,8 @@ pub struct Snapshot {
     pub limits: Limits,
     /// Logging (`log`).
     pub log: LogSettings,
+    /// `audit.file`: where the audit trail goes (none: no trail).
+    pub audit: Option<std::path::PathBuf>,
     /// Session keys (first seals, all open) and TTL.
     pub sessions: session::Keys,
     /// Origin/Host policy.

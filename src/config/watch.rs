@@ -51,6 +51,7 @@ impl Reloader {
     /// settings (the `log` block) too.
     pub fn new(source: Source, initial: Snapshot) -> Reloader {
         crate::runtime::logging::apply(&initial.log);
+        crate::runtime::audit::configure(initial.audit.as_deref());
         Reloader {
             source,
             current: Arc::new(ArcSwap::from_pointee(initial)),
@@ -78,6 +79,7 @@ impl Reloader {
                 }
                 next.carry_over(&cur);
                 crate::runtime::logging::apply(&next.log);
+                crate::runtime::audit::configure(next.audit.as_deref());
                 self.current.store(Arc::new(next));
                 self.ok.fetch_add(1, Ordering::Relaxed);
                 for n in &notes {

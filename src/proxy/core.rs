@@ -149,6 +149,8 @@ pub struct Core {
     pub tokens: RefCell<TokenCaches>,
     /// Buffers for access lines, reused.
     pub lines: crate::runtime::logging::Lines,
+    /// Buffers for audit lines, reused.
+    pub audit: crate::runtime::logging::Lines,
     /// The anonymous principal, shared.
     pub anonymous: Rc<crate::auth::Principal>,
     /// The snapshot this core last saw, shared by its requests with a non-atomic count.
@@ -173,6 +175,7 @@ impl Core {
             open: Cell::new(0),
             tokens: RefCell::new(TokenCaches::default()),
             lines: Default::default(),
+            audit: crate::runtime::logging::Lines::to(crate::runtime::audit::ship),
             anonymous: Rc::new(crate::auth::Principal::anonymous()),
             session_scratch: RefCell::new(Vec::with_capacity(256)),
             upstream: RefCell::new(crate::upstream::pool::Pool::default()),

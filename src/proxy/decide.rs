@@ -146,6 +146,10 @@ fn judge<'c, 's, R>(
     args: Option<&[Node<'_>]>,
     then: impl FnOnce(&mut Writer<'c, 's>, Option<&[Node<'_>]>) -> R,
 ) -> Judged<R> {
+    // The audit trail records which arguments were judged, as a digest only.
+    if w.cx.snap.audit.is_some() && env.kind == MessageKind::Request && env.method == "tools/call" {
+        w.facts.args_sha256.set(Some(crate::proxy::audit::args_sha256(args, w.tmp)));
+    }
     match authorize(w, env, args).and_then(|()| spend(w, env)) {
         Ok(()) => Judged::Go(then(w, args)),
         Err(r) => Judged::Refused(r),
@@ -399,6 +403,7 @@ fn spend(w: &Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(), Refusal> {
         let verdict = buckets.check(snap.generation, &server.name, i, limit, snap.workers, key, now);
         if let Verdict::Limited(wait) = verdict {
             w.cx.core.stats.borrow_mut().rate_limited(&server.name, &limit.label);
+            w.facts.limited.set(true);
             let per = limit.per.as_secs();
             let per = match per {
                 p if p % 3600 == 0 => format!("{}h", p / 3600),

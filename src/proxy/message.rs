@@ -47,6 +47,14 @@ pub(crate) fn message(w: &mut Writer<'_, '_>, tape: &[Node<'_>]) -> Step {
         w.facts.tool.set(observe::body_span(w.body, w.base, name));
         w.facts.tool_labels.set(Some(observe::tool_labels(w.cx.server, name)));
     }
+    let target = match env.method {
+        "resources/read" | "resources/subscribe" => env.uri,
+        "prompts/get" => env.name,
+        _ => None,
+    };
+    if let Some(t) = target.filter(|_| env.kind == MessageKind::Request) {
+        w.facts.target.set(observe::body_span(w.body, w.base, t));
+    }
     // Which generation's rules the message follows.
     let generation = match header_version {
         Some(v) => match Version::parse(v) {

@@ -19,6 +19,8 @@ pub struct Process {
     pub reload_failures: u64,
     /// Worker threads.
     pub workers: u64,
+    /// Audit lines dropped (queue full, or the file could not be opened).
+    pub audit_dropped: u64,
 }
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
@@ -315,7 +317,7 @@ pub fn render(st: &Stats, snap: &Snapshot, process: &Process) -> String {
     let _ = writeln!(s, "portcullis_tls_handshakes_total{{result=\"ok\"}} {}", st.tls_handshakes);
     let _ = writeln!(s, "portcullis_tls_handshakes_total{{result=\"failed\"}} {}", st.tls_handshake_failures);
 
-    let gauges: [(&str, &str, &str, u64); 10] = [
+    let gauges: [(&str, &str, &str, u64); 11] = [
         (
             "portcullis_upstream_connections_total",
             "counter",
@@ -351,6 +353,12 @@ pub fn render(st: &Stats, snap: &Snapshot, process: &Process) -> String {
             process.reload_failures,
         ),
         ("portcullis_workers", "gauge", "Worker threads.", process.workers),
+        (
+            "portcullis_audit_dropped_total",
+            "counter",
+            "Audit lines dropped: the writer's queue was full or the audit file could not be opened.",
+            process.audit_dropped,
+        ),
     ];
     for (name, kind, help, v) in gauges {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");

@@ -3,6 +3,7 @@
 //! answers itself, `observe` what phase 8 logs and counts (and the trace headers backends get),
 //! `stats` the counters and `metrics` their Prometheus text. Leaves (`http`, `mcp`, `rest`, ...) never import this module.
 
+pub(crate) mod audit;
 pub mod authz;
 pub mod backends;
 pub mod caches;

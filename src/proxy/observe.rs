@@ -68,6 +68,13 @@ pub struct Facts<'s> {
     pub tool_labels: Cell<Option<(&'s str, &'s str)>>,
     /// The authorization decision: (allowed, deciding rule; `None` = `defaultAction`).
     pub decision: Cell<Option<(bool, Option<usize>)>>,
+    /// The URI of a `resources/read` or `resources/subscribe`, the name of a `prompts/get`, in
+    /// the body (as written).
+    pub target: Cell<Option<BodySpan>>,
+    /// SHA-256 of the canonical JSON of the judged arguments (audit trail only).
+    pub args_sha256: Cell<Option<[u8; 32]>>,
+    /// A rate limit refused the call.
+    pub limited: Cell<bool>,
 }
 
 /// The metric labels of a call to the exposed tool `exposed` on `server`: (backend, tool), both
@@ -233,7 +240,7 @@ fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-fn quoted(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn quoted(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
     escaped(out, bytes);
     out.push(b'"');
@@ -299,7 +306,7 @@ fn peer(out: &mut Vec<u8>, p: SocketAddr) {
     let _ = write!(out, "{p}");
 }
 
-fn rule(out: &mut Vec<u8>, r: RuleName<'_>, json: bool) {
+pub(crate) fn rule(out: &mut Vec<u8>, r: RuleName<'_>, json: bool) {
     let q = |out: &mut Vec<u8>| {
         if json {
             out.push(b'"');

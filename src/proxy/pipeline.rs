@@ -68,10 +68,19 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
         Some(err) => unframed(conn, &err),
         None => exchange(core, &snap, conn, &mut facts, &tally).await,
     };
+    // The audit trail reads how the answer ended before phase 7 sends it.
+    let answered = match snap.audit.is_some() && audited(&facts, outcome.status) {
+        true => Some(crate::proxy::audit::Outcome::of_response(
+            &mut core.decoder.borrow_mut(),
+            &conn.out,
+            outcome.status,
+        )),
+        false => None,
+    };
     // 7. respond
     let sent = respond(conn, &snap.limits, framing_lost).await;
     // 8. log and count
-    let done = Done { outcome, framing_lost, started, sent };
+    let done = Done { outcome, framing_lost, started, sent, answered };
     record(core, &snap, conn, &facts, &tally, &done);
     let close = outcome.close || !sent.written || !conn.body_read || core.drain.is_set();
     conn.finish_request();
@@ -115,6 +124,14 @@ struct Done {
     framing_lost: bool,
     started: Instant,
     sent: Sent,
+    /// How the answer ended, for the audit trail (when it writes a line for this request).
+    answered: Option<crate::proxy::audit::Outcome>,
+}
+
+/// Whether the audit trail records a request: the rules decided it, or it was refused (401,
+/// 403, 429) whatever it asked.
+fn audited(facts: &Facts<'_>, status: u16) -> bool {
+    facts.decision.get().is_some() || matches!(status, 401 | 403 | 429)
 }
 
 /// Phase 8: counts the request in this worker's statistics and writes its access line (when
@@ -127,11 +144,14 @@ fn record(
     tally: &aggregate::Tally,
     done: &Done,
 ) {
-    let Done { outcome, framing_lost, started, sent } = *done;
+    let Done { outcome, framing_lost, started, sent, answered } = *done;
     let total_us = started.elapsed().as_micros() as u64;
     let path = if framing_lost { &b""[..] } else { conn.head.path.of(&conn.buf) };
     let routed = if framing_lost { None } else { snap.route(path) };
     let server = routed.map_or("-", |s| &*s.name);
+    if let Some(answered) = answered {
+        audit_line(core, conn, facts, routed, answered, (outcome.status, total_us));
+    }
     let backend_us = tally.backend_us();
     let tool = facts.tool_labels.get().filter(|_| outcome.method == MethodClass::ToolsCall);
     core.stats.borrow_mut().count(&Record {
@@ -483,4 +503,51 @@ fn preflight(conn: &mut Conn, cx: &Ctx<'_>) -> Outcome {
         conn.out.extend_from_slice(b"\r\naccess-control-max-age: 86400\r\n\r\n");
     }
     outcome
+}
+
+/// Phase 8's audit line for a request [`audited`] says is recorded.
+fn audit_line(
+    core: &Core,
+    conn: &Conn,
+    facts: &Facts<'_>,
+    routed: Option<&crate::config::snapshot::Server>,
+    answered: crate::proxy::audit::Outcome,
+    (status, duration_us): (u16, u64),
+) {
+    use crate::proxy::audit::{self, Line, Outcome as Audited};
+    let body = conn.body();
+    let method = observe::in_body(body, facts.rpc_method.get());
+    let target = match method {
+        b"tools/call" => Some(("tool", observe::in_body(body, facts.tool.get()))),
+        b"prompts/get" => Some(("prompt", observe::in_body(body, facts.target.get()))),
+        b"resources/read" | b"resources/subscribe" => {
+            Some(("uri", observe::in_body(body, facts.target.get())))
+        }
+        _ => None,
+    };
+    let decision = facts.decision.get().map(|(allowed, rule)| {
+        let named = |i: usize| routed.and_then(|s| s.policy.rules().get(i)?.name.as_deref());
+        let rule = match rule {
+            None => RuleName::Default,
+            Some(i) => named(i).map_or(RuleName::Index(i), RuleName::Named),
+        };
+        (allowed, rule)
+    });
+    let backend = facts.tool_labels.get().map(|(b, _)| b).or(facts.backend);
+    let line = Line {
+        request_id: &conn.request_id,
+        principal: facts.principal.as_deref(),
+        server: routed.map_or("-", |s| &*s.name),
+        backend,
+        method,
+        target,
+        decision,
+        args_sha256: facts.args_sha256.get(),
+        outcome: if facts.limited.get() { Audited::RateLimited } else { answered },
+        status,
+        duration_us,
+    };
+    let mut batch = core.audit.buffer();
+    audit::write(&mut batch, &line, SystemTime::now());
+    core.audit.send(batch);
 }

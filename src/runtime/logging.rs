@@ -211,23 +211,39 @@ pub fn access_format() -> Option<LogFormat> {
     Some(if JSON.load(Ordering::Relaxed) { LogFormat::Json } else { LogFormat::Text })
 }
 
-/// A worker's access-line batch: a line is appended to [`Lines::buffer`] and given back with
-/// [`Lines::send`], which hands the batch to the writer thread once it is large enough;
-/// [`Lines::flush`] (the worker's timer) sends what is pending. Written batches come back here.
+/// Where a [`Lines`] batch goes: a writer thread's queue, with the channel the written buffer
+/// comes back on.
+pub type Ship = fn(Vec<u8>, SyncSender<Vec<u8>>);
+
+/// A worker's line batch (access lines, or the audit trail): a line is appended to
+/// [`Lines::buffer`] and given back with [`Lines::send`], which hands the batch to the writer
+/// thread once it is large enough; [`Lines::flush`] (the worker's timer) sends what is pending.
+/// Written batches come back here.
 pub struct Lines {
     spare: Receiver<Vec<u8>>,
     back: SyncSender<Vec<u8>>,
     pending: std::cell::RefCell<Vec<u8>>,
+    ship: Ship,
 }
 
 impl Default for Lines {
+    /// Access lines, to the log writer.
     fn default() -> Self {
-        let (back, spare) = sync_channel(SPARE);
-        Lines { spare, back, pending: std::cell::RefCell::new(Vec::new()) }
+        Lines::to(|batch, back| {
+            if let Some(sink) = SINK.get() {
+                send(sink, (batch, Some(back)));
+            }
+        })
     }
 }
 
 impl Lines {
+    /// Batches handed to `ship`.
+    pub fn to(ship: Ship) -> Lines {
+        let (back, spare) = sync_channel(SPARE);
+        Lines { spare, back, pending: std::cell::RefCell::new(Vec::new()), ship }
+    }
+
     /// The batch to append the next line to (a returned buffer when a new batch starts).
     pub fn buffer(&self) -> Vec<u8> {
         let batch = std::mem::take(&mut *self.pending.borrow_mut());
@@ -264,8 +280,6 @@ impl Lines {
     }
 
     fn ship(&self, batch: Vec<u8>) {
-        if let Some(sink) = SINK.get() {
-            send(sink, (batch, Some(self.back.clone())));
-        }
+        (self.ship)(batch, self.back.clone());
     }
 }

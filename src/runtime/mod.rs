@@ -6,6 +6,7 @@
 //! Workers share nothing mutable: they read the published snapshot through arc-swap and receive
 //! channel messages (drain, statistics scrape, session terminations).
 
+pub mod audit;
 pub mod listen;
 pub mod logging;
 pub mod scrape;

@@ -106,6 +106,7 @@ async fn serve(spec: Spec) {
         while !c.drain.is_set() {
             monoio::time::sleep(crate::runtime::logging::ACCESS_FLUSH).await;
             c.lines.flush();
+            c.audit.flush();
         }
     });
     let loops: Vec<_> =
@@ -127,6 +128,7 @@ async fn serve(spec: Spec) {
         log::warn!("worker {index}: {} connection(s) still open at the drain deadline", core.open.get());
     }
     core.lines.flush();
+    core.audit.flush();
 }
 
 /// Accepts on listener `index` (its place in `listen`, which says whether it terminates TLS)

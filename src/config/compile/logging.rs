@@ -37,3 +37,22 @@ pub(super) fn compile(v: Option<&Value>, errs: &mut Errors) -> LogSettings {
     };
     LogSettings { level, format, access: r.access.unwrap_or(d.access) }
 }
+
+/// Compiles `audit` (absent: no trail). The file is created on first use; its folder must exist.
+pub(super) fn compile_audit(v: Option<&Value>, errs: &mut Errors) -> Option<std::path::PathBuf> {
+    let r = v.and_then(|v| parse_value::<raw::Audit>(v, "audit", errs))?;
+    let path = std::path::PathBuf::from(&r.file);
+    if r.file.trim().is_empty() {
+        errs.push("audit.file", "must not be empty");
+        return None;
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !folder.is_dir() {
+        errs.push("audit.file", format!("folder {:?} does not exist", folder.display().to_string()));
+        return None;
+    }
+    Some(path)
+}
