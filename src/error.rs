@@ -40,6 +40,8 @@ pub enum Kind {
     Overloaded,
     /// The caller spent its `rateLimits` budget (429 with `Retry-After`).
     RateLimited,
+    /// A pinned tool's definition does not match its approved digest (`pinning: enforce`).
+    NotApproved,
     /// `MCP-Protocol-Version` names a version this gateway does not speak.
     UnsupportedProtocolVersion,
     /// A request that needs `Mcp-Session-Id` came without one.

@@ -1,5 +1,6 @@
 //! The `portcullis` binary: `portcullis` (embedded demo), `portcullis --config FILE`,
-//! `portcullis check --config FILE`, `portcullis import openapi SPEC`.
+//! `portcullis check --config FILE`, `portcullis import openapi SPEC`,
+//! `portcullis pins record --config FILE`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +38,18 @@ enum Command {
         #[command(subcommand)]
         format: ImportFormat,
     },
+    /// Tool-definition pins of backends with `pinning` (warn or enforce).
+    Pins {
+        #[command(subcommand)]
+        action: PinsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PinsAction {
+    /// Ask every pinned backend for its tools and write their digests to each server's `pins`
+    /// file (what is listed now becomes what is approved).
+    Record,
 }
 
 #[derive(Subcommand)]
@@ -65,6 +78,7 @@ fn main() -> std::process::ExitCode {
         Command::Check => check(&source),
         Command::Run => run(source),
         Command::Import { format } => import(format),
+        Command::Pins { action: PinsAction::Record } => record_pins(&source),
     };
     match result {
         Ok(code) => code,
@@ -92,6 +106,27 @@ fn check(source: &Source) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::FAILURE)
         }
     }
+}
+
+fn record_pins(source: &Source) -> anyhow::Result<std::process::ExitCode> {
+    let snap = source
+        .compile()
+        .map_err(|errors| anyhow::anyhow!("invalid configuration:\n  {}", errors.join("\n  ")))?;
+    let report = portcullis::runtime::pins::record_pins_blocking(snap).map_err(|e| anyhow::anyhow!(e))?;
+    if report.is_empty() {
+        println!("no backend has pinning (warn or enforce): nothing recorded");
+    }
+    let mut failed = false;
+    for (server, backend, outcome) in report {
+        match outcome {
+            Ok(n) => println!("{server}/{backend}: {n} tool(s) pinned"),
+            Err(why) => {
+                failed = true;
+                println!("{server}/{backend}: not recorded, its previous pins are kept: {why}");
+            }
+        }
+    }
+    Ok(if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
 }
 
 fn import(format: ImportFormat) -> anyhow::Result<std::process::ExitCode> {

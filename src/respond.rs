@@ -38,6 +38,8 @@ pub const SESSION_NOT_FOUND: i32 = -32001;
 pub const HEADER_MISMATCH: i32 = -32020;
 /// The gateway's rate limits: a call over its budget (server-defined range, -32000 to -32099).
 pub const RATE_LIMITED: i32 = -32029;
+/// The gateway's tool pinning: the tool's definition is not the approved one.
+pub const TOOL_NOT_APPROVED: i32 = -32030;
 /// MCP 2026-07-28: unsupported protocol version.
 pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 
@@ -61,6 +63,7 @@ pub const fn wire(kind: Kind) -> Wire {
         Kind::Denied => (403, INVALID_REQUEST, false),
         Kind::Overloaded => (503, INTERNAL_ERROR, true),
         Kind::RateLimited => (429, RATE_LIMITED, false),
+        Kind::NotApproved => (403, TOOL_NOT_APPROVED, false),
         Kind::UnsupportedProtocolVersion => (400, UNSUPPORTED_PROTOCOL_VERSION, false),
         Kind::SessionRequired => (400, INVALID_REQUEST, false),
         Kind::SessionNotFound => (404, SESSION_NOT_FOUND, false),

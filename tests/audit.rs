@@ -76,6 +76,8 @@ fn every_decision_is_one_line_without_content() {
     let dir = std::env::temp_dir().join(format!("portcullis-audit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let trail = dir.join("audit.jsonl");
+    let pins = dir.join("pins.json");
+    std::fs::write(&pins, "{}").unwrap();
     let _ = std::fs::remove_file(&trail);
     // A stateless 2025-revision backend whose `echo` reports an error for "fail".
     let b1 = recorder(|seen: &Seen| {
@@ -127,15 +129,18 @@ servers:
       rules:
         - name: echo-for-callers
           source: {{ jwt: {{ scopes: [echo] }} }}
-          target: {{ tools: [{{ backend: b1, tool: echo }}] }}
+          target: {{ tools: [{{ backend: b1, tool: echo }}, {{ backend: b2, tool: echo }}] }}
     rateLimits:
       - {{ name: two-per-hour, key: sub, requests: 2, per: 1h }}
+    pins: "{pins}"
     backends:
       - name: b1
         url: http://{b1}/mcp
+      - {{ name: b2, url: "http://{b1}/mcp", pinning: enforce }}
 "#,
         trail = trail.display(),
-        b1 = b1.addr
+        b1 = b1.addr,
+        pins = pins.display()
     );
     let file = dir.join("config.yaml");
     std::fs::write(&file, &config).unwrap();
@@ -145,19 +150,30 @@ servers:
     let (caller, other) = (token("alice", "echo"), token("mallory", "none"));
 
     // Allowed (ok), allowed (isError), rate limited, denied, unauthenticated.
-    let args = format!(r#""name":"echo","arguments":{{"text":"{SECRET_ARG}","n":"5"}}"#);
-    assert_eq!(rpc(addr, "tools/call", &args, Some("echo"), Some(&caller)).status, 200);
-    let fail = r#""name":"echo","arguments":{"text":"fail"}"#;
-    assert_eq!(rpc(addr, "tools/call", fail, Some("echo"), Some(&caller)).status, 200);
-    assert_eq!(rpc(addr, "tools/call", fail, Some("echo"), Some(&caller)).status, 429);
-    assert_eq!(rpc(addr, "tools/call", &args, Some("echo"), Some(&other)).status, 403);
-    assert_eq!(rpc(addr, "tools/call", &args, Some("echo"), None).status, 401);
+    let args = format!(r#""name":"b1__echo","arguments":{{"text":"{SECRET_ARG}","n":"5"}}"#);
+    let echo = Some("b1__echo");
+    assert_eq!(rpc(addr, "tools/call", &args, echo, Some(&caller)).status, 200);
+    let fail = r#""name":"b1__echo","arguments":{"text":"fail"}"#;
+    assert_eq!(rpc(addr, "tools/call", fail, echo, Some(&caller)).status, 200);
+    assert_eq!(rpc(addr, "tools/call", fail, echo, Some(&caller)).status, 429);
+    assert_eq!(rpc(addr, "tools/call", &args, echo, Some(&other)).status, 403);
+    assert_eq!(rpc(addr, "tools/call", &args, echo, None).status, 401);
+    // An unapproved definition (b2 is pinned, nothing recorded); the rate limit is not reached
+    // first: refused calls spend nothing.
+    let pinned = r#""name":"b2__echo","arguments":{"text":"x"}"#;
+    assert_eq!(rpc(addr, "tools/call", pinned, Some("b2__echo"), Some(&token("trent", "echo"))).status, 403);
     // Not decided, not refused: no line.
     assert_eq!(rpc(addr, "tools/list", "", None, Some(&caller)).status, 200);
 
-    let got = lines(&trail, 5);
-    assert_eq!(got.len(), 5, "{got:#?}");
-    for l in &got {
+    let got = lines(&trail, 6);
+    assert_eq!(got.len(), 6, "{got:#?}");
+    assert_eq!(
+        (got[5]["principal"].as_str(), got[5]["outcome"].as_str()),
+        (Some("trent"), Some("pin_mismatch"))
+    );
+    assert_eq!(got[5]["backend"], "b2");
+    let got = &got[..5];
+    for l in got {
         for field in [
             "ts",
             "request_id",
@@ -178,7 +194,7 @@ servers:
     }
     for l in &got[..4] {
         assert_eq!(l["method"], "tools/call");
-        assert_eq!(l["tool"], "echo");
+        assert_eq!(l["tool"], "b1__echo");
     }
     // Refused before its body was read: what it asked is not known.
     assert!(got[4]["method"].is_null() && got[4].get("tool").is_none(), "{}", got[4]);
@@ -221,11 +237,11 @@ servers:
     std::fs::rename(&trail, &rotated).unwrap();
     let r = send(admin, "POST /reload HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(rpc(addr, "tools/call", &args, Some("echo"), Some(&other)).status, 403);
+    assert_eq!(rpc(addr, "tools/call", &args, echo, Some(&other)).status, 403);
     let fresh = lines(&trail, 1);
     assert_eq!(fresh.len(), 1);
     assert_eq!(fresh[0]["principal"], "mallory");
-    assert_eq!(std::fs::read_to_string(&rotated).unwrap().lines().count(), 5);
+    assert_eq!(std::fs::read_to_string(&rotated).unwrap().lines().count(), 6);
 
     let m = send(admin, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     assert!(String::from_utf8_lossy(&m.body).contains("portcullis_audit_dropped_total 0"));

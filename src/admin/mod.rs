@@ -129,11 +129,41 @@ async fn serve(state: Arc<State>, mut stream: TcpStream) {
         }
     }
     let path = h.path.of(&buf);
-    let (status, ctype, body) = route(&state, h.method, path);
+    let (status, ctype, body) = match (h.method, path) {
+        (Method::Post, b"/pins/record") => record_pins(&state).await,
+        _ => route(&state, h.method, path),
+    };
     let mut out = Vec::with_capacity(body.len() + 256);
     response::write_head(&mut out, status, Some(ctype), body.len(), false, &Default::default());
     out.extend_from_slice(body.as_bytes());
     let _ = monoio::time::timeout(deadline, stream.write_all(out)).await;
+}
+
+/// `POST /pins/record`: records the pinned backends' tools into the pins files, then reloads so
+/// the workers judge by them.
+async fn record_pins(state: &State) -> (u16, &'static str, String) {
+    let report = crate::runtime::pins::record_pins(state.reloader.current.clone()).await;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            return (500, response::JSON, serde_json::json!({"status": "failed", "error": e}).to_string())
+        }
+    };
+    let recorded: Vec<serde_json::Value> = report
+        .iter()
+        .map(|(server, backend, outcome)| match outcome {
+            Ok(n) => serde_json::json!({"server": server, "backend": backend, "tools": n}),
+            Err(why) => serde_json::json!({"server": server, "backend": backend, "error": why}),
+        })
+        .collect();
+    let failed = report.iter().any(|(_, _, o)| o.is_err());
+    let reload = match state.reloader.reload() {
+        Ok(notes) => serde_json::json!({"status": "reloaded", "notes": notes}),
+        Err(errors) => serde_json::json!({"status": "rejected", "errors": errors}),
+    };
+    let status = if failed { 502 } else { 200 };
+    let body = serde_json::json!({"status": if failed { "partial" } else { "recorded" }, "backends": recorded, "reload": reload});
+    (status, response::JSON, body.to_string())
 }
 
 fn route(state: &State, method: Method, path: &[u8]) -> (u16, &'static str, String) {
@@ -163,7 +193,7 @@ fn route(state: &State, method: Method, path: &[u8]) -> (u16, &'static str, Stri
                 (422, JSON, serde_json::json!({"status": "rejected", "errors": errors}).to_string())
             }
         },
-        (_, b"/healthz" | b"/readyz" | b"/metrics" | b"/config" | b"/reload") => {
+        (_, b"/healthz" | b"/readyz" | b"/metrics" | b"/config" | b"/reload" | b"/pins/record") => {
             (405, TEXT, "method not allowed\n".into())
         }
         _ => (404, TEXT, "not found\n".into()),

@@ -243,6 +243,7 @@ fn referenced_files(root: &Value) -> Vec<std::path::PathBuf> {
             add(p.get("jwks").and_then(|j| j.get("file")));
         }
         add(s.get("openapi").and_then(|o| o.get("file")));
+        add(s.get("pins"));
         add(s.get("server").and_then(|o| o.get("caFile")));
         for b in entries(s.get("backends")) {
             add(b.get("caFile"));

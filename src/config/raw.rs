@@ -223,6 +223,8 @@ pub struct Server {
     pub openapi: Option<Deferred<OpenApi>>,
     /// Per-principal rate limits on `tools/call`.
     pub rate_limits: Option<Vec<RateLimit>>,
+    /// The pins file of the backends' tool definitions.
+    pub pins: Option<String>,
 }
 
 /// The top-level `audit` block.
@@ -632,6 +634,8 @@ pub struct Backend {
     pub forward_headers: Option<Vec<ForwardHeader>>,
     pub endpoints: Option<Vec<String>>,
     pub ca_file: Option<String>,
+    /// `off` (default), `warn` or `enforce`.
+    pub pinning: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

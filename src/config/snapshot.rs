@@ -157,6 +157,22 @@ pub struct Backend {
     pub credential: Option<crate::auth::scheme::BackendCredential>,
     /// Client headers forwarded to it (lower case).
     pub forward_headers: Vec<Box<str>>,
+    /// `pinning`: whether its tool definitions are checked against the server's pins.
+    pub pinning: Pinning,
+    /// Its tools' approved digests (tool -> digest), from the server's pins file.
+    pub pins: HashMap<Box<str>, Box<str>>,
+}
+
+/// `backends[].pinning`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pinning {
+    /// Definitions are not checked.
+    #[default]
+    Off,
+    /// A changed or unpinned definition is logged and counted, and still served.
+    Warn,
+    /// A changed or unpinned definition is left out of `tools/list` and its calls refused.
+    Enforce,
 }
 
 /// One MCP endpoint.
@@ -186,6 +202,8 @@ pub struct Server {
     pub auth: crate::auth::Authenticator,
     /// Authorization (phase 5): the compiled rule table.
     pub policy: crate::policy::rules::Policy,
+    /// `pins`: where `portcullis pins record` writes this server's approved tool digests.
+    pub pins_file: Option<std::path::PathBuf>,
     /// `rateLimits`, in order: every one that applies to a call spends from its budget.
     pub rate_limits: Vec<crate::policy::limits::Limit>,
     /// Aggregated MCP backends.

@@ -23,6 +23,8 @@ pub(crate) enum Outcome {
     Error(i64),
     /// Refused by a rate limit.
     RateLimited,
+    /// Refused by pinning.
+    PinMismatch,
     /// No JSON-RPC answer to read (a stream, an HTTP error without one): its status.
     Http(u16),
 }
@@ -58,6 +60,7 @@ impl Outcome {
             Outcome::Ok => out.extend_from_slice(b"\"ok\""),
             Outcome::IsError => out.extend_from_slice(b"\"isError\""),
             Outcome::RateLimited => out.extend_from_slice(b"\"rate_limited\""),
+            Outcome::PinMismatch => out.extend_from_slice(b"\"pin_mismatch\""),
             Outcome::Error(code) => {
                 out.extend_from_slice(b"\"error:");
                 if code < 0 {

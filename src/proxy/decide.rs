@@ -50,6 +50,9 @@ pub(crate) enum Declared<'s> {
     Backend(Rc<[ArgRule]>),
     /// A tool of this backend (by index) whose rules this worker has not learned yet.
     Unknown(usize),
+    /// A tool of a backend with `pinning: enforce` whose definition does not match its pin
+    /// (`true`) or that has no pin or was not listed (`false`): refused.
+    Unapproved(bool),
 }
 
 /// What the gateway knows of a `tools/call`'s arguments: one of the server's own tools (template
@@ -80,16 +83,24 @@ pub(crate) fn declared_args<'s>(w: &Writer<'_, 's>, env: &Envelope<'_, '_>) -> O
     if !server.name_allowed(name, allow_list(w)) {
         return None;
     }
-    let backend = &server.backends.get(i)?.name;
+    let b = server.backends.get(i)?;
+    let backend = &b.name;
+    let enforce = b.pinning == crate::config::snapshot::Pinning::Enforce;
     let learned = {
         let mut schemas = core.schemas.borrow_mut();
         schemas.renew(w.cx.snap.generation);
         schemas.lookup(&server.name, backend, own)
     };
     match learned {
-        Learned::Rules(rules) => Some(Declared::Backend(rules)),
+        // Pinned (enforce): only a listed definition that matches its pin is served.
+        Learned::Tool(_, false) | Learned::NotListed if enforce => {
+            Some(Declared::Unapproved(b.pins.contains_key(own)))
+        }
+        Learned::Tool(rules, _) => Some(Declared::Backend(rules)),
         // The backend's list was read and does not declare this tool: judged as sent.
         Learned::NotListed => None,
+        // The definition must be seen before a call is served.
+        Learned::Unknown if enforce => Some(Declared::Unknown(i)),
         // Worth learning only when rules may read the arguments and some call of this tool by
         // this caller could be allowed: a caller the rules refuse outright never makes the
         // gateway ask a backend anything.
@@ -122,6 +133,7 @@ pub(crate) fn decide<'c, 's, R>(
         // Learn once per request; a backend that does not list the tool is judged as sent.
         Some(Declared::Unknown(i)) if w.cx.may_learn.get() => return Judged::Learn(i),
         Some(Declared::Unknown(_)) => return judge(w, env, env.arguments, then),
+        Some(Declared::Unapproved(pinned)) => return unapproved(w, env, pinned),
         Some(Declared::Local(rules)) => (rules, Shape::Declared),
         Some(Declared::Backend(rules)) => match needs_normalizing(&rules, env.arguments) {
             Ok(false) => return judge(w, env, env.arguments, then),
@@ -154,6 +166,27 @@ fn judge<'c, 's, R>(
         Ok(()) => Judged::Go(then(w, args)),
         Err(r) => Judged::Refused(r),
     }
+}
+
+/// A call of a tool whose definition was not approved (`pinning: enforce`): the rules' refusal
+/// when they refuse the caller anyway, else the pinning error (403, -32030), which says the
+/// definition changed (or was never approved) and is recorded as `pin_mismatch`.
+fn unapproved<R>(w: &Writer<'_, '_>, env: &Envelope<'_, '_>, pinned: bool) -> Judged<R> {
+    if let Err(r) = authorize(w, env, env.arguments) {
+        return Judged::Refused(r);
+    }
+    w.facts.pin_refused.set(true);
+    let name = local::truncate(env.name.unwrap_or(""));
+    let message = if pinned {
+        format!("Tool {name} was refused: its definition changed since it was approved (pinned)")
+    } else {
+        format!("Tool {name} was refused: its definition was never approved (no pin)")
+    };
+    Judged::Refused(Refusal {
+        error: Error::client(Kind::NotApproved, message),
+        challenge: None,
+        retry_after: None,
+    })
 }
 
 /// Phase 5's answer to arguments that could not be normalized. The argument error goes only to

@@ -198,6 +198,25 @@ pub fn render(st: &Stats, snap: &Snapshot, process: &Process) -> String {
             );
         }
     }
+    if !st.pin_mismatches.is_empty() {
+        family(
+            &mut s,
+            "portcullis_tool_pin_mismatches_total",
+            "counter",
+            "Listed backend tools whose definition did not match its pin (or had none), by server, backend and tool.",
+        );
+        let mut mismatches: Vec<_> = st.pin_mismatches.iter().collect();
+        mismatches.sort();
+        for ((server, backend, tool), n) in mismatches {
+            let _ = writeln!(
+                s,
+                "portcullis_tool_pin_mismatches_total{{server=\"{}\",backend=\"{}\",tool=\"{}\"}} {n}",
+                label(server),
+                label(backend),
+                label(tool)
+            );
+        }
+    }
     if !st.backend_failures.is_empty() {
         family(
             &mut s,

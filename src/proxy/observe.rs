@@ -75,6 +75,8 @@ pub struct Facts<'s> {
     pub args_sha256: Cell<Option<[u8; 32]>>,
     /// A rate limit refused the call.
     pub limited: Cell<bool>,
+    /// Pinning refused the call (the tool's definition is not the approved one).
+    pub pin_refused: Cell<bool>,
 }
 
 /// The metric labels of a call to the exposed tool `exposed` on `server`: (backend, tool), both
@@ -142,6 +144,11 @@ pub struct Trace<'a> {
 pub const TRACE_HEADERS: [&str; 3] = ["x-request-id", "traceparent", "tracestate"];
 
 impl<'a> Trace<'a> {
+    /// No trace headers (requests the gateway makes on its own, such as recording pins).
+    pub fn none() -> Trace<'a> {
+        Trace { pairs: [(b"", b""); 3], len: 0 }
+    }
+
     /// The trace headers of the request `head` over `buf`, with request id `request_id`.
     pub fn of(head: &Head, buf: &'a [u8], request_id: &'a [u8]) -> Trace<'a> {
         let mut t = Trace { pairs: [(b"", b""); 3], len: 0 };

@@ -543,7 +543,11 @@ fn audit_line(
         target,
         decision,
         args_sha256: facts.args_sha256.get(),
-        outcome: if facts.limited.get() { Audited::RateLimited } else { answered },
+        outcome: match (facts.limited.get(), facts.pin_refused.get()) {
+            (true, _) => Audited::RateLimited,
+            (_, true) => Audited::PinMismatch,
+            _ => answered,
+        },
         status,
         duration_us,
     };

@@ -342,7 +342,12 @@ pub struct Stats {
     pub tls_handshake_failures: u64,
     /// Calls refused by a rate limit: (server, limit label) -> count.
     pub rate_limited: FxHashMap<(Box<str>, Box<str>), u64>,
+    /// Listed tools whose definition did not match its pin: (server, backend, tool) -> count.
+    pub pin_mismatches: FxHashMap<ToolKey, u64>,
 }
+
+/// (server, backend, tool).
+pub type ToolKey = (Box<str>, Box<str>, Box<str>);
 
 impl Stats {
     /// Counts a failed backend exchange.
@@ -364,6 +369,11 @@ impl Stats {
                 self.rate_limited.insert((server.into(), label.into()), 1);
             }
         }
+    }
+
+    /// Counts a listed tool whose definition did not match its pin.
+    pub fn pin_mismatch(&mut self, server: &str, backend: &str, tool: &str) {
+        *self.pin_mismatches.entry((server.into(), backend.into(), tool.into())).or_insert(0) += 1;
     }
 
     /// Counts a TLS handshake on a `tls` listener.
@@ -468,6 +478,9 @@ impl Stats {
         self.sessions_closed += o.sessions_closed;
         self.tls_handshakes += o.tls_handshakes;
         self.tls_handshake_failures += o.tls_handshake_failures;
+        for (k, n) in &o.pin_mismatches {
+            *self.pin_mismatches.entry(k.clone()).or_insert(0) += n;
+        }
         for (k, n) in &o.rate_limited {
             *self.rate_limited.entry(k.clone()).or_insert(0) += n;
         }

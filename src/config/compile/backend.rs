@@ -125,12 +125,24 @@ pub(crate) fn compile_backend(
             errs.push(format!("{path}.forwardHeaders[{i}].name"), format!("{h:?} cannot be forwarded"));
         }
     }
+    use crate::config::snapshot::Pinning;
+    let pinning = match rb.pinning.as_deref() {
+        None | Some("off") => Pinning::Off,
+        Some("warn") => Pinning::Warn,
+        Some("enforce") => Pinning::Enforce,
+        Some(_) => {
+            errs.push(format!("{path}.pinning"), "must be off, warn or enforce");
+            Pinning::Off
+        }
+    };
     (errs.0.len() == before).then(|| crate::config::snapshot::Backend {
         name: rb.name.as_str().into(),
         targets,
         selector,
         credential,
         forward_headers,
+        pinning,
+        pins: Default::default(),
     })
 }
 

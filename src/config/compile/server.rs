@@ -144,6 +144,7 @@ pub(crate) fn compile_server(
     let backend_names: Vec<&str> = backends.iter().map(|b| &*b.name).collect();
     let policy = authz::compile(raw_authz.as_ref(), &rs.name, &backend_names, &zpath, errs);
     let rate_limits = authz::rate_limits(rs.rate_limits.as_deref(), path, errs);
+    let pins_file = pins(rs, path, &mut backends, errs, warnings);
     if let Some(sep) = &rs.tool_name_separator {
         if sep.is_empty() {
             errs.push(format!("{path}.toolNameSeparator"), "must not be empty");
@@ -193,6 +194,7 @@ pub(crate) fn compile_server(
         auth,
         policy,
         rate_limits,
+        pins_file,
         backends,
         separator: rs.tool_name_separator.as_deref().unwrap_or("__").into(),
     })
@@ -366,4 +368,48 @@ pub(crate) fn compile_tool(
         allowed: true,
         kind: kind?,
     })
+}
+
+/// `pins` and the backends' `pinning`: the approved digests read into each pinned backend. A
+/// pinned backend needs the file; `enforce` needs it readable (a load error otherwise: nothing
+/// would be served), `warn` starts with no pins and says so.
+fn pins(
+    rs: &raw::Server,
+    path: &str,
+    backends: &mut [crate::config::snapshot::Backend],
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+) -> Option<std::path::PathBuf> {
+    use crate::config::snapshot::Pinning;
+    let pinned = backends.iter().any(|b| b.pinning != Pinning::Off);
+    let file = rs.pins.as_deref().map(std::path::PathBuf::from);
+    let Some(file) = file else {
+        if pinned {
+            errs.push(format!("{path}.pins"), "is required when a backend has pinning (warn or enforce)");
+        }
+        return None;
+    };
+    if !pinned {
+        return Some(file);
+    }
+    let enforced = backends.iter().any(|b| b.pinning == Pinning::Enforce);
+    let all = match crate::mcp::pins::load(&file) {
+        Ok(all) => all,
+        Err(e) if enforced => {
+            errs.push(format!("{path}.pins"), format!("{e} (record it with `portcullis pins record`)"));
+            return Some(file);
+        }
+        Err(e) => {
+            warnings.push(format!("{path}.pins: {e}; pinned backends (warn) report every tool as unpinned"));
+            Default::default()
+        }
+    };
+    if let Some(server) = all.get(&rs.name) {
+        for b in backends.iter_mut().filter(|b| b.pinning != Pinning::Off) {
+            if let Some(tools) = server.get(&*b.name) {
+                b.pins = tools.iter().map(|(t, d)| (t.as_str().into(), d.as_str().into())).collect();
+            }
+        }
+    }
+    Some(file)
 }

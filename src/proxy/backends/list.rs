@@ -205,10 +205,17 @@ pub(crate) async fn merge_list(
                     continue;
                 }
                 // Every selected tool, also those this caller does not see: another may call it.
+                let approved = kind != ListKind::Tools || super::schemas::approved(b, name, item);
                 if kind == ListKind::Tools {
                     let mut learned = cx.core.schemas.borrow_mut();
                     learned.renew(cx.snap.generation);
-                    learned.learn(&server.name, &b.name, name, item.get("inputSchema"));
+                    learned.learn(&server.name, &b.name, name, item.get("inputSchema"), approved);
+                }
+                if !approved {
+                    pin_mismatch(cx, server, b, name);
+                    if b.pinning == crate::config::snapshot::Pinning::Enforce {
+                        continue;
+                    }
                 }
                 let exposed = if server.prefixed() {
                     format!("{}{}{}", b.name, kind.joiner(server), name)
@@ -357,7 +364,11 @@ pub(crate) async fn learn_tools(
             for item in result.get("tools").and_then(|t| t.as_array()).into_iter().flatten() {
                 let Some(name) = item.get("name").and_then(|n| n.as_str()) else { continue };
                 if b.selector.selects(name) {
-                    learned.learn(&server.name, &b.name, name, item.get("inputSchema"));
+                    let approved = super::schemas::approved(b, name, item);
+                    learned.learn(&server.name, &b.name, name, item.get("inputSchema"), approved);
+                    if !approved {
+                        pin_mismatch(cx, server, b, name);
+                    }
                 }
             }
         }
@@ -366,4 +377,17 @@ pub(crate) async fn learn_tools(
             return;
         }
     }
+}
+
+/// A listed tool whose definition does not match its pin (or has none): logged and counted
+/// (`portcullis_tool_pin_mismatches_total`); `enforce` also hides and refuses it.
+fn pin_mismatch(cx: &Cx<'_>, server: &Server, b: &Backend, tool: &str) {
+    let why = if b.pins.contains_key(tool) { "changed since it was pinned" } else { "has no pin" };
+    log::warn!(
+        "server {} backend {}: the definition of tool {tool:?} {why} ({})",
+        server.name,
+        b.name,
+        if b.pinning == crate::config::snapshot::Pinning::Enforce { "hidden and refused" } else { "served" }
+    );
+    cx.core.stats.borrow_mut().pin_mismatch(&server.name, &b.name, tool);
 }

@@ -21,6 +21,7 @@ pub(crate) mod init;
 pub(crate) mod link;
 pub(crate) mod list;
 pub mod owned;
+pub mod pins;
 pub mod schemas;
 pub(crate) mod stream;
 pub mod wire;

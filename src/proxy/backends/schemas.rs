@@ -18,13 +18,14 @@ use crate::rest::args::{rules_from_schema, ArgRule};
 /// Most tools of one backend whose rules one worker keeps.
 pub const MAX_TOOLS: usize = 4_096;
 
-/// tool -> its rules.
-type Tools = FxHashMap<Box<str>, Rc<[ArgRule]>>;
+/// tool -> its rules, and whether its definition matches its pin (always, unpinned backends).
+type Tools = FxHashMap<Box<str>, (Rc<[ArgRule]>, bool)>;
 
 /// What a worker knows of one backend tool's argument rules.
 pub enum Learned {
-    /// The tool was listed: its rules.
-    Rules(Rc<[ArgRule]>),
+    /// The tool was listed: its rules, and whether its definition is approved (see
+    /// [`approved`]).
+    Tool(Rc<[ArgRule]>, bool),
     /// The backend's list was read since it last changed (or could not be) and does not name
     /// the tool: asking again would only repeat the answer.
     NotListed,
@@ -48,21 +49,29 @@ impl Schemas {
         }
     }
 
-    /// Records `tool`'s rules from its `inputSchema` (none: an empty rule set).
-    pub fn learn(&mut self, server: &str, backend: &str, tool: &str, schema: Option<&serde_json::Value>) {
+    /// Records `tool`'s rules from its `inputSchema` (none: an empty rule set), and whether its
+    /// definition is `approved` (it matches its pin, or the backend is not pinned).
+    pub fn learn(
+        &mut self,
+        server: &str,
+        backend: &str,
+        tool: &str,
+        schema: Option<&serde_json::Value>,
+        approved: bool,
+    ) {
         let rules: Rc<[ArgRule]> = schema.map(rules_from_schema).unwrap_or_default().into();
         let tools = self.by_server.entry(server.into()).or_default().entry(backend.into()).or_default();
         if let Some(slot) = tools.get_mut(tool) {
-            *slot = rules;
+            *slot = (rules, approved);
         } else if tools.len() < MAX_TOOLS {
-            tools.insert(tool.into(), rules);
+            tools.insert(tool.into(), (rules, approved));
         }
     }
 
     /// `tool`'s rules, when this worker has seen it listed.
     pub fn get(&self, server: &str, backend: &str, tool: &str) -> Option<Rc<[ArgRule]>> {
         match self.lookup(server, backend, tool) {
-            Learned::Rules(r) => Some(r),
+            Learned::Tool(r, _) => Some(r),
             _ => None,
         }
     }
@@ -71,7 +80,9 @@ impl Schemas {
     pub fn lookup(&self, server: &str, backend: &str, tool: &str) -> Learned {
         match self.by_server.get(server).and_then(|b| b.get(backend)) {
             None => Learned::Unknown,
-            Some(tools) => tools.get(tool).map_or(Learned::NotListed, |r| Learned::Rules(r.clone())),
+            Some(tools) => {
+                tools.get(tool).map_or(Learned::NotListed, |(r, ok)| Learned::Tool(r.clone(), *ok))
+            }
         }
     }
 
@@ -87,6 +98,14 @@ impl Schemas {
             backends.remove(backend);
         }
     }
+}
+
+/// Whether a `tools/list` entry of `backend` is the definition that was approved: it matches
+/// its pin (`backends[].pinning` warn or enforce), or the backend is not pinned.
+pub fn approved(backend: &crate::config::snapshot::Backend, name: &str, item: &serde_json::Value) -> bool {
+    use crate::config::snapshot::Pinning;
+    backend.pinning == Pinning::Off
+        || backend.pins.get(name).is_some_and(|pin| **pin == *crate::mcp::pins::digest(item))
 }
 
 /// Whether an SSE event from a backend is the notification that its tool list changed: a byte
@@ -115,7 +134,7 @@ mod tests {
         let schema = serde_json::json!({"type": "object", "properties": {
             "amount": {"type": "number"}, "note": {"type": ["string", "null"]}, "n": {"type": "integer", "default": 3}
         }});
-        s.learn("srv", "b1", "pay", Some(&schema));
+        s.learn("srv", "b1", "pay", Some(&schema), true);
         let rules = s.get("srv", "b1", "pay").unwrap();
         let names: Vec<(&str, ArgType)> = rules.iter().map(|r| (&*r.name, r.kind)).collect();
         assert_eq!(
@@ -125,14 +144,14 @@ mod tests {
         );
         assert_eq!(rules[1].default.as_deref(), Some(&b"3"[..]));
         assert!(s.get("srv", "b2", "pay").is_none());
-        s.learn("srv", "b1", "pay", None);
+        s.learn("srv", "b1", "pay", None, true);
         assert!(s.get("srv", "b1", "pay").unwrap().is_empty());
         s.forget("srv", "b1");
         assert!(s.get("srv", "b1", "pay").is_none());
-        s.learn("srv", "b1", "pay", None);
+        s.learn("srv", "b1", "pay", None, true);
         s.renew(9);
         assert!(s.get("srv", "b1", "pay").is_none());
-        s.learn("srv", "b1", "pay", None);
+        s.learn("srv", "b1", "pay", None, true);
         s.renew(8);
         assert!(s.get("srv", "b1", "pay").is_some(), "a request on an older snapshot forgets nothing");
     }
