@@ -83,13 +83,28 @@ pub fn start(
             };
             let _ = tx.send(Ok(listener.local_addr().unwrap_or(addr)));
             let state = Arc::new(State { reloader, scraper, ready });
-            while !stop.load(Ordering::SeqCst) {
-                let accepted = monoio::select! {
-                    r = listener.accept() => Some(r),
-                    _ = monoio::time::sleep(Duration::from_millis(100)) => None,
-                };
-                if let Some(Ok((stream, _))) = accepted {
-                    monoio::spawn(serve(state.clone(), stream));
+            // The stop cancels the pending accept and the loop sees its result. Dropping the
+            // accept future instead (a select against a timer) leaves an io_uring accept armed
+            // in the kernel: the next connection goes to it and is never served.
+            let canceller = monoio::io::Canceller::new();
+            let cancel = canceller.handle();
+            let stopping = stop.clone();
+            monoio::spawn(async move {
+                while !stopping.load(Ordering::SeqCst) {
+                    monoio::time::sleep(Duration::from_millis(100)).await;
+                }
+                canceller.cancel();
+            });
+            loop {
+                match listener.cancelable_accept(cancel.clone()).await {
+                    Ok((stream, _)) => {
+                        monoio::spawn(serve(state.clone(), stream));
+                    }
+                    Err(_) if stop.load(Ordering::SeqCst) => break,
+                    Err(e) => {
+                        log::warn!("admin: accept failed: {e}");
+                        monoio::time::sleep(Duration::from_millis(10)).await;
+                    }
                 }
             }
         });
