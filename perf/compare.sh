@@ -17,7 +17,9 @@
 #   BEFORE_BIN=/tmp/a/target/release/portcullis AFTER_BIN=/tmp/b/target/release/portcullis \
 #     bash perf/compare.sh
 # env: DURATION=10 CONNS=64 ROUNDS=5 ROTATE=1 N=2000 (N=0 skips callgrind) IR_REPEAT=1 (odd)
-#      CONFIG=perf/proxy-authz.yaml WRK_SCRIPT=perf/wrk/tools_call.lua
+#      CONFIG=perf/proxy-authz.yaml (BEFORE_CONFIG, AFTER_CONFIG: one per side; default CONFIG)
+#      PREPARE (a command run once the floor is up, before the gateways start)
+#      WRK_SCRIPT=perf/wrk/tools_call.lua
 #      FLOOR, TOKEN_BIN (default: examples/floor and examples/instructions beside AFTER_BIN)
 #      OUT=perf/out/compare (runs log; relative to the repo root, as nginx_conf expects)
 # Needs wrk, nginx (nginx-light), valgrind, python3, curl. Everything listens on 127.0.0.1:
@@ -32,6 +34,8 @@ ROUNDS=${ROUNDS:-5}
 N=${N:-2000}
 IR_REPEAT=${IR_REPEAT:-1}
 CONFIG=${CONFIG:-perf/proxy-authz.yaml}
+BEFORE_CONFIG=${BEFORE_CONFIG:-$CONFIG}
+AFTER_CONFIG=${AFTER_CONFIG:-$CONFIG}
 WRK_SCRIPT=${WRK_SCRIPT:-perf/wrk/tools_call.lua}
 FLOOR=${FLOOR:-$(dirname "$AFTER_BIN")/examples/floor}
 TOKEN_BIN=${TOKEN_BIN:-$(dirname "$AFTER_BIN")/examples/instructions}
@@ -49,13 +53,14 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
 MCP_AUTH="Bearer $("$TOKEN_BIN" print-token)"
 export MCP_AUTH
-echo "== $(date -u '+%F %T') UTC; before $BEFORE_BIN; after $AFTER_BIN; config $CONFIG; wrk $WRK_SCRIPT" | tee -a "$log"
+echo "== $(date -u '+%F %T') UTC; before $BEFORE_BIN ($BEFORE_CONFIG); after $AFTER_BIN ($AFTER_CONFIG); wrk $WRK_SCRIPT" | tee -a "$log"
 
 nginx_conf "$OUT"
 taskset -c 0 "$FLOOR" 127.0.0.1:18081 & pids+=($!)
 taskset -c 1 nginx -c "$PWD/$OUT/nginx.conf" & pids+=($!)
-PERF_PORT=18092 RUST_LOG=warn taskset -c 1 "$BEFORE_BIN" --config "$CONFIG" & pids+=($!)
-PERF_PORT=18093 RUST_LOG=warn taskset -c 1 "$AFTER_BIN" --config "$CONFIG" & pids+=($!)
+if [ -n "${PREPARE:-}" ]; then wait_ports 18081; bash -c "$PREPARE"; fi
+PERF_PORT=18092 RUST_LOG=warn taskset -c 1 "$BEFORE_BIN" --config "$BEFORE_CONFIG" & pids+=($!)
+PERF_PORT=18093 RUST_LOG=warn taskset -c 1 "$AFTER_BIN" --config "$AFTER_CONFIG" & pids+=($!)
 wait_ports 18081 18086 18092 18093
 
 # The same request once through each target, then one the rule must refuse (lower-case name: the
@@ -118,20 +123,20 @@ ratios() { # "a1 a2 ..." "b1 b2 ...": per-round a/b, then their median (min, max
 # Throughput targets down; the floor stays up as the backend of the callgrind runs.
 kill "${pids[@]:1}" 2>/dev/null || true
 ((N > 0)) || exit 0
-ir() { # binary requests -> Ir (user space, whole process)
+ir() { # binary requests config -> Ir (user space, whole process)
   local out pid; out=$(mktemp)
   PERF_PORT=18090 RUST_LOG=warn MONOIO_FORCE_LEGACY_DRIVER=1 valgrind --tool=callgrind \
-    --callgrind-out-file=/dev/null "$1" --config "$CONFIG" 2>"$out" &
+    --callgrind-out-file=/dev/null "$1" --config "$3" 2>"$out" &
   pid=$!
   for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/18090) 2>/dev/null && break; sleep 0.1; done
   python3 perf/e2e_client.py 127.0.0.1 18090 "$2" stateless
   kill -TERM "$pid"; wait "$pid" || true
   sed -nE 's/.*Collected : ([0-9]+).*/\1/p' "$out"; rm -f "$out"
 }
-declare -A BIN=([before]=$BEFORE_BIN [after]=$AFTER_BIN) IR
+declare -A BIN=([before]=$BEFORE_BIN [after]=$AFTER_BIN) CFG=([before]=$BEFORE_CONFIG [after]=$AFTER_CONFIG) IR
 for rep in $(seq "$IR_REPEAT"); do
   for name in before after; do
-    a=$(ir "${BIN[$name]}" "$N"); b=$(ir "${BIN[$name]}" $((3 * N)))
+    a=$(ir "${BIN[$name]}" "$N" "${CFG[$name]}"); b=$(ir "${BIN[$name]}" $((3 * N)) "${CFG[$name]}")
     per=$(((b - a) / (2 * N)))
     IR[$name]+="$per "
     echo "instructions rep=$rep $name $per/request (N=$N: Ir $a, 3N: Ir $b)" | tee -a "$log"

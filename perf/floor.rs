@@ -1,7 +1,8 @@
 //! The floor: the smallest monoio HTTP/1.1 responder that still does what any server must (parse
 //! the head with httparse, read the Content-Length body, keep the connection alive) and the least
-//! an MCP server must (echo the request id; answer `initialize`; 202 for notifications). Every
-//! other request gets the same canned `tools/call` result. No routing, no JSON parser, no checks.
+//! an MCP server must (echo the request id; answer `initialize` and `tools/list`, one tool `hello`;
+//! 202 for notifications). Every other request gets the same canned `tools/call` result. No
+//! routing, no JSON parser, no checks.
 //! It is both the throughput floor (perf/run.sh) and the backend of the proxy bench (perf/proxy.sh).
 //! The gateway's figures are reported as a ratio to this one on the same placement.
 //!
@@ -13,6 +14,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 
 const RESULT: &[u8] = br#","result":{"content":[{"type":"text","text":"Hello, Ada!"}],"isError":false,"resultType":"complete"}}"#;
+const TOOLS: &[u8] = br#","result":{"tools":[{"name":"hello","description":"Greets someone.","inputSchema":{"type":"object","properties":{"who":{"type":"string"}},"required":["who"]}}]}}"#;
 const INIT: &[u8] = br#","result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"floor","version":"1"}}}"#;
 
 /// The raw JSON of the request id: the bytes after `"id":` up to the next `,` or `}`.
@@ -27,7 +29,13 @@ fn respond(out: &mut Vec<u8>, body: &[u8]) {
         out.extend_from_slice(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
         return;
     };
-    let result = if body.windows(12).any(|w| w == b"\"initialize\"") { INIT } else { RESULT };
+    let result = if body.windows(12).any(|w| w == b"\"initialize\"") {
+        INIT
+    } else if body.windows(12).any(|w| w == b"\"tools/list\"") {
+        TOOLS
+    } else {
+        RESULT
+    };
     let len = br#"{"jsonrpc":"2.0","id":"#.len() + id.len() + result.len();
     out.extend_from_slice(
         format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n")

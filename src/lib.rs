@@ -17,13 +17,14 @@
 //! 4. read and decode the body: `proxy::message` (one message type for every revision, a
 //!    2025-03-26 batch element by element; the revision's rules), `proxy::session` (2025
 //!    sessions: sealed, opened, bound to the principal)
-//! 5. authorize, once per message: `proxy::decide` (arguments normalized by `rest::args`, then
-//!    `policy::rules` with `policy::cel` conditions over the activation of `proxy::authz`)
+//! 5. authorize, once per message: `proxy::decide` (arguments normalized by `rest::args`; a
+//!    pinned tool's definition checked; then `policy::rules` with `policy::cel` conditions over
+//!    the activation of `proxy::authz`; then the rate limits of `policy::limits`)
 //! 6. dispatch what phase 5 allowed: `proxy::dispatch` and `proxy::local` answer here;
 //!    `proxy::backends` carries out a plan over MCP backends and REST tools
 //! 7. respond: `respond` (the only error-to-wire table), `proxy::conn`
-//! 8. log and count: `proxy::observe` (access line through `runtime::logging`),
-//!    `proxy::stats` (scraped by admin `/metrics`)
+//! 8. log and count: `proxy::observe` (access line through `runtime::logging`), `proxy::audit`
+//!    (the audit line through `runtime::audit`), `proxy::stats` (scraped by admin `/metrics`)
 //!
 //! # Direction rules
 //!

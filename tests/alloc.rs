@@ -160,6 +160,64 @@ Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
     gw.shutdown();
 }
 
+/// The same call with the governance features on: a rate limit (never reached), the audit
+/// trail (one line per call, written by its own thread) and the argument digest it records.
+#[test]
+fn steady_state_allocations_with_rate_limits_and_audit() {
+    alloc_count::ignore_this_thread();
+    let dir = std::env::temp_dir().join(format!("portcullis-alloc-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trail = dir.join("audit.jsonl");
+    let config = format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+audit: {{ file: "{trail}" }}
+servers:
+  - name: demo
+    path: /mcp
+    rateLimits:
+      - {{ key: peer, requests: 1000000, per: 1s }}
+    authorization:
+      rules:
+        - target: {{ tools: [{{ backend: demo, tool: hello, when: 'args.who.matches("^[A-Z][a-z]+$")' }}] }}
+    tools:
+      - name: hello
+        args: [{{ name: who, type: string, required: true }}, {{ name: n, type: integer, default: 1 }}]
+        responseTemplate: {{ body: "Hello, {{{{.args.who}}}}!" }}
+"#,
+        trail = trail.display()
+    );
+    let snap = compile_str(&config, &|_| None).unwrap();
+    let gw = Gateway::start(Arc::new(Reloader::new(Source::Demo, snap))).unwrap();
+    let mut s = TcpStream::connect(gw.addrs()[0]).unwrap();
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"hello","arguments":{{"who":"Ada","n":"2"}},{meta}}}}}"#
+    );
+    let call = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes();
+    drive(&mut s, &call, 200);
+    std::thread::sleep(std::time::Duration::from_millis(300)); // the first batches come back for reuse
+    drive(&mut s, &call, 200);
+    let before = alloc_count::total();
+    const N: usize = 2000;
+    drive(&mut s, &call, N);
+    let per = (alloc_count::total() - before) as f64 / N as f64;
+    eprintln!("tools/call with a rate limit and the audit trail: {per:.3} allocations/request");
+    assert!(per <= 0.01, "{per} allocations per request");
+    gw.shutdown();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let lines = std::fs::read_to_string(&trail).unwrap().lines().count();
+    assert!(lines >= 2000, "{lines} audit lines");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Building a REST tool's backend request (normalization plus rendering of the URL, headers and
 /// JSON body - the typical request of `benches/rest.rs`) allocates nothing once the reused
 /// buffers have grown: the issue budget allows the output buffer only.

@@ -32,7 +32,20 @@ pub(crate) enum Outcome {
 impl Outcome {
     /// Reads the response in `out` (head and body as written, before phase 7 sends it).
     pub(crate) fn of_response(decoder: &mut Decoder, out: &[u8], status: u16) -> Outcome {
-        let body = memchr::memmem::find(out, b"\r\n\r\n").map_or(&[][..], |i| &out[i + 4..]);
+        use memchr::memmem::Finder;
+        use std::sync::LazyLock;
+        // Built once: constructing a searcher costs more than searching a small answer.
+        static HEAD_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
+        static IS_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"isError\":true"));
+        static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+        let body = HEAD_END.find(out).map_or(&[][..], |i| &out[i + 4..]);
+        // Outside JSON strings (where quotes are escaped) these bytes can only be a member
+        // named `isError` set to true, or one named `error`: without either, a JSON answer is a
+        // plain result, and the answer need not be parsed.
+        let plain = IS_ERROR.find(body).is_none() && ERROR.find(body).is_none();
+        if plain {
+            return if (200..300).contains(&status) { Outcome::Ok } else { Outcome::Http(status) };
+        }
         let read = decoder.with_tape(body, |tape| {
             if let Some(code) = json::get(tape, "error").and_then(|e| json::get(e, "code")) {
                 return match code.first() {
@@ -116,19 +129,23 @@ pub(crate) fn write(out: &mut Vec<u8>, l: &Line<'_>, now: std::time::SystemTime)
     quoted(out, l.request_id);
     out.extend_from_slice(b",\"principal\":");
     match l.principal {
-        Some(p) => quoted(out, p.subject.as_bytes()),
+        Some(p) => json::write_str(out, &p.subject),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"mode\":");
     match l.principal {
-        Some(p) => quoted(out, mode(p.kind)),
+        Some(p) => {
+            out.push(b'"');
+            out.extend_from_slice(mode(p.kind));
+            out.push(b'"');
+        }
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"server\":");
-    quoted(out, l.server.as_bytes());
+    json::write_str(out, l.server);
     out.extend_from_slice(b",\"backend\":");
     match l.backend {
-        Some(b) => quoted(out, b.as_bytes()),
+        Some(b) => json::write_str(out, b),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"method\":");
@@ -201,11 +218,24 @@ const MAX_CANONICAL_DEPTH: usize = 64;
 
 fn canonical(out: &mut Vec<u8>, v: &[Node<'_>], depth: usize) {
     match v.first() {
-        Some(Node::Object { .. }) if depth < MAX_CANONICAL_DEPTH => {
-            let mut members: Vec<(&str, &[Node<'_>])> = json::entries(v).collect();
-            members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        Some(Node::Object { len, .. }) if depth < MAX_CANONICAL_DEPTH => {
+            // Objects of up to 16 members (arguments, nearly always) are sorted on the stack.
+            let mut small: [(&str, &[Node<'_>]); 16] = [("", &[]); 16];
+            let mut large: Vec<(&str, &[Node<'_>])> = Vec::new();
+            let members: &mut [(&str, &[Node<'_>])] = if *len <= small.len() {
+                let mut n = 0;
+                for (slot, m) in small.iter_mut().zip(json::entries(v)) {
+                    *slot = m;
+                    n += 1;
+                }
+                &mut small[..n]
+            } else {
+                large.extend(json::entries(v));
+                &mut large
+            };
+            members.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             out.push(b'{');
-            for (i, (k, val)) in members.into_iter().enumerate() {
+            for (i, &(k, val)) in members.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }

@@ -286,8 +286,30 @@ fn civil_from_days(z: i64) -> (i64, u64, u64) {
 
 /// Appends `t` as RFC 3339 UTC, with milliseconds when `millis`.
 pub fn write_time(out: &mut Vec<u8>, t: SystemTime, millis: bool) {
+    // The date and time to the second, formatted once per second per thread (every log line of
+    // a second shares it).
+    thread_local!(static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) });
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
+    let (cached, text) = SECOND.get();
+    if cached == secs {
+        out.extend_from_slice(&text);
+    } else {
+        let start = out.len();
+        write_second(out, secs);
+        if let Ok(text) = <[u8; 19]>::try_from(&out[start..]) {
+            SECOND.set((secs, text));
+        }
+    }
+    if millis {
+        out.push(b'.');
+        pad(out, u64::from(d.subsec_millis()), 3);
+    }
+    out.push(b'Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch.
+fn write_second(out: &mut Vec<u8>, secs: u64) {
     let (y, m, day) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     pad(out, y.max(0) as u64, 4);
@@ -301,11 +323,6 @@ pub fn write_time(out: &mut Vec<u8>, t: SystemTime, millis: bool) {
     pad(out, rem / 60 % 60, 2);
     out.push(b':');
     pad(out, rem % 60, 2);
-    if millis {
-        out.push(b'.');
-        pad(out, u64::from(d.subsec_millis()), 3);
-    }
-    out.push(b'Z');
 }
 
 fn peer(out: &mut Vec<u8>, p: SocketAddr) {
