@@ -273,6 +273,7 @@ fn principal(provider: &Provider, claims: Map<String, Value>) -> Principal {
         .find_map(|m| claims.get(*m).and_then(Value::as_str))
         .unwrap_or("")
         .to_string();
+    let subject_is_sub = claims.get("sub").and_then(Value::as_str).is_some();
     let mut scopes: Vec<Box<str>> = Vec::new();
     match claims.get("scope") {
         Some(Value::String(s)) => scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(Box::from)),
@@ -294,7 +295,15 @@ fn principal(provider: &Provider, claims: Map<String, Value>) -> Principal {
     }
     // The session binding key: issuer and subject together name one identity.
     let id = format!("jwt {} {}", provider.issuer, subject);
-    Principal { kind: PrincipalKind::Jwt, id: id.into(), subject: subject.into(), scopes, claims, headers }
+    Principal {
+        kind: PrincipalKind::Jwt,
+        id: id.into(),
+        subject: subject.into(),
+        subject_is_sub,
+        scopes,
+        claims,
+        headers,
+    }
 }
 
 /// The claim at a dotted path (`org.id`): each part names a member of the object before it. A

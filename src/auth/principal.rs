@@ -28,6 +28,8 @@ pub struct Principal {
     pub id: Box<str>,
     /// `sub` (or `client_id`/`azp`), key id, user name; empty for anonymous.
     pub subject: Box<str>,
+    /// Whether `subject` is the JWT's `sub` claim (rate limits keyed by `sub`).
+    pub subject_is_sub: bool,
     /// Granted scopes (JWT `scope`/`scp`), sorted; none for the other modes.
     pub scopes: Vec<Box<str>>,
     /// Verified JWT claims (empty for the other modes).
@@ -43,6 +45,7 @@ impl Principal {
             kind: PrincipalKind::Anonymous,
             id: "".into(),
             subject: "".into(),
+            subject_is_sub: false,
             scopes: Vec::new(),
             claims: Map::new(),
             headers: Vec::new(),

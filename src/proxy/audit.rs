@@ -170,11 +170,12 @@ pub(crate) fn write(out: &mut Vec<u8>, l: &Line<'_>, now: std::time::SystemTime)
     out.extend_from_slice(b",\"args_sha256\":");
     match l.args_sha256 {
         Some(d) => {
-            out.push(b'"');
-            for b in d {
-                out.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+            let mut hex = [b'"'; 66];
+            for (i, b) in d.iter().enumerate() {
+                hex[1 + 2 * i] = HEX[(b >> 4) as usize];
+                hex[2 + 2 * i] = HEX[(b & 15) as usize];
             }
-            out.push(b'"');
+            out.extend_from_slice(&hex);
         }
         None => out.extend_from_slice(b"null"),
     }

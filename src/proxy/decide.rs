@@ -407,7 +407,8 @@ fn spend(w: &Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(), Refusal> {
         // Callers without the key's value share one bucket (the limit still holds for them).
         let (mut ip, owned);
         let key: &[u8] = match &limit.key {
-            KeyFrom::Sub => principal.claims.get("sub").and_then(|v| v.as_str()).unwrap_or("").as_bytes(),
+            KeyFrom::Sub if principal.subject_is_sub => principal.subject.as_bytes(),
+            KeyFrom::Sub => b"",
             KeyFrom::Subject => principal.subject.as_bytes(),
             KeyFrom::ApiKey if principal.kind == crate::auth::PrincipalKind::ApiKey => {
                 principal.subject.as_bytes()
