@@ -64,7 +64,7 @@ impl std::fmt::Debug for Keys {
 }
 
 /// Why a key could not be made.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
     /// The secret is shorter than 32 bytes.
     #[error("session key secret must be at least 32 bytes (raw or base64)")]
@@ -117,11 +117,18 @@ impl Keys {
         Ok(Keys { keys, ttl_seconds, ephemeral: false })
     }
 
-    /// One random key, for a process started without `sessions.keys`; ids do not survive a
-    /// restart and are not understood by other replicas.
+    /// The random key of a process started without `sessions.keys`: made once per process, so
+    /// sessions survive reloads; ids do not survive a restart and are not understood by other
+    /// replicas.
     pub fn ephemeral(ttl_seconds: u64) -> Result<Keys, KeyError> {
-        let mut secret = [0u8; 32];
-        SystemRandom::new().fill(&mut secret).map_err(|_| KeyError::Random)?;
+        static SECRET: std::sync::OnceLock<Result<[u8; 32], KeyError>> = std::sync::OnceLock::new();
+        let secret = SECRET
+            .get_or_init(|| {
+                let mut secret = [0u8; 32];
+                SystemRandom::new().fill(&mut secret).map_err(|_| KeyError::Random)?;
+                Ok(secret)
+            })
+            .clone()?;
         let mut keys = Keys::new(&[("ephemeral".into(), secret.to_vec())], ttl_seconds)?;
         keys.ephemeral = true;
         Ok(keys)

@@ -1139,6 +1139,22 @@ fn no_session_keys_means_ephemeral_with_warning() {
     }
 }
 
+/// Without `sessions.keys` the random key is made once per process: a reload (a new
+/// compilation) still opens the sessions the previous configuration sealed.
+#[test]
+fn the_random_session_key_survives_reloads() {
+    use crate::mcp::version::Version;
+    let first = load(ONE_SERVER);
+    let rng = ring::rand::SystemRandom::new();
+    let sid = first
+        .sessions
+        .seal_new(Version::parse(b"2025-11-25").unwrap(), "key alice", Vec::new(), ("s", 1_000), &rng)
+        .unwrap();
+    let reloaded = load(ONE_SERVER);
+    let claims = reloaded.sessions.open(sid.as_bytes(), "s", 1_001).expect("opened after a reload");
+    assert_eq!(&*claims.principal, "key alice");
+}
+
 // ---- workers, listen, admin, origins -----------------------------------------------------
 
 #[test]
