@@ -94,7 +94,19 @@ pub struct Conn {
     pub request_id: Vec<u8>,
     /// No request has arrived yet on this connection.
     fresh: bool,
+    /// The connection closes with request bytes the client may still be sending (an answer
+    /// given before the body was read): [`Conn::close`] drains them first.
+    pub linger: bool,
 }
+
+/// Lingering close (as nginx's `lingering_close`): after an answer sent before the request was
+/// read, the write side is shut and the rest of the request read and discarded, so the client
+/// reads the answer instead of a reset. At most this long in all,
+const LINGER_TIME: Duration = Duration::from_secs(5);
+/// this long without a byte,
+const LINGER_IDLE: Duration = Duration::from_secs(1);
+/// and this many bytes.
+const LINGER_BYTES: usize = 8 * 1024 * 1024;
 
 /// How long a connection accepted just before a drain may take to send its first bytes: its
 /// client has sent (or is sending) a request, which is served rather than dropped.
@@ -124,6 +136,7 @@ impl Conn {
             tmp: Vec::new(),
             request_id: Vec::with_capacity(32),
             fresh: true,
+            linger: false,
         }
     }
 
@@ -340,8 +353,42 @@ impl Conn {
 
     /// Ends the connection cleanly (TLS: `close_notify`), bounded by a short timeout.
     pub async fn close(&mut self) {
-        if let ClientStream::Tls(s) = &mut self.stream {
-            let _ = monoio::time::timeout(Duration::from_secs(1), s.close()).await;
+        match &mut self.stream {
+            ClientStream::Tls(s) => {
+                let _ = monoio::time::timeout(Duration::from_secs(1), s.close()).await;
+            }
+            ClientStream::Plain(s) if self.linger => {
+                use monoio::io::AsyncWriteRent;
+                let _ = s.shutdown().await;
+            }
+            ClientStream::Plain(_) => {}
+        }
+        if self.linger {
+            self.drain_input().await;
+        }
+    }
+
+    /// Reads and discards what the client still sends, within [`LINGER_TIME`], [`LINGER_IDLE`]
+    /// and [`LINGER_BYTES`].
+    async fn drain_input(&mut self) {
+        let deadline = std::time::Instant::now() + LINGER_TIME;
+        let mut left = LINGER_BYTES;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.reserve(64 * 1024);
+        while left > 0 {
+            let wait = deadline.saturating_duration_since(std::time::Instant::now()).min(LINGER_IDLE);
+            if wait.is_zero() {
+                break;
+            }
+            match monoio::time::timeout(wait, self.stream.read_append(buf)).await {
+                Ok((Ok(n), b)) if n > 0 => {
+                    left = left.saturating_sub(n);
+                    buf = b;
+                    buf.clear();
+                }
+                _ => break,
+            }
         }
     }
 

@@ -83,6 +83,8 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
     let done = Done { outcome, framing_lost, started, sent, answered };
     record(core, &snap, conn, &facts, &tally, &done);
     let close = outcome.close || !sent.written || !conn.body_read || core.drain.is_set();
+    // Answered before the request was read: the client may still be sending it.
+    conn.linger = close && sent.written && (!conn.body_read || framing_lost);
     conn.finish_request();
     if close {
         Flow::Close

@@ -1,0 +1,54 @@
+//! Operations that never surprise (issue "Configurations written by others load as they are;
+//! operations that never surprise"): what a client or an operator sees at the edges.
+#![allow(clippy::unwrap_used)] // test harness
+#![allow(clippy::disallowed_methods)] // fixture threads, not the data path
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// A request refused before its body was read (413) is answered, not reset: the gateway
+/// half-closes and drains what the client is still sending (bounded), so the client reads the
+/// answer. Before, about one oversized upload in four saw a connection reset instead.
+#[test]
+fn an_early_answer_is_read_not_reset() {
+    let gw = common::start(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+limits: { maxBodyBytes: 65536 }
+servers:
+  - name: s
+    path: /mcp
+    tools:
+      - { name: hello, responseTemplate: { body: "hi" } }
+"#,
+    );
+    let addr = gw.addrs()[0];
+    let body = vec![b'x'; 2 * 1024 * 1024];
+    for round in 0..20 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        // The client sends everything before it reads, as most HTTP clients do.
+        let mut w = s.try_clone().unwrap();
+        let body = body.clone();
+        let writer = std::thread::spawn(move || {
+            let _ = w.write_all(head.as_bytes());
+            let _ = w.write_all(&body);
+        });
+        let mut got = Vec::new();
+        let read = s.read_to_end(&mut got);
+        let _ = writer.join();
+        let text = String::from_utf8_lossy(&got);
+        assert!(read.is_ok(), "round {round}: {read:?} after {} bytes: {text}", got.len());
+        assert!(text.starts_with("HTTP/1.1 413"), "round {round}: {text}");
+        assert!(text.contains("request body too large"), "round {round}: {text}");
+    }
+}
