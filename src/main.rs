@@ -18,21 +18,37 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// MCP gateway data plane.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = "Without a command, `run`: `portcullis --config FILE` serves FILE.")]
 struct Cli {
-    /// Configuration file (YAML or JSON). Without it, the embedded demo config is served.
-    #[arg(long, short, global = true)]
+    /// Configuration file (YAML or JSON) to serve. Without it, the embedded demo is served.
+    #[arg(long, short)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
+/// What `run --help` says beyond its one line.
+const RUN_HELP: &str = "Serves the configuration until SIGTERM or SIGINT (drain, then exit); SIGHUP reloads it, as does a change to the file or to a file it names. Without --config, the embedded demo configuration is served on 127.0.0.1:8080.
+
+The admin listener (`admin:` in the configuration, keep it on loopback) serves GET /healthz, GET /readyz, GET /metrics (Prometheus), GET /config (the effective configuration, secrets redacted), POST /reload and POST /pins/record.
+
+Logs go to stderr: the configuration's `log` block sets level, format and access lines; RUST_LOG (e.g. RUST_LOG=info,authz=debug) overrides the level per target.";
+
 #[derive(Subcommand)]
 enum Command {
-    /// Serve (the default).
-    Run,
-    /// Compile the configuration, print every error with its path, exit non-zero if any.
-    Check,
+    /// Serve a configuration (the default command).
+    #[command(long_about = RUN_HELP)]
+    Run {
+        /// Configuration file (YAML or JSON). Without it, the embedded demo is served.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Compile a configuration, print every error with its path, exit non-zero if any.
+    Check {
+        /// Configuration file (YAML or JSON) to check. Without it, the embedded demo is checked.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Convert an API description into configuration, printed as YAML on stdout.
     Import {
         #[command(subcommand)]
@@ -49,7 +65,11 @@ enum Command {
 enum PinsAction {
     /// Ask every pinned backend for its tools and write their digests to each server's `pins`
     /// file (what is listed now becomes what is approved).
-    Record,
+    Record {
+        /// Configuration file (YAML or JSON) whose pinned backends are recorded.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,15 +90,17 @@ enum ImportFormat {
 fn main() -> std::process::ExitCode {
     portcullis::runtime::logging::init();
     let cli = Cli::parse();
-    let source = match &cli.config {
-        Some(p) => Source::File(p.clone()),
+    // `portcullis --config FILE <command>` still names the file of `run` and `check`.
+    let source = |own: Option<PathBuf>| match own.or_else(|| cli.config.clone()) {
+        Some(p) => Source::File(p),
         None => Source::Demo,
     };
-    let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Check => check(&source),
-        Command::Run => run(source),
-        Command::Import { format } => import(format),
-        Command::Pins { action: PinsAction::Record } => record_pins(&source),
+    let result = match cli.command {
+        None => run(source(None)),
+        Some(Command::Run { config }) => run(source(config)),
+        Some(Command::Check { config }) => check(&source(config)),
+        Some(Command::Import { format }) => import(format),
+        Some(Command::Pins { action: PinsAction::Record { config } }) => record_pins(&Source::File(config)),
     };
     match result {
         Ok(code) => code,

@@ -52,3 +52,30 @@ Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         assert!(text.contains("request body too large"), "round {round}: {text}");
     }
 }
+
+/// Each command's `--help` says what it does and what `--config` means for it; `run --help`
+/// names the admin endpoints and `RUST_LOG`.
+#[test]
+fn every_command_says_what_it_does() {
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis")).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let check = help(&["check", "--help"]);
+    assert!(
+        check.contains("Compile a configuration") && check.contains("embedded demo is checked"),
+        "{check}"
+    );
+    assert!(!check.contains("served"), "{check}");
+    let import = help(&["import", "--help"]);
+    assert!(!import.contains("--config"), "{import}");
+    let run = help(&["run", "--help"]);
+    for needle in
+        ["/healthz", "/readyz", "/metrics", "/config", "/reload", "/pins/record", "RUST_LOG", "SIGHUP"]
+    {
+        assert!(run.contains(needle), "{needle} in {run}");
+    }
+    let record = help(&["pins", "record", "--help"]);
+    assert!(record.contains("--config <CONFIG>") && record.contains("pinned backends"), "{record}");
+}
