@@ -114,10 +114,11 @@ fn main() -> std::process::ExitCode {
 fn check(source: &Source) -> anyhow::Result<std::process::ExitCode> {
     match source.compile() {
         Ok(snap) => {
-            print!("configuration OK\n{}", snap.summary());
+            let mut text = format!("configuration OK\n{}", snap.summary());
             for w in &snap.warnings {
-                println!("warning: {w}");
+                text.push_str(&format!("warning: {w}\n"));
             }
+            emit(&text)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Err(errors) => {
@@ -135,20 +136,35 @@ fn record_pins(source: &Source) -> anyhow::Result<std::process::ExitCode> {
         .compile()
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n  {}", errors.join("\n  ")))?;
     let report = portcullis::runtime::pins::record_pins_blocking(snap).map_err(|e| anyhow::anyhow!(e))?;
+    let mut text = String::new();
     if report.is_empty() {
-        println!("no backend has pinning (warn or enforce): nothing recorded");
+        text.push_str("no backend has pinning (warn or enforce): nothing recorded\n");
     }
     let mut failed = false;
     for (server, backend, outcome) in report {
         match outcome {
-            Ok(n) => println!("{server}/{backend}: {n} tool(s) pinned"),
+            Ok(n) => text.push_str(&format!("{server}/{backend}: {n} tool(s) pinned\n")),
             Err(why) => {
                 failed = true;
-                println!("{server}/{backend}: not recorded, its previous pins are kept: {why}");
+                text.push_str(&format!(
+                    "{server}/{backend}: not recorded, its previous pins are kept: {why}\n"
+                ));
             }
         }
     }
+    emit(&text)?;
     Ok(if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
+}
+
+/// Writes `text` to stdout. A reader that went away (`portcullis import ... | head`) is not an
+/// error: the output was wanted only in part.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn import(format: ImportFormat) -> anyhow::Result<std::process::ExitCode> {
@@ -157,7 +173,7 @@ fn import(format: ImportFormat) -> anyhow::Result<std::process::ExitCode> {
     let opts = portcullis::import::openapi::ImportOptions { name, base_url };
     let imported = portcullis::import::openapi::import(&text, &opts)
         .with_context(|| format!("cannot import {}", spec.display()))?;
-    print!("{}", imported.to_yaml(&spec.display().to_string())?);
+    emit(&imported.to_yaml(&spec.display().to_string())?)?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

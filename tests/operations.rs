@@ -79,3 +79,36 @@ fn every_command_says_what_it_does() {
     let record = help(&["pins", "record", "--help"]);
     assert!(record.contains("--config <CONFIG>") && record.contains("pinned backends"), "{record}");
 }
+
+/// `portcullis import openapi SPEC | head` ends quietly: a reader that stops early is not an
+/// error (no broken-pipe panic, exit 0).
+#[test]
+fn import_into_a_closed_pipe_exits_quietly() {
+    use std::fmt::Write as _;
+    let mut spec = String::from(
+        "openapi: 3.1.0\ninfo: {title: Big, version: '1'}\nservers: [{url: 'https://api.example.com'}]\npaths:\n",
+    );
+    for i in 0..3000 {
+        let _ = writeln!(
+            spec,
+            "  /items{i}:\n    get: {{operationId: list{i}, description: 'Lists the items of shelf {i}.'}}"
+        );
+    }
+    let file = std::env::temp_dir().join(format!("portcullis-big-spec-{}.yaml", std::process::id()));
+    std::fs::write(&file, spec).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["import", "openapi"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take()); // the reader goes away, as `head` does
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    let _ = std::fs::remove_file(&file);
+}

@@ -17,8 +17,11 @@ use super::common::*;
 use super::{auth, authz, rest};
 
 /// MCP tool names: 1-64 of `[A-Za-z0-9_./-]` (the conformance suite's check).
+/// 1-128 characters of `[A-Za-z0-9_./-]`: MCP's tool-name characters (SEP-986: letters,
+/// digits, `_`, `-`, `.`) plus `/`, which existing configurations use (a load warning says the
+/// TypeScript SDK refuses it).
 pub(crate) fn valid_tool_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b))
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b))
 }
 
 pub(crate) fn compile_server(
@@ -273,7 +276,13 @@ pub(crate) fn compile_tool(
 ) -> Option<LocalTool> {
     let before = errs.0.len();
     if !valid_tool_name(&t.name) {
-        errs.push(format!("{path}.name"), "must be 1-64 characters of [A-Za-z0-9_./-]");
+        errs.push(format!("{path}.name"), "must be 1-128 characters of [A-Za-z0-9_./-]");
+    } else if t.name.contains('/') {
+        warnings.push(format!(
+            "{path}.name: {:?} contains '/', outside MCP's tool-name characters [A-Za-z0-9_.-]; the \
+             TypeScript SDK refuses such tools",
+            t.name
+        ));
     }
     let mut specs = Vec::new();
     let mut arg_names = HashSet::new();

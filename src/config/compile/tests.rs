@@ -777,7 +777,23 @@ servers:
     );
     assert_error(&errs, "servers[0].tools[0].name", "[A-Za-z0-9_./-]");
     assert_error(&errs, "servers[0].tools[2].name", "duplicate");
-    assert_error(&errs, "servers[0].tools[3].name", "1-64");
+    assert_error(&errs, "servers[0].tools[3].name", "1-128");
+}
+
+#[test]
+fn a_slash_in_a_tool_name_loads_with_a_warning() {
+    let snap = load(
+        r#"
+servers:
+  - name: a
+    tools:
+      - {name: "repos/get", responseTemplate: {body: x}}
+      - {name: "repos.get_x-1", responseTemplate: {body: x}}
+"#,
+    );
+    let slash: Vec<_> = snap.warnings.iter().filter(|w| w.contains("contains '/'")).collect();
+    assert_eq!(slash.len(), 1, "{:?}", snap.warnings);
+    assert!(slash[0].contains("servers[0].tools[0].name"), "{slash:?}");
 }
 
 #[test]

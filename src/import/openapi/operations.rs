@@ -16,16 +16,17 @@ use super::params::*;
 use super::schema::*;
 use super::security::*;
 
-/// MCP tool names: "1-64 characters of [A-Za-z0-9_./-]" (the config compiler's rule).
-pub(super) const MAX_TOOL_NAME: usize = 64;
+/// MCP tool names (SEP-986): 1-128 characters of `[A-Za-z0-9_.-]`.
+pub(super) const MAX_TOOL_NAME: usize = 128;
 
 /// The operations of a Path Item Object (OpenAPI 3.1 section 4.8.9.1).
 pub(super) const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
-/// MCP tool-name rules: every character outside `[A-Za-z0-9_./-]` becomes `_`, then at most 64.
+/// MCP tool-name rules (1-128 of `[A-Za-z0-9_.-]`): every other character (`/` included, which
+/// the TypeScript SDK refuses) becomes `_`, then at most 128.
 pub(super) fn sanitise_tool_name(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_./-".contains(c) { c } else { '_' })
+        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' })
         .take(MAX_TOOL_NAME)
         .collect()
 }
@@ -279,7 +280,7 @@ impl<'a> Cx<'a> {
                 let s = sanitise_tool_name(id.trim());
                 if s != id {
                     self.warn(format!(
-                        "{}: operationId {id:?} is not 1-64 characters of [A-Za-z0-9_./-]; tool named {s:?}",
+                        "{}: operationId {id:?} is not 1-128 characters of [A-Za-z0-9_.-]; tool named {s:?}",
                         at.loc
                     ));
                 }

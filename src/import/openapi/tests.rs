@@ -197,12 +197,13 @@ fn openapi_30_keywords_are_rewritten_as_json_schema() {
 
 #[test]
 fn tool_names_are_sanitised_truncated_and_deduplicated() {
-    let long = "a".repeat(70);
+    let long = "a".repeat(140);
     let i = run(&doc(&format!(
         "paths:
   /pets/{{petId}}:
     get: {{parameters: [{{name: petId, in: path, required: true, schema: {{type: string}}}}]}}
     put: {{operationId: 'update pet!', parameters: [{{name: petId, in: path, required: true}}]}}
+    options: {{operationId: 'repos/get-content.v2', parameters: [{{name: petId, in: path, required: true}}]}}
     post: {{operationId: {long}, parameters: [{{name: petId, in: path, required: true}}]}}
     delete: {{operationId: get_pets_petId, parameters: [{{name: petId, in: path, required: true}}]}}
     patch: {{operationId: get_pets_petId, parameters: [{{name: petId, in: path, required: true}}]}}
@@ -217,7 +218,8 @@ fn tool_names_are_sanitised_truncated_and_deduplicated() {
         [
             "get_pets_petId",
             "update_pet_",
-            &"a".repeat(64),
+            "repos_get-content.v2",
+            &"a".repeat(128),
             "get_pets_petId_2",
             "get_pets_petId_3",
             "get_root"
