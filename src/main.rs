@@ -23,6 +23,9 @@ struct Cli {
     /// Configuration file (YAML or JSON) to serve. Without it, the embedded demo is served.
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// Bind `listen` ports another process already serves (see `run --help`).
+    #[arg(long)]
+    takeover: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -42,6 +45,10 @@ enum Command {
         /// Configuration file (YAML or JSON). Without it, the embedded demo is served.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Bind `listen` ports another process already serves (an upgrade: the old process
+        /// drains while this one starts). Also PORTCULLIS_TAKEOVER=1.
+        #[arg(long)]
+        takeover: bool,
     },
     /// Compile a configuration, print every error with its path, exit non-zero if any.
     Check {
@@ -95,9 +102,10 @@ fn main() -> std::process::ExitCode {
         Some(p) => Source::File(p),
         None => Source::Demo,
     };
+    let takeover = cli.takeover || std::env::var("PORTCULLIS_TAKEOVER").is_ok_and(|v| v == "1");
     let result = match cli.command {
-        None => run(source(None)),
-        Some(Command::Run { config }) => run(source(config)),
+        None => run(source(None), takeover),
+        Some(Command::Run { config, takeover: t }) => run(source(config), takeover || t),
         Some(Command::Check { config }) => check(&source(config)),
         Some(Command::Import { format }) => import(format),
         Some(Command::Pins { action: PinsAction::Record { config } }) => record_pins(&Source::File(config)),
@@ -184,7 +192,7 @@ fn notify(state: &[NotifyState<'_>]) {
     }
 }
 
-fn run(source: Source) -> anyhow::Result<std::process::ExitCode> {
+fn run(source: Source, takeover: bool) -> anyhow::Result<std::process::ExitCode> {
     let snap = source
         .compile()
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n  {}", errors.join("\n  ")))?;
@@ -207,7 +215,8 @@ fn run(source: Source) -> anyhow::Result<std::process::ExitCode> {
         log::info!("{} listening socket(s) inherited from the supervisor", inherited.len());
     }
     let reloader = Arc::new(Reloader::new(source, snap));
-    let gateway = Gateway::start_with(reloader.clone(), inherited).context("starting the gateway")?;
+    let gateway =
+        Gateway::start_with(reloader.clone(), inherited, takeover).context("starting the gateway")?;
     let snap = reloader.current.load();
     let driver = if monoio::utils::detect_uring() { "io_uring" } else { "epoll" };
     if driver == "epoll" && std::env::var_os("MONOIO_FORCE_LEGACY_DRIVER").is_none() {

@@ -366,7 +366,19 @@ fn a_new_process_takes_over_the_port_without_a_failed_request() {
     // connection the kernel queues on it in the microseconds between its last look and the
     // close is still reset before any response byte (unless net.ipv4.tcp_migrate_req=1). That
     // one request is retried, as a load balancer would; no other failure is allowed.
-    let h = handover(a, || Running::start(&file_b), true);
+    // A second process on the same port must ask for it: without --takeover it refuses.
+    let refused = Command::new(BIN).arg("--config").arg(&file_b).output().unwrap();
+    assert!(!refused.status.success(), "a second gateway silently shared the port");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("already in use by another process") && stderr.contains("--takeover"),
+        "{stderr}"
+    );
+    let h = handover(
+        a,
+        || Running::spawn(Command::new(BIN).arg("--config").arg(&file_b).arg("--takeover")),
+        true,
+    );
     assert!(h.retried <= 1, "{} requests were reset: the drain loses queued connections", h.retried);
     let _ = std::fs::remove_file(file_a);
     let _ = std::fs::remove_file(file_b);

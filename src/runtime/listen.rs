@@ -106,6 +106,30 @@ impl Listener {
     }
 }
 
+/// Refuses to share `addr` with another process by accident: a socket without `SO_REUSEPORT`
+/// cannot bind an address on which some socket listens, so a failed probe means another
+/// process (or another gateway) already serves it. `SO_REUSEPORT` would otherwise let both
+/// bind, and the kernel would spread connections over two configurations. Port 0 is skipped.
+pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?; // a connection in TIME_WAIT is not a listener
+    match s.bind(&addr.into()) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!(
+                "{addr} is already in use by another process; to take it over during an upgrade, \
+                 start with --takeover (or PORTCULLIS_TAKEOVER=1)"
+            ),
+        )),
+        Err(e) => Err(e),
+        Ok(()) => Ok(()),
+    }
+}
+
 /// `SO_REUSEPORT` + `SO_REUSEADDR` listener on `addr`.
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -166,6 +190,20 @@ mod tests {
 
     fn std_listener() -> TcpListener {
         TcpListener::bind("127.0.0.1:0").unwrap()
+    }
+
+    #[test]
+    fn a_port_another_process_listens_on_is_not_free() {
+        let taken = std_listener();
+        let err = ensure_free(taken.local_addr().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        assert!(err.to_string().contains("--takeover"), "{err}");
+        // Even when the other listener uses SO_REUSEPORT, as a running gateway does.
+        let gateway = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(ensure_free(gateway.local_addr().unwrap()).is_err());
+        let free = std_listener().local_addr().unwrap(); // dropped: free again
+        ensure_free(free).unwrap();
+        ensure_free("127.0.0.1:0".parse().unwrap()).unwrap();
     }
 
     #[test]

@@ -40,17 +40,27 @@ impl Gateway {
     /// Starts workers, admin and (for a file source) the watcher; every `listen` address is
     /// bound with `SO_REUSEPORT`.
     pub fn start(reloader: Arc<Reloader>) -> std::io::Result<Gateway> {
-        Gateway::start_with(reloader, Vec::new())
+        Gateway::start_with(reloader, Vec::new(), false)
     }
 
     /// [`Gateway::start`] with listening sockets a supervisor passed (see [`listen::inherited`]):
-    /// each serves the `listen` entry with its address; the other entries are bound.
+    /// each serves the `listen` entry with its address; the other entries are bound. An address
+    /// another process listens on is refused unless `takeover` (an upgrade: both processes
+    /// serve it while the old one drains).
     pub fn start_with(
         reloader: Arc<Reloader>,
         inherited: Vec<std::net::TcpListener>,
+        takeover: bool,
     ) -> std::io::Result<Gateway> {
         let snap = reloader.current.load_full();
         let mut sources = listen::plan(&snap.listen, inherited)?;
+        if !takeover {
+            for s in &sources {
+                if let listen::Source::Bind(addr) = s {
+                    listen::ensure_free(*addr)?;
+                }
+            }
+        }
         let n = snap.workers.max(1);
         let (bus, revoked_rxs) = RevocationBus::new(n);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
