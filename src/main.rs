@@ -91,6 +91,10 @@ enum ImportFormat {
         /// Absolute URL the API is served at; replaces the description's `servers`.
         #[arg(long)]
         base_url: Option<String>,
+        /// Give each tool the `outputSchema` of its first 2xx JSON response (clients then
+        /// validate results against it: only for APIs that answer as described).
+        #[arg(long)]
+        output_schemas: bool,
     },
 }
 
@@ -176,9 +180,9 @@ fn emit(text: &str) -> anyhow::Result<()> {
 }
 
 fn import(format: ImportFormat) -> anyhow::Result<std::process::ExitCode> {
-    let ImportFormat::Openapi { spec, name, base_url } = format;
+    let ImportFormat::Openapi { spec, name, base_url, output_schemas } = format;
     let text = std::fs::read_to_string(&spec).with_context(|| format!("cannot read {}", spec.display()))?;
-    let opts = portcullis::import::openapi::ImportOptions { name, base_url };
+    let opts = portcullis::import::openapi::ImportOptions { name, base_url, output_schemas };
     let imported = portcullis::import::openapi::import(&text, &opts)
         .with_context(|| format!("cannot import {}", spec.display()))?;
     emit(&imported.to_yaml(&spec.display().to_string())?)?;

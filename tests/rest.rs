@@ -594,7 +594,7 @@ servers:
     path: /mcp
     server:
       securitySchemes: [{{ id: petKey, type: apiKey, in: header, name: X-Pet-Key, defaultCredential: pk-1 }}]
-    openapi: {{ file: "{}", baseUrl: "http://{}/v1" }}
+    openapi: {{ file: "{}", baseUrl: "http://{}/v1", outputSchemas: true }}
 "#,
         spec.display(),
         rec.addr

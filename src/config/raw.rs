@@ -261,6 +261,9 @@ pub struct OpenApi {
     pub file: String,
     /// Replaces the description's `servers` (needed when they are relative or absent).
     pub base_url: Option<String>,
+    /// Give tools the `outputSchema` of their first 2xx JSON response.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub output_schemas: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

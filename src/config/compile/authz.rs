@@ -18,10 +18,10 @@ fn condition(src: &str, path: String, errs: &mut Errors) -> Option<Program> {
 }
 
 /// Compiles `authorization` for a server named `server` with `backends` (a target's backend
-/// must be one of them, or the server itself for its own tools).
+/// must be one of them, or the server itself for its own tools, which `own_tool` names).
 pub(super) fn compile(
     a: Option<&raw::Authorization>,
-    server: &str,
+    (server, own_tool): (&str, &dyn Fn(&str) -> bool),
     backends: &[&str],
     path: &str,
     errs: &mut Errors,
@@ -64,6 +64,14 @@ pub(super) fn compile(
                 (Some(a), _) | (None, Some(a)) => Some(a.as_str().into()),
                 (None, None) => None,
             };
+            if let Some(name) = tool.as_deref().filter(|_| t.backend == server) {
+                if !own_tool(name) {
+                    errs.push(
+                        format!("{tp}.tool"),
+                        format!("server {server:?} has no tool {name:?} of its own (template or REST)"),
+                    );
+                }
+            }
             let when = t.when.as_deref().and_then(|w| condition(w, format!("{tp}.when"), errs));
             targets.push(Target { backend: t.backend.as_str().into(), tool, when });
         }

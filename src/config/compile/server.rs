@@ -145,7 +145,8 @@ pub(crate) fn compile_server(
         }
     }
     let backend_names: Vec<&str> = backends.iter().map(|b| &*b.name).collect();
-    let policy = authz::compile(raw_authz.as_ref(), &rs.name, &backend_names, &zpath, errs);
+    let own_tools = |t: &str| tool_index.contains_key(t);
+    let policy = authz::compile(raw_authz.as_ref(), (&rs.name, &own_tools), &backend_names, &zpath, errs);
     let rate_limits = authz::rate_limits(rs.rate_limits.as_deref(), path, errs);
     let pins_file = pins(rs, path, &mut backends, errs, warnings);
     if let Some(sep) = &rs.tool_name_separator {
@@ -258,7 +259,11 @@ pub(crate) fn import_openapi(
     let text = std::fs::read_to_string(&o.file)
         .map_err(|e| errs.push(&fpath, format!("cannot read {:?}: {e}", o.file)))
         .ok()?;
-    let opts = crate::import::openapi::ImportOptions { name: None, base_url: o.base_url.clone() };
+    let opts = crate::import::openapi::ImportOptions {
+        name: None,
+        base_url: o.base_url.clone(),
+        output_schemas: o.output_schemas.unwrap_or(false),
+    };
     let imported =
         crate::import::openapi::import(&text, &opts).map_err(|e| errs.push(&fpath, e.to_string())).ok()?;
     warnings.extend(imported.warnings.iter().map(|w| format!("{fpath}: {w}")));
@@ -302,6 +307,9 @@ pub(crate) fn compile_tool(
             }
         }
         let to_json = |v: &Option<Value>| v.as_ref().and_then(|v| serde_json::to_value(v).ok());
+        if let Some(d) = to_json(&a.default) {
+            check_default(&d, a.kind.as_deref(), a.choices.as_deref(), &apath, errs);
+        }
         specs.push(ArgSpec {
             name: &a.name,
             kind: a.kind.as_deref(),
@@ -421,4 +429,42 @@ fn pins(
         }
     }
     Some(file)
+}
+
+/// An argument's `default` must be a value the argument accepts: of its `type` (or one of the
+/// documented coercions: a numeric or boolean string) and, with `enum`, one of its values.
+fn check_default(
+    d: &serde_json::Value,
+    kind: Option<&str>,
+    choices: Option<&[Value]>,
+    apath: &str,
+    errs: &mut Errors,
+) {
+    use serde_json::Value as J;
+    let fits = match (kind, d) {
+        (None, _) => true,
+        (Some("string"), J::String(_) | J::Number(_) | J::Bool(_)) => true,
+        (Some("number"), J::Number(_)) => true,
+        (Some("number"), J::String(s)) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
+        (Some("integer"), J::Number(n)) => {
+            n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
+        (Some("integer"), J::String(s)) => s.trim().parse::<i64>().is_ok(),
+        (Some("boolean"), J::Bool(_)) => true,
+        (Some("boolean"), J::String(s)) => matches!(s.as_str(), "true" | "false"),
+        (Some("array"), J::Array(_)) | (Some("object"), J::Object(_)) => true,
+        (Some(k), _) => !crate::rest::schema::TYPES.contains(&k), // an unknown type is reported already
+    };
+    if !fits {
+        errs.push(format!("{apath}.default"), format!("{d} is not a value of type {}", kind.unwrap_or("")));
+        return;
+    }
+    if let Some(choices) = choices {
+        let allowed: Vec<serde_json::Value> =
+            choices.iter().filter_map(|v| serde_json::to_value(v).ok()).collect();
+        let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        if !allowed.iter().any(|c| c == d || text(c) == text(d)) {
+            errs.push(format!("{apath}.default"), format!("{d} is not one of its enum values"));
+        }
+    }
 }

@@ -1354,3 +1354,62 @@ fn log_block() {
     let errs = errors(&format!("log: {{ colour: true }}\n{servers}"));
     assert!(errs.iter().any(|e| e.starts_with("log") && e.contains("colour")), "{errs:#?}");
 }
+
+// ---- load-time checks that help -------------------------------------------------------------
+
+#[test]
+fn a_rule_naming_a_tool_the_server_does_not_have_is_an_error() {
+    let errs = errors(
+        r#"
+servers:
+  - name: s
+    authorization:
+      rules:
+        - target: { tools: [{ backend: s, tool: helo }] }
+        - target: { tools: [{ backend: s, tool: hello }] }
+    tools:
+      - { name: hello, responseTemplate: { body: hi } }
+"#,
+    );
+    assert_error(&errs, "servers[0].authorization.rules[0].target.tools[0].tool", "no tool \"helo\"");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+}
+
+#[test]
+fn a_default_must_be_a_value_its_argument_accepts() {
+    let errs = errors(
+        r#"
+servers:
+  - name: s
+    tools:
+      - name: t
+        responseTemplate: { body: x }
+        args:
+          - { name: a, type: integer, default: "ten" }
+          - { name: b, type: string, enum: [red, green], default: blue }
+          - { name: c, type: boolean, default: 3 }
+          - { name: d, type: object, default: [1] }
+"#,
+    );
+    assert_error(&errs, "servers[0].tools[0].args[0].default", "type integer");
+    assert_error(&errs, "servers[0].tools[0].args[1].default", "enum");
+    assert_error(&errs, "servers[0].tools[0].args[2].default", "type boolean");
+    assert_error(&errs, "servers[0].tools[0].args[3].default", "type object");
+    // The documented coercions are defaults too.
+    load(
+        r#"
+servers:
+  - name: s
+    tools:
+      - name: t
+        responseTemplate: { body: x }
+        args:
+          - { name: a, type: integer, default: "10" }
+          - { name: b, type: number, default: 2 }
+          - { name: c, type: boolean, default: "true" }
+          - { name: d, type: string, enum: [red, green], default: green }
+          - { name: e, type: integer, enum: [1, 2], default: 2 }
+          - { name: f, default: anything }
+"#,
+    );
+}

@@ -14,6 +14,8 @@ pub(super) struct Cx<'a> {
     pub(super) root: &'a Value,
     pub(super) warnings: Vec<String>,
     pub(super) seen: HashSet<String>,
+    /// `ImportOptions::output_schemas`.
+    pub(super) output_schemas: bool,
 }
 
 impl<'a> Cx<'a> {

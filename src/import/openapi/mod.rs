@@ -40,6 +40,10 @@ pub struct ImportOptions {
     /// The absolute URL every operation path is appended to, replacing the description's
     /// `servers` (required when those are missing or relative).
     pub base_url: Option<String>,
+    /// Give each tool the `outputSchema` of its first 2xx JSON response. Off by default: MCP
+    /// clients validate results against it, and a real API that answers otherwise than its
+    /// description says would then fail every call.
+    pub output_schemas: bool,
 }
 
 /// One `servers[]` entry of REST tools: the configuration's own raw types, so what the importer
@@ -70,7 +74,8 @@ pub fn import(spec: &str, opts: &ImportOptions) -> Result<Import, ImportError> {
         return Err(ImportError::Syntax(format!("larger than {} MiB", MAX_SPEC_BYTES >> 20)));
     }
     let root = parse(spec)?;
-    let mut cx = Cx { root: &root, warnings: Vec::new(), seen: HashSet::new() };
+    let mut cx =
+        Cx { root: &root, warnings: Vec::new(), seen: HashSet::new(), output_schemas: opts.output_schemas };
     cx.check_version()?;
     let base = opts.base_url.as_deref().map(check_base_url).transpose()?;
     let name = cx.server_name(opts.name.as_deref());

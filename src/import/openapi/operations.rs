@@ -261,7 +261,10 @@ impl<'a> Cx<'a> {
             request_template: Some(request),
             response_template: None,
             error_response_template: None,
-            output_schema: self.output_schema(opm, &op_path)?.as_ref().map(config_value),
+            output_schema: match self.output_schemas {
+                true => self.output_schema(opm, &op_path)?.as_ref().map(config_value),
+                false => None,
+            },
             security: None,
             name,
         })

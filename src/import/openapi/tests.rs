@@ -2,12 +2,27 @@ use super::*;
 use crate::config::raw;
 use serde_json::{json, Value};
 
+/// Imports with output schemas on (most tests look at them too).
 fn run(spec: &str) -> Import {
-    import(spec, &ImportOptions::default()).unwrap()
+    import(spec, &ImportOptions { output_schemas: true, ..ImportOptions::default() }).unwrap()
+}
+
+#[test]
+fn output_schemas_only_when_asked() {
+    let spec = doc("paths:
+  /x:
+    get:
+      operationId: x
+      responses:
+        200: {description: ok, content: {application/json: {schema: {type: object, properties: {n: {type: integer}}}}}}
+");
+    let plain = import(&spec, &ImportOptions::default()).unwrap();
+    assert!(plain.json()["tools"][0].get("outputSchema").is_none(), "{}", plain.json());
+    assert_eq!(run(&spec).json()["tools"][0]["outputSchema"]["properties"]["n"]["type"], "integer");
 }
 
 fn err(spec: &str) -> ImportError {
-    import(spec, &ImportOptions::default()).unwrap_err()
+    import(spec, &ImportOptions { output_schemas: true, ..ImportOptions::default() }).unwrap_err()
 }
 
 /// A 3.1 document with one server; `rest` is appended at the top level.
@@ -239,9 +254,13 @@ fn server_names_come_from_the_title_or_the_option() {
     let spec = "openapi: 3.0.3\ninfo: {title: '  Swagger Petstore (v2) ', version: '1'}\npaths: {}";
     assert_eq!(run(spec).json()["name"], "swagger-petstore-v2");
     assert_eq!(run(spec).json()["server"]["name"], "swagger-petstore-v2");
-    let named = import(spec, &ImportOptions { name: Some("Pets_API".into()), base_url: None }).unwrap();
+    let named =
+        import(spec, &ImportOptions { name: Some("Pets_API".into()), base_url: None, output_schemas: false })
+            .unwrap();
     assert_eq!(named.json()["name"], "Pets_API");
-    let fixed = import(spec, &ImportOptions { name: Some("pets api".into()), base_url: None }).unwrap();
+    let fixed =
+        import(spec, &ImportOptions { name: Some("pets api".into()), base_url: None, output_schemas: false })
+            .unwrap();
     assert_eq!(fixed.json()["name"], "pets-api");
     assert!(warned(&fixed, "--name \"pets api\""));
     let untitled = run("openapi: 3.0.3\ninfo: {title: '日本', version: '1'}\npaths: {}");
@@ -353,11 +372,15 @@ paths:
     assert_eq!(url("path"), "http://path.example.com/path");
     assert_eq!(url("op"), "http://op.example.com/x/path");
 
-    let o = ImportOptions { name: None, base_url: Some("https://staging.example.com/api/".into()) };
+    let o = ImportOptions {
+        name: None,
+        base_url: Some("https://staging.example.com/api/".into()),
+        output_schemas: false,
+    };
     let i = import(spec, &o).unwrap();
     assert_eq!(tool(&i, "op")["requestTemplate"]["url"], "https://staging.example.com/api/path");
 
-    let bad = ImportOptions { name: None, base_url: Some("/relative".into()) };
+    let bad = ImportOptions { name: None, base_url: Some("/relative".into()), output_schemas: false };
     assert!(matches!(import(spec, &bad), Err(ImportError::BaseUrl { .. })));
 }
 
@@ -368,8 +391,14 @@ fn server_url_errors_say_to_pass_base_url() {
     let e = err(relative);
     assert!(matches!(&e, ImportError::BaseUrl { path, .. } if path == "servers[0].url"), "{e}");
     assert!(e.to_string().contains("--base-url"), "{e}");
-    let fixed =
-        import(relative, &ImportOptions { name: None, base_url: Some("https://h.example/api/v3".into()) });
+    let fixed = import(
+        relative,
+        &ImportOptions {
+            name: None,
+            base_url: Some("https://h.example/api/v3".into()),
+            output_schemas: false,
+        },
+    );
     assert_eq!(tools(&fixed.unwrap())[0]["requestTemplate"]["url"], "https://h.example/api/v3/x");
 
     let none = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {/x: {get: {}}}";
