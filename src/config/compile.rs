@@ -34,6 +34,9 @@ pub fn compile_str(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
             if errs.0.is_empty() {
                 errs.0.push("config could not be compiled".into());
             }
+            // Two checks of one field (the tool and its REST request) report one error.
+            let mut seen = std::collections::HashSet::new();
+            errs.0.retain(|e| seen.insert(e.clone()));
             Err(errs.0)
         }
     }

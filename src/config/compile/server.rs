@@ -59,9 +59,12 @@ pub(crate) fn compile_server(
     let mut scheme_ids = HashSet::new();
     let mut schemes: Vec<raw::SecurityScheme> = Vec::new();
     let mut higress: Option<raw::HigressServer> = None;
+    let mut server_block_failed = false;
     if let Some(s) = &rs.server {
         let spath = format!("{path}.server");
+        server_block_failed = true;
         if let Ok(hs) = s.parse(&spath).map_err(|e| errs.0.push(e)) {
+            server_block_failed = false;
             if let Some(c) = &hs.config {
                 match serde_json::to_value(c) {
                     Ok(v) => config = v,
@@ -181,6 +184,14 @@ pub(crate) fn compile_server(
         }
     }
     passthrough_warnings(&rs.name, &auth, &tools, warnings);
+    if server_block_failed {
+        // Its schemes are unknown, not missing: references to them are follow-on errors.
+        let mut i = 0;
+        errs.0.retain(|e| {
+            i += 1;
+            i <= before || !(e.starts_with(path) && e.contains("no securitySchemes entry"))
+        });
+    }
     if errs.0.len() > before {
         return None;
     }

@@ -1413,3 +1413,33 @@ servers:
 "#,
     );
 }
+
+#[test]
+fn follow_on_errors_are_not_reported() {
+    // A `server:` block that fails to parse leaves its schemes unknown: the tools that use them
+    // do not each report a missing scheme (twice, as they used to).
+    let errs = errors(
+        r#"
+servers:
+  - name: s
+    server:
+      securitySchemes:
+        - { id: k, type: apiKey, in: header, name: X-K, bogus: 1 }
+    tools:
+      - { name: t, requestTemplate: { url: "http://127.0.0.1:9/x", method: GET, security: { id: k } } }
+      - { name: u, requestTemplate: { url: "http://127.0.0.1:9/x", method: GET, security: { id: k } } }
+"#,
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_error(&errs, "servers[0].server.securitySchemes[0].bogus", "unknown field");
+    // A scheme that is really missing is one error per reference.
+    let errs = errors(
+        r#"
+servers:
+  - name: s
+    tools:
+      - { name: t, requestTemplate: { url: "http://127.0.0.1:9/x", method: GET, security: { id: nope } } }
+"#,
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+}
