@@ -26,8 +26,9 @@ pub fn compile_str(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
     let mut root: Value =
         serde_yaml::from_str(&protected).map_err(|e| vec![format!("config is not valid YAML/JSON: {e}")])?;
     let mut errs = Errors::default();
-    env::substitute(&mut root, "", lookup, &exprs, &mut errs.0);
-    let snapshot = compile_value(&root, &mut errs);
+    let mut secret_paths = Vec::new();
+    env::substitute(&mut root, "", lookup, &exprs, &mut errs.0, &mut secret_paths);
+    let snapshot = compile_value(&root, &mut errs, &secret_paths);
     match snapshot {
         Some(s) if errs.0.is_empty() => Ok(s),
         _ => {
@@ -63,7 +64,7 @@ const TOP_LEVEL: [&str; 11] = [
     "servers",
 ];
 
-fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
+fn compile_value(root: &Value, errs: &mut Errors, secret_paths: &[String]) -> Option<Snapshot> {
     let empty = serde_yaml::Mapping::new();
     let map = match root {
         Value::Mapping(m) => m,
@@ -189,7 +190,7 @@ fn compile_value(root: &Value, errs: &mut Errors) -> Option<Snapshot> {
     }
     let listen_tls = compile_tls_listeners(&tls_pairs, &servers, errs);
     let files = referenced_files(root);
-    let effective = redact::effective_json(root);
+    let effective = redact::effective_json(root, secret_paths);
     static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     Some(Snapshot {
         generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

@@ -57,25 +57,49 @@ fn restore(s: &str, exprs: &[String]) -> String {
     out
 }
 
+/// Whether an environment variable's name says it holds a secret (`API_KEY`, `GITHUB_TOKEN`,
+/// `DB_PASSWORD`, ...): what it fills in is redacted from the admin `/config` dump.
+pub fn names_secret(var: &str) -> bool {
+    let v = var.to_ascii_uppercase();
+    ["SECRET", "TOKEN", "KEY", "PASSWORD", "PASSWD", "PASS", "CREDENTIAL", "AUTH", "PRIVATE", "CERT"]
+        .iter()
+        .any(|w| v.contains(w))
+}
+
+/// The variable names a string references (`${NAME}`, `${NAME:-default}`).
+fn referenced(s: &str) -> impl Iterator<Item = &str> {
+    s.match_indices("${").filter_map(move |(i, _)| {
+        let rest = &s[i + 2..];
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+        Some(&rest[..end])
+    })
+}
+
 /// Replaces variables in every string under `v`. `lookup` reads the environment (injectable for
-/// tests). Errors name the path and the variable, never its value.
+/// tests). Errors name the path and the variable, never its value. The paths of strings filled
+/// from a variable whose name [`names_secret`] go to `secret_paths`.
 pub fn substitute(
     v: &mut Value,
     path: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     exprs: &[String],
     errs: &mut Vec<String>,
+    secret_paths: &mut Vec<String>,
 ) {
     match v {
         Value::String(s) if s.contains("${") || s.contains(MARK) => {
-            match expand(&restore(s, exprs), lookup) {
+            let source = restore(s, exprs);
+            if referenced(&source).any(names_secret) {
+                secret_paths.push(path.to_string());
+            }
+            match expand(&source, lookup) {
                 Ok(new) => *s = new,
                 Err(e) => errs.push(format!("{}: {e}", display(path))),
             }
         }
         Value::Sequence(seq) => {
             for (i, item) in seq.iter_mut().enumerate() {
-                substitute(item, &format!("{path}[{i}]"), lookup, exprs, errs);
+                substitute(item, &format!("{path}[{i}]"), lookup, exprs, errs, secret_paths);
             }
         }
         Value::Mapping(map) => {
@@ -85,10 +109,10 @@ pub fn substitute(
                     other => format!("{other:?}"),
                 };
                 let child = if path.is_empty() { key } else { format!("{path}.{key}") };
-                substitute(item, &child, lookup, exprs, errs);
+                substitute(item, &child, lookup, exprs, errs, secret_paths);
             }
         }
-        Value::Tagged(t) => substitute(&mut t.value, path, lookup, exprs, errs),
+        Value::Tagged(t) => substitute(&mut t.value, path, lookup, exprs, errs, secret_paths),
         _ => {}
     }
 }
@@ -150,7 +174,7 @@ mod tests {
         let (text, exprs) = protect("servers: [{name: a, server: {config: {k: ${NOPE}, j: x${SET}y}}}]");
         let mut v: Value = serde_yaml::from_str(&text).unwrap();
         let mut errs = Vec::new();
-        substitute(&mut v, "", &env, &exprs, &mut errs);
+        substitute(&mut v, "", &env, &exprs, &mut errs, &mut Vec::new());
         assert_eq!(errs, vec!["servers[0].server.config.k: environment variable NOPE is not set"]);
         assert_eq!(v["servers"][0]["server"]["config"]["j"], Value::String("xvy".into()));
     }
@@ -160,7 +184,7 @@ mod tests {
         let (text, exprs) = protect("a: ${EVIL}\nb: 1\n");
         let mut v: Value = serde_yaml::from_str(&text).unwrap();
         let evil = |_: &str| Some("x\nb: 2\nc: {d: 1}".to_string());
-        substitute(&mut v, "", &evil, &exprs, &mut Vec::new());
+        substitute(&mut v, "", &evil, &exprs, &mut Vec::new(), &mut Vec::new());
         assert_eq!(v["b"], Value::Number(1.into()));
         assert!(v.get("c").is_none());
     }

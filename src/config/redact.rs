@@ -1,7 +1,9 @@
 //! The effective configuration for admin `/config`, with every secret replaced. Redaction is by
 //! field name (secrets, passwords, credentials, key values, header values that may carry tokens,
-//! private JWK members) plus everything under `server.config`, which is free-form and is where
-//! Higress users keep API keys. URLs keep everything but their query string, where API keys
+//! private JWK members), by origin (any value filled from an environment variable whose name
+//! says it is a secret: `${API_KEY}`, `${GITHUB_TOKEN}`), and, under the free-form
+//! `server.config` where Higress users keep API keys, by a key name that says so (`apiKey`,
+//! `token`, `clientSecret`, ...). URLs keep everything but their query string, where API keys
 //! travel (`?api_key=${KEY}`).
 
 use serde_yaml::Value;
@@ -30,25 +32,49 @@ const URL_FIELDS: [&str; 4] = ["url", "uri", "endpoints", "baseUrl"];
 /// Placeholder for redacted values.
 pub const REDACTED: &str = "<redacted>";
 
-fn redact(v: &mut Value, under_config: bool) {
-    match v {
-        Value::Mapping(m) => {
-            for (k, child) in m.iter_mut() {
-                let key = k.as_str().unwrap_or("");
-                if under_config || SECRET_FIELDS.contains(&key) {
-                    blank(child);
-                } else if URL_FIELDS.contains(&key) {
-                    without_query(child);
-                } else {
-                    // `server.config` is free-form: redact every leaf below it.
-                    redact(child, key == "config");
+/// Whether a key under `server.config` names a secret.
+fn secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["key", "secret", "token", "password", "passwd", "credential", "auth", "private", "cookie", "signature"]
+        .iter()
+        .any(|w| k.contains(w))
+}
+
+struct Redaction<'a> {
+    /// Paths (as `config::env` writes them) of values filled from secret variables.
+    secret_paths: &'a [String],
+}
+
+impl Redaction<'_> {
+    fn redact(&self, v: &mut Value, path: &str, under_config: bool) {
+        if self.secret_paths.iter().any(|p| p == path) {
+            blank(v);
+            return;
+        }
+        match v {
+            Value::Mapping(m) => {
+                for (k, child) in m.iter_mut() {
+                    let key = k.as_str().unwrap_or("");
+                    let child_path = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+                    if SECRET_FIELDS.contains(&key) || (under_config && secret_key(key)) {
+                        blank(child);
+                    } else if URL_FIELDS.contains(&key) {
+                        without_query(child);
+                    } else {
+                        // `server.config` is free-form: below it, keys decide.
+                        let config = under_config || (key == "config" && path.ends_with(".server"));
+                        self.redact(child, &child_path, config);
+                    }
                 }
             }
+            Value::Sequence(s) => {
+                for (i, c) in s.iter_mut().enumerate() {
+                    self.redact(c, &format!("{path}[{i}]"), under_config);
+                }
+            }
+            Value::Tagged(t) => self.redact(&mut t.value, path, under_config),
+            _ => {}
         }
-        Value::Sequence(s) => s.iter_mut().for_each(|c| redact(c, under_config)),
-        Value::Tagged(t) => redact(&mut t.value, under_config),
-        _ if under_config => blank(v),
-        _ => {}
     }
 }
 
@@ -66,18 +92,22 @@ fn without_query(v: &mut Value) {
     }
 }
 
+/// Every leaf below `v` redacted.
 fn blank(v: &mut Value) {
     match v {
-        Value::Mapping(_) | Value::Sequence(_) => redact(v, true),
+        Value::Mapping(m) => m.iter_mut().for_each(|(_, c)| blank(c)),
+        Value::Sequence(s) => s.iter_mut().for_each(blank),
+        Value::Tagged(t) => blank(&mut t.value),
         Value::Null => {}
         _ => *v = Value::String(REDACTED.into()),
     }
 }
 
-/// The config tree (after `${ENV}` substitution) as pretty JSON, secrets redacted.
-pub fn effective_json(root: &Value) -> String {
+/// The config tree (after `${ENV}` substitution) as pretty JSON, secrets redacted;
+/// `secret_paths` are the values filled from secret-named variables.
+pub fn effective_json(root: &Value, secret_paths: &[String]) -> String {
     let mut v = root.clone();
-    redact(&mut v, false);
+    Redaction { secret_paths }.redact(&mut v, "", false);
     serde_json::to_string_pretty(&v)
         .unwrap_or_else(|e| format!("{{\"error\":\"config not representable as JSON: {e}\"}}"))
 }
@@ -102,10 +132,14 @@ servers:
 "#,
         )
         .unwrap();
-        let out = effective_json(&v);
-        for secret in ["s3cr3t", "cfg-secret", "cfg-deep", "cfg-item", "bearer-secret", "hdr-secret"] {
+        let out = effective_json(&v, &["servers[0].server.config.list[0]".into()]);
+        for secret in ["s3cr3t", "cfg-secret", "cfg-item", "bearer-secret", "hdr-secret"] {
             assert!(!out.contains(secret), "{secret} leaked: {out}");
         }
+        assert!(
+            out.contains("cfg-deep"),
+            "a server.config value whose key says nothing secret is shown: {out}"
+        );
         assert!(out.contains("\"k1\""), "ids stay visible");
         assert!(out.contains("Authorization"), "header names stay visible");
     }
@@ -124,7 +158,7 @@ servers:
 "#,
         )
         .unwrap();
-        let out = effective_json(&v);
+        let out = effective_json(&v, &[]);
         for secret in ["q-secret-1", "q-secret-2", "q-secret-3"] {
             assert!(!out.contains(secret), "{secret} leaked: {out}");
         }

@@ -1269,11 +1269,6 @@ servers:
         "APIKEYVALUE-9c2e",
         "BASICPASSWORD-41d7",
         "CFGAPIKEY-55b1",
-        "CFGDEEP-18aa",
-        "CFGLIST-0f0f",
-        "CFGINNER-3c3c",
-        "987654321",
-        "ENVCFG-ww71",
         "DEFAULTCRED-d00d",
         "DEFAULTCRED-beef",
         "HDRTOKEN-6e6e",
@@ -1281,6 +1276,12 @@ servers:
         "TOOLCRED-cdcd",
     ] {
         assert!(!dump.contains(secret), "{secret} leaked into the admin dump:\n{dump}");
+    }
+    // server.config values whose key and origin say nothing secret are shown (the dump is for
+    // operators; keys such as apiKey, token or secret, and values from ${...KEY/TOKEN/...}
+    // variables, are not).
+    for shown in ["CFGDEEP-18aa", "CFGLIST-0f0f", "CFGINNER-3c3c", "987654321", "ENVCFG-ww71"] {
+        assert!(dump.contains(shown), "{shown} hidden from the admin dump:\n{dump}");
     }
     // The dump is still useful: structure and non-secret values stay.
     let v: serde_json::Value = serde_json::from_str(dump).unwrap();
@@ -1299,7 +1300,10 @@ fn demo_effective_config_is_json() {
     let snap = load(DEMO);
     let v: serde_json::Value = serde_json::from_str(&snap.effective).unwrap();
     assert_eq!(v["servers"][0]["path"], json!("/mcp"));
-    assert!(!snap.effective.contains("Welcome to portcullis"), "server.config is redacted");
+    assert!(
+        snap.effective.contains("Welcome to portcullis"),
+        "a server.config value that is no secret is shown"
+    );
 }
 
 #[test]
@@ -1442,4 +1446,37 @@ servers:
 "#,
     );
     assert_eq!(errs.len(), 1, "{errs:#?}");
+}
+
+#[test]
+fn the_config_dump_redacts_secrets_not_every_server_config_value() {
+    let env = |name: &str| match name {
+        "GITHUB_TOKEN" => Some("ghp-env-secret-123".to_string()),
+        "REGION" => Some("eu-west-1".to_string()),
+        _ => None,
+    };
+    let snap = compile_str(
+        r#"
+servers:
+  - name: s
+    server:
+      config:
+        org: acme
+        region: "${REGION}"
+        apiToken: plain-secret-in-file
+        auth: { clientSecret: nested-secret }
+        owner: "${GITHUB_TOKEN}"
+    tools:
+      - { name: t, responseTemplate: { body: x } }
+"#,
+        &env,
+    )
+    .unwrap();
+    let dump = &snap.effective;
+    for shown in ["acme", "eu-west-1"] {
+        assert!(dump.contains(shown), "{shown} hidden: {dump}");
+    }
+    for secret in ["plain-secret-in-file", "nested-secret", "ghp-env-secret-123"] {
+        assert!(!dump.contains(secret), "{secret} leaked: {dump}");
+    }
 }
