@@ -112,3 +112,37 @@ fn import_into_a_closed_pipe_exits_quietly() {
     assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
     let _ = std::fs::remove_file(&file);
 }
+
+/// An absolute-form request target (RFC 9112 3.2.2, as proxies send) is served; its authority is
+/// the host the DNS-rebinding check judges (3.2.3), not the Host field.
+#[test]
+fn absolute_form_targets_are_served() {
+    let gw = common::start(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+allowedHosts: [gw.example]
+servers:
+  - name: s
+    path: /mcp
+    tools:
+      - { name: hello, responseTemplate: { body: "hi" } }
+"#,
+    );
+    let addr = gw.addrs()[0];
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let req = |target: &str, host: &str| {
+        common::send(
+            addr,
+            &format!(
+                "POST {target} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    assert_eq!(req("/mcp", "gw.example").status, 200, "origin-form, as before");
+    let r = req("http://gw.example/mcp", "evil.example");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(req("http://evil.example/mcp", "gw.example").status, 403, "the target's host is judged");
+}

@@ -275,10 +275,21 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
     // field-value byte, and a line may end only in LF or CRLF (pinned by the tests table).
 
     let method = Method::parse(req.method.unwrap_or(""));
-    let target = req.path.unwrap_or("");
+    let mut target = req.path.unwrap_or("");
     let minor = req.version.unwrap_or(1);
-    if !(target.starts_with('/') || (target == "*" && method == Method::Options)) {
-        return Err(bad("request target must be an absolute path"));
+    // RFC 9112 3.2.2: absolute-form (`http://host/path`), which a server must accept; the
+    // target's authority is then the host (3.2.3), whatever the Host field says.
+    let mut authority = None;
+    if let Some((auth, rest)) = absolute_form(target) {
+        if auth.is_empty() || auth.contains('@') || !valid_host(auth.as_bytes()) {
+            return Err(bad("absolute-form request target with an invalid authority"));
+        }
+        authority = Some(Span::within(buf, auth.as_bytes()));
+        target = rest;
+    }
+    let origin_form = target.starts_with('/') || (authority.is_some() && target.is_empty());
+    if !(origin_form || (target == "*" && method == Method::Options && authority.is_none())) {
+        return Err(bad("request target must be an absolute path or an absolute URI"));
     }
     let target_span = Span::within(buf, target.as_bytes());
     let (path, query) = match target.find('?') {
@@ -401,6 +412,9 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
     if hosts == 0 && minor >= 1 {
         return Err(bad("missing Host header"));
     }
+    if let Some(a) = authority {
+        head.host = a;
+    }
     head.framing = if te_seen {
         // RFC 9112 6.1: a request with both may be an attempt at smuggling; we refuse it.
         if content_length.is_some() {
@@ -429,6 +443,19 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Parsed, Err
         head.expect_continue = false;
     }
     Ok(Parsed::Complete)
+}
+
+/// `http://authority/rest` or `https://...` (scheme case-insensitive): (authority, the path and
+/// query that follow, starting with `/`, or empty).
+fn absolute_form(target: &str) -> Option<(&str, &str)> {
+    let after = ["http://", "https://"].iter().find_map(|scheme| {
+        let head = target.get(..scheme.len())?;
+        head.eq_ignore_ascii_case(scheme).then(|| &target[scheme.len()..])
+    })?;
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (auth, rest) = after.split_at(end);
+    // An empty path is `/`'s (RFC 9110 4.2.3); `?query` without a path is not served here.
+    Some((auth, rest))
 }
 
 /// Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): an IP-literal in brackets or a

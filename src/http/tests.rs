@@ -374,7 +374,10 @@ const HEADS: &[(&str, &str, Verdict)] = &[
     // ---- request line ------------------------------------------------------------------------
     ("target without leading slash", "GET foo HTTP/1.1\r\nHost: a\r\n\r\n", BAD),
     ("asterisk-form for GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", BAD),
-    ("absolute-form target", "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n", BAD),
+    ("absolute-form target with userinfo", "GET http://u@example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n", BAD),
+    ("absolute-form target without a host", "GET http:///x HTTP/1.1\r\nHost: example.com\r\n\r\n", BAD),
+    ("absolute-form target, query without a path", "GET http://example.com?x HTTP/1.1\r\nHost: example.com\r\n\r\n", BAD),
+    ("absolute-form without Host on HTTP/1.1", "GET http://example.com/ HTTP/1.1\r\n\r\n", BAD),
     ("authority-form target", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", BAD),
     ("two spaces after the method", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", BAD),
     ("space inside the target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", BAD),
@@ -555,6 +558,32 @@ fn invalid_host_value_is_rejected() {
         |r| r.0,
         |(name, raw)| check_row(name, raw.as_bytes(), &Limits::default(), BAD),
     );
+}
+
+/// RFC 9112 3.2.2: an absolute-form target is accepted; its path and query are the request's,
+/// and its authority is the host (3.2.3: the Host field is ignored).
+#[test]
+fn absolute_form_targets_are_accepted() {
+    for (raw, path, query, host) in [
+        (
+            "POST http://gw.example:8080/mcp?x=1 HTTP/1.1\r\nHost: other.example\r\n\r\n",
+            "/mcp",
+            "x=1",
+            "gw.example:8080",
+        ),
+        ("GET HTTPS://[::1]/a/b HTTP/1.1\r\nHost: x\r\n\r\n", "/a/b", "", "[::1]"),
+        ("GET http://h.example HTTP/1.1\r\nHost: h.example\r\n\r\n", "", "", "h.example"),
+    ] {
+        let mut head = Head::default();
+        let parsed = parse(raw.as_bytes(), &Limits::default(), &mut head);
+        assert!(matches!(parsed, Ok(Parsed::Complete)), "{raw}: {parsed:?}");
+        let of = |s: Span| std::str::from_utf8(s.of(raw.as_bytes())).unwrap().to_string();
+        assert_eq!(
+            (of(head.path), of(head.query), of(head.host)),
+            (path.into(), query.into(), host.into()),
+            "{raw}"
+        );
+    }
 }
 
 #[test]
