@@ -22,9 +22,38 @@ use self::server::*;
 
 /// Compiles configuration text. `lookup` reads environment variables.
 pub fn compile_str(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Snapshot, Vec<String>> {
+    compile_text(text, lookup, Syntax::Yaml)
+}
+
+/// How a configuration text is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syntax {
+    /// YAML 1.2 (JSON is YAML, but YAML parsers refuse some JSON string escapes, such as the
+    /// surrogate pairs `\ud83d\udc4d` of characters outside the BMP).
+    Yaml,
+    /// JSON (RFC 8259): `.json` files.
+    Json,
+}
+
+/// Compiles a configuration text written in `syntax`. YAML anchors, aliases and merge keys
+/// (`<<: *defaults`) are applied before anything else.
+pub fn compile_text(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    syntax: Syntax,
+) -> Result<Snapshot, Vec<String>> {
     let (protected, exprs) = env::protect(text);
-    let mut root: Value =
-        serde_yaml::from_str(&protected).map_err(|e| vec![format!("config is not valid YAML/JSON: {e}")])?;
+    let mut root: Value = match syntax {
+        Syntax::Yaml => {
+            let mut v: Value = serde_yaml::from_str(&protected)
+                .map_err(|e| vec![format!("config is not valid YAML/JSON: {e}")])?;
+            v.apply_merge().map_err(|e| vec![format!("config has an invalid merge key (<<): {e}")])?;
+            v
+        }
+        Syntax::Json => {
+            serde_json::from_str(&protected).map_err(|e| vec![format!("config is not valid JSON: {e}")])?
+        }
+    };
     let mut errs = Errors::default();
     let mut secret_paths = Vec::new();
     env::substitute(&mut root, "", lookup, &exprs, &mut errs.0, &mut secret_paths);
@@ -47,7 +76,9 @@ pub fn compile_str(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
 pub fn compile_file(path: &std::path::Path) -> Result<Snapshot, Vec<String>> {
     let text =
         std::fs::read_to_string(path).map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
-    compile_str(&text, &|name| std::env::var(name).ok())
+    let json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let syntax = if json { Syntax::Json } else { Syntax::Yaml };
+    compile_text(&text, &|name| std::env::var(name).ok(), syntax)
 }
 
 const TOP_LEVEL: [&str; 11] = [
@@ -77,6 +108,8 @@ fn compile_value(root: &Value, errs: &mut Errors, secret_paths: &[String]) -> Op
     for key in map.keys() {
         match key.as_str() {
             Some(k) if TOP_LEVEL.contains(&k) => {}
+            // `x-...` keys are ignored: a place for YAML anchors (`x-tool: &tool {...}`).
+            Some(k) if k.starts_with("x-") => {}
             Some(k) => errs.push(k, "unknown field"),
             None => errs.push(format!("{key:?}"), "keys must be strings"),
         }

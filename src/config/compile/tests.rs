@@ -1480,3 +1480,46 @@ servers:
         assert!(!dump.contains(secret), "{secret} leaked: {dump}");
     }
 }
+
+#[test]
+fn yaml_anchors_and_merge_keys_work() {
+    let snap = load(
+        r#"
+x-tool: &tool
+  responseTemplate: { body: "hi" }
+  description: shared
+servers:
+  - name: s
+    tools:
+      - <<: *tool
+        name: a
+      - <<: *tool
+        name: b
+        description: own
+"#,
+    );
+    let listing = |i: usize| -> serde_json::Value {
+        serde_json::from_slice(&snap.servers[0].tools[i].listing).unwrap()
+    };
+    assert_eq!(
+        (listing(0)["name"].clone(), listing(0)["description"].clone()),
+        (json!("a"), json!("shared"))
+    );
+    assert_eq!((listing(1)["name"].clone(), listing(1)["description"].clone()), (json!("b"), json!("own")));
+}
+
+#[test]
+fn json_files_are_read_as_json() {
+    let dir = std::env::temp_dir().join(format!("portcullis-json-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.json");
+    std::fs::write(
+        &file,
+        r#"{"servers": [{"name": "s", "tools": [{"name": "t", "description": "thumbs \ud83d\udc4d", "responseTemplate": {"body": "x"}}]}]}"#,
+    )
+    .unwrap();
+    let snap = super::compile_file(&file).unwrap_or_else(|e| panic!("{e:#?}"));
+    let listing: serde_json::Value = serde_json::from_slice(&snap.servers[0].tools[0].listing).unwrap();
+    assert_eq!(listing["description"], json!("thumbs \u{1f44d}"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
