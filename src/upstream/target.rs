@@ -58,6 +58,57 @@ pub enum TargetError {
     Unresolved(String),
 }
 
+/// How long a name resolved at load is reused: a configuration with hundreds of tools on one
+/// host resolves it once (a load, and a reload right after it), not once per tool.
+const RESOLVED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `host:port` -> (when, address or why not).
+type Resolved = std::collections::HashMap<String, (std::time::Instant, Result<SocketAddr, String>)>;
+
+thread_local! {
+    /// `host:port` -> (when, address or why not). Per thread: loads run on one thread at a time
+    /// (start-up, the watcher, the admin), and nothing here is on the request path.
+    static RESOLVED: std::cell::RefCell<Resolved> = std::cell::RefCell::default();
+    /// Lookups actually made (for tests).
+    static LOOKUPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Resolves `host:port` (`authority` as written, for messages), reusing an answer (or a failure)
+/// of the last [`RESOLVED_FOR`].
+fn resolve(with_port: &str, authority: &str) -> Result<SocketAddr, String> {
+    let now = std::time::Instant::now();
+    let cached = RESOLVED.with_borrow(|m| {
+        m.get(with_port).filter(|(at, _)| now.duration_since(*at) < RESOLVED_FOR).map(|(_, r)| r.clone())
+    });
+    if let Some(r) = cached {
+        return r;
+    }
+    LOOKUPS.set(LOOKUPS.get() + 1);
+    let r = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))
+        .and_then(|mut a| a.next().ok_or_else(|| format!("{authority} resolves to no address")));
+    RESOLVED.with_borrow_mut(|m| {
+        m.retain(|_, (at, _)| now.duration_since(*at) < RESOLVED_FOR);
+        m.insert(with_port.to_string(), (now, r.clone()));
+    });
+    r
+}
+
+/// Name lookups made by this thread so far (tests count them).
+pub fn lookups() -> u64 {
+    LOOKUPS.get()
+}
+
+/// Records `result` as the resolution of `host_port` (tests: a name that will not resolve,
+/// without asking DNS).
+#[cfg(test)]
+pub(crate) fn seed_resolution(host_port: &str, result: Result<SocketAddr, String>) {
+    RESOLVED.with_borrow_mut(|m| {
+        m.insert(host_port.to_string(), (std::time::Instant::now(), result));
+    });
+}
+
 impl Target {
     /// Parses and resolves `url`; `tls` supplies the client configuration for `https://`.
     pub fn parse(
@@ -83,11 +134,7 @@ impl Target {
         let has_port =
             if authority.starts_with('[') { authority.contains("]:") } else { authority.contains(':') };
         let with_port = if has_port { authority.to_string() } else { format!("{authority}:{default_port}") };
-        let addr = with_port
-            .to_socket_addrs()
-            .map_err(|e| TargetError::Unresolved(format!("cannot resolve {authority}: {e}")))?
-            .next()
-            .ok_or_else(|| TargetError::Unresolved(format!("{authority} resolves to no address")))?;
+        let addr = resolve(&with_port, authority).map_err(TargetError::Unresolved)?;
         let tls = if https {
             let host = crate::http::origin::split_host_port(authority).map_or(authority, |(h, _)| h);
             let name = ServerName::try_from(host.to_string())

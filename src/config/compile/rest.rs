@@ -229,7 +229,13 @@ pub(super) fn rest_tool(
     let target = match Target::parse(&origin, tls) {
         Ok(t) => Ok(t),
         Err(TargetError::Unresolved(e)) => {
-            warnings.push(format!("{upath}: {e}; calls to this tool fail until a reload resolves it"));
+            // One warning per host, not one per tool.
+            if !warnings.iter().any(|w| w.contains(&e)) {
+                warnings.push(format!(
+                    "{upath}: {e}; calls to this tool (and to every other tool on this host) fail until a \
+                     reload resolves it"
+                ));
+            }
             Err(e.into_boxed_str())
         }
         Err(e) => {

@@ -1523,3 +1523,22 @@ fn json_files_are_read_as_json() {
     assert_eq!(listing["description"], json!("thumbs \u{1f44d}"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn each_host_is_resolved_once_and_warned_about_once() {
+    use crate::upstream::target::{lookups, seed_resolution};
+    let tools: String = (0..40)
+        .map(|i| format!("      - {{ name: t{i}, requestTemplate: {{ url: \"http://localhost:9/x{i}\", method: GET }} }}\n"))
+        .collect();
+    let before = lookups();
+    load(&format!("servers:\n  - name: s\n    tools:\n{tools}"));
+    assert!(lookups() - before <= 1, "{} lookups for one host", lookups() - before);
+    // A host that does not resolve: one warning, whatever the number of tools on it.
+    seed_resolution("unresolvable.test:80", Err("cannot resolve unresolvable.test: no such host".into()));
+    let tools: String = (0..10)
+        .map(|i| format!("      - {{ name: u{i}, requestTemplate: {{ url: \"http://unresolvable.test/x{i}\", method: GET }} }}\n"))
+        .collect();
+    let snap = load(&format!("servers:\n  - name: s\n    tools:\n{tools}"));
+    let about: Vec<_> = snap.warnings.iter().filter(|w| w.contains("unresolvable.test")).collect();
+    assert_eq!(about.len(), 1, "{:?}", snap.warnings);
+}
