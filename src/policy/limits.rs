@@ -11,7 +11,8 @@
 //!
 //! Memory is bounded: at most [`MAX_KEYS`] buckets per limit per worker. A full bucket is the
 //! same as no bucket, so those are dropped first; under a flood of more distinct keys than that,
-//! the bucket touched longest ago goes, and its key starts again with a full bucket.
+//! the buckets touched longest ago go (a sixteenth of the table at once, so the flood costs one
+//! pass per that many new keys), and their keys start again with a full bucket.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,9 @@ use rustc_hash::FxHashMap;
 
 /// Most keys one worker tracks per limit.
 pub const MAX_KEYS: usize = 10_000;
+
+/// Keys a full table frees at once (see `Table::evict`).
+const EVICT_AT_ONCE: usize = MAX_KEYS / 16;
 
 /// What identifies a caller for a limit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,16 +169,24 @@ impl Buckets {
 }
 
 impl Table {
-    /// Makes room: drops the buckets that have refilled (the same as absent); when none has,
-    /// the one touched longest ago.
+    /// Makes room for at least [`EVICT_AT_ONCE`] keys, so that a flood of new keys pays one
+    /// pass over the table per that many keys, not per key: drops the buckets that have refilled
+    /// (the same as absent); when that is not enough, those touched longest ago.
     fn evict(&mut self, now: Instant, rate: f64, depth: f64) {
-        let before = self.buckets.len();
         self.buckets
             .retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < depth);
-        if self.buckets.len() == before {
-            if let Some(oldest) = self.buckets.iter().min_by_key(|(_, b)| b.at).map(|(k, _)| k.clone()) {
-                self.buckets.remove(&oldest);
-            }
+        let target = MAX_KEYS - EVICT_AT_ONCE;
+        if self.buckets.len() > target {
+            let mut times: Vec<Instant> = self.buckets.values().map(|b| b.at).collect();
+            let excess = self.buckets.len() - target;
+            let (_, cutoff, _) = times.select_nth_unstable(excess - 1);
+            let cutoff = *cutoff;
+            let mut left = excess;
+            self.buckets.retain(|_, b| {
+                let drop = left > 0 && b.at <= cutoff;
+                left -= usize::from(drop);
+                !drop
+            });
         }
     }
 }
@@ -259,6 +271,15 @@ mod tests {
         }
         let table = &b.tables.get("s").unwrap()[0];
         assert!(table.buckets.len() <= MAX_KEYS, "{}", table.buckets.len());
+        // The most recent keys survive an eviction; the oldest went.
+        let t1 = t0 + Duration::from_secs(1);
+        for i in 0..(2 * MAX_KEYS) {
+            b.check(2, "s", 0, &l, 1, format!("late-{i}").as_bytes(), t1 + Duration::from_micros(i as u64));
+        }
+        let table = &b.tables.get("s").unwrap()[0];
+        assert!(table.buckets.len() <= MAX_KEYS);
+        assert!(table.buckets.contains_key(format!("late-{}", 2 * MAX_KEYS - 1).as_bytes()));
+        assert!(!table.buckets.contains_key(&b"late-0"[..]));
     }
 
     #[test]

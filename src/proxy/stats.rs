@@ -349,6 +349,9 @@ pub struct Stats {
 /// (server, backend, tool).
 pub type ToolKey = (Box<str>, Box<str>, Box<str>);
 
+/// Most (server, backend, tool) series of `portcullis_tool_pin_mismatches_total` a worker keeps.
+pub const MAX_PIN_SERIES: usize = 1024;
+
 impl Stats {
     /// Counts a failed backend exchange.
     pub fn backend_failed(&mut self, backend: &str) {
@@ -372,8 +375,16 @@ impl Stats {
     }
 
     /// Counts a listed tool whose definition did not match its pin.
+    /// Tool names come from backends: past [`MAX_PIN_SERIES`] series, new tools are counted as
+    /// `other`, so a backend listing ever-new names cannot grow the table (or the scrape).
     pub fn pin_mismatch(&mut self, server: &str, backend: &str, tool: &str) {
-        *self.pin_mismatches.entry((server.into(), backend.into(), tool.into())).or_insert(0) += 1;
+        let key = (Box::from(server), Box::from(backend), Box::from(tool));
+        let key = if self.pin_mismatches.len() < MAX_PIN_SERIES || self.pin_mismatches.contains_key(&key) {
+            key
+        } else {
+            (key.0, key.1, Box::from("other"))
+        };
+        *self.pin_mismatches.entry(key).or_insert(0) += 1;
     }
 
     /// Counts a TLS handshake on a `tls` listener.
@@ -484,5 +495,26 @@ impl Stats {
         for (k, n) in &o.rate_limited {
             *self.rate_limited.entry(k.clone()).or_insert(0) += n;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_mismatch_series_are_bounded() {
+        let mut st = Stats::default();
+        for i in 0..(MAX_PIN_SERIES + 500) {
+            st.pin_mismatch("s", "b", &format!("tool-{i}"));
+        }
+        st.pin_mismatch("s", "b", "tool-0");
+        assert_eq!(st.pin_mismatches.len(), MAX_PIN_SERIES + 1, "the cap, plus `other`");
+        assert_eq!(st.pin_mismatches[&("s".into(), "b".into(), "other".into())], 500);
+        assert_eq!(
+            st.pin_mismatches[&("s".into(), "b".into(), "tool-0".into())],
+            2,
+            "known series still count"
+        );
     }
 }
