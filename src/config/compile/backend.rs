@@ -9,7 +9,7 @@ use super::rest;
 pub(crate) fn compile_backend(
     rb: &raw::Backend,
     path: &str,
-    schemes: &[raw::SecurityScheme],
+    (schemes, schemes_known): (&[raw::SecurityScheme], bool),
     errs: &mut Errors,
 ) -> Option<crate::config::snapshot::Backend> {
     use crate::auth::scheme::BackendCredential;
@@ -79,10 +79,9 @@ pub(crate) fn compile_backend(
             );
         }
         match schemes.iter().find(|s| s.id == sref.id) {
-            None => errs.push(
-                format!("{path}.security.id"),
-                format!("no securitySchemes entry with id {:?}", sref.id),
-            ),
+            None => {
+                super::rest::missing_scheme(schemes_known, &format!("{path}.security.id"), &sref.id, errs)
+            }
             Some(sc) => {
                 let kind = rest::scheme_kind(sc);
                 let value = sref.credential.as_deref().or(sc.default_credential.as_deref());

@@ -16,6 +16,9 @@ use super::common::Errors;
 pub(super) struct ServerCx<'a> {
     /// `server.securitySchemes`.
     pub schemes: &'a [raw::SecurityScheme],
+    /// False when the `server:` block failed to parse: its schemes are unknown, not missing,
+    /// and references to them are not reported again.
+    pub schemes_known: bool,
     /// `server.defaultDownstreamSecurity`.
     pub default_down: Option<&'a raw::SecurityRef>,
     /// `server.defaultUpstreamSecurity`.
@@ -140,15 +143,23 @@ fn path_placeholders(path: &str, rules: &[ArgRule]) -> String {
     out
 }
 
+/// Reports a reference to a scheme that does not exist, unless the schemes are unknown (their
+/// block failed to parse and was reported already).
+pub(super) fn missing_scheme(known: bool, path: &str, id: &str, errs: &mut Errors) {
+    if known {
+        errs.push(path, format!("no securitySchemes entry with id {id:?}"));
+    }
+}
+
 /// Resolves a security reference to a scheme.
 fn scheme<'s>(
     sref: &raw::SecurityRef,
-    schemes: &'s [raw::SecurityScheme],
+    scx: &ServerCx<'s>,
     path: &str,
     errs: &mut Errors,
 ) -> Option<(&'s raw::SecurityScheme, Scheme)> {
-    let Some(sc) = schemes.iter().find(|s| s.id == sref.id) else {
-        errs.push(format!("{path}.id"), format!("no securitySchemes entry with id {:?}", sref.id));
+    let Some(sc) = scx.schemes.iter().find(|s| s.id == sref.id) else {
+        missing_scheme(scx.schemes_known, &format!("{path}.id"), &sref.id, errs);
         return None;
     };
     let kind = scheme_kind(sc)?;
@@ -314,7 +325,7 @@ pub(super) fn rest_tool(
         } else {
             "server.defaultDownstreamSecurity".into()
         };
-        scheme(s, scx.schemes, &at, errs)
+        scheme(s, scx, &at, errs)
             .map(|(_, scheme)| Downstream { scheme, passthrough: s.passthrough == Some(true) })
     });
     let upstream = rt.security.as_ref().or(scx.default_up).and_then(|s| {
@@ -323,7 +334,7 @@ pub(super) fn rest_tool(
         } else {
             "server.defaultUpstreamSecurity".into()
         };
-        scheme(s, scx.schemes, &at, errs).map(|(sc, scheme)| {
+        scheme(s, scx, &at, errs).map(|(sc, scheme)| {
             let configured = s
                 .credential
                 .as_deref()

@@ -95,6 +95,7 @@ pub(crate) fn compile_server(
     }
     let scx = rest::ServerCx {
         schemes: &schemes,
+        schemes_known: !server_block_failed,
         default_down: higress.as_ref().and_then(|h| h.default_downstream_security.as_ref()),
         default_up: higress.as_ref().and_then(|h| h.default_upstream_security.as_ref()),
         pass_auth: higress.as_ref().and_then(|h| h.passthrough_auth_header).unwrap_or(false),
@@ -143,7 +144,7 @@ pub(crate) fn compile_server(
         if !backend_names.insert(rb.name.clone()) {
             errs.push(format!("{bpath}.name"), format!("duplicate backend name {:?}", rb.name));
         }
-        if let Some(be) = compile_backend(&rb, &bpath, &schemes, errs) {
+        if let Some(be) = compile_backend(&rb, &bpath, (&schemes, !server_block_failed), errs) {
             backends.push(be);
         }
     }
@@ -184,14 +185,6 @@ pub(crate) fn compile_server(
         }
     }
     passthrough_warnings(&rs.name, &auth, &tools, warnings);
-    if server_block_failed {
-        // Its schemes are unknown, not missing: references to them are follow-on errors.
-        let mut i = 0;
-        errs.0.retain(|e| {
-            i += 1;
-            i <= before || !(e.starts_with(path) && e.contains("no securitySchemes entry"))
-        });
-    }
     if errs.0.len() > before {
         return None;
     }
@@ -344,7 +337,7 @@ pub(crate) fn compile_tool(
     ] {
         if let Some(s) = sref {
             if !scx.schemes.iter().any(|sc| sc.id == s.id) {
-                errs.push(p, format!("no securitySchemes entry with id {:?}", s.id));
+                rest::missing_scheme(scx.schemes_known, &p, &s.id, errs);
             }
         }
     }
