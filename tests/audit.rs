@@ -22,36 +22,13 @@ const SECRET_ARG: &str = "SECRET-ARGUMENT-VALUE-7f3a";
 const SECRET_RESULT: &str = "SECRET-RESULT-TEXT-91bc";
 
 fn token(sub: &str, scope: &str) -> String {
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
-    let claims = json!({"iss": "https://idp.test", "sub": sub, "aud": "https://gw.test/mcp", "exp": exp, "scope": scope});
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    header.kid = Some("h".into());
-    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(JWT_KEY)).unwrap()
+    common::hs256_token(JWT_KEY, sub, scope)
 }
 
-/// A 2026-07-28 request of `method` with `params` members, as `auth` (bearer), `name` for
-/// `Mcp-Name`.
-fn rpc(
-    addr: std::net::SocketAddr,
-    method: &str,
-    params: &str,
-    name: Option<&str>,
-    auth: Option<&str>,
-) -> Resp {
-    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
-    let sep = if params.is_empty() { "" } else { "," };
-    let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{params}{sep}{meta}}}}}"#);
-    let name = name.map(|n| format!("Mcp-Name: {n}\r\n")).unwrap_or_default();
+/// A 2026-07-28 request of `method` with `params` members, as `auth` (bearer).
+fn rpc(addr: std::net::SocketAddr, method: &str, params: &str, auth: Option<&str>) -> Resp {
     let auth = auth.map(|a| format!("Authorization: Bearer {a}\r\n")).unwrap_or_default();
-    send(
-        addr,
-        &format!(
-            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
-Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}{auth}\
-Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    )
+    common::rpc_2026(addr, method, params, &auth)
 }
 
 /// The file's lines once it holds at least `n` (workers ship every 100 ms; bounded wait).
@@ -111,7 +88,6 @@ fn every_decision_is_one_line_without_content() {
             json!({"jsonrpc":"2.0","id":msg["id"],"result":result}).to_string().into_bytes(),
         )
     });
-    let k = base64_simd::URL_SAFE_NO_PAD.encode_to_string(JWT_KEY);
     let config = format!(
         r#"
 listen: 127.0.0.1:0
@@ -122,9 +98,7 @@ servers:
   - name: tools
     path: /mcp
     resource: https://gw.test/mcp
-    authentication:
-      mode: jwt
-      jwt: {{ providers: [{{ name: t, issuer: https://idp.test, jwks: {{ inline: {{ keys: [{{ kty: oct, kid: h, k: "{k}" }}] }} }} }}] }}
+    {auth}
     authorization:
       rules:
         - name: echo-for-callers
@@ -139,6 +113,7 @@ servers:
       - {{ name: b2, url: "http://{b1}/mcp", pinning: enforce }}
 "#,
         trail = trail.display(),
+        auth = common::hs256_auth(JWT_KEY),
         b1 = b1.addr,
         pins = pins.display()
     );
@@ -151,19 +126,18 @@ servers:
 
     // Allowed (ok), allowed (isError), rate limited, denied, unauthenticated.
     let args = format!(r#""name":"b1__echo","arguments":{{"text":"{SECRET_ARG}","n":"5"}}"#);
-    let echo = Some("b1__echo");
-    assert_eq!(rpc(addr, "tools/call", &args, echo, Some(&caller)).status, 200);
+    assert_eq!(rpc(addr, "tools/call", &args, Some(&caller)).status, 200);
     let fail = r#""name":"b1__echo","arguments":{"text":"fail"}"#;
-    assert_eq!(rpc(addr, "tools/call", fail, echo, Some(&caller)).status, 200);
-    assert_eq!(rpc(addr, "tools/call", fail, echo, Some(&caller)).status, 429);
-    assert_eq!(rpc(addr, "tools/call", &args, echo, Some(&other)).status, 403);
-    assert_eq!(rpc(addr, "tools/call", &args, echo, None).status, 401);
+    assert_eq!(rpc(addr, "tools/call", fail, Some(&caller)).status, 200);
+    assert_eq!(rpc(addr, "tools/call", fail, Some(&caller)).status, 429);
+    assert_eq!(rpc(addr, "tools/call", &args, Some(&other)).status, 403);
+    assert_eq!(rpc(addr, "tools/call", &args, None).status, 401);
     // An unapproved definition (b2 is pinned, nothing recorded); the rate limit is not reached
     // first: refused calls spend nothing.
     let pinned = r#""name":"b2__echo","arguments":{"text":"x"}"#;
-    assert_eq!(rpc(addr, "tools/call", pinned, Some("b2__echo"), Some(&token("trent", "echo"))).status, 403);
+    assert_eq!(rpc(addr, "tools/call", pinned, Some(&token("trent", "echo"))).status, 403);
     // Not decided, not refused: no line.
-    assert_eq!(rpc(addr, "tools/list", "", None, Some(&caller)).status, 200);
+    assert_eq!(rpc(addr, "tools/list", "", Some(&caller)).status, 200);
 
     let got = lines(&trail, 6);
     assert_eq!(got.len(), 6, "{got:#?}");
@@ -237,7 +211,7 @@ servers:
     std::fs::rename(&trail, &rotated).unwrap();
     let r = send(admin, "POST /reload HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(rpc(addr, "tools/call", &args, echo, Some(&other)).status, 403);
+    assert_eq!(rpc(addr, "tools/call", &args, Some(&other)).status, 403);
     let fresh = lines(&trail, 1);
     assert_eq!(fresh.len(), 1);
     assert_eq!(fresh[0]["principal"], "mallory");

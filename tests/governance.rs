@@ -14,20 +14,12 @@ use serde_json::{json, Value};
 const JWT_KEY: &[u8] = b"governance-test-hmac-key-0123456789";
 
 fn token(sub: &str, scope: &str) -> String {
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
-    let claims = json!({"iss": "https://idp.test", "sub": sub, "aud": "https://gw.test/mcp", "exp": exp, "scope": scope});
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    header.kid = Some("h".into());
-    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(JWT_KEY)).unwrap()
+    common::hs256_token(JWT_KEY, sub, scope)
 }
 
 /// The `authentication:` block of a JWT server whose tokens come from [`token`].
 fn jwt_auth() -> String {
-    let k = base64_simd::URL_SAFE_NO_PAD.encode_to_string(JWT_KEY);
-    format!(
-        "authentication: {{ mode: jwt, jwt: {{ providers: [{{ name: t, issuer: https://idp.test, \
-         jwks: {{ inline: {{ keys: [{{ kty: oct, kid: h, k: \"{k}\" }}] }} }} }}] }} }}"
-    )
+    common::hs256_auth(JWT_KEY)
 }
 
 /// A stateless 2025-revision MCP backend (no session id) with tools, prompts and resources.
@@ -79,25 +71,7 @@ fn backend(tag: &'static str) -> Recorder {
 /// A 2026-07-28 request of `method` with `params` (a JSON object's members, without `_meta`),
 /// carrying `Mcp-Name` when the method has one, and `auth` as the bearer token.
 fn rpc(addr: SocketAddr, method: &str, params: &str, auth: &str) -> Resp {
-    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
-    let sep = if params.is_empty() { "" } else { "," };
-    let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{params}{sep}{meta}}}}}"#);
-    let parsed: Value = serde_json::from_str(&body).unwrap();
-    let name = match method {
-        "tools/call" | "prompts/get" => parsed["params"]["name"].as_str().map(str::to_string),
-        "resources/read" => parsed["params"]["uri"].as_str().map(str::to_string),
-        _ => None,
-    };
-    let name = name.map(|n| format!("Mcp-Name: {n}\r\n")).unwrap_or_default();
-    send(
-        addr,
-        &format!(
-            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
-Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}\
-Authorization: Bearer {auth}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    )
+    common::rpc_2026(addr, method, params, &format!("Authorization: Bearer {auth}\r\n"))
 }
 
 /// The names (or URIs) a list answer holds under `member`, by `field`.
@@ -267,19 +241,11 @@ servers:
     let addr = gw.addrs()[0];
     let t = token("dave", "echo");
     let with_tenant = |method: &str, params: &str, tenant: &str| {
-        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
-        let sep = if params.is_empty() { "" } else { "," };
-        let body =
-            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{{params}{sep}{meta}}}}}"#);
-        let name = if method == "tools/call" { "Mcp-Name: echo\r\n" } else { "" };
-        send(
+        common::rpc_2026(
             addr,
-            &format!(
-                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
-Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}\
-X-Tenant-Id: {tenant}\r\nAuthorization: Bearer {t}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
+            method,
+            params,
+            &format!("X-Tenant-Id: {tenant}\r\nAuthorization: Bearer {t}\r\n"),
         )
     };
     assert_eq!(names(&with_tenant("tools/list", "", "t-123"), "tools", "name"), ["echo"]);

@@ -248,3 +248,48 @@ fn serve(mut s: impl Read + Write, seen: &Mutex<Vec<Seen>>, reply: &dyn Fn(&Seen
         }
     }
 }
+
+/// An HS256 JWT signed with `key` (kid `h`): issuer `https://idp.test`, audience
+/// `https://gw.test/mcp`, an hour left, `sub` and `scope` as given.
+pub fn hs256_token(key: &[u8], sub: &str, scope: &str) -> String {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let claims = serde_json::json!({"iss": "https://idp.test", "sub": sub, "aud": "https://gw.test/mcp", "exp": exp, "scope": scope});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("h".into());
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(key)).unwrap()
+}
+
+/// The `authentication:` block (one line of YAML) of a server that accepts [`hs256_token`]s
+/// signed with `key`.
+pub fn hs256_auth(key: &[u8]) -> String {
+    let k = base64_simd::URL_SAFE_NO_PAD.encode_to_string(key);
+    format!(
+        "authentication: {{ mode: jwt, jwt: {{ providers: [{{ name: t, issuer: https://idp.test, \
+         jwks: {{ inline: {{ keys: [{{ kty: oct, kid: h, k: \"{k}\" }}] }} }} }}] }} }}"
+    )
+}
+
+/// A 2026-07-28 request (id 7) of `method` with `params` (a JSON object's members, without
+/// `_meta`) to `/mcp`, with `Mcp-Name` from `params.name` or `params.uri` where the method has
+/// one, and `extra` header lines (each ending in `\r\n`).
+pub fn rpc_2026(addr: SocketAddr, method: &str, params: &str, extra: &str) -> Resp {
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let sep = if params.is_empty() { "" } else { "," };
+    let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{params}{sep}{meta}}}}}"#);
+    let parsed: Value = serde_json::from_str(&body).unwrap();
+    let name = match method {
+        "tools/call" | "prompts/get" => parsed["params"]["name"].as_str(),
+        "resources/read" => parsed["params"]["uri"].as_str(),
+        _ => None,
+    };
+    let name = name.map(|n| format!("Mcp-Name: {n}\r\n")).unwrap_or_default();
+    send(
+        addr,
+        &format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}{extra}\
+Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
