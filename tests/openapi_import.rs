@@ -59,7 +59,7 @@ fn first_difference(expected: &str, actual: &str) -> String {
 /// The output is one raw `servers[]` entry whose deferred blocks parse, and the compiler
 /// accepts it: every operation becomes a REST tool.
 fn assert_loads(name: &str, text: &str) {
-    let entries: Vec<raw::Server> = serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let entries: Vec<raw::Server> = yaml_serde::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(entries.len(), 1, "{name}");
     let entry = &entries[0];
     if let Some(server) = &entry.server {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use rustc_hash::FxHashMap as HashMap;
 use std::time::Duration;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::config::raw;
 use crate::config::snapshot::{Limits, Snapshot};
@@ -45,7 +45,7 @@ pub fn compile_text(
     let (protected, exprs) = env::protect(text);
     let mut root: Value = match syntax {
         Syntax::Yaml => {
-            let mut v: Value = serde_yaml::from_str(&protected)
+            let mut v: Value = yaml_serde::from_str(&protected)
                 .map_err(|e| vec![format!("config is not valid YAML/JSON: {e}")])?;
             v.apply_merge().map_err(|e| vec![format!("config has an invalid merge key (<<): {e}")])?;
             v
@@ -96,7 +96,7 @@ const TOP_LEVEL: [&str; 11] = [
 ];
 
 fn compile_value(root: &Value, errs: &mut Errors, secret_paths: &[String]) -> Option<Snapshot> {
-    let empty = serde_yaml::Mapping::new();
+    let empty = yaml_serde::Mapping::new();
     let map = match root {
         Value::Mapping(m) => m,
         Value::Null => &empty,

@@ -7,7 +7,7 @@
 //! expands the placeholders in the parsed tree. Values are inserted into strings after parsing,
 //! never into YAML text, so an environment value can never change the structure of the config.
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 const MARK: &str = "__portcullis_env_";
 
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn errors_name_the_path() {
         let (text, exprs) = protect("servers: [{name: a, server: {config: {k: ${NOPE}, j: x${SET}y}}}]");
-        let mut v: Value = serde_yaml::from_str(&text).unwrap();
+        let mut v: Value = yaml_serde::from_str(&text).unwrap();
         let mut errs = Vec::new();
         substitute(&mut v, "", &env, &exprs, &mut errs, &mut Vec::new());
         assert_eq!(errs, vec!["servers[0].server.config.k: environment variable NOPE is not set"]);
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn values_cannot_inject_structure() {
         let (text, exprs) = protect("a: ${EVIL}\nb: 1\n");
-        let mut v: Value = serde_yaml::from_str(&text).unwrap();
+        let mut v: Value = yaml_serde::from_str(&text).unwrap();
         let evil = |_: &str| Some("x\nb: 2\nc: {d: 1}".to_string());
         substitute(&mut v, "", &evil, &exprs, &mut Vec::new(), &mut Vec::new());
         assert_eq!(v["b"], Value::Number(1.into()));

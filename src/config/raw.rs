@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 /// A block parsed later, on its own, so its errors do not hide its siblings' errors.
 #[derive(Clone, Debug)]

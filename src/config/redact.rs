@@ -6,7 +6,7 @@
 //! `token`, `clientSecret`, ...). URLs keep everything but their query string, where API keys
 //! travel (`?api_key=${KEY}`).
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 /// Field names whose values are always secret.
 const SECRET_FIELDS: [&str; 14] = [
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn secrets_do_not_survive() {
-        let v: Value = serde_yaml::from_str(
+        let v: Value = yaml_serde::from_str(
             r#"
 sessions: {keys: [{id: k1, secret: "s3cr3t-session-key-material-0000000"}]}
 servers:
@@ -146,7 +146,7 @@ servers:
 
     #[test]
     fn url_query_strings_are_redacted() {
-        let v: Value = serde_yaml::from_str(
+        let v: Value = yaml_serde::from_str(
             r#"
 servers:
   - name: a

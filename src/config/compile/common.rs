@@ -2,7 +2,7 @@
 //! raw config, and the TLS client configuration for https:// backends.
 
 use serde::de::DeserializeOwned;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::config::raw;
 

@@ -3,7 +3,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::config::raw;
 use crate::config::snapshot::Server;

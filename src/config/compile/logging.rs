@@ -1,7 +1,7 @@
 //! The top-level `log` block -> [`LogSettings`]: level and format checked by name, every error
 //! with its path (`log.level`).
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::common::{parse_value, Errors};
 use crate::config::raw;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use rustc_hash::FxHashMap as HashMap;
 use serde_json::json;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::config::raw;
 use crate::config::snapshot::{LocalTool, Server, ToolKind};

@@ -18,7 +18,7 @@ pub(super) fn one_line(s: &str) -> String {
 }
 
 /// Flow (`[`/`{`) nesting refused before parsing: libyaml's scanner is quadratic in it
-/// (measured on a debug build: 10k levels 0.7 s, 100k levels 66 s, before serde_yaml's own
+/// (measured on a debug build: 10k levels 0.7 s, 100k levels 66 s, before yaml_serde's own
 /// recursion limit of 128 even looks). Counted over the raw text, brackets in strings included,
 /// which only errs on the generous side.
 pub(super) const MAX_FLOW_DEPTH: usize = 1000;
@@ -40,20 +40,30 @@ pub(super) fn flow_too_deep(spec: &str) -> bool {
     false
 }
 
-/// YAML (JSON is YAML) into a JSON tree. serde_yaml bounds nesting and alias expansion; mapping
-/// keys that YAML reads as numbers (`200:` under `responses`) become their text.
+/// A description into a JSON tree. One that starts with `{` is JSON (serde_json: linear,
+/// surrogate-pair escapes such as `\ud83d\udc4d` decoded, nesting bounded at 128; read as YAML,
+/// a JSON syntax error could pass as a null). Anything else is YAML: yaml_serde
+/// bounds nesting and alias expansion; mapping keys that YAML reads as numbers (`200:` under
+/// `responses`) become their text.
 pub(super) fn parse(spec: &str) -> Result<Value, ImportError> {
+    if spec.trim_start().starts_with('{') {
+        return serde_json::from_str::<Value>(spec).map_err(|e| ImportError::Syntax(format!("JSON: {e}")));
+    }
+    parse_yaml(spec)
+}
+
+fn parse_yaml(spec: &str) -> Result<Value, ImportError> {
     if flow_too_deep(spec) {
         return Err(ImportError::Syntax(format!("brackets nested deeper than {MAX_FLOW_DEPTH} levels")));
     }
-    let mut y: serde_yaml::Value =
-        serde_yaml::from_str(spec).map_err(|e| ImportError::Syntax(e.to_string()))?;
+    let mut y: yaml_serde::Value =
+        yaml_serde::from_str(spec).map_err(|e| ImportError::Syntax(e.to_string()))?;
     y.apply_merge().map_err(|e| ImportError::Syntax(e.to_string()))?;
     yaml_to_json(y).map_err(ImportError::Syntax)
 }
 
-pub(super) fn yaml_to_json(v: serde_yaml::Value) -> Result<Value, String> {
-    use serde_yaml::Value as Y;
+pub(super) fn yaml_to_json(v: yaml_serde::Value) -> Result<Value, String> {
+    use yaml_serde::Value as Y;
     Ok(match v {
         Y::Null => Value::Null,
         Y::Bool(b) => Value::Bool(b),

@@ -100,7 +100,7 @@ impl Import {
     /// The entry as a one-element YAML list, ready to paste under `servers:`, after a `#` header
     /// naming `source` and one `# warning:` line per warning.
     pub fn to_yaml(&self, source: &str) -> Result<String, ImportError> {
-        let body = serde_yaml::to_string(&[&self.entry]).map_err(|e| ImportError::Output(e.to_string()))?;
+        let body = yaml_serde::to_string(&[&self.entry]).map_err(|e| ImportError::Output(e.to_string()))?;
         let mut out = format!(
             "# Imported by `portcullis import openapi` from {}.\n\
              # One servers[] entry: paste it under `servers:`. Credentials are never imported.\n",

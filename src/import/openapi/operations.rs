@@ -451,8 +451,8 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn neutralise_value(&mut self, v: &mut serde_yaml::Value, path: &str) {
-        use serde_yaml::Value as Y;
+    fn neutralise_value(&mut self, v: &mut yaml_serde::Value, path: &str) {
+        use yaml_serde::Value as Y;
         match v {
             Y::String(s) => self.neutralise(s, path),
             Y::Sequence(items) => {

@@ -33,8 +33,8 @@ pub(super) struct Param {
 
 /// A JSON value from the description as the configuration's value type. Infallible for JSON
 /// (its keys are strings); `null` stands in should that ever change.
-pub(super) fn config_value(v: &Value) -> serde_yaml::Value {
-    serde_yaml::to_value(v).unwrap_or(serde_yaml::Value::Null)
+pub(super) fn config_value(v: &Value) -> yaml_serde::Value {
+    yaml_serde::to_value(v).unwrap_or(yaml_serde::Value::Null)
 }
 
 /// The `position` of a generated argument, empty when absent.

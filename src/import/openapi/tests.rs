@@ -728,7 +728,7 @@ fn yaml_output_is_a_pasteable_list_with_a_comment_header() {
     assert!(lines.next().unwrap().starts_with("# Imported by `portcullis import openapi` from api.yaml"));
     assert!(text.contains("\n# warning: components.securitySchemes.o: oauth2 is not supported"));
     assert!(text.contains("\n- name: test-api\n"));
-    let parsed: Vec<raw::Server> = serde_yaml::from_str(&text).unwrap();
+    let parsed: Vec<raw::Server> = yaml_serde::from_str(&text).unwrap();
     assert_eq!(parsed.len(), 1);
 }
 
@@ -823,4 +823,41 @@ fn hostile_yaml_is_refused_not_expanded() {
         laughs.push_str(&format!("a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"));
     }
     assert!(matches!(err(&laughs), ImportError::Syntax(_)));
+}
+
+#[test]
+fn json_descriptions_are_read_as_json() {
+    // An escaped surrogate pair (a thumbs-up) is one character in JSON; YAML 1.1 parsers refuse it.
+    let spec = r#"{"openapi": "3.0.3", "info": {"title": "T", "version": "1"},
+      "servers": [{"url": "https://api.example.com"}],
+      "paths": {"/x": {"get": {"operationId": "x", "summary": "like \ud83d\udc4d",
+        "responses": {"200": {"description": "ok"}}}}}}"#;
+    let i = run(spec);
+    assert_eq!(tool(&i, "x")["description"], "like \u{1F44D}");
+    // Broken JSON is reported as JSON, with its position.
+    let e = err(r#"{"openapi": "3.0.3", "info": }"#).to_string();
+    assert!(e.contains("JSON") && e.contains("column"), "{e}");
+}
+
+#[test]
+fn a_large_description_imports_whole() {
+    // ~3 MB: 3,000 operations with long descriptions and parameters (the size of the largest
+    // public descriptions; the time it takes is measured in perf/RESULTS.md, not asserted here).
+    let mut paths = serde_json::Map::new();
+    for n in 0..3000 {
+        paths.insert(
+            format!("/items{n}/{{id}}"),
+            json!({"get": {"operationId": format!("get_item_{n}"), "description": "d".repeat(800),
+              "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                             {"name": "q", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+              "responses": {"200": {"description": "ok"}}}}),
+        );
+    }
+    let spec = json!({"openapi": "3.0.3", "info": {"title": "Big", "version": "1"},
+        "servers": [{"url": "https://api.example.com"}], "paths": paths})
+    .to_string();
+    assert!(spec.len() > 2_800_000, "{}", spec.len());
+    let i = run(&spec);
+    assert_eq!(tools(&i).len(), 3000);
+    assert_eq!(arg(&tool(&i, "get_item_2999"), "q")["type"], "integer");
 }
