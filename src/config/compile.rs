@@ -57,6 +57,7 @@ pub fn compile_text(
     let mut errs = Errors::default();
     let mut secret_paths = Vec::new();
     env::substitute(&mut root, "", lookup, &exprs, &mut errs.0, &mut secret_paths);
+    prefetch_hosts(&root);
     let snapshot = compile_value(&root, &mut errs, &secret_paths);
     match snapshot {
         Some(s) if errs.0.is_empty() => Ok(s),
@@ -70,6 +71,33 @@ pub fn compile_text(
             Err(errs.0)
         }
     }
+}
+
+/// Looks up every host the configuration connects to (backend and REST `url`s, JWKS `uri`s) at
+/// once under one deadline, before compiling: each distinct host is asked once, and hosts that
+/// do not answer cost [`RESOLVE_DEADLINE`](crate::upstream::target::RESOLVE_DEADLINE) together,
+/// not a resolver timeout each.
+fn prefetch_hosts(root: &Value) {
+    fn walk(v: &Value, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Mapping(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        (Some("url" | "uri"), Value::String(u)) => {
+                            out.extend(crate::upstream::target::url_authority(u));
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Sequence(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut hosts = Vec::new();
+    walk(root, &mut hosts);
+    use crate::upstream::target::{prefetch, system_lookup, RESOLVE_DEADLINE};
+    prefetch(hosts, RESOLVE_DEADLINE, system_lookup);
 }
 
 /// Compiles a configuration file.
