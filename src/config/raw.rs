@@ -390,7 +390,7 @@ pub struct Proxy {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProtectedResource {
-    pub authorization_servers: Vec<String>,
+    pub authorization_servers: Option<Vec<String>>,
     pub scopes_supported: Option<Vec<String>>,
     pub resource_name: Option<String>,
     pub resource_documentation: Option<String>,
@@ -401,7 +401,10 @@ pub struct ProtectedResource {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
+    // Envoy AI Gateway writes `Allow` / `Deny`.
+    #[serde(alias = "Allow")]
     Allow,
+    #[serde(alias = "Deny")]
     Deny,
 }
 
@@ -437,9 +440,20 @@ pub struct JwtSource {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ClaimMatch {
     pub name: String,
     pub values: Vec<String>,
+    pub value_type: Option<ClaimValueType>,
+}
+
+/// How a claim is compared (Envoy AI Gateway's `valueType`).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum ClaimValueType {
+    /// The claim is a string equal to one of the values.
+    String,
+    /// The claim is an array with an element equal to one of the values (or such a string).
+    StringArray,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -252,8 +252,16 @@ fn serve(mut s: impl Read + Write, seen: &Mutex<Vec<Seen>>, reply: &dyn Fn(&Seen
 /// An HS256 JWT signed with `key` (kid `h`): issuer `https://idp.test`, audience
 /// `https://gw.test/mcp`, an hour left, `sub` and `scope` as given.
 pub fn hs256_token(key: &[u8], sub: &str, scope: &str) -> String {
+    hs256_token_with(key, serde_json::json!({"sub": sub, "scope": scope}))
+}
+
+/// [`hs256_token`] with `extra` claims (an object) beside `iss`, `aud` and `exp`.
+pub fn hs256_token_with(key: &[u8], extra: Value) -> String {
     let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
-    let claims = serde_json::json!({"iss": "https://idp.test", "sub": sub, "aud": "https://gw.test/mcp", "exp": exp, "scope": scope});
+    let mut claims = serde_json::json!({"iss": "https://idp.test", "aud": "https://gw.test/mcp", "exp": exp});
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some("h".into());
     jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(key)).unwrap()

@@ -117,11 +117,23 @@ pub(super) fn compile(
     // through it), and for any mode whose block asks for it.
     let prm = match (&a.protected_resource, &mode) {
         (Some(p), _) => {
-            if p.authorization_servers.is_empty() {
-                errs.push(format!("{path}.protectedResource.authorizationServers"), "must list at least one");
+            // Without `authorizationServers`, a jwt endpoint names its providers' issuers (as
+            // Envoy AI Gateway names its `oauth.issuer`); other modes have no issuer to name.
+            let issuers: Vec<String> = match &mode {
+                Mode::Jwt { providers, .. } => providers.iter().map(|p| p.issuer.to_string()).collect(),
+                _ => Vec::new(),
+            };
+            let servers = p.authorization_servers.as_deref().unwrap_or(&issuers);
+            if servers.is_empty() {
+                let why = match (&p.authorization_servers, &mode) {
+                    (Some(_), _) => "must list at least one",
+                    (None, Mode::Jwt { .. }) => "is required: no jwt provider names an issuer",
+                    (None, _) => "is required (it defaults to the JWT issuers only for mode jwt)",
+                };
+                errs.push(format!("{path}.protectedResource.authorizationServers"), why);
             }
             let fields = PrmFields {
-                authorization_servers: &p.authorization_servers,
+                authorization_servers: servers,
                 scopes: p.scopes_supported.as_deref(),
                 name: p.resource_name.as_deref(),
                 documentation: p.resource_documentation.as_deref(),

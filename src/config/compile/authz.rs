@@ -45,7 +45,15 @@ pub(super) fn compile(
             if c.name.is_empty() || c.values.is_empty() {
                 errs.push(format!("{rp}.source.jwt.claims[{k}]"), "needs a name and at least one value");
             }
-            claims.push((c.name.as_str().into(), c.values.iter().map(|v| v.as_str().into()).collect()));
+            claims.push(crate::policy::rules::Claim {
+                path: c.name.as_str().into(),
+                values: c.values.iter().map(|v| v.as_str().into()).collect(),
+                kind: match c.value_type {
+                    None => crate::policy::rules::ClaimKind::Any,
+                    Some(raw::ClaimValueType::String) => crate::policy::rules::ClaimKind::String,
+                    Some(raw::ClaimValueType::StringArray) => crate::policy::rules::ClaimKind::StringArray,
+                },
+            });
         }
         let mut targets = Vec::new();
         for (k, t) in r.target.iter().flat_map(|t| &t.tools).enumerate() {

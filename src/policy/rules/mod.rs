@@ -25,8 +25,8 @@ pub struct Rule {
     pub name: Option<Box<str>>,
     /// Every scope required.
     pub scopes: Vec<Box<str>>,
-    /// Claim path and accepted values.
-    pub claims: Vec<(Box<str>, Vec<Box<str>>)>,
+    /// `source.jwt.claims[]`: every one must match.
+    pub claims: Vec<Claim>,
     /// Tool targets. A rule with no target of any kind applies to every call it can judge.
     pub targets: Vec<Target>,
     /// `target.resources[]`: (backend, URI glob).
@@ -37,6 +37,45 @@ pub struct Rule {
     pub cel: Option<Program>,
     /// `action: allow` (the default) or `deny`.
     pub allow: bool,
+}
+
+/// One `source.jwt.claims[]` entry.
+#[derive(Debug)]
+pub struct Claim {
+    /// Dotted path into the claims (nested objects).
+    pub path: Box<str>,
+    /// Accepted values; one must match.
+    pub values: Vec<Box<str>>,
+    /// How the claim is compared.
+    pub kind: ClaimKind,
+}
+
+/// `valueType`: how a claim is compared with its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimKind {
+    /// No `valueType`: a string (or number, or boolean, as its JSON text) equal to a value, or an
+    /// array with a string element equal to one.
+    Any,
+    /// `String`: a string equal to a value (Envoy AI Gateway's default).
+    String,
+    /// `StringArray`: an array with a string element equal to a value, or such a string.
+    StringArray,
+}
+
+impl Claim {
+    fn matches(&self, claim: Option<&serde_json::Value>) -> bool {
+        use serde_json::Value as J;
+        let listed = |s: &str| self.values.iter().any(|v| **v == *s);
+        match (claim, self.kind) {
+            (Some(J::String(s)), _) => listed(s),
+            (Some(J::Array(a)), ClaimKind::Any | ClaimKind::StringArray) => {
+                a.iter().any(|x| x.as_str().is_some_and(listed))
+            }
+            (Some(J::Number(n)), ClaimKind::Any) => listed(&n.to_string()),
+            (Some(J::Bool(b)), ClaimKind::Any) => listed(if *b { "true" } else { "false" }),
+            _ => false,
+        }
+    }
 }
 
 /// One `target.tools[]` entry.
@@ -470,15 +509,7 @@ fn scopes_match(rule: &Rule, p: &Principal) -> bool {
 }
 
 fn claims_match(rule: &Rule, p: &Principal) -> bool {
-    rule.claims.iter().all(|(path, values)| match crate::auth::jwt::claim_at(&p.claims, path) {
-        Some(serde_json::Value::String(s)) => values.iter().any(|v| **v == **s),
-        Some(serde_json::Value::Array(a)) => {
-            a.iter().any(|x| x.as_str().is_some_and(|x| values.iter().any(|v| &**v == x)))
-        }
-        Some(serde_json::Value::Number(n)) => values.iter().any(|v| **v == *n.to_string()),
-        Some(serde_json::Value::Bool(b)) => values.iter().any(|v| **v == *b.to_string()),
-        _ => false,
-    })
+    rule.claims.iter().all(|c| c.matches(crate::auth::jwt::claim_at(&p.claims, &c.path)))
 }
 
 #[cfg(test)]

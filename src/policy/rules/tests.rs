@@ -145,7 +145,7 @@ fn first_match_wins_and_defaults() {
 fn claims_nested_and_arrays() {
     let mut r = rule(&[], Vec::new(), true);
     r.claims =
-        vec![("org.id".into(), vec!["acme".into()]), ("groups".into(), vec!["ops".into(), "dev".into()])];
+        vec![claim("org.id", &["acme"], ClaimKind::Any), claim("groups", &["ops", "dev"], ClaimKind::Any)];
     let policy = Policy::new(vec![r], false);
     let yes = principal(&[], serde_json::json!({"org": {"id": "acme"}, "groups": ["x", "dev"]}));
     let wrong_org = principal(&[], serde_json::json!({"org": {"id": "evil"}, "groups": ["dev"]}));
@@ -354,4 +354,34 @@ fn resource_and_prompt_rules_fail_closed() {
     assert_eq!(d, Decision::Deny { rule: None, scope: Some(vec!["docs".into()]) });
     // Tool calls are not named by resource or prompt targets.
     assert!(matches!(decide(&policy, &p, "b1", "t", "{}"), Decision::Deny { rule: None, .. }));
+}
+
+fn claim(path: &str, values: &[&str], kind: ClaimKind) -> Claim {
+    Claim { path: path.into(), values: values.iter().map(|v| (*v).into()).collect(), kind }
+}
+
+#[test]
+fn claim_value_types() {
+    // Envoy AI Gateway's valueType: String wants a string; StringArray an array holding a value,
+    // or such a string; without valueType, either (and numbers or booleans by their JSON text).
+    let cases = [
+        (ClaimKind::String, serde_json::json!("eng"), true),
+        (ClaimKind::String, serde_json::json!(["eng"]), false),
+        (ClaimKind::String, serde_json::json!(7), false),
+        (ClaimKind::StringArray, serde_json::json!(["x", "eng"]), true),
+        (ClaimKind::StringArray, serde_json::json!("eng"), true),
+        (ClaimKind::StringArray, serde_json::json!([["eng"]]), false),
+        (ClaimKind::StringArray, serde_json::json!({"eng": true}), false),
+        (ClaimKind::Any, serde_json::json!(["eng"]), true),
+        (ClaimKind::Any, serde_json::json!("eng"), true),
+        (ClaimKind::Any, serde_json::json!("ops"), false),
+    ];
+    for (kind, value, allowed) in cases {
+        let mut r = rule(&[], Vec::new(), true);
+        r.claims = vec![claim("team", &["eng", "7"], kind)];
+        let policy = Policy::new(vec![r], false);
+        let p = principal(&[], serde_json::json!({ "team": value }));
+        let d = decide(&policy, &p, "b", "t", "{}");
+        assert_eq!(matches!(d, Decision::Allow { .. }), allowed, "{kind:?} {value}");
+    }
 }
