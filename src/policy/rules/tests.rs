@@ -157,8 +157,8 @@ fn claims_nested_and_arrays() {
 
 #[test]
 fn claim_paths_walk_nested_objects_only() {
+    let mut r = rule(&[], Vec::new(), true);
     r.claims = vec![claim("org.id", &["acme"], ClaimKind::Any)];
-    r.claims = vec![("org.id".into(), vec!["acme".into()])];
     let policy = Policy::new(vec![r], false);
     let flat = principal(&[], serde_json::json!({"org.id": "acme"}));
     assert!(matches!(decide(&policy, &flat, "b", "t", "{}"), Decision::Deny { rule: None, .. }));
