@@ -1,5 +1,5 @@
 //! The `portcullis` binary: `portcullis` (embedded demo), `portcullis --config FILE`,
-//! `portcullis check --config FILE`, `portcullis import openapi SPEC`,
+//! `portcullis check --config FILE`, `portcullis import openapi SPEC`, `portcullis import mcproute FILE`,
 //! `portcullis pins record --config FILE`.
 
 use std::path::PathBuf;
@@ -96,6 +96,32 @@ enum ImportFormat {
         #[arg(long)]
         output_schemas: bool,
     },
+    /// Envoy AI Gateway `MCPRoute` manifest (with the ConfigMaps and Backends beside it) -> one
+    /// `servers[]` entry: OAuth as JWT authentication, authorization rules as written, backendRefs
+    /// as backends.
+    Mcproute {
+        /// The manifest file (YAML, several documents allowed).
+        manifest: PathBuf,
+        /// URL of a backendRef, NAME=URL (repeatable). Without it, a Backend of the file gives the
+        /// address, or a Service its cluster DNS name.
+        #[arg(long = "backend", value_name = "NAME=URL", value_parser = name_equals_url)]
+        backends: Vec<(String, String)>,
+        /// Where the route's keys are when it has no `jwks` (Envoy discovers them from the issuer).
+        #[arg(long)]
+        jwks_uri: Option<String>,
+        /// Which MCPRoute, when the file holds several.
+        #[arg(long)]
+        route: Option<String>,
+    },
+}
+
+fn name_equals_url(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, u)) if !n.is_empty() && (u.starts_with("http://") || u.starts_with("https://")) => {
+            Ok((n.to_string(), u.to_string()))
+        }
+        _ => Err(format!("{s:?}: expected NAME=http(s)://host:port/path")),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -180,7 +206,20 @@ fn emit(text: &str) -> anyhow::Result<()> {
 }
 
 fn import(format: ImportFormat) -> anyhow::Result<std::process::ExitCode> {
-    let ImportFormat::Openapi { spec, name, base_url, output_schemas } = format;
+    let (spec, name, base_url, output_schemas) = match format {
+        ImportFormat::Openapi { spec, name, base_url, output_schemas } => {
+            (spec, name, base_url, output_schemas)
+        }
+        ImportFormat::Mcproute { manifest, backends, jwks_uri, route } => {
+            let text = std::fs::read_to_string(&manifest)
+                .with_context(|| format!("cannot read {}", manifest.display()))?;
+            let opts = portcullis::import::mcproute::McpRouteOptions { backends, jwks_uri, route };
+            let imported = portcullis::import::mcproute::import(&text, &opts)
+                .with_context(|| format!("cannot import {}", manifest.display()))?;
+            emit(&imported.to_yaml(&manifest.display().to_string())?)?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+    };
     let text = std::fs::read_to_string(&spec).with_context(|| format!("cannot read {}", spec.display()))?;
     let opts = portcullis::import::openapi::ImportOptions { name, base_url, output_schemas };
     let imported = portcullis::import::openapi::import(&text, &opts)

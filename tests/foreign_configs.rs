@@ -156,3 +156,69 @@ servers:
     assert_eq!(doc["authorization_servers"], json!(["https://idp.test"]));
     assert_eq!(doc["resource_name"], "Tools behind the gateway");
 }
+
+/// `portcullis import mcproute` on a manifest of our own (a ConfigMap with the keys beside the
+/// route), its output pasted under `servers:` as it is: the gateway serves the route's rules.
+#[test]
+fn an_imported_mcproute_serves_its_rules() {
+    let b = backend();
+    let k = base64_simd::URL_SAFE_NO_PAD.encode_to_string(JWT_KEY);
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{ name: idp-keys, namespace: agents }}
+data:
+  jwks: '{{"keys":[{{"kty":"oct","kid":"h","k":"{k}"}}]}}'
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: MCPRoute
+metadata: {{ name: agent-tools, namespace: agents }}
+spec:
+  parentRefs: [{{ name: gw, kind: Gateway }}]
+  backendRefs:
+    - name: b1
+      port: 8080
+      toolSelector: {{ exclude: [admin] }}
+  securityPolicy:
+    oauth:
+      issuer: https://idp.test
+      audiences: [https://gw.test/mcp]
+      jwks:
+        localJWKS: {{ type: ValueRef, valueRef: {{ group: "", kind: ConfigMap, name: idp-keys }} }}
+      protectedResourceMetadata:
+        resource: https://gw.test/mcp
+        scopesSupported: [sum]
+    authorization:
+      rules:
+        - source: {{ jwt: {{ scopes: [sum] }} }}
+          target: {{ tools: [{{ backend: b1, tool: sum }}] }}
+        - target: {{ tools: [{{ backend: b1, tool: admin }}] }}
+"#
+    );
+    let file = std::env::temp_dir().join(format!("portcullis-mcproute-{}.yaml", std::process::id()));
+    std::fs::write(&file, manifest).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["import", "mcproute"])
+        .arg(&file)
+        .arg("--backend")
+        .arg(format!("b1=http://{}/mcp", b.addr))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let entry = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let indented: String = entry.lines().map(|l| format!("  {l}\n")).collect();
+    let gw = common::start(&format!("listen: 127.0.0.1:0\nworkers: 1\nservers:\n{indented}"));
+    let addr = gw.addrs()[0];
+    let token = |scope: &str| common::hs256_token_with(JWT_KEY, json!({"sub": "u", "scope": scope}));
+    assert_eq!(call(addr, "sum", r#"{"a":1}"#, &token("sum"), "").status, 200);
+    let denied = call(addr, "sum", r#"{"a":1}"#, &token("other"), "");
+    assert_eq!(denied.status, 403);
+    assert!(denied.header("www-authenticate").unwrap_or_default().contains("insufficient_scope"));
+    // Allowed by a rule, but outside the backend's toolSelector: not served.
+    assert_ne!(call(addr, "admin", "{}", &token("other"), "").status, 200);
+    // A token without the audience is refused outright.
+    let wrong_aud =
+        common::hs256_token_with(JWT_KEY, json!({"sub": "u", "scope": "sum", "aud": "https://else"}));
+    assert_eq!(call(addr, "sum", "{}", &wrong_aud, "").status, 401);
+}

@@ -130,12 +130,14 @@ pub fn prefetch<I>(
     if wanted.is_empty() {
         return;
     }
-    let queue = Arc::new(std::sync::Mutex::new(wanted.clone()));
+    // The threads take names in turn through one shared index (load time: no lock needed).
+    let queue = Arc::new((wanted.clone(), std::sync::atomic::AtomicUsize::new(0)));
     let (tx, rx) = std::sync::mpsc::channel::<(String, Result<SocketAddr, String>)>();
     for _ in 0..wanted.len().min(RESOLVE_THREADS) {
         let (queue, tx) = (queue.clone(), tx.clone());
         let spawned = std::thread::Builder::new().name("portcullis-dns".into()).spawn(move || loop {
-            let Some((with_port, written)) = queue.lock().ok().and_then(|mut q| q.pop()) else { return };
+            let next = queue.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some((with_port, written)) = queue.0.get(next).cloned() else { return };
             let r = lookup(&with_port).map_err(|e| format!("cannot resolve {written}: {e}")).and_then(|a| {
                 a.into_iter().next().ok_or_else(|| format!("{written} resolves to no address"))
             });

@@ -62,7 +62,7 @@ fn parse_yaml(spec: &str) -> Result<Value, ImportError> {
     yaml_to_json(y).map_err(ImportError::Syntax)
 }
 
-pub(super) fn yaml_to_json(v: yaml_serde::Value) -> Result<Value, String> {
+pub(crate) fn yaml_to_json(v: yaml_serde::Value) -> Result<Value, String> {
     use yaml_serde::Value as Y;
     Ok(match v {
         Y::Null => Value::Null,

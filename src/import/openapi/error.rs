@@ -47,6 +47,9 @@ pub enum ImportError {
         /// What.
         message: String,
     },
+    /// A manifest (`import mcproute`) that cannot be converted, and what to do.
+    #[error("{0}")]
+    Manifest(String),
     /// The entry could not be written as YAML.
     #[error("cannot write YAML: {0}")]
     Output(String),

@@ -29,6 +29,7 @@ mod schema;
 mod security;
 
 use cx::*;
+pub(crate) use document::yaml_to_json;
 use document::*;
 pub use error::ImportError;
 
