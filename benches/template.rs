@@ -49,7 +49,7 @@ fn request(c: &mut Criterion) {
     let config = serde_json::json!({"apiKey": "k-0123456789abcdef"});
     let mut d = Decoder::default();
     d.with_tape(ARGS, |tape| {
-        let cx = Context { args: Some(tape), config: Some(&config), data: None };
+        let cx = Context { args: Some(tape), config: Some(&config), ..Context::default() };
         let mut bufs: [Vec<u8>; 4] = Default::default();
         render(&r, &cx, &mut bufs);
         assert_eq!(

@@ -53,8 +53,10 @@ pub fn jsonrpc_envelope(data: &[u8]) {
             if let Ok(env) = envelope::decode(tape) {
                 let mut out = Vec::new();
                 json::write_value(&mut out, tape);
-                let _ = template
-                    .render(&mut out, &Context { args: env.arguments, config: Some(&config), data: None });
+                let _ = template.render(
+                    &mut out,
+                    &Context { args: env.arguments, config: Some(&config), ..Context::default() },
+                );
             }
         });
     });
@@ -212,7 +214,12 @@ pub fn template(data: &[u8]) {
     };
     DECODER.with(|d| {
         let _ = d.borrow_mut().with_tape(json, |tape| {
-            check(&Context { args: Some(tape), config: Some(&config), data: doc.as_ref() });
+            check(&Context {
+                args: Some(tape),
+                config: Some(&config),
+                data: doc.as_ref(),
+                ..Context::default()
+            });
         });
     });
     check(&Context::default());

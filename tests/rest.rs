@@ -98,7 +98,7 @@ servers:
     assert_eq!(r["isError"], false, "{r}");
     let s = rec.last();
     assert_eq!(s.method, "POST");
-    assert_eq!(s.path(), "/items/a%2Fb%20c", "path placeholder percent-encoded");
+    assert_eq!(s.path(), "/items/a/b%20c", "path placeholder escaped as a path (Higress keeps /)");
     assert_eq!(
         s.query(),
         "city=K%C3%B6ln%20%26%20co&region=eu&q=x%26y%3Dz&limit=10",

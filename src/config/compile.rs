@@ -100,6 +100,20 @@ fn prefetch_hosts(root: &Value) {
     prefetch(hosts, RESOLVE_DEADLINE, system_lookup);
 }
 
+/// A `servers[]` entry without `name` takes its `server.name`: a Higress `mcp-server.yaml`
+/// (`server: {name, config}` and `tools`) pasted as an entry names itself there.
+fn named_by_server_block(entry: &Value) -> std::borrow::Cow<'_, Value> {
+    let Value::Mapping(m) = entry else { return std::borrow::Cow::Borrowed(entry) };
+    match m.get("server").and_then(|s| s.get("name")) {
+        Some(name @ Value::String(_)) if !m.contains_key("name") => {
+            let mut named = m.clone();
+            named.insert(Value::String("name".into()), name.clone());
+            std::borrow::Cow::Owned(Value::Mapping(named))
+        }
+        _ => std::borrow::Cow::Borrowed(entry),
+    }
+}
+
 /// Compiles a configuration file.
 pub fn compile_file(path: &std::path::Path) -> Result<Snapshot, Vec<String>> {
     let text =
@@ -208,7 +222,7 @@ fn compile_value(root: &Value, errs: &mut Errors, secret_paths: &[String]) -> Op
     }
     for (i, v) in raw_servers.iter().enumerate() {
         let path = format!("servers[{i}]");
-        let Some(rs) = parse_value::<raw::Server>(v, &path, errs) else { continue };
+        let Some(rs) = parse_value::<raw::Server>(&named_by_server_block(v), &path, errs) else { continue };
         let Some(mut srv) = compile_server(&rs, &path, errs, &mut warnings) else { continue };
         srv.index = servers.len();
         if !names.insert(srv.name.clone()) {

@@ -225,6 +225,9 @@ pub struct Server {
     pub rate_limits: Option<Vec<RateLimit>>,
     /// The pins file of the backends' tool definitions.
     pub pins: Option<String>,
+    /// Where REST tools with a relative `requestTemplate.url` are sent (Higress sends them to
+    /// its route's backend service).
+    pub base_url: Option<String>,
 }
 
 /// The top-level `audit` block.
@@ -514,6 +517,9 @@ pub struct HigressServer {
     /// Higress `server.allowTools` (same meaning as the server entry's `allowTools`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_tools: Option<Vec<String>>,
+    /// Higress `server.description`: informational (Higress does not send it either).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -573,7 +579,7 @@ pub struct Tool {
     pub security: Option<SecurityRef>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Arg {
     pub name: String,
@@ -596,6 +602,21 @@ pub struct Arg {
     pub properties: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,
+    /// JSON Schema keywords published in the tool's `inputSchema` as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(rename = "minLength")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<Value>,
+    #[serde(rename = "maxLength")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<Value>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -60,7 +60,9 @@ pub(crate) fn stateless(
             let visible = authz::Visible { server, principal: w.principal, head: w.head, buf: w.buf };
             local::tools_list(w.scratch, server, env.params, allow, &visible).map(|()| true)
         }
-        "tools/call" => local::tools_call(w.scratch, w.tmp, server, env.name, args, allow).map(|()| false),
+        "tools/call" => {
+            local::tools_call(w.scratch, w.tmp, server, env.name, args, allow, client_of(w)).map(|()| false)
+        }
         "prompts/list" => Ok(list(w.scratch, "prompts")),
         "resources/list" => Ok(list(w.scratch, "resources")),
         "resources/templates/list" => Ok(list(w.scratch, "resourceTemplates")),
@@ -183,7 +185,7 @@ pub(crate) fn dispatch_legacy(
             let visible = authz::Visible { server, principal: w.principal, head: w.head, buf: w.buf };
             local::tools_list(w.scratch, server, env.params, allow, &visible)
         }
-        "tools/call" => local::tools_call(w.scratch, w.tmp, server, env.name, args, allow),
+        "tools/call" => local::tools_call(w.scratch, w.tmp, server, env.name, args, allow, client_of(w)),
         "prompts/list" => {
             local::empty_list(w.scratch, "prompts");
             Ok(())
@@ -250,6 +252,7 @@ pub(crate) fn rest_call(
         authorization: if rt.pass_authorization { head.header(buf, "authorization") } else { None },
         claim_headers: &w.principal.headers,
         trace: trace.headers(),
+        client: client_of(w),
     };
     let mut request = Vec::with_capacity(512);
     // Phase 5 normalized the arguments of every REST tool call it let through.
@@ -267,6 +270,14 @@ pub(crate) fn rest_call(
             tool_failed(w.scratch, env, &text, generation, server);
             Some(w.json(None, class).into())
         }
+    }
+}
+
+/// Who is calling, for the template functions `getRealIP` and `getSocketIP`.
+fn client_of<'a>(w: &Writer<'a, '_>) -> crate::rest::template::Client<'a> {
+    crate::rest::template::Client {
+        forwarded_for: w.head.header(w.buf, "x-forwarded-for"),
+        peer: Some(w.cx.peer),
     }
 }
 

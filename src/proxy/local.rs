@@ -168,6 +168,7 @@ pub fn tools_call(
     name: Option<&str>,
     arguments: Option<&[Node<'_>]>,
     allow: Option<&[u8]>,
+    client: crate::rest::template::Client<'_>,
 ) -> Result<(), Error> {
     let tool = find_tool(server, name, allow)?;
     check_arguments(arguments)?;
@@ -179,7 +180,7 @@ pub fn tools_call(
     };
     tmp.clear();
     let rendered =
-        template.render(tmp, &Context { args: arguments, config: Some(&server.config), data: None });
+        template.render(tmp, &Context { args: arguments, config: Some(&server.config), data: None, client });
     let is_error = match rendered {
         Ok(()) => false,
         // A render error (budget, output cap, a function refusing its input) is the tool's

@@ -20,6 +20,9 @@ pub struct ArgSpec<'a> {
     pub items: Option<Value>,
     /// Object property schemas.
     pub properties: Option<Value>,
+    /// Further JSON Schema keywords, as written (`format`, `minimum`, `maximum`, `pattern`,
+    /// `minLength`, `maxLength`).
+    pub keywords: Vec<(&'static str, Value)>,
 }
 
 /// JSON Schema types an argument may declare.
@@ -46,6 +49,9 @@ pub fn input_schema(args: &[ArgSpec<'_>]) -> Value {
         }
         if let Some(pr) = &a.properties {
             p.insert("properties".into(), pr.clone());
+        }
+        for (k, v) in &a.keywords {
+            p.insert((*k).into(), v.clone());
         }
         props.insert(a.name.to_string(), Value::Object(p));
         if a.required {

@@ -135,6 +135,8 @@ pub struct Incoming<'a> {
     /// Headers the gateway adds to every backend request (request id, trace context): (lower-case
     /// name, value). A header the tool's `requestTemplate.headers` sets itself wins.
     pub trace: &'a [(&'a [u8], &'a [u8])],
+    /// Who is calling (`getRealIP`).
+    pub client: crate::rest::template::Client<'a>,
 }
 
 /// Appends the text form of an argument (query, header, cookie and form values): a string as it
@@ -178,6 +180,11 @@ fn failed(what: &str, e: &RenderError) -> ToolError {
     ToolError(format!("template error in {what}: {e}"))
 }
 
+/// Whether a path has a `.` or `..` segment.
+fn dot_segment(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/').any(|seg| seg == b"." || seg == b"..")
+}
+
 /// Whether a header value is safe to send (no CR, LF, NUL or other control characters but tab).
 fn header_safe(v: &[u8]) -> bool {
     v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
@@ -194,7 +201,7 @@ pub fn build(
     out: &mut Vec<u8>,
 ) -> Result<(), ToolError> {
     let target = tool.target.as_ref().map_err(|e| ToolError(format!("call failed: {e}")))?;
-    let cx = Context { args: Some(args), config: Some(config), data: None };
+    let cx = Context { args: Some(args), config: Some(config), data: None, client: incoming.client };
     let credential = credential(tool, incoming)?;
 
     // The body first: its length goes in the head.
@@ -243,7 +250,13 @@ pub fn build(
     out.clear();
     out.extend_from_slice(tool.method.as_bytes());
     out.push(b' ');
-    tool.path.render_escaped(out, &cx, Escape::Url).map_err(|e| failed("url", &e))?;
+    let path_start = out.len();
+    tool.path.render_escaped(out, &cx, Escape::Path).map_err(|e| failed("url", &e))?;
+    if dot_segment(&out[path_start..]) {
+        // `/` is kept in path arguments (a file path is several segments), so `..` could climb
+        // out of the tool's path to another endpoint of the API, with the tool's credential.
+        return Err(ToolError("call failed: a path argument makes a \".\" or \"..\" segment".into()));
+    }
     let mut sep = b'?';
     if let Some(q) = &tool.query {
         out.push(b'?');
@@ -511,7 +524,10 @@ pub fn shape(
             Some(t) => {
                 let data: Option<serde_json::Value> = serde_json::from_slice(body).ok();
                 let mut o = Vec::new();
-                match t.render(&mut o, &Context { args: None, config: Some(config), data: data.as_ref() }) {
+                match t.render(
+                    &mut o,
+                    &Context { args: None, config: Some(config), data: data.as_ref(), ..Context::default() },
+                ) {
                     Ok(()) => String::from_utf8_lossy(&o).into_owned(),
                     Err(e) => format!("call failed, status: {status}; errorResponseTemplate: {e}"),
                 }
@@ -537,9 +553,10 @@ pub fn shape(
     let mut text = Vec::new();
     match &r.body {
         Some(t) => {
-            if let Err(e) =
-                t.render(&mut text, &Context { args: None, config: Some(config), data: data.as_ref() })
-            {
+            if let Err(e) = t.render(
+                &mut text,
+                &Context { args: None, config: Some(config), data: data.as_ref(), ..Context::default() },
+            ) {
                 return text_result(out, &format!("responseTemplate: {e}"), true);
             }
         }

@@ -29,6 +29,8 @@ pub(super) struct ServerCx<'a> {
     pub config: &'a serde_json::Value,
     /// `server.caFile` (extension): extra trust for https REST backends.
     pub ca_file: Option<&'a str>,
+    /// `servers[].baseUrl`: the origin (and path prefix) of relative `requestTemplate.url`s.
+    pub base_url: Option<&'a str>,
 }
 
 /// The kind of a configured scheme (`None` when the scheme itself is invalid; that is reported
@@ -195,7 +197,11 @@ pub(super) fn rest_tool(
         match Template::compile(url) {
             Ok(t) if t.is_static() && url.contains("{{") => {
                 let mut o = Vec::new();
-                let cx = crate::rest::template::Context { args: None, config: Some(scx.config), data: None };
+                let cx = crate::rest::template::Context {
+                    args: None,
+                    config: Some(scx.config),
+                    ..Default::default()
+                };
                 if let Err(e) = t.render(&mut o, &cx) {
                     errs.push(&upath, e.to_string());
                     return None;
@@ -210,20 +216,55 @@ pub(super) fn rest_tool(
             }
         }
     }
+    // A relative URL (Higress sends it to its route's backend service): under `baseUrl`, or
+    // loaded with calls failing until one is set.
+    let mut unusable: Option<String> = None;
+    let joined;
+    if url.starts_with('/') {
+        match scx.base_url {
+            Some(base) => {
+                joined = format!("{}{url}", base.trim_end_matches('/'));
+                url = &joined;
+            }
+            None => {
+                let why = format!(
+                    "the URL {url:?} is relative: set this server's baseUrl to where it is served (Higress sends \
+                     it to the backend service of its route)"
+                );
+                if !warnings.iter().any(|w| w.contains("is relative: set this server's baseUrl")) {
+                    warnings.push(format!("{upath}: {why}; calls to such tools fail until it is set"));
+                }
+                unusable = Some(why);
+                joined = format!("http://127.0.0.1{url}");
+                url = &joined;
+            }
+        }
+    }
     let Some(scheme_len) = scheme_len(url) else {
-        errs.push(&upath, "must start with http:// or https:// (a host from .config included)");
-        return None;
-    };
-    let rest = &url[scheme_len..];
-    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..auth_end];
-    if authority.contains("{{") {
         errs.push(
             &upath,
-            "the scheme and host must be literal or come from .config only (arguments cannot choose the host)",
+            "must start with http:// or https:// (a host from .config included), or with / under baseUrl",
         );
         return None;
+    };
+    let mut rest = &url[scheme_len..];
+    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..auth_end];
+    let host_from_args;
+    if authority.contains("{{") {
+        // Arguments never choose where a request goes (SSRF): the tool loads, as Higress loads
+        // it, and its calls fail saying why.
+        let why = format!(
+            "the host {authority:?} comes from the arguments; the gateway never lets arguments choose \
+             where a request goes"
+        );
+        warnings.push(format!("{upath}: {why}: calls to this tool fail"));
+        unusable = Some(why);
+        host_from_args = format!("127.0.0.1{}", &rest[auth_end..]);
+        rest = &host_from_args;
     }
+    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..auth_end];
     let after = &rest[auth_end..];
     if let Err(e) = literal_ok(after) {
         errs.push(&upath, e);
@@ -238,6 +279,7 @@ pub(super) fn rest_tool(
     let origin = format!("{}{authority}/", &url[..scheme_len]);
     let tls = || super::common::client_tls(scx.ca_file).map_err(|e| format!("TLS configuration: {e}"));
     let target = match Target::parse(&origin, tls) {
+        Ok(_) if unusable.is_some() => Err(unusable.unwrap_or_default().into_boxed_str()),
         Ok(t) => Ok(t),
         Err(TargetError::Unresolved(e)) => {
             // One warning per host, not one per tool.

@@ -101,7 +101,13 @@ pub(crate) fn compile_server(
         pass_auth: higress.as_ref().and_then(|h| h.passthrough_auth_header).unwrap_or(false),
         config: &config,
         ca_file: higress.as_ref().and_then(|h| h.ca_file.as_deref()),
+        base_url: rs.base_url.as_deref(),
     };
+    if let Some(b) = &rs.base_url {
+        if !(b.starts_with("http://") || b.starts_with("https://")) || b.contains(['?', '#', '{']) {
+            errs.push(format!("{path}.baseUrl"), "must be an absolute http(s) URL without query or fragment");
+        }
+    }
     for (sref, field) in
         [(scx.default_down, "defaultDownstreamSecurity"), (scx.default_up, "defaultUpstreamSecurity")]
     {
@@ -293,13 +299,11 @@ pub(crate) fn compile_tool(
             t.name
         ));
     }
+    let (t, index) = higress_args(t, path, warnings);
+    let t = &*t;
     let mut specs = Vec::new();
-    let mut arg_names = HashSet::new();
-    for (i, a) in t.args.iter().flatten().enumerate() {
-        let apath = format!("{path}.args[{i}]");
-        if !arg_names.insert(a.name.as_str()) {
-            errs.push(format!("{apath}.name"), format!("duplicate argument {:?}", a.name));
-        }
+    for (k, a) in t.args.iter().flatten().enumerate() {
+        let apath = format!("{path}.args[{}]", index.get(k).copied().unwrap_or(k));
         if let Some(k) = &a.kind {
             if !schema::TYPES.contains(&k.as_str()) {
                 errs.push(format!("{apath}.type"), format!("must be one of {}", schema::TYPES.join(", ")));
@@ -326,6 +330,17 @@ pub(crate) fn compile_tool(
                 .map(|c| c.iter().filter_map(|v| serde_json::to_value(v).ok()).collect()),
             items: to_json(&a.items),
             properties: to_json(&a.properties),
+            keywords: [
+                ("format", a.format.as_ref().map(|f| json!(f))),
+                ("minimum", to_json(&a.minimum)),
+                ("maximum", to_json(&a.maximum)),
+                ("pattern", a.pattern.as_ref().map(|p| json!(p))),
+                ("minLength", to_json(&a.min_length)),
+                ("maxLength", to_json(&a.max_length)),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect(),
         });
     }
     for (sref, p) in [
@@ -389,6 +404,44 @@ pub(crate) fn compile_tool(
         allowed: true,
         kind: kind?,
     })
+}
+
+/// A tool's arguments as Higress reads them: of two arguments with one name the last wins (its
+/// schema, default and position; Higress keeps them in maps), and `type: int` is `integer`
+/// (Higress publishes it as written, which is no JSON Schema type). Each is a load warning.
+/// Also returns, for each argument kept, its index in the file (for error paths).
+fn higress_args<'t>(
+    t: &'t raw::Tool,
+    path: &str,
+    warnings: &mut Vec<String>,
+) -> (std::borrow::Cow<'t, raw::Tool>, Vec<usize>) {
+    let args = t.args.as_deref().unwrap_or_default();
+    let duplicated = |i: usize| args[i + 1..].iter().any(|b| b.name == args[i].name);
+    let int = |a: &raw::Arg| a.kind.as_deref() == Some("int");
+    if !(0..args.len()).any(duplicated) && !args.iter().any(int) {
+        return (std::borrow::Cow::Borrowed(t), (0..args.len()).collect());
+    }
+    let mut kept = Vec::with_capacity(args.len());
+    let mut index = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        if duplicated(i) {
+            warnings.push(format!(
+                "{path}.args[{i}]: argument {:?} is declared again later; the later declaration is used, as in Higress",
+                a.name
+            ));
+            continue;
+        }
+        let mut a = a.clone();
+        if int(&a) {
+            warnings.push(format!("{path}.args[{i}].type: \"int\" is read as \"integer\""));
+            a.kind = Some("integer".into());
+        }
+        kept.push(a);
+        index.push(i);
+    }
+    let mut t = t.clone();
+    t.args = Some(kept);
+    (std::borrow::Cow::Owned(t), index)
 }
 
 /// `pins` and the backends' `pinning`: the approved digests read into each pinned backend. A

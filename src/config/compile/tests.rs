@@ -653,7 +653,7 @@ servers:
       defaultDownstreamSecurity: {id: nope}
     tools:
       - name: t0
-        requestTemplate: {url: "http://{{.args.host}}/x"}
+        requestTemplate: {url: "http://127.0.0.1:9/x"}
       - name: t1
         requestTemplate: {url: "ftp://h/x"}
       - name: t2
@@ -672,7 +672,6 @@ servers:
 "#,
     );
     assert_error(&errs, "servers[0].server.defaultDownstreamSecurity.id", "no securitySchemes entry");
-    assert_error(&errs, "servers[0].tools[0].requestTemplate.url", "arguments cannot choose the host");
     assert_error(&errs, "servers[0].tools[1].requestTemplate.url", "http:// or https://");
     assert_error(&errs, "servers[0].tools[2].requestTemplate.url", "percent-encoded");
     assert_error(&errs, "servers[0].tools[2].requestTemplate.method", "not an HTTP method");
@@ -846,13 +845,36 @@ servers:
   - name: a
     tools:
       - name: t
-        args: [{name: x, type: str}, {name: x}, {name: y, position: elsewhere}]
+        args: [{name: x}, {name: x, type: str}, {name: y, position: elsewhere}]
         responseTemplate: {body: x}
 "#,
     );
-    assert_error(&errs, "servers[0].tools[0].args[0].type", "must be one of");
-    assert_error(&errs, "servers[0].tools[0].args[1].name", "duplicate");
+    assert_error(&errs, "servers[0].tools[0].args[1].type", "must be one of");
     assert_error(&errs, "servers[0].tools[0].args[2].position", "query");
+    // Higress's reading: the later of two same-named arguments is used, `int` is `integer`.
+    let snap = load(
+        r#"
+servers:
+  - name: a
+    tools:
+      - name: t
+        args: [{name: x, default: en}, {name: n, type: int}, {name: x, default: en-US, enum: [en, en-US]}]
+        responseTemplate: {body: x}
+"#,
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&snap.servers[0].tools[0].listing).unwrap();
+    assert_eq!(listing["inputSchema"]["properties"]["x"]["default"], "en-US");
+    assert_eq!(listing["inputSchema"]["properties"]["n"]["type"], "integer");
+    assert!(
+        snap.warnings.iter().any(|w| w.contains("args[0]: argument \"x\" is declared again later")),
+        "{:?}",
+        snap.warnings
+    );
+    assert!(
+        snap.warnings.iter().any(|w| w.contains("args[1].type: \"int\" is read as \"integer\"")),
+        "{:?}",
+        snap.warnings
+    );
 }
 
 #[test]

@@ -233,6 +233,7 @@ impl<'a> Cx<'a> {
                     items: None,
                     properties: None,
                     position: Some("path".into()),
+                    ..Arg::default()
                 });
             }
         }

@@ -164,6 +164,7 @@ impl<'a> Cx<'a> {
             items,
             properties,
             position: Some(position.to_string()),
+            ..Arg::default()
         }
     }
 

@@ -17,6 +17,43 @@ pub const MAX_OUTPUT: usize = 4 << 20;
 /// Deepest nesting of control structures and parenthesised pipelines a template may have.
 pub const MAX_DEPTH: usize = 64;
 
+/// Who is calling, for `getRealIP` and `getSocketIP`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Client<'c> {
+    /// The request's `X-Forwarded-For` header, as received.
+    pub forwarded_for: Option<&'c [u8]>,
+    /// The TCP peer's address.
+    pub peer: Option<std::net::IpAddr>,
+}
+
+impl Client<'_> {
+    /// `getRealIP`: the first `X-Forwarded-For` entry (its port or brackets removed, as Higress
+    /// reads it) when that is an IP address, else the peer's address. Only an address is ever
+    /// returned: the header is the client's to write, so a value that is not one (`1.2.3.4&x=y`)
+    /// cannot reach a request through this function.
+    pub fn real_ip(&self) -> Option<std::net::IpAddr> {
+        let first = self
+            .forwarded_for
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| h.split(',').next())
+            .map(str::trim)
+            .filter(|f| !f.is_empty());
+        first.and_then(parse_ip).or(self.peer)
+    }
+}
+
+/// An address as a forwarded-for entry writes it: `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]:80`.
+fn parse_ip(s: &str) -> Option<std::net::IpAddr> {
+    if let Ok(ip) = s.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    s.rsplit_once(':')
+        .and_then(|(host, port)| port.bytes().all(|b| b.is_ascii_digit()).then_some(host)?.parse().ok())
+}
+
 /// How the text produced by each action is escaped before it joins the output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Escape {
@@ -27,6 +64,10 @@ pub enum Escape {
     /// argument cannot change the structure of a URL path or query. Literal template text is
     /// not touched, nor is an action whose pipeline ends in `urlquery` (already escaped).
     Url,
+    /// For a URL path (Higress's `EscapedPath`): [`Escape::Url`] that also keeps `/` and the
+    /// other characters a path segment may hold (`!$&'()*+,;=:@`), so `a/b` stays two segments;
+    /// `?`, `#`, `%` and spaces are still encoded, so an argument cannot end the path.
+    Path,
 }
 
 /// Why a render failed. The output buffer is left as it was before the call.

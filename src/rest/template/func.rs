@@ -144,12 +144,54 @@ functions! {
     Divf 1 VAR, "divf";
     Floor 1 1, "floor";
     Ceil 1 1, "ceil";
+    Uuidv4 0 0, "uuidv4";
+    RandAlphaNum 1 1, "randAlphaNum";
+    RandAlpha 1 1, "randAlpha";
+    RandNumeric 1 1, "randNumeric";
+    RandAscii 1 1, "randAscii";
+    Now 0 0, "now";
+    Date 2 2, "date";
+    DateInZone 3 3, "dateInZone" | "date_in_zone";
+    HtmlDate 1 1, "htmlDate";
+    HtmlDateInZone 2 2, "htmlDateInZone";
+    UnixEpoch 1 1, "unixEpoch";
+    DateModify 2 2, "dateModify" | "mustDateModify";
+    GetRealIp 0 0, "getRealIP";
+    GetSocketIp 0 0, "getSocketIP";
+    RegexMatch 2 2, "regexMatch" | "mustRegexMatch";
+    RegexFind 2 2, "regexFind" | "mustRegexFind";
+    RegexFindAll 3 3, "regexFindAll" | "mustRegexFindAll";
+    RegexReplaceAll 3 3, "regexReplaceAll" | "mustRegexReplaceAll";
+    RegexReplaceAllLiteral 3 3, "regexReplaceAllLiteral" | "mustRegexReplaceAllLiteral";
+    RegexSplit 3 3, "regexSplit" | "mustRegexSplit";
 }
 
 impl Func {
     /// The function called `name`.
     pub fn lookup(name: &str) -> Option<Func> {
         TABLE.iter().find(|(n, ..)| *n == name).map(|&(_, f, ..)| f)
+    }
+
+    /// Whether the result depends on more than the arguments (the clock, randomness, the
+    /// caller): a template using one is never rendered once at load.
+    pub fn is_impure(self) -> bool {
+        matches!(
+            self,
+            Func::Uuidv4
+                | Func::RandAlphaNum
+                | Func::RandAlpha
+                | Func::RandNumeric
+                | Func::RandAscii
+                | Func::Now
+                | Func::Date
+                | Func::DateInZone
+                | Func::HtmlDate
+                | Func::HtmlDateInZone
+                | Func::UnixEpoch
+                | Func::DateModify
+                | Func::GetRealIp
+                | Func::GetSocketIp
+        )
     }
 
     /// The function's (first) name.

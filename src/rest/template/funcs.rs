@@ -42,7 +42,7 @@ fn parse_go_int(s: &str) -> Option<i64> {
 }
 
 /// `cast.ToInt64` (what sprig's `int`, `add`, `sub`... apply): failures are 0.
-fn to_i64(v: &Val<'_>) -> i64 {
+pub(super) fn to_i64(v: &Val<'_>) -> i64 {
     match v {
         Val::Bool(b) => i64::from(*b),
         Val::Int(i) => *i,
@@ -74,7 +74,7 @@ fn to_f64(v: &Val<'_>) -> f64 {
 }
 
 /// An integer argument where Go's signature wants `int`.
-fn int_arg(v: &Val<'_>, what: &str) -> Result<i64, Fail> {
+pub(super) fn int_arg(v: &Val<'_>, what: &str) -> Result<i64, Fail> {
     match v.int() {
         Some(i) => Ok(i),
         None => fail(format!("{what} must be an integer, not {}", v.kind())),
@@ -83,7 +83,7 @@ fn int_arg(v: &Val<'_>, what: &str) -> Result<i64, Fail> {
 
 impl<'r> Ev<'r, '_> {
     /// The text of `v`: borrowed when it is a string, else rendered into `tmp`.
-    fn text<'a>(&mut self, v: &'a Val<'r>, tmp: &'a mut Vec<u8>) -> Result<&'a str, Fail> {
+    pub(super) fn text<'a>(&mut self, v: &'a Val<'r>, tmp: &'a mut Vec<u8>) -> Result<&'a str, Fail> {
         if let Some(s) = v.as_str() {
             self.charge(s.len())?;
             return Ok(s);
@@ -99,7 +99,7 @@ impl<'r> Ev<'r, '_> {
 
     /// Runs a text-producing function: into `out` when given (checked against the output
     /// cap), else into a new string value.
-    fn emit(
+    pub(super) fn emit(
         &mut self,
         out: Option<&mut Vec<u8>>,
         w: impl FnOnce(&mut Self, &mut Vec<u8>, usize) -> Result<(), Fail>,
@@ -477,6 +477,15 @@ impl<'r> Ev<'r, '_> {
                 })
             }
             Func::Join => {
+                // sprig's `join(sep string, list)`: a number is a type error in Go, and a
+                // character constant such as ',' is a number there (Higress fails the call too).
+                if a0.as_str().is_none() && !matches!(a0, Val::Missing | Val::Null) {
+                    return fail(format!(
+                        "the separator must be a string, not {} (a character constant such as ',' is a \
+                         number in Go templates: write \",\")",
+                        a0.kind()
+                    ));
+                }
                 let items = match a1 {
                     Val::Missing | Val::Null => Vec::new(),
                     v if v.is_array() => self.elements(v)?,
@@ -501,6 +510,26 @@ impl<'r> Ev<'r, '_> {
                 })
             }
             Func::SplitList => self.split_list(a0, a1),
+            Func::Uuidv4
+            | Func::RandAlphaNum
+            | Func::RandAlpha
+            | Func::RandNumeric
+            | Func::RandAscii
+            | Func::Now
+            | Func::Date
+            | Func::DateInZone
+            | Func::HtmlDate
+            | Func::HtmlDateInZone
+            | Func::UnixEpoch
+            | Func::DateModify
+            | Func::GetRealIp
+            | Func::GetSocketIp
+            | Func::RegexMatch
+            | Func::RegexFind
+            | Func::RegexFindAll
+            | Func::RegexReplaceAll
+            | Func::RegexReplaceAllLiteral
+            | Func::RegexSplit => self.apply_ext(f, a, out),
             Func::List => {
                 self.charge(a.len() * SCAN_COST)?;
                 val(value::list(Rc::from(a)).ok_or_else(too_deep)?)

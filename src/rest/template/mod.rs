@@ -15,6 +15,7 @@
 //! documented on [`Template`].
 
 mod ast;
+mod clock;
 mod common;
 mod func;
 mod funcs;
@@ -22,6 +23,7 @@ mod gofmt;
 mod lex;
 mod parse;
 mod render;
+mod sprig_ext;
 mod text;
 mod value;
 
@@ -30,7 +32,7 @@ mod tests;
 
 use simd_json::Node;
 
-pub use common::{Escape, RenderError, MAX_OUTPUT};
+pub use common::{Client, Escape, RenderError, MAX_OUTPUT};
 
 /// A compiled template.
 ///
@@ -55,8 +57,13 @@ pub use common::{Escape, RenderError, MAX_OUTPUT};
 /// `hasSuffix`, `repeat`, `substr`, `trunc`, `nospace`, `indent`, `nindent`, `cat`, `quote`,
 /// `squote`, `join`, `splitList`, `list`, `first`, `last`, `has`, `hasKey`, `get`, `b64enc`,
 /// `b64dec`, `sha256sum`, `int`, `int64`, `float64`, `atoi`, `add`, `add1`, `sub`, `mul`,
-/// `div`, `mod`, `max`, `min`, `addf`, `subf`, `mulf`, `divf`, `floor`, `ceil`. Any other name
-/// is a compile error.
+/// `div`, `mod`, `max`, `min`, `addf`, `subf`, `mulf`, `divf`, `floor`, `ceil`; random
+/// `uuidv4`, `randAlphaNum`, `randAlpha`, `randNumeric`, `randAscii`; dates `now`, `date`,
+/// `dateInZone` (`date_in_zone`), `htmlDate`, `htmlDateInZone`, `unixEpoch`, `dateModify`
+/// (Go reference layouts, IANA zones, see `clock`); regular expressions (RE2 syntax, as Go's)
+/// `regexMatch`, `regexFind`, `regexFindAll`, `regexReplaceAll`, `regexReplaceAllLiteral`,
+/// `regexSplit`. Higress's own: `getRealIP` (the first `X-Forwarded-For` entry when it is an
+/// address, else the peer's) and `getSocketIP` (the peer's). Any other name is a compile error.
 ///
 /// # Decisions where Higress and Go differ
 ///
@@ -85,9 +92,17 @@ pub use common::{Escape, RenderError, MAX_OUTPUT};
 ///   passed to `upper`); objects passed to sprig functions are values, not Higress's raw JSON
 ///   strings (so `toJson` of an object is that object, not a quoted string).
 /// - Raw strings are plain strings (gjson_template treats a leading raw string as a gjson
-///   query); the `gjson` function is not provided, nor are sprig's dictionary, date, random,
-///   regex, crypto and semver functions, or `split` (use `splitList`). `trimSpace` and
-///   `toJSON` are not sprig names and are compile errors, as in Higress.
+///   query); the `gjson` function is not provided, nor are sprig's dictionary, crypto
+///   (beyond `sha256sum`), semver, path, network, reflection and OS functions, `env`, or `split`
+///   (use `splitList`). `trimSpace` and `toJSON` are not sprig names and are compile errors, as
+///   in Higress.
+/// - Times travel between functions as text (`now` is Go's `time.Time` string form, in UTC), as
+///   in Higress; `date`, `htmlDate` and `Local` zones are UTC, whatever the host's zone. A time
+///   argument that is not a time (Higress always passes `now` as a string) means now.
+/// - `join`'s separator must be a string: `join ','` (a character constant, a number in Go)
+///   fails the call, as in Go and Higress, instead of joining with "44".
+/// - `getRealIP` returns only an address: an `X-Forwarded-For` entry that is not one is
+///   ignored (the header is the client's), never copied into a request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Template {
     nodes: Box<[ast::Node]>,
@@ -105,6 +120,8 @@ pub struct Context<'t, 'a, 'c> {
     pub config: Option<&'c serde_json::Value>,
     /// The data (backend response), when there is one.
     pub data: Option<&'c serde_json::Value>,
+    /// Who is calling (`getRealIP`, `getSocketIP`).
+    pub client: Client<'c>,
 }
 
 impl Template {
@@ -139,7 +156,7 @@ impl Template {
         escape: Escape,
     ) -> Result<(), RenderError> {
         let start = out.len();
-        let cx = value::Cx { args: cx.args, config: cx.config, data: cx.data };
+        let cx = value::Cx { args: cx.args, config: cx.config, data: cx.data, client: cx.client };
         let res = render::run(&self.nodes, self.slots, cx, out, escape);
         if res.is_err() {
             out.truncate(start);

@@ -601,6 +601,9 @@ impl<'s> Parser<'s> {
                 }
                 let f =
                     Func::lookup(name).ok_or_else(|| self.err(format!("unknown function {name:?}"), at))?;
+                if f.is_impure() {
+                    self.dynamic = true;
+                }
                 let segs = self.chain()?;
                 if segs.is_empty() {
                     return Ok(Operand::Func(f, at));

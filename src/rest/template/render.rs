@@ -75,8 +75,13 @@ fn eval_err(msg: impl Into<String>, loc: Loc) -> RenderError {
 
 /// Percent-encodes `out[start..]` in place (RFC 3986 unreserved bytes stay), growing the
 /// buffer once and filling it from the back.
-fn percent_encode(out: &mut Vec<u8>, start: usize) {
-    let keep = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+fn percent_encode(out: &mut Vec<u8>, start: usize, escape: Escape) {
+    let keep = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            // A path keeps its separators and the characters RFC 3986 allows in a segment.
+            || (escape == Escape::Path && matches!(b, b'/' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@'))
+    };
     let extra = 2 * out[start..].iter().filter(|&&b| !keep(b)).count();
     if extra == 0 {
         return;
@@ -161,8 +166,8 @@ impl<'r> Ev<'r, '_> {
                     if pipe.decl.is_empty() {
                         let start = out.len();
                         self.pipe_out(pipe, dot, out)?;
-                        if self.escape == Escape::Url && !escaped {
-                            percent_encode(out, start);
+                        if self.escape != Escape::None && !escaped {
+                            percent_encode(out, start, self.escape);
                             if out.len() > self.limit {
                                 return Err(RenderError::OutputTooLarge);
                             }

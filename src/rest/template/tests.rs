@@ -27,7 +27,12 @@ fn render_with(src: &str, args: &str, config: &str, data: &str, escape: Escape) 
         .with_tape(args.as_bytes(), |tape| {
             t.render_escaped(
                 &mut out,
-                &Context { args: Some(tape), config: Some(&config), data: data.as_ref() },
+                &Context {
+                    args: Some(tape),
+                    config: Some(&config),
+                    data: data.as_ref(),
+                    ..Context::default()
+                },
                 escape,
             )
         })
@@ -497,4 +502,76 @@ fn every_function_name_compiles() {
         let res = Template::compile(&src);
         assert!(res.is_ok() || f.check_arity(4).is_err(), "{name}: {res:?}");
     }
+}
+
+#[test]
+fn higress_functions_random_dates_regex_and_join() {
+    let rows = [
+        // Dates over fixed instants (Unix seconds or Go's time string); zones by IANA name.
+        (r#"{{date "2006-01-02 15:04" 1772600767}}"#, "=2026-03-04 05:06"),
+        (r#"{{dateInZone "20060102 15h MST" 1772600767 "Asia/Shanghai"}}"#, "=20260304 13h CST"),
+        (
+            r#"{{date_in_zone "Mon Jan _2" "2026-03-04 05:06:07 +0000 UTC" "America/New_York"}}"#,
+            "=Wed Mar  4",
+        ),
+        (r#"{{dateInZone "15:04" 1772600767 "No/Such_Zone"}}"#, "=05:06"),
+        (
+            r#"{{htmlDate 1772600767}} {{htmlDateInZone 1772600767 "Pacific/Kiritimati"}}"#,
+            "=2026-03-04 2026-03-04",
+        ),
+        (r#"{{unixEpoch "2026-03-04T05:06:07Z"}}"#, "=1772600767"),
+        (r#"{{dateModify "-1.5h" "2026-03-04 05:06:07 +0000 UTC" | date "15:04"}}"#, "=03:36"),
+        (r#"{{dateModify "1 day" 0}}"#, "!is not a duration"),
+        // Regular expressions.
+        (r#"{{regexMatch "^P[a-z]+$" .args.city}}"#, "=true"),
+        (r#"{{regexFind "[aeiou]" .args.city}}"#, "=a"),
+        (r#"{{regexFindAll "[a-z]" .args.city 3 | join "-"}}"#, "=a-r-i"),
+        (r#"{{regexReplaceAll "(a)(r)" .args.city "${2}${1}"}}"#, "=Prais"),
+        (r#"{{regexReplaceAllLiteral "a" .args.city "$1"}}"#, "=P$1ris"),
+        (r#"{{regexSplit "r" .args.city -1 | len}}"#, "=2"),
+        (r#"{{regexMatch "(" "x"}}"#, "!invalid pattern"),
+        // sprig's join wants a string separator: ',' is a number in Go.
+        (r#"{{.args.list | join ","}}"#, "=a,b,c"),
+        (r#"{{.args.list | join ','}}"#, "!the separator must be a string"),
+        (r#"{{randAlpha 5000}}"#, "!at most 4096"),
+    ];
+    check(&rows, render);
+
+    // Random values: their shape, and that two renders differ.
+    let uuid = render("{{uuidv4}}").unwrap();
+    let shape =
+        regex::Regex::new("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$").unwrap();
+    assert!(shape.is_match(&uuid), "{uuid}");
+    assert_ne!(uuid, render("{{uuidv4}}").unwrap());
+    let r = render("{{randAlphaNum 12}}|{{randNumeric 4}}|{{randAlpha 3}}|{{randAscii 6}}").unwrap();
+    let parts: Vec<&str> = r.split('|').collect();
+    assert!(parts[0].len() == 12 && parts[0].bytes().all(|b| b.is_ascii_alphanumeric()), "{r}");
+    assert!(parts[1].len() == 4 && parts[1].bytes().all(|b| b.is_ascii_digit()), "{r}");
+    assert!(parts[2].len() == 3 && parts[2].bytes().all(|b| b.is_ascii_alphabetic()), "{r}");
+    assert_eq!(parts[3..].join("|").len(), 6, "{r}");
+
+    // `now` is the current time; a template reading the clock is never rendered once at load.
+    let year = render(r#"{{now | date "2006"}}"#).unwrap();
+    assert!(year.parse::<i32>().unwrap() >= 2026, "{year}");
+    for src in ["{{uuidv4}}", r#"{{now | date "2006"}}"#, "{{getRealIP}}", "{{randNumeric 3}}"] {
+        assert!(!Template::compile(src).unwrap().is_static(), "{src}");
+    }
+}
+
+#[test]
+fn caller_address_functions() {
+    let t = Template::compile("{{getRealIP}}|{{getSocketIP}}").unwrap();
+    let run = |xff: Option<&str>, peer: Option<&str>| {
+        let mut out = Vec::new();
+        let client = Client { forwarded_for: xff.map(str::as_bytes), peer: peer.map(|p| p.parse().unwrap()) };
+        t.render(&mut out, &Context { client, ..Context::default() }).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(run(Some("203.0.113.7, 10.0.0.1"), Some("127.0.0.1")), "203.0.113.7|127.0.0.1");
+    assert_eq!(run(Some("203.0.113.7:5555"), Some("127.0.0.1")), "203.0.113.7|127.0.0.1");
+    assert_eq!(run(Some("[2001:db8::1]:443"), None), "2001:db8::1|");
+    // What is not an address is the client's text, not an address: the peer's is used.
+    assert_eq!(run(Some("1.2.3.4&admin=true"), Some("127.0.0.1")), "127.0.0.1|127.0.0.1");
+    assert_eq!(run(None, Some("::1")), "::1|::1");
+    assert_eq!(run(None, None), "|");
 }

@@ -17,6 +17,7 @@ pub(super) struct Cx<'r> {
     pub args: Option<&'r [TNode<'r>]>,
     pub config: Option<&'r Json>,
     pub data: Option<&'r Json>,
+    pub client: super::common::Client<'r>,
 }
 
 impl<'r> Cx<'r> {
