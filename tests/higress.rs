@@ -181,7 +181,8 @@ fn a_higress_shaped_file_loads_and_renders_as_higress_does() {
             ok_json(json!({"ok": true}))
         }
     });
-    let snap = portcullis::config::compile::compile_str(&config(&rec), &|_| None).unwrap_or_else(|e| panic!("{e:#?}"));
+    let snap = portcullis::config::compile::compile_str(&config(&rec), &|_| None)
+        .unwrap_or_else(|e| panic!("{e:#?}"));
     let warned = |needle: &str| snap.warnings.iter().any(|w| w.contains(needle));
     assert!(warned("argument \"lang\" is declared again later"), "{:?}", snap.warnings);
     assert!(warned("\"int\" is read as \"integer\""), "{:?}", snap.warnings);
@@ -213,7 +214,8 @@ fn a_higress_shaped_file_loads_and_renders_as_higress_does() {
     assert_eq!(r["isError"], false, "{r}");
     let first = rec.last();
     let nonce = first.header("x-ca-nonce").unwrap().to_string();
-    let shape = regex::Regex::new("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$").unwrap();
+    let shape =
+        regex::Regex::new("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$").unwrap();
     assert!(shape.is_match(&nonce), "{nonce}");
     assert_eq!(first.header("authorization"), Some("APPCODE app-code-1"));
     let body = regex::Regex::new(r"^year=20\d\d&today=20\d{6}$").unwrap();
