@@ -184,6 +184,8 @@ workers: 1\nadmin: 127.0.0.1:0\nallowedHosts: [gw.test]\nservers:\n  - name: ope
             "      rules:",
             "        - source: {jwt: {claims: [{name: sub, values: [alice]}]}}",
             "          target: {tools: [{backend: secure, tool: hi}]}",
+            "        - cel: 'request.auth.mode == \"mtls\" && request.auth.jwt.claims.cn == \"carol\"'",
+            "          target: {tools: [{backend: secure, tool: hi}]}",
             "    tools:",
             "      - name: hi",
             "        responseTemplate: {body: secret}",
@@ -304,6 +306,9 @@ fn mutual_tls_names_the_principal_and_refuses_strangers() {
     // bob: verified too, but the rule denies him.
     let got = exchange(addr, "a.test", &with("bob", &client_ca), &post("/secure", CALL)).unwrap();
     assert_eq!(got.status, 403, "{}", got.body);
+    // carol: allowed by a CEL rule over the certificate's claims (`request.auth.jwt.claims`).
+    let got = exchange(addr, "a.test", &with("carol", &client_ca), &post("/secure", CALL)).unwrap();
+    assert_eq!(got.status, 200, "{}", got.body);
     // The same over TLS 1.2, where the client certificate travels in the clear handshake.
     let (_, _, der, key) = leaf(&client_ca, "alice", &[]);
     let tls12 = client_speaking(&[&rustls::version::TLS12], &[&server_ca.der], Some((der, key)));

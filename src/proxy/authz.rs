@@ -97,7 +97,9 @@ pub fn with_activation<R>(
     f: impl FnOnce(&RequestActivation<'_>) -> R,
 ) -> R {
     let headers = HeadHeaders::new(head, buf);
-    let jwt = (principal.kind == PrincipalKind::Jwt)
+    // A client certificate's claims (`cn`, `subject`, `dns`...) are read as a token's are
+    // (docs/config.md, CEL conditions).
+    let jwt = matches!(principal.kind, PrincipalKind::Jwt | PrincipalKind::Mtls)
         .then(|| Jwt { claims: &principal.claims, scopes: &principal.scopes });
     let mode = match principal.kind {
         PrincipalKind::Anonymous => None,
