@@ -12,6 +12,7 @@
 //! static text and never echo what the client sent.
 
 pub mod cache;
+pub mod credentials;
 pub mod failure;
 pub mod jwk;
 pub mod jwks;

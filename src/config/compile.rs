@@ -324,6 +324,9 @@ fn referenced_files(root: &Value) -> Vec<std::path::PathBuf> {
         add(s.get("openapi").and_then(|o| o.get("file")));
         add(s.get("pins"));
         add(s.get("server").and_then(|o| o.get("caFile")));
+        for sc in entries(s.get("server").and_then(|o| o.get("securitySchemes"))) {
+            add(sc.get("credentials").and_then(|c| c.get("file")));
+        }
         for b in entries(s.get("backends")) {
             add(b.get("caFile"));
         }

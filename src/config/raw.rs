@@ -545,6 +545,22 @@ pub struct SecurityScheme {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_credential: Option<String>,
+    /// A credential per principal, from a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<PrincipalCredentials>,
+}
+
+/// `securitySchemes[].credentials`: a file of key -> credential, and what picks the key.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalCredentials {
+    pub file: String,
+    /// `sub` (default) | `subject` | `claim:<dotted path>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `deny` (default) | `default`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -153,8 +153,9 @@ pub struct Backend {
     pub targets: Vec<crate::upstream::target::Target>,
     /// Which of its tools are exposed.
     pub selector: ToolSelector,
-    /// Credential put on every request to it (`backends[].security`).
-    pub credential: Option<crate::auth::scheme::BackendCredential>,
+    /// Credential put on every request to it (`backends[].security`): one for all callers, or
+    /// one per caller.
+    pub credential: Option<crate::auth::credentials::Credential>,
     /// Client headers forwarded to it (lower case).
     pub forward_headers: Vec<Box<str>>,
     /// `pinning`: whether its tool definitions are checked against the server's pins.

@@ -253,6 +253,7 @@ pub(crate) fn rest_call(
         claim_headers: &w.principal.headers,
         trace: trace.headers(),
         client: client_of(w),
+        principal: Some(w.principal),
     };
     let mut request = Vec::with_capacity(512);
     // Phase 5 normalized the arguments of every REST tool call it let through.

@@ -274,7 +274,8 @@ async fn exchange<'s>(
             if let Some(claims) = ended {
                 facts.backend = Some("*");
                 let trace = Trace::of(&conn.head, &conn.buf, &conn.request_id);
-                Box::pin(aggregate::end_sessions(core, snap, server, &claims, trace, tally)).await;
+                Box::pin(aggregate::end_sessions(core, snap, server, &claims, &principal, trace, tally))
+                    .await;
             }
             return outcome;
         }

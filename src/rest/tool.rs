@@ -59,7 +59,7 @@ pub struct Upstream {
     pub scheme: Scheme,
     /// The configured credential (the tool's `credential`, else the scheme's
     /// `defaultCredential`), compiled into its header or query form (`Debug` redacts it).
-    pub configured: Option<BackendCredential>,
+    pub configured: Option<crate::auth::credentials::Credential>,
 }
 
 /// `tools[].security`: the scheme the client authenticates with, and whether its credential is
@@ -137,6 +137,8 @@ pub struct Incoming<'a> {
     pub trace: &'a [(&'a [u8], &'a [u8])],
     /// Who is calling (`getRealIP`).
     pub client: crate::rest::template::Client<'a>,
+    /// The caller: picks a per-principal credential.
+    pub principal: Option<&'a crate::auth::Principal>,
 }
 
 /// Appends the text form of an argument (query, header, cookie and form values): a string as it
@@ -401,11 +403,12 @@ fn credential<'a>(tool: &'a RestTool, incoming: &Incoming<'a>) -> Result<Option<
         tool.downstream.as_ref().filter(|d| d.passthrough).and_then(|d| incoming.credential.map(|c| (d, c)));
     let (scheme, value): (&Scheme, &[u8]) = match (&tool.upstream, passed) {
         (Some(up), Some((_, c))) => (&up.scheme, c),
-        (Some(up), None) => match &up.configured {
-            Some(BackendCredential::Header { name, value }) => {
+        (Some(up), None) => match up.configured.as_ref().map(|c| c.for_principal(incoming.principal)) {
+            Some(Ok(BackendCredential::Header { name, value })) => {
                 return Ok(Some(Applied::Header(name, "", value.as_bytes())));
             }
-            Some(BackendCredential::Query { pair }) => return Ok(Some(Applied::Pair(pair))),
+            Some(Ok(BackendCredential::Query { pair })) => return Ok(Some(Applied::Pair(pair))),
+            Some(Err(e)) => return Err(ToolError(format!("missing credential: {e}"))),
             None => {
                 let why = match &tool.downstream {
                     Some(d) if d.passthrough => format!(

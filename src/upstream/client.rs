@@ -37,6 +37,10 @@ pub enum UpstreamError {
     /// The response is not valid HTTP/1.1, or too large.
     #[error("backend sent an invalid response: {0}")]
     Invalid(&'static str),
+    /// The caller has no credential for the backend under this per-principal scheme (nothing
+    /// was sent).
+    #[error("no credential for this caller under scheme {0}")]
+    NoCredential(Box<str>),
 }
 
 /// A complete response, its body in `buf[body.0..body.1]` (de-chunked when it was chunked).

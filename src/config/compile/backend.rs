@@ -9,11 +9,11 @@ use super::rest;
 pub(crate) fn compile_backend(
     rb: &raw::Backend,
     path: &str,
-    (schemes, schemes_known): (&[raw::SecurityScheme], bool),
+    scx: &rest::ServerCx<'_>,
     errs: &mut Errors,
 ) -> Option<crate::config::snapshot::Backend> {
-    use crate::auth::scheme::BackendCredential;
     use crate::upstream::target::Target;
+    let (schemes, schemes_known) = (scx.schemes, scx.schemes_known);
     let before = errs.0.len();
     if !valid_name(&rb.name) {
         errs.push(format!("{path}.name"), "must be 1-128 characters of [A-Za-z0-9_-]");
@@ -85,11 +85,12 @@ pub(crate) fn compile_backend(
             Some(sc) => {
                 let kind = rest::scheme_kind(sc);
                 let value = sref.credential.as_deref().or(sc.default_credential.as_deref());
-                match (kind, value) {
-                    (Some(k), Some(v)) if !v.is_empty() => {
-                        credential = Some(BackendCredential::new(k, sc.name.as_deref().unwrap_or(""), v))
-                    }
-                    (Some(_), _) => errs.push(
+                let spath = scx.scheme_path(&sc.id);
+                let name = sc.name.as_deref().unwrap_or("");
+                match kind.map(|k| (k, rest::credential_source(sc, k, name, value, scx, &spath, errs))) {
+                    Some((_, Some(c))) => credential = Some(c),
+                    Some((_, None)) if sc.credentials.is_some() => {} // reported where it was read
+                    Some(_) => errs.push(
                         format!("{path}.security"),
                         format!(
                             "scheme {:?} has no defaultCredential and the backend sets no credential",
@@ -97,7 +98,7 @@ pub(crate) fn compile_backend(
                         ),
                     ),
                     // The scheme itself was already reported by check_scheme.
-                    (None, _) => {}
+                    None => {}
                 }
             }
         }

@@ -3,6 +3,8 @@
 //! path/query templates, header and body templates, security schemes looked up, response
 //! templates compiled). Every template error names its path.
 
+use std::collections::HashMap;
+
 use crate::auth::scheme::SchemeKind;
 use crate::config::raw;
 use crate::rest::args::{ArgRule, ArgType, Position};
@@ -31,6 +33,84 @@ pub(super) struct ServerCx<'a> {
     pub ca_file: Option<&'a str>,
     /// `servers[].baseUrl`: the origin (and path prefix) of relative `requestTemplate.url`s.
     pub base_url: Option<&'a str>,
+    /// The server's path in the file (`servers[2]`), for errors about its schemes.
+    pub path: &'a str,
+    /// Credentials files read so far, by scheme id (`None`: unreadable, reported once).
+    pub credential_files: std::cell::RefCell<HashMap<String, Option<std::sync::Arc<CredentialMap>>>>,
+}
+
+impl ServerCx<'_> {
+    /// Where scheme `id` is written (`servers[0].server.securitySchemes[1]`).
+    pub(super) fn scheme_path(&self, id: &str) -> String {
+        match self.schemes.iter().position(|s| s.id == id) {
+            Some(i) => format!("{}.server.securitySchemes[{i}]", self.path),
+            None => format!("{}.server.securitySchemes", self.path),
+        }
+    }
+}
+
+/// One credentials file, compiled.
+pub(super) type CredentialMap = rustc_hash::FxHashMap<Box<str>, crate::auth::scheme::BackendCredential>;
+
+/// The credential a use of scheme `sc` (of kind `kind`, apiKey name `name`) presents:
+/// `configured` (the use's `credential`, else the scheme's `defaultCredential`) for everyone, or,
+/// with `credentials`, each principal's entry of the file (the file read once per load and
+/// scheme; its errors reported once, at `scheme_path`). `None` when there is none to present.
+pub(super) fn credential_source(
+    sc: &raw::SecurityScheme,
+    kind: SchemeKind,
+    name: &str,
+    configured: Option<&str>,
+    scx: &ServerCx<'_>,
+    scheme_path: &str,
+    errs: &mut Errors,
+) -> Option<crate::auth::credentials::Credential> {
+    use crate::auth::credentials::{Credential, PerPrincipal, PrincipalKey};
+    use crate::auth::scheme::BackendCredential;
+    let configured = configured.filter(|c| !c.is_empty()).map(|c| BackendCredential::new(kind, name, c));
+    let Some(pc) = &sc.credentials else { return configured.map(Credential::Static) };
+    let cpath = format!("{scheme_path}.credentials");
+    let map = scx
+        .credential_files
+        .borrow_mut()
+        .entry(sc.id.clone())
+        .or_insert_with(|| match crate::auth::credentials::read_file(&pc.file, kind, name) {
+            Ok(m) => Some(std::sync::Arc::new(m)),
+            Err(e) => {
+                errs.push(format!("{cpath}.file"), e);
+                None
+            }
+        })
+        .clone()?;
+    let key = match pc.key.as_deref().map(PrincipalKey::parse) {
+        None => PrincipalKey::Sub,
+        Some(Some(k)) => k,
+        Some(None) => {
+            errs.push(format!("{cpath}.key"), "must be sub, subject or claim:<dotted path>");
+            return None;
+        }
+    };
+    let fallback = match pc.fallback.as_deref() {
+        None | Some("deny") => None,
+        Some("default") if configured.is_some() => configured,
+        Some("default") => {
+            errs.push(
+                format!("{cpath}.fallback"),
+                "default needs a defaultCredential (or a credential where the scheme is used)",
+            );
+            return None;
+        }
+        Some(_) => {
+            errs.push(format!("{cpath}.fallback"), "must be deny or default");
+            return None;
+        }
+    };
+    Some(Credential::PerPrincipal(std::sync::Arc::new(PerPrincipal {
+        scheme: sc.id.as_str().into(),
+        key,
+        by_key: map,
+        fallback,
+    })))
 }
 
 /// The kind of a configured scheme (`None` when the scheme itself is invalid; that is reported
@@ -377,12 +457,9 @@ pub(super) fn rest_tool(
             "server.defaultUpstreamSecurity".into()
         };
         scheme(s, scx, &at, errs).map(|(sc, scheme)| {
-            let configured = s
-                .credential
-                .as_deref()
-                .or(sc.default_credential.as_deref())
-                .filter(|c| !c.is_empty())
-                .map(|c| crate::auth::scheme::BackendCredential::new(scheme.kind, &scheme.name, c));
+            let value = s.credential.as_deref().or(sc.default_credential.as_deref());
+            let spath = scx.scheme_path(&sc.id);
+            let configured = credential_source(sc, scheme.kind, &scheme.name, value, scx, &spath, errs);
             Upstream { scheme, configured }
         })
     });

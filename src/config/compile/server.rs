@@ -102,6 +102,8 @@ pub(crate) fn compile_server(
         config: &config,
         ca_file: higress.as_ref().and_then(|h| h.ca_file.as_deref()),
         base_url: rs.base_url.as_deref(),
+        path,
+        credential_files: Default::default(),
     };
     if let Some(b) = &rs.base_url {
         if !(b.starts_with("http://") || b.starts_with("https://")) || b.contains(['?', '#', '{']) {
@@ -150,7 +152,7 @@ pub(crate) fn compile_server(
         if !backend_names.insert(rb.name.clone()) {
             errs.push(format!("{bpath}.name"), format!("duplicate backend name {:?}", rb.name));
         }
-        if let Some(be) = compile_backend(&rb, &bpath, (&schemes, !server_block_failed), errs) {
+        if let Some(be) = compile_backend(&rb, &bpath, &scx, errs) {
             backends.push(be);
         }
     }

@@ -172,5 +172,6 @@ fn scheme_of(id: &str, kind: SchemeType) -> SecurityScheme {
         location: None,
         name: None,
         default_credential: None,
+        credentials: None,
     }
 }

@@ -42,7 +42,12 @@ pub(crate) async fn rest_call(
                         cx.core.stats.borrow_mut().backend_failed(&t.name);
                     }
                     // A body may echo the request: never with the gateway's credential.
-                    if let Some(c) = rt.upstream.as_ref().and_then(|u| u.configured.as_ref()) {
+                    if let Some(Ok(c)) = rt
+                        .upstream
+                        .as_ref()
+                        .and_then(|u| u.configured.as_ref())
+                        .map(|c| c.for_principal(cx.principal))
+                    {
                         c.redact_from(&mut r.body);
                     }
                     shape(rt, &server.config, r.status, r.header("content-type"), &r.body, &mut out)
@@ -87,20 +92,18 @@ pub(crate) async fn call_stateless(
             (200, Link::Stateless) => {
                 let sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
                 let mut body = resp.body;
-                redact(b, &mut body);
+                cx.redact(b, &mut body);
                 return Ok((200, body, None, if sse { response::SSE } else { response::JSON }));
             }
             (200, Link::Session { .. }) => {
                 let mut out = completed(cx, &resp, method)
                     .ok_or_else(|| Error::upstream(format!("backend {} sent no JSON-RPC answer", b.name)))?;
-                redact(b, &mut out);
+                cx.redact(b, &mut out);
                 return Ok((200, out, None, response::JSON));
             }
             (status, _) if (400..500).contains(&status) && is_jsonrpc_error(&resp.body) => {
                 let mut body = resp.body;
-                if let Some(c) = &b.credential {
-                    c.redact_from(&mut body);
-                }
+                cx.redact(b, &mut body);
                 return Ok((status, body, None, response::JSON));
             }
             (status, _) => {

@@ -79,6 +79,9 @@ pub(crate) struct Cx<'a> {
     pub(crate) core: &'a Core,
     /// The principal's id: the owner of the gateway-owned backend sessions it uses.
     pub(crate) owner: &'a str,
+    /// The caller (`None` for what the gateway asks on its own, such as recording pins): picks
+    /// a per-principal backend credential.
+    pub(crate) principal: Option<&'a crate::auth::Principal>,
     pub(crate) snap: &'a Snapshot,
     /// Backend time and streamed bytes of the request.
     pub(crate) tally: &'a Tally,
@@ -102,9 +105,15 @@ impl Cx<'_> {
         wire: Wire<'_>,
         fwd: &[(&[u8], &[u8])],
     ) -> Result<client::Streaming, UpstreamError> {
+        // A caller without a credential for this backend is refused before anything is sent
+        // (not a backend failure).
+        let credential = match &b.credential {
+            None => None,
+            Some(c) => Some(c.for_principal(self.principal).map_err(|e| UpstreamError::NoCredential(e.0))?),
+        };
         let r = {
             let _waiting = self.tally.wait();
-            let headers = backend::Headers { forwarded: fwd, trace: self.trace.headers() };
+            let headers = backend::Headers { forwarded: fwd, trace: self.trace.headers(), credential };
             backend::open(
                 &self.core.upstream,
                 &self.core.upstream_rr,
@@ -227,8 +236,15 @@ pub(crate) type Failure = (Error, Option<Vec<u8>>);
 /// Takes every credential the gateway sent `b` out of `body`, relayed to the client: a backend
 /// that echoes its request (in an error, a tool result, an event) must not hand the client the
 /// gateway's credential. Costs a byte search per body when `b` has a credential, nothing else.
-pub(crate) fn redact(b: &Backend, body: &mut Vec<u8>) {
-    if let Some(c) = &b.credential {
+pub(crate) fn redact(b: &Backend, principal: Option<&crate::auth::Principal>, body: &mut Vec<u8>) {
+    if let Some(Ok(c)) = b.credential.as_ref().map(|c| c.for_principal(principal)) {
         c.redact_from(body);
+    }
+}
+
+impl Cx<'_> {
+    /// [`redact`] for this request's caller.
+    pub(crate) fn redact(&self, b: &Backend, body: &mut Vec<u8>) {
+        redact(b, self.principal, body);
     }
 }

@@ -68,10 +68,11 @@ pub async fn end_sessions(
     snap: &Snapshot,
     server: &Server,
     claims: &Claims,
+    principal: &crate::auth::Principal,
     trace: Trace<'_>,
     tally: &Tally,
 ) {
-    let cx = &Cx { core, owner: &claims.principal, snap, tally, trace };
+    let cx = &Cx { core, owner: &claims.principal, principal: Some(principal), snap, tally, trace };
     for (name, s) in &claims.backends {
         let (version, sid) = decode_session(s);
         let Some(b) = server.backends.iter().find(|b| &*b.name == name.as_str()) else { continue };

@@ -19,6 +19,11 @@ pub(crate) async fn link(
     b: &Backend,
     fwd: &[(&[u8], &[u8])],
 ) -> Result<Link, Error> {
+    // A caller with no credential for this backend is refused here, before a session of theirs
+    // (or the backend's kind) is asked for.
+    if let Some(Err(e)) = b.credential.as_ref().map(|c| c.for_principal(cx.principal)) {
+        return Err(Error::client(crate::error::Kind::Denied, format!("backend {}: {e}", b.name)));
+    }
     let owner = links::Owner { server: &server.name, backend: &b.name, principal: cx.owner, identity: fwd };
     let now = std::time::Instant::now();
     let (known, idle) = {

@@ -170,6 +170,7 @@ pub async fn learn(
     let cx = &Cx {
         core,
         owner: &caller.principal.id,
+        principal: Some(caller.principal),
         snap,
         tally: caller.tally,
         trace: Trace::of(head, buf, request_id),
@@ -200,7 +201,14 @@ pub async fn run(
     let Conn { buf, head, out, scratch, request_id, .. } = &mut *conn;
     let (buf, head): (&[u8], &crate::http::head::Head) = (buf, head);
     let fwd_refs = forwarded(server, principal, head, buf);
-    let cx = &Cx { core, owner: &principal.id, snap, tally, trace: Trace::of(head, buf, request_id) };
+    let cx = &Cx {
+        core,
+        owner: &principal.id,
+        principal: Some(principal),
+        snap,
+        tally,
+        trace: Trace::of(head, buf, request_id),
+    };
     let visible = crate::proxy::authz::Visible { server, principal, head, buf };
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.
     let mut relay: Option<client::Streaming> = None;
@@ -369,7 +377,7 @@ pub async fn run(
                         }
                         Ok(r) if r.status == 200 => match cx.collect(r).await {
                             Ok(mut r) => {
-                                redact(b, &mut r.body);
+                                cx.redact(b, &mut r.body);
                                 Ok((200, r.body, None, response::JSON))
                             }
                             Err(e) => Err((backend_error(b, &e), Some(id))),
@@ -379,9 +387,7 @@ pub async fn run(
                             match cx.collect(r).await {
                                 // The backend's own JSON-RPC error (code, message, data) is relayed.
                                 Ok(mut r) if (400..500).contains(&status) && is_jsonrpc_error(&r.body) => {
-                                    if let Some(c) = &b.credential {
-                                        c.redact_from(&mut r.body);
-                                    }
+                                    cx.redact(b, &mut r.body);
                                     Ok((status, r.body, None, response::JSON))
                                 }
                                 // The backend forgot its session: the client must start a new one.
@@ -408,8 +414,16 @@ pub async fn run(
     if let (Some(stream), Some(b), Ok(_)) = (relay, relay_backend, &result) {
         response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
         let prefixed = server.prefixed();
-        return relay_sse(conn, stream, core, &snap.limits, tally, keep_alive, (&server.name, b, prefixed))
-            .await;
+        return relay_sse(
+            conn,
+            stream,
+            core,
+            &snap.limits,
+            tally,
+            keep_alive,
+            (&server.name, b, prefixed, principal),
+        )
+        .await;
     }
     match result {
         Ok((status, body, session, ctype)) => {

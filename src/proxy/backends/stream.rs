@@ -31,7 +31,12 @@ pub(crate) async fn relay_sse(
     limits: &crate::config::snapshot::Limits,
     tally: &Tally,
     keep_alive: bool,
-    (server, b, prefixed): (&str, &crate::config::snapshot::Backend, bool),
+    (server, b, prefixed, principal): (
+        &str,
+        &crate::config::snapshot::Backend,
+        bool,
+        &crate::auth::Principal,
+    ),
 ) -> (u16, bool) {
     let backend: &str = &b.name;
     if !tally.flush(conn, limits).await {
@@ -56,7 +61,7 @@ pub(crate) async fn relay_sse(
                     sse::relay_event(ev, backend, prefixed, &mut chunk)
                 });
                 // Whole events only: a credential cannot straddle two chunks.
-                redact(b, &mut chunk);
+                redact(b, Some(principal), &mut chunk);
                 write_chunk(&mut conn.out, &chunk);
                 if !conn.out.is_empty() && !tally.flush(conn, limits).await {
                     return (200, true);
@@ -130,7 +135,14 @@ pub async fn get_stream(
     let Caller { keep_alive, cors, principal, tally } = caller;
     let opened = {
         let Conn { buf, head, request_id, .. } = &*conn;
-        let cx = &Cx { core, owner: &principal.id, snap, tally, trace: Trace::of(head, buf, request_id) };
+        let cx = &Cx {
+            core,
+            owner: &principal.id,
+            principal: Some(principal),
+            snap,
+            tally,
+            trace: Trace::of(head, buf, request_id),
+        };
         let resume = head
             .last_event_id
             .and_then(|s| std::str::from_utf8(s.of(buf)).ok())
@@ -204,7 +216,7 @@ pub async fn get_stream(
                         }
                         sse::relay_event(ev, name, prefixed, &mut chunk)
                     });
-                    redact(&server.backends[i], &mut chunk);
+                    redact(&server.backends[i], Some(principal), &mut chunk);
                     if events.pending() > max_event {
                         Err(UpstreamError::Invalid("stream event too large"))
                     } else {

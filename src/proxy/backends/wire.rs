@@ -43,7 +43,11 @@ pub fn decode_session(s: &str) -> (&str, &str) {
 /// a timeout, 502 for anything else.
 pub fn backend_error(backend: &Backend, e: &UpstreamError) -> Error {
     Error {
-        kind: if matches!(e, UpstreamError::Timeout) { Kind::GatewayTimeout } else { Kind::BadGateway },
+        kind: match e {
+            UpstreamError::Timeout => Kind::GatewayTimeout,
+            UpstreamError::NoCredential(_) => Kind::Denied,
+            _ => Kind::BadGateway,
+        },
         side: Side::Upstream,
         message: format!("backend {}: {e}", backend.name).into(),
     }
@@ -124,6 +128,8 @@ pub struct Headers<'a> {
     pub forwarded: &'a [(&'a [u8], &'a [u8])],
     /// The request id and trace context (`observe::Trace`).
     pub trace: &'a [(&'a [u8], &'a [u8])],
+    /// The credential for this caller (`backends[].security`).
+    pub credential: Option<&'a crate::auth::scheme::BackendCredential>,
 }
 
 /// Builds the HTTP/1.1 request for `body` to `backend` at endpoint `target_index`.
@@ -142,7 +148,7 @@ pub fn request(
         Verb::Delete => b"DELETE ",
     });
     r.extend_from_slice(t.path.as_bytes());
-    if let Some(crate::auth::scheme::BackendCredential::Query { pair }) = &backend.credential {
+    if let Some(crate::auth::scheme::BackendCredential::Query { pair }) = headers.credential {
         r.push(if t.path.contains('?') { b'&' } else { b'?' });
         r.extend_from_slice(pair.as_bytes());
     }
@@ -182,7 +188,7 @@ pub fn request(
         header_value(&mut r, n);
         r.extend_from_slice(b"\r\n");
     }
-    if let Some(crate::auth::scheme::BackendCredential::Header { name, value }) = &backend.credential {
+    if let Some(crate::auth::scheme::BackendCredential::Header { name, value }) = headers.credential {
         r.extend_from_slice(name.as_bytes());
         r.extend_from_slice(b": ");
         r.extend_from_slice(value.as_bytes());
