@@ -65,6 +65,9 @@ pub enum Kind {
     BadGateway,
     /// A backend did not answer within the response timeout (504).
     GatewayTimeout,
+    /// The token service of a backend's oauth2 scheme gave no token (502; a `tools/call` gets
+    /// an `isError` result instead).
+    TokenService,
     /// A bug or resource failure inside the gateway.
     Internal,
 }

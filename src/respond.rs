@@ -75,6 +75,7 @@ pub const fn wire(kind: Kind) -> Wire {
         Kind::ResourceNotFound => (200, RESOURCE_NOT_FOUND, false),
         Kind::BadGateway => (502, INTERNAL_ERROR, false),
         Kind::GatewayTimeout => (504, INTERNAL_ERROR, false),
+        Kind::TokenService => (502, INTERNAL_ERROR, false),
         Kind::Internal => (500, INTERNAL_ERROR, false),
     };
     Wire { status, code, close }

@@ -4,6 +4,7 @@
 //! record the credential each request carried next to the caller the request came from.
 #![allow(clippy::unwrap_used)] // test harness
 #![allow(clippy::disallowed_types)] // fixture bookkeeping across test threads, not the data path
+#![allow(clippy::disallowed_methods)] // fixture threads, not the data path
 
 mod common;
 
@@ -270,4 +271,270 @@ fn fallback_default_and_redaction() {
     let errs = portcullis::config::compile::compile_str(&bad, &|_| None).unwrap_err().join("\n");
     assert!(errs.contains("default needs a defaultCredential"), "{errs}");
     assert!(errs.contains("must be sub, subject or claim:<dotted path>"), "{errs}");
+}
+
+/// A form body's field, decoded.
+fn form_field(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            let v = v.replace('+', " ");
+            let mut out = Vec::new();
+            let b = v.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' && i + 2 < b.len() + 1 {
+                    out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        })
+    })
+}
+
+/// `sub` of a JWT (not verified: the STS here trusts its input).
+fn sub_of(jwt: &str) -> String {
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64_simd::URL_SAFE_NO_PAD.decode_to_vec(payload).unwrap();
+    serde_json::from_slice::<Value>(&bytes).unwrap()["sub"].as_str().unwrap().to_string()
+}
+
+/// A token service written here: client credentials (Basic client authentication checked)
+/// answer `cc-<n>`; token exchange answers `x-<sub>-<n>` for the subject token's `sub`, and
+/// `invalid_grant` for the subject `mallory`. Answers take 300 ms, so concurrent needs overlap.
+fn sts() -> Recorder {
+    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    recorder(move |seen: &Seen| {
+        std::thread::sleep(Duration::from_millis(300));
+        let basic = format!("Basic {}", base64_simd::STANDARD.encode_to_string("portcullis:sts-secret"));
+        if seen.header("authorization") != Some(basic.as_str()) {
+            return (401, "application/json", br#"{"error":"invalid_client"}"#.to_vec());
+        }
+        let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let body = match form_field(&seen.body, "grant_type").as_deref() {
+            Some("client_credentials") => {
+                json!({"access_token": format!("cc-{n}"), "token_type": "Bearer", "expires_in": 3600})
+            }
+            Some("urn:ietf:params:oauth:grant-type:token-exchange") => {
+                let sub = sub_of(&form_field(&seen.body, "subject_token").unwrap());
+                if sub == "mallory" {
+                    return (
+                        400,
+                        "application/json",
+                        br#"{"error":"invalid_grant","error_description":"no"}"#.to_vec(),
+                    );
+                }
+                json!({"access_token": format!("x-{sub}-{n}"), "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                       "token_type": "N_A", "expires_in": 3600})
+            }
+            _ => return (400, "application/json", br#"{"error":"unsupported_grant_type"}"#.to_vec()),
+        };
+        (200, "application/json", body.to_string().into_bytes())
+    })
+}
+
+fn sts_config(b: SocketAddr, rest: SocketAddr, sts: SocketAddr) -> String {
+    let k = base64_simd::URL_SAFE_NO_PAD.encode_to_string(JWT_KEY);
+    // A port nobody listens on: the token service that is down.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: tools
+    path: /mcp
+    authentication:
+      mode: jwt
+      jwt:
+        providers:
+          - name: t
+            issuer: https://idp.test
+            audiences: [https://gw.test/mcp]
+            jwks: {{ inline: {{ keys: [{{ kty: oct, kid: h, k: "{k}" }}] }} }}
+    server:
+      securitySchemes:
+        - id: service
+          type: oauth2
+          flows:
+            clientCredentials:
+              tokenUrl: http://{sts}/token
+              clientId: portcullis
+              clientSecret: sts-secret
+              authMethod: client_secret_basic
+              scopes: [inventory.read]
+              audience: https://inventory.example.com
+        - id: onBehalf
+          type: oauth2
+          flows:
+            tokenExchange:
+              tokenUrl: http://{sts}/token
+              clientId: portcullis
+              clientSecret: sts-secret
+              audience: https://crm.example.com
+              resource: https://crm.example.com/mcp
+        - id: down
+          type: oauth2
+          flows:
+            clientCredentials: {{ tokenUrl: "http://{dead}/token", clientId: portcullis, clientSecret: sts-secret }}
+    backends:
+      - name: crm
+        url: http://{b}/mcp
+        security: {{ id: onBehalf }}
+    tools:
+      - name: inventory
+        args: [{{ name: caller, type: string }}]
+        requestTemplate:
+          url: http://{rest}/inventory
+          security: {{ id: service }}
+      - name: stock
+        requestTemplate:
+          url: http://{rest}/stock
+          security: {{ id: down }}
+"#
+    )
+}
+
+/// Client credentials for a REST tool: fetched once for eight concurrent calls (one fetch in
+/// flight), then served from the cache; token exchange for an MCP backend: each caller's own
+/// exchanged token, never the caller's token; a refused exchange is the call's isError result
+/// naming the scheme and the STS's error; counted in /metrics.
+#[test]
+fn tokens_from_a_token_service() {
+    let (b, sts) = (backend(), sts());
+    let rest = recorder(|_| (200, "application/json", b"{\"ok\":true}".to_vec()));
+    let dir = Dir::new("sts");
+    let file =
+        dir.write("gw.yaml", &format!("admin: 127.0.0.1:0\n{}", sts_config(b.addr, rest.addr, sts.addr)));
+    let (gw, _reloader) = start(&file);
+    let addr = gw.addrs()[0];
+    let alice = token("alice", "acme");
+
+    // Eight calls at once: one token request.
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let t = alice.clone();
+            std::thread::spawn(move || call_on(&mut connect(addr), "inventory", "alice", &t))
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.join().unwrap().0, 200);
+    }
+    let fetched: Vec<Seen> = sts.take();
+    assert_eq!(
+        fetched.len(),
+        1,
+        "one fetch in flight: {:?}",
+        fetched.iter().map(|s| &s.body).collect::<Vec<_>>()
+    );
+    assert_eq!(form_field(&fetched[0].body, "scope").as_deref(), Some("inventory.read"));
+    assert_eq!(form_field(&fetched[0].body, "audience").as_deref(), Some("https://inventory.example.com"));
+    let at_rest = rest.take();
+    assert_eq!(at_rest.len(), 8);
+    assert!(
+        at_rest.iter().all(|s| s.header("authorization") == Some("Bearer cc-1")),
+        "{:?}",
+        at_rest[0].headers
+    );
+    // Cached: more calls, no more fetches.
+    call_on(&mut connect(addr), "inventory", "alice", &alice);
+    assert!(sts.take().is_empty());
+
+    // Token exchange: alice and bob each get theirs; the backend never sees a caller's token.
+    let bob = token("bob", "initech");
+    let (_, text) = call_on(&mut connect(addr), "crm__whoami", "alice", &alice);
+    assert!(text.starts_with("alice|") && text.ends_with("|<redacted>"), "{text}");
+    let (_, text) = call_on(&mut connect(addr), "crm__whoami", "bob", &bob);
+    assert!(text.starts_with("bob|"), "{text}");
+    let seen = b.take();
+    let calls: Vec<&Seen> = seen.iter().filter(|s| s.body.contains("tools/call")).collect();
+    let creds: Vec<&str> = calls.iter().map(|s| s.header("authorization").unwrap()).collect();
+    assert!(creds[0].starts_with("Bearer x-alice-") && creds[1].starts_with("Bearer x-bob-"), "{creds:?}");
+    for s in &seen {
+        let got = s.header("authorization").unwrap_or_default();
+        assert!(!got.contains(&alice) && !got.contains(&bob), "a caller's own token reached the backend");
+    }
+    let exchanges = sts.take();
+    assert!(exchanges
+        .iter()
+        .all(|s| form_field(&s.body, "resource").as_deref() == Some("https://crm.example.com/mcp")));
+    assert!(exchanges
+        .iter()
+        .any(|s| form_field(&s.body, "subject_token").as_deref() == Some(alice.as_str())));
+    // Cached per caller token: alice again, no exchange.
+    call_on(&mut connect(addr), "crm__whoami", "alice", &alice);
+    assert!(sts.take().is_empty(), "alice's exchanged token is cached");
+
+    // A refused exchange: the call's isError result names the scheme and the STS's error code.
+    let mallory = token("mallory", "x");
+    let (status, text) = call_on(&mut connect(addr), "crm__whoami", "mallory", &mallory);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("scheme onBehalf") && text.contains("invalid_grant"), "{text}");
+    assert!(!text.contains("no") || !text.contains("error_description"), "{text}");
+
+    // A token service that is down: the call's isError result says so; the API is not called.
+    rest.take();
+    let (status, text) = call_on(&mut connect(addr), "stock", "alice", &alice);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("call failed: scheme down: token service unreachable"), "{text}");
+    assert!(rest.take().is_empty());
+
+    // Metrics by scheme and outcome; the secret nowhere in /config.
+    let admin = gw.admin_addr().unwrap();
+    let metrics = common::send(admin, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let m = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(
+        m.contains("portcullis_backend_token_requests_total{scheme=\"service\",outcome=\"ok\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("portcullis_backend_token_requests_total{scheme=\"onBehalf\",outcome=\"refused\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("portcullis_backend_token_cache_hits_total{scheme=\"service\"}"), "{m}");
+    assert!(
+        m.contains("portcullis_backend_token_requests_total{scheme=\"down\",outcome=\"unreachable\"} 1"),
+        "{m}"
+    );
+    let config = common::send(admin, "GET /config HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert!(!String::from_utf8_lossy(&config.body).contains("sts-secret"), "the client secret in /config");
+    gw.shutdown();
+}
+
+/// Load-time refusals: token exchange on a server that does not verify JWTs, a plain-http
+/// token URL off loopback, an oauth2 scheme as a client scheme.
+#[test]
+fn token_service_configuration_errors() {
+    let cfg = r#"
+servers:
+  - name: s
+    authentication: { mode: apiKey, apiKey: { in: header, name: X-Key, keys: [{ id: a, value: "0123456789abcdef0123" }] } }
+    server:
+      securitySchemes:
+        - id: ex
+          type: oauth2
+          flows: { tokenExchange: { tokenUrl: "http://10.1.2.3/token", clientId: c, clientSecret: s } }
+        - id: two
+          type: oauth2
+          flows:
+            clientCredentials: { tokenUrl: "https://127.0.0.1/token", clientId: c, clientSecret: s }
+            tokenExchange: { tokenUrl: "https://127.0.0.1/token", clientId: c, clientSecret: s }
+    tools:
+      - name: t
+        security: { id: ex }
+        requestTemplate: { url: "http://127.0.0.1:9/x", security: { id: ex } }
+"#;
+    let errs = portcullis::config::compile::compile_str(cfg, &|_| None).unwrap_err().join("\n");
+    assert!(errs.contains("securitySchemes[0].flows.tokenExchange: exchanges the caller's token"), "{errs}");
+    assert!(errs.contains("tokenExchange.tokenUrl: must be https://"), "{errs}");
+    assert!(errs.contains("securitySchemes[1].flows: needs exactly one"), "{errs}");
+    assert!(
+        errs.contains("tools[0].security.id: an oauth2 scheme is how the gateway calls backends"),
+        "{errs}"
+    );
+    assert!(!errs.contains("sts-secret") && !errs.contains("clientSecret: s"), "{errs}");
 }

@@ -73,6 +73,8 @@ pub enum Credential {
     Static(BackendCredential),
     /// Chosen by the caller.
     PerPrincipal(Arc<PerPrincipal>),
+    /// A token from a token service (`type: oauth2`), fetched and cached by the worker.
+    Sts(Arc<crate::upstream::sts::Sts>),
 }
 
 /// No credential for this caller under a per-principal scheme (`fallback: deny`).
@@ -82,15 +84,21 @@ pub struct NoCredential(pub Box<str>);
 
 impl Credential {
     /// The credential for `principal` (`None`: a request the gateway makes on its own, such as
-    /// recording pins, which only a fallback serves).
-    pub fn for_principal(&self, principal: Option<&Principal>) -> Result<&BackendCredential, NoCredential> {
+    /// recording pins, which only a fallback serves). `Ok(None)` for a token service's token,
+    /// which the worker fetches (`proxy::backends::tokens`).
+    pub fn for_principal(
+        &self,
+        principal: Option<&Principal>,
+    ) -> Result<Option<&BackendCredential>, NoCredential> {
         match self {
-            Credential::Static(c) => Ok(c),
+            Credential::Static(c) => Ok(Some(c)),
             Credential::PerPrincipal(pp) => principal
                 .and_then(|p| pp.key.of(p))
                 .and_then(|k| pp.by_key.get(k))
                 .or(pp.fallback.as_ref())
+                .map(Some)
                 .ok_or_else(|| NoCredential(pp.scheme.clone())),
+            Credential::Sts(_) => Ok(None),
         }
     }
 }
@@ -199,8 +207,8 @@ mod tests {
         let alice = jwt("alice", true, serde_json::json!({}));
         let bob = jwt("bob", true, serde_json::json!({}));
         let carol = jwt("carol", true, serde_json::json!({}));
-        assert_eq!(header(c.for_principal(Some(&alice)).unwrap()), "Bearer tok-a");
-        assert_eq!(header(c.for_principal(Some(&bob)).unwrap()), "Bearer tok-b");
+        assert_eq!(header(c.for_principal(Some(&alice)).unwrap().unwrap()), "Bearer tok-a");
+        assert_eq!(header(c.for_principal(Some(&bob)).unwrap().unwrap()), "Bearer tok-b");
         assert_eq!(c.for_principal(Some(&carol)).unwrap_err(), NoCredential("perUser".into()));
         assert!(c.for_principal(None).is_err());
         let Credential::PerPrincipal(pp) = c else { unreachable!() };
@@ -211,8 +219,8 @@ mod tests {
             fallback: Some(BackendCredential::new(SchemeKind::Bearer, "", "tok-default")),
         };
         let c = Credential::PerPrincipal(Arc::new(with_default));
-        assert_eq!(header(c.for_principal(Some(&carol)).unwrap()), "Bearer tok-default");
-        assert_eq!(header(c.for_principal(Some(&alice)).unwrap()), "Bearer tok-a");
+        assert_eq!(header(c.for_principal(Some(&carol)).unwrap().unwrap()), "Bearer tok-default");
+        assert_eq!(header(c.for_principal(Some(&alice)).unwrap().unwrap()), "Bearer tok-a");
     }
 
     #[test]

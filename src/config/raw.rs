@@ -528,6 +528,9 @@ pub enum SchemeType {
     Http,
     #[serde(rename = "apiKey")]
     ApiKey,
+    /// A token from an STS (`flows`): for backends and REST tools only.
+    #[serde(rename = "oauth2")]
+    OAuth2,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -548,6 +551,44 @@ pub struct SecurityScheme {
     /// A credential per principal, from a file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials: Option<PrincipalCredentials>,
+    /// `type: oauth2`: how the token is obtained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows: Option<OAuthFlows>,
+}
+
+/// `securitySchemes[].flows` (exactly one).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OAuthFlows {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_credentials: Option<OAuthFlow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<OAuthFlow>,
+}
+
+/// One OAuth 2.0 flow to a token endpoint (RFC 6749 4.4, RFC 8693).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OAuthFlow {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `client_secret_basic` (default) | `client_secret_post`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Token exchange: RFC 8707 resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// Token exchange: the subject token's type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_token_type: Option<String>,
+    /// Extra CA certificates (PEM) for an https `tokenUrl`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 /// `securitySchemes[].credentials`: a file of key -> credential, and what picks the key.

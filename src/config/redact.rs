@@ -9,8 +9,9 @@
 use yaml_serde::Value;
 
 /// Field names whose values are always secret.
-const SECRET_FIELDS: [&str; 14] = [
+const SECRET_FIELDS: [&str; 15] = [
     "secret",
+    "clientSecret",
     "password",
     "value",
     "defaultCredential",
@@ -27,7 +28,7 @@ const SECRET_FIELDS: [&str; 14] = [
 ];
 
 /// Fields holding URLs (or lists of them): their query strings are redacted.
-const URL_FIELDS: [&str; 4] = ["url", "uri", "endpoints", "baseUrl"];
+const URL_FIELDS: [&str; 5] = ["url", "uri", "endpoints", "baseUrl", "tokenUrl"];
 
 /// Placeholder for redacted values.
 pub const REDACTED: &str = "<redacted>";

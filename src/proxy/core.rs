@@ -147,6 +147,8 @@ pub struct Core {
     pub open: Cell<usize>,
     /// Verified-token caches.
     pub tokens: RefCell<TokenCaches>,
+    /// Tokens from token services for backends (oauth2 schemes).
+    pub backend_tokens: RefCell<crate::proxy::backends::tokens::Tokens>,
     /// Buffers for access lines, reused.
     pub lines: crate::runtime::logging::Lines,
     /// Buffers for audit lines, reused.
@@ -174,6 +176,7 @@ impl Core {
             cached,
             open: Cell::new(0),
             tokens: RefCell::new(TokenCaches::default()),
+            backend_tokens: RefCell::default(),
             lines: Default::default(),
             audit: crate::runtime::logging::Lines::to(crate::runtime::audit::ship),
             anonymous: Rc::new(crate::auth::Principal::anonymous()),

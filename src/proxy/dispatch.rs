@@ -262,8 +262,8 @@ pub(crate) fn rest_call(
         return Some(w.error(&err, &reply, class).into());
     };
     match build(rt, args, &server.config, &incoming, w.tmp, &mut request) {
-        Ok(()) => {
-            let plan = aggregate::Plan::Rest { id: raw_id(env), tool: index, request, generation };
+        Ok(token) => {
+            let plan = aggregate::Plan::Rest { id: raw_id(env), tool: index, request, generation, token };
             Some(Step::Backends(plan, class))
         }
         Err(ToolError(text)) => {

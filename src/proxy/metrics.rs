@@ -180,6 +180,37 @@ pub fn render(st: &Stats, snap: &Snapshot, process: &Process) -> String {
             ss.token_cache_misses
         );
     }
+    if !st.backend_token_requests.is_empty() {
+        family(
+            &mut s,
+            "portcullis_backend_token_requests_total",
+            "counter",
+            "Token requests to a token service (oauth2 schemes), by scheme and outcome (ok, refused, unreachable, malformed, no_subject).",
+        );
+        let mut requests: Vec<_> = st.backend_token_requests.iter().collect();
+        requests.sort();
+        for ((scheme, outcome), n) in requests {
+            let _ = writeln!(
+                s,
+                "portcullis_backend_token_requests_total{{scheme=\"{}\",outcome=\"{outcome}\"}} {n}",
+                label(scheme)
+            );
+        }
+    }
+    if !st.backend_token_hits.is_empty() {
+        family(
+            &mut s,
+            "portcullis_backend_token_cache_hits_total",
+            "counter",
+            "Backend tokens (oauth2 schemes) served from a worker's cache, by scheme.",
+        );
+        let mut hits: Vec<_> = st.backend_token_hits.iter().collect();
+        hits.sort();
+        for (scheme, n) in hits {
+            let _ =
+                writeln!(s, "portcullis_backend_token_cache_hits_total{{scheme=\"{}\"}} {n}", label(scheme));
+        }
+    }
     if !st.rate_limited.is_empty() {
         family(
             &mut s,

@@ -274,8 +274,9 @@ async fn exchange<'s>(
             if let Some(claims) = ended {
                 facts.backend = Some("*");
                 let trace = Trace::of(&conn.head, &conn.buf, &conn.request_id);
-                Box::pin(aggregate::end_sessions(core, snap, server, &claims, &principal, trace, tally))
-                    .await;
+                let bearer = crate::proxy::backends::exchange::bearer(&conn.head, &conn.buf);
+                let who = (&*principal, bearer);
+                Box::pin(aggregate::end_sessions(core, snap, server, &claims, who, trace, tally)).await;
             }
             return outcome;
         }

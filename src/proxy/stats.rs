@@ -344,6 +344,10 @@ pub struct Stats {
     pub rate_limited: FxHashMap<(Box<str>, Box<str>), u64>,
     /// Listed tools whose definition did not match its pin: (server, backend, tool) -> count.
     pub pin_mismatches: FxHashMap<ToolKey, u64>,
+    /// Token requests to an STS: (scheme, outcome) -> count.
+    pub backend_token_requests: FxHashMap<(Box<str>, &'static str), u64>,
+    /// Backend tokens served from the worker's cache: scheme -> count.
+    pub backend_token_hits: FxHashMap<Box<str>, u64>,
 }
 
 /// (server, backend, tool).
@@ -359,6 +363,26 @@ impl Stats {
             Some(n) => *n += 1,
             None => {
                 self.backend_failures.insert(backend.into(), 1);
+            }
+        }
+    }
+
+    /// Counts a token request of `scheme` to its STS and how it ended (`ok`, `refused`, ...).
+    pub fn backend_token_request(&mut self, scheme: &str, outcome: &'static str) {
+        match self.backend_token_requests.iter_mut().find(|((s, o), _)| **s == *scheme && *o == outcome) {
+            Some((_, n)) => *n += 1,
+            None => {
+                self.backend_token_requests.insert((scheme.into(), outcome), 1);
+            }
+        }
+    }
+
+    /// Counts a backend token of `scheme` served from the cache.
+    pub fn backend_token_hit(&mut self, scheme: &str) {
+        match self.backend_token_hits.get_mut(scheme) {
+            Some(n) => *n += 1,
+            None => {
+                self.backend_token_hits.insert(scheme.into(), 1);
             }
         }
     }
@@ -494,6 +518,12 @@ impl Stats {
         }
         for (k, n) in &o.rate_limited {
             *self.rate_limited.entry(k.clone()).or_insert(0) += n;
+        }
+        for (k, n) in &o.backend_token_requests {
+            *self.backend_token_requests.entry(k.clone()).or_insert(0) += n;
+        }
+        for (k, n) in &o.backend_token_hits {
+            *self.backend_token_hits.entry(k.clone()).or_insert(0) += n;
         }
     }
 }

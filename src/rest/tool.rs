@@ -193,7 +193,9 @@ fn header_safe(v: &[u8]) -> bool {
 }
 
 /// Builds the complete HTTP/1.1 request (head and body) for one call into `out`. `args` is the
-/// tape of the [`normalize`]d arguments; `tmp` is scratch for the body.
+/// tape of the [`normalize`]d arguments; `tmp` is scratch for the body. `Ok(true)`: the
+/// credential is a token service's token, which the caller adds ([`add_authorization`]) once it
+/// has it.
 pub fn build(
     tool: &RestTool,
     args: &[Node<'_>],
@@ -201,10 +203,11 @@ pub fn build(
     incoming: &Incoming<'_>,
     tmp: &mut Vec<u8>,
     out: &mut Vec<u8>,
-) -> Result<(), ToolError> {
+) -> Result<bool, ToolError> {
     let target = tool.target.as_ref().map_err(|e| ToolError(format!("call failed: {e}")))?;
     let cx = Context { args: Some(args), config: Some(config), data: None, client: incoming.client };
     let credential = credential(tool, incoming)?;
+    let needs_token = matches!(credential, Some(Applied::Token));
 
     // The body first: its length goes in the head.
     tmp.clear();
@@ -343,7 +346,7 @@ pub fn build(
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
-        Some(Applied::Query(..) | Applied::Pair(_)) => {}
+        Some(Applied::Query(..) | Applied::Pair(_) | Applied::Token) => {}
         None => {
             if let Some(a) = incoming.authorization.filter(|_| tool.pass_authorization) {
                 out.extend_from_slice(b"authorization: ");
@@ -382,7 +385,14 @@ pub fn build(
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(tmp);
-    Ok(())
+    Ok(needs_token)
+}
+
+/// Puts `authorization: <value>` into a request [`build`] made, right after its request line.
+pub fn add_authorization(request: &mut Vec<u8>, value: &str) {
+    let at = request.windows(2).position(|w| w == b"\r\n").map_or(request.len(), |i| i + 2);
+    let line = format!("authorization: {value}\r\n");
+    request.splice(at..at, line.bytes());
 }
 
 /// A credential ready to put on the request.
@@ -393,6 +403,8 @@ enum Applied<'a> {
     Query(&'a str, &'a [u8]),
     /// A configured query credential, already encoded as `name=value`.
     Pair(&'a str),
+    /// The token of the scheme's token service, put in `authorization` when the call is made.
+    Token,
 }
 
 /// The backend credential of a call: the client's (passthrough) > the tool's `credential` >
@@ -404,10 +416,12 @@ fn credential<'a>(tool: &'a RestTool, incoming: &Incoming<'a>) -> Result<Option<
     let (scheme, value): (&Scheme, &[u8]) = match (&tool.upstream, passed) {
         (Some(up), Some((_, c))) => (&up.scheme, c),
         (Some(up), None) => match up.configured.as_ref().map(|c| c.for_principal(incoming.principal)) {
-            Some(Ok(BackendCredential::Header { name, value })) => {
+            Some(Ok(Some(BackendCredential::Header { name, value }))) => {
                 return Ok(Some(Applied::Header(name, "", value.as_bytes())));
             }
-            Some(Ok(BackendCredential::Query { pair })) => return Ok(Some(Applied::Pair(pair))),
+            Some(Ok(Some(BackendCredential::Query { pair }))) => return Ok(Some(Applied::Pair(pair))),
+            // A token service's token: added when the call is made (it may need fetching).
+            Some(Ok(None)) => return Ok(Some(Applied::Token)),
             Some(Err(e)) => return Err(ToolError(format!("missing credential: {e}"))),
             None => {
                 let why = match &tool.downstream {

@@ -41,6 +41,9 @@ pub enum UpstreamError {
     /// was sent).
     #[error("no credential for this caller under scheme {0}")]
     NoCredential(Box<str>),
+    /// No token from the scheme's token service (nothing was sent to the backend).
+    #[error("scheme {0}: {1}")]
+    Token(Box<str>, crate::upstream::sts::StsError),
 }
 
 /// A complete response, its body in `buf[body.0..body.1]` (de-chunked when it was chunked).

@@ -8,4 +8,5 @@
 
 pub mod client;
 pub mod pool;
+pub mod sts;
 pub mod target;

@@ -89,7 +89,8 @@ pub(crate) fn compile_backend(
                 let name = sc.name.as_deref().unwrap_or("");
                 match kind.map(|k| (k, rest::credential_source(sc, k, name, value, scx, &spath, errs))) {
                     Some((_, Some(c))) => credential = Some(c),
-                    Some((_, None)) if sc.credentials.is_some() => {} // reported where it was read
+                    // Reported where the file was read, or the token service compiled.
+                    Some((_, None)) if sc.credentials.is_some() || sc.kind == raw::SchemeType::OAuth2 => {}
                     Some(_) => errs.push(
                         format!("{path}.security"),
                         format!(
@@ -160,5 +161,42 @@ pub(crate) fn check_scheme(sc: &raw::SecurityScheme, path: &str, errs: &mut Erro
                 errs.push(format!("{path}.name"), "is required for type apiKey");
             }
         }
+        raw::SchemeType::OAuth2 => {
+            if sc.credentials.is_some() || sc.default_credential.is_some() {
+                errs.push(
+                    path,
+                    "an oauth2 scheme gets its token from flows (no defaultCredential or credentials)",
+                );
+            }
+            let flows = sc.flows.as_ref();
+            let (flow, fpath) = match flows.map(|f| (&f.client_credentials, &f.token_exchange)) {
+                Some((Some(f), None)) => (f, format!("{path}.flows.clientCredentials")),
+                Some((None, Some(f))) => (f, format!("{path}.flows.tokenExchange")),
+                _ => {
+                    errs.push(
+                        format!("{path}.flows"),
+                        "needs exactly one of clientCredentials and tokenExchange",
+                    );
+                    return;
+                }
+            };
+            if flow.client_id.is_empty() || flow.client_secret.is_empty() {
+                errs.push(&fpath, "clientId and clientSecret must not be empty");
+            }
+            if !matches!(
+                flow.auth_method.as_deref(),
+                None | Some("client_secret_basic" | "client_secret_post")
+            ) {
+                errs.push(format!("{fpath}.authMethod"), "must be client_secret_basic or client_secret_post");
+            }
+            if flows.is_some_and(|f| f.client_credentials.is_some())
+                && (flow.resource.is_some() || flow.subject_token_type.is_some())
+            {
+                errs.push(&fpath, "resource and subjectTokenType belong to tokenExchange");
+            }
+        }
+    }
+    if sc.kind != raw::SchemeType::OAuth2 && sc.flows.is_some() {
+        errs.push(format!("{path}.flows"), "is for type oauth2");
     }
 }

@@ -35,6 +35,10 @@ pub(super) struct ServerCx<'a> {
     pub base_url: Option<&'a str>,
     /// The server's path in the file (`servers[2]`), for errors about its schemes.
     pub path: &'a str,
+    /// Token services of oauth2 schemes compiled so far, by scheme id (`None`: invalid, reported
+    /// once).
+    pub token_services:
+        std::cell::RefCell<HashMap<String, Option<std::sync::Arc<crate::upstream::sts::Sts>>>>,
     /// Credentials files read so far, by scheme id (`None`: unreadable, reported once).
     pub credential_files: std::cell::RefCell<HashMap<String, Option<std::sync::Arc<CredentialMap>>>>,
 }
@@ -47,6 +51,63 @@ impl ServerCx<'_> {
             None => format!("{}.server.securitySchemes", self.path),
         }
     }
+}
+
+/// The token service of an oauth2 scheme (compiled once per load and scheme; its errors
+/// reported once).
+fn token_service(
+    sc: &raw::SecurityScheme,
+    scx: &ServerCx<'_>,
+    scheme_path: &str,
+    errs: &mut Errors,
+) -> Option<std::sync::Arc<crate::upstream::sts::Sts>> {
+    use crate::upstream::sts::{AuthMethod, Flow, Sts, ACCESS_TOKEN_TYPE};
+    scx.token_services
+        .borrow_mut()
+        .entry(sc.id.clone())
+        .or_insert_with(|| {
+            let flows = sc.flows.as_ref()?;
+            let (f, exchange, fpath) = match (&flows.client_credentials, &flows.token_exchange) {
+                (Some(f), None) => (f, false, format!("{scheme_path}.flows.clientCredentials")),
+                (None, Some(f)) => (f, true, format!("{scheme_path}.flows.tokenExchange")),
+                _ => return None, // reported by check_scheme
+            };
+            let tls = || {
+                super::common::client_tls(f.ca_file.as_deref()).map_err(|e| format!("TLS configuration: {e}"))
+            };
+            let target = match Target::parse(&f.token_url, tls) {
+                Ok(t) if t.tls.is_none() && !t.addr.ip().is_loopback() => {
+                    errs.push(
+                        format!("{fpath}.tokenUrl"),
+                        "must be https:// (plain http is accepted for loopback addresses only)",
+                    );
+                    return None;
+                }
+                Ok(t) => t,
+                Err(e) => {
+                    errs.push(format!("{fpath}.tokenUrl"), e.to_string());
+                    return None;
+                }
+            };
+            let flow = Flow {
+                scheme: &sc.id,
+                exchange,
+                token_url: &f.token_url,
+                client_id: &f.client_id,
+                client_secret: &f.client_secret,
+                auth: if f.auth_method.as_deref() == Some("client_secret_post") {
+                    AuthMethod::Post
+                } else {
+                    AuthMethod::Basic
+                },
+                scopes: f.scopes.as_deref().unwrap_or_default(),
+                audience: f.audience.as_deref(),
+                resource: f.resource.as_deref(),
+                subject_token_type: f.subject_token_type.as_deref().unwrap_or(ACCESS_TOKEN_TYPE),
+            };
+            Some(std::sync::Arc::new(Sts::new(&flow, target)))
+        })
+        .clone()
 }
 
 /// One credentials file, compiled.
@@ -67,6 +128,9 @@ pub(super) fn credential_source(
 ) -> Option<crate::auth::credentials::Credential> {
     use crate::auth::credentials::{Credential, PerPrincipal, PrincipalKey};
     use crate::auth::scheme::BackendCredential;
+    if sc.kind == raw::SchemeType::OAuth2 {
+        return token_service(sc, scx, scheme_path, errs).map(Credential::Sts);
+    }
     let configured = configured.filter(|c| !c.is_empty()).map(|c| BackendCredential::new(kind, name, c));
     let Some(pc) = &sc.credentials else { return configured.map(Credential::Static) };
     let cpath = format!("{scheme_path}.credentials");
@@ -121,6 +185,8 @@ pub(super) fn scheme_kind(sc: &raw::SecurityScheme) -> Option<SchemeKind> {
         (raw::SchemeType::Http, Some("basic"), _) => Some(SchemeKind::Basic),
         (raw::SchemeType::ApiKey, _, Some(raw::In::Header)) => Some(SchemeKind::ApiKeyHeader),
         (raw::SchemeType::ApiKey, _, Some(raw::In::Query)) => Some(SchemeKind::ApiKeyQuery),
+        // The token goes to the backend as a bearer token.
+        (raw::SchemeType::OAuth2, _, _) => Some(SchemeKind::Bearer),
         _ => None,
     }
 }
@@ -447,8 +513,17 @@ pub(super) fn rest_tool(
         } else {
             "server.defaultDownstreamSecurity".into()
         };
-        scheme(s, scx, &at, errs)
-            .map(|(_, scheme)| Downstream { scheme, passthrough: s.passthrough == Some(true) })
+        scheme(s, scx, &at, errs).and_then(|(sc, scheme)| {
+            if sc.kind == raw::SchemeType::OAuth2 {
+                errs.push(
+                    format!("{at}.id"),
+                    "an oauth2 scheme is how the gateway calls backends (requestTemplate.security, \
+                     backends[].security), not how clients authenticate",
+                );
+                return None;
+            }
+            Some(Downstream { scheme, passthrough: s.passthrough == Some(true) })
+        })
     });
     let upstream = rt.security.as_ref().or(scx.default_up).and_then(|s| {
         let at = if rt.security.is_some() {

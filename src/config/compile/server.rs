@@ -103,11 +103,21 @@ pub(crate) fn compile_server(
         ca_file: higress.as_ref().and_then(|h| h.ca_file.as_deref()),
         base_url: rs.base_url.as_deref(),
         path,
+        token_services: Default::default(),
         credential_files: Default::default(),
     };
     if let Some(b) = &rs.base_url {
         if !(b.starts_with("http://") || b.starts_with("https://")) || b.contains(['?', '#', '{']) {
             errs.push(format!("{path}.baseUrl"), "must be an absolute http(s) URL without query or fragment");
+        }
+    }
+    // Token exchange needs a caller's token to exchange: a verified JWT.
+    if !matches!(auth.mode, crate::auth::Mode::Jwt { .. }) {
+        for sc in schemes.iter().filter(|s| s.flows.as_ref().is_some_and(|f| f.token_exchange.is_some())) {
+            errs.push(
+                format!("{}.flows.tokenExchange", scx.scheme_path(&sc.id)),
+                "exchanges the caller's token: the server's authentication must be mode jwt",
+            );
         }
     }
     for (sref, field) in

@@ -997,8 +997,13 @@ servers:
     assert_error(&errs, "servers[0].server.securitySchemes[2].name", "required");
     assert_error(&errs, "servers[0].server.securitySchemes[3].id", "duplicate");
     assert_eq!(errs.len(), 4, "{errs:#?}");
+    // oauth2 (a token service) needs its flow.
     let errs = errors("servers: [{name: a, server: {securitySchemes: [{id: o, type: oauth2}]}}]");
-    assert_error(&errs, "servers[0].server.securitySchemes[0].type", "oauth2");
+    assert_error(
+        &errs,
+        "servers[0].server.securitySchemes[0].flows",
+        "exactly one of clientCredentials and tokenExchange",
+    );
 }
 
 #[test]

@@ -87,6 +87,7 @@ impl<'a> Cx<'a> {
                     (SchemeType::Http, Some("basic")) => "user:password",
                     (SchemeType::Http, _) => "the token",
                     (SchemeType::ApiKey, _) => "the key",
+                    (SchemeType::OAuth2, _) => "a token service",
                 };
                 self.warn(format!(
                     "securitySchemes {id:?}: no credential imported; add defaultCredential: ${{{}}} ({hint}) \
@@ -173,5 +174,6 @@ fn scheme_of(id: &str, kind: SchemeType) -> SecurityScheme {
         name: None,
         default_credential: None,
         credentials: None,
+        flows: None,
     }
 }

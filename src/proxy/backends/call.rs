@@ -18,7 +18,7 @@ pub(crate) async fn rest_call(
     server: &Server,
     tool: usize,
     id: &[u8],
-    request: Vec<u8>,
+    (mut request, token): (Vec<u8>, bool),
     generation: Generation,
 ) -> Vec<u8> {
     use crate::config::snapshot::ToolKind;
@@ -30,6 +30,24 @@ pub(crate) async fn rest_call(
         ToolKind::Rest(rt) => rt.target.as_ref().ok().map(|target| (rt, target)),
         ToolKind::Template { .. } => None,
     };
+    let sts = rest.and_then(|(rt, _)| match rt.upstream.as_ref().and_then(|u| u.configured.as_ref()) {
+        Some(crate::auth::credentials::Credential::Sts(sts)) if token => Some(sts),
+        _ => None,
+    });
+    if let Some(sts) = sts {
+        match cx.backend_token(sts).await {
+            Ok(c) => {
+                if let crate::auth::scheme::BackendCredential::Header { value, .. } = &*c {
+                    crate::rest::tool::add_authorization(&mut request, value);
+                }
+            }
+            Err(e) => {
+                text_result(&mut out, &format!("call failed: scheme {}: {e}", sts.scheme), true);
+                crate::proxy::local::end_result_for(&mut out, generation, server, false);
+                return out;
+            }
+        }
+    }
     match rest {
         Some((rt, target)) => {
             let exchanged = {
@@ -42,13 +60,16 @@ pub(crate) async fn rest_call(
                         cx.core.stats.borrow_mut().backend_failed(&t.name);
                     }
                     // A body may echo the request: never with the gateway's credential.
-                    if let Some(Ok(c)) = rt
-                        .upstream
-                        .as_ref()
-                        .and_then(|u| u.configured.as_ref())
-                        .map(|c| c.for_principal(cx.principal))
-                    {
-                        c.redact_from(&mut r.body);
+                    match rt.upstream.as_ref().and_then(|u| u.configured.as_ref()) {
+                        Some(crate::auth::credentials::Credential::Sts(sts)) => {
+                            cx.redact_token(sts, &mut r.body)
+                        }
+                        Some(c) => {
+                            if let Ok(Some(c)) = c.for_principal(cx.principal) {
+                                c.redact_from(&mut r.body);
+                            }
+                        }
+                        None => {}
                     }
                     shape(rt, &server.config, r.status, r.header("content-type"), &r.body, &mut out)
                 }

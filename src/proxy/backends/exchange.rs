@@ -82,6 +82,8 @@ pub(crate) struct Cx<'a> {
     /// The caller (`None` for what the gateway asks on its own, such as recording pins): picks
     /// a per-principal backend credential.
     pub(crate) principal: Option<&'a crate::auth::Principal>,
+    /// The caller's bearer token, as sent: the subject of a token exchange.
+    pub(crate) bearer: Option<&'a [u8]>,
     pub(crate) snap: &'a Snapshot,
     /// Backend time and streamed bytes of the request.
     pub(crate) tally: &'a Tally,
@@ -106,10 +108,25 @@ impl Cx<'_> {
         fwd: &[(&[u8], &[u8])],
     ) -> Result<client::Streaming, UpstreamError> {
         // A caller without a credential for this backend is refused before anything is sent
-        // (not a backend failure).
+        // (not a backend failure); a token service's token is fetched (or taken from the
+        // worker's cache) first.
+        let fetched;
         let credential = match &b.credential {
             None => None,
-            Some(c) => Some(c.for_principal(self.principal).map_err(|e| UpstreamError::NoCredential(e.0))?),
+            Some(c) => match c.for_principal(self.principal) {
+                Ok(Some(c)) => Some(c),
+                Ok(None) => match c {
+                    crate::auth::credentials::Credential::Sts(sts) => {
+                        fetched = self
+                            .backend_token(sts)
+                            .await
+                            .map_err(|e| UpstreamError::Token(sts.scheme.clone(), e))?;
+                        Some(&*fetched)
+                    }
+                    _ => None,
+                },
+                Err(e) => return Err(UpstreamError::NoCredential(e.0)),
+            },
         };
         let r = {
             let _waiting = self.tally.wait();
@@ -237,14 +254,136 @@ pub(crate) type Failure = (Error, Option<Vec<u8>>);
 /// that echoes its request (in an error, a tool result, an event) must not hand the client the
 /// gateway's credential. Costs a byte search per body when `b` has a credential, nothing else.
 pub(crate) fn redact(b: &Backend, principal: Option<&crate::auth::Principal>, body: &mut Vec<u8>) {
-    if let Some(Ok(c)) = b.credential.as_ref().map(|c| c.for_principal(principal)) {
+    if let Some(Ok(Some(c))) = b.credential.as_ref().map(|c| c.for_principal(principal)) {
         c.redact_from(body);
     }
 }
 
 impl Cx<'_> {
-    /// [`redact`] for this request's caller.
+    /// [`redact`] for this request's caller, a token service's token included.
     pub(crate) fn redact(&self, b: &Backend, body: &mut Vec<u8>) {
-        redact(b, self.principal, body);
+        match &b.credential {
+            Some(crate::auth::credentials::Credential::Sts(sts)) => self.redact_token(sts, body),
+            _ => redact(b, self.principal, body),
+        }
     }
+
+    /// Takes this caller's cached token of `sts` out of `body`.
+    pub(crate) fn redact_token(&self, sts: &crate::upstream::sts::Sts, body: &mut Vec<u8>) {
+        let who = if sts.exchange { self.bearer.unwrap_or_default() } else { &[] };
+        let token = self.core.backend_tokens.borrow().peek(sts, who);
+        if let Some(c) = token {
+            c.redact_from(body);
+        }
+    }
+
+    /// The token of `sts` for this request (the caller's exchanged token, or the scheme's own):
+    /// from the worker's cache, from the fetch another request has in flight, or fetched now.
+    pub(crate) async fn backend_token(
+        &self,
+        sts: &crate::upstream::sts::Sts,
+    ) -> Result<std::rc::Rc<crate::auth::scheme::BackendCredential>, crate::upstream::sts::StsError> {
+        use super::tokens::Begin;
+        use crate::upstream::sts::StsError;
+        let subject = if sts.exchange {
+            match self.subject() {
+                Some(s) => Some(s),
+                None => {
+                    self.core
+                        .stats
+                        .borrow_mut()
+                        .backend_token_request(&sts.scheme, StsError::NoSubject.outcome());
+                    return Err(StsError::NoSubject);
+                }
+            }
+        } else {
+            None
+        };
+        let (scheme, who): (&str, &[u8]) = (&sts.cache_key, subject.map_or(&[][..], |(t, _)| t));
+        loop {
+            let begun = self.core.backend_tokens.borrow_mut().begin(scheme, who);
+            match begun {
+                Begin::Hit(c) => {
+                    self.core.stats.borrow_mut().backend_token_hit(&sts.scheme);
+                    return Ok(c);
+                }
+                Begin::Wait(rx) => match rx.await {
+                    Ok(answer) => return answer,
+                    Err(_) => continue, // the fetching request went away: fetch anew
+                },
+                Begin::Fetch => break,
+            }
+        }
+        /// Gives the fetch up if this request goes away before it ends.
+        struct Abandon<'t>(&'t std::cell::RefCell<super::tokens::Tokens>, Option<(&'t str, &'t [u8])>);
+        impl Drop for Abandon<'_> {
+            fn drop(&mut self) {
+                if let Some((scheme, who)) = self.1.take() {
+                    self.0.borrow_mut().abandon(scheme, who);
+                }
+            }
+        }
+        let mut guard = Abandon(&self.core.backend_tokens, Some((scheme, who)));
+        let answer = self.fetch_token(sts, subject).await;
+        guard.1 = None;
+        self.core.backend_tokens.borrow_mut().finish(scheme, who, &answer);
+        answer.map(|(c, _)| c)
+    }
+
+    /// One token request to `sts`: the credential and until when it is served.
+    async fn fetch_token(
+        &self,
+        sts: &crate::upstream::sts::Sts,
+        subject: Option<(&[u8], Option<u64>)>,
+    ) -> Result<(std::rc::Rc<crate::auth::scheme::BackendCredential>, Instant), crate::upstream::sts::StsError>
+    {
+        use crate::upstream::sts::StsError;
+        let request = sts.request(subject.map(|(t, _)| t));
+        let started = Instant::now();
+        let answer = {
+            let _waiting = self.tally.wait();
+            client::exchange(&self.core.upstream, &sts.target, request, self.snap.limits.upstream()).await
+        };
+        let outcome = match answer {
+            Err(e) => Err(StsError::Unreachable(e.to_string())),
+            Ok(r) => crate::upstream::sts::parse(r.status, &r.body).map_err(|(e, description)| {
+                if let Some(d) = description {
+                    log::debug!("scheme {}: the token service said: {d}", sts.scheme);
+                }
+                e
+            }),
+        };
+        let label = match &outcome {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        self.core.stats.borrow_mut().backend_token_request(&sts.scheme, label);
+        let issued = outcome?;
+        let subject_left = subject.and_then(|(_, exp)| exp).map(|exp| {
+            let now_unix =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            Duration::from_secs(exp.saturating_sub(now_unix))
+        });
+        let fresh_until = started + super::tokens::served_for(issued.lifetime, subject_left);
+        let credential = crate::auth::scheme::BackendCredential::new(
+            crate::auth::scheme::SchemeKind::Bearer,
+            "",
+            &issued.token,
+        );
+        Ok((std::rc::Rc::new(credential), fresh_until))
+    }
+
+    /// The subject of a token exchange: the caller's bearer token and its `exp`.
+    pub(crate) fn subject(&self) -> Option<(&[u8], Option<u64>)> {
+        let exp = self.principal.and_then(|p| p.claims.get("exp")).and_then(serde_json::Value::as_u64);
+        self.bearer.map(|t| (t, exp))
+    }
+}
+
+/// The bearer token of a request's `Authorization` header, as sent.
+pub(crate) fn bearer<'b>(head: &crate::http::head::Head, buf: &'b [u8]) -> Option<&'b [u8]> {
+    let v = head.header(buf, "authorization")?;
+    (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "))
+        .then(|| v[7..].trim_ascii())
+        .filter(|t| !t.is_empty())
 }

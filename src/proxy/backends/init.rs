@@ -11,24 +11,29 @@ use super::exchange::*;
 use super::wire::{answer, decode_session, Verb, Wire};
 
 /// Initializes `b` (then sends `notifications/initialized`): (negotiated version, session id).
+/// A failure names the backend; one to get the backend's token keeps its kind.
 pub(crate) async fn init_backend(
     cx: &Cx<'_>,
     b: &Backend,
     version: &str,
     fwd: &[(&[u8], &[u8])],
-) -> Result<(String, String, serde_json::Value), String> {
+) -> Result<(String, String, serde_json::Value), crate::error::Error> {
+    let failed = |why: String| crate::error::Error::upstream(format!("backend {}: {why}", b.name));
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":"portcullis-init","method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{{}},"clientInfo":{{"name":"portcullis","version":"{}"}}}}}}"#,
         local::VERSION
     );
     let resp = match cx.send(b, body.as_bytes(), Wire::default(), fwd).await {
         Ok(r) if r.status == 200 => r,
-        Ok(r) => return Err(format!("initialize answered HTTP {}", r.status)),
-        Err(e) => return Err(format!("initialize failed ({e})")),
+        Ok(r) => return Err(failed(format!("initialize answered HTTP {}", r.status))),
+        Err(e @ crate::upstream::client::UpstreamError::Token(..)) => {
+            return Err(super::wire::backend_error(b, &e))
+        }
+        Err(e) => return Err(failed(format!("initialize failed ({e})"))),
     };
     let result = answer(&resp, Some("portcullis-init"))
         .and_then(|v| v.get("result").cloned())
-        .ok_or_else(|| "no initialize result".to_string())?;
+        .ok_or_else(|| failed("no initialize result".to_string()))?;
     let v = result.get("protocolVersion").and_then(|v| v.as_str()).unwrap_or(version).to_string();
     let sid =
         resp.header("mcp-session-id").map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default();
@@ -68,11 +73,11 @@ pub async fn end_sessions(
     snap: &Snapshot,
     server: &Server,
     claims: &Claims,
-    principal: &crate::auth::Principal,
+    (principal, bearer): (&crate::auth::Principal, Option<&[u8]>),
     trace: Trace<'_>,
     tally: &Tally,
 ) {
-    let cx = &Cx { core, owner: &claims.principal, principal: Some(principal), snap, tally, trace };
+    let cx = &Cx { core, owner: &claims.principal, principal: Some(principal), bearer, snap, tally, trace };
     for (name, s) in &claims.backends {
         let (version, sid) = decode_session(s);
         let Some(b) = server.backends.iter().find(|b| &*b.name == name.as_str()) else { continue };

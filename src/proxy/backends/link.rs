@@ -61,9 +61,8 @@ pub(crate) async fn link(
             return Ok(Link::Stateless);
         }
     }
-    let (version, session, caps) = init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd)
-        .await
-        .map_err(|why| Error::upstream(format!("backend {}: {why}", b.name)))?;
+    let (version, session, caps) =
+        init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd).await?;
     let closing = {
         let mut l = cx.core.links.borrow_mut();
         if known.is_none() {

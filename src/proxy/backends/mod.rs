@@ -14,6 +14,7 @@
 //! - [`exchange`]: the request's context for backend exchanges, forwarded headers, backend time.
 //! - [`wire`]: one backend request on the wire, and reading its JSON-RPC answer.
 //! - [`schemas`]: argument rules of backend tools, learned from their lists.
+//! - [`tokens`]: backend tokens from a token service (oauth2 schemes), cached per worker.
 
 pub(crate) mod call;
 pub(crate) mod exchange;
@@ -24,6 +25,7 @@ pub mod owned;
 pub mod pins;
 pub mod schemas;
 pub(crate) mod stream;
+pub mod tokens;
 pub mod wire;
 
 pub(crate) use crate::proxy::names::{resolve, rewrite_name, route};
@@ -103,6 +105,9 @@ pub enum Plan {
         tool: usize,
         /// The complete HTTP/1.1 request.
         request: Vec<u8>,
+        /// A token service's token goes in its `authorization` (fetched, or from the worker's
+        /// cache, when the call is made).
+        token: bool,
         /// The client's transport generation (a 2026-07-28 result carries `resultType` and
         /// `_meta`).
         generation: crate::mcp::version::Generation,
@@ -171,6 +176,7 @@ pub async fn learn(
         core,
         owner: &caller.principal.id,
         principal: Some(caller.principal),
+        bearer: exchange::bearer(head, buf),
         snap,
         tally: caller.tally,
         trace: Trace::of(head, buf, request_id),
@@ -205,6 +211,7 @@ pub async fn run(
         core,
         owner: &principal.id,
         principal: Some(principal),
+        bearer: exchange::bearer(head, buf),
         snap,
         tally,
         trace: Trace::of(head, buf, request_id),
@@ -213,6 +220,15 @@ pub async fn run(
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.
     let mut relay: Option<client::Streaming> = None;
     let mut relay_backend: Option<&crate::config::snapshot::Backend> = None;
+    // A tools/call whose backend token could not be had is the tool's failure (an isError
+    // result naming the scheme), as a REST tool's is.
+    let tool_call = match &plan {
+        Plan::Call { method: "tools/call", via, .. } => Some(match via {
+            Via::Links => crate::mcp::version::Generation::Stateless,
+            Via::Session(_) => crate::mcp::version::Generation::Sessions,
+        }),
+        _ => None,
+    };
     let result: Result<Answer, Failure> = match plan {
         Plan::Initialize { id, version, principal } => {
             // Every backend at once: the client waits for the slowest, not the sum.
@@ -231,7 +247,7 @@ pub async fn run(
                         sessions.push((b.name.to_string(), encode_session(&v, &sid)));
                         merge_capabilities(&mut caps, &backend_caps);
                     }
-                    Err(why) => log::warn!("backend {}: {why}; left out of the session", b.name),
+                    Err(why) => log::warn!("{}; left out of the session", why.message),
                 }
             }
             if sessions.is_empty() && server.tools.is_empty() {
@@ -348,8 +364,9 @@ pub async fn run(
             out.extend_from_slice(b"}}");
             Ok((200, out, None, response::JSON))
         }
-        Plan::Rest { id, tool, request, generation } => {
-            Ok((200, rest_call(cx, server, tool, &id, request, generation).await, None, response::JSON))
+        Plan::Rest { id, tool, request, generation, token } => {
+            let answer = rest_call(cx, server, tool, &id, (request, token), generation).await;
+            Ok((200, answer, None, response::JSON))
         }
         Plan::Call { method, id, backend: i, body, tool, via: Via::Links } => {
             let b = &server.backends[i];
@@ -409,6 +426,17 @@ pub async fn run(
             }
         }
     };
+    let result = match (result, tool_call) {
+        (Err((e, Some(id))), Some(generation)) if e.kind == Kind::TokenService => {
+            let mut out = Vec::with_capacity(128);
+            crate::mcp::reply::begin_raw(&mut out, &id);
+            crate::rest::tool::text_result(&mut out, &format!("call failed: {}", e.message), true);
+            crate::proxy::local::end_result_for(&mut out, generation, server, false);
+            Ok((200, out, None, response::JSON))
+        }
+        (r, _) => r,
+    };
+
     let origin = cors.map(|o| o.of(buf)).filter(|o| !o.is_empty());
     let extra = Extra { cors_origin: origin, request_id: Some(request_id), ..Extra::default() };
     if let (Some(stream), Some(b), Ok(_)) = (relay, relay_backend, &result) {

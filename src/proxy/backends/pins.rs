@@ -22,8 +22,15 @@ pub type Recorded = Vec<(String, String, Result<usize, String>)>;
 /// monoio runtime) into each server's pins file. `Err` when a file could not be written.
 pub async fn record(core: &Core, snap: &Snapshot) -> Result<Recorded, String> {
     let tally = Tally::default();
-    let cx =
-        Cx { core, owner: "portcullis-pins", principal: None, snap, tally: &tally, trace: Trace::none() };
+    let cx = Cx {
+        core,
+        owner: "portcullis-pins",
+        principal: None,
+        bearer: None,
+        snap,
+        tally: &tally,
+        trace: Trace::none(),
+    };
     let mut report = Recorded::new();
     for server in &snap.servers {
         let Some(file) = &server.pins_file else { continue };

@@ -139,6 +139,7 @@ pub async fn get_stream(
             core,
             owner: &principal.id,
             principal: Some(principal),
+            bearer: super::exchange::bearer(head, buf),
             snap,
             tally,
             trace: Trace::of(head, buf, request_id),

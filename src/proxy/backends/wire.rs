@@ -46,6 +46,7 @@ pub fn backend_error(backend: &Backend, e: &UpstreamError) -> Error {
         kind: match e {
             UpstreamError::Timeout => Kind::GatewayTimeout,
             UpstreamError::NoCredential(_) => Kind::Denied,
+            UpstreamError::Token(..) => Kind::TokenService,
             _ => Kind::BadGateway,
         },
         side: Side::Upstream,
