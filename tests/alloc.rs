@@ -256,3 +256,158 @@ fn rest_request_building_allocates_nothing() {
         })
         .unwrap();
 }
+
+/// A keep-alive HTTP/1.1 responder on loopback (its threads are not counted): `answer` maps a
+/// request (lower-cased head, body) to a status and a JSON body.
+fn responder(answer: fn(&str, &[u8]) -> (u16, String)) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::Builder::new()
+        .spawn(move || {
+            alloc_count::ignore_this_thread();
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                std::thread::Builder::new()
+                    .spawn(move || {
+                        alloc_count::ignore_this_thread();
+                        let mut buf = Vec::new();
+                        let mut chunk = [0u8; 8192];
+                        loop {
+                            let Some(e) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                                match s.read(&mut chunk) {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                                }
+                                continue;
+                            };
+                            let head = String::from_utf8_lossy(&buf[..e]).to_ascii_lowercase();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                                .unwrap_or(0);
+                            while buf.len() < e + 4 + len {
+                                match s.read(&mut chunk) {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                                }
+                            }
+                            let (status, body) = answer(&head, &buf[e + 4..e + 4 + len]);
+                            buf.drain(..e + 4 + len);
+                            let resp = format!(
+                                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if s.write_all(resp.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                    })
+                    .unwrap();
+            }
+        })
+        .unwrap();
+    addr
+}
+
+/// Requests that reached the backend with the exchanged token.
+static EXCHANGED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The raw JSON of a message's `id`.
+fn raw_id(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["id"].to_string()
+}
+
+/// A proxied tools/call to a 2026-07-28 backend whose credential is a token-exchange token
+/// (a worker cache hit after the first call) allocates no more per request than the same call
+/// with a static credential.
+#[test]
+fn a_backend_token_cache_hit_allocates_nothing() {
+    alloc_count::ignore_this_thread();
+    // The backend answers 500 (the gateway then 502, which `drive` refuses) to a request without
+    // one of the two credentials: the exchanged token has to arrive.
+    let backend = responder(|head, body| {
+        let id = raw_id(body);
+        if head.contains("authorization: bearer exchanged-token") {
+            EXCHANGED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        } else if !head.contains("authorization: bearer static-token") {
+            return (500, "{}".into());
+        }
+        let text = if String::from_utf8_lossy(body).contains("server/discover") {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"result":{{"supportedVersions":["2026-07-28"],"capabilities":{{"tools":{{}}}},"serverInfo":{{"name":"b","version":"1"}}}}}}"#
+            )
+        } else {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"ok"}}],"resultType":"complete"}}}}"#
+            )
+        };
+        (200, text)
+    });
+    let sts = responder(|_, _| {
+        (200, r#"{"access_token":"exchanged-token","token_type":"N_A","expires_in":3600}"#.to_string())
+    });
+    let secret = b"alloc-test-hmac-secret-0123456789abcdef";
+    let k = base64_simd::URL_SAFE_NO_PAD.encode_to_string(secret);
+    let config = |security: &str| {
+        format!(
+            r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: demo
+    path: /mcp
+    resource: https://gw.test/mcp
+    authentication:
+      mode: jwt
+      jwt: {{ providers: [{{ name: t, issuer: https://idp.test, jwks: {{ inline: {{ keys: [{{ kty: oct, kid: h, k: "{k}" }}] }} }} }}] }}
+    server:
+      securitySchemes:
+        - {{ id: static, type: http, scheme: bearer, defaultCredential: static-token }}
+        - id: exchange
+          type: oauth2
+          flows: {{ tokenExchange: {{ tokenUrl: "http://{sts}/token", clientId: c, clientSecret: s, audience: b }} }}
+    backends:
+      - {{ name: b, url: "http://{backend}/mcp", security: {{ id: {security} }} }}
+"#
+        )
+    };
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let claims =
+        serde_json::json!({"iss": "https://idp.test", "sub": "u", "aud": "https://gw.test/mcp", "exp": exp});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("h".into());
+    let token =
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap();
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"echo","arguments":{{"who":"Ada"}},{meta}}}}}"#
+    );
+    let call = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nAuthorization: Bearer {token}\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+Mcp-Method: tools/call\r\nMcp-Name: echo\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes();
+    let mut per_request = Vec::new();
+    for security in ["static", "exchange"] {
+        let snap = compile_str(&config(security), &|_| None).unwrap();
+        let gw = Gateway::start(Arc::new(Reloader::new(Source::Demo, snap))).unwrap();
+        let mut s = TcpStream::connect(gw.addrs()[0]).unwrap();
+        drive(&mut s, &call, 300);
+        let before = alloc_count::total();
+        const N: usize = 2000;
+        drive(&mut s, &call, N);
+        per_request.push((alloc_count::total() - before) as f64 / N as f64);
+        gw.shutdown();
+    }
+    let (fixed, exchanged) = (per_request[0], per_request[1]);
+    assert!(
+        EXCHANGED.load(std::sync::atomic::Ordering::SeqCst) >= 2300,
+        "the exchanged token reached the backend"
+    );
+    eprintln!("proxied tools/call: static credential {fixed:.3}, token-exchange cache hit {exchanged:.3} allocations/request");
+    assert!(exchanged - fixed <= 0.01, "a cache hit allocates: {fixed} -> {exchanged}");
+}
