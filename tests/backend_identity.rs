@@ -328,6 +328,14 @@ fn sts() -> Recorder {
                         br#"{"error":"invalid_grant","error_description":"no"}"#.to_vec(),
                     );
                 }
+                if sub == "garbage" {
+                    return (200, "text/html", b"<html>maintenance</html>".to_vec());
+                }
+                if sub == "brief" {
+                    // A token that lives three seconds: served 2.4 s, then fetched again.
+                    let t = json!({"access_token": format!("x-brief-{n}"), "token_type": "Bearer", "expires_in": 3});
+                    return (200, "application/json", t.to_string().into_bytes());
+                }
                 json!({"access_token": format!("x-{sub}-{n}"), "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
                        "token_type": "N_A", "expires_in": 3600})
             }
@@ -476,6 +484,23 @@ fn tokens_from_a_token_service() {
     assert!(text.contains("scheme onBehalf") && text.contains("invalid_grant"), "{text}");
     assert!(!text.contains("no") || !text.contains("error_description"), "{text}");
 
+    // An answer that is not a token response is the call's failure too.
+    let (_, text) = call_on(&mut connect(addr), "crm__whoami", "garbage", &token("garbage", "x"));
+    assert!(
+        text.contains("scheme onBehalf: token service answered something that is not a token response"),
+        "{text}"
+    );
+    // Refresh: a token is fetched again once its lifetime (less a fifth) has passed.
+    sts.take();
+    let brief = token("brief", "x");
+    call_on(&mut connect(addr), "crm__whoami", "brief", &brief);
+    call_on(&mut connect(addr), "crm__whoami", "brief", &brief);
+    assert_eq!(sts.take().len(), 1, "served from the cache while fresh");
+    std::thread::sleep(Duration::from_millis(3100));
+    let (_, text) = call_on(&mut connect(addr), "crm__whoami", "brief", &brief);
+    assert_eq!(sts.take().len(), 1, "fetched again after it expired");
+    assert!(text.starts_with("brief|"), "{text}");
+
     // A token service that is down: the call's isError result says so; the API is not called.
     rest.take();
     let (status, text) = call_on(&mut connect(addr), "stock", "alice", &alice);
@@ -498,6 +523,10 @@ fn tokens_from_a_token_service() {
     assert!(m.contains("portcullis_backend_token_cache_hits_total{scheme=\"service\"}"), "{m}");
     assert!(
         m.contains("portcullis_backend_token_requests_total{scheme=\"down\",outcome=\"unreachable\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("portcullis_backend_token_requests_total{scheme=\"onBehalf\",outcome=\"malformed\"} 1"),
         "{m}"
     );
     let config = common::send(admin, "GET /config HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
