@@ -10,7 +10,12 @@
 # that server (conformance/gateway-fixture.yaml), compared check by check into conformance/REPORT.md;
 # then the "auth" leg: a gateway with JWT client authentication (conformance/auth/gateway.yaml)
 # driven by conformance/auth/client.py: bearer tokens, the exact 401 challenges, RFC 9728 metadata,
-# and the Python SDK's OAuth client running the whole flow against a fake authorization server.
+# and the Python SDK's OAuth client running the whole flow against a fake authorization server;
+# then the "oidc" leg: a gateway (conformance/oidc/gateway.yaml) between the Python SDK's OAuth
+# client and a real authorization server, oidc-provider (npm, pinned in package.json; run by
+# conformance/oidc/provider.mjs): its JWT access tokens verified through its JWKS across two key
+# rotations, and RFC 8693 token exchange (a grant registered on oidc-provider) for a Python SDK
+# backend (conformance/oidc/backend.py) that checks it never gets the caller's own token.
 #
 #   bash conformance/run.sh            # from the repo root (any cwd works)
 #
@@ -79,6 +84,7 @@ else
   log "reusing conformance/node_modules ($(node -p 'require(process.argv[1]).dependencies["@modelcontextprotocol/sdk"]' "$HERE/package.json"))"
 fi
 TS_SDK_VERSION=$(node -p 'require(process.argv[1]).version' "$HERE/node_modules/@modelcontextprotocol/sdk/package.json")
+OIDC_PROVIDER_VERSION=$(node -p 'require(process.argv[1]).version' "$HERE/node_modules/oidc-provider/package.json")
 
 # ---- 2. gateway binary ----------------------------------------------------------------------------------
 BIN=${PORTCULLIS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/portcullis}
@@ -92,12 +98,13 @@ fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
 # main gateway + admin, backends-leg gateway + admin, the two backend MCP servers, the fixture,
-# fixture-leg gateway + admin, auth-leg gateway + admin and its fake authorization server
+# fixture-leg gateway + admin, auth-leg gateway + admin and its fake authorization server,
+# oidc-leg gateway + admin, oidc-provider and the oidc backend
 read -r PORT ADMIN_PORT BK_PORT BK_ADMIN_PORT STATEFUL_PORT STATELESS_PORT FX_PORT FX_GW_PORT FX_GW_ADMIN_PORT \
-  AUTH_PORT AUTH_ADMIN_PORT AS_PORT \
+  AUTH_PORT AUTH_ADMIN_PORT AS_PORT OIDC_PORT OIDC_ADMIN_PORT OP_PORT OIDC_BK_PORT \
   < <("$PY" - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(12)]
+socks = [socket.socket() for _ in range(16)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -351,6 +358,77 @@ TOTAL_FAILED=$((TOTAL_FAILED + f))
 xfails=""
 if ((xf)); then xfails=", $xf known gateway deviations (XFAIL, printed, not counted)"; fi
 SUMMARY+=("auth (mcp $MCP_VERSION: bearer JWT, 401 challenges, PRM, OAuthClientProvider + fake AS; log, no token, alive): $p passed, $f failed$xfails")
+
+# ---- 9. oidc leg: a real authorization server (oidc-provider), JWKS rotation, token exchange -------------
+# oidc/provider.mjs runs oidc-provider on OP_PORT: the issuer the gateway trusts (JWKS by `uri`) and
+# the token service of the backend's `tokenExchange` scheme. oidc/backend.py accepts only tokens
+# that oidc-provider issued to the gateway by exchange. oidc/client.py drives everything with the
+# SDK's OAuthClientProvider and rotates the provider's key through its admin endpoint.
+OIDC_START=$(date +%s)
+OIDC_URL=http://127.0.0.1:$OIDC_PORT/mcp
+OP_URL=http://127.0.0.1:$OP_PORT
+OIDC_BK_URL=http://127.0.0.1:$OIDC_BK_PORT/mcp
+# The gateway's client secret at oidc-provider: random per run, ending in characters that
+# client_secret_basic must form-encode (RFC 6749 2.3.1). Passed in the environment, never on a
+# command line, to the provider, the gateway and the client script (for its direct grant checks).
+OIDC_STS_SECRET="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')+/:%&="
+log "starting oidc-provider $OIDC_PROVIDER_VERSION (oidc/provider.mjs) on $OP_URL and the oidc backend (oidc/backend.py, mcp==$MCP_VERSION) on $OIDC_BK_URL"
+OIDC_STS_SECRET=$OIDC_STS_SECRET node "$HERE/oidc/provider.mjs" "$OP_PORT" "$OIDC_URL" "$OIDC_BK_URL" \
+  >"$OUT/oidc-provider.log" 2>&1 &
+OP_PID=$!
+PIDS+=("$OP_PID")
+"$PY" "$HERE/oidc/backend.py" "$OIDC_BK_PORT" "$OP_URL" "$OIDC_URL" >"$OUT/oidc-backend.log" 2>&1 &
+OIDC_BK_PID=$!
+PIDS+=("$OIDC_BK_PID")
+wait_port "oidc-provider" "$OP_PID" "$OP_PORT" "$OUT/oidc-provider.log" 20
+wait_port "oidc backend" "$OIDC_BK_PID" "$OIDC_BK_PORT" "$OUT/oidc-backend.log" 20
+# RUST_LOG=debug: the no-token check below then also covers the debug lines (where the gateway
+# writes the token service's error_description).
+log "starting $BIN on $OIDC_URL with oidc/gateway.yaml (admin 127.0.0.1:$OIDC_ADMIN_PORT), log $OUT/gateway-oidc.log"
+PORTCULLIS_PORT=$OIDC_PORT PORTCULLIS_ADMIN=127.0.0.1:$OIDC_ADMIN_PORT OP_PORT=$OP_PORT OIDC_BACKEND_PORT=$OIDC_BK_PORT \
+  OIDC_STS_SECRET=$OIDC_STS_SECRET RUST_LOG=debug \
+  "$BIN" --config "$HERE/oidc/gateway.yaml" >"$OUT/gateway-oidc.log" 2>&1 &
+OIDC_GW_PID=$!
+PIDS+=("$OIDC_GW_PID")
+wait_port "oidc gateway" "$OIDC_GW_PID" "$OIDC_PORT" "$OUT/gateway-oidc.log" 10
+log "oidc/client.py (mcp $MCP_VERSION) against $OIDC_URL, oidc-provider $OIDC_PROVIDER_VERSION at $OP_URL"
+oi_rc=0
+OIDC_STS_SECRET=$OIDC_STS_SECRET timeout 150 "$PY" "$HERE/oidc/client.py" "$OIDC_URL" "$OP_URL" "$OIDC_BK_URL" 2>&1 |
+  tee "$OUT/oidc-python.log" || oi_rc=$?
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$OUT/oidc-python.log" | tail -1 || true)
+if [[ -n $line ]]; then read -r p _ f _ <<<"$line"; else p=0 f=1; fi  # crashed or timed out
+if ((oi_rc != 0 && f == 0)); then f=1; fi
+grep -E '^  REQ ' "$OUT/oidc-python.log" >"$OUT/oidc-oauth-requests.log" || true
+# No process may log a token (every JWT here starts with eyJ) or the gateway's client secret.
+for pair in "gateway:gateway-oidc" "oidc-provider:oidc-provider" "backend:oidc-backend"; do
+  IFS=: read -r name logname <<<"$pair"
+  if grep -q 'eyJ' "$OUT/$logname.log" || grep -qF -- "$OIDC_STS_SECRET" "$OUT/$logname.log"; then
+    echo "FAIL the oidc $name's log contains a JWT or the client secret:"
+    grep -m3 -e 'eyJ' "$OUT/$logname.log" | cut -c1-120; f=$((f + 1))
+  else
+    echo "PASS the oidc $name's log contains no token and no client secret"; p=$((p + 1))
+  fi
+done
+# The backend logs `AUTH REJECTED` for any request without a valid exchanged token (including
+# requests no client check looks at) and `CALLER TOKEN SEEN` for the caller's own token.
+n=$(grep -c -e '^[0-9:]* AUTH REJECTED' "$OUT/oidc-backend.log" || true)
+if ((n == 0)); then
+  echo "PASS the oidc backend accepted every request it got (exchanged tokens only)"; p=$((p + 1))
+else
+  echo "FAIL the oidc backend refused $n request(s):"; grep -m5 'AUTH REJECTED' "$OUT/oidc-backend.log"; f=$((f + 1))
+fi
+for pair in "oidc gateway:$OIDC_GW_PID:gateway-oidc" "oidc-provider:$OP_PID:oidc-provider" \
+  "oidc backend:$OIDC_BK_PID:oidc-backend"; do
+  IFS=: read -r name pid logname <<<"$pair"
+  if kill -0 "$pid" 2>/dev/null; then
+    p=$((p + 1))
+  else
+    echo "FAIL the $name died during the run; its log:"; tail -30 "$OUT/$logname.log"; f=$((f + 1))
+  fi
+done
+TOTAL_PASSED=$((TOTAL_PASSED + p))
+TOTAL_FAILED=$((TOTAL_FAILED + f))
+SUMMARY+=("oidc (oidc-provider $OIDC_PROVIDER_VERSION, mcp $MCP_VERSION: OAuthClientProvider via the 401 and PRM, JWKS across two key rotations, RFC 8693 exchange to a Python SDK backend, token service down; logs, alive; $(($(date +%s) - OIDC_START)) s): $p passed, $f failed")
 
 echo
 log "summary (logs and checks.json in $OUT; $(($(date +%s) - START)) s)"

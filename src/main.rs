@@ -61,6 +61,12 @@ enum Command {
         #[command(subcommand)]
         format: ImportFormat,
     },
+    /// GET an http:// URL (the admin /readyz, for a container HEALTHCHECK without curl): exit 0
+    /// on a 2xx answer within 3 seconds, 1 otherwise.
+    Probe {
+        /// e.g. http://127.0.0.1:9901/readyz
+        url: String,
+    },
     /// Tool-definition pins of backends with `pinning` (warn or enforce).
     Pins {
         #[command(subcommand)]
@@ -139,6 +145,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Check { config }) => check(&source(config)),
         Some(Command::Import { format }) => import(format),
         Some(Command::Pins { action: PinsAction::Record { config } }) => record_pins(&Source::File(config)),
+        Some(Command::Probe { url }) => probe(&url),
     };
     match result {
         Ok(code) => code,
@@ -192,6 +199,43 @@ fn record_pins(source: &Source) -> anyhow::Result<std::process::ExitCode> {
     }
     emit(&text)?;
     Ok(if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
+}
+
+/// `portcullis probe URL`: one GET over plain HTTP/1.1, bounded to 3 seconds.
+fn probe(url: &str) -> anyhow::Result<std::process::ExitCode> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let rest = url.strip_prefix("http://").context("probe takes an http:// URL")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let with_port = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
+    let addr = with_port
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} resolves to no address"))?;
+    let limit = std::time::Duration::from_secs(3);
+    let status = (|| -> std::io::Result<u16> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, limit)?;
+        s.set_read_timeout(Some(limit))?;
+        s.set_write_timeout(Some(limit))?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)?;
+        let code = std::str::from_utf8(&head[9..12]).ok().and_then(|c| c.parse().ok());
+        code.ok_or_else(|| std::io::Error::other("not an HTTP answer"))
+    })();
+    match status {
+        Ok(code) if (200..300).contains(&code) => Ok(std::process::ExitCode::SUCCESS),
+        Ok(code) => {
+            eprintln!("portcullis probe: {url} answered {code}");
+            Ok(std::process::ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("portcullis probe: {url}: {e}");
+            Ok(std::process::ExitCode::FAILURE)
+        }
+    }
 }
 
 /// Writes `text` to stdout. A reader that went away (`portcullis import ... | head`) is not an

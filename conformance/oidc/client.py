@@ -31,9 +31,11 @@ metadata naming ISSUER, and one backend reached with a `tokenExchange` scheme (c
   retirement   rotate again and drop the first key: a token from the third key is accepted after
                the gateway's refetch, and the first token is then refused (401 invalid_token): the
                gateway dropped the retired key and its cached verification.
-  sts down     POST /admin/exchanges?refuse=1: with a new caller token, the gateway answers 502
-               naming the scheme and the provider's error, and leaks neither token nor secret;
-               once exchanges are allowed again the same caller gets through.
+  sts down     POST /admin/exchanges?refuse=1, and a new caller token: on the 2026-07-28 wire the
+               backend is left out of tools/list and a call to whoami is an isError result naming
+               the scheme and the provider's error; on the 2025 wire initialize is a 502 JSON-RPC
+               error; neither leaks the token or the secret. Once exchanges are allowed again the
+               same caller gets through.
   census       every request the backend accepted carried a token issued by an exchange for
                the gateway (jti in the provider's record), none was refused, the caller's own
                token never reached it; the provider refused no exchange of the gateway.
@@ -743,31 +745,37 @@ async def section_sts_down(ctx: Ctx) -> None:
     p = "[sts down]"
     before = len((await op_state(ctx))["refusedExchanges"])
     await set_exchanges_refused(ctx, True)
+    token = None
     try:
-        flow = await oauth_flow(ctx, "legacy")
+        flow = await oauth_flow(ctx, "auto")
         token = flow.token
-        print_log("OAuthClientProvider, fresh, exchanges refused by the provider", flow.log, ctx.names())
-        if not check(f"{p} the SDK's OAuth flow got a token (T4)", token is not None, flow.error or ""):
+        if not check(f"{p} the SDK's OAuth flow got a new caller token (T4)", token is not None, flow.error or ""):
             return
         ctx.tokens["T4"] = token
-        check(f"{p} the SDK's session fails: the gateway cannot get a backend token", flow.error is not None
-              and flow.tools == [], flow.error or flow.tools)
+        # 2026-07-28 wire (stateless): the backend is left out of the lists, and a call to its tool
+        # is an isError result naming the scheme and the provider's error.
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+        async with http, Client(streamable_http_client(ctx.url, http_client=http), mode="auto") as client:
+            tools = [t.name for t in (await client.list_tools()).tools]
+            result = await client.call_tool("whoami", {})
+        text = " ".join(texts(result))
+        info(f"2026 wire: tools/list {tools}; tools/call whoami is_error={result.is_error}: {text!r}")
+        check(f"{p} 2026 wire: tools/list leaves the backend out ([])", tools == [], tools)
+        check(f"{p} 2026 wire: tools/call whoami is an isError result naming the scheme (onBehalf) and the "
+              "provider's error (invalid_grant)",
+              result.is_error is True and "onBehalf" in text and "invalid_grant" in text, text)
+        # 2025 wire: initialize cannot initialize the only backend.
         r = await post_init(token, ctx.url)
-        try:
-            message = r.json().get("error", {}).get("message", "")
-        except ValueError:
-            message = ""
-        info(f"gateway answered initialize with {r.status_code}: {message!r}")
-        check(f"{p} initialize: 502 with a JSON-RPC error naming the scheme (onBehalf) and the provider's error "
-              "(invalid_grant)", r.status_code == 502 and "onBehalf" in message and "invalid_grant" in message,
-              f"{r.status_code} {r.text[:300]}")
-        check(f"{p} the answer holds neither the caller's token nor the client secret",
-              token not in r.text and ctx.secret not in r.text)
+        info(f"2025 wire: initialize answered {r.status_code}: {r.text[:200]}")
+        check(f"{p} 2025 wire: initialize is 502 with a JSON-RPC error (no backend could be initialized)",
+              r.status_code == 502 and _is_jsonrpc_error(r), f"{r.status_code} {r.text[:300]}")
+        check(f"{p} neither answer holds the caller's token or the client secret",
+              all(token not in x and ctx.secret not in x for x in (text, r.text)))
     finally:
         await set_exchanges_refused(ctx, False)
         refused = len((await op_state(ctx))["refusedExchanges"]) - before
         ctx.deliberate_refusals += refused
-    check(f"{p} the provider did refuse the gateway's exchange(s) ({refused})", refused >= 1, refused)
+    check(f"{p} the provider did refuse the gateway's exchanges ({refused})", refused >= 1, refused)
     ok, waited, seen = await poll_accepted(ctx, token)
     info(f"after exchanges were allowed again: initialize accepted after {waited:.1f} s; answers before: {seen}")
     check(f"{p} once the provider exchanges again, the same caller gets through (no failure kept)", ok, seen)
@@ -778,6 +786,14 @@ async def section_sts_down(ctx: Ctx) -> None:
         who, err = None, f"{type(e).__name__}: {e}"
     check(f"{p} and whoami reports {USER} with the backend's audience", who is not None and who.get("sub") == USER
           and who.get("aud") == ctx.backend, err or who)
+
+
+def _is_jsonrpc_error(r: httpx2.Response) -> bool:
+    try:
+        body = r.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("jsonrpc") == "2.0" and isinstance(body.get("error"), dict)
 
 
 async def section_census(ctx: Ctx) -> None:
