@@ -98,13 +98,13 @@ fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
 # main gateway + admin, backends-leg gateway + admin, the two backend MCP servers, the fixture,
-# fixture-leg gateway + admin, auth-leg gateway + admin and its fake authorization server,
-# oidc-leg gateway + admin, oidc-provider and the oidc backend
+# fixture-leg gateway + admin, auth-leg gateway + admin and its fake authorization server
+# (the oidc leg picks its own when it starts)
 read -r PORT ADMIN_PORT BK_PORT BK_ADMIN_PORT STATEFUL_PORT STATELESS_PORT FX_PORT FX_GW_PORT FX_GW_ADMIN_PORT \
-  AUTH_PORT AUTH_ADMIN_PORT AS_PORT OIDC_PORT OIDC_ADMIN_PORT OP_PORT OIDC_BK_PORT \
+  AUTH_PORT AUTH_ADMIN_PORT AS_PORT \
   < <("$PY" - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(16)]
+socks = [socket.socket() for _ in range(12)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -365,6 +365,18 @@ SUMMARY+=("auth (mcp $MCP_VERSION: bearer JWT, 401 challenges, PRM, OAuthClientP
 # that oidc-provider issued to the gateway by exchange. oidc/client.py drives everything with the
 # SDK's OAuthClientProvider and rotates the provider's key through its admin endpoint.
 OIDC_START=$(date +%s)
+# Its ports are picked now rather than with the others: a port picked at the start and released
+# stays free until its leg only if no outgoing connection draws it as its ephemeral port.
+read -r OIDC_PORT OIDC_ADMIN_PORT OP_PORT OIDC_BK_PORT < <("$PY" - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(4)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+for s in socks:
+    s.close()
+EOF
+)
 OIDC_URL=http://127.0.0.1:$OIDC_PORT/mcp
 OP_URL=http://127.0.0.1:$OP_PORT
 OIDC_BK_URL=http://127.0.0.1:$OIDC_BK_PORT/mcp

@@ -183,6 +183,15 @@ def _what(request: httpx2.Request) -> str:
     return ctype
 
 
+def brief(e: dict[str, Any] | None) -> str:
+    """A request log entry for a FAIL line, without its token."""
+    if not e:
+        return "no request"
+    auth = e.get("authorization")
+    kind = "no Authorization" if auth is None else auth.split(" ")[0] + " <...>"
+    return f"{e['method']} {e['url'].split('?')[0]} ({e['what']}) [{kind}] -> {e.get('status')}"
+
+
 def print_log(title: str, log: list[dict[str, Any]], names: dict[str, str]) -> None:
     info(f"request log ({title}):")
     for i, e in enumerate(log, 1):
@@ -453,11 +462,12 @@ async def section_oauth(ctx: Ctx) -> None:
     first = log[0] if log else {}
     check(f"{p} first request: POST {ctx.url} without Authorization, answered 401",
           first.get("method") == "POST" and first.get("url") == ctx.url and first.get("authorization") is None
-          and first.get("status") == 401, first)
+          and first.get("status") == 401, brief(first))
     rm = (challenge_params(first.get("www_authenticate")) or {}).get("resource_metadata")
     nxt = log[1] if len(log) > 1 else {}
     check(f"{p} next: GET of exactly the 401's resource_metadata URL, 200",
-          rm == ctx.prm_url and nxt.get("method") == "GET" and nxt.get("url") == rm and nxt.get("status") == 200, nxt)
+          rm == ctx.prm_url and nxt.get("method") == "GET" and nxt.get("url") == rm and nxt.get("status") == 200,
+          brief(nxt))
 
     def find(method: str, path: str, tag: str | None = None) -> int | None:
         for i, e in enumerate(log):
@@ -474,7 +484,7 @@ async def section_oauth(ctx: Ctx) -> None:
         i = find(method, path)
         check(f"{p} then {what}: {method} {ctx.issuer}{path} -> {status}",
               i is not None and i > last and log[i]["status"] == status,
-              f"index {i} after {last}: {log[i] if i is not None else 'not requested'}")
+              f"index {i} after {last}: {brief(log[i]) if i is not None else 'not requested'}")
         last = i if i is not None else last
 
     browser = [e for e in log if e["tag"] == "browser"]

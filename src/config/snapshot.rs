@@ -123,11 +123,11 @@ impl LocalTool {
 pub struct ToolSelector {
     /// Exact names to include.
     pub include: Vec<Box<str>>,
-    /// Patterns to include.
+    /// Patterns to include (unanchored search, as Go's `regexp.MatchString`).
     pub include_regex: Vec<regex::Regex>,
     /// Exact names to exclude.
     pub exclude: Vec<Box<str>>,
-    /// Patterns to exclude.
+    /// Patterns to exclude (unanchored search).
     pub exclude_regex: Vec<regex::Regex>,
 }
 

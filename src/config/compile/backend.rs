@@ -51,8 +51,9 @@ pub(crate) fn compile_backend(
     let mut regexes = |list: Option<Vec<String>>, field: &str| -> Vec<regex::Regex> {
         let mut out = Vec::new();
         for (i, p) in list.unwrap_or_default().iter().enumerate() {
-            // Anchored: a selector names whole tool names, as Envoy AI Gateway's does.
-            match regex::Regex::new(&format!("^(?:{p})$")) {
+            // RE2 search semantics, as Envoy AI Gateway's (Go's `regexp.MatchString`): a pattern
+            // matches anywhere in the name unless it anchors itself (`^echo$`).
+            match regex::Regex::new(p) {
                 Ok(r) => out.push(r),
                 Err(e) => {
                     errs.push(format!("{path}.toolSelector.{field}[{i}]"), format!("invalid regex: {e}"))

@@ -597,20 +597,34 @@ servers:
 #[test]
 fn tool_selector_semantics() {
     use crate::config::snapshot::ToolSelector;
-    let re = |p: &str| regex::Regex::new(&format!("^(?:{p})$")).unwrap();
+    let re = |p: &str| regex::Regex::new(p).unwrap();
     let s = ToolSelector {
         include: vec!["echo".into()],
-        include_regex: vec![re("get_.*")],
+        include_regex: vec![re("^get_")],
         exclude: vec!["get_secret".into()],
-        exclude_regex: vec![re(".*_admin")],
+        exclude_regex: vec![re("_admin$")],
     };
     assert!(s.selects("echo"));
     assert!(s.selects("get_weather"));
     assert!(!s.selects("get_secret"), "exclude wins");
     assert!(!s.selects("get_admin"), "excludeRegex wins");
     assert!(!s.selects("sum"), "not included");
-    assert!(!s.selects("xget_weather"), "regexes are anchored");
+    assert!(!s.selects("xget_weather"), "anchored where the pattern says so");
     assert!(ToolSelector::default().selects("anything"));
+    // Unanchored where it does not (Envoy AI Gateway's includeRegex: ["^ec"] selects echo, and
+    // "ec" selects it too).
+    let snap = load(
+        r#"
+servers:
+  - name: a
+    backends:
+      - { name: b1, url: "http://127.0.0.1:9/mcp", toolSelector: { includeRegex: ["^ec"] } }
+      - { name: b2, url: "http://127.0.0.1:9/mcp", toolSelector: { includeRegex: ["ch"], excludeRegex: ["min"] } }
+"#,
+    );
+    let (b1, b2) = (&snap.servers[0].backends[0].selector, &snap.servers[0].backends[1].selector);
+    assert!(b1.selects("echo") && !b1.selects("becho"));
+    assert!(b2.selects("echo") && b2.selects("search") && !b2.selects("admin_search"));
 }
 
 #[test]
