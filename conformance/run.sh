@@ -327,6 +327,19 @@ SUMMARY+=("fixture leg ($(($(date +%s) - FX_START)) s): $p checks match, $e know
 
 # ---- 8. auth leg: JWT client authentication, the 401 challenge, PRM, the SDK's OAuth client ----------------
 # auth/client.py runs the fake authorization server itself, on AS_PORT (the issuer the config trusts).
+# Its ports are picked now, not at start-up: picked minutes before they are bound, a port can be
+# taken meanwhile (by an ephemeral port of some connection) and the gateway fails to listen.
+read -r AUTH_PORT AUTH_ADMIN_PORT AS_PORT < <("$PY" - <<'EOF2'
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+for s in socks:
+    s.close()
+EOF2
+)
+AUTH_URL=http://127.0.0.1:$AUTH_PORT/mcp
 log "starting $BIN on $AUTH_URL with auth/gateway.yaml (admin 127.0.0.1:$AUTH_ADMIN_PORT, authorization server http://127.0.0.1:$AS_PORT), log $OUT/gateway-auth.log"
 PORTCULLIS_PORT=$AUTH_PORT PORTCULLIS_ADMIN=127.0.0.1:$AUTH_ADMIN_PORT AS_PORT=$AS_PORT \
   "$BIN" --config "$HERE/auth/gateway.yaml" >"$OUT/gateway-auth.log" 2>&1 &

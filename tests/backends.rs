@@ -1095,3 +1095,34 @@ fn backend_tool_arguments_are_normalized_before_the_rules() {
     assert_eq!(v["error"]["code"], -32602, "{v}");
     gw.shutdown();
 }
+
+/// A 2025-revision client's declared capabilities are what each backend is told at initialize
+/// (a backend that checks them before sampling or eliciting must see the client's, not `{}`).
+#[test]
+fn backends_are_initialized_with_the_clients_capabilities() {
+    let rec = common::recorder(|seen: &common::Seen| {
+        let msg: Value = serde_json::from_str(&seen.body).unwrap_or(Value::Null);
+        if msg.get("id").is_none() {
+            return (202, "application/json", Vec::new());
+        }
+        let result = json!({"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"b","version":"1"}});
+        (
+            200,
+            "application/json",
+            json!({"jsonrpc":"2.0","id":msg["id"],"result":result}).to_string().into_bytes(),
+        )
+    });
+    let gw = start(&format!(
+        "listen: 127.0.0.1:0\nworkers: 1\nsessions: {{ keys: [{{ id: k, secret: \"0123456789abcdef0123456789abcdef\" }}] }}\n\
+servers:\n  - name: s\n    path: /mcp\n    backends: [{{ name: b1, url: \"http://{}/mcp\" }}]\n",
+        rec.addr
+    ));
+    let caps = json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": true}, "experimental": {"x": {"on": true}}});
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":caps,"clientInfo":{"name":"t","version":"1"}}});
+    let (status, _, _) = post(gw.addrs()[0], &body.to_string(), None);
+    assert_eq!(status, 200);
+    let init = rec.take().into_iter().find(|s| s.body.contains("\"initialize\"")).unwrap();
+    let sent: Value = serde_json::from_str(&init.body).unwrap();
+    assert_eq!(sent["params"]["capabilities"], caps);
+    gw.shutdown();
+}

@@ -777,8 +777,10 @@ async def section_sts_down(ctx: Ctx) -> None:
         # 2025 wire: initialize cannot initialize the only backend.
         r = await post_init(token, ctx.url)
         info(f"2025 wire: initialize answered {r.status_code}: {r.text[:200]}")
-        check(f"{p} 2025 wire: initialize is 502 with a JSON-RPC error (no backend could be initialized)",
-              r.status_code == 502 and _is_jsonrpc_error(r), f"{r.status_code} {r.text[:300]}")
+        check(f"{p} 2025 wire: initialize is 502 with a JSON-RPC error naming the scheme (onBehalf) and the "
+              "provider's error (invalid_grant)",
+              r.status_code == 502 and _is_jsonrpc_error(r) and "onBehalf" in r.text and "invalid_grant" in r.text,
+              f"{r.status_code} {r.text[:300]}")
         check(f"{p} neither answer holds the caller's token or the client secret",
               all(token not in x and ctx.secret not in x for x in (text, r.text)))
     finally:

@@ -35,10 +35,20 @@ pub(crate) fn legacy_checks(
         let requested = env.params.and_then(|p| json::get(p, "protocolVersion")).and_then(json::as_str);
         let version = local::negotiate(requested);
         if !server.backends.is_empty() {
+            // The client's capabilities are what every backend is told (a backend that checks
+            // them before sampling or eliciting sees what the client can do, no more, no less).
+            let mut capabilities = Vec::new();
+            match env.params.and_then(|p| json::get(p, "capabilities")) {
+                Some(c) if matches!(c.first(), Some(simd_json::Node::Object { .. })) => {
+                    json::write_value(&mut capabilities, c);
+                }
+                _ => capabilities.extend_from_slice(b"{}"),
+            }
             let plan = aggregate::Plan::Initialize {
                 id: raw_id(env),
                 version: version.as_str(),
                 principal: principal.id.to_string(),
+                capabilities,
             };
             return Err(Step::Backends(plan, class));
         }

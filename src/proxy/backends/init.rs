@@ -12,15 +12,18 @@ use super::wire::{answer, decode_session, Verb, Wire};
 
 /// Initializes `b` (then sends `notifications/initialized`): (negotiated version, session id).
 /// A failure names the backend; one to get the backend's token keeps its kind.
+/// `capabilities` (a JSON object) is what the backend is told the client can do: the client's own
+/// for its session, `{}` for the gateway's own sessions.
 pub(crate) async fn init_backend(
     cx: &Cx<'_>,
     b: &Backend,
-    version: &str,
+    (version, capabilities): (&str, &[u8]),
     fwd: &[(&[u8], &[u8])],
 ) -> Result<(String, String, serde_json::Value), crate::error::Error> {
     let failed = |why: String| crate::error::Error::upstream(format!("backend {}: {why}", b.name));
+    let capabilities = String::from_utf8_lossy(capabilities);
     let body = format!(
-        r#"{{"jsonrpc":"2.0","id":"portcullis-init","method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{{}},"clientInfo":{{"name":"portcullis","version":"{}"}}}}}}"#,
+        r#"{{"jsonrpc":"2.0","id":"portcullis-init","method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{capabilities},"clientInfo":{{"name":"portcullis","version":"{}"}}}}}}"#,
         local::VERSION
     );
     let resp = match cx.send(b, body.as_bytes(), Wire::default(), fwd).await {

@@ -62,7 +62,7 @@ pub(crate) async fn link(
         }
     }
     let (version, session, caps) =
-        init_backend(cx, b, crate::mcp::version::LATEST_HANDSHAKE.as_str(), fwd).await?;
+        init_backend(cx, b, (crate::mcp::version::LATEST_HANDSHAKE.as_str(), b"{}"), fwd).await?;
     let closing = {
         let mut l = cx.core.links.borrow_mut();
         if known.is_none() {

@@ -60,6 +60,8 @@ pub enum Plan {
         version: &'static str,
         /// The principal the new session belongs to.
         principal: String,
+        /// The client's `capabilities` (a JSON object), declared to every backend.
+        capabilities: Vec<u8>,
     },
     /// Merge a list method across local items and every backend.
     List {
@@ -230,28 +232,34 @@ pub async fn run(
         _ => None,
     };
     let result: Result<Answer, Failure> = match plan {
-        Plan::Initialize { id, version, principal } => {
+        Plan::Initialize { id, version, principal, capabilities } => {
             // Every backend at once: the client waits for the slowest, not the sum.
             let inits = server
                 .backends
                 .iter()
                 .enumerate()
-                .map(|(i, b)| init_backend(cx, b, version, fwd_for(&fwd_refs, i)));
+                .map(|(i, b)| init_backend(cx, b, (version, &capabilities), fwd_for(&fwd_refs, i)));
             let mut sessions = Vec::new();
             // The client sees the union of what the gateway and the joined backends offer.
             let mut caps: serde_json::Value =
                 serde_json::from_slice(local::CAPABILITIES).unwrap_or(serde_json::Value::Null);
+            let mut failures = Vec::new();
             for (b, r) in server.backends.iter().zip(futures_util::future::join_all(inits).await) {
                 match r {
                     Ok((v, sid, backend_caps)) => {
                         sessions.push((b.name.to_string(), encode_session(&v, &sid)));
                         merge_capabilities(&mut caps, &backend_caps);
                     }
-                    Err(why) => log::warn!("{}; left out of the session", why.message),
+                    Err(why) => {
+                        log::warn!("{}; left out of the session", why.message);
+                        failures.push(why.message);
+                    }
                 }
             }
             if sessions.is_empty() && server.tools.is_empty() {
-                Err((Error::upstream("no backend could be initialized"), Some(id)))
+                // The reasons name backends and schemes (never addresses or credentials).
+                let why = format!("no backend could be initialized ({})", failures.join("; "));
+                Err((Error::upstream(why), Some(id)))
             } else {
                 let negotiated = crate::mcp::version::Version::parse(version.as_bytes())
                     .unwrap_or(crate::mcp::version::LATEST_HANDSHAKE);
