@@ -197,6 +197,8 @@ fn route(state: &State, method: Method, path: &[u8]) -> (u16, &'static str, Stri
                 reload_failures: state.reloader.failed.load(Ordering::Relaxed),
                 workers: state.scraper.workers() as u64,
                 audit_dropped: crate::runtime::audit::dropped(),
+                spans_dropped: crate::runtime::otlp::dropped(),
+                spans_exported: crate::runtime::otlp::exported(),
             };
             let text = crate::proxy::metrics::render(&stats, &state.reloader.current.load(), &process);
             (200, "text/plain; version=0.0.4; charset=utf-8", text)

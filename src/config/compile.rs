@@ -123,9 +123,10 @@ pub fn compile_file(path: &std::path::Path) -> Result<Snapshot, Vec<String>> {
     compile_text(&text, &|name| std::env::var(name).ok(), syntax)
 }
 
-const TOP_LEVEL: [&str; 11] = [
+const TOP_LEVEL: [&str; 12] = [
     "log",
     "audit",
+    "tracing",
     "listen",
     "shutdownGraceMs",
     "workers",
@@ -185,6 +186,7 @@ fn compile_value(root: &Value, errs: &mut Errors, secret_paths: &[String]) -> Op
     let limits = compile_limits(get("limits"), errs);
     let log = logging::compile(get("log"), errs);
     let audit = logging::compile_audit(get("audit"), errs);
+    let tracing = logging::compile_tracing(get("tracing"), errs);
     let sessions = compile_sessions(get("sessions"), errs);
     let allowed_origins =
         get("allowedOrigins").and_then(|v| parse_value::<Vec<String>>(v, "allowedOrigins", errs));
@@ -278,6 +280,7 @@ fn compile_value(root: &Value, errs: &mut Errors, secret_paths: &[String]) -> Op
         limits,
         log,
         audit,
+        tracing,
         sessions,
         origins,
         servers,

@@ -230,6 +230,27 @@ pub struct Server {
     pub base_url: Option<String>,
 }
 
+/// The top-level `tracing` block.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tracing {
+    pub otlp: Otlp,
+    /// Ratio of requests without a sampled parent that are traced (default 1.0).
+    pub sampling: Option<f64>,
+    /// `service.name` of the spans (default `portcullis`).
+    pub service_name: Option<String>,
+}
+
+/// `tracing.otlp`: where spans are exported (OTLP over HTTP, protobuf).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Otlp {
+    pub endpoint: String,
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    /// Extra CA certificates (PEM) for an https endpoint.
+    pub ca_file: Option<String>,
+}
+
 /// The top-level `audit` block.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

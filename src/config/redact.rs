@@ -28,7 +28,7 @@ const SECRET_FIELDS: [&str; 15] = [
 ];
 
 /// Fields holding URLs (or lists of them): their query strings are redacted.
-const URL_FIELDS: [&str; 5] = ["url", "uri", "endpoints", "baseUrl", "tokenUrl"];
+const URL_FIELDS: [&str; 6] = ["url", "uri", "endpoints", "baseUrl", "tokenUrl", "endpoint"];
 
 /// Placeholder for redacted values.
 pub const REDACTED: &str = "<redacted>";
@@ -57,7 +57,9 @@ impl Redaction<'_> {
                 for (k, child) in m.iter_mut() {
                     let key = k.as_str().unwrap_or("");
                     let child_path = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
-                    if SECRET_FIELDS.contains(&key) || (under_config && secret_key(key)) {
+                    // Header values for the OTLP collector carry its credentials.
+                    let otlp_headers = key == "headers" && path.ends_with("otlp");
+                    if SECRET_FIELDS.contains(&key) || (under_config && secret_key(key)) || otlp_headers {
                         blank(child);
                     } else if URL_FIELDS.contains(&key) {
                         without_query(child);

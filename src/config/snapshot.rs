@@ -117,6 +117,28 @@ impl LocalTool {
     }
 }
 
+/// `tracing`, compiled.
+pub struct Tracing {
+    /// The OTLP/HTTP traces endpoint.
+    pub endpoint: crate::upstream::target::Target,
+    /// Extra request headers (values may be secrets).
+    pub headers: Vec<(String, String)>,
+    /// Ratio of requests without a sampled parent that are traced, 0 to 1.
+    pub sampling: f64,
+    /// `service.name`.
+    pub service_name: String,
+}
+
+impl std::fmt::Debug for Tracing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tracing({}{}, sampling {}, headers <redacted>)",
+            self.endpoint.authority, self.endpoint.path, self.sampling
+        )
+    }
+}
+
 /// A backend's `toolSelector`, compiled: exclude wins over include; with no include rule every
 /// tool is included.
 #[derive(Debug, Default)]
@@ -280,6 +302,8 @@ pub struct Snapshot {
     pub log: LogSettings,
     /// `audit.file`: where the audit trail goes (none: no trail).
     pub audit: Option<std::path::PathBuf>,
+    /// `tracing`: OTLP span export (none: no spans).
+    pub tracing: Option<std::sync::Arc<Tracing>>,
     /// Session keys (first seals, all open) and TTL.
     pub sessions: session::Keys,
     /// Origin/Host policy.

@@ -52,6 +52,7 @@ impl Reloader {
     pub fn new(source: Source, initial: Snapshot) -> Reloader {
         crate::runtime::logging::apply(&initial.log);
         crate::runtime::audit::configure(initial.audit.as_deref());
+        crate::runtime::otlp::configure(initial.tracing.as_ref());
         Reloader {
             source,
             current: Arc::new(ArcSwap::from_pointee(initial)),
@@ -80,6 +81,7 @@ impl Reloader {
                 next.carry_over(&cur);
                 crate::runtime::logging::apply(&next.log);
                 crate::runtime::audit::configure(next.audit.as_deref());
+                crate::runtime::otlp::configure(next.tracing.as_ref());
                 self.current.store(Arc::new(next));
                 self.ok.fetch_add(1, Ordering::Relaxed);
                 for n in &notes {

@@ -147,6 +147,10 @@ pub struct Core {
     pub open: Cell<usize>,
     /// Verified-token caches.
     pub tokens: RefCell<TokenCaches>,
+    /// Trace and span ids.
+    pub span_ids: crate::proxy::spans::Ids,
+    /// Finished spans awaiting their hand-over to the exporter.
+    pub spans: crate::runtime::otlp::Held,
     /// Tokens from token services for backends (oauth2 schemes).
     pub backend_tokens: RefCell<crate::proxy::backends::tokens::Tokens>,
     /// Buffers for access lines, reused.
@@ -177,6 +181,8 @@ impl Core {
             open: Cell::new(0),
             tokens: RefCell::new(TokenCaches::default()),
             backend_tokens: RefCell::default(),
+            span_ids: crate::proxy::spans::Ids::new(),
+            spans: crate::runtime::otlp::Held::default(),
             lines: Default::default(),
             audit: crate::runtime::logging::Lines::to(crate::runtime::audit::ship),
             anonymous: Rc::new(crate::auth::Principal::anonymous()),

@@ -21,6 +21,10 @@ pub struct Process {
     pub workers: u64,
     /// Audit lines dropped (queue full, or the file could not be opened).
     pub audit_dropped: u64,
+    /// Trace spans dropped (queues full, or the collector did not take them).
+    pub spans_dropped: u64,
+    /// Trace spans the collector took.
+    pub spans_exported: u64,
 }
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
@@ -367,7 +371,7 @@ pub fn render(st: &Stats, snap: &Snapshot, process: &Process) -> String {
     let _ = writeln!(s, "portcullis_tls_handshakes_total{{result=\"ok\"}} {}", st.tls_handshakes);
     let _ = writeln!(s, "portcullis_tls_handshakes_total{{result=\"failed\"}} {}", st.tls_handshake_failures);
 
-    let gauges: [(&str, &str, &str, u64); 11] = [
+    let gauges: [(&str, &str, &str, u64); 13] = [
         (
             "portcullis_upstream_connections_total",
             "counter",
@@ -408,6 +412,18 @@ pub fn render(st: &Stats, snap: &Snapshot, process: &Process) -> String {
             "counter",
             "Audit lines dropped: the writer's queue was full or the audit file could not be opened.",
             process.audit_dropped,
+        ),
+        (
+            "portcullis_trace_spans_dropped_total",
+            "counter",
+            "Trace spans dropped: a worker's or the exporter's buffer was full, or the collector did not take them.",
+            process.spans_dropped,
+        ),
+        (
+            "portcullis_trace_spans_exported_total",
+            "counter",
+            "Trace spans the OTLP collector accepted.",
+            process.spans_exported,
         ),
     ];
     for (name, kind, help, v) in gauges {

@@ -20,6 +20,7 @@ pub mod observe;
 pub mod pipeline;
 pub(crate) mod request;
 pub(crate) mod session;
+pub mod spans;
 pub mod stats;
 
 use std::net::SocketAddr;

@@ -62,6 +62,14 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
     set_request_id(core, conn);
     let mut facts = Facts::default();
     let tally = aggregate::Tally::default();
+    if let (None, Some(t)) = (&failure, snap.tracing.as_deref()) {
+        let parent = conn
+            .head
+            .traceparent
+            .map(|s| s.of(&conn.buf))
+            .filter(|v| !conn.head.traceparent_repeated && observe::valid_traceparent(v));
+        tally.trace.begin(crate::proxy::spans::decide(&core.span_ids, parent, t.sampling));
+    }
     let framing_lost = failure.is_some();
     // 2-6. route and admit, authenticate, read and decode the body, authorize, dispatch
     let outcome = match failure {
@@ -155,6 +163,16 @@ fn record(
         audit_line(core, conn, facts, routed, answered, (outcome.status, total_us));
     }
     let backend_us = tally.backend_us();
+    if let Some(ids) = tally.trace.ids() {
+        let span = server_span(
+            conn,
+            facts,
+            routed,
+            (server, outcome.status, framing_lost),
+            (ids, tally.trace.start()),
+        );
+        core.spans.push(std::iter::once(span).chain(tally.trace.take()));
+    }
     let tool = facts.tool_labels.get().filter(|_| outcome.method == MethodClass::ToolsCall);
     core.stats.borrow_mut().count(&Record {
         server,
@@ -201,6 +219,66 @@ fn record(
     let mut line = core.lines.buffer();
     observe::write_access(&mut line, format, &access, SystemTime::now());
     core.lines.send(line);
+}
+
+/// The SERVER span of a traced request: OpenTelemetry's MCP and gen_ai attributes where they
+/// exist, the gateway's own beside them; never arguments, results, tokens or credentials (names
+/// come from the body as the client wrote them, bounded).
+fn server_span(
+    conn: &Conn,
+    facts: &Facts<'_>,
+    routed: Option<&crate::config::snapshot::Server>,
+    (server, status, framing_lost): (&str, u16, bool),
+    (ids, start): (crate::proxy::spans::TraceIds, u64),
+) -> crate::proxy::spans::Span {
+    use crate::proxy::spans::{Kind, Span, Value};
+    let body = if framing_lost { &b""[..] } else { conn.body() };
+    let text = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(256)]).into_owned();
+    let method = text(observe::in_body(body, facts.rpc_method.get()));
+    let tool = text(observe::in_body(body, facts.tool.get()));
+    let mut attributes: Vec<(&'static str, Value)> = Vec::with_capacity(12);
+    attributes.push(("http.request.method", Value::Str(conn.head.method.as_str().into())));
+    attributes.push(("http.response.status_code", Value::Int(i64::from(status))));
+    attributes.push(("portcullis.server", Value::Str(server.into())));
+    if !method.is_empty() {
+        attributes.push(("mcp.method.name", Value::Str(method.clone())));
+    }
+    if method == "tools/call" && !tool.is_empty() {
+        attributes.push(("gen_ai.tool.name", Value::Str(tool.clone())));
+        attributes.push(("gen_ai.operation.name", Value::Str("execute_tool".into())));
+    }
+    if let Some(b) = facts.backend {
+        attributes.push(("portcullis.backend", Value::Str(b.into())));
+    }
+    if let Some((allowed, rule)) = facts.decision.get() {
+        attributes.push(("portcullis.decision", Value::Str(if allowed { "allow" } else { "deny" }.into())));
+        let name = match rule {
+            None => "default".to_string(),
+            Some(i) => routed
+                .and_then(|s| s.policy.rules().get(i)?.name.as_deref().map(str::to_string))
+                .unwrap_or_else(|| i.to_string()),
+        };
+        attributes.push(("portcullis.rule", Value::Str(name)));
+    }
+    if let Some(p) = facts.principal.as_deref().filter(|p| !p.subject.is_empty()) {
+        attributes.push(("enduser.id", Value::Str(p.subject.to_string())));
+    }
+    let name = match (method.as_str(), tool.as_str()) {
+        ("", _) => format!("{} {server}", conn.head.method.as_str()),
+        ("tools/call", t) if !t.is_empty() => format!("tools/call {t}"),
+        (m, _) => m.to_string(),
+    };
+    Span {
+        trace: ids.trace,
+        id: ids.span,
+        parent: ids.parent,
+        kind: Kind::Server,
+        name,
+        start,
+        end: crate::proxy::spans::now_nanos(),
+        attributes,
+        error: (status >= 500).then(|| status.to_string()),
+    }
 }
 
 /// Uses the client's `X-Request-Id` when it is short visible ASCII, else `w<worker>-<seq>`.

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod listen;
 pub mod logging;
+pub mod otlp;
 pub mod pins;
 pub mod scrape;
 mod worker;

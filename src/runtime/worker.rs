@@ -107,6 +107,7 @@ async fn serve(spec: Spec) {
             monoio::time::sleep(crate::runtime::logging::ACCESS_FLUSH).await;
             c.lines.flush();
             c.audit.flush();
+            c.spans.flush();
         }
     });
     let loops: Vec<_> =
@@ -129,6 +130,7 @@ async fn serve(spec: Spec) {
     }
     core.lines.flush();
     core.audit.flush();
+    core.spans.flush();
 }
 
 /// Accepts on listener `index` (its place in `listen`, which says whether it terminates TLS)

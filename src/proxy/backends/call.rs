@@ -11,6 +11,24 @@ use super::wire::{backend_error, Link, Wire};
 
 use super::{exchange::*, link::*};
 
+/// Sets the `traceparent` of a request the REST builder made: its value replaced, or the header
+/// added after the request line.
+fn set_traceparent(request: &mut Vec<u8>, value: &[u8; 55]) {
+    let head_end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(request.len());
+    let at = request[..head_end].windows(15).position(|w| w == b"\ntraceparent: ").map(|i| i + 15);
+    match at {
+        Some(i) => {
+            let end = request[i..head_end].windows(2).position(|w| w == b"\r\n").map_or(head_end, |e| i + e);
+            request.splice(i..end, value.iter().copied());
+        }
+        None => {
+            let line_end = request.windows(2).position(|w| w == b"\r\n").map_or(request.len(), |i| i + 2);
+            let line: Vec<u8> = [&b"traceparent: "[..], &value[..], b"\r\n"].concat();
+            request.splice(line_end..line_end, line);
+        }
+    }
+}
+
 /// One REST tool call: the exchange over the worker's pool, then the answer (or the failure,
 /// named by the tool, never by address) as a `tools/call` result.
 pub(crate) async fn rest_call(
@@ -50,10 +68,32 @@ pub(crate) async fn rest_call(
     }
     match rest {
         Some((rt, target)) => {
+            // A traced request's REST call is a CLIENT span, and the API's `traceparent` names it.
+            let span = cx.tally.trace.client(&cx.core.span_ids);
+            if let Some(open) = &span {
+                set_traceparent(&mut request, &crate::proxy::spans::traceparent(&open.trace, &open.id));
+            }
             let exchanged = {
                 let _waiting = cx.tally.wait();
                 client::exchange(&cx.core.upstream, target, request, cx.snap.limits.upstream()).await
             };
+            if let Some(open) = span {
+                use crate::proxy::spans::Value;
+                let mut attributes = vec![
+                    ("portcullis.backend", Value::Str(server.name.to_string())),
+                    ("gen_ai.tool.name", Value::Str(t.name.to_string())),
+                    ("http.request.method", Value::Str(rt.method.to_string())),
+                    ("server.address", Value::Str(target.authority.to_string())),
+                ];
+                let error = match &exchanged {
+                    Ok(r) => {
+                        attributes.push(("http.response.status_code", Value::Int(i64::from(r.status))));
+                        (r.status >= 500).then(|| r.status.to_string())
+                    }
+                    Err(e) => Some(e.to_string()),
+                };
+                cx.tally.trace.end(open, format!("{} {}", rt.method, t.name), attributes, error);
+            }
             match exchanged {
                 Ok(mut r) => {
                     if r.status >= 500 {

@@ -25,6 +25,8 @@ pub struct Tally {
     waited: Cell<Duration>,
     reached: Cell<bool>,
     written: Cell<u64>,
+    /// The request's trace (when it is traced): its ids and the CLIENT spans of its exchanges.
+    pub trace: crate::proxy::spans::RequestTrace,
 }
 
 impl Tally {
@@ -128,9 +130,25 @@ impl Cx<'_> {
                 Err(e) => return Err(UpstreamError::NoCredential(e.0)),
             },
         };
+        // A traced request's exchange is a CLIENT span, and the backend's `traceparent` names it.
+        let span = self.tally.trace.client(&self.core.span_ids);
+        let parent = span.as_ref().map(|s| crate::proxy::spans::traceparent(&s.trace, &s.id));
+        let mut pairs: [(&[u8], &[u8]); 3] = [(b"", b""); 3];
+        let trace: &[(&[u8], &[u8])] = match &parent {
+            None => self.trace.headers(),
+            Some(tp) => {
+                let mut n = 0;
+                for &(name, value) in self.trace.headers().iter().filter(|(n, _)| *n != b"traceparent") {
+                    pairs[n] = (name, value);
+                    n += 1;
+                }
+                pairs[n] = (b"traceparent", &tp[..]);
+                &pairs[..n + 1]
+            }
+        };
         let r = {
             let _waiting = self.tally.wait();
-            let headers = backend::Headers { forwarded: fwd, trace: self.trace.headers(), credential };
+            let headers = backend::Headers { forwarded: fwd, trace, credential };
             backend::open(
                 &self.core.upstream,
                 &self.core.upstream_rr,
@@ -142,6 +160,33 @@ impl Cx<'_> {
             )
             .await
         };
+        if let Some(open) = span {
+            use crate::proxy::spans::Value;
+            let verb = match wire.verb {
+                backend::Verb::Post => "POST",
+                backend::Verb::Get => "GET",
+                backend::Verb::Delete => "DELETE",
+            };
+            let mut attributes = vec![
+                ("portcullis.backend", Value::Str(b.name.to_string())),
+                ("http.request.method", Value::Str(verb.into())),
+            ];
+            if let Some(t) = b.targets.first() {
+                attributes.push(("server.address", Value::Str(t.authority.to_string())));
+            }
+            if let Some(m) = wire.method {
+                attributes.push(("mcp.method.name", Value::Str(m.into())));
+            }
+            let error = match &r {
+                Ok(s) => {
+                    attributes.push(("http.response.status_code", Value::Int(i64::from(s.status))));
+                    (s.status >= 500).then(|| s.status.to_string())
+                }
+                Err(e) => Some(e.to_string()),
+            };
+            let name = format!("{} {}", wire.method.unwrap_or(verb), b.name);
+            self.tally.trace.end(open, name, attributes, error);
+        }
         // Transport failures and server errors count; 4xx answers are protocol outcomes.
         if r.as_ref().map_or(true, |s| s.status >= 500) {
             self.core.stats.borrow_mut().backend_failed(&b.name);
@@ -340,10 +385,27 @@ impl Cx<'_> {
         use crate::upstream::sts::StsError;
         let request = sts.request(subject.map(|(t, _)| t));
         let started = Instant::now();
+        let span = self.tally.trace.client(&self.core.span_ids);
         let answer = {
             let _waiting = self.tally.wait();
             client::exchange(&self.core.upstream, &sts.target, request, self.snap.limits.upstream()).await
         };
+        if let Some(open) = span {
+            use crate::proxy::spans::Value;
+            let mut attributes = vec![
+                ("portcullis.scheme", Value::Str(sts.scheme.to_string())),
+                ("http.request.method", Value::Str("POST".into())),
+                ("server.address", Value::Str(sts.target.authority.to_string())),
+            ];
+            let error = match &answer {
+                Ok(r) => {
+                    attributes.push(("http.response.status_code", Value::Int(i64::from(r.status))));
+                    (r.status != 200).then(|| r.status.to_string())
+                }
+                Err(e) => Some(e.to_string()),
+            };
+            self.tally.trace.end(open, format!("token {}", sts.scheme), attributes, error);
+        }
         let outcome = match answer {
             Err(e) => Err(StsError::Unreachable(e.to_string())),
             Ok(r) => crate::upstream::sts::parse(r.status, &r.body).map_err(|(e, description)| {
