@@ -143,7 +143,7 @@ fn run(rx: Receiver<Msg>) {
             let batch: Vec<spans::Span> = pending.drain(..pending.len().min(EXPORT_BATCH)).collect();
             since = if pending.is_empty() { None } else { Some(Instant::now()) };
             match &settings {
-                Some(s) => export(s, &batch),
+                Some(s) => export(s, batch),
                 None => count_dropped(batch.len()),
             }
         }
@@ -151,18 +151,19 @@ fn run(rx: Receiver<Msg>) {
 }
 
 /// Sends `batch`, retrying twice (after 200 ms, then 800 ms); drops it after that.
-fn export(settings: &Tracing, batch: &[spans::Span]) {
+fn export(settings: &Tracing, batch: Vec<spans::Span>) {
+    let n = batch.len();
     let body = encode(settings, batch).encode_to_vec();
     let mut backoff = Duration::from_millis(200);
     for attempt in 0..3 {
         match post(settings, &body) {
             Ok(status) if (200..300).contains(&status) => {
-                EXPORTED.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                EXPORTED.fetch_add(n as u64, Ordering::Relaxed);
                 return;
             }
             // A 4xx other than 429 will not get better by retrying.
             Ok(status) if (400..500).contains(&status) && status != 429 => {
-                log::warn!("tracing: the collector refused {} span(s): HTTP {status}", batch.len());
+                log::warn!("tracing: the collector refused {n} span(s): HTTP {status}");
                 break;
             }
             Ok(status) => log::debug!("tracing: export attempt {attempt}: HTTP {status}"),
@@ -173,23 +174,27 @@ fn export(settings: &Tracing, batch: &[spans::Span]) {
             backoff *= 4;
         }
     }
-    count_dropped(batch.len());
+    count_dropped(n);
 }
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), ..KeyValue::default() }
 }
 
-/// The OTLP request for `batch`.
-pub fn encode(settings: &Tracing, batch: &[spans::Span]) -> ExportTraceServiceRequest {
+/// The OTLP request for `batch` (its strings moved, not copied).
+pub fn encode(settings: &Tracing, batch: Vec<spans::Span>) -> ExportTraceServiceRequest {
     let spans = batch
-        .iter()
+        .into_iter()
         .map(|s| Span {
             trace_id: s.trace.to_vec(),
             span_id: s.id.to_vec(),
             parent_span_id: s.parent.map(|p| p.to_vec()).unwrap_or_default(),
             flags: 0x101, // sampled; the parent's remoteness known
-            name: s.name.clone(),
+            status: Some(match &s.error {
+                Some(_) => Status { code: status::StatusCode::Error as i32, message: String::new() },
+                None => Status { code: status::StatusCode::Unset as i32, message: String::new() },
+            }),
+            name: s.name,
             kind: match s.kind {
                 spans::Kind::Server => span::SpanKind::Server as i32,
                 spans::Kind::Client => span::SpanKind::Client as i32,
@@ -198,17 +203,13 @@ pub fn encode(settings: &Tracing, batch: &[spans::Span]) -> ExportTraceServiceRe
             end_time_unix_nano: s.end.max(s.start),
             attributes: s
                 .attributes
-                .iter()
+                .into_iter()
                 .map(|(k, v)| match v {
-                    spans::Value::Str(t) => kv(k, any_value::Value::StringValue(t.clone())),
-                    spans::Value::Int(i) => kv(k, any_value::Value::IntValue(*i)),
+                    spans::Value::Str(t) => kv(k, any_value::Value::StringValue(t)),
+                    spans::Value::Int(i) => kv(k, any_value::Value::IntValue(i)),
                 })
-                .chain(s.error.iter().map(|e| kv("error.type", any_value::Value::StringValue(e.clone()))))
+                .chain(s.error.map(|e| kv("error.type", any_value::Value::StringValue(e))))
                 .collect(),
-            status: Some(match &s.error {
-                Some(_) => Status { code: status::StatusCode::Error as i32, message: String::new() },
-                None => Status { code: status::StatusCode::Unset as i32, message: String::new() },
-            }),
             ..Span::default()
         })
         .collect();
