@@ -10,6 +10,7 @@ pub mod audit;
 pub mod listen;
 pub mod logging;
 pub mod otlp;
+mod otlp_wire;
 pub mod pins;
 pub mod scrape;
 mod worker;

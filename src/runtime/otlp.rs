@@ -16,7 +16,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
-use prost::Message;
 
 use crate::config::snapshot::Tracing;
 use crate::proxy::spans;
@@ -153,7 +152,8 @@ fn run(rx: Receiver<Msg>) {
 /// Sends `batch`, retrying twice (after 200 ms, then 800 ms); drops it after that.
 fn export(settings: &Tracing, batch: Vec<spans::Span>) {
     let n = batch.len();
-    let body = encode(settings, batch).encode_to_vec();
+    let mut body = Vec::new();
+    super::otlp_wire::encode(&settings.service_name, &batch, &mut body, &mut Vec::new());
     let mut backoff = Duration::from_millis(200);
     for attempt in 0..3 {
         match post(settings, &body) {
@@ -181,7 +181,8 @@ fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), ..KeyValue::default() }
 }
 
-/// The OTLP request for `batch` (its strings moved, not copied).
+/// The OTLP request for `batch` as `opentelemetry-proto`'s messages (the reference the wire
+/// writer, `otlp_wire`, is checked against).
 pub fn encode(settings: &Tracing, batch: Vec<spans::Span>) -> ExportTraceServiceRequest {
     let spans = batch
         .into_iter()
