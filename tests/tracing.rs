@@ -100,6 +100,9 @@ fn backend() -> Recorder {
 
 fn config(otlp: SocketAddr, b: SocketAddr, rest: SocketAddr, sampling: f64) -> String {
     let k = base64_simd::URL_SAFE_NO_PAD.encode_to_string(JWT_KEY);
+    // A second issuer whose keys are fetched (a JWKS fetch is a span of its own trace).
+    let jwks = format!(r#"{{"keys":[{{"kty":"oct","kid":"j","k":"{k}"}}]}}"#);
+    let keys = recorder(move |_| (200, "application/json", jwks.clone().into_bytes())).addr;
     format!(
         r#"
 listen: 127.0.0.1:0
@@ -117,7 +120,10 @@ servers:
     resource: https://gw.test/mcp
     authentication:
       mode: jwt
-      jwt: {{ providers: [{{ name: t, issuer: https://idp.test, jwks: {{ inline: {{ keys: [{{ kty: oct, kid: h, k: "{k}" }}] }} }} }}] }}
+      jwt:
+        providers:
+          - {{ name: t, issuer: https://idp.test, jwks: {{ inline: {{ keys: [{{ kty: oct, kid: h, k: "{k}" }}] }} }} }}
+          - {{ name: other, issuer: https://other.test, jwks: {{ uri: "http://{keys}/jwks.json" }} }}
     server:
       securitySchemes:
         - {{ id: api, type: http, scheme: bearer, defaultCredential: rest-api-credential-77 }}
@@ -183,7 +189,12 @@ fn spans_for_a_request_and_its_backend_exchanges() {
     let r = common::call_2026(addr, "/mcp", "report", r#"{"q":"secret-argument-value"}"#, &auth);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 
-    let spans = wait_for(&got, |s| s.iter().filter(|s| s.kind == 2).count() >= 2);
+    let spans = wait_for(&got, |s| {
+        s.iter().filter(|s| s.kind == 2).count() >= 2 && s.iter().any(|s| s.name == "jwks fetch")
+    });
+    // The key fetch: a CLIENT span with no parent, in a trace of its own.
+    let jwks = spans.iter().find(|s| s.name == "jwks fetch").unwrap();
+    assert!(jwks.kind == 3 && jwks.parent_span_id.is_empty(), "{jwks:?}");
     let servers: Vec<&Span> = spans.iter().filter(|s| s.kind == 2).collect();
     assert_eq!(servers.len(), 2, "{spans:#?}");
     let call = servers.iter().find(|s| s.name == "tools/call b1__echo").unwrap();
@@ -196,6 +207,9 @@ fn spans_for_a_request_and_its_backend_exchanges() {
     assert_eq!(str_attr(call, "portcullis.server"), Some("tools"));
     assert_eq!(str_attr(call, "enduser.id"), Some("alice"));
     assert_eq!(attr(call, "http.response.status_code"), Some(&any_value::Value::IntValue(200)));
+    assert_eq!(str_attr(call, "jsonrpc.request.id"), Some("7"), "{:?}", call.attributes);
+    assert_eq!(str_attr(call, "mcp.protocol.version"), Some("2026-07-28"));
+    assert_eq!(str_attr(call, "server.address"), Some("127.0.0.1"));
     // Its backend exchanges are CLIENT spans under it, and the backend saw their ids.
     let clients: Vec<&Span> =
         spans.iter().filter(|s| s.kind == 3 && s.parent_span_id == call.span_id).collect();

@@ -174,9 +174,10 @@ pub async fn fetch(source: &KeySource, pool: &RefCell<Pool>, limits: Limits) -> 
 }
 
 /// The fetcher loop: every `tick`, fetches the sources `sources()` returns that are due, until
-/// `stop` is set. Runs on its own thread with its own monoio runtime and connection pool.
+/// `stop` is set; `fetched_keys(authority, start, error)` hears of each fetch (a trace span). Runs on its own thread with its own monoio runtime and connection pool.
 pub async fn run(
     sources: impl Fn() -> Vec<Arc<KeySource>>,
+    fetched_keys: impl Fn(&str, std::time::SystemTime, Option<String>),
     limits: Limits,
     stop: Arc<AtomicBool>,
     tick: Duration,
@@ -188,9 +189,14 @@ pub async fn run(
             if s.due(now) {
                 let uri = s.remote.as_ref().map_or("", |r| &r.uri);
                 let started = Instant::now();
-                match fetch(&s, &pool, limits).await {
+                let start = std::time::SystemTime::now();
+                let fetched = fetch(&s, &pool, limits).await;
+                match &fetched {
                     Ok(n) => log::info!("jwks {uri}: {n} key(s) in {:?}", started.elapsed()),
                     Err(e) => log::warn!("jwks {uri}: fetch failed, keeping the last good keys: {e}"),
+                }
+                if let Some(r) = s.remote.as_ref() {
+                    fetched_keys(&r.target.authority, start, fetched.err());
                 }
             }
         }

@@ -42,6 +42,21 @@ pub(crate) fn message(w: &mut Writer<'_, '_>, tape: &[Node<'_>]) -> Step {
         MessageKind::Response => MethodClass::Response,
     };
     w.facts.rpc_method.set(observe::body_span(w.body, w.base, env.method));
+    w.facts.rpc_id.set(match &env.id {
+        Some(crate::mcp::envelope::Id::Int(i)) => Some(observe::RpcId::Int(*i)),
+        Some(crate::mcp::envelope::Id::Uint(u)) => i64::try_from(*u).ok().map(observe::RpcId::Int),
+        Some(crate::mcp::envelope::Id::Str(s)) => {
+            observe::body_span(w.body, w.base, s).map(observe::RpcId::Str)
+        }
+        // An id kept as its JSON text: a number, or a string in the body as received.
+        Some(crate::mcp::envelope::Id::Raw(r)) => {
+            match std::str::from_utf8(r).ok().and_then(|t| t.parse().ok()) {
+                Some(i) => Some(observe::RpcId::Int(i)),
+                None => observe::raw_span(w.body, w.body.as_ptr() as usize, r).map(observe::RpcId::Str),
+            }
+        }
+        _ => None,
+    });
     if class == MethodClass::ToolsCall {
         let name = env.name.unwrap_or("");
         w.facts.tool.set(observe::body_span(w.body, w.base, name));

@@ -25,6 +25,12 @@ use crate::proxy::stats::AuthEvent;
 /// connection's task small.
 pub type BodySpan = (u32, u32);
 
+/// Where bytes borrowed from the body (at address `base`) are in it: a raw id's JSON text.
+pub fn raw_span(body: &[u8], base: usize, b: &[u8]) -> Option<BodySpan> {
+    let start = (b.as_ptr() as usize).checked_sub(base)?;
+    (start + b.len() <= body.len()).then_some((u32::try_from(start).ok()?, u32::try_from(b.len()).ok()?))
+}
+
 /// The [`BodySpan`] of `s`, a string decoded from a copy of `body` that starts at address `base`
 /// (the decoder's buffer: simd-json leaves a string, unescaped in place, where it was written).
 /// `None` when `s` does not lie in that copy.
@@ -64,6 +70,8 @@ pub struct Facts<'s> {
     pub rpc_method: Cell<Option<BodySpan>>,
     /// The tool a `tools/call` named, in the body (as written: escapes kept).
     pub tool: Cell<Option<BodySpan>>,
+    /// The request's JSON-RPC id (for its trace span).
+    pub rpc_id: Cell<Option<RpcId>>,
     /// The (backend, tool) metric labels of a `tools/call`.
     pub tool_labels: Cell<Option<(&'s str, &'s str)>>,
     /// The authorization decision: (allowed, deciding rule; `None` = `defaultAction`).
@@ -77,6 +85,15 @@ pub struct Facts<'s> {
     pub limited: Cell<bool>,
     /// Pinning refused the call (the tool's definition is not the approved one).
     pub pin_refused: Cell<bool>,
+}
+
+/// A JSON-RPC id as noted for the trace: an integer, or a string in the body.
+#[derive(Clone, Copy, Debug)]
+pub enum RpcId {
+    /// An integer id.
+    Int(i64),
+    /// A string id, where it is in the body (as written).
+    Str(BodySpan),
 }
 
 /// The metric labels of a call to the exposed tool `exposed` on `server`: (backend, tool), both

@@ -243,6 +243,22 @@ fn server_span(
     if !method.is_empty() {
         attributes.push(("mcp.method.name", Value::Str(method.clone())));
     }
+    match facts.rpc_id.get() {
+        Some(observe::RpcId::Int(i)) => attributes.push(("jsonrpc.request.id", Value::Str(i.to_string()))),
+        Some(observe::RpcId::Str(s)) => {
+            attributes.push(("jsonrpc.request.id", Value::Str(text(observe::in_body(body, Some(s))))));
+        }
+        None => {}
+    }
+    if !framing_lost {
+        if let Some(v) = conn.head.protocol_version.map(|s| s.of(&conn.buf)) {
+            attributes.push(("mcp.protocol.version", Value::Str(text(v))));
+        }
+        let host = conn.head.host.of(&conn.buf);
+        if !host.is_empty() {
+            attributes.push(("server.address", Value::Str(text(host))));
+        }
+    }
     if method == "tools/call" && !tool.is_empty() {
         attributes.push(("gen_ai.tool.name", Value::Str(tool.clone())));
         attributes.push(("gen_ai.operation.name", Value::Str("execute_tool".into())));

@@ -156,6 +156,27 @@ pub fn traceparent(trace: &[u8; 16], span: &[u8; 8]) -> [u8; 55] {
     out
 }
 
+/// A CLIENT span that belongs to no request (a JWKS fetch): a trace of its own.
+pub fn root_client(
+    name: &str,
+    start: u64,
+    attributes: Vec<(&'static str, Value)>,
+    error: Option<String>,
+) -> Span {
+    let ids = Ids::new();
+    Span {
+        trace: ids.trace(),
+        id: ids.span(),
+        parent: None,
+        kind: Kind::Client,
+        name: name.into(),
+        start,
+        end: now_nanos(),
+        attributes,
+        error,
+    }
+}
+
 /// A request's trace state, kept with its backend tally: its ids when traced, and the CLIENT
 /// spans its exchanges finished.
 #[derive(Debug, Default)]

@@ -237,7 +237,20 @@ fn jwks_fetcher(reloader: Arc<Reloader>, stop: Arc<AtomicBool>) {
         }
     };
     let sources = move || reloader.current.load().key_sources();
-    rt.block_on(crate::auth::jwks::run(sources, limits, stop, Duration::from_millis(100)));
+    // A key fetch is a CLIENT span of its own trace (no request asked for it).
+    let traced = |authority: &str, start: std::time::SystemTime, error: Option<String>| {
+        if !otlp::enabled() {
+            return;
+        }
+        use crate::proxy::spans::{root_client, Value};
+        let start = start.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let attributes = vec![
+            ("server.address", Value::Str(authority.to_string())),
+            ("http.request.method", Value::Str("GET".into())),
+        ];
+        otlp::ship(vec![root_client("jwks fetch", start, attributes, error)]);
+    };
+    rt.block_on(crate::auth::jwks::run(sources, traced, limits, stop, Duration::from_millis(100)));
 }
 
 /// How often backend host names are looked up again.

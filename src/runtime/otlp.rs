@@ -37,6 +37,13 @@ enum Msg {
 }
 
 static SINK: OnceLock<SyncSender<Msg>> = OnceLock::new();
+/// Whether the configuration in force exports spans (for threads outside the workers).
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether spans are exported now.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static EXPORTED: AtomicU64 = AtomicU64::new(0);
 
@@ -104,6 +111,7 @@ impl Held {
 
 /// Applies a configuration's `tracing` (starting the exporter the first time one is named).
 pub fn configure(tracing: Option<&Arc<Tracing>>) {
+    ENABLED.store(tracing.is_some(), Ordering::Relaxed);
     if SINK.get().is_none() && tracing.is_none() {
         return;
     }
