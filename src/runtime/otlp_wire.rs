@@ -13,15 +13,16 @@ const LEN: u8 = 2;
 const FIXED32: u8 = 5;
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 10];
-    let mut n = 0;
-    while v >= 0x80 {
-        buf[n] = (v as u8) | 0x80;
-        v >>= 7;
-        n += 1;
+    // Most values (tags, lengths of short strings) are one byte.
+    if v < 0x80 {
+        out.push(v as u8);
+        return;
     }
-    buf[n] = v as u8;
-    out.extend_from_slice(&buf[..=n]);
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 fn varint_len(v: u64) -> usize {
