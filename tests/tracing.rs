@@ -188,15 +188,22 @@ fn spans_for_a_request_and_its_backend_exchanges() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let r = common::call_2026(addr, "/mcp", "report", r#"{"q":"secret-argument-value"}"#, &auth);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // A call answered with a JSON-RPC error: its code on the span.
+    let r = common::call_2026(addr, "/mcp", "nope", "{}", &auth);
+    let code = r.json()["error"]["code"].as_i64().unwrap();
 
     let spans = wait_for(&got, |s| {
-        s.iter().filter(|s| s.kind == 2).count() >= 2 && s.iter().any(|s| s.name == "jwks fetch")
+        s.iter().filter(|s| s.kind == 2).count() >= 3 && s.iter().any(|s| s.name == "jwks fetch")
     });
     // The key fetch: a CLIENT span with no parent, in a trace of its own.
     let jwks = spans.iter().find(|s| s.name == "jwks fetch").unwrap();
     assert!(jwks.kind == 3 && jwks.parent_span_id.is_empty(), "{jwks:?}");
     let servers: Vec<&Span> = spans.iter().filter(|s| s.kind == 2).collect();
-    assert_eq!(servers.len(), 2, "{spans:#?}");
+    assert_eq!(servers.len(), 3, "{spans:#?}");
+    let failed = servers.iter().find(|s| s.name == "tools/call nope").unwrap();
+    let code = code.to_string();
+    assert_eq!(str_attr(failed, "rpc.response.status_code"), Some(code.as_str()));
+    assert_eq!(str_attr(failed, "error.type"), Some(code.as_str()));
     let call = servers.iter().find(|s| s.name == "tools/call b1__echo").unwrap();
     // The client's trace continues: same trace id, its span as parent.
     assert_eq!(hex(&call.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");

@@ -77,7 +77,9 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
         None => exchange(core, &snap, conn, &mut facts, &tally).await,
     };
     // The audit trail reads how the answer ended before phase 7 sends it.
-    let answered = match snap.audit.is_some() && audited(&facts, outcome.status) {
+    // So does a traced request's span (the JSON-RPC error code, when the answer is one).
+    let traced = tally.trace.ids().is_some();
+    let answered = match (snap.audit.is_some() && audited(&facts, outcome.status)) || traced {
         true => Some(crate::proxy::audit::Outcome::of_response(
             &mut core.decoder.borrow_mut(),
             &conn.out,
@@ -159,18 +161,23 @@ fn record(
     let path = if framing_lost { &b""[..] } else { conn.head.path.of(&conn.buf) };
     let routed = if framing_lost { None } else { snap.route(path) };
     let server = routed.map_or("-", |s| &*s.name);
-    if let Some(answered) = answered {
+    if let Some(answered) = answered.filter(|_| snap.audit.is_some() && audited(facts, outcome.status)) {
         audit_line(core, conn, facts, routed, answered, (outcome.status, total_us));
     }
     let backend_us = tally.backend_us();
     if let Some(ids) = tally.trace.ids() {
-        let span = server_span(
+        let mut span = server_span(
             conn,
             facts,
             routed,
             (server, outcome.status, framing_lost),
             (ids, tally.trace.start()),
         );
+        if let Some(crate::proxy::audit::Outcome::Error(code)) = answered {
+            span.attributes
+                .push(("rpc.response.status_code", crate::proxy::spans::Value::Str(code.to_string())));
+            span.error.get_or_insert_with(|| code.to_string());
+        }
         core.spans.push(std::iter::once(span).chain(tally.trace.take()));
     }
     let tool = facts.tool_labels.get().filter(|_| outcome.method == MethodClass::ToolsCall);
