@@ -33,6 +33,31 @@ pub(super) struct Param {
 
 /// A JSON value from the description as the configuration's value type. Infallible for JSON
 /// (its keys are strings); `null` stands in should that ever change.
+/// The formats JSON Schema (2020-12) defines. OpenAPI's own (`int32`, `int64`, `float`,
+/// `double`, `byte`, `binary`, `password`) are not carried over: a strict validator (Ajv) refuses
+/// a schema with an unknown format.
+const JSON_SCHEMA_FORMATS: [&str; 19] = [
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
 pub(super) fn config_value(v: &Value) -> yaml_serde::Value {
     yaml_serde::to_value(v).unwrap_or(yaml_serde::Value::Null)
 }
@@ -164,7 +189,17 @@ impl<'a> Cx<'a> {
             items,
             properties,
             position: Some(position.to_string()),
-            ..Arg::default()
+            // The schema's constraints, published as written (clients validate against them).
+            format: schema
+                .get("format")
+                .and_then(Value::as_str)
+                .filter(|f| JSON_SCHEMA_FORMATS.contains(f))
+                .map(str::to_string),
+            minimum: schema.get("minimum").filter(|v| v.is_number()).map(config_value),
+            maximum: schema.get("maximum").filter(|v| v.is_number()).map(config_value),
+            pattern: schema.get("pattern").and_then(Value::as_str).map(str::to_string),
+            min_length: schema.get("minLength").filter(|v| v.is_u64()).map(config_value),
+            max_length: schema.get("maxLength").filter(|v| v.is_u64()).map(config_value),
         }
     }
 
