@@ -510,26 +510,6 @@ impl<'r> Ev<'r, '_> {
                 })
             }
             Func::SplitList => self.split_list(a0, a1),
-            Func::Uuidv4
-            | Func::RandAlphaNum
-            | Func::RandAlpha
-            | Func::RandNumeric
-            | Func::RandAscii
-            | Func::Now
-            | Func::Date
-            | Func::DateInZone
-            | Func::HtmlDate
-            | Func::HtmlDateInZone
-            | Func::UnixEpoch
-            | Func::DateModify
-            | Func::GetRealIp
-            | Func::GetSocketIp
-            | Func::RegexMatch
-            | Func::RegexFind
-            | Func::RegexFindAll
-            | Func::RegexReplaceAll
-            | Func::RegexReplaceAllLiteral
-            | Func::RegexSplit => self.apply_ext(f, a, out),
             Func::List => {
                 self.charge(a.len() * SCAN_COST)?;
                 val(value::list(Rc::from(a)).ok_or_else(too_deep)?)
@@ -587,6 +567,8 @@ impl<'r> Ev<'r, '_> {
             Func::Divf => val(Val::Float(a.iter().skip(1).fold(to_f64(a0), |acc, v| acc / to_f64(v)))),
             Func::Floor => val(Val::Float(to_f64(a0).floor())),
             Func::Ceil => val(Val::Float(to_f64(a0).ceil())),
+            // The rest (random, dates, caller, regex) live in `sprig_ext`.
+            _ => self.apply_ext(f, a, out),
         }
     }
 
