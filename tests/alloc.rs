@@ -218,6 +218,39 @@ Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A traced request (sampling 1.0): its SERVER span is written into the worker's buffer of
+/// spans, which is handed to the exporter thread whole, so the worker allocates once per
+/// hand-over of 256 spans, not per request.
+#[test]
+fn steady_state_allocations_with_every_request_traced() {
+    alloc_count::ignore_this_thread();
+    // A collector that is not there: the exporter's retries and drops happen on its own thread.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = format!(
+        "{CONFIG}tracing: {{ otlp: {{ endpoint: \"http://{closed}/v1/traces\" }}, sampling: 1.0 }}\n"
+    );
+    let snap = compile_str(&config, &|_| None).unwrap();
+    let gw = Gateway::start(Arc::new(Reloader::new(Source::Demo, snap))).unwrap();
+    let mut s = TcpStream::connect(gw.addrs()[0]).unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"hello","arguments":{"who":"Ada"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let call = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\n\
+Mcp-Name: hello\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\
+Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes();
+    drive(&mut s, &call, 600);
+    let before = alloc_count::total();
+    const N: usize = 2000;
+    drive(&mut s, &call, N);
+    let per = (alloc_count::total() - before) as f64 / N as f64;
+    eprintln!("traced tools/call: {per:.3} allocations/request");
+    assert!(per <= 0.01, "{per} allocations per request");
+    gw.shutdown();
+}
+
 /// Building a REST tool's backend request (normalization plus rendering of the URL, headers and
 /// JSON body - the typical request of `benches/rest.rs`) allocates nothing once the reused
 /// buffers have grown: the issue budget allows the output buffer only.

@@ -76,21 +76,23 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
         Some(err) => unframed(conn, &err),
         None => exchange(core, &snap, conn, &mut facts, &tally).await,
     };
-    // The audit trail reads how the answer ended before phase 7 sends it.
-    // So does a traced request's span (the JSON-RPC error code, when the answer is one).
-    let traced = tally.trace.ids().is_some();
-    let answered = match (snap.audit.is_some() && audited(&facts, outcome.status)) || traced {
-        true => Some(crate::proxy::audit::Outcome::of_response(
-            &mut core.decoder.borrow_mut(),
-            &conn.out,
-            outcome.status,
-        )),
+    // The audit trail reads how the answer ended before phase 7 sends it; a traced request's
+    // span reads its JSON-RPC error code, when the answer is one.
+    use crate::proxy::audit::Outcome as Answer;
+    let answered = match snap.audit.is_some() && audited(&facts, outcome.status) {
+        true => Some(Answer::of_response(&mut core.decoder.borrow_mut(), &conn.out, outcome.status)),
         false => None,
+    };
+    let error_code = match (answered, tally.trace.ids()) {
+        (_, None) => None,
+        (Some(Answer::Error(code)), _) => Some(code),
+        (Some(_), _) => None,
+        (None, Some(_)) => Answer::error_code(&mut core.decoder.borrow_mut(), &conn.out),
     };
     // 7. respond
     let sent = respond(conn, &snap.limits, framing_lost).await;
     // 8. log and count
-    let done = Done { outcome, framing_lost, started, sent, answered };
+    let done = Done { outcome, framing_lost, started, sent, answered, error_code };
     record(core, &snap, conn, &facts, &tally, &done);
     let close = outcome.close || !sent.written || !conn.body_read || core.drain.is_set();
     // Answered before the request was read: the client may still be sending it.
@@ -138,6 +140,8 @@ struct Done {
     sent: Sent,
     /// How the answer ended, for the audit trail (when it writes a line for this request).
     answered: Option<crate::proxy::audit::Outcome>,
+    /// The answer's JSON-RPC error code, for a traced request's span.
+    error_code: Option<i64>,
 }
 
 /// Whether the audit trail records a request: the rules decided it, or it was refused (401,
@@ -156,29 +160,18 @@ fn record(
     tally: &aggregate::Tally,
     done: &Done,
 ) {
-    let Done { outcome, framing_lost, started, sent, answered } = *done;
+    let Done { outcome, framing_lost, started, sent, answered, error_code } = *done;
     let total_us = started.elapsed().as_micros() as u64;
     let path = if framing_lost { &b""[..] } else { conn.head.path.of(&conn.buf) };
     let routed = if framing_lost { None } else { snap.route(path) };
     let server = routed.map_or("-", |s| &*s.name);
-    if let Some(answered) = answered.filter(|_| snap.audit.is_some() && audited(facts, outcome.status)) {
+    if let Some(answered) = answered {
         audit_line(core, conn, facts, routed, answered, (outcome.status, total_us));
     }
     let backend_us = tally.backend_us();
     if let Some(ids) = tally.trace.ids() {
-        let mut span = server_span(
-            conn,
-            facts,
-            routed,
-            (server, outcome.status, framing_lost),
-            (ids, tally.trace.start()),
-        );
-        if let Some(crate::proxy::audit::Outcome::Error(code)) = answered {
-            span.attributes
-                .push(("rpc.response.status_code", crate::proxy::spans::Value::Str(code.to_string())));
-            span.error.get_or_insert_with(|| code.to_string());
-        }
-        core.spans.push(std::iter::once(span).chain(tally.trace.take()));
+        let status = (server, outcome.status, framing_lost, error_code);
+        server_span(core, conn, facts, routed, status, (ids, tally.trace.start()));
     }
     let tool = facts.tool_labels.get().filter(|_| outcome.method == MethodClass::ToolsCall);
     core.stats.borrow_mut().count(&Record {
@@ -228,80 +221,85 @@ fn record(
     core.lines.send(line);
 }
 
-/// The SERVER span of a traced request: OpenTelemetry's MCP and gen_ai attributes where they
-/// exist, the gateway's own beside them; never arguments, results, tokens or credentials (names
-/// come from the body as the client wrote them, bounded).
+/// The SERVER span of a traced request, written into the worker's held spans: OpenTelemetry's
+/// MCP and gen_ai attributes where they exist, the gateway's own beside them; never arguments,
+/// results, tokens or credentials (names come from the body as the client wrote them, bounded).
+/// `code` is the JSON-RPC error code of an error answer.
 fn server_span(
+    core: &Core,
     conn: &Conn,
     facts: &Facts<'_>,
     routed: Option<&crate::config::snapshot::Server>,
-    (server, status, framing_lost): (&str, u16, bool),
+    (server, status, framing_lost, code): (&str, u16, bool, Option<i64>),
     (ids, start): (crate::proxy::spans::TraceIds, u64),
-) -> crate::proxy::spans::Span {
-    use crate::proxy::spans::{Kind, Span, Value};
+) {
+    use crate::proxy::spans::{static_kv, Head, Kind};
     let body = if framing_lost { &b""[..] } else { conn.body() };
-    let text = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(256)]).into_owned();
-    let method = text(observe::in_body(body, facts.rpc_method.get()));
-    let tool = text(observe::in_body(body, facts.tool.get()));
-    let mut attributes: Vec<(&'static str, Value)> = Vec::with_capacity(12);
-    attributes.push(("http.request.method", Value::Str(conn.head.method.as_str().into())));
-    attributes.push(("http.response.status_code", Value::Int(i64::from(status))));
-    attributes.push(("portcullis.server", Value::Str(server.into())));
-    if !method.is_empty() {
-        attributes.push(("mcp.method.name", Value::Str(method.clone())));
-    }
-    match facts.rpc_id.get() {
-        Some(observe::RpcId::Int(i)) => attributes.push(("jsonrpc.request.id", Value::Str(i.to_string()))),
-        Some(observe::RpcId::Str(s)) => {
-            attributes.push(("jsonrpc.request.id", Value::Str(text(observe::in_body(body, Some(s))))));
-        }
-        None => {}
-    }
-    if !framing_lost {
-        if let Some(v) = conn.head.protocol_version.map(|s| s.of(&conn.buf)) {
-            attributes.push(("mcp.protocol.version", Value::Str(text(v))));
-        }
-        let host = conn.head.host.of(&conn.buf);
-        if !host.is_empty() {
-            attributes.push(("server.address", Value::Str(text(host))));
-        }
-    }
-    if method == "tools/call" && !tool.is_empty() {
-        attributes.push(("gen_ai.tool.name", Value::Str(tool.clone())));
-        attributes.push(("gen_ai.operation.name", Value::Str("execute_tool".into())));
-    }
-    if let Some(b) = facts.backend {
-        attributes.push(("portcullis.backend", Value::Str(b.into())));
-    }
-    if let Some((allowed, rule)) = facts.decision.get() {
-        attributes.push(("portcullis.decision", Value::Str(if allowed { "allow" } else { "deny" }.into())));
-        let name = match rule {
-            None => "default".to_string(),
-            Some(i) => routed
-                .and_then(|s| s.policy.rules().get(i)?.name.as_deref().map(str::to_string))
-                .unwrap_or_else(|| i.to_string()),
-        };
-        attributes.push(("portcullis.rule", Value::Str(name)));
-    }
-    if let Some(p) = facts.principal.as_deref().filter(|p| !p.subject.is_empty()) {
-        attributes.push(("enduser.id", Value::Str(p.subject.to_string())));
-    }
-    let name = match (method.as_str(), tool.as_str()) {
-        ("", _) => format!("{} {server}", conn.head.method.as_str()),
-        ("tools/call", t) if !t.is_empty() => format!("tools/call {t}"),
-        (m, _) => m.to_string(),
+    let method = observe::in_body(body, facts.rpc_method.get());
+    let tool = observe::in_body(body, facts.tool.get());
+    let http_method = conn.head.method.as_str();
+    let call = method == b"tools/call" && !tool.is_empty();
+    let name: [&[u8]; 3] = match (method, call) {
+        (b"", _) => [http_method.as_bytes(), b" ", server.as_bytes()],
+        (_, true) => [b"tools/call ", tool, b""],
+        (m, false) => [m, b"", b""],
     };
-    Span {
-        trace: ids.trace,
-        id: ids.span,
-        parent: ids.parent,
-        kind: Kind::Server,
-        name,
-        start,
-        end: crate::proxy::spans::now_nanos(),
-        attributes,
-        error: (status >= 500).then(|| status.to_string()),
-    }
+    let head = Head { trace: ids.trace, id: ids.span, parent: ids.parent, kind: Kind::Server, start };
+    core.spans.span(&head, name, |w| {
+        match conn.head.method {
+            crate::http::head::Method::Post => w.kv(static_kv!("http.request.method", "POST")),
+            _ => w.str("http.request.method", http_method),
+        }
+        w.int("http.response.status_code", i64::from(status));
+        w.str("portcullis.server", server);
+        if !method.is_empty() {
+            w.bytes("mcp.method.name", method);
+        }
+        match facts.rpc_id.get() {
+            Some(observe::RpcId::Int(i)) => w.decimal("jsonrpc.request.id", i),
+            Some(observe::RpcId::Str(s)) => w.bytes("jsonrpc.request.id", observe::in_body(body, Some(s))),
+            None => {}
+        }
+        if !framing_lost {
+            if let Some(v) = conn.head.protocol_version.map(|s| s.of(&conn.buf)) {
+                w.bytes("mcp.protocol.version", v);
+            }
+            let host = conn.head.host.of(&conn.buf);
+            if !host.is_empty() {
+                w.bytes("server.address", host);
+            }
+        }
+        if call {
+            w.bytes("gen_ai.tool.name", tool);
+            w.kv(static_kv!("gen_ai.operation.name", "execute_tool"));
+        }
+        if let Some(b) = facts.backend {
+            w.str("portcullis.backend", b);
+        }
+        if let Some((allowed, rule)) = facts.decision.get() {
+            w.kv(match allowed {
+                true => static_kv!("portcullis.decision", "allow"),
+                false => static_kv!("portcullis.decision", "deny"),
+            });
+            let named = rule.and_then(|i| routed?.policy.rules().get(i)?.name.as_deref());
+            match (rule, named) {
+                (None, _) => w.kv(static_kv!("portcullis.rule", "default")),
+                (Some(_), Some(n)) => w.str("portcullis.rule", n),
+                (Some(i), None) => w.decimal("portcullis.rule", i as i64),
+            }
+        }
+        if let Some(p) = facts.principal.as_deref().filter(|p| !p.subject.is_empty()) {
+            w.str("enduser.id", &p.subject);
+        }
+        if let Some(code) = code {
+            w.decimal("rpc.response.status_code", code);
+        }
+        if status >= 500 {
+            w.fail_code(i64::from(status));
+        } else if let Some(code) = code {
+            w.fail_code(code);
+        }
+    });
 }
 
 /// Uses the client's `X-Request-Id` when it is short visible ASCII, else `w<worker>-<seq>`.

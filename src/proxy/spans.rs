@@ -6,7 +6,12 @@
 //! the CLIENT span of its exchange. Attributes never hold arguments, results, tokens or
 //! credentials. Nothing is allocated for a request that is not traced.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
+
+use crate::runtime::otlp::Held;
+pub(crate) use crate::runtime::otlp_wire::static_kv;
+use crate::runtime::otlp_wire::Spans;
+pub use crate::runtime::otlp_wire::{text, Head, Kind, SpanWriter};
 
 /// A traced request's ids: the trace, the SERVER span, and the client's span it continues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,47 +22,6 @@ pub struct TraceIds {
     pub span: [u8; 8],
     /// The client's span (from its `traceparent`).
     pub parent: Option<[u8; 8]>,
-}
-
-/// SERVER or CLIENT (OTLP's `SpanKind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// The gateway serving a request.
-    Server,
-    /// The gateway calling a backend, an API or a token service.
-    Client,
-}
-
-/// An attribute value.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    /// A string.
-    Str(String),
-    /// An integer.
-    Int(i64),
-}
-
-/// A finished span.
-#[derive(Clone, Debug)]
-pub struct Span {
-    /// The trace.
-    pub trace: [u8; 16],
-    /// This span.
-    pub id: [u8; 8],
-    /// Its parent (none for a root SERVER span).
-    pub parent: Option<[u8; 8]>,
-    /// SERVER or CLIENT.
-    pub kind: Kind,
-    /// The span's name.
-    pub name: String,
-    /// Start and end, Unix nanoseconds.
-    pub start: u64,
-    /// End.
-    pub end: u64,
-    /// Attributes.
-    pub attributes: Vec<(&'static str, Value)>,
-    /// `Some(type)` when the operation failed.
-    pub error: Option<String>,
 }
 
 /// Unix time in nanoseconds.
@@ -156,34 +120,24 @@ pub fn traceparent(trace: &[u8; 16], span: &[u8; 8]) -> [u8; 55] {
     out
 }
 
-/// A CLIENT span that belongs to no request (a JWKS fetch): a trace of its own.
-pub fn root_client(
-    name: &str,
-    start: u64,
-    attributes: Vec<(&'static str, Value)>,
-    error: Option<String>,
-) -> Span {
+/// A CLIENT span that belongs to no request (a JWKS fetch), alone in its trace, handed to the
+/// exporter at once.
+pub fn root_client(name: &str, start: u64, attributes: impl FnOnce(&mut SpanWriter<'_>)) {
     let ids = Ids::new();
-    Span {
-        trace: ids.trace(),
-        id: ids.span(),
-        parent: None,
-        kind: Kind::Client,
-        name: name.into(),
-        start,
-        end: now_nanos(),
-        attributes,
-        error,
-    }
+    let head = Head { trace: ids.trace(), id: ids.span(), parent: None, kind: Kind::Client, start };
+    let mut spans = Spans::default();
+    let mut w = SpanWriter::begin(&mut spans.bytes, &head, [name.as_bytes(), b"", b""]);
+    attributes(&mut w);
+    w.finish(now_nanos());
+    spans.count = 1;
+    crate::runtime::otlp::ship(spans);
 }
 
-/// A request's trace state, kept with its backend tally: its ids when traced, and the CLIENT
-/// spans its exchanges finished.
+/// A request's trace state, kept with its backend tally: its ids when traced and when it began.
 #[derive(Debug, Default)]
 pub struct RequestTrace {
     ids: Cell<Option<TraceIds>>,
     start: Cell<u64>,
-    spans: RefCell<Vec<Span>>,
 }
 
 /// A CLIENT span in flight.
@@ -220,31 +174,24 @@ impl RequestTrace {
         Some(Open { id: ids.span(), trace: t.trace, start: now_nanos() })
     }
 
-    /// Ends a CLIENT span.
+    /// Ends a CLIENT span now, writing it (named by the concatenation of `name`) into the
+    /// worker's held spans; `attributes` adds its attributes.
     pub fn end(
         &self,
+        held: &Held,
         open: Open,
-        name: String,
-        attributes: Vec<(&'static str, Value)>,
-        error: Option<String>,
+        name: [&[u8]; 3],
+        attributes: impl FnOnce(&mut SpanWriter<'_>),
     ) {
         let Some(t) = self.ids.get() else { return };
-        self.spans.borrow_mut().push(Span {
+        let head = Head {
             trace: open.trace,
             id: open.id,
             parent: Some(t.span),
             kind: Kind::Client,
-            name,
             start: open.start,
-            end: now_nanos(),
-            attributes,
-            error,
-        });
-    }
-
-    /// The CLIENT spans finished so far.
-    pub fn take(&self) -> Vec<Span> {
-        std::mem::take(&mut *self.spans.borrow_mut())
+        };
+        held.span(&head, name, attributes);
     }
 }
 

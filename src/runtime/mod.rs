@@ -10,7 +10,7 @@ pub mod audit;
 pub mod listen;
 pub mod logging;
 pub mod otlp;
-mod otlp_wire;
+pub mod otlp_wire;
 pub mod pins;
 pub mod scrape;
 mod worker;
@@ -242,13 +242,14 @@ fn jwks_fetcher(reloader: Arc<Reloader>, stop: Arc<AtomicBool>) {
         if !otlp::enabled() {
             return;
         }
-        use crate::proxy::spans::{root_client, Value};
         let start = start.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let attributes = vec![
-            ("server.address", Value::Str(authority.to_string())),
-            ("http.request.method", Value::Str("GET".into())),
-        ];
-        otlp::ship(vec![root_client("jwks fetch", start, attributes, error)]);
+        crate::proxy::spans::root_client("jwks fetch", start, |w| {
+            w.str("server.address", authority);
+            w.str("http.request.method", "GET");
+            if let Some(e) = &error {
+                w.fail(e);
+            }
+        });
     };
     rt.block_on(crate::auth::jwks::run(sources, traced, limits, stop, Duration::from_millis(100)));
 }

@@ -1,7 +1,7 @@
 //! The span exporter (`tracing.otlp`): one thread, off the workers. Workers hand it batches of
-//! finished spans through a bounded queue (a full queue drops the batch, counted:
-//! `portcullis_trace_spans_dropped_total`); it collects them and POSTs them as an OTLP
-//! `ExportTraceServiceRequest` (protobuf, `opentelemetry-proto`) when 512 are pending or a second
+//! finished spans, already in their protobuf bytes (`otlp_wire`), through a bounded queue (a full
+//! queue drops the batch, counted: `portcullis_trace_spans_dropped_total`); it collects them and
+//! POSTs them as an OTLP `ExportTraceServiceRequest` when 512 are pending or a second
 //! has passed, retries twice with backoff, and drops what it cannot deliver (counted). A
 //! collector that is down never slows a request: only this thread waits on it. Each publication
 //! of a configuration ([`configure`]) gives it the endpoint, headers and service name in force.
@@ -12,13 +12,8 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
-
+use super::otlp_wire::{Head, SpanWriter, Spans};
 use crate::config::snapshot::Tracing;
-use crate::proxy::spans;
 
 /// Batches queued for the exporter.
 const QUEUE: usize = 256;
@@ -32,7 +27,7 @@ const MAX_PENDING: usize = 8192;
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 enum Msg {
-    Spans(Vec<spans::Span>),
+    Spans(Spans),
     Configure(Option<Arc<Tracing>>),
 }
 
@@ -63,19 +58,19 @@ pub fn count_dropped(n: usize) {
 }
 
 /// Hands a worker's spans to the exporter; a full queue (or no exporter) drops them, counted.
-pub fn ship(spans: Vec<spans::Span>) {
-    let n = spans.len();
+pub fn ship(spans: Spans) {
+    let n = spans.count;
     match SINK.get().map(|tx| tx.try_send(Msg::Spans(spans))) {
         Some(Ok(())) => {}
         Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => count_dropped(n),
     }
 }
 
-/// Spans a worker holds until its next hand-over to the exporter thread (bounded: past
-/// [`MAX_HELD`] the newest are dropped and counted).
+/// Spans a worker holds until its next hand-over to the exporter thread, written in their wire
+/// bytes (bounded: past [`MAX_HELD`] the newest are dropped and counted).
 #[derive(Default)]
 pub struct Held {
-    spans: std::cell::RefCell<Vec<spans::Span>>,
+    spans: std::cell::RefCell<Spans>,
 }
 
 /// Spans a worker holds between hand-overs.
@@ -85,27 +80,35 @@ pub const MAX_HELD: usize = 4096;
 const HAND_OVER: usize = 256;
 
 impl Held {
-    /// Keeps `spans` for the exporter.
-    pub fn push(&self, spans: impl IntoIterator<Item = spans::Span>) {
+    /// Writes a span ending now: `attributes` adds its attributes (and marks a failure).
+    pub fn span(&self, head: &Head, name: [&[u8]; 3], attributes: impl FnOnce(&mut SpanWriter<'_>)) {
         let mut held = self.spans.borrow_mut();
-        for s in spans {
-            if held.len() >= MAX_HELD {
-                count_dropped(1);
-                continue;
-            }
-            held.push(s);
+        if held.count >= MAX_HELD {
+            count_dropped(1);
+            return;
         }
-        if held.len() >= HAND_OVER {
-            ship(std::mem::take(&mut *held));
+        let mut w = SpanWriter::begin(&mut held.bytes, head, name);
+        attributes(&mut w);
+        w.finish(crate::proxy::spans::now_nanos());
+        held.count += 1;
+        if held.count >= HAND_OVER {
+            ship(Self::take(&mut held));
         }
     }
 
     /// Hands what is held to the exporter (the worker's timer).
     pub fn flush(&self) {
-        let spans = std::mem::take(&mut *self.spans.borrow_mut());
-        if !spans.is_empty() {
-            ship(spans);
+        let mut held = self.spans.borrow_mut();
+        if held.count > 0 {
+            ship(Self::take(&mut held));
         }
+    }
+
+    /// What is held, leaving an empty buffer of the same capacity (one allocation per
+    /// hand-over rather than a buffer growing again from nothing, copied at each step).
+    fn take(held: &mut Spans) -> Spans {
+        let capacity = held.bytes.capacity();
+        std::mem::replace(held, Spans { bytes: Vec::with_capacity(capacity), count: 0 })
     }
 }
 
@@ -127,44 +130,51 @@ pub fn configure(tracing: Option<&Arc<Tracing>>) {
 }
 
 fn run(rx: Receiver<Msg>) {
+    // Off the request path: the allocation tests count the workers.
+    #[cfg(feature = "count-allocs")]
+    crate::alloc_count::ignore_this_thread();
     let mut settings: Option<Arc<Tracing>> = None;
-    let mut pending: Vec<spans::Span> = Vec::new();
+    let mut pending = Spans::default();
     let mut since: Option<Instant> = None;
+    let mut body = Vec::new();
     loop {
         let wait = since.map_or(Duration::from_secs(3600), |s| EXPORT_AFTER.saturating_sub(s.elapsed()));
         match rx.recv_timeout(wait) {
             Ok(Msg::Configure(t)) => settings = t,
             Ok(Msg::Spans(batch)) => {
-                let room = MAX_PENDING.saturating_sub(pending.len());
-                if batch.len() > room {
-                    count_dropped(batch.len() - room);
+                // A batch is kept whole or dropped whole (counted).
+                if pending.count + batch.count > MAX_PENDING {
+                    count_dropped(batch.count);
+                } else {
+                    pending.bytes.extend_from_slice(&batch.bytes);
+                    pending.count += batch.count;
+                    since.get_or_insert_with(Instant::now);
                 }
-                pending.extend(batch.into_iter().take(room));
-                since.get_or_insert_with(Instant::now);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
         let due = since.is_some_and(|s| s.elapsed() >= EXPORT_AFTER);
-        if pending.len() >= EXPORT_BATCH || (due && !pending.is_empty()) {
-            let batch: Vec<spans::Span> = pending.drain(..pending.len().min(EXPORT_BATCH)).collect();
-            since = if pending.is_empty() { None } else { Some(Instant::now()) };
+        if pending.count >= EXPORT_BATCH || (due && pending.count > 0) {
+            // Everything pending goes (at most a hand-over's worth over EXPORT_BATCH).
+            since = None;
             match &settings {
-                Some(s) => export(s, batch),
-                None => count_dropped(batch.len()),
+                Some(s) => export(s, &pending, &mut body),
+                None => count_dropped(pending.count),
             }
+            pending.bytes.clear();
+            pending.count = 0;
         }
     }
 }
 
 /// Sends `batch`, retrying twice (after 200 ms, then 800 ms); drops it after that.
-fn export(settings: &Tracing, batch: Vec<spans::Span>) {
-    let n = batch.len();
-    let mut body = Vec::new();
-    super::otlp_wire::encode(&settings.service_name, &batch, &mut body, &mut Vec::new());
+fn export(settings: &Tracing, batch: &Spans, body: &mut Vec<u8>) {
+    let n = batch.count;
+    super::otlp_wire::envelope(&settings.service_name, &batch.bytes, body);
     let mut backoff = Duration::from_millis(200);
     for attempt in 0..3 {
-        match post(settings, &body) {
+        match post(settings, body) {
             Ok(status) if (200..300).contains(&status) => {
                 EXPORTED.fetch_add(n as u64, Ordering::Relaxed);
                 return;
@@ -183,66 +193,6 @@ fn export(settings: &Tracing, batch: Vec<spans::Span>) {
         }
     }
     count_dropped(n);
-}
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), ..KeyValue::default() }
-}
-
-/// The OTLP request for `batch` as `opentelemetry-proto`'s messages (the reference the wire
-/// writer, `otlp_wire`, is checked against).
-pub fn encode(settings: &Tracing, batch: Vec<spans::Span>) -> ExportTraceServiceRequest {
-    let spans = batch
-        .into_iter()
-        .map(|s| Span {
-            trace_id: s.trace.to_vec(),
-            span_id: s.id.to_vec(),
-            parent_span_id: s.parent.map(|p| p.to_vec()).unwrap_or_default(),
-            flags: 0x101, // sampled; the parent's remoteness known
-            status: Some(match &s.error {
-                Some(_) => Status { code: status::StatusCode::Error as i32, message: String::new() },
-                None => Status { code: status::StatusCode::Unset as i32, message: String::new() },
-            }),
-            name: s.name,
-            kind: match s.kind {
-                spans::Kind::Server => span::SpanKind::Server as i32,
-                spans::Kind::Client => span::SpanKind::Client as i32,
-            },
-            start_time_unix_nano: s.start,
-            end_time_unix_nano: s.end.max(s.start),
-            attributes: s
-                .attributes
-                .into_iter()
-                .map(|(k, v)| match v {
-                    spans::Value::Str(t) => kv(k, any_value::Value::StringValue(t)),
-                    spans::Value::Int(i) => kv(k, any_value::Value::IntValue(i)),
-                })
-                .chain(s.error.map(|e| kv("error.type", any_value::Value::StringValue(e))))
-                .collect(),
-            ..Span::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", any_value::Value::StringValue(settings.service_name.clone())),
-                    kv("service.version", any_value::Value::StringValue(env!("CARGO_PKG_VERSION").into())),
-                ],
-                ..Resource::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "portcullis".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    ..InstrumentationScope::default()
-                }),
-                spans,
-                ..ScopeSpans::default()
-            }],
-            ..ResourceSpans::default()
-        }],
-    }
 }
 
 /// One POST of `body` to the endpoint (http, or https through rustls); the status.

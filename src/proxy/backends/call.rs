@@ -78,21 +78,26 @@ pub(crate) async fn rest_call(
                 client::exchange(&cx.core.upstream, target, request, cx.snap.limits.upstream()).await
             };
             if let Some(open) = span {
-                use crate::proxy::spans::Value;
-                let mut attributes = vec![
-                    ("portcullis.backend", Value::Str(server.name.to_string())),
-                    ("gen_ai.tool.name", Value::Str(t.name.to_string())),
-                    ("http.request.method", Value::Str(rt.method.to_string())),
-                    ("server.address", Value::Str(target.authority.to_string())),
-                ];
-                let error = match &exchanged {
-                    Ok(r) => {
-                        attributes.push(("http.response.status_code", Value::Int(i64::from(r.status))));
-                        (r.status >= 500).then(|| r.status.to_string())
-                    }
-                    Err(e) => Some(e.to_string()),
-                };
-                cx.tally.trace.end(open, format!("{} {}", rt.method, t.name), attributes, error);
+                cx.tally.trace.end(
+                    &cx.core.spans,
+                    open,
+                    [rt.method.as_bytes(), b" ", t.name.as_bytes()],
+                    |w| {
+                        w.str("portcullis.backend", &server.name);
+                        w.str("gen_ai.tool.name", &t.name);
+                        w.str("http.request.method", &rt.method);
+                        w.str("server.address", &target.authority);
+                        match &exchanged {
+                            Ok(r) => {
+                                w.int("http.response.status_code", i64::from(r.status));
+                                if r.status >= 500 {
+                                    w.fail_code(i64::from(r.status));
+                                }
+                            }
+                            Err(e) => w.fail(&e.to_string()),
+                        }
+                    },
+                );
             }
             match exchanged {
                 Ok(mut r) => {

@@ -161,31 +161,35 @@ impl Cx<'_> {
             .await
         };
         if let Some(open) = span {
-            use crate::proxy::spans::Value;
             let verb = match wire.verb {
                 backend::Verb::Post => "POST",
                 backend::Verb::Get => "GET",
                 backend::Verb::Delete => "DELETE",
             };
-            let mut attributes = vec![
-                ("portcullis.backend", Value::Str(b.name.to_string())),
-                ("http.request.method", Value::Str(verb.into())),
-            ];
-            if let Some(t) = b.targets.first() {
-                attributes.push(("server.address", Value::Str(t.authority.to_string())));
-            }
-            if let Some(m) = wire.method {
-                attributes.push(("mcp.method.name", Value::Str(m.into())));
-            }
-            let error = match &r {
-                Ok(s) => {
-                    attributes.push(("http.response.status_code", Value::Int(i64::from(s.status))));
-                    (s.status >= 500).then(|| s.status.to_string())
+            let name = [wire.method.unwrap_or(verb).as_bytes(), b" ", b.name.as_bytes()];
+            self.tally.trace.end(&self.core.spans, open, name, |w| {
+                w.str("portcullis.backend", &b.name);
+                w.kv(match wire.verb {
+                    backend::Verb::Post => crate::proxy::spans::static_kv!("http.request.method", "POST"),
+                    backend::Verb::Get => crate::proxy::spans::static_kv!("http.request.method", "GET"),
+                    backend::Verb::Delete => crate::proxy::spans::static_kv!("http.request.method", "DELETE"),
+                });
+                if let Some(t) = b.targets.first() {
+                    w.str("server.address", &t.authority);
                 }
-                Err(e) => Some(e.to_string()),
-            };
-            let name = format!("{} {}", wire.method.unwrap_or(verb), b.name);
-            self.tally.trace.end(open, name, attributes, error);
+                if let Some(m) = wire.method {
+                    w.str("mcp.method.name", m);
+                }
+                match &r {
+                    Ok(s) => {
+                        w.int("http.response.status_code", i64::from(s.status));
+                        if s.status >= 500 {
+                            w.fail_code(i64::from(s.status));
+                        }
+                    }
+                    Err(e) => w.fail(&e.to_string()),
+                }
+            });
         }
         // Transport failures and server errors count; 4xx answers are protocol outcomes.
         if r.as_ref().map_or(true, |s| s.status >= 500) {
@@ -391,20 +395,20 @@ impl Cx<'_> {
             client::exchange(&self.core.upstream, &sts.target, request, self.snap.limits.upstream()).await
         };
         if let Some(open) = span {
-            use crate::proxy::spans::Value;
-            let mut attributes = vec![
-                ("portcullis.scheme", Value::Str(sts.scheme.to_string())),
-                ("http.request.method", Value::Str("POST".into())),
-                ("server.address", Value::Str(sts.target.authority.to_string())),
-            ];
-            let error = match &answer {
-                Ok(r) => {
-                    attributes.push(("http.response.status_code", Value::Int(i64::from(r.status))));
-                    (r.status != 200).then(|| r.status.to_string())
+            self.tally.trace.end(&self.core.spans, open, [b"token ", sts.scheme.as_bytes(), b""], |w| {
+                w.str("portcullis.scheme", &sts.scheme);
+                w.kv(crate::proxy::spans::static_kv!("http.request.method", "POST"));
+                w.str("server.address", &sts.target.authority);
+                match &answer {
+                    Ok(r) => {
+                        w.int("http.response.status_code", i64::from(r.status));
+                        if r.status != 200 {
+                            w.fail_code(i64::from(r.status));
+                        }
+                    }
+                    Err(e) => w.fail(&e.to_string()),
                 }
-                Err(e) => Some(e.to_string()),
-            };
-            self.tally.trace.end(open, format!("token {}", sts.scheme), attributes, error);
+            });
         }
         let outcome = match answer {
             Err(e) => Err(StsError::Unreachable(e.to_string())),

@@ -142,7 +142,8 @@ pub fn request(
     headers: Headers<'_>,
 ) -> Vec<u8> {
     let t = &backend.targets[target_index % backend.targets.len()];
-    let mut r = Vec::with_capacity(256 + body.len());
+    // Room for the head with a credential and trace context: one allocation, never regrown.
+    let mut r = Vec::with_capacity(640 + body.len());
     r.extend_from_slice(match wire.verb {
         Verb::Post => b"POST ",
         Verb::Get => b"GET ",
