@@ -130,7 +130,7 @@ pub fn root_client(name: &str, start: u64, attributes: impl FnOnce(&mut SpanWrit
     attributes(&mut w);
     w.finish(now_nanos());
     spans.count = 1;
-    crate::runtime::otlp::ship(spans);
+    crate::runtime::otlp::ship(spans, None);
 }
 
 /// A request's trace state, kept with its backend tally: its ids when traced and when it began.

@@ -341,14 +341,14 @@ impl<'a> SpanWriter<'a> {
     }
 }
 
-/// The `ExportTraceServiceRequest` carrying `spans` (framed by [`SpanWriter`]) into `out`
-/// (cleared first).
-pub fn envelope(service: &str, spans: &[u8], out: &mut Vec<u8>) {
+/// The start of the `ExportTraceServiceRequest` carrying `spans_len` bytes of spans (framed by
+/// [`SpanWriter`]), into `out` (cleared first): the request is these bytes, then the spans.
+pub fn envelope(service: &str, spans_len: usize, out: &mut Vec<u8>) {
     let version = env!("CARGO_PKG_VERSION");
     let mut scope = Vec::with_capacity(32);
     bytes_field(&mut scope, 1, b"portcullis");
     bytes_field(&mut scope, 2, version.as_bytes());
-    let scope_spans_len = len_field(scope.len()) + spans.len();
+    let scope_spans_len = len_field(scope.len()) + spans_len;
     // Resource: service.name and service.version.
     let mut resource = Vec::with_capacity(64);
     key_str(&mut resource, 1, "service.name", cut(service).as_bytes());
@@ -362,7 +362,6 @@ pub fn envelope(service: &str, spans: &[u8], out: &mut Vec<u8>) {
     tag(out, 2, LEN);
     varint(out, scope_spans_len as u64);
     bytes_field(out, 1, &scope);
-    out.extend_from_slice(spans);
 }
 
 #[cfg(test)]
@@ -400,7 +399,8 @@ mod tests {
         write(&mut spans, Kind::Client, false, Some("502"), 0); // under 128: the slot shrinks
         write(&mut spans, Kind::Server, false, None, 20);
         let mut out = Vec::new();
-        envelope("svc", &spans.bytes, &mut out);
+        envelope("svc", spans.bytes.len(), &mut out);
+        out.extend_from_slice(&spans.bytes);
         let req = ExportTraceServiceRequest::decode(&out[..]).unwrap();
         assert_eq!(out, req.encode_to_vec(), "byte for byte what prost writes");
         let rs = &req.resource_spans[0];
