@@ -1126,3 +1126,67 @@ servers:\n  - name: s\n    path: /mcp\n    backends: [{{ name: b1, url: \"http:/
     assert_eq!(sent["params"]["capabilities"], caps);
     gw.shutdown();
 }
+
+/// A 2026-07-28 client without a session reaches a 2025-revision backend over a session the
+/// gateway opens for it: the backend is told at `initialize` exactly the capabilities the client
+/// declared in `_meta`, and a caller declaring others gets a session of its own.
+#[test]
+fn gateway_owned_sessions_carry_the_clients_capabilities() {
+    let rec = common::recorder(|seen: &common::Seen| {
+        let msg: Value = serde_json::from_str(&seen.body).unwrap_or(Value::Null);
+        if msg.get("id").is_none() {
+            return (202, "application/json", Vec::new());
+        }
+        let answer = match msg["method"].as_str() {
+            // A 2025-revision server: no server/discover.
+            Some("server/discover") => {
+                json!({"jsonrpc":"2.0","id":msg["id"],"error":{"code":-32601,"message":"Method not found"}})
+            }
+            Some("initialize") => {
+                json!({"jsonrpc":"2.0","id":msg["id"],"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"b","version":"1"}}})
+            }
+            Some("tools/list") => {
+                json!({"jsonrpc":"2.0","id":msg["id"],"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}}]}})
+            }
+            _ => json!({"jsonrpc":"2.0","id":msg["id"],"result":{"content":[{"type":"text","text":"ok"}]}}),
+        };
+        (200, "application/json", answer.to_string().into_bytes())
+    });
+    let gw = start(&format!(
+        "listen: 127.0.0.1:0\nworkers: 1\nservers:\n  - name: s\n    path: /mcp\n    backends: [{{ name: b1, url: \"http://{}/mcp\" }}]\n",
+        rec.addr
+    ));
+    let call = |caps: &Value| {
+        let mut s = TcpStream::connect(gw.addrs()[0]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let body = json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{},
+            "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":caps}}})
+        .to_string();
+        let req = format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: echo\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let text = String::from_utf8_lossy(&raw).to_string();
+        assert!(text.starts_with("HTTP/1.1 200") && text.contains("\"ok\""), "{text}");
+    };
+    let inits = || -> Vec<Value> {
+        rec.take()
+            .into_iter()
+            .filter(|s| s.body.contains("\"initialize\""))
+            .map(|s| serde_json::from_str::<Value>(&s.body).unwrap()["params"]["capabilities"].clone())
+            .collect()
+    };
+    let sampling =
+        json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": true}});
+    call(&sampling);
+    assert_eq!(inits(), vec![sampling.clone()], "the backend is told what the client declared");
+    call(&sampling);
+    assert_eq!(inits(), Vec::<Value>::new(), "the same caller and capabilities reuse the session");
+    call(&json!({}));
+    assert_eq!(inits(), vec![json!({})], "a caller declaring nothing is not given another's capabilities");
+    gw.shutdown();
+}

@@ -90,6 +90,9 @@ pub struct Conn {
     pub scratch: Vec<u8>,
     /// Scratch for rendering (templates, ids).
     pub tmp: Vec<u8>,
+    /// The capabilities a 2026-07-28 request declared (`_meta`), as JSON: what a backend reached
+    /// over a gateway-owned session is told at `initialize`.
+    pub caps: Vec<u8>,
     /// Request id of the current request.
     pub request_id: Vec<u8>,
     /// No request has arrived yet on this connection.
@@ -134,6 +137,7 @@ impl Conn {
             out: Vec::new(),
             scratch: Vec::new(),
             tmp: Vec::new(),
+            caps: Vec::new(),
             request_id: Vec::with_capacity(32),
             fresh: true,
             linger: false,

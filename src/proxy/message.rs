@@ -90,7 +90,16 @@ pub(crate) fn message(w: &mut Writer<'_, '_>, tape: &[Node<'_>]) -> Step {
     // arguments phase 5 judged.
     let session = match generation {
         Generation::Stateless => match stateless_checks(w, &env, class) {
-            Ok(()) => None,
+            Ok(()) => {
+                // Never fewer, never more than the client declared: a backend the gateway opens a
+                // session with for this caller is told exactly these.
+                w.caps.clear();
+                match env.meta.and_then(|m| json::get(m, META_CAPABILITIES)) {
+                    Some(c) => json::write_value(w.caps, c),
+                    None => w.caps.extend_from_slice(b"{}"),
+                }
+                None
+            }
             Err(answered) => return answered,
         },
         Generation::Sessions => match legacy_checks(w, &env, class) {

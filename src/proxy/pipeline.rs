@@ -421,12 +421,13 @@ async fn exchange<'s>(
     loop {
         let step = {
             let mut decoder = core.decoder.borrow_mut();
-            let Conn { buf, head, out, scratch, tmp, request_id, chunked_body, .. } = &mut *conn;
+            let Conn { buf, head, out, scratch, tmp, caps, request_id, chunked_body, .. } = &mut *conn;
             let body = if head_body_is_chunked(head) { &chunked_body[..] } else { body_slice(buf, head) };
             let mut w = Writer {
                 out,
                 scratch,
                 tmp,
+                caps,
                 buf,
                 head,
                 cx: &cx,

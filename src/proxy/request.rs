@@ -35,6 +35,8 @@ pub(crate) struct Writer<'c, 's> {
     pub(crate) out: &'c mut Vec<u8>,
     pub(crate) scratch: &'c mut Vec<u8>,
     pub(crate) tmp: &'c mut Vec<u8>,
+    /// Where a 2026-07-28 request's declared capabilities are written (`Conn::caps`).
+    pub(crate) caps: &'c mut Vec<u8>,
     pub(crate) buf: &'c [u8],
     pub(crate) head: &'c Head,
     pub(crate) cx: &'c Ctx<'s>,

@@ -91,6 +91,10 @@ pub(crate) struct Cx<'a> {
     pub(crate) tally: &'a Tally,
     /// Request id and trace context, sent on every backend request.
     pub(crate) trace: Trace<'a>,
+    /// What the client declared it can do (a JSON object; `{}` when it declared nothing or the
+    /// gateway asks on its own): what a backend is told when the gateway opens a session with it
+    /// for this caller, and part of whose session it is.
+    pub(crate) caps: &'a [u8],
 }
 
 impl Cx<'_> {

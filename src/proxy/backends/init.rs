@@ -80,7 +80,16 @@ pub async fn end_sessions(
     trace: Trace<'_>,
     tally: &Tally,
 ) {
-    let cx = &Cx { core, owner: &claims.principal, principal: Some(principal), bearer, snap, tally, trace };
+    let cx = &Cx {
+        core,
+        owner: &claims.principal,
+        principal: Some(principal),
+        bearer,
+        snap,
+        tally,
+        trace,
+        caps: b"{}",
+    };
     for (name, s) in &claims.backends {
         let (version, sid) = decode_session(s);
         let Some(b) = server.backends.iter().find(|b| &*b.name == name.as_str()) else { continue };

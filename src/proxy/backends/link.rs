@@ -24,7 +24,13 @@ pub(crate) async fn link(
     if let Some(Err(e)) = b.credential.as_ref().map(|c| c.for_principal(cx.principal)) {
         return Err(Error::client(crate::error::Kind::Denied, format!("backend {}: {e}", b.name)));
     }
-    let owner = links::Owner { server: &server.name, backend: &b.name, principal: cx.owner, identity: fwd };
+    let owner = links::Owner {
+        server: &server.name,
+        backend: &b.name,
+        principal: cx.owner,
+        identity: fwd,
+        capabilities: cx.caps,
+    };
     let now = std::time::Instant::now();
     let (known, idle) = {
         let mut l = cx.core.links.borrow_mut();
@@ -62,7 +68,7 @@ pub(crate) async fn link(
         }
     }
     let (version, session, caps) =
-        init_backend(cx, b, (crate::mcp::version::LATEST_HANDSHAKE.as_str(), b"{}"), fwd).await?;
+        init_backend(cx, b, (crate::mcp::version::LATEST_HANDSHAKE.as_str(), cx.caps), fwd).await?;
     let closing = {
         let mut l = cx.core.links.borrow_mut();
         if known.is_none() {
@@ -97,8 +103,13 @@ pub(crate) fn link_caps(cx: &Cx<'_>, server: &Server, b: &Backend) -> Option<std
 /// The backend forgot the principal's gateway-owned session (404): the next call opens another.
 pub(crate) fn forget(cx: &Cx<'_>, server: &Server, b: &Backend, fwd: &[(&[u8], &[u8])], link: &Link) {
     if let Link::Session { session, .. } = link {
-        let owner =
-            links::Owner { server: &server.name, backend: &b.name, principal: cx.owner, identity: fwd };
+        let owner = links::Owner {
+            server: &server.name,
+            backend: &b.name,
+            principal: cx.owner,
+            identity: fwd,
+            capabilities: cx.caps,
+        };
         cx.core.links.borrow_mut().forget(owner, session);
     }
 }

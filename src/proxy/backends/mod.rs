@@ -172,7 +172,7 @@ pub async fn learn(
     via: &Via,
 ) {
     let Some(b) = server.backends.get(backend) else { return };
-    let Conn { buf, head, request_id, .. } = conn;
+    let Conn { buf, head, request_id, caps, .. } = conn;
     let fwd_refs = forwarded(server, caller.principal, head, buf);
     let cx = &Cx {
         core,
@@ -182,6 +182,7 @@ pub async fn learn(
         snap,
         tally: caller.tally,
         trace: Trace::of(head, buf, request_id),
+        caps: declared(via, caps),
     };
     let fwd = fwd_for(&fwd_refs, backend);
     match via {
@@ -191,6 +192,15 @@ pub async fn learn(
             learn_tools(cx, server, b, Some((v, sid)), fwd).await;
         }
         Via::Links => learn_tools(cx, server, b, None, fwd).await,
+    }
+}
+
+/// The capabilities a request declared, for backends reached over the worker's links (2026-07-28
+/// requests carry them in `_meta`; a client session's backends were told at `initialize`).
+fn declared<'c>(via: &Via, caps: &'c [u8]) -> &'c [u8] {
+    match via {
+        Via::Links if !caps.is_empty() => caps,
+        _ => b"{}",
     }
 }
 
@@ -206,8 +216,13 @@ pub async fn run(
     let Caller { keep_alive, cors, principal, tally } = caller;
     // The request's bytes stay put while backends are asked (only `out`/`scratch` are written,
     // at the end), so forwarded headers are borrowed from the read buffer, not copied.
-    let Conn { buf, head, out, scratch, request_id, .. } = &mut *conn;
+    let Conn { buf, head, out, scratch, request_id, caps, .. } = &mut *conn;
     let (buf, head): (&[u8], &crate::http::head::Head) = (buf, head);
+    let caps: &[u8] = match &plan {
+        Plan::Call { via, .. } | Plan::List { via, .. } => declared(via, caps),
+        Plan::Discover { .. } => declared(&Via::Links, caps),
+        _ => b"{}",
+    };
     let fwd_refs = forwarded(server, principal, head, buf);
     let cx = &Cx {
         core,
@@ -217,6 +232,7 @@ pub async fn run(
         snap,
         tally,
         trace: Trace::of(head, buf, request_id),
+        caps,
     };
     let visible = crate::proxy::authz::Visible { server, principal, head, buf };
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.

@@ -2,10 +2,11 @@
 //! backend that speaks the stateless revision is reached directly, with nothing shared; any
 //! other backend needs a session, which the gateway opens itself.
 //!
-//! A gateway-owned session belongs to one owner: the principal and the identity headers sent
-//! with it (claim headers, `forwardHeaders`). Two principals never share one, so a backend that
-//! keeps per-session state (what `initialize` told it, subscriptions, elicitation answers) never
-//! mixes callers. The sessions are bounded per worker ([`MAX_OWNED`], least recently used
+//! A gateway-owned session belongs to one owner: the principal, the identity headers sent
+//! with it (claim headers, `forwardHeaders`) and the capabilities the client declared in `_meta`
+//! (what the session's `initialize` tells the backend, never more or fewer). Two principals never
+//! share one, so a backend that keeps per-session state (what `initialize` told it,
+//! subscriptions, elicitation answers) never mixes callers. The sessions are bounded per worker ([`MAX_OWNED`], least recently used
 //! replaced first) and an idle one ([`IDLE`]) is not reused: both are handed back for closing
 //! (`DELETE`). A reload (new snapshot generation) forgets everything.
 
@@ -29,8 +30,8 @@ const MAX_EXACT_KEY: usize = 512;
 /// request that makes room waits for them).
 const MAX_CLOSED_AT_ONCE: usize = 8;
 
-/// Who a gateway-owned session belongs to: the server and backend, the principal and the
-/// identity headers sent with it (`Mcp-Param-*` request parameters are not identity and are left
+/// Who a gateway-owned session belongs to: the server and backend, the principal, the declared
+/// capabilities and the identity headers sent with it (`Mcp-Param-*` request parameters are not identity and are left
 /// out). Compared exactly: the key is these parts, each prefixed by its length, so two owners
 /// never share a key.
 #[derive(Clone, Copy)]
@@ -43,6 +44,9 @@ pub struct Owner<'a> {
     pub principal: &'a str,
     /// The client headers sent to the backend (claim headers, `forwardHeaders`).
     pub identity: &'a [(&'a [u8], &'a [u8])],
+    /// The capabilities the client declared (JSON): what the session's `initialize` told the
+    /// backend, so a caller declaring others gets a session of its own.
+    pub capabilities: &'a [u8],
 }
 
 impl Owner<'_> {
@@ -56,6 +60,7 @@ impl Owner<'_> {
         part(self.server.as_bytes());
         part(self.backend.as_bytes());
         part(self.principal.as_bytes());
+        part(self.capabilities);
         for (n, v) in self.identity {
             if n.len() > 10 && n[..10].eq_ignore_ascii_case(b"mcp-param-") {
                 continue;
@@ -201,11 +206,11 @@ mod tests {
     }
 
     fn owner<'a>(backend: &'a str, principal: &'a str, identity: &'a [(&'a [u8], &'a [u8])]) -> Owner<'a> {
-        Owner { server: "s", backend, principal, identity }
+        Owner { server: "s", backend, principal, identity, capabilities: b"{}" }
     }
 
     #[test]
-    fn owners_differ_by_principal_and_identity_headers_only() {
+    fn owners_differ_by_principal_identity_headers_and_capabilities_only() {
         let a = key(owner("b", "jwt iss alice", &[(b"x-tenant", b"t1")]));
         assert_ne!(a, key(owner("b", "jwt iss bob", &[(b"x-tenant", b"t1")])));
         assert_ne!(a, key(owner("b", "jwt iss alice", &[(b"x-tenant", b"t2")])));
@@ -216,6 +221,12 @@ mod tests {
             a,
             key(owner("b", "jwt iss alice", &[(b"x-tenant", b"t1"), (b"Mcp-Param-Region", b"eu")]))
         );
+        // A backend told other capabilities at initialize is another session.
+        let sampling = Owner {
+            capabilities: br#"{"sampling":{}}"#,
+            ..owner("b", "jwt iss alice", &[(b"x-tenant", b"t1")])
+        };
+        assert_ne!(a, key(sampling));
     }
 
     #[test]

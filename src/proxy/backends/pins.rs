@@ -30,6 +30,7 @@ pub async fn record(core: &Core, snap: &Snapshot) -> Result<Recorded, String> {
         snap,
         tally: &tally,
         trace: Trace::none(),
+        caps: b"{}",
     };
     let mut report = Recorded::new();
     for server in &snap.servers {

@@ -143,6 +143,7 @@ pub async fn get_stream(
             snap,
             tally,
             trace: Trace::of(head, buf, request_id),
+            caps: b"{}",
         };
         let resume = head
             .last_event_id
