@@ -1190,3 +1190,47 @@ MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: echo\r\n
     assert_eq!(inits(), vec![json!({})], "a caller declaring nothing is not given another's capabilities");
     gw.shutdown();
 }
+
+/// The lists the gateway asks a 2026-07-28 backend for on a caller's behalf carry the caller's
+/// declared capabilities in `_meta`, not an empty set (a server may list by what the client can do).
+#[test]
+fn lists_asked_of_modern_backends_carry_the_clients_capabilities() {
+    let rec = common::recorder(|seen: &common::Seen| {
+        let msg: Value = serde_json::from_str(&seen.body).unwrap_or(Value::Null);
+        let result = match msg["method"].as_str() {
+            Some("server/discover") => {
+                json!({"supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"serverInfo":{"name":"m","version":"1"},"resultType":"complete"})
+            }
+            _ => json!({"tools":[{"name":"echo","inputSchema":{"type":"object"}}],"resultType":"complete"}),
+        };
+        (
+            200,
+            "application/json",
+            json!({"jsonrpc":"2.0","id":msg["id"],"result":result}).to_string().into_bytes(),
+        )
+    });
+    let gw = start(&format!(
+        "listen: 127.0.0.1:0\nworkers: 1\nservers:\n  - name: s\n    path: /mcp\n    backends: [{{ name: m, url: \"http://{}/mcp\" }}]\n",
+        rec.addr
+    ));
+    let caps = json!({"sampling": {}, "elicitation": {"form": {}}});
+    let mut s = TcpStream::connect(gw.addrs()[0]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = json!({"jsonrpc":"2.0","id":3,"method":"tools/list","params":{
+        "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":caps}}})
+    .to_string();
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    assert!(text.starts_with("HTTP/1.1 200") && text.contains("\"echo\""), "{text}");
+    let list = rec.take().into_iter().find(|s| s.body.contains("\"tools/list\"")).unwrap();
+    let sent: Value = serde_json::from_str(&list.body).unwrap();
+    assert_eq!(sent["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"], caps, "{sent}");
+    gw.shutdown();
+}

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use crate::runtime::otlp::Held;
 pub(crate) use crate::runtime::otlp_wire::static_kv;
 use crate::runtime::otlp_wire::Spans;
-pub use crate::runtime::otlp_wire::{text, Head, Kind, SpanWriter};
+pub use crate::runtime::otlp_wire::{now_nanos, text, Head, Kind, SpanWriter};
 
 /// A traced request's ids: the trace, the SERVER span, and the client's span it continues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,11 +22,6 @@ pub struct TraceIds {
     pub span: [u8; 8],
     /// The client's span (from its `traceparent`).
     pub parent: Option<[u8; 8]>,
-}
-
-/// Unix time in nanoseconds.
-pub fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A worker's id generator (xorshift64*: ids need to be unique, not secret).

@@ -112,7 +112,7 @@ impl Held {
         }
         let mut w = SpanWriter::begin(&mut held.bytes, head, name);
         attributes(&mut w);
-        w.finish(crate::proxy::spans::now_nanos());
+        w.finish(super::otlp_wire::now_nanos());
         held.count += 1;
         if held.bytes.len() >= HAND_OVER {
             ship(std::mem::take(&mut *held), Some(self.back.clone()));

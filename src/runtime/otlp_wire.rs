@@ -130,6 +130,11 @@ fn cut(s: &str) -> &str {
     &s[..n]
 }
 
+/// Unix time in nanoseconds (span times).
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// `v` in decimal ASCII, written into `buf` (no allocation).
 fn decimal(v: i64, buf: &mut [u8; 20]) -> &[u8] {
     let mut n = v.unsigned_abs();

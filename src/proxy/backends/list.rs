@@ -269,8 +269,10 @@ pub(crate) async fn list_over_link(
         let (body, wire_version, wire_session);
         let wire = match &l {
             Link::Stateless => {
+                // The caller's declared capabilities, as it sent them (a list may depend on them).
+                let caps = String::from_utf8_lossy(cx.caps);
                 body = format!(
-                    r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{cursor}{META_2026}}}}}"#,
+                    r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{cursor}"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{caps}}}}}}}"#,
                     kind.method()
                 );
                 Wire::stateless(kind.method(), None)
