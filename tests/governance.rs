@@ -160,6 +160,26 @@ servers:
     assert_eq!(r.json()["result"]["messages"][0]["content"]["text"], "b1 prompt summarize");
     assert_eq!(rpc(addr, "prompts/get", r#""name":"secret""#, &reader).status, 403);
 
+    // Completions are judged as the prompt or resource template they complete.
+    let complete = |r#ref: &str, who: &str| {
+        rpc(
+            addr,
+            "completion/complete",
+            &format!(r#""ref":{ref},"argument":{{"name":"n","value":"a"}}"#),
+            who,
+        )
+    };
+    let r = complete(r#"{"type":"ref/prompt","name":"secret"}"#, &reader);
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"]["message"], "Forbidden: completing prompt secret is not allowed");
+    assert_eq!(complete(r#"{"type":"ref/prompt","name":"summarize"}"#, &reader).status, 200);
+    assert_eq!(complete(r#"{"type":"ref/prompt","name":"summarize"}"#, &nobody).status, 403);
+    b1.take();
+    let r = complete(r#"{"type":"ref/resource","uri":"file:///etc/{name}"}"#, &reader);
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert!(b1.take().iter().all(|s| !s.body.contains("completion/complete")), "never reaches the backend");
+    assert_eq!(complete(r#"{"type":"ref/resource","uri":"file:///docs/{name}"}"#, &reader).status, 200);
+
     // Subscriptions (2025 sessions) are judged as reads.
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
     for (who, status) in [(&reader, 200), (&nobody, 403)] {

@@ -5,6 +5,7 @@
 use crate::config::snapshot::Server;
 use crate::error::{Error, Kind};
 use crate::mcp::envelope::{Envelope, MessageKind};
+use crate::mcp::json;
 use crate::mcp::reply::begin_result;
 use crate::mcp::version::Generation;
 use crate::proxy::backends as aggregate;
@@ -251,8 +252,21 @@ pub(crate) fn authorize(
     }
     match env.method {
         "tools/call" => authorize_tool(w, env, args),
-        "resources/read" | "resources/subscribe" => authorize_other(w, env, env.uri, "+", false),
-        "prompts/get" => authorize_other(w, env, env.name, &server.separator, true),
+        "resources/read" | "resources/subscribe" => authorize_other(w, env, env.uri, "+", (false, false)),
+        "prompts/get" => authorize_other(w, env, env.name, &server.separator, (true, false)),
+        // A completion names the prompt or resource template it completes arguments of: judged
+        // as getting that prompt or reading that template's URI (a caller refused a prompt is
+        // refused its argument completions too).
+        "completion/complete" => {
+            let r = env.params.and_then(|p| json::get(p, "ref"));
+            let field = |k: &str| r.and_then(|r| json::get(r, k)).and_then(json::as_str);
+            match field("type") {
+                Some("ref/prompt") => authorize_other(w, env, field("name"), &server.separator, (true, true)),
+                Some("ref/resource") => authorize_other(w, env, field("uri"), "+", (false, true)),
+                // Anything else is refused by dispatch as invalid params.
+                _ => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -293,15 +307,15 @@ fn authorize_tool(
     decided(w, decision, errors, (backend, tool, "tool"), || format!("calling {}", local::truncate(name)))
 }
 
-/// `resources/read`, `resources/subscribe` and `prompts/get`: routed to the backend that serves
-/// the exposed URI or name (`joiner` as the lists expose them), judged on the backend's own.
-/// Unknown names are reported by dispatch, not hidden behind a 403.
+/// `resources/read`, `resources/subscribe`, `prompts/get` and the completions of either: routed
+/// to the backend that serves the exposed URI or name (`joiner` as the lists expose them), judged
+/// on the backend's own. Unknown names are reported by dispatch, not hidden behind a 403.
 fn authorize_other(
     w: &Writer<'_, '_>,
     env: &Envelope<'_, '_>,
     exposed: Option<&str>,
     joiner: &str,
-    prompt: bool,
+    (prompt, completing): (bool, bool),
 ) -> Result<(), Refusal> {
     use crate::policy::cel::Mcp;
     use crate::policy::rules::Other;
@@ -319,7 +333,12 @@ fn authorize_other(
     let (decision, _) = authz::with_activation(w.head, w.buf, principal, None, mcp, |activation| {
         server.policy.decide_other(backend, what(own), principal, activation, &mut errors)
     });
-    let verb = if prompt { "getting prompt" } else { "reading" };
+    let verb = match (prompt, completing) {
+        (true, false) => "getting prompt",
+        (false, false) => "reading",
+        (true, true) => "completing prompt",
+        (false, true) => "completing resource",
+    };
     let noun = if prompt { "prompt" } else { "resource" };
     decided(w, decision, errors, (backend, own, noun), || format!("{verb} {}", local::truncate(exposed)))
 }
