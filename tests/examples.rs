@@ -67,8 +67,16 @@ fn every_example_compiles() {
         // A distinct value per variable: API keys and passwords must differ from one another
         // (examples/api-key.yaml takes two keys from the environment).
         let env = |name: &str| Some(format!("example-secret-value-0123456789abcdef-{name}"));
-        if let Err(errors) = compile_str(&text, &env) {
-            panic!("{}: {errors:#?}", path.display());
+        match compile_str(&text, &env) {
+            Err(errors) => panic!("{}: {errors:#?}", path.display()),
+            // A scheme the example declares itself (with its credential) is not reported as
+            // imported without one.
+            Ok(snap) => assert!(
+                !snap.warnings.iter().any(|w| w.contains("no credential imported")),
+                "{}: {:#?}",
+                path.display(),
+                snap.warnings
+            ),
         }
         seen += 1;
     }

@@ -84,8 +84,10 @@ pub(crate) fn compile_server(
     }
     // An OpenAPI description adds its schemes (the entry's own scheme of the same id wins: that
     // is where credentials for imported schemes are given) and its operations as tools.
-    let imported =
-        rs.openapi.as_ref().and_then(|o| import_openapi(o, &format!("{path}.openapi"), errs, warnings));
+    let imported = rs
+        .openapi
+        .as_ref()
+        .and_then(|o| import_openapi(o, &format!("{path}.openapi"), &scheme_ids, errs, warnings));
     if let Some((isch, _)) = &imported {
         for sc in isch {
             if scheme_ids.insert(sc.id.clone()) {
@@ -269,10 +271,13 @@ pub(crate) fn passthrough_warnings(
 }
 
 /// Reads and imports `servers[].openapi.file`: the description's security schemes and
-/// operations (as REST tools). The importer's warnings become load warnings.
+/// operations (as REST tools). The importer's warnings become load warnings, except "no
+/// credential imported" for a scheme the entry declares itself (`given`: that declaration
+/// replaces the imported one and is where its credential is given).
 pub(crate) fn import_openapi(
     o: &raw::Deferred<raw::OpenApi>,
     path: &str,
+    given: &std::collections::HashSet<String>,
     errs: &mut Errors,
     warnings: &mut Vec<String>,
 ) -> Option<(Vec<raw::SecurityScheme>, Vec<raw::Tool>)> {
@@ -288,7 +293,10 @@ pub(crate) fn import_openapi(
     };
     let imported =
         crate::import::openapi::import(&text, &opts).map_err(|e| errs.push(&fpath, e.to_string())).ok()?;
-    warnings.extend(imported.warnings.iter().map(|w| format!("{fpath}: {w}")));
+    let replaced = |w: &str| {
+        given.iter().any(|id| w.starts_with(&format!("securitySchemes {id:?}: no credential imported")))
+    };
+    warnings.extend(imported.warnings.iter().filter(|w| !replaced(w)).map(|w| format!("{fpath}: {w}")));
     let entry = imported.entry;
     let (schemes, tools) = (entry.server.security_schemes.unwrap_or_default(), entry.tools);
     Some((schemes, tools))
