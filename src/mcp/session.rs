@@ -46,6 +46,9 @@ impl Claims {
 /// The session keys of a snapshot: the first seals, every one opens.
 pub struct Keys {
     keys: Vec<(String, LessSafeKey)>,
+    /// Keys that tag ids the gateway hands out for a backend (task ids), derived from the same
+    /// secrets: the first tags, all check.
+    tags: Vec<ring::hmac::Key>,
     /// Lifetime of new sessions in seconds.
     pub ttl_seconds: u64,
     /// True when no key was configured and a random one was generated at start-up.
@@ -87,6 +90,56 @@ fn derive(secret: &[u8]) -> LessSafeKey {
     LessSafeKey::new(okm)
 }
 
+fn derive_tag(secret: &[u8]) -> ring::hmac::Key {
+    let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"portcullis/tag/v1");
+    let prk = salt.extract(secret);
+    prk.expand(&[b"hmac-sha256"], ring::hmac::HMAC_SHA256)
+        .map_or_else(|_| unreachable!("HKDF output of 32 bytes is always valid"), ring::hmac::Key::from)
+}
+
+/// Length of a tag in hex characters (64 bits).
+pub const TAG_HEX: usize = 16;
+
+impl Keys {
+    /// A tag binding `parts` (length-prefixed, so parts cannot trade bytes) under the first key,
+    /// as lowercase hex.
+    pub fn tag(&self, parts: &[&[u8]]) -> [u8; TAG_HEX] {
+        let mut out = [b'0'; TAG_HEX];
+        if let Some(key) = self.tags.first() {
+            hex_tag(&sign(key, parts), &mut out);
+        }
+        out
+    }
+
+    /// Whether `tag` (hex) binds `parts` under one of the keys (constant-time comparison).
+    pub fn check_tag(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
+        tag.len() == TAG_HEX
+            && self.tags.iter().any(|key| {
+                let mut want = [0u8; TAG_HEX];
+                hex_tag(&sign(key, parts), &mut want);
+                // Every byte compared, whatever differs first.
+                want.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+            })
+    }
+}
+
+fn sign(key: &ring::hmac::Key, parts: &[&[u8]]) -> ring::hmac::Tag {
+    let mut ctx = ring::hmac::Context::with_key(key);
+    for p in parts {
+        ctx.update(&(p.len() as u32).to_le_bytes());
+        ctx.update(p);
+    }
+    ctx.sign()
+}
+
+fn hex_tag(tag: &ring::hmac::Tag, out: &mut [u8; TAG_HEX]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in tag.as_ref().iter().take(TAG_HEX / 2).enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+}
+
 /// Decodes a configured secret: base64 (standard or url-safe) of >= 32 bytes, else raw >= 32 bytes.
 pub fn secret_bytes(secret: &str) -> Result<Vec<u8>, KeyError> {
     let s = secret.trim();
@@ -105,6 +158,7 @@ impl Keys {
     /// Keys from configured (id, secret) pairs; the first seals.
     pub fn new(configured: &[(String, Vec<u8>)], ttl_seconds: u64) -> Result<Keys, KeyError> {
         let mut keys = Vec::with_capacity(configured.len());
+        let mut tags = Vec::with_capacity(configured.len());
         for (id, secret) in configured {
             if id.is_empty() || id.len() > 64 {
                 return Err(KeyError::BadId);
@@ -113,8 +167,9 @@ impl Keys {
                 return Err(KeyError::TooShort);
             }
             keys.push((id.clone(), derive(secret)));
+            tags.push(derive_tag(secret));
         }
-        Ok(Keys { keys, ttl_seconds, ephemeral: false })
+        Ok(Keys { keys, tags, ttl_seconds, ephemeral: false })
     }
 
     /// The random key of a process started without `sessions.keys`: made once per process, so
@@ -291,6 +346,21 @@ mod tests {
 
     fn keys(id: &str, byte: u8) -> Keys {
         Keys::new(&[(id.into(), vec![byte; 32])], 60).unwrap()
+    }
+
+    #[test]
+    fn tags_bind_their_parts_and_survive_key_rotation() {
+        let old = keys("k1", 1);
+        let parts: [&[u8]; 2] = [b"alice", b"task-1"];
+        let tag = old.tag(&parts);
+        assert!(old.check_tag(&parts, &tag));
+        assert!(!old.check_tag(&[b"mallory", b"task-1"], &tag), "another principal");
+        assert!(!old.check_tag(&[b"alicet", b"ask-1"], &tag), "length-prefixed parts");
+        assert!(!old.check_tag(&parts, &tag[..8]), "a short tag");
+        let rotated = Keys::new(&[("k2".into(), vec![2; 32]), ("k1".into(), vec![1; 32])], 60).unwrap();
+        assert!(rotated.check_tag(&parts, &tag), "an older key still checks");
+        assert_ne!(rotated.tag(&parts), tag, "the first key tags");
+        assert!(!keys("k2", 2).check_tag(&parts, &tag), "a retired key's tags are refused");
     }
 
     fn claims() -> Claims {

@@ -42,7 +42,8 @@ pub(crate) fn stateless(
             return Step::Backends(aggregate::Plan::Discover { id: raw_id(env) }, class);
         }
         let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
-        if !local && routed_method(env.method) {
+        // Task methods (2026-07-28 only) are routed by the task id the gateway handed out.
+        if !local && (routed_method(env.method) || crate::proxy::tasks::is_task_method(env.method)) {
             return to_backend(w, env, args, Via::Links, class, &reply);
         }
     }
@@ -333,6 +334,9 @@ pub(crate) fn answer_to_backend(w: &Writer<'_, '_>, claims: Rc<Claims>) -> Optio
 
 /// The routed method's name as a static string (`Mcp-Method` of the backend request).
 fn method_name(method: &str) -> &'static str {
+    if let Some(m) = crate::proxy::tasks::method_name(method) {
+        return m;
+    }
     match method {
         "tools/call" => "tools/call",
         "prompts/get" => "prompts/get",
@@ -373,6 +377,12 @@ pub(crate) fn routed(
         "prompts/get" => {
             let name = env.name.unwrap_or("");
             (name, aggregate::route(server, name, &server.separator).ok_or_else(|| not_found(env)))
+        }
+        m if crate::proxy::tasks::is_task_method(m) => {
+            let id = env.params.and_then(|p| json::get(p, "taskId")).and_then(json::as_str).unwrap_or("");
+            let unknown =
+                || Error::client(Kind::InvalidParams, format!("Unknown task: {}", local::truncate(id)));
+            (id, crate::proxy::tasks::untag(w.cx.snap, server, &w.principal.id, id).ok_or_else(unknown))
         }
         // Completion names what it completes in params.ref: a prompt by name or a resource
         // (template) by URI, routed like prompts/get and resources/read.

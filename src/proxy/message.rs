@@ -342,6 +342,9 @@ pub(crate) fn check_headers(
     let expected = match env.method {
         "tools/call" | "prompts/get" => Some(env.name.unwrap_or("")),
         "resources/read" => Some(env.uri.unwrap_or("")),
+        m if crate::proxy::tasks::is_task_method(m) => {
+            Some(env.params.and_then(|p| json::get(p, "taskId")).and_then(json::as_str).unwrap_or(""))
+        }
         _ => None,
     };
     if let Some(expected) = expected {

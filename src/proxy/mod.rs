@@ -22,6 +22,7 @@ pub(crate) mod request;
 pub(crate) mod session;
 pub mod spans;
 pub mod stats;
+pub(crate) mod tasks;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

@@ -278,8 +278,8 @@ pub fn hs256_auth(key: &[u8]) -> String {
 }
 
 /// A 2026-07-28 request (id 7) of `method` with `params` (a JSON object's members, without
-/// `_meta`) to `/mcp`, with `Mcp-Name` from `params.name` or `params.uri` where the method has
-/// one, and `extra` header lines (each ending in `\r\n`).
+/// `_meta`) to `/mcp`, with `Mcp-Name` from `params.name`, `params.uri` or `params.taskId` where
+/// the method has one, and `extra` header lines (each ending in `\r\n`).
 pub fn rpc_2026(addr: SocketAddr, method: &str, params: &str, extra: &str) -> Resp {
     let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
     let sep = if params.is_empty() { "" } else { "," };
@@ -288,6 +288,7 @@ pub fn rpc_2026(addr: SocketAddr, method: &str, params: &str, extra: &str) -> Re
     let name = match method {
         "tools/call" | "prompts/get" => parsed["params"]["name"].as_str(),
         "resources/read" => parsed["params"]["uri"].as_str(),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => parsed["params"]["taskId"].as_str(),
         _ => None,
     };
     let name = name.map(|n| format!("Mcp-Name: {n}\r\n")).unwrap_or_default();

@@ -159,6 +159,11 @@ pub(crate) async fn call_stateless(
                 let sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
                 let mut body = resp.body;
                 cx.redact(b, &mut body);
+                // A task the backend created or reports is handed to the client under the
+                // gateway's id for it (bound to this caller).
+                crate::proxy::tasks::tag_answer(method, &mut body, sse, |own| {
+                    crate::proxy::tasks::tag(cx.snap, server, cx.owner, &b.name, own)
+                });
                 return Ok((200, body, None, if sse { response::SSE } else { response::JSON }));
             }
             (200, Link::Session { .. }) => {

@@ -68,6 +68,22 @@ pub(crate) fn merge_capabilities(into: &mut serde_json::Value, from: &serde_json
     }
 }
 
+/// Extensions the gateway relays on the 2026-07-28 wire (`server/discover`), when a backend
+/// offers them: tasks (`proxy::tasks` routes their ids).
+pub(crate) fn merge_extensions(into: &mut serde_json::Value, from: &serde_json::Value) {
+    const RELAYED: [&str; 1] = ["io.modelcontextprotocol/tasks"];
+    let Some(offered) = from.get("extensions").and_then(|e| e.as_object()) else { return };
+    let Some(into) = into.as_object_mut() else { return };
+    for name in RELAYED {
+        if let Some(settings) = offered.get(name) {
+            let slot = into.entry("extensions").or_insert_with(|| serde_json::json!({}));
+            if let Some(slot) = slot.as_object_mut() {
+                slot.entry(name).or_insert_with(|| settings.clone());
+            }
+        }
+    }
+}
+
 /// DELETE fan-out: ends every backend session recorded in the client's (terminated) session.
 /// Best effort: a backend that is down or answers 404/405 is logged, the client's DELETE
 /// already succeeded.

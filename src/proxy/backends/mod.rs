@@ -335,6 +335,7 @@ pub async fn run(
                     Ok(_) => {
                         if let Some(c) = link_caps(cx, server, b) {
                             merge_capabilities(&mut caps, &c);
+                            merge_extensions(&mut caps, &c);
                         }
                     }
                     // Discovery still answers: that backend's capabilities are just not offered.

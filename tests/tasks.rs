@@ -1,0 +1,119 @@
+//! Tasks (the 2026-07-28 `io.modelcontextprotocol/tasks` extension) through the gateway: a task
+//! a backend creates reaches the client under a gateway id bound to the caller, and the task
+//! methods are routed by that id to the backend, with the backend's own id. The backend is
+//! written here: a 2026-07-28 server answering by method, recording what reached it.
+#![allow(clippy::unwrap_used)] // test harness
+#![allow(clippy::disallowed_methods)] // fixture threads, not the data path
+
+mod common;
+
+use common::{recorder, Seen};
+use serde_json::{json, Value};
+
+const JWT_KEY: &[u8] = b"tasks-test-hmac-key-0123456789abcdef";
+
+fn rpc(addr: std::net::SocketAddr, method: &str, params: &str, sub: &str) -> common::Resp {
+    let token = common::hs256_token(JWT_KEY, sub, "tools.call");
+    common::rpc_2026(addr, method, params, &format!("Authorization: Bearer {token}\r\n"))
+}
+
+#[test]
+fn tasks_are_routed_by_a_gateway_id_bound_to_the_caller() {
+    let backend = recorder(|seen: &Seen| {
+        let msg: Value = serde_json::from_str(&seen.body).unwrap_or(Value::Null);
+        let task = |status: &str| {
+            json!({"resultType":"complete","taskId":msg["params"]["taskId"],"status":status,
+                   "createdAt":"2026-12-07T00:00:00Z","lastUpdatedAt":"2026-12-07T00:00:01Z","ttlMs":60000,
+                   "result":{"content":[{"type":"text","text":"done"}],"isError":false}})
+        };
+        let result = match msg["method"].as_str().unwrap_or("") {
+            "server/discover" => json!({"supportedVersions":["2026-07-28"],"resultType":"complete",
+                "capabilities":{"tools":{},"extensions":{"io.modelcontextprotocol/tasks":{}}},
+                "serverInfo":{"name":"m","version":"1"}}),
+            "tools/list" => {
+                json!({"resultType":"complete","tools":[{"name":"slow","inputSchema":{"type":"object"}}]})
+            }
+            "tools/call" => json!({"resultType":"task","taskId":"task-7f3a","status":"working",
+                "createdAt":"2026-12-07T00:00:00Z","lastUpdatedAt":"2026-12-07T00:00:00Z","ttlMs":60000,"pollIntervalMs":100}),
+            "tasks/get" if msg["params"]["taskId"] == "task-7f3a" => task("completed"),
+            "tasks/cancel" => json!({"resultType":"complete"}),
+            _ => {
+                let e =
+                    json!({"jsonrpc":"2.0","id":msg["id"],"error":{"code":-32602,"message":"Unknown task"}});
+                return (200, "application/json", e.to_string().into_bytes());
+            }
+        };
+        (
+            200,
+            "application/json",
+            json!({"jsonrpc":"2.0","id":msg["id"],"result":result}).to_string().into_bytes(),
+        )
+    });
+    let gw = common::start(&format!(
+        "listen: 127.0.0.1:0\nworkers: 2\nservers:\n  - name: s\n    path: /mcp\n    resource: https://gw.test/mcp\n    {auth}\n    \
+         backends: [{{ name: m, url: \"http://{addr}/mcp\" }}]\n",
+        auth = common::hs256_auth(JWT_KEY),
+        addr = backend.addr
+    ));
+    let addr = gw.addrs()[0];
+
+    // The endpoint offers the extension its backend offers.
+    let d = rpc(addr, "server/discover", "", "alice").json();
+    assert!(d["result"]["capabilities"]["extensions"]["io.modelcontextprotocol/tasks"].is_object(), "{d}");
+
+    // The backend's task id reaches the client as the gateway's: the backend named, bound.
+    let r = rpc(addr, "tools/call", r#""name":"slow","arguments":{}"#, "alice");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let created = r.json();
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
+    assert_eq!(created["result"]["status"], "working");
+    let id = created["result"]["taskId"].as_str().unwrap().to_string();
+    assert!(id.starts_with("m__") && id.ends_with(".task-7f3a") && id != "m__task-7f3a", "{id}");
+
+    // tasks/get with it reaches the backend with the backend's own id, in the body and Mcp-Name.
+    backend.take();
+    let r = rpc(addr, "tasks/get", &format!(r#""taskId":"{id}""#), "alice");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let got = r.json();
+    assert_eq!(got["result"]["status"], "completed", "{got}");
+    assert_eq!(got["result"]["taskId"], id.as_str(), "the answer names the task as the client knows it");
+    assert_eq!(got["result"]["result"]["content"][0]["text"], "done");
+    let seen = backend.take().into_iter().find(|s| s.body.contains("tasks/get")).unwrap();
+    let sent: Value = serde_json::from_str(&seen.body).unwrap();
+    assert_eq!(sent["params"]["taskId"], "task-7f3a");
+    assert_eq!(seen.header("mcp-name"), Some("task-7f3a"));
+    assert_eq!(seen.header("mcp-method"), Some("tasks/get"));
+
+    let r = rpc(addr, "tasks/cancel", &format!(r#""taskId":"{id}""#), "alice");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["result"]["resultType"], "complete");
+
+    // Another caller with the same id, an id with its tag altered and one the gateway never
+    // handed out are all unknown tasks, and none reaches the backend.
+    backend.take();
+    let forged = format!("m__{}.task-7f3a", "0".repeat(16));
+    for (who, task) in [("mallory", id.as_str()), ("alice", forged.as_str()), ("alice", "task-7f3a")] {
+        let r = rpc(addr, "tasks/get", &format!(r#""taskId":"{task}""#), who);
+        let v = r.json();
+        assert_eq!(v["error"]["code"], -32602, "{who} {task}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().starts_with("Unknown task"), "{v}");
+    }
+    assert!(backend.take().iter().all(|s| !s.body.contains("tasks/get")), "refused at the gateway");
+
+    // Mcp-Name must name the task the body names (the revision's header rule).
+    let token = common::hs256_token(JWT_KEY, "alice", "tools.call");
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":3,"method":"tasks/get","params":{{"taskId":"{id}","_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+    );
+    let r = common::send(
+        addr,
+        &format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tasks/get\r\nMcp-Name: other\r\n\
+Authorization: Bearer {token}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    gw.shutdown();
+}
