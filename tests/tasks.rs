@@ -1,7 +1,9 @@
-//! Tasks (the 2026-07-28 `io.modelcontextprotocol/tasks` extension) through the gateway: a task
-//! a backend creates reaches the client under a gateway id bound to the caller, and the task
-//! methods are routed by that id to the backend, with the backend's own id. The backend is
-//! written here: a 2026-07-28 server answering by method, recording what reached it.
+//! What a 2026-07-28 backend hands a client to come back with, through the gateway: a task (the
+//! `io.modelcontextprotocol/tasks` extension) reaches the client under a gateway id bound to the
+//! caller, and the task methods are routed by that id with the backend's own; the `requestState`
+//! of an `InputRequiredResult` (SEP-2322) is made the gateway's the same way, and the retry gets
+//! the backend's own state. The backend is written here: a 2026-07-28 server answering by
+//! method, recording what reached it.
 #![allow(clippy::unwrap_used)] // test harness
 #![allow(clippy::disallowed_methods)] // fixture threads, not the data path
 
@@ -115,5 +117,81 @@ Authorization: Bearer {token}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n
         ),
     );
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    gw.shutdown();
+}
+
+/// A backend's state between rounds (JSON, as the official SDKs' fixtures keep it).
+const STATE: &str = r#"{"round":1}"#;
+
+#[test]
+fn request_state_is_the_gateways_and_bound_to_the_caller() {
+    let backend = recorder(|seen: &Seen| {
+        let msg: Value = serde_json::from_str(&seen.body).unwrap_or(Value::Null);
+        let result = match (msg["method"].as_str().unwrap_or(""), msg["params"]["requestState"].as_str()) {
+            ("server/discover", _) => json!({"supportedVersions":["2026-07-28"],"resultType":"complete",
+                "capabilities":{"tools":{}},"serverInfo":{"name":"m","version":"1"}}),
+            ("tools/list", _) => {
+                json!({"resultType":"complete","tools":[{"name":"ask","inputSchema":{"type":"object"}}]})
+            }
+            ("tools/call", None) => {
+                json!({"resultType":"input_required","requestState":STATE,"inputRequests":{"who":{
+                "method":"elicitation/create","params":{"mode":"form","message":"Your name?",
+                "requestedSchema":{"type":"object","properties":{"name":{"type":"string"}}}}}}})
+            }
+            ("tools/call", Some(STATE)) if msg["params"]["inputResponses"]["who"].is_object() => {
+                json!({"resultType":"complete","content":[{"type":"text","text":"thanks"}],"isError":false})
+            }
+            _ => {
+                let e = json!({"jsonrpc":"2.0","id":msg["id"],"error":{"code":-32602,"message":"bad state"}});
+                return (200, "application/json", e.to_string().into_bytes());
+            }
+        };
+        (
+            200,
+            "application/json",
+            json!({"jsonrpc":"2.0","id":msg["id"],"result":result}).to_string().into_bytes(),
+        )
+    });
+    let gw = common::start(&format!(
+        "listen: 127.0.0.1:0\nworkers: 1\nservers:\n  - name: s\n    path: /mcp\n    resource: https://gw.test/mcp\n    \
+         {auth}\n    backends: [{{ name: m, url: \"http://{addr}/mcp\" }}]\n",
+        auth = common::hs256_auth(JWT_KEY),
+        addr = backend.addr
+    ));
+    let addr = gw.addrs()[0];
+    let r = rpc(addr, "tools/call", r#""name":"ask","arguments":{}"#, "alice");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let asked = r.json();
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    assert!(
+        asked["result"]["inputRequests"]["who"].is_object(),
+        "the requests pass as the backend wrote them"
+    );
+    let state = asked["result"]["requestState"].as_str().unwrap().to_string();
+    assert!(state.ends_with(&format!(".{STATE}")) && state != STATE, "{state}");
+
+    let retry = |state: &str, who: &str| {
+        let state = serde_json::to_string(state).unwrap(); // the state needs escapes in JSON
+        let params = format!(
+            r#""name":"ask","arguments":{{}},"requestState":{state},"inputResponses":{{"who":{{"action":"accept","content":{{"name":"Ada"}}}}}}"#
+        );
+        rpc(addr, "tools/call", &params, who)
+    };
+    backend.take();
+    let r = retry(&state, "alice");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["result"]["content"][0]["text"], "thanks", "{}", r.json());
+    let seen = backend.take().into_iter().find(|s| s.body.contains("inputResponses")).unwrap();
+    let sent: Value = serde_json::from_str(&seen.body).unwrap();
+    assert_eq!(sent["params"]["requestState"], STATE, "the backend gets its own state");
+
+    // The backend's raw state, another caller, a tag moved onto another state: refused here.
+    let moved = format!("{}.{{\"round\":2}}", state.split_once('.').unwrap().0);
+    for (s, who) in [(STATE, "alice"), (state.as_str(), "mallory"), (moved.as_str(), "alice")] {
+        let v = retry(s, who).json();
+        assert_eq!(v["error"]["code"], -32602, "{who} {s}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().starts_with("Invalid requestState"), "{v}");
+    }
+    assert!(backend.take().iter().all(|s| !s.body.contains("inputResponses")), "no backend saw them");
     gw.shutdown();
 }

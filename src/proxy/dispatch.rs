@@ -158,7 +158,8 @@ fn to_backend(
     class: MethodClass,
     reply: &ErrorReply<'_, '_>,
 ) -> Step {
-    match routed(w, env, args) {
+    // Over the worker's links (2026-07-28), a retry's requestState is the gateway's.
+    match routed(w, env, args, matches!(via, Via::Links)) {
         Ok((backend, body, tool)) => {
             let method = method_name(env.method);
             Step::Backends(aggregate::Plan::Call { method, id: raw_id(env), backend, body, tool, via }, class)
@@ -358,6 +359,7 @@ pub(crate) fn routed(
     w: &Writer<'_, '_>,
     env: &Envelope<'_, '_>,
     args: Option<&[Node<'_>]>,
+    sealed_state: bool,
 ) -> Result<(usize, Vec<u8>, String), Error> {
     let server = w.cx.server;
     let (exposed, found) = match env.method {
@@ -410,10 +412,36 @@ pub(crate) fn routed(
         }
     };
     let (backend, own) = found?;
+    // A retry with inputResponses carries the requestState the gateway handed out (SEP-2322):
+    // checked against this caller and this backend, and the backend gets its own.
+    let state = match env.params.and_then(|p| json::get(p, "requestState")).filter(|_| sealed_state) {
+        None => None,
+        Some(v) => {
+            let invalid = || {
+                Error::client(
+                    Kind::InvalidParams,
+                    "Invalid requestState: not one this gateway handed to this caller",
+                )
+            };
+            let sealed = json::as_str(v).ok_or_else(invalid)?;
+            let b = &server.backends[backend].name;
+            Some((
+                sealed,
+                crate::proxy::mrtr::open(w.cx.snap, server, &w.principal.id, b, sealed)
+                    .ok_or_else(invalid)?,
+            ))
+        }
+    };
     // Phase 5 judged normalized arguments (a copy): the backend gets those, in a body written
-    // anew. Otherwise the client's body goes on with only the name rewritten.
-    if let Some(args) = args.filter(|a| env.arguments.is_none_or(|e| e.as_ptr() != a.as_ptr())) {
-        return Ok((backend, with_arguments(env, own, args), own.to_string()));
+    // anew, as it gets its own state (which may need escapes). Otherwise the client's body goes
+    // on with only the name rewritten.
+    let normalized = args.filter(|a| env.arguments.is_none_or(|e| e.as_ptr() != a.as_ptr()));
+    let anew = matches!(env.method, "tools/call" | "prompts/get" | "resources/read");
+    if anew && (normalized.is_some() || state.is_some()) {
+        return Ok((backend, written_anew(env, own, normalized, state.map(|s| s.1)), own.to_string()));
+    }
+    if state.is_some() {
+        return Err(Error::client(Kind::InvalidParams, "requestState is not taken on this method"));
     }
     let body = aggregate::rewrite_name(w.body, w.base, exposed, own).ok_or_else(|| {
         Error::client(Kind::InvalidParams, "names and URIs must not be written with JSON escapes")
@@ -421,27 +449,43 @@ pub(crate) fn routed(
     Ok((backend, body, own.to_string()))
 }
 
-/// `env` (a `tools/call`) written anew for a backend: its own tool name `own` and `args` as the
-/// arguments, every other member as sent.
-pub(crate) fn with_arguments(env: &Envelope<'_, '_>, own: &str, args: &[Node<'_>]) -> Vec<u8> {
+/// `env` (a `tools/call`, `prompts/get` or `resources/read`) written anew for a backend: its own
+/// name (or URI) `own`, `args` as the arguments and `state` as the `requestState` when given,
+/// every other member as sent.
+pub(crate) fn written_anew(
+    env: &Envelope<'_, '_>,
+    own: &str,
+    args: Option<&[Node<'_>]>,
+    state: Option<&str>,
+) -> Vec<u8> {
+    let key = if env.method == "resources/read" { "uri" } else { "name" };
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     match env.id.as_ref() {
         Some(id) => crate::mcp::envelope::write_id(&mut out, id),
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(b",\"method\":\"tools/call\",\"params\":{\"name\":");
+    out.extend_from_slice(b",\"method\":");
+    json::write_str(&mut out, env.method);
+    out.extend_from_slice(b",\"params\":{");
+    json::write_str(&mut out, key);
+    out.push(b':');
     json::write_str(&mut out, own);
-    out.extend_from_slice(b",\"arguments\":");
-    json::write_value(&mut out, args);
+    if let Some(args) = args {
+        out.extend_from_slice(b",\"arguments\":");
+        json::write_value(&mut out, args);
+    }
     for (k, v) in env.params.into_iter().flat_map(json::entries) {
-        if k == "name" || k == "arguments" {
+        if k == key || (k == "arguments" && args.is_some()) {
             continue;
         }
         out.push(b',');
         json::write_str(&mut out, k);
         out.push(b':');
-        json::write_value(&mut out, v);
+        match state.filter(|_| k == "requestState") {
+            Some(s) => json::write_str(&mut out, s),
+            None => json::write_value(&mut out, v),
+        }
     }
     out.extend_from_slice(b"}}");
     out

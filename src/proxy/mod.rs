@@ -15,6 +15,7 @@ pub(crate) mod exit;
 pub mod local;
 pub(crate) mod message;
 pub mod metrics;
+pub(crate) mod mrtr;
 pub mod names;
 pub mod observe;
 pub mod pipeline;

@@ -68,16 +68,23 @@ pub(crate) fn tag_answer(method: &str, body: &mut Vec<u8>, sse: bool, gateway_id
     {
         return;
     }
-    let rewrite = |json: &[u8]| -> Option<Vec<u8>> {
-        let mut v: serde_json::Value = serde_json::from_slice(json).ok()?;
-        let result = v.get_mut("result")?;
+    rewrite_results(body, sse, |result| {
         let created = result.get("resultType").and_then(|t| t.as_str()) == Some("task");
         if !(created || is_task_method(method)) {
-            return None;
+            return false;
         }
-        let own = result.get("taskId")?.as_str()?.to_string();
-        result["taskId"] = serde_json::Value::String(gateway_id(&own));
-        serde_json::to_vec(&v).ok()
+        let Some(own) = result.get("taskId").and_then(|t| t.as_str()) else { return false };
+        result["taskId"] = serde_json::Value::String(gateway_id(own));
+        true
+    });
+}
+
+/// Applies `edit` to the `result` of a JSON-RPC answer in `body` (a JSON body, or each `data:`
+/// line of an SSE stream); an answer is re-encoded only when `edit` changed it.
+pub(crate) fn rewrite_results(body: &mut Vec<u8>, sse: bool, edit: impl Fn(&mut serde_json::Value) -> bool) {
+    let rewrite = |json: &[u8]| -> Option<Vec<u8>> {
+        let mut v: serde_json::Value = serde_json::from_slice(json).ok()?;
+        edit(v.get_mut("result")?).then(|| serde_json::to_vec(&v).ok())?
     };
     if !sse {
         if let Some(out) = rewrite(body) {

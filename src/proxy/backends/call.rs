@@ -164,6 +164,10 @@ pub(crate) async fn call_stateless(
                 crate::proxy::tasks::tag_answer(method, &mut body, sse, |own| {
                     crate::proxy::tasks::tag(cx.snap, server, cx.owner, &b.name, own)
                 });
+                // So is the state of a request that needs the client's input (bound to it too).
+                crate::proxy::mrtr::seal_answer(&mut body, sse, |own| {
+                    crate::proxy::mrtr::seal(cx.snap, server, cx.owner, &b.name, own)
+                });
                 return Ok((200, body, None, if sse { response::SSE } else { response::JSON }));
             }
             (200, Link::Session { .. }) => {

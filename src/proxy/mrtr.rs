@@ -1,0 +1,53 @@
+//! Multi-round-trip requests (SEP-2322, 2026-07-28) through the gateway. A backend's
+//! `InputRequiredResult` (`resultType` `input_required`) reaches the client with its
+//! `requestState` made the gateway's: `<tag>.<backend's state>`, the tag an HMAC under the session
+//! keys over the endpoint, the principal and the backend. The client's retry (the same request
+//! with `inputResponses` and that `requestState`) is routed as the first request was; the gateway
+//! checks the tag against the caller and the backend the request routes to, and sends the
+//! backend its own state. A state of another caller, for another backend, altered, or not handed
+//! out by the gateway is refused (-32602) before any backend sees it.
+
+use crate::config::snapshot::{Server, Snapshot};
+
+fn parts<'p>(server: &'p Server, principal: &'p str, backend: &'p str, own: &'p str) -> [&'p [u8]; 5] {
+    [b"request-state", server.name.as_bytes(), principal.as_bytes(), backend.as_bytes(), own.as_bytes()]
+}
+
+/// The gateway's `requestState` for `backend`'s state `own`, handed to `principal`.
+pub(crate) fn seal(snap: &Snapshot, server: &Server, principal: &str, backend: &str, own: &str) -> String {
+    let tag = snap.sessions.tag(&parts(server, principal, backend, own));
+    let mut sealed = String::with_capacity(tag.len() + 1 + own.len());
+    sealed.push_str(std::str::from_utf8(&tag).unwrap_or_default());
+    sealed.push('.');
+    sealed.push_str(own);
+    sealed
+}
+
+/// `backend`'s own state in a gateway `requestState`, when it was handed to `principal` for it.
+pub(crate) fn open<'s>(
+    snap: &Snapshot,
+    server: &Server,
+    principal: &str,
+    backend: &str,
+    sealed: &'s str,
+) -> Option<&'s str> {
+    let (tag, own) = sealed.split_once('.')?;
+    snap.sessions.check_tag(&parts(server, principal, backend, own), tag.as_bytes()).then_some(own)
+}
+
+/// A backend's answer with the `requestState` of an `InputRequiredResult` replaced by
+/// `gateway_state(own)`; anything else is left as it is (only answers naming a `requestState`
+/// are parsed).
+pub(crate) fn seal_answer(body: &mut Vec<u8>, sse: bool, gateway_state: impl Fn(&str) -> String) {
+    if memchr::memmem::find(body, b"\"requestState\"").is_none() {
+        return;
+    }
+    crate::proxy::tasks::rewrite_results(body, sse, |result| {
+        if result.get("resultType").and_then(|t| t.as_str()) != Some("input_required") {
+            return false;
+        }
+        let Some(own) = result.get("requestState").and_then(|s| s.as_str()) else { return false };
+        result["requestState"] = serde_json::Value::String(gateway_state(own));
+        true
+    });
+}
