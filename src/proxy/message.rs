@@ -95,8 +95,10 @@ pub(crate) fn message(w: &mut Writer<'_, '_>, tape: &[Node<'_>]) -> Step {
                 // session with for this caller is told exactly these.
                 w.caps.clear();
                 match env.meta.and_then(|m| json::get(m, META_CAPABILITIES)) {
-                    Some(c) => json::write_value(w.caps, c),
-                    None => w.caps.extend_from_slice(b"{}"),
+                    Some(c) if !matches!(c.first(), Some(Node::Object { len: 0, .. })) => {
+                        json::write_value(w.caps, c)
+                    }
+                    _ => w.caps.extend_from_slice(b"{}"),
                 }
                 None
             }

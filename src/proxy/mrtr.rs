@@ -39,7 +39,10 @@ pub(crate) fn open<'s>(
 /// `gateway_state(own)`; anything else is left as it is (only answers naming a `requestState`
 /// are parsed).
 pub(crate) fn seal_answer(body: &mut Vec<u8>, sse: bool, gateway_state: impl Fn(&str) -> String) {
-    if memchr::memmem::find(body, b"\"requestState\"").is_none() {
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    static REQUEST_STATE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"requestState\""));
+    if REQUEST_STATE.find(body).is_none() {
         return;
     }
     crate::proxy::tasks::rewrite_results(body, sse, |result| {

@@ -63,9 +63,11 @@ pub(crate) fn untag<'t>(
 /// replaced by `gateway_id(own)`. Anything else is left as it is; only answers that name a
 /// `taskId` are parsed.
 pub(crate) fn tag_answer(method: &str, body: &mut Vec<u8>, sse: bool, gateway_id: impl Fn(&str) -> String) {
-    if !(method == "tools/call" || is_task_method(method))
-        || memchr::memmem::find(body, b"\"taskId\"").is_none()
-    {
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Built once: building a searcher costs more than searching an answer.
+    static TASK_ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"taskId\""));
+    if !(method == "tools/call" || is_task_method(method)) || TASK_ID.find(body).is_none() {
         return;
     }
     rewrite_results(body, sse, |result| {
