@@ -429,3 +429,71 @@ servers:
     let lists = backend.take().iter().filter(|s| s.body.contains("tools/list")).count();
     assert_eq!(lists, 1, "learned once, before the first decision");
 }
+
+/// SEP-2243 parameter headers: `Mcp-Param-Region: us` beside `"region":"eu"` used to reach the
+/// backend as sent, judged on `eu` while an intermediary or a backend routing by the header would
+/// act on `us`. A header must carry the value the rules judged (after normalization).
+#[test]
+fn parameter_headers_carry_what_was_judged() {
+    let rec = recorder(|seen: &common::Seen| {
+        let msg: Value = serde_json::from_str(&seen.body).unwrap_or(Value::Null);
+        let result = match msg["method"].as_str().unwrap_or("") {
+            "server/discover" => {
+                serde_json::json!({"supportedVersions":["2026-07-28"],"resultType":"complete",
+                "capabilities":{"tools":{}},"serverInfo":{"name":"m","version":"1"}})
+            }
+            "tools/list" => {
+                serde_json::json!({"resultType":"complete","tools":[{"name":"route","inputSchema":{"type":"object",
+                "properties":{"region":{"type":"string","x-mcp-header":"Region"},"count":{"type":"integer","x-mcp-header":"Count"}}}}]})
+            }
+            _ => {
+                serde_json::json!({"resultType":"complete","content":[{"type":"text","text":"routed"}],"isError":false})
+            }
+        };
+        let body = serde_json::json!({"jsonrpc":"2.0","id":msg["id"],"result":result});
+        (200, "application/json", body.to_string().into_bytes())
+    });
+    let gw = start(&format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+servers:
+  - name: s
+    path: /mcp
+    authorization:
+      rules:
+        - target: {{ tools: [{{ backend: m, tool: route, when: 'args.region == "eu"' }}] }}
+    backends: [{{ name: m, url: "http://{}/mcp" }}]
+"#,
+        rec.addr
+    ));
+    let addr = gw.addrs()[0];
+    let call = |args: &str, headers: &str| {
+        common::rpc_2026(addr, "tools/call", &format!(r#""name":"route","arguments":{args}"#), headers)
+    };
+    let called = || rec.take().into_iter().filter(|s| s.body.contains("\"tools/call\"")).collect::<Vec<_>>();
+
+    // Agreeing headers pass; the integer header agrees with the normalized value.
+    let r = call(r#"{"region":"eu","count":"5"}"#, "Mcp-Param-Region: eu\r\nMcp-Param-Count: 5\r\n");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let seen = called();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("mcp-param-region"), Some("eu"));
+    let sent: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(sent["params"]["arguments"]["count"], 5, "judged and sent normalized");
+
+    // The attack: judged on "eu", the header says "us".
+    let r = call(r#"{"region":"eu"}"#, "Mcp-Param-Region: us\r\n");
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let e = error_of(&r);
+    assert_eq!(e["code"], -32020, "{e}");
+    assert_eq!(e["message"], "Header mismatch: Mcp-Param-Region does not match arguments.region");
+    // A header for an argument the body does not have.
+    assert_eq!(call(r#"{"region":"eu"}"#, "Mcp-Param-Region: eu\r\nMcp-Param-Count: 7\r\n").status, 400);
+    assert!(called().is_empty(), "no backend saw them");
+
+    // The base64 form of a header value is what it decodes to; the rules still decide.
+    assert_eq!(call(r#"{"region":"eu"}"#, "Mcp-Param-Region: =?base64?ZXU=?=\r\n").status, 200);
+    assert_eq!(call(r#"{"region":"us"}"#, "Mcp-Param-Region: us\r\n").status, 403);
+    gw.shutdown();
+}

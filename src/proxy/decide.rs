@@ -137,7 +137,12 @@ pub(crate) fn decide<'c, 's, R>(
         Some(Declared::Unapproved(pinned)) => return unapproved(w, env, pinned),
         Some(Declared::Local(rules)) => (rules, Shape::Declared),
         Some(Declared::Backend(rules)) => match needs_normalizing(&rules, env.arguments) {
-            Ok(false) => return judge(w, env, env.arguments, then),
+            Ok(false) => {
+                if let Err(r) = params_agree(w, &rules, env.arguments) {
+                    return Judged::Refused(r);
+                }
+                return judge(w, env, env.arguments, then);
+            }
             Ok(true) => {
                 learned = rules;
                 (&learned, Shape::Open)
@@ -146,10 +151,57 @@ pub(crate) fn decide<'c, 's, R>(
         },
     };
     let mut scratch = core.args.borrow_mut();
-    match scratch.with(rules, env.arguments, shape, |args| judge(w, env, Some(args), then)) {
+    let judged = |args: &[Node<'_>]| match params_agree(w, rules, Some(args)) {
+        Ok(()) => judge(w, env, Some(args), then),
+        Err(r) => Judged::Refused(r),
+    };
+    match scratch.with(rules, env.arguments, shape, judged) {
         Ok(j) => j,
         Err(e) => refused_arguments(w, env, e),
     }
+}
+
+/// SEP-2243: an argument whose property declares `x-mcp-header: H` travels in `Mcp-Param-H`
+/// too, and intermediaries may act on the header. A header the client sent must carry the
+/// value the rules judge (`args`, normalized), so what is decided on is what any hop reads; a
+/// header for an absent argument, or with another value, is refused (-32020, 400) before any
+/// backend sees it. A header left out is for the backend to refuse.
+fn params_agree(w: &Writer<'_, '_>, rules: &[ArgRule], args: Option<&[Node<'_>]>) -> Result<(), Refusal> {
+    use simd_json::StaticNode;
+    for r in rules {
+        let Some(h) = r.header.as_deref() else { continue };
+        let sent = w.head.headers.iter().map(|(n, v)| (n.of(w.buf), v.of(w.buf))).find(|(n, _)| {
+            n.len() == 10 + h.len()
+                && n[..10].eq_ignore_ascii_case(b"mcp-param-")
+                && n[10..].eq_ignore_ascii_case(h.as_bytes())
+        });
+        let Some((_, raw)) = sent else { continue };
+        let mut decoded = Vec::new();
+        let sent = header_text(raw, &mut decoded);
+        let value = args.and_then(|a| json::get(a, &r.name)).and_then(|v| v.first());
+        let agrees = match (sent, value) {
+            (Some(s), Some(Node::String(v))) => s == v.as_bytes(),
+            (Some(s), Some(Node::Static(StaticNode::I64(i)))) => s == i.to_string().as_bytes(),
+            (Some(s), Some(Node::Static(StaticNode::U64(u)))) => s == u.to_string().as_bytes(),
+            (Some(s), Some(Node::Static(StaticNode::Bool(b)))) => {
+                s == if *b { &b"true"[..] } else { b"false" }
+            }
+            _ => false,
+        };
+        if !agrees {
+            let message = format!(
+                "Header mismatch: Mcp-Param-{} does not match arguments.{}",
+                local::truncate(h),
+                local::truncate(&r.name)
+            );
+            return Err(Refusal {
+                error: Error::client(Kind::HeaderMismatch, message),
+                challenge: None,
+                retry_after: None,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The rules' decision over `args`, and phase 6 over the same `args` when they allow.

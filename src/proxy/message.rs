@@ -310,17 +310,6 @@ pub(crate) fn stateless_checks(
     Ok(())
 }
 
-/// Decodes a header value sent in the `=?base64?...?=` form (basic/transports: values that
-/// are not header-safe travel base64-encoded) into `out`; returns the value to compare.
-pub(crate) fn header_text<'a>(raw: &'a [u8], out: &'a mut Vec<u8>) -> Option<&'a [u8]> {
-    let v = raw.trim_ascii();
-    if let Some(b64) = v.strip_prefix(b"=?base64?").and_then(|r| r.strip_suffix(b"?=")) {
-        *out = base64_simd::STANDARD.decode_to_vec(b64).ok()?;
-        return Some(&out[..]);
-    }
-    Some(v)
-}
-
 /// `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` must be present and agree with the body.
 pub(crate) fn check_headers(
     w: &Writer<'_, '_>,

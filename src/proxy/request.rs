@@ -172,3 +172,14 @@ pub(crate) fn no_content(conn: &mut Conn, cx: &Ctx<'_>, allow: Option<&'static s
     response::write_head(&mut conn.out, 204, None, 0, keep, &extra);
     Outcome { status: 204, close: !keep, method: MethodClass::None }
 }
+
+/// Decodes a header value sent in the `=?base64?...?=` form (basic/transports: values that
+/// are not header-safe travel base64-encoded) into `out`; returns the value to compare.
+pub(crate) fn header_text<'a>(raw: &'a [u8], out: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+    let v = raw.trim_ascii();
+    if let Some(b64) = v.strip_prefix(b"=?base64?").and_then(|r| r.strip_suffix(b"?=")) {
+        *out = base64_simd::STANDARD.decode_to_vec(b64).ok()?;
+        return Some(&out[..]);
+    }
+    Some(v)
+}

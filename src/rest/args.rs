@@ -81,6 +81,9 @@ pub struct ArgRule {
     pub required: bool,
     /// `position`.
     pub position: Position,
+    /// The `x-mcp-header` a backend tool's property declares (SEP-2243): the name `H` of the
+    /// `Mcp-Param-H` request header that carries this argument's value.
+    pub header: Option<Box<str>>,
 }
 
 /// A call refused before the backend is asked; its text is the `isError` result's.
@@ -154,12 +157,21 @@ pub fn rules_from_schema(schema: &serde_json::Value) -> Vec<ArgRule> {
             let kind = ArgType::parse(p.get("type")?.as_str()?)?;
             let default =
                 p.get("default").and_then(|d| serde_json::to_vec(d).ok()).map(Vec::into_boxed_slice);
+            // Only primitive values travel in headers; an empty name declares nothing.
+            let header = p
+                .get("x-mcp-header")
+                .and_then(|h| h.as_str())
+                .filter(|h| {
+                    !h.is_empty() && matches!(kind, ArgType::String | ArgType::Integer | ArgType::Boolean)
+                })
+                .map(Into::into);
             Some(ArgRule {
                 name: name.as_str().into(),
                 kind,
                 default,
                 required: false,
                 position: Position::Unset,
+                header,
             })
         })
         .collect()
@@ -321,6 +333,7 @@ mod tests {
             default: default.map(|d| d.as_bytes().into()),
             required,
             position: Position::Unset,
+            header: None,
         }
     }
 

@@ -209,6 +209,7 @@ pub(super) fn arg_rules(t: &raw::Tool) -> Vec<ArgRule> {
                 Some("body") => Position::Body,
                 _ => Position::Unset,
             },
+            header: None,
         })
         .collect()
 }
