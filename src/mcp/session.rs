@@ -123,6 +123,28 @@ impl Keys {
     }
 }
 
+impl Keys {
+    /// `<tag>.<own>`: `own` handed out bound to `context` (the tag covers both).
+    pub fn bind(&self, context: &[&[u8]], own: &str) -> String {
+        let mut parts = context.to_vec();
+        parts.push(own.as_bytes());
+        let tag = self.tag(&parts);
+        let mut bound = String::with_capacity(TAG_HEX + 1 + own.len());
+        bound.extend(tag.iter().map(|&b| char::from(b)));
+        bound.push('.');
+        bound.push_str(own);
+        bound
+    }
+
+    /// The `own` of a [`Keys::bind`] result, when its tag binds it to `context`.
+    pub fn unbind<'s>(&self, context: &[&[u8]], bound: &'s str) -> Option<&'s str> {
+        let (tag, own) = bound.split_once('.')?;
+        let mut parts = context.to_vec();
+        parts.push(own.as_bytes());
+        self.check_tag(&parts, tag.as_bytes()).then_some(own)
+    }
+}
+
 fn sign(key: &ring::hmac::Key, parts: &[&[u8]]) -> ring::hmac::Tag {
     let mut ctx = ring::hmac::Context::with_key(key);
     for p in parts {

@@ -309,16 +309,12 @@ pub(crate) fn authorize(
         // A completion names the prompt or resource template it completes arguments of: judged
         // as getting that prompt or reading that template's URI (a caller refused a prompt is
         // refused its argument completions too).
-        "completion/complete" => {
-            let r = env.params.and_then(|p| json::get(p, "ref"));
-            let field = |k: &str| r.and_then(|r| json::get(r, k)).and_then(json::as_str);
-            match field("type") {
-                Some("ref/prompt") => authorize_other(w, env, field("name"), &server.separator, (true, true)),
-                Some("ref/resource") => authorize_other(w, env, field("uri"), "+", (false, true)),
-                // Anything else is refused by dispatch as invalid params.
-                _ => Ok(()),
-            }
-        }
+        "completion/complete" => match crate::proxy::names::completion_ref(env.params) {
+            Some((true, name)) => authorize_other(w, env, Some(name), &server.separator, (true, true)),
+            Some((false, uri)) => authorize_other(w, env, Some(uri), "+", (false, true)),
+            // Anything else is refused by dispatch as invalid params.
+            None => Ok(()),
+        },
         _ => Ok(()),
     }
 }

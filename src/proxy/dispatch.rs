@@ -389,12 +389,10 @@ pub(crate) fn routed(
         // Completion names what it completes in params.ref: a prompt by name or a resource
         // (template) by URI, routed like prompts/get and resources/read.
         "completion/complete" => {
-            let r = env.params.and_then(|p| json::get(p, "ref"));
-            let field = |k: &str| r.and_then(|r| json::get(r, k)).and_then(json::as_str);
-            let (value, joiner) = match field("type") {
-                Some("ref/prompt") => (field("name").unwrap_or(""), &*server.separator),
-                Some("ref/resource") => (field("uri").unwrap_or(""), "+"),
-                _ => {
+            let (value, joiner) = match crate::proxy::names::completion_ref(env.params) {
+                Some((true, name)) => (name, &*server.separator),
+                Some((false, uri)) => (uri, "+"),
+                None => {
                     return Err(Error::client(
                         Kind::InvalidParams,
                         "params.ref must be a ref/prompt or ref/resource",

@@ -9,18 +9,13 @@
 
 use crate::config::snapshot::{Server, Snapshot};
 
-fn parts<'p>(server: &'p Server, principal: &'p str, backend: &'p str, own: &'p str) -> [&'p [u8]; 5] {
-    [b"request-state", server.name.as_bytes(), principal.as_bytes(), backend.as_bytes(), own.as_bytes()]
+fn context<'p>(server: &'p Server, principal: &'p str, backend: &'p str) -> [&'p [u8]; 4] {
+    [b"request-state", server.name.as_bytes(), principal.as_bytes(), backend.as_bytes()]
 }
 
 /// The gateway's `requestState` for `backend`'s state `own`, handed to `principal`.
 pub(crate) fn seal(snap: &Snapshot, server: &Server, principal: &str, backend: &str, own: &str) -> String {
-    let tag = snap.sessions.tag(&parts(server, principal, backend, own));
-    let mut sealed = String::with_capacity(tag.len() + 1 + own.len());
-    sealed.push_str(std::str::from_utf8(&tag).unwrap_or_default());
-    sealed.push('.');
-    sealed.push_str(own);
-    sealed
+    snap.sessions.bind(&context(server, principal, backend), own)
 }
 
 /// `backend`'s own state in a gateway `requestState`, when it was handed to `principal` for it.
@@ -31,8 +26,7 @@ pub(crate) fn open<'s>(
     backend: &str,
     sealed: &'s str,
 ) -> Option<&'s str> {
-    let (tag, own) = sealed.split_once('.')?;
-    snap.sessions.check_tag(&parts(server, principal, backend, own), tag.as_bytes()).then_some(own)
+    snap.sessions.unbind(&context(server, principal, backend), sealed)
 }
 
 /// A backend's answer with the `requestState` of an `InputRequiredResult` replaced by

@@ -24,6 +24,19 @@ pub fn route<'n>(server: &Server, exposed: &'n str, joiner: &str) -> Option<(usi
     }
 }
 
+/// What a `completion/complete` completes (`params.ref`): `Some((true, name))` for a
+/// `ref/prompt`, `Some((false, uri))` for a `ref/resource` (a missing name or URI is `""`),
+/// `None` for anything else.
+pub fn completion_ref<'t>(params: Option<&'t [simd_json::Node<'t>]>) -> Option<(bool, &'t str)> {
+    let r = params.and_then(|p| json::get(p, "ref"));
+    let field = |k: &str| r.and_then(|r| json::get(r, k)).and_then(json::as_str);
+    match field("type")? {
+        "ref/prompt" => Some((true, field("name").unwrap_or(""))),
+        "ref/resource" => Some((false, field("uri").unwrap_or(""))),
+        _ => None,
+    }
+}
+
 /// `body` with the JSON string `old` (a slice of the decoder's copy starting at `base`) replaced
 /// by `new`. `None` when the name was written with escapes (its bytes differ from the decoded
 /// string): exposed tool names never need escapes, so such a call is refused.

@@ -25,20 +25,14 @@ pub(crate) fn method_name(method: &str) -> Option<&'static str> {
     }
 }
 
-fn parts<'p>(server: &'p Server, principal: &'p str, backend: &'p str, own: &'p str) -> [&'p [u8]; 5] {
-    [b"task", server.name.as_bytes(), principal.as_bytes(), backend.as_bytes(), own.as_bytes()]
+fn context<'p>(server: &'p Server, principal: &'p str, backend: &'p str) -> [&'p [u8]; 4] {
+    [b"task", server.name.as_bytes(), principal.as_bytes(), backend.as_bytes()]
 }
 
 /// The gateway's id for `backend`'s task `own`, created for `principal`.
 pub(crate) fn tag(snap: &Snapshot, server: &Server, principal: &str, backend: &str, own: &str) -> String {
-    let tag = snap.sessions.tag(&parts(server, principal, backend, own));
-    let mut id = String::with_capacity(backend.len() + server.separator.len() + tag.len() + 1 + own.len());
-    id.push_str(backend);
-    id.push_str(&server.separator);
-    id.push_str(std::str::from_utf8(&tag).unwrap_or_default());
-    id.push('.');
-    id.push_str(own);
-    id
+    let bound = snap.sessions.bind(&context(server, principal, backend), own);
+    format!("{backend}{}{bound}", server.separator)
 }
 
 /// The backend (its index) and its own id for a gateway task id, when the id is this
@@ -49,13 +43,13 @@ pub(crate) fn untag<'t>(
     principal: &str,
     id: &'t str,
 ) -> Option<(usize, &'t str)> {
-    let (i, rest) = server.backends.iter().enumerate().find_map(|(i, b)| {
-        let rest = id.strip_prefix(&*b.name)?.strip_prefix(&*server.separator)?;
-        Some((i, rest))
-    })?;
-    let (tag, own) = rest.split_once('.')?;
+    let (i, bound) = server
+        .backends
+        .iter()
+        .enumerate()
+        .find_map(|(i, b)| Some((i, id.strip_prefix(&*b.name)?.strip_prefix(&*server.separator)?)))?;
     let backend = &*server.backends[i].name;
-    snap.sessions.check_tag(&parts(server, principal, backend, own), tag.as_bytes()).then_some((i, own))
+    Some((i, snap.sessions.unbind(&context(server, principal, backend), bound)?))
 }
 
 /// A backend's answer to `method` (a JSON body, or an SSE stream of JSON events) with the task

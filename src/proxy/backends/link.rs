@@ -24,13 +24,7 @@ pub(crate) async fn link(
     if let Some(Err(e)) = b.credential.as_ref().map(|c| c.for_principal(cx.principal)) {
         return Err(Error::client(crate::error::Kind::Denied, format!("backend {}: {e}", b.name)));
     }
-    let owner = links::Owner {
-        server: &server.name,
-        backend: &b.name,
-        principal: cx.owner,
-        identity: fwd,
-        capabilities: cx.caps,
-    };
+    let owner = owner(cx, server, b, fwd);
     let now = std::time::Instant::now();
     let (known, idle) = {
         let mut l = cx.core.links.borrow_mut();
@@ -80,6 +74,23 @@ pub(crate) async fn link(
     Ok(Link::Session { version, session })
 }
 
+/// Whose gateway-owned session of `b` a request uses: its principal, identity headers and
+/// declared capabilities.
+fn owner<'a>(
+    cx: &Cx<'a>,
+    server: &'a Server,
+    b: &'a Backend,
+    fwd: &'a [(&'a [u8], &'a [u8])],
+) -> links::Owner<'a> {
+    links::Owner {
+        server: &server.name,
+        backend: &b.name,
+        principal: cx.owner,
+        identity: fwd,
+        capabilities: cx.caps,
+    }
+}
+
 /// Ends gateway-owned sessions the worker let go of (best effort, like a client's DELETE), all
 /// at once: a request that made room waits for the slowest, not the sum.
 pub(crate) async fn close_owned(cx: &Cx<'_>, server: &Server, closing: Vec<links::Closing>) {
@@ -103,13 +114,6 @@ pub(crate) fn link_caps(cx: &Cx<'_>, server: &Server, b: &Backend) -> Option<std
 /// The backend forgot the principal's gateway-owned session (404): the next call opens another.
 pub(crate) fn forget(cx: &Cx<'_>, server: &Server, b: &Backend, fwd: &[(&[u8], &[u8])], link: &Link) {
     if let Link::Session { session, .. } = link {
-        let owner = links::Owner {
-            server: &server.name,
-            backend: &b.name,
-            principal: cx.owner,
-            identity: fwd,
-            capabilities: cx.caps,
-        };
-        cx.core.links.borrow_mut().forget(owner, session);
+        cx.core.links.borrow_mut().forget(owner(cx, server, b, fwd), session);
     }
 }
