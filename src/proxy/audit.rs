@@ -5,6 +5,9 @@
 //! their canonical JSON (keys sorted, no spaces), which lets an investigator check a claimed call
 //! without the trail holding its content.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use simd_json::{Node, StaticNode};
 
 use crate::auth::{Principal, PrincipalKind};
@@ -29,16 +32,30 @@ pub(crate) enum Outcome {
     Http(u16),
 }
 
+// Searchers built once: constructing one costs more than searching a small answer.
+static HEAD_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
+static IS_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"isError\":true"));
+static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+
+/// The body of the response in `out` (head and body as written).
+fn body_of(out: &[u8]) -> &[u8] {
+    HEAD_END.find(out).map_or(&[][..], |i| &out[i + 4..])
+}
+
+/// The integer `error.code` of a JSON-RPC answer's tape.
+fn error_code_of(tape: &[Node<'_>]) -> Option<Option<i64>> {
+    let code = json::get(tape, "error").and_then(|e| json::get(e, "code"))?;
+    Some(match code.first() {
+        Some(Node::Static(StaticNode::I64(c))) => Some(*c),
+        Some(Node::Static(StaticNode::U64(c))) => Some(*c as i64),
+        _ => None,
+    })
+}
+
 impl Outcome {
     /// Reads the response in `out` (head and body as written, before phase 7 sends it).
     pub(crate) fn of_response(decoder: &mut Decoder, out: &[u8], status: u16) -> Outcome {
-        use memchr::memmem::Finder;
-        use std::sync::LazyLock;
-        // Built once: constructing a searcher costs more than searching a small answer.
-        static HEAD_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
-        static IS_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"isError\":true"));
-        static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
-        let body = HEAD_END.find(out).map_or(&[][..], |i| &out[i + 4..]);
+        let body = body_of(out);
         // Outside JSON strings (where quotes are escaped) these bytes can only be a member
         // named `isError` set to true, or one named `error`: without either, a JSON answer is a
         // plain result, and the answer need not be parsed.
@@ -47,12 +64,8 @@ impl Outcome {
             return if (200..300).contains(&status) { Outcome::Ok } else { Outcome::Http(status) };
         }
         let read = decoder.with_tape(body, |tape| {
-            if let Some(code) = json::get(tape, "error").and_then(|e| json::get(e, "code")) {
-                return match code.first() {
-                    Some(Node::Static(StaticNode::I64(c))) => Some(Outcome::Error(*c)),
-                    Some(Node::Static(StaticNode::U64(c))) => Some(Outcome::Error(*c as i64)),
-                    _ => None,
-                };
+            if let Some(code) = error_code_of(tape) {
+                return code.map(Outcome::Error);
             }
             let result = json::get(tape, "result")?;
             let is_error = json::get(result, "isError");
@@ -71,20 +84,9 @@ impl Outcome {
     /// The JSON-RPC error code of the answer in `out`, when it is an error (what a trace span
     /// records; cheaper than [`Outcome::of_response`]: one search, a parse only for an error).
     pub(crate) fn error_code(decoder: &mut Decoder, out: &[u8]) -> Option<i64> {
-        use memchr::memmem::Finder;
-        use std::sync::LazyLock;
-        static HEAD_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
-        static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
-        let body = HEAD_END.find(out).map_or(&[][..], |i| &out[i + 4..]);
+        let body = body_of(out);
         ERROR.find(body)?;
-        let code = decoder.with_tape(body, |tape| {
-            match json::get(tape, "error").and_then(|e| json::get(e, "code"))?.first() {
-                Some(Node::Static(StaticNode::I64(c))) => Some(*c),
-                Some(Node::Static(StaticNode::U64(c))) => Some(*c as i64),
-                _ => None,
-            }
-        });
-        code.ok().flatten()
+        decoder.with_tape(body, |tape| error_code_of(tape).flatten()).ok().flatten()
     }
 
     fn write(self, out: &mut Vec<u8>) {

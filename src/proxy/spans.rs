@@ -11,7 +11,7 @@ use std::cell::Cell;
 use crate::runtime::otlp::Held;
 pub(crate) use crate::runtime::otlp_wire::static_kv;
 use crate::runtime::otlp_wire::Spans;
-pub use crate::runtime::otlp_wire::{now_nanos, text, Head, Kind, SpanWriter};
+pub use crate::runtime::otlp_wire::{now_nanos, Head, Kind, SpanWriter};
 
 /// A traced request's ids: the trace, the SERVER span, and the client's span it continues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
