@@ -26,12 +26,13 @@ pub fn end_result(body: &mut Vec<u8>) {
 /// A 2025-revision response `payload` as the 2026-07-28 revision requires it, into `out`: its
 /// members in order, the `result` object (when there is one) completed with `"resultType":
 /// "complete"` and, for `resources/read`, the cache members `ttlMs: 0` and `cacheScope:
-/// "private"`, each only where the backend did not write it. One tape parse and one write, no
-/// tree. `false` (and `out` unchanged) when `payload` is not a JSON-RPC response object.
+/// "private"`, each only where the backend did not write it; its `id` replaced by `id` (JSON)
+/// when given. One tape parse and one write, no tree. `false` (and `out` unchanged) when
+/// `payload` is not a JSON-RPC response object.
 pub fn complete_legacy_response(
     decoder: &mut crate::mcp::json::Decoder,
     payload: &[u8],
-    method: &str,
+    (method, id): (&str, Option<&[u8]>),
     out: &mut Vec<u8>,
 ) -> bool {
     use crate::mcp::json::{entries, get, write_str, write_value};
@@ -50,6 +51,10 @@ pub fn complete_legacy_response(
             }
             write_str(out, key);
             out.push(b':');
+            if let Some(id) = id.filter(|_| key == "id") {
+                out.extend_from_slice(id);
+                continue;
+            }
             if key != "result" || !matches!(value.first(), Some(Node::Object { .. })) {
                 write_value(out, value);
                 continue;
@@ -94,7 +99,8 @@ mod tests {
 
     fn complete(payload: &str, method: &str) -> Option<serde_json::Value> {
         let mut out = b"prefix".to_vec();
-        let ok = complete_legacy_response(&mut Decoder::default(), payload.as_bytes(), method, &mut out);
+        let ok =
+            complete_legacy_response(&mut Decoder::default(), payload.as_bytes(), (method, None), &mut out);
         if !ok {
             assert_eq!(out, b"prefix", "nothing written on failure");
             return None;
@@ -135,5 +141,22 @@ mod tests {
         assert!(complete("[1,2]", "tools/call").is_none());
         assert!(complete("{\"result\":", "tools/call").is_none());
         assert!(complete("", "tools/call").is_none());
+    }
+
+    #[test]
+    fn the_id_is_replaced_when_asked() {
+        let mut out = Vec::new();
+        let payload = br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+        assert!(complete_legacy_response(
+            &mut Decoder::default(),
+            payload,
+            ("tools/call", Some(b"\"r2\"")),
+            &mut out
+        ));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"jsonrpc":"2.0","id":"r2","result":{"content":[],"resultType":"complete"}})
+        );
     }
 }

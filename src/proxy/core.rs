@@ -159,6 +159,10 @@ pub struct Core {
     pub audit: crate::runtime::logging::Lines,
     /// The anonymous principal, shared.
     pub anonymous: Rc<crate::auth::Principal>,
+    /// Exchanges waiting for a client's input (the MRTR bridge).
+    pub pending: RefCell<crate::proxy::backends::pending::Pendings>,
+    /// Every worker's inbox for retries that reached another worker than the one holding theirs.
+    pub handoffs: crate::proxy::backends::pending::HandOffs,
     /// The snapshot this core last saw, shared by its requests with a non-atomic count.
     // The Rc is the point: cloning it per request is a core-local increment, where cloning the
     // Arc would bounce its shared counter's cache line between cores.
@@ -203,6 +207,8 @@ impl Core {
             rng: SystemRandom::new(),
             seq: Cell::new(0),
             drain: Event::default(),
+            pending: RefCell::default(),
+            handoffs: Default::default(),
         }
     }
 }

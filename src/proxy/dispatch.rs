@@ -160,9 +160,12 @@ fn to_backend(
 ) -> Step {
     // Over the worker's links (2026-07-28), a retry's requestState is the gateway's.
     match routed(w, env, args, matches!(via, Via::Links)) {
-        Ok((backend, body, tool)) => {
+        Ok((backend, Forward::Body(body), tool)) => {
             let method = method_name(env.method);
             Step::Backends(aggregate::Plan::Call { method, id: raw_id(env), backend, body, tool, via }, class)
+        }
+        Ok((backend, Forward::Resume(at, responses), _)) => {
+            Step::Backends(aggregate::Plan::Resume { id: raw_id(env), backend, at, responses }, class)
         }
         Err(err) => {
             let data = not_found_data(env, &err);
@@ -353,14 +356,24 @@ pub(crate) fn routed_method(method: &str) -> bool {
     matches!(method, "tools/call" | "prompts/get" | "resources/read" | "completion/complete")
 }
 
-/// For a routed request: the backend, the body with only the exposed name (or URI) rewritten to
-/// the backend's own, and that own name. Tools pass the backend's selector and `allowTools`.
+/// What a routed request sends its backend.
+pub(crate) enum Forward {
+    /// A request: the client's body with only the exposed name (or URI) rewritten, or written
+    /// anew ([`written_anew`]).
+    Body(Vec<u8>),
+    /// The answers (`inputResponses`, a JSON object) to the requests of an exchange the MRTR
+    /// bridge holds (`backends::bridge`).
+    Resume(crate::proxy::mrtr::Held, Vec<u8>),
+}
+
+/// For a routed request: the backend, what it is sent, and the backend's own name (or URI).
+/// Tools pass the backend's selector and `allowTools`.
 pub(crate) fn routed(
     w: &Writer<'_, '_>,
     env: &Envelope<'_, '_>,
     args: Option<&[Node<'_>]>,
     sealed_state: bool,
-) -> Result<(usize, Vec<u8>, String), Error> {
+) -> Result<(usize, Forward, String), Error> {
     let server = w.cx.server;
     let (exposed, found) = match env.method {
         "tools/call" => {
@@ -423,11 +436,27 @@ pub(crate) fn routed(
             };
             let sealed = json::as_str(v).ok_or_else(invalid)?;
             let b = &server.backends[backend].name;
-            Some((
-                sealed,
-                crate::proxy::mrtr::open(w.cx.snap, server, &w.principal.id, b, sealed)
-                    .ok_or_else(invalid)?,
-            ))
+            let (snap, who) = (w.cx.snap, &*w.principal.id);
+            match crate::proxy::mrtr::open(snap, server, who, b, sealed) {
+                Some(own) => Some((sealed, own)),
+                // The state of an exchange the bridge holds: its answers go to it.
+                None if matches!(env.method, "tools/call" | "prompts/get" | "resources/read") => {
+                    let at =
+                        crate::proxy::mrtr::open_held(snap, server, who, b, sealed).ok_or_else(invalid)?;
+                    let mut responses = Vec::new();
+                    match env.params.and_then(|p| json::get(p, "inputResponses")) {
+                        Some(r @ [Node::Object { .. }, ..]) => json::write_value(&mut responses, r),
+                        _ => {
+                            return Err(Error::client(
+                                Kind::InvalidParams,
+                                "a retry with requestState must carry inputResponses (an object)",
+                            ))
+                        }
+                    }
+                    return Ok((backend, Forward::Resume(at, responses), own.to_string()));
+                }
+                None => return Err(invalid()),
+            }
         }
     };
     // Phase 5 judged normalized arguments (a copy): the backend gets those, in a body written
@@ -436,7 +465,8 @@ pub(crate) fn routed(
     let normalized = args.filter(|a| env.arguments.is_none_or(|e| e.as_ptr() != a.as_ptr()));
     let anew = matches!(env.method, "tools/call" | "prompts/get" | "resources/read");
     if anew && (normalized.is_some() || state.is_some()) {
-        return Ok((backend, written_anew(env, own, normalized, state.map(|s| s.1)), own.to_string()));
+        let body = written_anew(env, own, normalized, state.map(|s| s.1));
+        return Ok((backend, Forward::Body(body), own.to_string()));
     }
     if state.is_some() {
         return Err(Error::client(Kind::InvalidParams, "requestState is not taken on this method"));
@@ -444,7 +474,7 @@ pub(crate) fn routed(
     let body = aggregate::rewrite_name(w.body, w.base, exposed, own).ok_or_else(|| {
         Error::client(Kind::InvalidParams, "names and URIs must not be written with JSON escapes")
     })?;
-    Ok((backend, body, own.to_string()))
+    Ok((backend, Forward::Body(body), own.to_string()))
 }
 
 /// `env` (a `tools/call`, `prompts/get` or `resources/read`) written anew for a backend: its own

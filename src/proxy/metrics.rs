@@ -371,7 +371,7 @@ pub fn render(st: &Stats, snap: &Snapshot, process: &Process) -> String {
     let _ = writeln!(s, "portcullis_tls_handshakes_total{{result=\"ok\"}} {}", st.tls_handshakes);
     let _ = writeln!(s, "portcullis_tls_handshakes_total{{result=\"failed\"}} {}", st.tls_handshake_failures);
 
-    let gauges: [(&str, &str, &str, u64); 13] = [
+    let gauges: [(&str, &str, &str, u64); 15] = [
         (
             "portcullis_upstream_connections_total",
             "counter",
@@ -399,6 +399,18 @@ pub fn render(st: &Stats, snap: &Snapshot, process: &Process) -> String {
             st.sessions_opened,
         ),
         ("portcullis_sessions_closed_total", "counter", "Sessions ended by DELETE.", st.sessions_closed),
+        (
+            "portcullis_input_required_bridged_total",
+            "counter",
+            "InputRequiredResults made of a 2025 backend's requests to a 2026-07-28 client.",
+            st.input_asked,
+        ),
+        (
+            "portcullis_input_handoffs_total",
+            "counter",
+            "Retries with inputResponses handed to the worker holding their exchange.",
+            st.input_handoffs,
+        ),
         ("portcullis_config_reloads_total", "counter", "Successful configuration reloads.", process.reloads),
         (
             "portcullis_config_reload_failures_total",

@@ -6,6 +6,10 @@
 //! checks the tag against the caller and the backend the request routes to, and sends the
 //! backend its own state. A state of another caller, for another backend, altered, or not handed
 //! out by the gateway is refused (-32602) before any backend sees it.
+//!
+//! The bridge from the 2025 revisions (`backends::bridge`) hands out a state of its own kind: it
+//! names the exchange a worker holds for the caller (`<tag>.<process>.<worker>.<slot>`, the tag
+//! over another context), never a backend's state.
 
 use crate::config::snapshot::{Server, Snapshot};
 
@@ -27,6 +31,50 @@ pub(crate) fn open<'s>(
     sealed: &'s str,
 ) -> Option<&'s str> {
     snap.sessions.unbind(&context(server, principal, backend), sealed)
+}
+
+fn pending_context<'p>(server: &'p Server, principal: &'p str, backend: &'p str) -> [&'p [u8]; 4] {
+    [b"pending-input", server.name.as_bytes(), principal.as_bytes(), backend.as_bytes()]
+}
+
+/// Where an exchange waiting for a client's input is held: the gateway process (a random
+/// number drawn at start), the worker and the slot in its table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The gateway process (instances sharing `sessions.keys` draw different ones).
+    pub process: u64,
+    /// The worker holding it.
+    pub worker: usize,
+    /// Its slot in the worker's table (`backends::pending::Pendings`).
+    pub slot: u64,
+}
+
+/// The gateway's `requestState` naming the exchange `at`, handed to `principal` for `backend`.
+pub(crate) fn seal_held(
+    snap: &Snapshot,
+    server: &Server,
+    principal: &str,
+    backend: &str,
+    at: Held,
+) -> String {
+    let own = format!("{:x}.{}.{:x}", at.process, at.worker, at.slot);
+    snap.sessions.bind(&pending_context(server, principal, backend), &own)
+}
+
+/// The exchange a gateway `requestState` names, when it was handed to `principal` for `backend`.
+pub(crate) fn open_held(
+    snap: &Snapshot,
+    server: &Server,
+    principal: &str,
+    backend: &str,
+    sealed: &str,
+) -> Option<Held> {
+    let own = snap.sessions.unbind(&pending_context(server, principal, backend), sealed)?;
+    let mut parts = own.splitn(3, '.');
+    let process = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let worker = parts.next()?.parse().ok()?;
+    let slot = u64::from_str_radix(parts.next()?, 16).ok()?;
+    Some(Held { process, worker, slot })
 }
 
 /// A backend's answer with the `requestState` of an `InputRequiredResult` replaced by

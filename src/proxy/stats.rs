@@ -335,6 +335,10 @@ pub struct Stats {
     pub sessions_opened: u64,
     /// Sessions ended by `DELETE`.
     pub sessions_closed: u64,
+    /// `InputRequiredResult`s the MRTR bridge answered for a 2025 backend's requests.
+    pub input_asked: u64,
+    /// Retries with `inputResponses` handed to the worker holding their exchange.
+    pub input_handoffs: u64,
     /// TLS handshakes completed on `tls` listeners.
     pub tls_handshakes: u64,
     /// TLS handshakes that failed (bad client hello, no shared cipher, refused client
@@ -510,6 +514,8 @@ impl Stats {
         }
         self.condition_errors += o.condition_errors;
         self.sessions_opened += o.sessions_opened;
+        self.input_asked += o.input_asked;
+        self.input_handoffs += o.input_handoffs;
         self.sessions_closed += o.sessions_closed;
         self.tls_handshakes += o.tls_handshakes;
         self.tls_handshake_failures += o.tls_handshake_failures;

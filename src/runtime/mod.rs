@@ -65,6 +65,7 @@ impl Gateway {
         }
         let n = snap.workers.max(1);
         let (bus, revoked_rxs) = RevocationBus::new(n);
+        let (handoffs, handoff_rxs) = crate::proxy::backends::pending::HandOffs::new(n);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let pin = pin_workers(cores.len(), n);
         if !pin && !cores.is_empty() {
@@ -76,7 +77,7 @@ impl Gateway {
         let mut workers = Vec::with_capacity(n);
         let mut drains = Vec::with_capacity(n);
         let mut scrapers = Vec::with_capacity(n);
-        for (i, revoked_rx) in revoked_rxs.into_iter().enumerate() {
+        for (i, (revoked_rx, handoff_rx)) in revoked_rxs.into_iter().zip(handoff_rxs).enumerate() {
             let (drain_tx, drain_rx) = futures_channel::oneshot::channel();
             let (scrape_tx, scrape_rx) = futures_channel::mpsc::unbounded();
             let (ready_tx, ready_rx) = mpsc::channel();
@@ -89,6 +90,8 @@ impl Gateway {
                 revoked_rx,
                 drain_rx,
                 scrape_rx,
+                handoffs: handoffs.clone(),
+                handoff_rx,
                 ready_tx,
             };
             let handle = std::thread::Builder::new()

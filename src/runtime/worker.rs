@@ -31,6 +31,9 @@ pub struct Spec {
     pub revoked_rx: Receiver<crate::proxy::caches::Revocation>,
     pub drain_rx: futures_channel::oneshot::Receiver<()>,
     pub scrape_rx: futures_channel::mpsc::UnboundedReceiver<ScrapeRequest>,
+    /// Every worker's inbox of MRTR retries (`proxy::backends::pending`), and this worker's.
+    pub handoffs: crate::proxy::backends::pending::HandOffs,
+    pub handoff_rx: futures_channel::mpsc::UnboundedReceiver<crate::proxy::backends::pending::HandOff>,
     pub ready_tx: Sender<std::io::Result<Vec<SocketAddr>>>,
 }
 
@@ -51,7 +54,19 @@ pub fn run(spec: Spec) {
 }
 
 async fn serve(spec: Spec) {
-    let Spec { index, sources, snapshot, bus, revoked_rx, drain_rx, mut scrape_rx, ready_tx, .. } = spec;
+    let Spec {
+        index,
+        sources,
+        snapshot,
+        bus,
+        revoked_rx,
+        drain_rx,
+        mut scrape_rx,
+        handoffs,
+        mut handoff_rx,
+        ready_tx,
+        ..
+    } = spec;
     let mut listeners = Vec::new();
     let mut bound = Vec::new();
     for source in sources {
@@ -74,13 +89,22 @@ async fn serve(spec: Spec) {
         }
     }
     let _ = ready_tx.send(Ok(bound));
-    let core = Rc::new(Core::new(index, snapshot, bus, revoked_rx));
+    let mut core = Core::new(index, snapshot, bus, revoked_rx);
+    core.handoffs = handoffs;
+    let core = Rc::new(core);
 
     // Statistics scrapes from the admin thread.
     let c = core.clone();
     monoio::spawn(async move {
         while let Some(reply) = std::future::poll_fn(|cx| Pin::new(&mut scrape_rx).poll_next(cx)).await {
             let _ = reply.send(c.scrape());
+        }
+    });
+    // Retries whose exchange this worker holds, from the other workers (the MRTR bridge).
+    let c = core.clone();
+    monoio::spawn(async move {
+        while let Some(h) = std::future::poll_fn(|cx| Pin::new(&mut handoff_rx).poll_next(cx)).await {
+            monoio::spawn(crate::proxy::backends::bridge::serve_handoff(c.clone(), h));
         }
     });
     // Drain signal from the control thread.
@@ -98,6 +122,7 @@ async fn serve(spec: Spec) {
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             c.revoked.borrow_mut().drain(now);
+            c.pending.borrow_mut().sweep(Instant::now());
         }
     });
     // Access lines leave in batches; this bounds how long one waits.

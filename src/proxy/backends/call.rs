@@ -139,7 +139,7 @@ pub(crate) async fn call_stateless(
     cx: &Cx<'_>,
     server: &Server,
     b: &Backend,
-    method: &str,
+    (method, id): (&'static str, &[u8]),
     body: &[u8],
     tool: &str,
     fwd: &[(&[u8], &[u8])],
@@ -152,7 +152,21 @@ pub(crate) async fn call_stateless(
             Link::Stateless => Wire::stateless(method, Some(tool)),
             Link::Session { version, session } => Wire::session(version, session),
         };
-        let resp = cx.send(b, body, wire, fwd).await.map_err(|e| backend_error(b, &e))?;
+        let failed = |e: &client::UpstreamError| {
+            cx.core.stats.borrow_mut().backend_failed(&b.name);
+            backend_error(b, e)
+        };
+        let opened = cx.open(b, body, wire, fwd).await.map_err(|e| failed(&e))?;
+        // A 2025 backend answering in SSE may ask the client something first: followed event by
+        // event (the MRTR bridge).
+        if let (200, Link::Session { version, session }) = (opened.status, &l) {
+            if is_sse(&opened) {
+                let read = (opened, Default::default(), Vec::new());
+                return super::bridge::follow(cx, server, b, (method, id), read, (version, session), fwd)
+                    .await;
+            }
+        }
+        let resp = cx.collect(opened).await.map_err(|e| failed(&e))?;
         match (resp.status, &l) {
             (404, Link::Session { .. }) if attempt == 0 => forget(cx, server, b, fwd, &l),
             (200, Link::Stateless) => {
@@ -171,7 +185,7 @@ pub(crate) async fn call_stateless(
                 return Ok((200, body, None, if sse { response::SSE } else { response::JSON }));
             }
             (200, Link::Session { .. }) => {
-                let mut out = completed(cx, &resp, method)
+                let mut out = super::bridge::complete(cx, &resp.body, method, None)
                     .ok_or_else(|| Error::upstream(format!("backend {} sent no JSON-RPC answer", b.name)))?;
                 cx.redact(b, &mut out);
                 return Ok((200, out, None, response::JSON));
@@ -188,28 +202,4 @@ pub(crate) async fn call_stateless(
         }
     }
     Err(Error::upstream(format!("backend {}: session could not be re-established", b.name)))
-}
-
-/// A legacy backend's answer in `resp` (a JSON body, or the first SSE event carrying a response)
-/// as the 2026-07-28 revision requires it (`mcp::reply::complete_legacy_response`): one tape
-/// parse over the worker's decoder, no tree.
-fn completed(cx: &Cx<'_>, resp: &client::Response, method: &str) -> Option<Vec<u8>> {
-    use crate::mcp::{json::Decoder, reply::complete_legacy_response};
-    // The decoder is free here (phases 3-6 hold it only synchronously); a fresh one otherwise.
-    let mut fresh = None;
-    let mut held = cx.core.decoder.try_borrow_mut();
-    let decoder: &mut Decoder = match &mut held {
-        Ok(d) => d,
-        Err(_) => fresh.insert(Decoder::default()),
-    };
-    let mut out = Vec::with_capacity(resp.body.len() + 32);
-    let sse = resp.header("content-type").is_some_and(|c| c.starts_with(b"text/event-stream"));
-    let found = if sse {
-        crate::mcp::sse::data_payloads(&resp.body)
-            .iter()
-            .any(|d| complete_legacy_response(decoder, d, method, &mut out))
-    } else {
-        complete_legacy_response(decoder, &resp.body, method, &mut out)
-    };
-    found.then_some(out)
 }

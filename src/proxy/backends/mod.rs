@@ -6,6 +6,8 @@
 //!   the DELETE fan-out.
 //! - [`list`]: lists merged across local items and every backend, behind one gateway cursor.
 //! - [`call`]: a REST tool's exchange; a 2026-07-28 client's call over the worker's link.
+//! - [`bridge`] and [`pending`]: a 2025 backend's requests to a 2026-07-28 client as an
+//!   `InputRequiredResult`, the exchange held until the client's retry ([`Plan::Resume`]).
 //! - [`link`] and [`owned`]: how a 2026-07-28 client reaches a backend (directly, or over a
 //!   gateway-owned session of its own principal).
 //! - [`stream`]: SSE answers relayed as they arrive, and the GET fan-in of backend streams
@@ -16,12 +18,14 @@
 //! - [`schemas`]: argument rules of backend tools, learned from their lists.
 //! - [`tokens`]: backend tokens from a token service (oauth2 schemes), cached per worker.
 
+pub mod bridge;
 pub(crate) mod call;
 pub(crate) mod exchange;
 pub(crate) mod init;
 pub(crate) mod link;
 pub(crate) mod list;
 pub mod owned;
+pub mod pending;
 pub mod pins;
 pub mod schemas;
 pub(crate) mod stream;
@@ -99,6 +103,18 @@ pub enum Plan {
         /// How the backend is reached.
         via: Via,
     },
+    /// Go on with an exchange a 2025 backend began with a request to the client (the MRTR
+    /// bridge): the client's retry brought its `inputResponses`.
+    Resume {
+        /// The retry's id, as JSON.
+        id: Vec<u8>,
+        /// Index of the backend in the server.
+        backend: usize,
+        /// Where the exchange is held.
+        at: crate::proxy::mrtr::Held,
+        /// The retry's `inputResponses` (a JSON object).
+        responses: Vec<u8>,
+    },
     /// Call a REST tool's backend with the request the pipeline built, and shape the answer.
     Rest {
         /// The client's id, as JSON.
@@ -150,7 +166,7 @@ impl Plan {
     /// name for a REST tool (as in authorization targets), `*` when it asks several.
     pub fn backend<'s>(&self, server: &'s Server) -> &'s str {
         match self {
-            Plan::Call { backend, .. } | Plan::Answer { backend, .. } => {
+            Plan::Call { backend, .. } | Plan::Answer { backend, .. } | Plan::Resume { backend, .. } => {
                 server.backends.get(*backend).map_or("-", |b| &b.name)
             }
             Plan::Rest { .. } => &server.name,
@@ -395,9 +411,12 @@ pub async fn run(
         }
         Plan::Call { method, id, backend: i, body, tool, via: Via::Links } => {
             let b = &server.backends[i];
-            call_stateless(cx, server, b, method, &body, &tool, fwd_for(&fwd_refs, i))
+            call_stateless(cx, server, b, (method, &id), &body, &tool, fwd_for(&fwd_refs, i))
                 .await
                 .map_err(|e| (e, Some(id)))
+        }
+        Plan::Resume { id, backend, at, responses } => {
+            bridge::resume(cx, server, backend, at, (&id, &responses)).await.map_err(|e| (e, Some(id)))
         }
         Plan::Call { id, backend: i, body, via: Via::Session(claims), .. } => {
             let b = &server.backends[i];

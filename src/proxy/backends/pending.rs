@@ -1,0 +1,139 @@
+//! Exchanges waiting for a client's input: the half of the MRTR bridge ([`super::bridge`]) that
+//! holds state. A 2025-revision backend that sends a server-to-client request during a
+//! 2026-07-28 client's call keeps its answer stream open while the client is asked; the worker
+//! holds that stream here until the client's retry comes back (on this worker, or handed over
+//! from another one, [`HandOff`]), the exchange expires, or room is needed.
+//!
+//! Limits: [`PENDING_MAX`] exchanges per worker (the oldest is dropped to make room) and
+//! [`PENDING_TTL`] each. Dropping one closes its backend connection, which ends the backend's
+//! wait; a retry for it gets a clear error asking the client to call again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_channel::{mpsc, oneshot};
+
+use crate::error::Error;
+use crate::mcp::sse;
+use crate::upstream::client::Streaming;
+
+/// At most this many exchanges wait for input on one worker.
+pub const PENDING_MAX: usize = 256;
+
+/// How long an exchange waits for the client's retry (a person may be answering a form).
+pub const PENDING_TTL: Duration = Duration::from_secs(300);
+
+/// The caller who started a held call: their credential for the backend, identity headers and
+/// declared capabilities go with the answers, as they went with the call.
+pub(crate) struct Who {
+    pub(crate) principal: crate::auth::Principal,
+    pub(crate) bearer: Option<Vec<u8>>,
+    pub(crate) caps: Vec<u8>,
+    pub(crate) fwd: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// One exchange waiting for the client's input: the backend's open answer stream and what is
+/// needed to go on with it as the caller who started it.
+pub(crate) struct Pending {
+    /// The backend's answer stream, and its events not yet complete.
+    pub(crate) stream: Streaming,
+    pub(crate) events: sse::Events,
+    /// Messages read from the stream after the requests that were asked, not yet handled.
+    pub(crate) queued: Vec<Vec<u8>>,
+    pub(crate) server: Box<str>,
+    pub(crate) backend: Box<str>,
+    pub(crate) who: Who,
+    /// The gateway-owned backend session (protocol version, session id) the call runs in.
+    pub(crate) version: String,
+    pub(crate) session: String,
+    /// The client's method (its answer is completed for the 2026-07-28 revision).
+    pub(crate) method: &'static str,
+    /// The requests the client was asked: the key in `inputRequests`, the backend's id (JSON).
+    pub(crate) asked: Vec<(String, Vec<u8>)>,
+    /// Until when it is held.
+    pub(crate) expires: Instant,
+}
+
+/// The exchanges one worker holds, by slot (a random number named in the gateway's
+/// `requestState`).
+#[derive(Default)]
+pub struct Pendings {
+    held: HashMap<u64, Pending>,
+}
+
+impl Pendings {
+    /// Holds `p` under `slot`; the expired ones go, and the oldest when the table is full.
+    pub(crate) fn park(&mut self, slot: u64, p: Pending, now: Instant) {
+        self.sweep(now);
+        if self.held.len() >= PENDING_MAX {
+            if let Some(oldest) = self.held.iter().min_by_key(|(_, p)| p.expires).map(|(s, _)| *s) {
+                log::warn!(
+                    "{PENDING_MAX} exchanges wait for client input on this worker: the oldest is dropped"
+                );
+                self.held.remove(&oldest);
+            }
+        }
+        self.held.insert(slot, p);
+    }
+
+    /// The exchange under `slot`, taken out (answered once), unless it expired.
+    pub(crate) fn take(&mut self, slot: u64, now: Instant) -> Option<Pending> {
+        self.held.remove(&slot).filter(|p| p.expires > now)
+    }
+
+    /// Drops the expired exchanges (their backend connections close).
+    pub fn sweep(&mut self, now: Instant) {
+        self.held.retain(|_, p| p.expires > now);
+    }
+
+    /// How many exchanges wait.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
+/// What a resumed exchange answers: HTTP status, body, content type.
+pub type Resumed = (u16, Vec<u8>, &'static str);
+
+/// A client's retry that reached another worker than the one holding its exchange: the owner
+/// takes the exchange, goes on with it and answers on `reply`.
+pub struct HandOff {
+    pub(crate) slot: u64,
+    pub(crate) server: Box<str>,
+    pub(crate) principal: Box<str>,
+    pub(crate) backend: Box<str>,
+    /// The retry's JSON-RPC id (JSON) and its `inputResponses` (a JSON object).
+    pub(crate) id: Vec<u8>,
+    pub(crate) responses: Vec<u8>,
+    pub(crate) reply: oneshot::Sender<Result<Resumed, Error>>,
+}
+
+/// Every worker's inbox of hand-offs. The queues are unbounded in type but not in practice:
+/// each message is a request in flight on another worker (bounded by its connections), and the
+/// owner answers each at once from its table.
+#[derive(Clone, Default)]
+pub struct HandOffs {
+    inboxes: Arc<[mpsc::UnboundedSender<HandOff>]>,
+}
+
+impl HandOffs {
+    /// Inboxes for `n` workers, and each worker's receiving end.
+    pub fn new(n: usize) -> (HandOffs, Vec<mpsc::UnboundedReceiver<HandOff>>) {
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded()).unzip();
+        (HandOffs { inboxes: tx.into() }, rx)
+    }
+
+    /// Sends `h` to worker `worker`; gives it back when there is no such worker (or it ended).
+    pub(crate) fn send(&self, worker: usize, h: HandOff) -> Result<(), HandOff> {
+        match self.inboxes.get(worker) {
+            Some(tx) => tx.unbounded_send(h).map_err(mpsc::TrySendError::into_inner),
+            None => Err(h),
+        }
+    }
+}
