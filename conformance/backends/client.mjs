@@ -9,6 +9,7 @@
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const url = process.argv[2];
 if (!url) {
@@ -41,6 +42,8 @@ const watchdog = setTimeout(() => {
 const p = '[ts-sdk]';
 const LOCAL = 'local_echo';
 const BACKEND_TOOLS = ['stateful__echo', 'stateful__add', 'stateless__echo', 'stateless__add'];
+// Asks the client for a name by elicitation (over the session's SSE answer stream).
+const ELICITING = 'stateful__greet';
 const TEXT = 'quote " backslash \\ newline \n unicode \u00e9\u4e2d';
 
 async function callCheck(client, name, args, wantText, wantStructured) {
@@ -59,7 +62,15 @@ async function callCheck(client, name, args, wantText, wantStructured) {
 }
 
 async function main() {
-  const client = new Client({ name: 'portcullis-conformance-ts', version: '1.0.0' });
+  const client = new Client(
+    { name: 'portcullis-conformance-ts', version: '1.0.0' },
+    { capabilities: { elicitation: { form: {} } } },
+  );
+  const asked = [];
+  client.setRequestHandler(ElicitRequestSchema, async (request) => {
+    asked.push(request.params.message);
+    return { action: 'accept', content: { name: 'Ada' } };
+  });
   const transport = new StreamableHTTPClientTransport(new URL(url));
   await client.connect(transport);
   try {
@@ -76,10 +87,19 @@ async function main() {
     for (const n of BACKEND_TOOLS) check(`${p} tools/list has ${n}`, names.includes(n), json(names));
     check(`${p} tools/list has no excluded tool (*hidden*)`, !names.some((n) => n.includes('hidden')), json(names));
     check(`${p} tools/list has nothing else`,
-      names.every((n) => n === LOCAL || BACKEND_TOOLS.includes(n)), json(names));
+      names.every((n) => n === LOCAL || n === ELICITING || BACKEND_TOOLS.includes(n)), json(names));
 
     await callCheck(client, 'stateful__echo', { text: TEXT }, TEXT, TEXT);
     await callCheck(client, 'stateless__add', { a: 2, b: 40 }, '42', 42);
+
+    try {
+      const r = await client.callTool({ name: ELICITING, arguments: {} });
+      check(`${p} ${ELICITING}() asks the client (elicitation) and returns 'Hello, Ada!'`,
+        json(texts(r)) === json(['Hello, Ada!']) && json(asked) === json(['What is your name?']),
+        `content=${json(r.content)} asked=${json(asked)}`);
+    } catch (e) {
+      check(`${p} ${ELICITING}() asks the client (elicitation)`, false, `threw ${e?.code ?? ''} ${e?.message ?? e}`);
+    }
 
     let excluded;
     try {

@@ -31,7 +31,7 @@ import sys
 import traceback
 from typing import Any
 
-from mcp import Client, MCPError
+from mcp import Client, MCPError, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -44,6 +44,7 @@ LOCAL_TOOL = "local_echo"
 BACKENDS = ("stateful", "stateless")
 BACKEND_TOOLS = {f"{b}__{t}": arg for b in BACKENDS for t, arg in (("echo", ("text",)), ("add", ("a", "b")))}
 EXCLUDED = [f"{b}__hidden" for b in BACKENDS]
+ELICITING = "stateful__greet"
 TEXT = 'quote " backslash \\ newline \n unicode \u00e9\u4e2d'
 
 passed = 0
@@ -128,7 +129,13 @@ async def backend_call_checks(client: Client, p: str, tolerate_2026: bool) -> bo
 async def run_mode(url: str, mode: str) -> None:
     p = f"[{mode}]"
     tolerate_2026 = mode == "auto"
-    async with Client(url, mode=mode) as client:
+    asked: list[str] = []
+
+    async def answer(_context: Any, params: Any) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    async with Client(url, mode=mode, elicitation_callback=answer) as client:
         version = client.protocol_version
         check(f"{p} negotiated protocol version {EXPECTED_VERSION[mode]}",
               version == EXPECTED_VERSION[mode], f"got {version!r}")
@@ -158,8 +165,15 @@ async def run_mode(url: str, mode: str) -> None:
                       bool(tool.description) and schema.get("type") == "object"
                       and all(a in props for a in args) and sorted(schema.get("required") or []) == sorted(args),
                       f"tool: {tool!r}")
-            unexpected = sorted(set(tools) - set(BACKEND_TOOLS) - {LOCAL_TOOL})
+            unexpected = sorted(set(tools) - set(BACKEND_TOOLS) - {LOCAL_TOOL, ELICITING})
             check(f"{p} tools/list has nothing else", not unexpected, f"unexpected: {unexpected}")
+
+        # A backend's elicitation completes through the gateway.
+        r, err = await call(client, ELICITING, {})
+        detail = (f"JSON-RPC error code={err.code} message={err.message!r}" if err is not None
+                  else f"isError={r.is_error!r} content={r.content!r}; asked {asked!r}")
+        check(f"{p} {ELICITING}() asks the client (elicitation) and returns 'Hello, Ada!'",
+              err is None and texts(r) == ["Hello, Ada!"] and asked == ["What is your name?"], detail)
 
         # The local tool still works next to the backends.
         r = await client.call_tool(LOCAL_TOOL, {"text": "x"})

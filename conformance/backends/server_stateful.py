@@ -6,7 +6,13 @@ Streamable HTTP on http://127.0.0.1:PORT/mcp, `MCPServer.streamable_http_app(sta
 the SDK issues an `Mcp-Session-Id` on `initialize` and requires it on every later request, and
 answers requests with SSE streams (json_response=False, the SDK default).
 
-Tools: echo(text) -> text, add(a, b) -> a + b, hidden() (the gateway config excludes it).
+Tools: echo(text) -> text, add(a, b) -> a + b, hidden() (the gateway config excludes it), greet()
+(asks the client for a name by elicitation, then greets it).
+
+It speaks the 2025 revisions only, as servers written before 2026-07-28 do: a request naming that
+revision in its MCP-Protocol-Version header (the gateway's `server/discover` probe) gets 400 with
+a JSON-RPC error, so the gateway reaches it over gateway-owned sessions for 2026-07-28 clients, and
+its elicitation reaches those clients as an InputRequiredResult (the gateway's MRTR bridge).
 
 Every HTTP request must carry `Authorization: Bearer backend-token` (the gateway's backend
 credential, `server.securitySchemes` + `backends[].security`). Anything else gets 401 before the
@@ -20,7 +26,10 @@ import sys
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pydantic import BaseModel
+
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 
 EXPECTED_AUTHORIZATION = b"Bearer backend-token"
 
@@ -42,6 +51,18 @@ def hidden() -> str:
     return "stateful hidden tool was reached"
 
 
+class Name(BaseModel):
+    name: str
+
+
+@mcp.tool(description="Asks the client for a name (elicitation) and greets it.")
+async def greet(ctx: Context) -> str:
+    answer = await ctx.elicit("What is your name?", Name)
+    if answer.action == "accept" and answer.data is not None:
+        return f"Hello, {answer.data.name}!"
+    return f"no name ({answer.action})"
+
+
 class RequireBearer:
     """ASGI wrapper: 401 unless the request has exactly the expected Authorization header."""
 
@@ -59,6 +80,15 @@ class RequireBearer:
                             "headers": [(b"content-type", b"application/json"),
                                         (b"content-length", str(len(body)).encode()),
                                         (b"www-authenticate", b"Bearer")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            versions = [v for k, v in scope["headers"] if k == b"mcp-protocol-version"]
+            if versions and versions[0] not in (b"2025-11-25", b"2025-06-18", b"2025-03-26"):
+                body = (b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,'
+                        b'"message":"Bad Request: Unsupported protocol version"}}')
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
