@@ -305,6 +305,9 @@ pub(crate) fn authorize(
     match env.method {
         "tools/call" => authorize_tool(w, env, args),
         "resources/read" | "resources/subscribe" => authorize_other(w, env, env.uri, "+", (false, false)),
+        // A subscription's resource updates are judged as subscribing to each URI.
+        "subscriptions/listen" => crate::proxy::names::listen_uris(env.params)
+            .try_for_each(|uri| authorize_other(w, env, Some(uri), "+", (false, false))),
         "prompts/get" => authorize_other(w, env, env.name, &server.separator, (true, false)),
         // A completion names the prompt or resource template it completes arguments of: judged
         // as getting that prompt or reading that template's URI (a caller refused a prompt is

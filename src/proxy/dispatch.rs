@@ -41,6 +41,24 @@ pub(crate) fn stateless(
         if env.method == "server/discover" {
             return Step::Backends(aggregate::Plan::Discover { id: raw_id(env) }, class);
         }
+        if env.method == "subscriptions/listen" {
+            let mut filter = Vec::new();
+            if let Some(n) = env.params.and_then(|p| json::get(p, "notifications")) {
+                json::write_value(&mut filter, n);
+            }
+            let parsed =
+                serde_json::from_slice(&filter).ok().and_then(|v| aggregate::listen::Filter::parse(&v));
+            return match parsed {
+                Some(filter) => Step::Backends(aggregate::Plan::Listen { id: raw_id(env), filter }, class),
+                None => {
+                    let err = Error::client(
+                        Kind::InvalidParams,
+                        "params.notifications must be a subscription filter (an object of flags and URIs)",
+                    );
+                    w.error(&err, &reply, class).into()
+                }
+            };
+        }
         let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
         // Task methods (2026-07-28 only) are routed by the task id the gateway handed out.
         if !local && (routed_method(env.method) || crate::proxy::tasks::is_task_method(env.method)) {

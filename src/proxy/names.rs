@@ -56,3 +56,17 @@ pub fn rewrite_name(body: &[u8], base: usize, old: &str, new: &str) -> Option<Ve
     out.extend_from_slice(&body[end..]);
     Some(out)
 }
+
+/// The resource URIs a `subscriptions/listen` asks updates of
+/// (`params.notifications.resourceSubscriptions`), as the client exposed them; strings only
+/// (dispatch refuses a filter of another shape).
+pub fn listen_uris<'t>(params: Option<&'t [simd_json::Node<'t>]>) -> impl Iterator<Item = &'t str> {
+    use crate::mcp::json::{as_str, elements, get};
+    params
+        .and_then(|p| get(p, "notifications"))
+        .and_then(|n| get(n, "resourceSubscriptions"))
+        .filter(|a| matches!(a.first(), Some(simd_json::Node::Array { .. })))
+        .into_iter()
+        .flat_map(elements)
+        .filter_map(as_str)
+}

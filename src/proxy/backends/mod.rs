@@ -8,6 +8,7 @@
 //! - [`call`]: a REST tool's exchange; a 2026-07-28 client's call over the worker's link.
 //! - [`bridge`] and [`pending`]: a 2025 backend's requests to a 2026-07-28 client as an
 //!   `InputRequiredResult`, the exchange held until the client's retry ([`Plan::Resume`]).
+//! - [`listen`]: `subscriptions/listen` fanned in from every backend ([`Plan::Listen`]).
 //! - [`link`] and [`owned`]: how a 2026-07-28 client reaches a backend (directly, or over a
 //!   gateway-owned session of its own principal).
 //! - [`stream`]: SSE answers relayed as they arrive, and the GET fan-in of backend streams
@@ -24,6 +25,7 @@ pub(crate) mod exchange;
 pub(crate) mod init;
 pub(crate) mod link;
 pub(crate) mod list;
+pub mod listen;
 pub mod owned;
 pub mod pending;
 pub mod pins;
@@ -114,6 +116,14 @@ pub enum Plan {
         at: crate::proxy::mrtr::Held,
         /// The retry's `inputResponses` (a JSON object).
         responses: Vec<u8>,
+    },
+    /// `subscriptions/listen` of a 2026-07-28 client: a subscription on every backend that
+    /// serves part of it, fanned in to one stream.
+    Listen {
+        /// The client's id, as JSON (its subscription id).
+        id: Vec<u8>,
+        /// What the client asked to be told.
+        filter: listen::Filter,
     },
     /// Call a REST tool's backend with the request the pipeline built, and shape the answer.
     Rest {
@@ -229,6 +239,12 @@ pub async fn run(
     caller: Caller<'_>,
     plan: Plan,
 ) -> (u16, bool) {
+    let plan = match plan {
+        Plan::Listen { id, filter } => {
+            return listen::listen((core, snap, server), conn, caller, &id, filter).await
+        }
+        plan => plan,
+    };
     let Caller { keep_alive, cors, principal, tally } = caller;
     // The request's bytes stay put while backends are asked (only `out`/`scratch` are written,
     // at the end), so forwarded headers are borrowed from the read buffer, not copied.
@@ -415,6 +431,8 @@ pub async fn run(
                 .await
                 .map_err(|e| (e, Some(id)))
         }
+        // Answered as a stream above.
+        Plan::Listen { id, .. } => Err((Error::internal("a subscription is not answered whole"), Some(id))),
         Plan::Resume { id, backend, at, responses } => {
             bridge::resume(cx, server, backend, at, (&id, &responses)).await.map_err(|e| (e, Some(id)))
         }

@@ -194,6 +194,47 @@ pub async fn get_stream(
         return (o.status, o.close);
     }
     response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
+    let streams = streams.into_iter().map(|(i, s)| (i, s, sse::Events::default())).collect();
+    let prefixed = server.prefixed();
+    let relay = |i: usize, ev: &[u8], chunk: &mut Vec<u8>| {
+        let name: &str = &server.backends[i].name;
+        if schemas::lists_changed(ev) {
+            core.schemas.borrow_mut().forget(&server.name, name);
+        }
+        sse::relay_event(ev, name, prefixed, chunk)
+    };
+    let fan = Fan { core, snap, server, principal, tally, keep_alive };
+    fan_in(&fan, conn, streams, &relay, b"").await
+}
+
+/// How [`fan_in`] writes one whole event of backend `i` into the chunk for the client.
+pub(crate) type Relay<'r> = dyn Fn(usize, &[u8], &mut Vec<u8>) + 'r;
+
+/// What a fan-in of backend streams needs of the request.
+pub(crate) struct Fan<'a> {
+    pub(crate) core: &'a Core,
+    pub(crate) snap: &'a Snapshot,
+    pub(crate) server: &'a Server,
+    pub(crate) principal: &'a crate::auth::Principal,
+    pub(crate) tally: &'a Tally,
+    pub(crate) keep_alive: bool,
+}
+
+/// Relays backend streams (`(backend index, stream, its events so far)`) to the client as one
+/// SSE response whose head (and anything else to send first) is in `conn.out`: every whole event
+/// of backend `i` written by `relay(i, event, chunk)` (nothing to drop it), credentials redacted.
+/// Each stream is read by its own reader (all polled on this task). Ends when every backend
+/// stream ended (after `last`, a final event), when the worker drains, or when the client goes
+/// away (found by the keep-alive comments); a backend stream that fails is logged and counted,
+/// the others go on.
+pub(crate) async fn fan_in(
+    fan: &Fan<'_>,
+    conn: &mut Conn,
+    streams: Vec<(usize, client::Streaming, sse::Events)>,
+    relay: &Relay<'_>,
+    last: &[u8],
+) -> (u16, bool) {
+    let Fan { core, snap, server, principal, tally, keep_alive } = *fan;
     let limits = &snap.limits;
     if !tally.flush(conn, limits).await {
         return (200, true);
@@ -201,23 +242,16 @@ pub async fn get_stream(
     // One reader per backend stream. `select_all` keeps each reader's pending read when the
     // loop below wakes for something else: a read is abandoned only when the whole stream ends.
     let max_event = limits.http.max_body_bytes;
-    let prefixed = server.prefixed();
-    let readers = streams.into_iter().map(|(i, mut s)| {
+    let readers = streams.into_iter().map(|(i, mut s, events)| {
         s.endless();
-        let name: &str = &server.backends[i].name;
-        let state = Some((s, sse::Events::default()));
+        let state = Some((s, events));
         futures_util::stream::unfold(state, move |state| async move {
             let (mut s, mut events) = state?;
             s.wait_at_most(STREAM_IDLE);
             let item = match s.next().await {
                 Ok(Some(piece)) => {
                     let mut chunk = Vec::with_capacity(piece.len() + 32);
-                    events.push(piece, |ev| {
-                        if schemas::lists_changed(ev) {
-                            core.schemas.borrow_mut().forget(&server.name, name);
-                        }
-                        sse::relay_event(ev, name, prefixed, &mut chunk)
-                    });
+                    events.push(piece, |ev| relay(i, ev, &mut chunk));
                     redact(&server.backends[i], Some(principal), &mut chunk);
                     if events.pending() > max_event {
                         Err(UpstreamError::Invalid("stream event too large"))
@@ -250,18 +284,20 @@ pub async fn get_stream(
         match wake {
             Wake::Backend(Some((_, Ok(Some(chunk))))) => write_chunk(&mut conn.out, &chunk),
             Wake::Backend(Some((i, Ok(None)))) => {
-                log::debug!("backend {}: GET stream ended", server.backends[i].name);
+                log::debug!("backend {}: stream ended", server.backends[i].name);
             }
             Wake::Backend(Some((i, Err(e)))) => {
                 let b = &server.backends[i];
-                log::warn!("backend {}: GET stream broke ({e})", b.name);
+                log::warn!("backend {}: stream broke ({e})", b.name);
                 core.stats.borrow_mut().backend_failed(&b.name);
             }
             Wake::Backend(None) => {
+                write_chunk(&mut conn.out, last);
                 conn.out.extend_from_slice(b"0\r\n\r\n");
                 return (200, !keep_alive);
             }
             Wake::Drain => {
+                write_chunk(&mut conn.out, last);
                 conn.out.extend_from_slice(b"0\r\n\r\n");
                 return (200, true);
             }
