@@ -343,3 +343,213 @@ fn a_retry_on_another_worker_is_handed_to_the_owner() {
     }
     panic!("40 retries on fresh connections all reached the worker holding their exchange");
 }
+
+/// A 2026-07-28-only backend: `initialize` is no method of it (404, -32601); `greet` asks for a
+/// name with an `InputRequiredResult` and completes on the retry that answers it with its state.
+/// What the 2026-07-28 backend was sent: each request's `Mcp-Method` header and body.
+type Sent = Arc<Mutex<Vec<(String, Value)>>>;
+
+fn modern_backend() -> (SocketAddr, Sent) {
+    let seen: Sent = Arc::default();
+    let shared = seen.clone();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let seen = shared.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                while let Some((head, body)) = common::read_request(&mut s, &mut buf) {
+                    let msg: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+                    let method_header = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("mcp-method:").map(|v| v.trim().to_string())
+                        })
+                        .unwrap_or_default();
+                    seen.lock().unwrap().push((method_header, msg.clone()));
+                    let p = &msg["params"];
+                    let result = match msg["method"].as_str().unwrap_or("") {
+                        "server/discover" => {
+                            json!({"supportedVersions":["2026-07-28"],"resultType":"complete",
+                            "capabilities":{"tools":{}},"serverInfo":{"name":"new","version":"1"}})
+                        }
+                        "tools/list" => {
+                            json!({"resultType":"complete","tools":[{"name":"greet","inputSchema":{"type":"object"}}]})
+                        }
+                        "tools/call"
+                            if p["requestState"] == "round-1" && p["inputResponses"]["name"].is_object() =>
+                        {
+                            let name = p["inputResponses"]["name"]["content"]["name"].as_str().unwrap_or("?");
+                            json!({"resultType":"complete","content":[{"type":"text","text":format!("Hello, {name}!")}],"isError":false})
+                        }
+                        "tools/call" => {
+                            json!({"resultType":"input_required","requestState":"round-1","inputRequests":{
+                            "name":{"method":"elicitation/create","params":{"mode":"form","message":"Your name?",
+                                "requestedSchema":{"type":"object","properties":{"name":{"type":"string"}}}}}}})
+                        }
+                        _ => {
+                            let e = json!({"jsonrpc":"2.0","id":msg["id"],"error":{"code":-32601,"message":"Method not found"}});
+                            let out =
+                                http("404 Not Found", "Content-Type: application/json\r\n", &e.to_string());
+                            if s.write_all(out.as_bytes()).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                    };
+                    let r = json!({"jsonrpc":"2.0","id":msg["id"],"result":result}).to_string();
+                    if s.write_all(http("200 OK", "Content-Type: application/json\r\n", &r).as_bytes())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn legacy_post(addr: SocketAddr, token: &str, sid: Option<&str>, body: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let sid = sid
+        .map(|v| format!("Mcp-Session-Id: {v}\r\nMCP-Protocol-Version: 2025-11-25\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+Authorization: Bearer {token}\r\n{sid}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    s
+}
+
+fn read_all(mut s: TcpStream) -> String {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut out).unwrap();
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// A 2025-11-25 client in front of a 2026-07-28-only backend: the backend's question reaches the
+/// client as a request on its call's stream, the client's answer (posted in its session, on any
+/// worker) becomes the retry, and the result ends the stream.
+#[test]
+fn a_2026_backends_question_reaches_a_2025_client_on_its_stream() {
+    let (b, seen) = modern_backend();
+    let gw = common::start(&format!(
+        "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nworkers: 2\nservers:\n  - name: s\n    path: /mcp\n    resource: https://gw.test/mcp\n    {auth}\n    \
+         backends: [{{ name: new, url: \"http://{b}/mcp\" }}]\n",
+        auth = common::hs256_auth(JWT_KEY),
+    ));
+    let (addr, admin) = (gw.addrs()[0], gw.admin_addr().unwrap());
+    let token = common::hs256_token(JWT_KEY, "alice", "tools.call");
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"form":{}}},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let answer = read_all(legacy_post(addr, &token, None, init));
+    let sid = answer
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase().starts_with("mcp-session-id:").then(|| l[15..].trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no session: {answer}"));
+    assert!(answer.contains("\"tools\""), "the backend's capabilities are offered: {answer}");
+
+    for round in 0..40 {
+        let call =
+            r#"{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"greet","arguments":{}}}"#;
+        let mut s = legacy_post(addr, &token, Some(&sid), call);
+        let mut got = Vec::new();
+        let ask = loop {
+            let mut b = [0u8; 4096];
+            let n = std::io::Read::read(&mut s, &mut b).unwrap();
+            assert!(n > 0, "stream ended early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&b[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some(line) =
+                text.lines().find(|l| l.starts_with("data: ") && l.contains("elicitation/create"))
+            {
+                break serde_json::from_str::<Value>(&line[6..]).unwrap();
+            }
+        };
+        assert_eq!(ask["params"]["message"], "Your name?");
+        let name = format!("n{round}");
+        let reply =
+            json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"name":name}}});
+        let posted = read_all(legacy_post(addr, &token, Some(&sid), &reply.to_string()));
+        assert!(posted.starts_with("HTTP/1.1 202"), "{posted}");
+        let rest = read_all(s);
+        let done = rest
+            .lines()
+            .find(|l| l.starts_with("data: ") && l.contains("result"))
+            .unwrap_or_else(|| panic!("{rest}"));
+        let v: Value = serde_json::from_str(&done[6..]).unwrap();
+        assert_eq!(v["id"], "c1", "{v}");
+        assert_eq!(v["result"]["content"][0]["text"], format!("Hello, {name}!"), "{v}");
+        if metric(admin, "portcullis_input_handoffs_total") > 0 {
+            // The backend was asked on its own wire, with what the client declared.
+            let seen = seen.lock().unwrap();
+            let (header, first) = seen.iter().find(|(_, m)| m["method"] == "tools/call").unwrap();
+            assert_eq!(header, "tools/call");
+            let meta = &first["params"]["_meta"];
+            assert_eq!(meta["io.modelcontextprotocol/protocolVersion"], "2026-07-28", "{first}");
+            assert!(meta["io.modelcontextprotocol/clientCapabilities"]["elicitation"].is_object(), "{first}");
+            drop(seen);
+            gw.shutdown();
+            return;
+        }
+    }
+    panic!("40 answers on fresh connections all reached the worker holding their call");
+}
+
+/// Another caller's answer to the request the reverse bridge put on alice's stream is dropped:
+/// the call goes on waiting for alice's own.
+#[test]
+fn only_the_caller_answers_the_reverse_bridges_questions() {
+    let (b, _) = modern_backend();
+    let gw = common::start(&format!(
+        "listen: 127.0.0.1:0\nworkers: 1\nservers:\n  - name: s\n    path: /mcp\n    resource: https://gw.test/mcp\n    {auth}\n    \
+         backends: [{{ name: new, url: \"http://{b}/mcp\" }}]\n",
+        auth = common::hs256_auth(JWT_KEY),
+    ));
+    let addr = gw.addrs()[0];
+    let session = |who: &str| {
+        let token = common::hs256_token(JWT_KEY, who, "tools.call");
+        let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},"clientInfo":{"name":"t","version":"1"}}}"#;
+        let answer = read_all(legacy_post(addr, &token, None, init));
+        let sid = answer
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase().starts_with("mcp-session-id:").then(|| l[15..].trim().to_string())
+            })
+            .unwrap();
+        (token, sid)
+    };
+    let (alice, alice_sid) = session("alice");
+    let (mallory, mallory_sid) = session("mallory");
+    let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"greet","arguments":{}}}"#;
+    let mut s = legacy_post(addr, &alice, Some(&alice_sid), call);
+    let mut got = Vec::new();
+    let ask = loop {
+        let mut b = [0u8; 4096];
+        let n = std::io::Read::read(&mut s, &mut b).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&b[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(line) = text.lines().find(|l| l.starts_with("data: ") && l.contains("elicitation/create"))
+        {
+            break serde_json::from_str::<Value>(&line[6..]).unwrap();
+        }
+    };
+    let forged =
+        json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"name":"Mallory"}}});
+    let posted = read_all(legacy_post(addr, &mallory, Some(&mallory_sid), &forged.to_string()));
+    assert!(posted.starts_with("HTTP/1.1 202"), "{posted}");
+    let real =
+        json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"name":"Alice"}}});
+    read_all(legacy_post(addr, &alice, Some(&alice_sid), &real.to_string()));
+    let rest = read_all(s);
+    assert!(rest.contains("Hello, Alice!") && !rest.contains("Mallory"), "{rest}");
+    gw.shutdown();
+}

@@ -161,6 +161,8 @@ pub struct Core {
     pub anonymous: Rc<crate::auth::Principal>,
     /// Exchanges waiting for a client's input (the MRTR bridge).
     pub pending: RefCell<crate::proxy::backends::pending::Pendings>,
+    /// Calls waiting for a client's answers (the reverse bridge).
+    pub asks: RefCell<crate::proxy::backends::pending::Asks>,
     /// Every worker's inbox for retries that reached another worker than the one holding theirs.
     pub handoffs: crate::proxy::backends::pending::HandOffs,
     /// The snapshot this core last saw, shared by its requests with a non-atomic count.
@@ -208,6 +210,7 @@ impl Core {
             seq: Cell::new(0),
             drain: Event::default(),
             pending: RefCell::default(),
+            asks: RefCell::default(),
             handoffs: Default::default(),
         }
     }

@@ -113,6 +113,9 @@ pub(crate) fn legacy(
     let server = w.cx.server;
     // The client answering a request a backend sent it over an SSE stream: back to that backend.
     if env.kind == MessageKind::Response && !server.backends.is_empty() {
+        if let Some(plan) = answer_to_call(w) {
+            return Step::Backends(plan, class);
+        }
         if let Some(plan) = answer_to_backend(w, claims.clone()) {
             return Step::Backends(plan, class);
         }
@@ -352,6 +355,17 @@ pub(crate) fn answer_to_backend(w: &Writer<'_, '_>, claims: Rc<Claims>) -> Optio
     msg["id"] = original;
     let body = serde_json::to_vec(&msg).ok()?;
     Some(aggregate::Plan::Answer { backend: i, body, claims })
+}
+
+/// For a client's JSON-RPC response to a request the reverse bridge sent it
+/// (`backends::reverse::ASK_TAG`): the call waiting for it. Rare, so parsed as a tree.
+pub(crate) fn answer_to_call(w: &Writer<'_, '_>) -> Option<aggregate::Plan> {
+    let msg: serde_json::Value = serde_json::from_slice(w.body).ok()?;
+    let (worker, slot, key) = aggregate::reverse::asked(msg.get("id")?.as_str()?)?;
+    let result = msg.get("result").filter(|r| r.is_object()).and_then(|r| serde_json::to_vec(r).ok());
+    let principal = w.principal.id.clone();
+    let answer = aggregate::pending::Answered { slot, key, principal, result };
+    Some(aggregate::Plan::Deliver { worker, answer })
 }
 
 /// The routed method's name as a static string (`Mcp-Method` of the backend request).

@@ -408,7 +408,7 @@ pub fn render(st: &Stats, snap: &Snapshot, process: &Process) -> String {
         (
             "portcullis_input_handoffs_total",
             "counter",
-            "Retries with inputResponses handed to the worker holding their exchange.",
+            "Retries with inputResponses, and clients' answers, handed to the worker holding their call.",
             st.input_handoffs,
         ),
         ("portcullis_config_reloads_total", "counter", "Successful configuration reloads.", process.reloads),

@@ -337,7 +337,8 @@ pub struct Stats {
     pub sessions_closed: u64,
     /// `InputRequiredResult`s the MRTR bridge answered for a 2025 backend's requests.
     pub input_asked: u64,
-    /// Retries with `inputResponses` handed to the worker holding their exchange.
+    /// Retries with `inputResponses` (the MRTR bridge) and clients' answers (the reverse bridge)
+    /// handed to the worker holding their call.
     pub input_handoffs: u64,
     /// TLS handshakes completed on `tls` listeners.
     pub tls_handshakes: u64,

@@ -33,7 +33,7 @@ pub struct Spec {
     pub scrape_rx: futures_channel::mpsc::UnboundedReceiver<ScrapeRequest>,
     /// Every worker's inbox of MRTR retries (`proxy::backends::pending`), and this worker's.
     pub handoffs: crate::proxy::backends::pending::HandOffs,
-    pub handoff_rx: futures_channel::mpsc::UnboundedReceiver<crate::proxy::backends::pending::HandOff>,
+    pub handoff_rx: futures_channel::mpsc::UnboundedReceiver<crate::proxy::backends::pending::Inbox>,
     pub ready_tx: Sender<std::io::Result<Vec<SocketAddr>>>,
 }
 
@@ -100,11 +100,22 @@ async fn serve(spec: Spec) {
             let _ = reply.send(c.scrape());
         }
     });
-    // Retries whose exchange this worker holds, from the other workers (the MRTR bridge).
+    // From the other workers: retries whose exchange this worker holds (the MRTR bridge), and
+    // clients' answers for calls it holds (the reverse bridge).
     let c = core.clone();
     monoio::spawn(async move {
-        while let Some(h) = std::future::poll_fn(|cx| Pin::new(&mut handoff_rx).poll_next(cx)).await {
-            monoio::spawn(crate::proxy::backends::bridge::serve_handoff(c.clone(), h));
+        use crate::proxy::backends::pending::Inbox;
+        while let Some(m) = std::future::poll_fn(|cx| Pin::new(&mut handoff_rx).poll_next(cx)).await {
+            match m {
+                Inbox::Resume(h) => {
+                    monoio::spawn(crate::proxy::backends::bridge::serve_handoff(c.clone(), h));
+                }
+                Inbox::Answer(a) => {
+                    if !c.asks.borrow().deliver(a) {
+                        log::debug!("an answer for a call this worker no longer holds was dropped");
+                    }
+                }
+            }
         }
     });
     // Drain signal from the control thread.

@@ -27,7 +27,7 @@ use crate::proxy::observe::Trace;
 use crate::upstream::client::Streaming;
 
 use super::exchange::{Answer, Cx, Tally};
-use super::pending::{HandOff, Pending, Resumed, Who};
+use super::pending::{HandOff, Inbox, Pending, Resumed, Who};
 use super::wire::{backend_error, Wire};
 
 /// The requests a 2026-07-28 client can answer in `inputResponses`.
@@ -299,7 +299,7 @@ pub(crate) async fn resume(
         responses: responses.to_vec(),
         reply: tx,
     };
-    cx.core.handoffs.send(at.worker, h).map_err(|_| gone())?;
+    cx.core.handoffs.send(at.worker, Inbox::Resume(h)).map_err(|_| gone())?;
     cx.core.stats.borrow_mut().input_handoffs += 1;
     let _waiting = cx.tally.wait();
     match rx.await {

@@ -42,21 +42,7 @@ pub(crate) async fn link(
     };
     close_owned(cx, server, idle.into_iter().collect()).await;
     if known.is_none() {
-        let discover = format!(
-            r#"{{"jsonrpc":"2.0","id":"portcullis-discover","method":"server/discover","params":{{{META_2026}}}}}"#
-        );
-        let discovered =
-            match cx.send(b, discover.as_bytes(), Wire::stateless("server/discover", None), fwd).await {
-                Ok(r) if r.status == 200 => answer(&r, Some("portcullis-discover")).filter(|v| {
-                    v["result"]["supportedVersions"]
-                        .as_array()
-                        .is_some_and(|a| a.iter().any(|x| x == "2026-07-28"))
-                }),
-                Ok(_) => None,
-                Err(e) => return Err(backend_error(b, &e)),
-            };
-        if let Some(mut v) = discovered {
-            let caps = v["result"]["capabilities"].take();
+        if let Some(caps) = discover(cx, b, fwd).await? {
             cx.core.links.borrow_mut().set_kind(&server.name, &b.name, Generation::Stateless, caps);
             return Ok(Link::Stateless);
         }
@@ -72,6 +58,29 @@ pub(crate) async fn link(
     };
     close_owned(cx, server, closing).await;
     Ok(Link::Session { version, session })
+}
+
+/// Whether `b` speaks the 2026-07-28 revision, asked with `server/discover`: its capabilities,
+/// or `None` (it answered otherwise).
+pub(crate) async fn discover(
+    cx: &Cx<'_>,
+    b: &Backend,
+    fwd: &[(&[u8], &[u8])],
+) -> Result<Option<serde_json::Value>, Error> {
+    let discover = format!(
+        r#"{{"jsonrpc":"2.0","id":"portcullis-discover","method":"server/discover","params":{{{META_2026}}}}}"#
+    );
+    let discovered = match cx
+        .send(b, discover.as_bytes(), Wire::stateless("server/discover", None), fwd)
+        .await
+    {
+        Ok(r) if r.status == 200 => answer(&r, Some("portcullis-discover")).filter(|v| {
+            v["result"]["supportedVersions"].as_array().is_some_and(|a| a.iter().any(|x| x == "2026-07-28"))
+        }),
+        Ok(_) => None,
+        Err(e) => return Err(backend_error(b, &e)),
+    };
+    Ok(discovered.map(|mut v| v["result"]["capabilities"].take()))
 }
 
 /// Whose gateway-owned session of `b` a request uses: its principal, identity headers and

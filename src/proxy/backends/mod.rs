@@ -8,6 +8,8 @@
 //! - [`call`]: a REST tool's exchange; a 2026-07-28 client's call over the worker's link.
 //! - [`bridge`] and [`pending`]: a 2025 backend's requests to a 2026-07-28 client as an
 //!   `InputRequiredResult`, the exchange held until the client's retry ([`Plan::Resume`]).
+//! - [`reverse`]: a 2025-revision client's calls to a 2026-07-28-only backend, its
+//!   `InputRequiredResult`s asked of the client on its stream ([`Plan::Deliver`] brings answers).
 //! - [`listen`]: `subscriptions/listen` fanned in from every backend ([`Plan::Listen`]).
 //! - [`link`] and [`owned`]: how a 2026-07-28 client reaches a backend (directly, or over a
 //!   gateway-owned session of its own principal).
@@ -29,6 +31,7 @@ pub mod listen;
 pub mod owned;
 pub mod pending;
 pub mod pins;
+pub(crate) mod reverse;
 pub mod schemas;
 pub(crate) mod stream;
 pub mod tokens;
@@ -116,6 +119,13 @@ pub enum Plan {
         at: crate::proxy::mrtr::Held,
         /// The retry's `inputResponses` (a JSON object).
         responses: Vec<u8>,
+    },
+    /// The client's answer to a request the reverse bridge sent it: to the call waiting for it.
+    Deliver {
+        /// The worker holding the call.
+        worker: usize,
+        /// The answer (slot, key, principal, result).
+        answer: pending::Answered,
     },
     /// `subscriptions/listen` of a 2026-07-28 client: a subscription on every backend that
     /// serves part of it, fanned in to one stream.
@@ -215,10 +225,42 @@ pub async fn learn(
         Via::Session(claims) => {
             let Some((_, s)) = claims.backends.iter().find(|(n, _)| *n == *b.name) else { return };
             let (v, sid) = decode_session(s);
-            learn_tools(cx, server, b, Some((v, sid)), fwd).await;
+            let session = (!reverse::is_modern(v)).then_some((v, sid));
+            learn_tools(cx, server, b, session, fwd).await;
         }
         Via::Links => learn_tools(cx, server, b, None, fwd).await,
     }
+}
+
+/// `initialize` of `b` for a client's session. A backend that refuses it but speaks the
+/// 2026-07-28 revision joins the session anyway (the reverse bridge): its entry records that
+/// revision and, in place of a session id, the client's capabilities (at most 4 KiB of them).
+async fn join(
+    cx: &Cx<'_>,
+    b: &crate::config::snapshot::Backend,
+    (version, capabilities): (&str, &[u8]),
+    fwd: &[(&[u8], &[u8])],
+) -> Result<(String, String, serde_json::Value), Error> {
+    let refused = match init_backend(cx, b, (version, capabilities), fwd).await {
+        Ok(joined) => return Ok(joined),
+        Err(e) => e,
+    };
+    match discover(cx, b, fwd).await {
+        Ok(Some(caps)) => {
+            let declared = if capabilities.len() <= 4096 { capabilities } else { b"{}" };
+            Ok((wire::MODERN.to_string(), String::from_utf8_lossy(declared).into_owned(), caps))
+        }
+        _ => Err(refused),
+    }
+}
+
+/// The client's declared capabilities recorded for backend `i` in its session, when that backend
+/// speaks only the 2026-07-28 revision (the reverse bridge).
+fn modern_entry<'c>(server: &Server, claims: &'c Claims, i: usize) -> Option<&'c str> {
+    let b = server.backends.get(i)?;
+    let (_, s) = claims.backends.iter().find(|(n, _)| *n == *b.name)?;
+    let (version, caps) = decode_session(s);
+    reverse::is_modern(version).then_some(caps)
 }
 
 /// The capabilities a request declared, for backends reached over the worker's links (2026-07-28
@@ -242,6 +284,21 @@ pub async fn run(
     let plan = match plan {
         Plan::Listen { id, filter } => {
             return listen::listen((core, snap, server), conn, caller, &id, filter).await
+        }
+        Plan::Call { method, id, backend, body, tool, via: Via::Session(claims) }
+            if modern_entry(server, &claims, backend).is_some() =>
+        {
+            let caps = modern_entry(server, &claims, backend).unwrap_or("{}");
+            let call = reverse::Call { backend, method, id: &id, body: &body, tool: &tool, caps };
+            return reverse::call((core, snap, server), conn, caller, call).await;
+        }
+        Plan::Deliver { worker, answer } => {
+            if !reverse::deliver(core, worker, answer) {
+                log::debug!("an answer for a call no longer waiting was dropped");
+            }
+            let extra = Extra { request_id: Some(&conn.request_id), ..Extra::default() };
+            response::write_head(&mut conn.out, 202, None, 0, caller.keep_alive, &extra);
+            return (202, !caller.keep_alive);
         }
         plan => plan,
     };
@@ -286,7 +343,7 @@ pub async fn run(
                 .backends
                 .iter()
                 .enumerate()
-                .map(|(i, b)| init_backend(cx, b, (version, &capabilities), fwd_for(&fwd_refs, i)));
+                .map(|(i, b)| join(cx, b, (version, &capabilities), fwd_for(&fwd_refs, i)));
             let mut sessions = Vec::new();
             // The client sees the union of what the gateway and the joined backends offer.
             let mut caps: serde_json::Value =
@@ -341,6 +398,10 @@ pub async fn run(
             merge_list(cx, server, req, &fwd_refs, &mut out, |name| {
                 claims.backends.iter().find(|(n, _)| n == name).map(|(_, s)| {
                     let (v, sid) = decode_session(s);
+                    // A 2026-07-28-only backend is asked on its own wire.
+                    if reverse::is_modern(v) {
+                        return Addressed::Link;
+                    }
                     Addressed::Session(v.to_string(), sid.to_string())
                 })
             })
@@ -401,6 +462,10 @@ pub async fn run(
             let sends = server.backends.iter().enumerate().filter_map(|(i, b)| {
                 let (_, s) = claims.backends.iter().find(|(n, _)| *n == *b.name)?;
                 let (v, sid) = decode_session(s);
+                // logging/setLevel is no method of the 2026-07-28 revision.
+                if reverse::is_modern(v) {
+                    return None;
+                }
                 let (body, fwd) = (&body, fwd_for(&fwd_refs, i));
                 Some(async move {
                     match cx.send(b, body, Wire::session(v, sid), fwd).await {
@@ -431,7 +496,8 @@ pub async fn run(
                 .await
                 .map_err(|e| (e, Some(id)))
         }
-        // Answered as a stream above.
+        // Answered above.
+        Plan::Deliver { .. } => Err((Error::internal("an answer is not a call"), None)),
         Plan::Listen { id, .. } => Err((Error::internal("a subscription is not answered whole"), Some(id))),
         Plan::Resume { id, backend, at, responses } => {
             bridge::resume(cx, server, backend, at, (&id, &responses)).await.map_err(|e| (e, Some(id)))

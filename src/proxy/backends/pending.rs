@@ -114,26 +114,81 @@ pub struct HandOff {
     pub(crate) reply: oneshot::Sender<Result<Resumed, Error>>,
 }
 
-/// Every worker's inbox of hand-offs. The queues are unbounded in type but not in practice:
-/// each message is a request in flight on another worker (bounded by its connections), and the
-/// owner answers each at once from its table.
+/// The client's answer to a request the reverse bridge ([`super::reverse`]) put on its stream,
+/// for the worker holding the call: the slot, the key's index, the answering principal, and the
+/// answer's `result` (`None` when the client answered with an error).
+pub struct Answered {
+    pub(crate) slot: u64,
+    pub(crate) key: usize,
+    pub(crate) principal: Box<str>,
+    pub(crate) result: Option<Vec<u8>>,
+}
+
+/// What one worker sends another.
+pub enum Inbox {
+    /// A retry of an exchange the receiving worker holds (the MRTR bridge).
+    Resume(HandOff),
+    /// An answer for a call the receiving worker holds (the reverse bridge).
+    Answer(Answered),
+}
+
+/// A call of a 2025-revision client waiting for the client's answers to the requests the
+/// reverse bridge sent it: who may answer, and where the answers go.
+pub(crate) struct Ask {
+    pub(crate) principal: Box<str>,
+    pub(crate) tx: mpsc::UnboundedSender<(usize, Option<Vec<u8>>)>,
+}
+
+/// The calls one worker holds for the reverse bridge, by slot.
+#[derive(Default)]
+pub struct Asks {
+    held: HashMap<u64, Ask>,
+}
+
+impl Asks {
+    /// Holds `a` under `slot` (at most [`PENDING_MAX`]; `false` when full).
+    pub(crate) fn hold(&mut self, slot: u64, a: Ask) -> bool {
+        if self.held.len() >= PENDING_MAX {
+            return false;
+        }
+        self.held.insert(slot, a);
+        true
+    }
+
+    /// Lets go of `slot`.
+    pub(crate) fn release(&mut self, slot: u64) {
+        self.held.remove(&slot);
+    }
+
+    /// Hands an answer to the call under its slot, when it is the caller's; `false` otherwise.
+    pub(crate) fn deliver(&self, a: Answered) -> bool {
+        match self.held.get(&a.slot) {
+            Some(ask) if ask.principal == a.principal => ask.tx.unbounded_send((a.key, a.result)).is_ok(),
+            _ => false,
+        }
+    }
+}
+
+/// Every worker's inbox. The queues are unbounded in type but not in practice: each message is
+/// a request in flight on another worker (bounded by its connections), and the receiver answers
+/// each at once from its tables.
 #[derive(Clone, Default)]
 pub struct HandOffs {
-    inboxes: Arc<[mpsc::UnboundedSender<HandOff>]>,
+    inboxes: Arc<[mpsc::UnboundedSender<Inbox>]>,
 }
 
 impl HandOffs {
     /// Inboxes for `n` workers, and each worker's receiving end.
-    pub fn new(n: usize) -> (HandOffs, Vec<mpsc::UnboundedReceiver<HandOff>>) {
+    pub fn new(n: usize) -> (HandOffs, Vec<mpsc::UnboundedReceiver<Inbox>>) {
         let (tx, rx): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded()).unzip();
         (HandOffs { inboxes: tx.into() }, rx)
     }
 
-    /// Sends `h` to worker `worker`; gives it back when there is no such worker (or it ended).
-    pub(crate) fn send(&self, worker: usize, h: HandOff) -> Result<(), HandOff> {
+    /// Sends `m` to worker `worker`; gives it back when there is no such worker (or it ended).
+    pub(crate) fn send(&self, worker: usize, m: Inbox) -> Result<(), Inbox> {
         match self.inboxes.get(worker) {
-            Some(tx) => tx.unbounded_send(h).map_err(mpsc::TrySendError::into_inner),
-            None => Err(h),
+            Some(tx) => tx.unbounded_send(m).map_err(mpsc::TrySendError::into_inner),
+            None => Err(m),
         }
     }
 }

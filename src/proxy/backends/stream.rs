@@ -153,6 +153,11 @@ pub async fn get_stream(
         let opens = server.backends.iter().enumerate().filter_map(|(i, b)| {
             let (_, s) = claims.backends.iter().find(|(n, _)| *n == *b.name)?;
             let (version, sid) = decode_session(s);
+            // A 2026-07-28-only backend has no GET stream (its notifications come by
+            // subscriptions/listen).
+            if version == super::wire::MODERN {
+                return None;
+            }
             let last_event_id = resume.filter(|(n, _)| *n == &*b.name).map_or("", |(_, id)| id);
             let wire = Wire { verb: Verb::Get, last_event_id, ..Wire::session(version, sid) };
             let fwd = fwd_for(&fwd, i);

@@ -29,6 +29,12 @@ pub enum Link {
     },
 }
 
+/// The revision a backend of a client session speaks when it refused `initialize` and answered
+/// `server/discover` (the reverse bridge, `proxy::backends::reverse`). Its entry in the sealed
+/// session has no backend session id: in its place, the client's declared capabilities (a JSON
+/// object), which every request to it carries in `_meta`.
+pub const MODERN: &str = "2026-07-28";
+
 /// A backend's session as the sealed client session records it.
 pub fn encode_session(version: &str, sid: &str) -> String {
     format!("{version} {sid}")
