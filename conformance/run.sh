@@ -8,6 +8,10 @@
 # the same suite against the suite's "everything" server written with the Python SDK
 # (conformance/fixture/everything_server.py), directly and through a gateway whose only source is
 # that server (conformance/gateway-fixture.yaml), compared check by check into conformance/REPORT.md;
+# then the "everything" leg: the suite against the official reference server
+# @modelcontextprotocol/server-everything (npm, pinned in package.json; streamableHttp mode),
+# directly and through conformance/everything/gateway.yaml, with no check worse through the gateway
+# (conformance/everything/compare.py, baseline everything/expected-worse.yml);
 # then the "auth" leg: a gateway with JWT client authentication (conformance/auth/gateway.yaml)
 # driven by conformance/auth/client.py: bearer tokens, the exact 401 challenges, RFC 9728 metadata,
 # and the Python SDK's OAuth client running the whole flow against a fake authorization server;
@@ -98,13 +102,14 @@ fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
 # main gateway + admin, backends-leg gateway + admin, the two backend MCP servers, the fixture,
-# fixture-leg gateway + admin, auth-leg gateway + admin and its fake authorization server
-# (the oidc leg picks its own when it starts)
+# fixture-leg gateway + admin, auth-leg gateway + admin and its fake authorization server,
+# the reference server and the everything-leg gateway + admin (the oidc leg picks its own when it
+# starts)
 read -r PORT ADMIN_PORT BK_PORT BK_ADMIN_PORT STATEFUL_PORT STATELESS_PORT FX_PORT FX_GW_PORT FX_GW_ADMIN_PORT \
-  AUTH_PORT AUTH_ADMIN_PORT AS_PORT \
+  AUTH_PORT AUTH_ADMIN_PORT AS_PORT EV_PORT EV_GW_PORT EV_GW_ADMIN_PORT \
   < <("$PY" - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(12)]
+socks = [socket.socket() for _ in range(15)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -117,6 +122,8 @@ BK_URL=http://127.0.0.1:$BK_PORT/mcp
 FX_URL=http://127.0.0.1:$FX_PORT/mcp
 FX_GW_URL=http://127.0.0.1:$FX_GW_PORT/mcp
 AUTH_URL=http://127.0.0.1:$AUTH_PORT/mcp
+EV_URL=http://127.0.0.1:$EV_PORT/mcp
+EV_GW_URL=http://127.0.0.1:$EV_GW_PORT/mcp
 PIDS=()
 cleanup() {  # every process this script started: TERM, up to 5 s grace, then KILL
   local pid
@@ -157,6 +164,15 @@ log "starting the fixture (fixture/everything_server.py, mcp==$MCP_VERSION) on $
 "$PY" "$HERE/fixture/everything_server.py" "$FX_PORT" >"$OUT/fixture.log" 2>&1 &
 FX_PID=$!
 PIDS+=("$FX_PID")
+# The official reference server, streamableHttp mode; it listens on every interface unless told
+# otherwise, which everything/loopback.mjs (preloaded) does.
+EV_VERSION=$(node -p 'require(process.argv[1]).version' "$HERE/node_modules/@modelcontextprotocol/server-everything/package.json")
+log "starting @modelcontextprotocol/server-everything $EV_VERSION (streamableHttp) on $EV_URL"
+PORT=$EV_PORT node --import "$HERE/everything/loopback.mjs" \
+  "$HERE/node_modules/@modelcontextprotocol/server-everything/dist/index.js" streamableHttp \
+  >"$OUT/everything.log" 2>&1 &
+EV_PID=$!
+PIDS+=("$EV_PID")
 
 log "starting $BIN on $URL (admin 127.0.0.1:$ADMIN_PORT), log $OUT/gateway.log"
 PORTCULLIS_PORT=$PORT PORTCULLIS_ADMIN=127.0.0.1:$ADMIN_PORT \
@@ -324,6 +340,46 @@ TOTAL_PASSED=$((TOTAL_PASSED + p + fx_p))
 TOTAL_FAILED=$((TOTAL_FAILED + f + fx_f))
 while read -r line; do SUMMARY+=("$line"); done < <(printf '%s\n' "$s" | grep '^fixture')
 SUMMARY+=("fixture leg ($(($(date +%s) - FX_START)) s): $p checks match, $e known mismatches (baselined), $f unexpected or stale; processes alive: $fx_p passed, $fx_f failed")
+
+# ---- 7b. everything leg: the suite against the reference server, directly and through the gateway --------
+# @modelcontextprotocol/server-everything is not the suite's test server: many checks fail
+# directly. This leg asks that none is worse through the gateway (everything/compare.py).
+EV_START=$(date +%s)
+wait_port "reference server" "$EV_PID" "$EV_PORT" "$OUT/everything.log" 20
+log "starting $BIN on $EV_GW_URL with everything/gateway.yaml (admin 127.0.0.1:$EV_GW_ADMIN_PORT), log $OUT/gateway-everything.log"
+PORTCULLIS_PORT=$EV_GW_PORT PORTCULLIS_ADMIN=127.0.0.1:$EV_GW_ADMIN_PORT EVERYTHING_PORT=$EV_PORT \
+  "$BIN" --config "$HERE/everything/gateway.yaml" >"$OUT/gateway-everything.log" 2>&1 &
+EV_GW_PID=$!
+PIDS+=("$EV_GW_PID")
+wait_port "everything gateway" "$EV_GW_PID" "$EV_GW_PORT" "$OUT/gateway-everything.log" 10
+everything_suite() {  # target (direct|gateway), url, wire label, extra args...
+  local target=$1 url=$2 wire=$3 rc=0; shift 3
+  log "conformance server --url $url $* (everything leg: $target, $wire wire)"
+  npx "$CONFORMANCE_PKG" server --url "$url" --timeout 15000 -o "$OUT/everything-$target-$wire" "$@" \
+    >"$OUT/everything-$target-$wire.log" 2>&1 || rc=$?
+  printf '    runner (exit %s): %s\n' "$rc" \
+    "$(grep -a '^Total: ' "$OUT/everything-$target-$wire.log" | sed -e $'s/\x1b\\[[0-9;]*m//g' | tail -1)"
+}
+everything_suite direct "$EV_URL" legacy
+everything_suite direct "$EV_URL" 2026-07-28 --suite all --spec-version 2026-07-28
+everything_suite gateway "$EV_GW_URL" legacy
+everything_suite gateway "$EV_GW_URL" 2026-07-28 --suite all --spec-version 2026-07-28
+s=$("$PY" "$HERE/everything/compare.py" "$OUT" "$HERE/everything/expected-worse.yml") ||
+  s=$(printf '%s\n' "everything: compare.py failed" "COUNTS 0 1 0")
+printf '%s\n' "$s" | grep -v '^COUNTS '
+read -r _ p f e < <(printf '%s\n' "$s" | grep '^COUNTS ')
+ev_p=0 ev_f=0
+for pair in "everything gateway:$EV_GW_PID:gateway-everything" "reference server:$EV_PID:everything"; do
+  IFS=: read -r name pid logname <<<"$pair"
+  if kill -0 "$pid" 2>/dev/null; then
+    ev_p=$((ev_p + 1))
+  else
+    echo "FAIL the $name died during the run; its log:"; tail -30 "$OUT/$logname.log"; ev_f=$((ev_f + 1))
+  fi
+done
+TOTAL_PASSED=$((TOTAL_PASSED + p + ev_p))
+TOTAL_FAILED=$((TOTAL_FAILED + f + ev_f))
+SUMMARY+=("everything leg (@modelcontextprotocol/server-everything $EV_VERSION, $(($(date +%s) - EV_START)) s): $p checks not worse through the gateway, $e known (baselined), $f worse or stale; processes alive: $ev_p passed, $ev_f failed")
 
 # ---- 8. auth leg: JWT client authentication, the 401 challenge, PRM, the SDK's OAuth client ----------------
 # auth/client.py runs the fake authorization server itself, on AS_PORT (the issuer the config trusts).

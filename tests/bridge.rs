@@ -553,3 +553,18 @@ fn only_the_caller_answers_the_reverse_bridges_questions() {
     assert!(rest.contains("Hello, Alice!") && !rest.contains("Mallory"), "{rest}");
     gw.shutdown();
 }
+
+/// `inputResponses` of another shape than an object of result objects is a protocol error
+/// (-32602) at the gateway, before any backend.
+#[test]
+fn malformed_input_responses_are_refused() {
+    let (b, seen) = backend();
+    let gw = gateway(b, 1);
+    let addr = gw.addrs()[0];
+    for bad in ["42", "null", r#"{"r1":7}"#, "[]"] {
+        let v = call_tool(addr, "alice", 1, "greet", &format!(r#","inputResponses":{bad}"#)).json();
+        assert_eq!(v["error"]["code"], -32602, "{bad}: {v}");
+    }
+    assert!(seen.methods().iter().all(|m| m != "tools/call"), "no call reached the backend");
+    gw.shutdown();
+}

@@ -455,6 +455,18 @@ pub(crate) fn routed(
         }
     };
     let (backend, own) = found?;
+    // A retry's answers (SEP-2322) are an object of result objects: anything else is a protocol
+    // error, refused here rather than passed to a backend that may not check it.
+    if let Some(r) = env.params.and_then(|p| json::get(p, "inputResponses")).filter(|_| sealed_state) {
+        let objects = matches!(r.first(), Some(Node::Object { .. }))
+            && json::entries(r).all(|(_, v)| matches!(v.first(), Some(Node::Object { .. })));
+        if !objects {
+            return Err(Error::client(
+                Kind::InvalidParams,
+                "inputResponses must be an object whose members are the results of the input requests",
+            ));
+        }
+    }
     // A retry with inputResponses carries the requestState the gateway handed out (SEP-2322):
     // checked against this caller and this backend, and the backend gets its own.
     let state = match env.params.and_then(|p| json::get(p, "requestState")).filter(|_| sealed_state) {
