@@ -195,3 +195,132 @@ fn request_state_is_the_gateways_and_bound_to_the_caller() {
     assert!(backend.take().iter().all(|s| !s.body.contains("inputResponses")), "no backend saw them");
     gw.shutdown();
 }
+
+/// A 2025-11-25 backend (no session id) with tasks: a task-augmented `tools/call` creates task
+/// `<tag>-1` (answered on an SSE stream that first reports the task's status); `tasks/get`,
+/// `tasks/result`, `tasks/cancel` and `tasks/list` know it.
+fn legacy_tasks_backend(tag: &'static str) -> common::Recorder {
+    recorder(move |seen: &Seen| {
+        let msg: Value = serde_json::from_str(&seen.body).unwrap_or(Value::Null);
+        let own = format!("{tag}-1");
+        let task = |status: &str| {
+            json!({"taskId":own,"status":status,"createdAt":"2026-12-07T00:00:00Z",
+                   "lastUpdatedAt":"2026-12-07T00:00:01Z","ttl":60000,"pollInterval":100})
+        };
+        let result = match msg["method"].as_str().unwrap_or("") {
+            "initialize" => json!({"protocolVersion":"2025-11-25","serverInfo":{"name":tag,"version":"1"},
+                "capabilities":{"tools":{},"tasks":{"list":{},"cancel":{},"requests":{"tools":{"call":{}}}}}}),
+            "tools/list" => json!({"tools":[{"name":"slow","inputSchema":{"type":"object"}}]}),
+            "tools/call" if msg["params"]["task"].is_object() => {
+                let status =
+                    json!({"jsonrpc":"2.0","method":"notifications/tasks/status","params":task("working")});
+                let done = json!({"jsonrpc":"2.0","id":msg["id"],"result":{"task":task("working")}});
+                let body = format!("event: message\ndata: {status}\n\nevent: message\ndata: {done}\n\n");
+                return (200, "text/event-stream", body.into_bytes());
+            }
+            "tasks/get" if msg["params"]["taskId"] == own.as_str() => task("completed"),
+            "tasks/cancel" if msg["params"]["taskId"] == own.as_str() => task("cancelled"),
+            "tasks/result" if msg["params"]["taskId"] == own.as_str() => json!({
+                "content":[{"type":"text","text":format!("{tag} done")}],"isError":false,
+                "_meta":{"io.modelcontextprotocol/related-task":{"taskId":own}}}),
+            "tasks/list" => json!({"tasks":[task("completed")]}),
+            m if msg.get("id").is_none() || m.is_empty() => return (202, "application/json", Vec::new()),
+            _ => {
+                let e = json!({"jsonrpc":"2.0","id":msg["id"],"error":{"code":-32602,"message":"Failed to retrieve task: Task not found"}});
+                return (200, "application/json", e.to_string().into_bytes());
+            }
+        };
+        (
+            200,
+            "application/json",
+            json!({"jsonrpc":"2.0","id":msg["id"],"result":result}).to_string().into_bytes(),
+        )
+    })
+}
+
+/// The 2025-11-25 tasks of a session across two backends: each task id is the gateway's (its
+/// backend named, bound to the caller) in the created task, its status notification, `tasks/get`,
+/// `tasks/result`'s related-task and the merged `tasks/list`; the methods reach the backend that
+/// made the task with its own id; another caller's session knows none of them.
+#[test]
+fn tasks_of_a_2025_session_are_routed_across_two_backends() {
+    let (b1, b2) = (legacy_tasks_backend("one"), legacy_tasks_backend("two"));
+    let gw = common::start(&format!(
+        "listen: 127.0.0.1:0\nworkers: 1\nservers:\n  - name: s\n    path: /mcp\n    resource: https://gw.test/mcp\n    {auth}\n    \
+         backends: [{{ name: b1, url: \"http://{a1}/mcp\" }}, {{ name: b2, url: \"http://{a2}/mcp\" }}]\n",
+        auth = common::hs256_auth(JWT_KEY),
+        a1 = b1.addr,
+        a2 = b2.addr,
+    ));
+    let addr = gw.addrs()[0];
+    let session = |who: &str| {
+        let auth = format!("Authorization: Bearer {}\r\n", common::hs256_token(JWT_KEY, who, "tools.call"));
+        let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+        let r = common::post_mcp(addr, init, &auth);
+        let caps = r.json()["result"]["capabilities"].clone();
+        let sid = r.header("mcp-session-id").unwrap().to_string();
+        (format!("{auth}Mcp-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-11-25\r\n"), caps)
+    };
+    let (alice, caps) = session("alice");
+    assert!(caps["tasks"]["requests"]["tools"]["call"].is_object(), "tasks offered: {caps}");
+    let call = |extra: &str, method: &str, params: &str| {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":9,"method":"{method}","params":{{{params}}}}}"#);
+        common::post_mcp(addr, &body, extra)
+    };
+    let data = |r: &common::Resp| -> Vec<Value> {
+        String::from_utf8_lossy(&r.body)
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect()
+    };
+
+    let mut ids = Vec::new();
+    for b in ["b1", "b2"] {
+        let r = call(
+            &alice,
+            "tools/call",
+            &format!(r#""name":"{b}__slow","arguments":{{}},"task":{{"ttl":60000}}"#),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let msgs = data(&r);
+        let status = msgs.iter().find(|m| m["method"] == "notifications/tasks/status").unwrap();
+        let created = msgs.iter().find(|m| m.get("result").is_some()).unwrap();
+        let id = created["result"]["task"]["taskId"].as_str().unwrap().to_string();
+        assert!(id.starts_with(&format!("{b}__")) && id.contains(".") && id.ends_with("-1"), "{id}");
+        assert_eq!(status["params"]["taskId"], id.as_str(), "the status names the gateway's id");
+        ids.push(id);
+    }
+
+    for (id, (b, tag)) in ids.iter().zip([(&b1, "one"), (&b2, "two")]) {
+        b.take();
+        let got = call(&alice, "tasks/get", &format!(r#""taskId":"{id}""#)).json();
+        assert_eq!(got["result"]["status"], "completed", "{got}");
+        assert_eq!(got["result"]["taskId"], id.as_str());
+        let sent: Value = serde_json::from_str(&b.last().body).unwrap();
+        assert_eq!(sent["params"]["taskId"], format!("{tag}-1"), "the backend gets its own id");
+        let payload = call(&alice, "tasks/result", &format!(r#""taskId":"{id}""#)).json();
+        assert_eq!(payload["result"]["content"][0]["text"], format!("{tag} done"), "{payload}");
+        assert_eq!(payload["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"], id.as_str());
+        let cancelled = call(&alice, "tasks/cancel", &format!(r#""taskId":"{id}""#)).json();
+        assert_eq!(cancelled["result"]["status"], "cancelled", "{cancelled}");
+    }
+
+    let listed = call(&alice, "tasks/list", "").json();
+    let mut listed: Vec<String> = listed["result"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["taskId"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ids, "the merged list names the tasks as the client knows them");
+
+    // Another caller's session: alice's ids are unknown tasks, and reach no backend.
+    let (mallory, _) = session("mallory");
+    b1.take();
+    let v = call(&mallory, "tasks/get", &format!(r#""taskId":"{}""#, ids[0])).json();
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert!(b1.take().iter().all(|s| !s.body.contains("tasks/get")));
+    gw.shutdown();
+}

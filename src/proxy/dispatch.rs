@@ -35,7 +35,8 @@ pub(crate) fn stateless(
     let server = w.cx.server;
     let allow = allow_list(w);
     if !server.backends.is_empty() {
-        if let Some(kind) = aggregate::ListKind::of(env.method) {
+        // tasks/list is no method of the 2026-07-28 revision.
+        if let Some(kind) = aggregate::ListKind::of(env.method).filter(|k| *k != aggregate::ListKind::Tasks) {
             return merged_list(w, env, kind, Via::Links, class, &reply);
         }
         if env.method == "server/discover" {
@@ -134,7 +135,9 @@ pub(crate) fn legacy(
         let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
         // Subscriptions go to the backend serving the URI; its updates come on the GET stream.
         let subscription = matches!(env.method, "resources/subscribe" | "resources/unsubscribe");
-        if !local && (routed_method(env.method) || subscription) {
+        // Tasks (2025-11-25) are routed by the task id the gateway handed out.
+        let task = crate::proxy::tasks::is_session_task_method(env.method);
+        if !local && (routed_method(env.method) || subscription || task) {
             return to_backend(w, env, args, Via::Session(claims), class, &reply);
         }
     }
@@ -425,7 +428,7 @@ pub(crate) fn routed(
             let name = env.name.unwrap_or("");
             (name, aggregate::route(server, name, &server.separator).ok_or_else(|| not_found(env)))
         }
-        m if crate::proxy::tasks::is_task_method(m) => {
+        m if crate::proxy::tasks::is_task_method(m) || crate::proxy::tasks::is_session_task_method(m) => {
             let id = env.params.and_then(|p| json::get(p, "taskId")).and_then(json::as_str).unwrap_or("");
             let unknown =
                 || Error::client(Kind::InvalidParams, format!("Unknown task: {}", local::truncate(id)));

@@ -15,12 +15,19 @@ pub(crate) fn is_task_method(method: &str) -> bool {
     matches!(method, "tasks/get" | "tasks/update" | "tasks/cancel")
 }
 
+/// The task methods a 2025-11-25 session routes by task id (its `tasks/list` is merged across
+/// the backends, `backends::ListKind::Tasks`).
+pub(crate) fn is_session_task_method(method: &str) -> bool {
+    matches!(method, "tasks/get" | "tasks/result" | "tasks/cancel")
+}
+
 /// The method as a static string (`Mcp-Method` of the backend request).
 pub(crate) fn method_name(method: &str) -> Option<&'static str> {
     match method {
         "tasks/get" => Some("tasks/get"),
         "tasks/update" => Some("tasks/update"),
         "tasks/cancel" => Some("tasks/cancel"),
+        "tasks/result" => Some("tasks/result"),
         _ => None,
     }
 }
@@ -61,18 +68,76 @@ pub(crate) fn tag_answer(method: &str, body: &mut Vec<u8>, sse: bool, gateway_id
     use std::sync::LazyLock;
     // Built once: building a searcher costs more than searching an answer.
     static TASK_ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"taskId\""));
-    if !(method == "tools/call" || is_task_method(method)) || TASK_ID.find(body).is_none() {
+    let routed = is_task_method(method) || is_session_task_method(method);
+    if !(method == "tools/call" || routed) || TASK_ID.find(body).is_none() {
         return;
     }
-    rewrite_results(body, sse, |result| {
-        let created = result.get("resultType").and_then(|t| t.as_str()) == Some("task");
-        if !(created || is_task_method(method)) {
-            return false;
+    rewrite_results(body, sse, |result| tag_result(method, result, &gateway_id));
+}
+
+/// The task ids a result names, made the gateway's: a 2026-07-28 `CreateTaskResult` (flat,
+/// `resultType` `task`) or a task method's answer (`taskId`); a 2025-11-25 `CreateTaskResult`
+/// (`task.taskId`); a 2025-11-25 `tasks/result` payload (`_meta` related-task). Whether any
+/// changed.
+fn tag_result(method: &str, result: &mut serde_json::Value, gateway_id: &impl Fn(&str) -> String) -> bool {
+    use serde_json::Value;
+    let mut changed = false;
+    let mut tag = |slot: Option<&mut Value>| {
+        if let Some(v) = slot {
+            if let Some(own) = v.as_str() {
+                *v = Value::String(gateway_id(own));
+                changed = true;
+            }
         }
-        let Some(own) = result.get("taskId").and_then(|t| t.as_str()) else { return false };
-        result["taskId"] = serde_json::Value::String(gateway_id(own));
-        true
-    });
+    };
+    let created = result.get("resultType").and_then(|t| t.as_str()) == Some("task");
+    if created || is_task_method(method) || is_session_task_method(method) {
+        tag(result.get_mut("taskId"));
+    }
+    tag(result.get_mut("task").and_then(|t| t.get_mut("taskId")));
+    if method == "tasks/result" {
+        let related = result.get_mut("_meta").and_then(|m| m.get_mut("io.modelcontextprotocol/related-task"));
+        tag(related.and_then(|r| r.get_mut("taskId")));
+    }
+    changed
+}
+
+/// One SSE event of a backend's stream with the task ids it names made the gateway's: in an
+/// answer to `method` (as [`tag_answer`]) or in a `notifications/tasks/status`. `None` when the
+/// event names no task (relayed as it is).
+pub(crate) fn tag_event(method: &str, event: &[u8], gateway_id: impl Fn(&str) -> String) -> Option<Vec<u8>> {
+    memchr::memmem::find(event, b"\"taskId\"")?;
+    let mut out = event.to_vec();
+    if memchr::memmem::find(event, b"notifications/tasks/status").is_some() {
+        let mut changed = false;
+        let mut kept = Vec::with_capacity(out.len() + 64);
+        for line in out.split_inclusive(|&b| b == b'\n') {
+            let data = line.strip_prefix(b"data:").map(|d| d.trim_ascii());
+            let rewritten = data.and_then(|d| {
+                let mut v: serde_json::Value = serde_json::from_slice(d).ok()?;
+                if v.get("method")? != "notifications/tasks/status" {
+                    return None;
+                }
+                let slot = v.get_mut("params")?.get_mut("taskId")?;
+                let own = slot.as_str()?.to_string();
+                *slot = serde_json::Value::String(gateway_id(&own));
+                serde_json::to_vec(&v).ok()
+            });
+            match rewritten {
+                Some(json) => {
+                    changed = true;
+                    kept.extend_from_slice(b"data: ");
+                    kept.extend_from_slice(&json);
+                    kept.push(b'\n');
+                }
+                None => kept.extend_from_slice(line),
+            }
+        }
+        return changed.then_some(kept);
+    }
+    let before = out.clone();
+    tag_answer(method, &mut out, true, gateway_id);
+    (out != before).then_some(out)
 }
 
 /// Applies `edit` to the `result` of a JSON-RPC answer in `body` (a JSON body, or each `data:`
@@ -131,5 +196,23 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("}\n\n"), "{text}");
+    }
+
+    #[test]
+    fn the_2025_shapes_of_tasks_get_the_gateway_id() {
+        let id = |own: &str| format!("b1__t.{own}");
+        let mut created =
+            br#"{"jsonrpc":"2.0","id":1,"result":{"task":{"taskId":"abc","status":"working"}}}"#.to_vec();
+        tag_answer("tools/call", &mut created, false, id);
+        let v: serde_json::Value = serde_json::from_slice(&created).unwrap();
+        assert_eq!(v["result"]["task"]["taskId"], "b1__t.abc");
+        let mut payload = br#"{"jsonrpc":"2.0","id":2,"result":{"content":[],"_meta":{"io.modelcontextprotocol/related-task":{"taskId":"abc"}}}}"#.to_vec();
+        tag_answer("tasks/result", &mut payload, false, id);
+        let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(v["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"], "b1__t.abc");
+        let status = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tasks/status\",\"params\":{\"taskId\":\"abc\",\"status\":\"completed\"}}\n\n";
+        let tagged = String::from_utf8(tag_event("tools/call", status, id).unwrap()).unwrap();
+        assert!(tagged.contains(r#""taskId":"b1__t.abc""#) && tagged.ends_with("\n\n"), "{tagged}");
+        assert!(tag_event("tools/call", b"event: message\ndata: {\"x\":1}\n\n", id).is_none());
     }
 }

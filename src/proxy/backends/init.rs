@@ -49,12 +49,13 @@ pub(crate) async fn init_backend(
 }
 
 /// Adds a backend's capabilities to the merged set: a capability any backend has is offered
-/// (the gateway routes it), with sub-flags OR-ed (e.g. `listChanged`).
+/// (the gateway routes it), with sub-flags OR-ed (e.g. `listChanged`). `tasks` (2025-11-25) is
+/// for sessions only: `server/discover` offers the tasks extension instead.
 pub(crate) fn merge_capabilities(into: &mut serde_json::Value, from: &serde_json::Value) {
     let (Some(into), Some(from)) = (into.as_object_mut(), from.as_object()) else { return };
     for (k, v) in from {
         // Capabilities the gateway does not relay yet are not offered to the client.
-        if !matches!(k.as_str(), "tools" | "prompts" | "resources" | "completions" | "logging") {
+        if !matches!(k.as_str(), "tools" | "prompts" | "resources" | "completions" | "logging" | "tasks") {
             continue;
         }
         let slot = into.entry(k.clone()).or_insert_with(|| serde_json::json!({}));

@@ -20,6 +20,8 @@ pub enum ListKind {
     Resources,
     /// resources/templates/list (`<backend>+<uriTemplate>`)
     Templates,
+    /// tasks/list of a 2025-11-25 session (each `taskId` the gateway's, `proxy::tasks::tag`)
+    Tasks,
 }
 
 impl ListKind {
@@ -30,6 +32,7 @@ impl ListKind {
             "prompts/list" => Some(ListKind::Prompts),
             "resources/list" => Some(ListKind::Resources),
             "resources/templates/list" => Some(ListKind::Templates),
+            "tasks/list" => Some(ListKind::Tasks),
             _ => None,
         }
     }
@@ -40,6 +43,7 @@ impl ListKind {
             ListKind::Prompts => "prompts/list",
             ListKind::Resources => "resources/list",
             ListKind::Templates => "resources/templates/list",
+            ListKind::Tasks => "tasks/list",
         }
     }
 
@@ -49,6 +53,7 @@ impl ListKind {
             ListKind::Prompts => "prompts",
             ListKind::Resources => "resources",
             ListKind::Templates => "resourceTemplates",
+            ListKind::Tasks => "tasks",
         }
     }
 
@@ -58,6 +63,7 @@ impl ListKind {
             ListKind::Tools | ListKind::Prompts => "name",
             ListKind::Resources => "uri",
             ListKind::Templates => "uriTemplate",
+            ListKind::Tasks => "taskId",
         }
     }
 
@@ -65,6 +71,7 @@ impl ListKind {
         match self {
             ListKind::Tools | ListKind::Prompts => &server.separator,
             ListKind::Resources | ListKind::Templates => "+",
+            ListKind::Tasks => &server.separator,
         }
     }
 }
@@ -217,7 +224,10 @@ pub(crate) async fn merge_list(
                         continue;
                     }
                 }
-                let exposed = if server.prefixed() {
+                let exposed = if kind == ListKind::Tasks {
+                    // Bound to the caller, as the task's creation handed it out.
+                    crate::proxy::tasks::tag(cx.snap, server, cx.owner, &b.name, name)
+                } else if server.prefixed() {
                     format!("{}{}{}", b.name, kind.joiner(server), name)
                 } else {
                     name.to_string()
@@ -227,6 +237,7 @@ pub(crate) async fn merge_list(
                     ListKind::Prompts => visible.other(&b.name, Other::Prompt(name)),
                     ListKind::Resources => visible.other(&b.name, Other::Resource(name)),
                     ListKind::Templates => visible.other(&b.name, Other::Template(name)),
+                    ListKind::Tasks => true,
                 };
                 if !shown {
                     continue;

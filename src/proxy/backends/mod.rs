@@ -327,6 +327,7 @@ pub async fn run(
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.
     let mut relay: Option<client::Streaming> = None;
     let mut relay_backend: Option<&crate::config::snapshot::Backend> = None;
+    let mut relay_method = "";
     // A tools/call whose backend token could not be had is the tool's failure (an isError
     // result naming the scheme), as a REST tool's is.
     let tool_call = match &plan {
@@ -437,6 +438,10 @@ pub async fn run(
                     }
                 }
             }
+            // The 2025-11-25 tasks capability is no capability of the 2026-07-28 revision.
+            if let Some(c) = caps.as_object_mut() {
+                c.remove("tasks");
+            }
             let caps = serde_json::to_vec(&caps).unwrap_or_else(|_| local::CAPABILITIES.to_vec());
             let mut out = Vec::with_capacity(512);
             crate::mcp::reply::begin_raw(&mut out, &id);
@@ -502,7 +507,8 @@ pub async fn run(
         Plan::Resume { id, backend, at, responses } => {
             bridge::resume(cx, server, backend, at, (&id, &responses)).await.map_err(|e| (e, Some(id)))
         }
-        Plan::Call { id, backend: i, body, via: Via::Session(claims), .. } => {
+        Plan::Call { method, id, backend: i, body, via: Via::Session(claims), .. } => {
+            relay_method = method;
             let b = &server.backends[i];
             match claims.backends.iter().find(|(n, _)| *n == *b.name) {
                 None => Err((
@@ -523,6 +529,9 @@ pub async fn run(
                         Ok(r) if r.status == 200 => match cx.collect(r).await {
                             Ok(mut r) => {
                                 cx.redact(b, &mut r.body);
+                                crate::proxy::tasks::tag_answer(method, &mut r.body, false, |own| {
+                                    crate::proxy::tasks::tag(snap, server, cx.owner, &b.name, own)
+                                });
                                 Ok((200, r.body, None, response::JSON))
                             }
                             Err(e) => Err((backend_error(b, &e), Some(id))),
@@ -569,17 +578,8 @@ pub async fn run(
     let extra = Extra { cors_origin: origin, request_id: Some(request_id), ..Extra::default() };
     if let (Some(stream), Some(b), Ok(_)) = (relay, relay_backend, &result) {
         response::write_stream_head(out, 200, response::SSE, keep_alive, &extra);
-        let prefixed = server.prefixed();
-        return relay_sse(
-            conn,
-            stream,
-            core,
-            &snap.limits,
-            tally,
-            keep_alive,
-            (&server.name, b, prefixed, principal),
-        )
-        .await;
+        let fan = Fan { core, snap, server, principal, tally, keep_alive };
+        return relay_sse(conn, stream, &fan, b, relay_method).await;
     }
     match result {
         Ok((status, body, session, ctype)) => {

@@ -27,18 +27,16 @@ use super::wire::{backend_error, decode_session, Verb, Wire};
 pub(crate) async fn relay_sse(
     conn: &mut Conn,
     mut stream: client::Streaming,
-    core: &Core,
-    limits: &crate::config::snapshot::Limits,
-    tally: &Tally,
-    keep_alive: bool,
-    (server, b, prefixed, principal): (
-        &str,
-        &crate::config::snapshot::Backend,
-        bool,
-        &crate::auth::Principal,
-    ),
+    fan: &Fan<'_>,
+    b: &crate::config::snapshot::Backend,
+    method: &str,
 ) -> (u16, bool) {
+    let Fan { core, snap, server, principal, tally, keep_alive } = *fan;
+    let (limits, prefixed) = (&snap.limits, server.prefixed());
     let backend: &str = &b.name;
+    // Task ids the backend names (a task it created, a task's status) are handed out as the
+    // gateway's, bound to this caller.
+    let gateway_id = |own: &str| crate::proxy::tasks::tag(snap, server, &principal.id, backend, own);
     if !tally.flush(conn, limits).await {
         return (200, true);
     }
@@ -56,9 +54,12 @@ pub(crate) async fn relay_sse(
                 chunk.clear();
                 events.push(piece, |ev| {
                     if schemas::lists_changed(ev) {
-                        core.schemas.borrow_mut().forget(server, backend);
+                        core.schemas.borrow_mut().forget(&server.name, backend);
                     }
-                    sse::relay_event(ev, backend, prefixed, &mut chunk)
+                    match crate::proxy::tasks::tag_event(method, ev, gateway_id) {
+                        Some(tagged) => sse::relay_event(&tagged, backend, prefixed, &mut chunk),
+                        None => sse::relay_event(ev, backend, prefixed, &mut chunk),
+                    }
                 });
                 // Whole events only: a credential cannot straddle two chunks.
                 redact(b, Some(principal), &mut chunk);
@@ -206,7 +207,12 @@ pub async fn get_stream(
         if schemas::lists_changed(ev) {
             core.schemas.borrow_mut().forget(&server.name, name);
         }
-        sse::relay_event(ev, name, prefixed, chunk)
+        // A task's status names it as the gateway handed it out.
+        let gateway_id = |own: &str| crate::proxy::tasks::tag(snap, server, &principal.id, name, own);
+        match crate::proxy::tasks::tag_event("", ev, gateway_id) {
+            Some(tagged) => sse::relay_event(&tagged, name, prefixed, chunk),
+            None => sse::relay_event(ev, name, prefixed, chunk),
+        }
     };
     let fan = Fan { core, snap, server, principal, tally, keep_alive };
     fan_in(&fan, conn, streams, &relay, b"").await
