@@ -568,3 +568,28 @@ fn malformed_input_responses_are_refused() {
     assert!(seen.methods().iter().all(|m| m != "tools/call"), "no call reached the backend");
     gw.shutdown();
 }
+
+/// A retry that reaches another gateway instance (sharing `sessions.keys`, so the state's tag
+/// checks) names an exchange that instance does not hold: a clear error telling the client to
+/// call again, and nothing reaches the backend.
+#[test]
+fn a_retry_on_another_replica_is_told_to_call_again() {
+    let (b, seen) = backend();
+    let config = format!(
+        "listen: 127.0.0.1:0\nworkers: 1\nsessions: {{ keys: [{{ id: k1, secret: \"0123456789abcdef0123456789abcdef\" }}] }}\n\
+         servers:\n  - name: s\n    path: /mcp\n    resource: https://gw.test/mcp\n    {auth}\n    \
+         backends: [{{ name: old, url: \"http://{b}/mcp\" }}]\n",
+        auth = common::hs256_auth(JWT_KEY),
+    );
+    let (one, two) = (common::start(&config), common::start(&config));
+    let (_, state) = input_required(&call_tool(one.addrs()[0], "alice", 1, "greet", ""));
+    let answer = json!({"r1":{"action":"accept","content":{"name":"Ada"}}});
+    let v = retry(two.addrs()[0], "alice", 2, "greet", &state, answer.clone()).json();
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("call again"), "{v}");
+    assert!(seen.answers.lock().unwrap().is_empty(), "no answer reached the backend");
+    // The instance holding it still completes it.
+    assert_eq!(text(&retry(one.addrs()[0], "alice", 3, "greet", &state, answer)), "Hello, Ada!");
+    one.shutdown();
+    two.shutdown();
+}

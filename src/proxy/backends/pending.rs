@@ -55,19 +55,35 @@ pub(crate) struct Pending {
     pub(crate) expires: Instant,
 }
 
-/// The exchanges one worker holds, by slot (a random number named in the gateway's
-/// `requestState`).
-#[derive(Default)]
-pub struct Pendings {
-    held: HashMap<u64, Pending>,
+/// Something held until a deadline.
+pub(crate) trait Expiring {
+    fn expires(&self) -> Instant;
 }
 
-impl Pendings {
+impl Expiring for Pending {
+    fn expires(&self) -> Instant {
+        self.expires
+    }
+}
+
+/// The exchanges one worker holds, by slot (a random number named in the gateway's
+/// `requestState`).
+pub struct Pendings<T = Pending> {
+    held: HashMap<u64, T>,
+}
+
+impl<T> Default for Pendings<T> {
+    fn default() -> Self {
+        Pendings { held: HashMap::new() }
+    }
+}
+
+impl<T: Expiring> Pendings<T> {
     /// Holds `p` under `slot`; the expired ones go, and the oldest when the table is full.
-    pub(crate) fn park(&mut self, slot: u64, p: Pending, now: Instant) {
+    pub(crate) fn park(&mut self, slot: u64, p: T, now: Instant) {
         self.sweep(now);
         if self.held.len() >= PENDING_MAX {
-            if let Some(oldest) = self.held.iter().min_by_key(|(_, p)| p.expires).map(|(s, _)| *s) {
+            if let Some(oldest) = self.held.iter().min_by_key(|(_, p)| p.expires()).map(|(s, _)| *s) {
                 log::warn!(
                     "{PENDING_MAX} exchanges wait for client input on this worker: the oldest is dropped"
                 );
@@ -78,13 +94,13 @@ impl Pendings {
     }
 
     /// The exchange under `slot`, taken out (answered once), unless it expired.
-    pub(crate) fn take(&mut self, slot: u64, now: Instant) -> Option<Pending> {
-        self.held.remove(&slot).filter(|p| p.expires > now)
+    pub(crate) fn take(&mut self, slot: u64, now: Instant) -> Option<T> {
+        self.held.remove(&slot).filter(|p| p.expires() > now)
     }
 
     /// Drops the expired exchanges (their backend connections close).
     pub fn sweep(&mut self, now: Instant) {
-        self.held.retain(|_, p| p.expires > now);
+        self.held.retain(|_, p| p.expires() > now);
     }
 
     /// How many exchanges wait.
@@ -190,5 +206,55 @@ impl HandOffs {
             Some(tx) => tx.unbounded_send(m).map_err(mpsc::TrySendError::into_inner),
             None => Err(m),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Until(Instant);
+    impl Expiring for Until {
+        fn expires(&self) -> Instant {
+            self.0
+        }
+    }
+
+    #[test]
+    fn held_once_until_expiry_and_bounded() {
+        let now = Instant::now();
+        let mut t: Pendings<Until> = Pendings::default();
+        t.park(1, Until(now + Duration::from_secs(10)), now);
+        assert!(t.take(1, now).is_some(), "taken once");
+        assert!(t.take(1, now).is_none(), "not twice");
+        t.park(2, Until(now + Duration::from_secs(1)), now);
+        assert!(t.take(2, now + Duration::from_secs(2)).is_none(), "expired");
+        // Full: the oldest goes to make room, the rest stay.
+        for slot in 0..PENDING_MAX as u64 + 5 {
+            t.park(100 + slot, Until(now + Duration::from_secs(60 + slot)), now);
+        }
+        assert_eq!(t.len(), PENDING_MAX);
+        assert!(t.take(100, now).is_none(), "the oldest was dropped");
+        assert!(t.take(100 + PENDING_MAX as u64 + 4, now).is_some());
+        t.sweep(now + Duration::from_secs(3600));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn answers_reach_only_their_callers_call() {
+        let mut asks = Asks::default();
+        let (tx, mut rx) = mpsc::unbounded();
+        assert!(asks.hold(7, Ask { principal: "jwt:alice".into(), tx }));
+        let answer = |principal: &str| Answered {
+            slot: 7,
+            key: 0,
+            principal: principal.into(),
+            result: Some(b"{}".to_vec()),
+        };
+        assert!(!asks.deliver(answer("jwt:mallory")));
+        assert!(asks.deliver(answer("jwt:alice")));
+        assert_eq!(rx.try_next().ok().flatten(), Some((0, Some(b"{}".to_vec()))));
+        asks.release(7);
+        assert!(!asks.deliver(answer("jwt:alice")), "released");
     }
 }
