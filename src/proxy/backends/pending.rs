@@ -26,7 +26,7 @@ pub const PENDING_TTL: Duration = Duration::from_secs(300);
 
 /// The caller who started a held call: their credential for the backend, identity headers and
 /// declared capabilities go with the answers, as they went with the call.
-pub(crate) struct Who {
+pub struct Who {
     pub(crate) principal: crate::auth::Principal,
     pub(crate) bearer: Option<Vec<u8>>,
     pub(crate) caps: Vec<u8>,
@@ -35,7 +35,7 @@ pub(crate) struct Who {
 
 /// One exchange waiting for the client's input: the backend's open answer stream and what is
 /// needed to go on with it as the caller who started it.
-pub(crate) struct Pending {
+pub struct Pending {
     /// The backend's answer stream, and its events not yet complete.
     pub(crate) stream: Streaming,
     pub(crate) events: sse::Events,
@@ -56,7 +56,8 @@ pub(crate) struct Pending {
 }
 
 /// Something held until a deadline.
-pub(crate) trait Expiring {
+pub trait Expiring {
+    /// Until when it is held.
     fn expires(&self) -> Instant;
 }
 
@@ -253,7 +254,7 @@ mod tests {
         };
         assert!(!asks.deliver(answer("jwt:mallory")));
         assert!(asks.deliver(answer("jwt:alice")));
-        assert_eq!(rx.try_next().ok().flatten(), Some((0, Some(b"{}".to_vec()))));
+        assert_eq!(rx.try_recv().ok(), Some((0, Some(b"{}".to_vec()))));
         asks.release(7);
         assert!(!asks.deliver(answer("jwt:alice")), "released");
     }
