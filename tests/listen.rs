@@ -277,8 +277,10 @@ fn resource_subscriptions_are_judged_and_filters_checked() {
     // A URI no rule allows is refused before any backend is asked.
     let (status, msgs) = listen(addr, json!({"resourceSubscriptions": ["m+file:///secret"]}), 1);
     assert_eq!(status, 403, "{msgs:?}");
-    // A filter of the wrong shape is invalid params.
+    // A filter of the wrong shape is invalid params, and so are more than 64 resources.
     let (status, _) = listen(addr, json!({"toolsListChanged": "yes"}), 1);
+    assert_eq!(status, 400);
+    let (status, _) = listen(addr, json!({"resourceSubscriptions": vec!["m+file:///a"; 65]}), 1);
     assert_eq!(status, 400);
     assert!(m_log.lock().unwrap().iter().all(|v| v["method"] != "subscriptions/listen"));
     gw.shutdown();

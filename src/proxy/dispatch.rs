@@ -54,7 +54,7 @@ pub(crate) fn stateless(
                 None => {
                     let err = Error::client(
                         Kind::InvalidParams,
-                        "params.notifications must be a subscription filter (an object of flags and URIs)",
+                        "params.notifications must be a subscription filter (an object of flags and at most 64 resource URIs)",
                     );
                     w.error(&err, &reply, class).into()
                 }

@@ -34,6 +34,9 @@ use super::link::{link, link_caps};
 use super::stream::{fan_in, Fan};
 use super::wire::{backend_error, Link, Verb, Wire};
 
+/// At most this many resource URIs per subscription (each may cost a `resources/subscribe`).
+pub const MAX_URIS: usize = 64;
+
 /// How long the gateway waits for a backend's acknowledgement before going on without it.
 const ACK_WAIT: Duration = Duration::from_secs(5);
 
@@ -48,17 +51,21 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// The client's `params.notifications`; `None` when it is not an object of the right shape.
+    /// The client's `params.notifications`; `None` when it is not an object of the right shape
+    /// (or names more than [`MAX_URIS`] resources).
     pub fn parse(v: &Value) -> Option<Filter> {
         let o = v.as_object()?;
         let flag = |k: &str| match o.get(k) {
             None => Some(false),
             Some(b) => b.as_bool(),
         };
-        let uris = match o.get("resourceSubscriptions") {
+        let uris: Vec<String> = match o.get("resourceSubscriptions") {
             None => Vec::new(),
             Some(a) => a.as_array()?.iter().map(|u| u.as_str().map(String::from)).collect::<Option<_>>()?,
         };
+        if uris.len() > MAX_URIS {
+            return None;
+        }
         Some(Filter {
             tools: flag("toolsListChanged")?,
             prompts: flag("promptsListChanged")?,
