@@ -591,3 +591,40 @@ fn connection_limit_and_graceful_shutdown() {
     gw.shutdown();
     assert!(first.closed());
 }
+
+/// An idle keep-alive connection gives its buffers back to the worker after 100 ms and waits
+/// holding none (`Conn::idle_fill`): the request that comes later, also right at that moment
+/// (the idle read cancelled as its bytes arrive) or split across the switch, is served whole; a
+/// connection silent for the whole idle timeout (2 s here) is closed.
+#[test]
+fn idle_connections_give_their_buffers_back_and_are_served_later() {
+    let h = Harness::start(BASE);
+    let mut c = h.conn();
+    let call = |id: u32| {
+        modern(
+            "tools/call",
+            Some("echo"),
+            &format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"t{id}"}},{META}}}}}"#
+            ),
+        )
+    };
+    for (n, pause_ms) in [0u64, 95, 99, 100, 101, 105, 110, 300].into_iter().enumerate() {
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+        let r = c.exchange(&call(n as u32));
+        assert_eq!(r.status, 200, "after {pause_ms} ms: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["result"]["content"][0]["text"], format!("t{n}"), "after {pause_ms} ms");
+    }
+    // A request whose head straddles the switch: half before, half after.
+    let raw = call(9);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    c.send(&raw[..20]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    c.send(&raw[20..]);
+    let r = c.read().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["result"]["content"][0]["text"], "t9");
+    // Silent past the idle timeout: closed.
+    std::thread::sleep(std::time::Duration::from_millis(2300));
+    assert!(c.closed());
+}

@@ -14,12 +14,24 @@ use crate::config::snapshot::Limits;
 use crate::error::{Error, Kind};
 use crate::http::body::Chunked;
 use crate::http::head::{self, Framing, Head, Parsed};
-use crate::proxy::core::Event;
+use crate::proxy::core::{Event, Spare};
 
 /// Read buffer capacity a connection starts with; enough for a typical MCP head and small body.
 const INITIAL_READ: usize = 4 * 1024;
 /// A connection whose buffers grew past this (a large body) gives the memory back afterwards.
 const SHRINK_ABOVE: usize = 64 * 1024;
+
+/// How long an idle plain connection keeps its buffers waiting for its next request before it
+/// gives them back to the worker (and waits holding none).
+const IDLE_HOLD: Duration = Duration::from_millis(100);
+
+/// What the wait of an idle connection ended with.
+enum Idle {
+    /// A read ended: bytes, the end, an error, or (`None`) the timeout or a drain.
+    Read(Option<std::io::Result<usize>>),
+    /// Bytes (or the end) are there to read.
+    Ready,
+}
 
 /// Outcome of waiting for a request head.
 pub enum HeadRead {
@@ -97,6 +109,8 @@ pub struct Conn {
     pub request_id: Vec<u8>,
     /// No request has arrived yet on this connection.
     fresh: bool,
+    /// Cancels an idle connection's read (`idle_fill`); one per connection, renewed when used.
+    canceller: monoio::io::Canceller,
     /// The connection closes with request bytes the client may still be sending (an answer
     /// given before the body was read): [`Conn::close`] drains them first.
     pub linger: bool,
@@ -128,7 +142,8 @@ impl Conn {
             stream,
             client_cert,
             peer,
-            buf: Vec::with_capacity(INITIAL_READ),
+            // Taken from the worker's spares when the first bytes arrive (`read_head`).
+            buf: Vec::new(),
             head: Head::default(),
             chunked_body: Vec::new(),
             body_in_buf: Some((0, 0)),
@@ -140,6 +155,7 @@ impl Conn {
             caps: Vec::new(),
             request_id: Vec::with_capacity(32),
             fresh: true,
+            canceller: monoio::io::Canceller::new(),
             linger: false,
         }
     }
@@ -192,15 +208,132 @@ impl Conn {
         Some(res)
     }
 
+    /// Gives the connection's buffers to the worker's spares (it idles: nothing is buffered).
+    /// The read buffer goes last, so that it is the first taken back.
+    fn lend(&mut self, spare: &std::cell::RefCell<Spare>) {
+        let mut spare = spare.borrow_mut();
+        for v in [
+            &mut self.chunked_body,
+            &mut self.caps,
+            &mut self.tmp,
+            &mut self.scratch,
+            &mut self.out,
+            &mut self.buf,
+        ] {
+            spare.give(std::mem::take(v));
+        }
+    }
+
+    /// Takes buffers from the worker's spares (bytes arrived).
+    fn borrow(&mut self, spare: &std::cell::RefCell<Spare>) {
+        let mut spare = spare.borrow_mut();
+        for v in [
+            &mut self.buf,
+            &mut self.out,
+            &mut self.scratch,
+            &mut self.tmp,
+            &mut self.caps,
+            &mut self.chunked_body,
+        ] {
+            *v = spare.take();
+        }
+    }
+
+    /// The next request's first bytes on an idle plain connection. First an ordinary read, for
+    /// [`IDLE_HOLD`] (the next request of a busy client comes sooner); then the read is
+    /// cancelled - and awaited, so bytes it took meanwhile are kept - and the connection waits
+    /// for readability holding no buffer (they go to the worker's `spare`) for the rest of
+    /// `wait`. `Ready` when bytes (or the end) arrived in the second phase: the caller reads them.
+    async fn idle_fill(&mut self, wait: Duration, drain: &Event, spare: &std::cell::RefCell<Spare>) -> Idle {
+        use monoio::io::CancelableAsyncReadRent;
+        let fresh = self.fresh;
+        if self.buf.capacity() < 1024 {
+            if self.buf.capacity() == 0 {
+                self.buf = spare.borrow_mut().take();
+            }
+            self.buf.reserve(INITIAL_READ);
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let hold = IDLE_HOLD.min(wait);
+        let (res, slice) = {
+            let ClientStream::Plain(stream) = &mut self.stream else {
+                self.buf = buf;
+                return Idle::Read(None);
+            };
+            let read = stream.cancelable_read(buf.slice_mut(0..), self.canceller.handle());
+            let mut read = std::pin::pin!(read);
+            let early = monoio::select! {
+                r = &mut read => Some(r),
+                _ = monoio::time::sleep(hold) => None,
+                _ = drain.wait() => {
+                    if !fresh {
+                        return Idle::Read(None);
+                    }
+                    // Accepted just before the drain: its request may be on the way.
+                    match monoio::time::timeout(FIRST_BYTES_AT_DRAIN, &mut read).await {
+                        Ok(r) => Some(r),
+                        Err(_) => return Idle::Read(None),
+                    }
+                }
+            };
+            match early {
+                Some(r) => r,
+                None => {
+                    self.canceller = std::mem::take(&mut self.canceller).cancel();
+                    read.await
+                }
+            }
+        };
+        self.buf = slice.into_inner();
+        match res {
+            // ECANCELED: the read took nothing.
+            Err(e) if e.raw_os_error() == Some(125) => {}
+            r => return Idle::Read(Some(r)),
+        }
+        let left = wait.saturating_sub(hold);
+        if left.is_zero() {
+            return Idle::Read(None);
+        }
+        self.lend(spare);
+        let ready = {
+            let ClientStream::Plain(stream) = &self.stream else { return Idle::Read(None) };
+            let ready = monoio::time::timeout(left, stream.readable(false));
+            let mut ready = std::pin::pin!(ready);
+            monoio::select! {
+                r = &mut ready => matches!(r, Ok(Ok(()))),
+                // As in the first phase, a connection that never sent a request gets a last
+                // moment for it.
+                _ = drain.wait() => fresh && matches!(
+                    monoio::time::timeout(FIRST_BYTES_AT_DRAIN, &mut ready).await,
+                    Ok(Ok(Ok(())))
+                ),
+            }
+        };
+        self.borrow(spare);
+        if ready {
+            Idle::Ready
+        } else {
+            Idle::Read(None)
+        }
+    }
+
     /// Phase 1: waits for and parses the next request head. Between requests the idle timeout
     /// applies (and a drain closes the connection); once the first byte arrived, the whole head
-    /// must arrive within the head timeout.
-    pub async fn read_head(&mut self, limits: &Limits, drain: &Event) -> HeadRead {
+    /// must arrive within the head timeout. A plain connection waits for its next request
+    /// holding no buffer: they go to the worker's `spare` and come back when bytes arrive.
+    pub async fn read_head(
+        &mut self,
+        limits: &Limits,
+        drain: &Event,
+        spare: &std::cell::RefCell<Spare>,
+    ) -> HeadRead {
         let mut deadline: Option<Instant> = None;
         let mut drain_grace = self.fresh;
         // Bytes already searched for the end of the head: re-parsing the whole head on every
         // read would let a client sending one byte per segment cost O(n^2).
         let mut scanned = 0usize;
+        // The idle wait found bytes to read: read them (holding a buffer) without waiting again.
+        let mut woken = false;
         loop {
             // The first attempt goes straight to httparse (a head almost always arrives in one
             // read); later attempts only scan the new bytes for a possible end of head.
@@ -237,7 +370,19 @@ impl Conn {
                 Some(d) => (d.saturating_duration_since(Instant::now()), false),
             };
             let had_bytes = !self.buf.is_empty();
-            match self.fill(wait, drain, interruptible).await {
+            let idle = !had_bytes && interruptible && !woken && matches!(self.stream, ClientStream::Plain(_));
+            let filled = if idle {
+                match self.idle_fill(wait, drain, spare).await {
+                    Idle::Read(r) => r,
+                    Idle::Ready => {
+                        woken = true;
+                        continue;
+                    }
+                }
+            } else {
+                self.fill(wait, drain, interruptible).await
+            };
+            match filled {
                 Some(Ok(0)) | Some(Err(_)) => {
                     return if !had_bytes {
                         HeadRead::Closed

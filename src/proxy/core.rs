@@ -21,6 +21,61 @@ use crate::proxy::stats::{EndpointStats, Stats};
 
 /// A one-shot local event: set once, wakes every waiter (the worker's drain signal).
 ///
+/// A worker's spare connection buffers: what connections give back while they idle (plain
+/// connections with nothing buffered hold no buffer then, as nginx frees a keep-alive
+/// connection's), lent again when bytes arrive. Reused, so a busy worker does not allocate per
+/// request; bounded, and each second the spares that sat unused for the whole second are freed.
+#[derive(Default)]
+pub struct Spare {
+    bufs: Vec<Vec<u8>>,
+    /// The fewest spares held since the last trim: that many were not needed.
+    low: usize,
+}
+
+/// Buffers kept at most (each at most [`SPARE_BUF_MAX`] bytes).
+const SPARE_MAX: usize = 8192;
+/// A buffer larger than this is freed rather than kept.
+pub const SPARE_BUF_MAX: usize = 64 * 1024;
+
+impl Spare {
+    /// A buffer (empty; a spare when there is one).
+    pub fn take(&mut self) -> Vec<u8> {
+        let v = self.bufs.pop().unwrap_or_default();
+        self.low = self.low.min(self.bufs.len());
+        v
+    }
+
+    /// Gives `v` back (cleared); one that holds no memory is dropped.
+    pub fn give(&mut self, mut v: Vec<u8>) {
+        if v.capacity() == 0 || v.capacity() > SPARE_BUF_MAX || self.bufs.len() >= SPARE_MAX {
+            return;
+        }
+        v.clear();
+        self.bufs.push(v);
+    }
+
+    /// Frees the spares that were not needed since the last trim (the bottom of the stack: the
+    /// ones taken last).
+    pub fn trim(&mut self) {
+        let unused = self.low.min(self.bufs.len());
+        self.bufs.drain(..unused);
+        if self.bufs.capacity() > 2 * self.bufs.len().max(16) {
+            self.bufs.shrink_to(self.bufs.len().max(16));
+        }
+        self.low = self.bufs.len();
+    }
+
+    /// Spare buffers held.
+    pub fn len(&self) -> usize {
+        self.bufs.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.bufs.is_empty()
+    }
+}
+
 /// Waiters live in slots that a dropped [`Wait`] gives back, so the many short waits of idle
 /// keep-alive reads (each abandoned when data arrives) do not pile up wakers.
 #[derive(Default)]
@@ -161,6 +216,8 @@ pub struct Core {
     pub anonymous: Rc<crate::auth::Principal>,
     /// Exchanges waiting for a client's input (the MRTR bridge).
     pub pending: RefCell<crate::proxy::backends::pending::Pendings>,
+    /// Connection buffers idle connections gave back.
+    pub spare: RefCell<Spare>,
     /// Calls waiting for a client's answers (the reverse bridge).
     pub asks: RefCell<crate::proxy::backends::pending::Asks>,
     /// Every worker's inbox for retries that reached another worker than the one holding theirs.
@@ -211,6 +268,7 @@ impl Core {
             drain: Event::default(),
             pending: RefCell::default(),
             asks: RefCell::default(),
+            spare: RefCell::default(),
             handoffs: Default::default(),
         }
     }
@@ -265,6 +323,38 @@ mod tests {
     use super::*;
     use crate::proxy::stats::*;
     use std::future::Future;
+
+    #[test]
+    fn spare_buffers_are_reused_and_the_unused_freed() {
+        let mut s = Spare::default();
+        s.give(Vec::with_capacity(4096));
+        s.give(Vec::new());
+        assert_eq!(s.len(), 1, "a buffer without memory is not kept");
+        let v = s.take();
+        assert!(v.capacity() >= 4096 && v.is_empty());
+        s.give(v);
+        s.give(Vec::with_capacity(128 * 1024));
+        assert_eq!(s.len(), 1, "a large buffer is freed");
+        // One trim to settle, then a second without a take frees what sat unused.
+        s.trim();
+        assert_eq!(s.len(), 1);
+        s.trim();
+        assert_eq!(s.len(), 0);
+        for _ in 0..3 {
+            s.give(Vec::with_capacity(64));
+        }
+        s.trim();
+        // All three lent out and back within the second: all were needed, all are kept.
+        let lent: Vec<_> = (0..3).map(|_| s.take()).collect();
+        lent.into_iter().for_each(|v| s.give(v));
+        s.trim();
+        assert_eq!(s.len(), 3);
+        // One lent out: the two that sat unused go.
+        let one = s.take();
+        s.give(one);
+        s.trim();
+        assert_eq!(s.len(), 1);
+    }
 
     #[test]
     fn revocation_reaches_every_worker() {

@@ -50,7 +50,7 @@ pub enum Flow {
 /// open.
 pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
     // 1. read head, under the limits in force while waiting for it
-    let failure = match conn.read_head(&core.current().limits, &core.drain).await {
+    let failure = match conn.read_head(&core.current().limits, &core.drain, &core.spare).await {
         HeadRead::Ready => None,
         HeadRead::Closed => return Flow::Close,
         HeadRead::Failed(err) => Some(err),

@@ -134,6 +134,7 @@ async fn serve(spec: Spec) {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             c.revoked.borrow_mut().drain(now);
             c.pending.borrow_mut().sweep(Instant::now());
+            c.spare.borrow_mut().trim();
         }
     });
     // Access lines leave in batches; this bounds how long one waits.
@@ -220,31 +221,57 @@ fn admit(core: &Rc<Core>, stream: monoio::net::TcpStream, peer: SocketAddr, inde
     // The TLS configuration is the current snapshot's: certificates reload without
     // rebinding the port.
     let tls = core.current().listen_tls.get(index).cloned().flatten();
-    let c = core.clone();
-    monoio::spawn(async move {
-        match tls {
-            None => crate::proxy::serve(c.clone(), ClientStream::Plain(stream), peer).await,
-            Some(tls) => {
-                let wait = c.current().limits.header_timeout;
-                let shake = crate::tls::TlsStream::accept(stream, tls.config.clone());
-                match monoio::time::timeout(wait, shake).await {
-                    Ok(Ok(s)) => {
-                        c.stats.borrow_mut().tls_handshake(true);
-                        crate::proxy::serve(c.clone(), ClientStream::Tls(Box::new(s)), peer).await;
-                    }
-                    Ok(Err(e)) => {
-                        c.stats.borrow_mut().tls_handshake(false);
-                        log::debug!("TLS handshake with {peer} failed: {e}");
-                    }
-                    Err(_) => {
-                        c.stats.borrow_mut().tls_handshake(false);
-                        log::debug!("TLS handshake with {peer} timed out");
-                    }
-                }
-            }
+    // Plain and TLS connections are tasks of their own kinds: a plain connection's task is not
+    // sized for a TLS handshake it never makes (it is what an idle connection costs).
+    let open = Open(core.clone());
+    match tls {
+        None => {
+            monoio::spawn(async move {
+                let c = open.0.clone();
+                crate::proxy::serve(c, ClientStream::Plain(stream), peer).await;
+                drop(open);
+            });
         }
-        c.open.set(c.open.get() - 1);
-    });
+        Some(tls) => {
+            monoio::spawn(serve_tls(open, stream, peer, tls));
+        }
+    }
+}
+
+/// A connection counted in `Core::open` until dropped.
+struct Open(Rc<Core>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get().saturating_sub(1));
+    }
+}
+
+/// A TLS listener's connection: the handshake (within the head timeout), then the requests.
+async fn serve_tls(
+    open: Open,
+    stream: monoio::net::TcpStream,
+    peer: SocketAddr,
+    tls: std::sync::Arc<crate::tls::Listener>,
+) {
+    let c = open.0.clone();
+    let wait = c.current().limits.header_timeout;
+    let shake = crate::tls::TlsStream::accept(stream, tls.config.clone());
+    match monoio::time::timeout(wait, shake).await {
+        Ok(Ok(s)) => {
+            c.stats.borrow_mut().tls_handshake(true);
+            crate::proxy::serve(c.clone(), ClientStream::Tls(Box::new(s)), peer).await;
+        }
+        Ok(Err(e)) => {
+            c.stats.borrow_mut().tls_handshake(false);
+            log::debug!("TLS handshake with {peer} failed: {e}");
+        }
+        Err(_) => {
+            c.stats.borrow_mut().tls_handshake(false);
+            log::debug!("TLS handshake with {peer} timed out");
+        }
+    }
+    drop(open);
 }
 
 /// Answers a connection over the per-worker limit with 503 and closes it (through the one
