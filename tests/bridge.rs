@@ -295,6 +295,11 @@ fn a_request_state_of_another_caller_or_altered_is_refused() {
         assert_eq!(v["error"]["code"], -32602, "{who} {s}: {v}");
         assert!(v["error"]["message"].as_str().unwrap().starts_with("Invalid requestState"), "{v}");
     }
+    // A retry of another request (another tool of the same backend) with alice's state: refused,
+    // and the exchange stays held for its own retry.
+    let v = retry(addr, "alice", 2, "survey", &state, answer.clone()).json();
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("another request"), "{v}");
     // A retry without inputResponses is refused too.
     let v = call_tool(addr, "alice", 2, "greet", &format!(r#","requestState":"{state}""#)).json();
     assert_eq!(v["error"]["code"], -32602, "{v}");

@@ -188,8 +188,9 @@ fn to_backend(
             let method = method_name(env.method);
             Step::Backends(aggregate::Plan::Call { method, id: raw_id(env), backend, body, tool, via }, class)
         }
-        Ok((backend, Forward::Resume(at, responses), _)) => {
-            Step::Backends(aggregate::Plan::Resume { id: raw_id(env), backend, at, responses }, class)
+        Ok((backend, Forward::Resume(at, responses), name)) => {
+            let (id, method) = (raw_id(env), method_name(env.method));
+            Step::Backends(aggregate::Plan::Resume { id, backend, method, name, at, responses }, class)
         }
         Err(err) => {
             let data = not_found_data(env, &err);

@@ -50,6 +50,15 @@ fn gone() -> Error {
     )
 }
 
+/// The answer to a retry whose state names an exchange of another request (method or name): the
+/// exchange stays held for its own retry.
+fn other_request() -> Error {
+    Error::client(
+        Kind::InvalidParams,
+        "Invalid requestState: it belongs to another request (a retry must repeat the method and name)",
+    )
+}
+
 /// What one message on a backend's answer stream is.
 enum Message {
     /// The call's answer, completed for the 2026-07-28 revision (the client's id in it).
@@ -113,7 +122,7 @@ pub(crate) async fn follow(
     cx: &Cx<'_>,
     server: &Server,
     b: &Backend,
-    (method, id): (&'static str, &[u8]),
+    (method, name, id): (&'static str, &str, &[u8]),
     (mut stream, mut events, queued): (Streaming, sse::Events, Vec<Vec<u8>>),
     session: Session<'_>,
     fwd: &[(&[u8], &[u8])],
@@ -147,7 +156,7 @@ pub(crate) async fn follow(
         }
         if !asked.is_empty() {
             let left: Vec<Vec<u8>> = queued.into_iter().collect();
-            return Ok(park(cx, server, b, (method, id), (stream, events, left), session, fwd, asked));
+            return Ok(park(cx, server, b, (method, name, id), (stream, events, left), session, fwd, asked));
         }
         let next = {
             let _waiting = cx.tally.wait();
@@ -213,7 +222,7 @@ fn park(
     cx: &Cx<'_>,
     server: &Server,
     b: &Backend,
-    (method, id): (&'static str, &[u8]),
+    (method, name, id): (&'static str, &str, &[u8]),
     (stream, events, queued): (Streaming, sse::Events, Vec<Vec<u8>>),
     (version, sid): Session<'_>,
     fwd: &[(&[u8], &[u8])],
@@ -260,6 +269,7 @@ fn park(
         version: version.to_string(),
         session: sid.to_string(),
         method,
+        name: name.to_string(),
         asked: asked.into_iter().map(|q| (q.key, q.id)).collect(),
         expires: now + super::pending::PENDING_TTL,
     };
@@ -273,7 +283,7 @@ fn park(
 pub(crate) async fn resume(
     cx: &Cx<'_>,
     server: &Server,
-    backend: usize,
+    (backend, method, name): (usize, &'static str, &str),
     at: Held,
     (id, responses): (&[u8], &[u8]),
 ) -> Result<Answer, Error> {
@@ -282,11 +292,7 @@ pub(crate) async fn resume(
         return Err(gone());
     }
     if at.worker == cx.core.worker {
-        let taken = cx.core.pending.borrow_mut().take(at.slot, Instant::now());
-        let p = taken.filter(|p| {
-            *p.who.principal.id == *cx.owner && *p.server == *server.name && *p.backend == *b.name
-        });
-        let p = p.ok_or_else(gone)?;
+        let p = take_held(cx.core, at.slot, (cx.owner, &server.name, &b.name), (method, name))?;
         return go_on(cx.core, cx.snap, server, (cx.tally, cx.trace), p, (id, responses)).await;
     }
     let (tx, rx) = futures_channel::oneshot::channel();
@@ -295,6 +301,8 @@ pub(crate) async fn resume(
         server: server.name.clone(),
         principal: cx.owner.into(),
         backend: b.name.clone(),
+        method,
+        name: name.into(),
         id: id.to_vec(),
         responses: responses.to_vec(),
         reply: tx,
@@ -309,16 +317,34 @@ pub(crate) async fn resume(
     }
 }
 
+/// The exchange under `slot` when it is this caller's at this endpoint and backend (else it is
+/// not held for them), taken out when the retry repeats its request (else left for its own).
+fn take_held(
+    core: &Core,
+    slot: u64,
+    (principal, server, backend): (&str, &str, &str),
+    (method, name): (&'static str, &str),
+) -> Result<Pending, Error> {
+    let now = Instant::now();
+    let mut held = core.pending.borrow_mut();
+    match held.peek(slot, now) {
+        Some(p) if *p.who.principal.id == *principal && *p.server == *server && *p.backend == *backend => {
+            if p.method != method || p.name != name {
+                return Err(other_request());
+            }
+        }
+        _ => return Err(gone()),
+    }
+    held.take(slot, now).ok_or_else(gone)
+}
+
 /// A hand-off from another worker, carried out on this one (its owner).
 pub async fn serve_handoff(core: Rc<Core>, h: HandOff) {
-    let HandOff { slot, server, principal, backend, id, responses, reply } = h;
+    let HandOff { slot, server, principal, backend, method, name, id, responses, reply } = h;
     let snap = core.current();
     let answer = async {
         let s = snap.servers.iter().find(|s| *s.name == *server).ok_or_else(gone)?;
-        let taken = core.pending.borrow_mut().take(slot, Instant::now());
-        let p = taken
-            .filter(|p| *p.who.principal.id == *principal && *p.server == *server && *p.backend == *backend);
-        let p = p.ok_or_else(gone)?;
+        let p = take_held(&core, slot, (&principal, &server, &backend), (method, &name))?;
         let tally = Tally::default();
         go_on(&core, &snap, s, (&tally, Trace::none()), p, (&id, &responses)).await
     };
@@ -336,7 +362,7 @@ async fn go_on(
     (id, responses): (&[u8], &[u8]),
 ) -> Result<Answer, Error> {
     let Some(b) = server.backends.iter().find(|b| *b.name == *p.backend) else { return Err(gone()) };
-    let Pending { mut stream, events, queued, who, version, session, method, asked, .. } = p;
+    let Pending { mut stream, events, queued, who, version, session, method, name, asked, .. } = p;
     let Who { principal, bearer, caps, fwd } = who;
     let fwd: Vec<(&[u8], &[u8])> = fwd.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
     let cx = Cx {
@@ -360,5 +386,5 @@ async fn go_on(
         answer_backend(&cx, b, session, &fwd, &body).await;
     }
     stream.wait_at_most(snap.limits.upstream_timeout);
-    follow(&cx, server, b, (method, id), (stream, events, queued), session, &fwd).await
+    follow(&cx, server, b, (method, &name, id), (stream, events, queued), session, &fwd).await
 }

@@ -162,8 +162,16 @@ pub(crate) async fn call_stateless(
         if let (200, Link::Session { version, session }) = (opened.status, &l) {
             if is_sse(&opened) {
                 let read = (opened, Default::default(), Vec::new());
-                return super::bridge::follow(cx, server, b, (method, id), read, (version, session), fwd)
-                    .await;
+                return super::bridge::follow(
+                    cx,
+                    server,
+                    b,
+                    (method, tool, id),
+                    read,
+                    (version, session),
+                    fwd,
+                )
+                .await;
             }
         }
         let resp = cx.collect(opened).await.map_err(|e| failed(&e))?;

@@ -115,6 +115,10 @@ pub enum Plan {
         id: Vec<u8>,
         /// Index of the backend in the server.
         backend: usize,
+        /// The retry's method: the held exchange's.
+        method: &'static str,
+        /// The backend's name (or URI) the retry names: the held exchange's.
+        name: String,
         /// Where the exchange is held.
         at: crate::proxy::mrtr::Held,
         /// The retry's `inputResponses` (a JSON object).
@@ -504,8 +508,10 @@ pub async fn run(
         // Answered above.
         Plan::Deliver { .. } => Err((Error::internal("an answer is not a call"), None)),
         Plan::Listen { id, .. } => Err((Error::internal("a subscription is not answered whole"), Some(id))),
-        Plan::Resume { id, backend, at, responses } => {
-            bridge::resume(cx, server, backend, at, (&id, &responses)).await.map_err(|e| (e, Some(id)))
+        Plan::Resume { id, backend, method, name, at, responses } => {
+            bridge::resume(cx, server, (backend, method, &name), at, (&id, &responses))
+                .await
+                .map_err(|e| (e, Some(id)))
         }
         Plan::Call { method, id, backend: i, body, via: Via::Session(claims), .. } => {
             relay_method = method;

@@ -49,6 +49,8 @@ pub struct Pending {
     pub(crate) session: String,
     /// The client's method (its answer is completed for the 2026-07-28 revision).
     pub(crate) method: &'static str,
+    /// The backend's name (or URI) the call named: a retry must name the same.
+    pub(crate) name: String,
     /// The requests the client was asked: the key in `inputRequests`, the backend's id (JSON).
     pub(crate) asked: Vec<(String, Vec<u8>)>,
     /// Until when it is held.
@@ -94,6 +96,11 @@ impl<T: Expiring> Pendings<T> {
         self.held.insert(slot, p);
     }
 
+    /// The exchange under `slot`, left in place, unless it expired.
+    pub(crate) fn peek(&self, slot: u64, now: Instant) -> Option<&T> {
+        self.held.get(&slot).filter(|p| p.expires() > now)
+    }
+
     /// The exchange under `slot`, taken out (answered once), unless it expired.
     pub(crate) fn take(&mut self, slot: u64, now: Instant) -> Option<T> {
         self.held.remove(&slot).filter(|p| p.expires() > now)
@@ -125,6 +132,9 @@ pub struct HandOff {
     pub(crate) server: Box<str>,
     pub(crate) principal: Box<str>,
     pub(crate) backend: Box<str>,
+    /// The retry's method and the backend's name (or URI) it names.
+    pub(crate) method: &'static str,
+    pub(crate) name: Box<str>,
     /// The retry's JSON-RPC id (JSON) and its `inputResponses` (a JSON object).
     pub(crate) id: Vec<u8>,
     pub(crate) responses: Vec<u8>,
