@@ -307,7 +307,9 @@ pub(crate) async fn resume(
         responses: responses.to_vec(),
         reply: tx,
     };
-    cx.core.handoffs.send(at.worker, Inbox::Resume(h)).map_err(|_| gone())?;
+    if !cx.core.handoffs.send(at.worker, Inbox::Resume(h)) {
+        return Err(gone());
+    }
     cx.core.stats.borrow_mut().input_handoffs += 1;
     let _waiting = cx.tally.wait();
     match rx.await {

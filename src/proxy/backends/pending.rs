@@ -211,12 +211,9 @@ impl HandOffs {
         (HandOffs { inboxes: tx.into() }, rx)
     }
 
-    /// Sends `m` to worker `worker`; gives it back when there is no such worker (or it ended).
-    pub(crate) fn send(&self, worker: usize, m: Inbox) -> Result<(), Inbox> {
-        match self.inboxes.get(worker) {
-            Some(tx) => tx.unbounded_send(m).map_err(mpsc::TrySendError::into_inner),
-            None => Err(m),
-        }
+    /// Sends `m` to worker `worker`; `false` when there is no such worker (or it ended).
+    pub(crate) fn send(&self, worker: usize, m: Inbox) -> bool {
+        self.inboxes.get(worker).is_some_and(|tx| tx.unbounded_send(m).is_ok())
     }
 }
 

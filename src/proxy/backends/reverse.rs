@@ -53,7 +53,7 @@ pub(crate) fn deliver(core: &Core, worker: usize, a: Answered) -> bool {
         return core.asks.borrow().deliver(a);
     }
     core.stats.borrow_mut().input_handoffs += 1;
-    core.handoffs.send(worker, Inbox::Answer(a)).is_ok()
+    core.handoffs.send(worker, Inbox::Answer(a))
 }
 
 /// The client's body for the backend: `_meta` gains the revision and the client's capabilities
