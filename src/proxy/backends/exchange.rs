@@ -97,6 +97,29 @@ pub(crate) struct Cx<'a> {
     pub(crate) caps: &'a [u8],
 }
 
+impl<'a> Cx<'a> {
+    /// The context of a client's request: its principal (owner and credential), its bearer
+    /// token, request id and trace context from `head` over `buf`, and the capabilities it
+    /// declared (`{}` for none).
+    pub(crate) fn for_request(
+        (core, snap): (&'a Core, &'a Snapshot),
+        (head, buf, request_id): (&crate::http::head::Head, &'a [u8], &'a [u8]),
+        (principal, tally): (&'a crate::auth::Principal, &'a Tally),
+        caps: &'a [u8],
+    ) -> Cx<'a> {
+        Cx {
+            core,
+            owner: &principal.id,
+            principal: Some(principal),
+            bearer: bearer(head, buf),
+            snap,
+            tally,
+            trace: Trace::of(head, buf, request_id),
+            caps: if caps.is_empty() { b"{}" } else { caps },
+        }
+    }
+}
+
 impl Cx<'_> {
     /// A request id for a message the gateway itself sends a backend. Unique per worker (ids
     /// must not repeat within a backend session, and concurrent requests share sessions).

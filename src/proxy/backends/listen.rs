@@ -26,7 +26,6 @@ use crate::mcp::sse;
 use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
 use crate::proxy::exit::{error_exit, Rejection, To};
-use crate::proxy::observe::Trace;
 use crate::upstream::client::Streaming;
 
 use super::exchange::*;
@@ -139,16 +138,7 @@ pub(crate) async fn listen(
     let Caller { keep_alive, cors, principal, tally } = caller;
     let (opened, failure) = {
         let Conn { buf, head, request_id, caps, .. } = &*conn;
-        let cx = &Cx {
-            core,
-            owner: &principal.id,
-            principal: Some(principal),
-            bearer: bearer(head, buf),
-            snap,
-            tally,
-            trace: Trace::of(head, buf, request_id),
-            caps: if caps.is_empty() { b"{}" } else { caps },
-        };
+        let cx = &Cx::for_request((core, snap), (head, buf, request_id), (principal, tally), caps);
         let fwd = forwarded(server, principal, head, buf);
         let opens = (0..server.backends.len()).map(|i| open_part(cx, server, i, &filter, fwd_for(&fwd, i)));
         let mut parts = Vec::new();

@@ -52,7 +52,6 @@ use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
 use crate::proxy::exit::{error_exit, Rejection, To};
 use crate::proxy::local;
-use crate::proxy::observe::Trace;
 use crate::respond::ErrorReply;
 use crate::upstream::client::{self};
 
@@ -214,16 +213,8 @@ pub async fn learn(
     let Some(b) = server.backends.get(backend) else { return };
     let Conn { buf, head, request_id, caps, .. } = conn;
     let fwd_refs = forwarded(server, caller.principal, head, buf);
-    let cx = &Cx {
-        core,
-        owner: &caller.principal.id,
-        principal: Some(caller.principal),
-        bearer: exchange::bearer(head, buf),
-        snap,
-        tally: caller.tally,
-        trace: Trace::of(head, buf, request_id),
-        caps: declared(via, caps),
-    };
+    let who = (caller.principal, caller.tally);
+    let cx = &Cx::for_request((core, snap), (head, buf, request_id), who, declared(via, caps));
     let fwd = fwd_for(&fwd_refs, backend);
     match via {
         Via::Session(claims) => {
@@ -317,16 +308,7 @@ pub async fn run(
         _ => b"{}",
     };
     let fwd_refs = forwarded(server, principal, head, buf);
-    let cx = &Cx {
-        core,
-        owner: &principal.id,
-        principal: Some(principal),
-        bearer: exchange::bearer(head, buf),
-        snap,
-        tally,
-        trace: Trace::of(head, buf, request_id),
-        caps,
-    };
+    let cx = &Cx::for_request((core, snap), (head, buf, request_id), (principal, tally), caps);
     let visible = crate::proxy::authz::Visible { server, principal, head, buf };
     // Set when the answer is an SSE stream to relay as it arrives rather than whole.
     let mut relay: Option<client::Streaming> = None;

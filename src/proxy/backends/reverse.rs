@@ -22,7 +22,6 @@ use crate::http::response::{self, Extra};
 use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
 use crate::proxy::exit::{error_exit, Rejection, To};
-use crate::proxy::observe::Trace;
 
 use super::exchange::*;
 use super::pending::{Answered, Ask, Inbox, PENDING_TTL};
@@ -119,16 +118,12 @@ pub(crate) async fn call(
         for _ in 0..MAX_ROUNDS {
             let exchanged = {
                 let Conn { buf, head, request_id, .. } = &*conn;
-                let cx = Cx {
-                    core,
-                    owner: &principal.id,
-                    principal: Some(principal),
-                    bearer: bearer(head, buf),
-                    snap,
-                    tally,
-                    trace: Trace::of(head, buf, request_id),
-                    caps: call.caps.as_bytes(),
-                };
+                let cx = Cx::for_request(
+                    (core, snap),
+                    (head, buf, request_id),
+                    (principal, tally),
+                    call.caps.as_bytes(),
+                );
                 let fwd = forwarded(server, principal, head, buf);
                 let fwd = fwd_for(&fwd, call.backend);
                 cx.send(b, &body, Wire::stateless(call.method, name), fwd).await.map(|mut r| {

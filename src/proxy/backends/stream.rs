@@ -13,7 +13,6 @@ use crate::mcp::sse;
 use crate::proxy::conn::Conn;
 use crate::proxy::core::Core;
 use crate::proxy::exit::{error_exit, Rejection, To};
-use crate::proxy::observe::Trace;
 use crate::upstream::client::{self, UpstreamError};
 
 use super::exchange::*;
@@ -136,16 +135,7 @@ pub async fn get_stream(
     let Caller { keep_alive, cors, principal, tally } = caller;
     let opened = {
         let Conn { buf, head, request_id, .. } = &*conn;
-        let cx = &Cx {
-            core,
-            owner: &principal.id,
-            principal: Some(principal),
-            bearer: super::exchange::bearer(head, buf),
-            snap,
-            tally,
-            trace: Trace::of(head, buf, request_id),
-            caps: b"{}",
-        };
+        let cx = &Cx::for_request((core, snap), (head, buf, request_id), (principal, tally), b"");
         let resume = head
             .last_event_id
             .and_then(|s| std::str::from_utf8(s.of(buf)).ok())
