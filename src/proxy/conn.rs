@@ -208,18 +208,23 @@ impl Conn {
         Some(res)
     }
 
+    /// The connection's byte buffers, the read buffer first.
+    fn buffers(&mut self) -> [&mut Vec<u8>; 6] {
+        [
+            &mut self.buf,
+            &mut self.out,
+            &mut self.scratch,
+            &mut self.tmp,
+            &mut self.caps,
+            &mut self.chunked_body,
+        ]
+    }
+
     /// Gives the connection's buffers to the worker's spares (it idles: nothing is buffered).
     /// The read buffer goes last, so that it is the first taken back.
     fn lend(&mut self, spare: &std::cell::RefCell<Spare>) {
         let mut spare = spare.borrow_mut();
-        for v in [
-            &mut self.chunked_body,
-            &mut self.caps,
-            &mut self.tmp,
-            &mut self.scratch,
-            &mut self.out,
-            &mut self.buf,
-        ] {
+        for v in self.buffers().into_iter().rev() {
             spare.give(std::mem::take(v));
         }
     }
@@ -227,14 +232,7 @@ impl Conn {
     /// Takes buffers from the worker's spares (bytes arrived).
     fn borrow(&mut self, spare: &std::cell::RefCell<Spare>) {
         let mut spare = spare.borrow_mut();
-        for v in [
-            &mut self.buf,
-            &mut self.out,
-            &mut self.scratch,
-            &mut self.tmp,
-            &mut self.caps,
-            &mut self.chunked_body,
-        ] {
+        for v in self.buffers() {
             *v = spare.take();
         }
     }

@@ -112,13 +112,14 @@ pub(crate) fn legacy(
 ) -> Step {
     let reply = ErrorReply { id: env.id.as_ref(), ..ErrorReply::default() };
     let server = w.cx.server;
-    // The client answering a request a backend sent it over an SSE stream: back to that backend.
+    // The client answering a request a backend sent it over an SSE stream: back to that backend
+    // (or to the call the reverse bridge holds). Rare, so parsed as a tree, once.
     if env.kind == MessageKind::Response && !server.backends.is_empty() {
-        if let Some(plan) = answer_to_call(w) {
-            return Step::Backends(plan, class);
-        }
-        if let Some(plan) = answer_to_backend(w, claims.clone()) {
-            return Step::Backends(plan, class);
+        if let Ok(msg) = serde_json::from_slice::<serde_json::Value>(w.body) {
+            if let Some(plan) = answer_to_call(w, &msg).or_else(|| answer_to_backend(w, msg, claims.clone()))
+            {
+                return Step::Backends(plan, class);
+            }
         }
     }
     if env.kind != MessageKind::Request {
@@ -350,9 +351,12 @@ pub(crate) fn raw_id(env: &Envelope<'_, '_>) -> Vec<u8> {
 
 /// For a client's JSON-RPC response whose id the gateway tagged (see `mcp::sse::ID_TAG`): the
 /// backend and the response with its original id. Rare (sampling, elicitation), so re-encoded.
-pub(crate) fn answer_to_backend(w: &Writer<'_, '_>, claims: Rc<Claims>) -> Option<aggregate::Plan> {
+pub(crate) fn answer_to_backend(
+    w: &Writer<'_, '_>,
+    mut msg: serde_json::Value,
+    claims: Rc<Claims>,
+) -> Option<aggregate::Plan> {
     let server = w.cx.server;
-    let mut msg: serde_json::Value = serde_json::from_slice(w.body).ok()?;
     let (backend, original) = crate::mcp::sse::untag(msg.get("id")?.as_str()?)?;
     let i = server.backends.iter().position(|b| &*b.name == backend)?;
     let original: serde_json::Value = serde_json::from_str(original).ok()?;
@@ -362,9 +366,8 @@ pub(crate) fn answer_to_backend(w: &Writer<'_, '_>, claims: Rc<Claims>) -> Optio
 }
 
 /// For a client's JSON-RPC response to a request the reverse bridge sent it
-/// (`backends::reverse::ASK_TAG`): the call waiting for it. Rare, so parsed as a tree.
-pub(crate) fn answer_to_call(w: &Writer<'_, '_>) -> Option<aggregate::Plan> {
-    let msg: serde_json::Value = serde_json::from_slice(w.body).ok()?;
+/// (`backends::reverse::ASK_TAG`): the call waiting for it.
+pub(crate) fn answer_to_call(w: &Writer<'_, '_>, msg: &serde_json::Value) -> Option<aggregate::Plan> {
     let (worker, slot, key) = aggregate::reverse::asked(msg.get("id")?.as_str()?)?;
     let result = msg.get("result").filter(|r| r.is_object()).and_then(|r| serde_json::to_vec(r).ok());
     let principal = w.principal.id.clone();

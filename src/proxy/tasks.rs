@@ -10,6 +10,12 @@
 
 use crate::config::snapshot::{Server, Snapshot};
 
+/// Searchers built once: building one costs more than searching an answer.
+static TASK_ID: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"taskId\""));
+static TASK_STATUS: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"notifications/tasks/status"));
+
 /// The task methods routed by task id.
 pub(crate) fn is_task_method(method: &str) -> bool {
     matches!(method, "tasks/get" | "tasks/update" | "tasks/cancel")
@@ -64,10 +70,6 @@ pub(crate) fn untag<'t>(
 /// replaced by `gateway_id(own)`. Anything else is left as it is; only answers that name a
 /// `taskId` are parsed.
 pub(crate) fn tag_answer(method: &str, body: &mut Vec<u8>, sse: bool, gateway_id: impl Fn(&str) -> String) {
-    use memchr::memmem::Finder;
-    use std::sync::LazyLock;
-    // Built once: building a searcher costs more than searching an answer.
-    static TASK_ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"taskId\""));
     let routed = is_task_method(method) || is_session_task_method(method);
     if !(method == "tools/call" || routed) || TASK_ID.find(body).is_none() {
         return;
@@ -106,9 +108,9 @@ fn tag_result(method: &str, result: &mut serde_json::Value, gateway_id: &impl Fn
 /// answer to `method` (as [`tag_answer`]) or in a `notifications/tasks/status`. `None` when the
 /// event names no task (relayed as it is).
 pub(crate) fn tag_event(method: &str, event: &[u8], gateway_id: impl Fn(&str) -> String) -> Option<Vec<u8>> {
-    memchr::memmem::find(event, b"\"taskId\"")?;
+    TASK_ID.find(event)?;
     let mut out = event.to_vec();
-    if memchr::memmem::find(event, b"notifications/tasks/status").is_some() {
+    if TASK_STATUS.find(event).is_some() {
         let mut changed = false;
         let mut kept = Vec::with_capacity(out.len() + 64);
         for line in out.split_inclusive(|&b| b == b'\n') {
