@@ -178,7 +178,7 @@ fn check(source: &Source) -> anyhow::Result<std::process::ExitCode> {
 
 fn record_pins(source: &Source) -> anyhow::Result<std::process::ExitCode> {
     let snap = source
-        .compile()
+        .compile_for(portcullis::config::compile::Purpose::RecordPins)
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n  {}", errors.join("\n  ")))?;
     let report = portcullis::runtime::pins::record_pins_blocking(snap).map_err(|e| anyhow::anyhow!(e))?;
     let mut text = String::new();

@@ -527,5 +527,16 @@ servers:
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("tools/b1: 2 tool(s) pinned"));
     assert_eq!(std::fs::read_to_string(&pins).unwrap(), before);
+
+    // A first deployment has no pins file yet: with `enforce` the gateway refuses to load
+    // without one, and recording is how it gets one, so recording must not need it.
+    std::fs::remove_file(&pins).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["pins", "record", "--config"])
+        .arg(dir.join("config.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&pins).unwrap(), before);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,6 +17,7 @@ use crate::http::origin::OriginPolicy;
 use crate::mcp::session;
 
 use self::common::*;
+pub use self::common::Purpose;
 use self::listen::*;
 use self::server::*;
 
@@ -35,12 +36,22 @@ pub enum Syntax {
     Json,
 }
 
-/// Compiles a configuration text written in `syntax`. YAML anchors, aliases and merge keys
-/// (`<<: *defaults`) are applied before anything else.
+/// Compiles a configuration text written in `syntax` to serve it. YAML anchors, aliases and
+/// merge keys (`<<: *defaults`) are applied before anything else.
 pub fn compile_text(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     syntax: Syntax,
+) -> Result<Snapshot, Vec<String>> {
+    compile_text_for(text, lookup, syntax, Purpose::Serve)
+}
+
+/// [`compile_text`] for a [`Purpose`].
+pub fn compile_text_for(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    syntax: Syntax,
+    purpose: Purpose,
 ) -> Result<Snapshot, Vec<String>> {
     let (protected, exprs) = env::protect(text);
     let mut root: Value = match syntax {
@@ -59,6 +70,10 @@ pub fn compile_text(
     env::substitute(&mut root, "", lookup, &exprs, &mut errs.0, &mut secret_paths);
     prefetch_hosts(&root);
     let snapshot = compile_value(&root, &mut errs, &secret_paths);
+    if purpose == Purpose::Serve {
+        let serving = std::mem::take(&mut errs.1);
+        errs.0.extend(serving);
+    }
     match snapshot {
         Some(s) if errs.0.is_empty() => Ok(s),
         _ => {
@@ -114,13 +129,18 @@ fn named_by_server_block(entry: &Value) -> std::borrow::Cow<'_, Value> {
     }
 }
 
-/// Compiles a configuration file.
+/// Compiles a configuration file to serve it.
 pub fn compile_file(path: &std::path::Path) -> Result<Snapshot, Vec<String>> {
+    compile_file_for(path, Purpose::Serve)
+}
+
+/// [`compile_file`] for a [`Purpose`].
+pub fn compile_file_for(path: &std::path::Path, purpose: Purpose) -> Result<Snapshot, Vec<String>> {
     let text =
         std::fs::read_to_string(path).map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
     let json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let syntax = if json { Syntax::Json } else { Syntax::Yaml };
-    compile_text(&text, &|name| std::env::var(name).ok(), syntax)
+    compile_text_for(&text, &|name| std::env::var(name).ok(), syntax, purpose)
 }
 
 const TOP_LEVEL: [&str; 12] = [

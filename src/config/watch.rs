@@ -23,9 +23,19 @@ pub enum Source {
 impl Source {
     /// Compiles the source.
     pub fn compile(&self) -> Result<Snapshot, Vec<String>> {
+        self.compile_for(compile::Purpose::Serve)
+    }
+
+    /// Compiles the source for a [`compile::Purpose`].
+    pub fn compile_for(&self, purpose: compile::Purpose) -> Result<Snapshot, Vec<String>> {
         match self {
-            Source::Demo => compile::compile_str(crate::config::DEMO, &|n| std::env::var(n).ok()),
-            Source::File(p) => compile::compile_file(p),
+            Source::Demo => compile::compile_text_for(
+                crate::config::DEMO,
+                &|n| std::env::var(n).ok(),
+                compile::Syntax::Yaml,
+                purpose,
+            ),
+            Source::File(p) => compile::compile_file_for(p, purpose),
         }
     }
 }

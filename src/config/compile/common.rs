@@ -6,9 +6,20 @@ use yaml_serde::Value;
 
 use crate::config::raw;
 
-/// Collected errors, each `path: message`.
+/// Collected errors, each `path: message`; the second list holds the errors that only stop a
+/// gateway from serving (a pinning `enforce` backend whose pins file cannot be read) and not
+/// `portcullis pins record`, which is how that file is made ([`Purpose`]).
 #[derive(Default)]
-pub(crate) struct Errors(pub(crate) Vec<String>);
+pub(crate) struct Errors(pub(crate) Vec<String>, pub(crate) Vec<String>);
+
+/// What a configuration is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Serving it (every check).
+    Serve,
+    /// Recording its pins (`portcullis pins record`): the pins file it names may not exist yet.
+    RecordPins,
+}
 
 impl Errors {
     pub(crate) fn push(&mut self, path: impl AsRef<str>, msg: impl AsRef<str>) {

@@ -490,7 +490,7 @@ fn pins(
     let all = match crate::mcp::pins::load(&file) {
         Ok(all) => all,
         Err(e) if enforced => {
-            errs.push(format!("{path}.pins"), format!("{e} (record it with `portcullis pins record`)"));
+            errs.1.push(format!("{path}.pins: {e} (record it with `portcullis pins record`)"));
             return Some(file);
         }
         Err(e) => {
