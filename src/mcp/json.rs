@@ -160,6 +160,14 @@ pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
 /// Appends the JSON-escaped content of UTF-8 `bytes` (no quotes). Bytes >= 0x80 pass through, so
 /// valid UTF-8 stays valid; only `"`, `\\` and control characters are escaped.
 pub fn write_escaped_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Names, ids and most values have nothing to escape: find the first byte that needs it
+    // eight at a time, copy what precedes it in one go, and walk bytewise only from there.
+    let clean = clean_prefix(bytes);
+    out.extend_from_slice(&bytes[..clean]);
+    let bytes = &bytes[clean..];
+    if bytes.is_empty() {
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {
@@ -183,6 +191,32 @@ pub fn write_escaped_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// The length of the longest prefix of `bytes` without `"`, `\\` or a control character, found
+/// eight bytes per step (SWAR: a byte below `n` sets its high bit in `(w - n*ONES) & !w & HIGH`;
+/// the first flagged byte is exact, later ones may be false alarms, which the caller rechecks).
+fn clean_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
+    let mut done = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else { break };
+        let w = u64::from_le_bytes(word);
+        let flagged =
+            below(w, 0x20) | below(w ^ (ONES * u64::from(b'"')), 1) | below(w ^ (ONES * u64::from(b'\\')), 1);
+        if flagged != 0 {
+            // Little-endian: the lowest flagged bit is the first such byte, and it is exact
+            // (borrows only run toward higher bytes).
+            return done + (flagged.trailing_zeros() / 8) as usize;
+        }
+        done += 8;
+    }
+    done + bytes[done..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .unwrap_or(bytes.len() - done)
 }
 
 /// Appends a signed integer.
@@ -339,6 +373,43 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaping_finds_every_byte_that_needs_it_at_any_offset() {
+        // The word-at-a-time scan against the definition, for every special byte at every
+        // position of strings of up to three words, between plain and non-ASCII bytes.
+        let naive = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            for &b in bytes {
+                match b {
+                    b'"' => out.extend_from_slice(b"\\\""),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+                    _ => out.push(b),
+                }
+            }
+            out
+        };
+        let specials = [b'"', b'\\', 0, 0x1f, b'\n', 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']', 0x21, 0x5d];
+        for len in 0..24 {
+            for pos in 0..len.max(1) {
+                for &sp in &specials {
+                    for fill in [b'a', 0xe9, b' '] {
+                        let mut v = vec![fill; len];
+                        if len > 0 {
+                            v[pos] = sp;
+                        }
+                        let mut out = Vec::new();
+                        write_escaped_bytes(&mut out, &v);
+                        assert_eq!(out, naive(&v), "{v:?}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn large_floats_keep_an_exponent_and_read_back() {

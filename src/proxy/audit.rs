@@ -34,8 +34,25 @@ pub(crate) enum Outcome {
 
 // Searchers built once: constructing one costs more than searching a small answer.
 static HEAD_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
-static IS_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"isError\":true"));
 static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+/// The tail shared by `"error"` and `"isError"`: one search finds both.
+static RROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"rror\""));
+
+/// Whether a JSON answer may be an error: it has the bytes `"error"`, or `"isError"` followed
+/// by `: true` (with any JSON whitespace). Outside JSON strings, where quotes are escaped, these
+/// are the only ways to write a member named `error` or an `isError` set to true; inside them
+/// they are false alarms that a parse settles. Without either, the answer is a plain result.
+fn may_be_error(body: &[u8]) -> bool {
+    RROR.find_iter(body).any(|i| {
+        let before = &body[..i];
+        if before.ends_with(b"\"e") {
+            return true;
+        }
+        let after = body.get(i + 5..).unwrap_or_default().trim_ascii_start();
+        before.ends_with(b"\"isE")
+            && after.strip_prefix(b":").is_some_and(|v| v.trim_ascii_start().starts_with(b"true"))
+    })
+}
 
 /// The body of the response in `out` (head and body as written).
 fn body_of(out: &[u8]) -> &[u8] {
@@ -56,11 +73,7 @@ impl Outcome {
     /// Reads the response in `out` (head and body as written, before phase 7 sends it).
     pub(crate) fn of_response(decoder: &mut Decoder, out: &[u8], status: u16) -> Outcome {
         let body = body_of(out);
-        // Outside JSON strings (where quotes are escaped) these bytes can only be a member
-        // named `isError` set to true, or one named `error`: without either, a JSON answer is a
-        // plain result, and the answer need not be parsed.
-        let plain = IS_ERROR.find(body).is_none() && ERROR.find(body).is_none();
-        if plain {
+        if !may_be_error(body) {
             return if (200..300).contains(&status) { Outcome::Ok } else { Outcome::Http(status) };
         }
         let read = decoder.with_tape(body, |tape| {
@@ -319,6 +332,18 @@ mod tests {
             of(&mut d, r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"text":"\"isError\":true"}]}}"#, 200),
             Outcome::Ok
         );
+        // As Python's json.dumps and pretty printers write it.
+        assert_eq!(
+            of(
+                &mut d,
+                "{\"jsonrpc\": \"2.0\", \"id\": 1, \"result\": {\"content\": [], \"isError\" :\n true}}",
+                200
+            ),
+            Outcome::IsError
+        );
+        assert_eq!(of(&mut d, r#"{"jsonrpc":"2.0","id":1,"result":{"isError": false}}"#, 200), Outcome::Ok);
+        assert!(!may_be_error(br#"{"result":{"isError":false,"content":[{"text":"no rror\" here"}]}}"#));
+        assert!(may_be_error(br#"{"error": {"code": 1}}"#));
         assert_eq!(
             of(&mut d, r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"x"}}"#, 200),
             Outcome::Error(-32602)
