@@ -2,7 +2,7 @@
 //! by one writer thread, off the workers.
 //!
 //! Workers format lines into their own batch ([`crate::runtime::logging::Lines`], shipped here
-//! when it holds 16 KiB or every 100 ms) and hand whole batches to a bounded queue; a full queue
+//! when it holds 64 KiB or every 100 ms) and hand whole batches to a bounded queue; a full queue
 //! drops the batch and counts its lines ([`dropped`], `portcullis_audit_dropped_total`): a slow
 //! disk never slows a request. Every publication of a configuration ([`configure`]: start,
 //! `SIGHUP`, `POST /reload`, a changed file) reopens the file, so a rotated file (logrotate's
@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::OnceLock;
 
-/// Batches queued for the writer.
-const QUEUE: usize = 1024;
+/// Batches queued for the writer (at most 256 x ~64 KiB = 16 MiB waiting for the disk).
+const QUEUE: usize = 256;
 
 enum Msg {
     /// Lines to append, and where their buffer goes back.
