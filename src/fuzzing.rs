@@ -50,6 +50,25 @@ pub fn jsonrpc_envelope(data: &[u8]) {
                     let _ = envelope::decode(el);
                 }
             }
+            // A backend's 2025 answer completed for a 2026 client: the backend's bytes
+            // spliced, or written from the tape; either way valid JSON.
+            for id in [None, Some(&b"\"r1\""[..])] {
+                let mut out = Vec::new();
+                if crate::mcp::reply::complete_legacy_response(
+                    &mut Decoder::default(),
+                    data,
+                    ("resources/read", id),
+                    &mut out,
+                ) {
+                    let reparsed =
+                        Decoder::default().with_tape(&out, |t| crate::mcp::json::entries(t).count());
+                    assert!(
+                        reparsed.is_ok(),
+                        "completed answer is not JSON: {}",
+                        String::from_utf8_lossy(&out)
+                    );
+                }
+            }
             if let Ok(env) = envelope::decode(tape) {
                 let mut out = Vec::new();
                 json::write_value(&mut out, tape);
