@@ -16,8 +16,8 @@ use crate::http::head::MAX_HEADERS_CAP;
 use crate::http::origin::OriginPolicy;
 use crate::mcp::session;
 
-use self::common::*;
 pub use self::common::Purpose;
+use self::common::*;
 use self::listen::*;
 use self::server::*;
 
