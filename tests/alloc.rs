@@ -444,3 +444,101 @@ Mcp-Method: tools/call\r\nMcp-Name: echo\r\nContent-Length: {}\r\n\r\n{body}",
     eprintln!("proxied tools/call: static credential {fixed:.3}, token-exchange cache hit {exchanged:.3} allocations/request");
     assert!(exchanged - fixed <= 0.01, "a cache hit allocates: {fixed} -> {exchanged}");
 }
+
+/// The governance features on a proxied call (the headline path: a 2026-07-28 client, a 2025
+/// backend behind a gateway-owned session): a rate limit (never reached), the audit trail and
+/// pinning (`enforce`, the tool recorded) allocate nothing on top of the call itself.
+#[test]
+fn governance_adds_no_allocation_to_a_proxied_call() {
+    alloc_count::ignore_this_thread();
+    let backend = responder(|_, body| {
+        let id = raw_id(body);
+        let text = String::from_utf8_lossy(body);
+        if id == "null" {
+            return (202, String::new()); // a notification
+        }
+        let result = if text.contains("\"initialize\"") {
+            r#"{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"b","version":"1"}}"#
+        } else if text.contains("\"tools/list\"") {
+            r#"{"tools":[{"name":"hello","description":"Greets.","inputSchema":{"type":"object","properties":{"who":{"type":"string"}}}}]}"#
+        } else {
+            r#"{"content":[{"type":"text","text":"Hello, Ada!"}],"isError":false}"#
+        };
+        (200, format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#))
+    });
+    let dir = std::env::temp_dir().join(format!("portcullis-alloc-governance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (trail, pins) = (dir.join("audit.jsonl"), dir.join("pins.json"));
+    let config = |on: bool| {
+        let (audit, limits, pinned) = if on {
+            (
+                format!("audit: {{ file: \"{}\" }}", trail.display()),
+                format!(
+                    "rateLimits: [{{ key: peer, requests: 1000000, per: 1s }}]\n    pins: \"{}\"",
+                    pins.display()
+                ),
+                ", pinning: enforce",
+            )
+        } else {
+            (String::new(), String::new(), "")
+        };
+        format!(
+            r#"
+listen: 127.0.0.1:0
+workers: 1
+sessions: {{ keys: [{{ id: k1, secret: "0123456789abcdef0123456789abcdef" }}] }}
+{audit}
+servers:
+  - name: demo
+    path: /mcp
+    {limits}
+    authorization:
+      rules:
+        - target: {{ tools: [{{ backend: b, tool: hello, when: 'args.who.matches("^[A-Z][a-z]+$")' }}] }}
+    backends:
+      - {{ name: b, url: "http://{backend}/mcp"{pinned} }}
+"#
+        )
+    };
+    // The approval, as `portcullis pins record` makes it.
+    let recording = portcullis::config::compile::compile_text_for(
+        &config(true),
+        &|_| None,
+        portcullis::config::compile::Syntax::Yaml,
+        portcullis::config::compile::Purpose::RecordPins,
+    )
+    .unwrap();
+    portcullis::runtime::pins::record_pins_blocking(recording).unwrap();
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"hello","arguments":{{"who":"Ada"}},{meta}}}}}"#
+    );
+    let call = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes();
+    let mut per_request = Vec::new();
+    for on in [false, true] {
+        let snap = compile_str(&config(on), &|_| None).unwrap();
+        let gw = Gateway::start(Arc::new(Reloader::new(Source::Demo, snap))).unwrap();
+        let mut s = TcpStream::connect(gw.addrs()[0]).unwrap();
+        drive(&mut s, &call, 300);
+        std::thread::sleep(std::time::Duration::from_millis(300)); // audit batches come back for reuse
+        drive(&mut s, &call, 200);
+        let before = alloc_count::total();
+        const N: usize = 2000;
+        drive(&mut s, &call, N);
+        per_request.push((alloc_count::total() - before) as f64 / N as f64);
+        gw.shutdown();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let lines = std::fs::read_to_string(&trail).unwrap().lines().count();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (off, on) = (per_request[0], per_request[1]);
+    eprintln!("proxied tools/call: governance off {off:.3}, on {on:.3} allocations/request");
+    assert!(lines >= 2500, "{lines} audit lines");
+    assert!(on - off <= 0.01, "governance allocates: {off} -> {on}");
+}
