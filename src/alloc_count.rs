@@ -12,6 +12,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 thread_local! {
     static COUNT: Cell<u64> = const { Cell::new(0) };
     static IGNORED: Cell<bool> = const { Cell::new(false) };
+    static TRACING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How many of the next allocations (by counted threads) print their backtrace to stderr.
+static TRACE: AtomicU64 = AtomicU64::new(0);
+
+/// Prints the backtrace of each of the next `n` allocations made by counted threads: the way to
+/// find where a path allocates (`cargo test --features count-allocs --test alloc`).
+pub fn trace_next(n: u64) {
+    TRACE.store(n, Ordering::SeqCst);
+}
+
+fn trace() {
+    if TRACE.load(Ordering::Relaxed) == 0 || TRACING.try_with(|t| t.replace(true)).unwrap_or(true) {
+        return;
+    }
+    if TRACE.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        eprintln!("allocation:\n{}", std::backtrace::Backtrace::force_capture());
+    }
+    let _ = TRACING.try_with(|t| t.set(false));
 }
 
 /// Allocations by every thread that did not call [`ignore_this_thread`].
@@ -21,6 +41,7 @@ fn count() {
     let _ = COUNT.try_with(|c| c.set(c.get() + 1));
     if !IGNORED.try_with(Cell::get).unwrap_or(true) {
         TOTAL.fetch_add(1, Ordering::Relaxed);
+        trace();
     }
 }
 

@@ -30,6 +30,11 @@ servers:
         responseTemplate: { body: "Hello, {{.args.who}}!" }
 "#;
 
+/// Allocations of a proxied call: one, the boxed future of the backend phase
+/// (`proxy::pipeline`: boxed so that the task of every connection, idle ones included, is not
+/// sized by it). Every buffer of the exchange comes from the worker's spares and goes back.
+const PROXIED: f64 = 1.0;
+
 /// Sends `req` `n` times on one keep-alive connection, reading each response fully into a
 /// fixed buffer (the client allocates nothing and is excluded from the count anyway).
 fn drive(s: &mut TcpStream, req: &[u8], n: usize) {
@@ -443,6 +448,7 @@ Mcp-Method: tools/call\r\nMcp-Name: echo\r\nContent-Length: {}\r\n\r\n{body}",
     );
     eprintln!("proxied tools/call: static credential {fixed:.3}, token-exchange cache hit {exchanged:.3} allocations/request");
     assert!(exchanged - fixed <= 0.01, "a cache hit allocates: {fixed} -> {exchanged}");
+    assert!(fixed <= PROXIED + 0.01, "a proxied call allocates {fixed} times");
 }
 
 /// The governance features on a proxied call (the headline path: a 2026-07-28 client, a 2025
@@ -528,6 +534,12 @@ Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
         drive(&mut s, &call, 300);
         std::thread::sleep(std::time::Duration::from_millis(300)); // audit batches come back for reuse
         drive(&mut s, &call, 200);
+        // Where the calls allocate, when one does: the backtraces of two calls' allocations.
+        if std::env::var_os("PORTCULLIS_TRACE_ALLOCS").is_some() {
+            alloc_count::trace_next(40);
+            drive(&mut s, &call, 2);
+            alloc_count::trace_next(0);
+        }
         let before = alloc_count::total();
         const N: usize = 2000;
         drive(&mut s, &call, N);
@@ -541,4 +553,5 @@ Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
     eprintln!("proxied tools/call: governance off {off:.3}, on {on:.3} allocations/request");
     assert!(lines >= 2500, "{lines} audit lines");
     assert!(on - off <= 0.01, "governance allocates: {off} -> {on}");
+    assert!(off <= PROXIED + 0.01, "a proxied call allocates {off} times");
 }

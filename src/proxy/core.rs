@@ -45,6 +45,14 @@ impl Spare {
         v
     }
 
+    /// `s` in a spare buffer (give it back with `into_bytes`).
+    pub fn take_string(&mut self, s: &str) -> String {
+        // A spare is empty, so always UTF-8.
+        let mut out = String::from_utf8(self.take()).unwrap_or_default();
+        out.push_str(s);
+        out
+    }
+
     /// Gives `v` back (cleared); one that holds no memory is dropped.
     pub fn give(&mut self, mut v: Vec<u8>) {
         if v.capacity() == 0 || v.capacity() > SPARE_BUF_MAX || self.bufs.len() >= SPARE_MAX {

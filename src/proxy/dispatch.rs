@@ -40,7 +40,7 @@ pub(crate) fn stateless(
             return merged_list(w, env, kind, Via::Links, class, &reply);
         }
         if env.method == "server/discover" {
-            return Step::Backends(aggregate::Plan::Discover { id: raw_id(env) }, class);
+            return Step::Backends(aggregate::Plan::Discover { id: raw_id(w.cx.core, env) }, class);
         }
         if env.method == "subscriptions/listen" {
             let mut filter = Vec::new();
@@ -50,7 +50,9 @@ pub(crate) fn stateless(
             let parsed =
                 serde_json::from_slice(&filter).ok().and_then(|v| aggregate::listen::Filter::parse(&v));
             return match parsed {
-                Some(filter) => Step::Backends(aggregate::Plan::Listen { id: raw_id(env), filter }, class),
+                Some(filter) => {
+                    Step::Backends(aggregate::Plan::Listen { id: raw_id(w.cx.core, env), filter }, class)
+                }
                 None => {
                     let err = Error::client(
                         Kind::InvalidParams,
@@ -130,7 +132,8 @@ pub(crate) fn legacy(
             return merged_list(w, env, kind, Via::Session(claims), class, &reply);
         }
         if env.method == "logging/setLevel" {
-            let plan = aggregate::Plan::Broadcast { id: raw_id(env), body: w.body.to_vec(), claims };
+            let plan =
+                aggregate::Plan::Broadcast { id: raw_id(w.cx.core, env), body: w.body.to_vec(), claims };
             return Step::Backends(plan, class);
         }
         let local = env.method == "tools/call" && server.tool_index.contains_key(env.name.unwrap_or(""));
@@ -167,7 +170,10 @@ fn merged_list(
     match list_cursor(w.cx.server, env, kind) {
         Ok(resume) => {
             let allow = allow_list(w).map(<[u8]>::to_vec);
-            Step::Backends(aggregate::Plan::List { kind, id: raw_id(env), via, allow, resume }, class)
+            Step::Backends(
+                aggregate::Plan::List { kind, id: raw_id(w.cx.core, env), via, allow, resume },
+                class,
+            )
         }
         Err(err) => w.error(&err, reply, class).into(),
     }
@@ -187,10 +193,13 @@ fn to_backend(
     match routed(w, env, args, matches!(via, Via::Links)) {
         Ok((backend, Forward::Body(body), tool)) => {
             let method = method_name(env.method);
-            Step::Backends(aggregate::Plan::Call { method, id: raw_id(env), backend, body, tool, via }, class)
+            Step::Backends(
+                aggregate::Plan::Call { method, id: raw_id(w.cx.core, env), backend, body, tool, via },
+                class,
+            )
         }
         Ok((backend, Forward::Resume(at, responses), name)) => {
-            let (id, method) = (raw_id(env), method_name(env.method));
+            let (id, method) = (raw_id(w.cx.core, env), method_name(env.method));
             Step::Backends(aggregate::Plan::Resume { id, backend, method, name, at, responses }, class)
         }
         Err(err) => {
@@ -294,7 +303,8 @@ pub(crate) fn rest_call(
     };
     match build(rt, args, &server.config, &incoming, w.tmp, &mut request) {
         Ok(token) => {
-            let plan = aggregate::Plan::Rest { id: raw_id(env), tool: index, request, generation, token };
+            let plan =
+                aggregate::Plan::Rest { id: raw_id(w.cx.core, env), tool: index, request, generation, token };
             Some(Step::Backends(plan, class))
         }
         Err(ToolError(text)) => {
@@ -339,9 +349,10 @@ pub(crate) fn client_credential<'b>(
     }
 }
 
-/// The request id as JSON, kept across the upstream exchange.
-pub(crate) fn raw_id(env: &Envelope<'_, '_>) -> Vec<u8> {
-    let mut id = Vec::with_capacity(16);
+/// The request id as JSON, kept across the upstream exchange (in a buffer from the worker's
+/// spares; the call gives it back).
+pub(crate) fn raw_id(core: &crate::proxy::core::Core, env: &Envelope<'_, '_>) -> Vec<u8> {
+    let mut id = core.spare.borrow_mut().take();
     match env.id.as_ref() {
         Some(i) => crate::mcp::envelope::write_id(&mut id, i),
         None => id.extend_from_slice(b"null"),
@@ -522,10 +533,11 @@ pub(crate) fn routed(
     if state.is_some() {
         return Err(Error::client(Kind::InvalidParams, "requestState is not taken on this method"));
     }
-    let body = aggregate::rewrite_name(w.body, w.base, exposed, own).ok_or_else(|| {
+    let mut spare = w.cx.core.spare.borrow_mut();
+    let body = aggregate::rewrite_name(w.body, w.base, exposed, own, spare.take()).ok_or_else(|| {
         Error::client(Kind::InvalidParams, "names and URIs must not be written with JSON escapes")
     })?;
-    Ok((backend, Forward::Body(body), own.to_string()))
+    Ok((backend, Forward::Body(body), spare.take_string(own)))
 }
 
 /// `env` (a `tools/call`, `prompts/get` or `resources/read`) written anew for a backend: its own

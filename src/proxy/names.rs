@@ -38,9 +38,10 @@ pub fn completion_ref<'t>(params: Option<&'t [simd_json::Node<'t>]>) -> Option<(
 }
 
 /// `body` with the JSON string `old` (a slice of the decoder's copy starting at `base`) replaced
-/// by `new`. `None` when the name was written with escapes (its bytes differ from the decoded
-/// string): exposed tool names never need escapes, so such a call is refused.
-pub fn rewrite_name(body: &[u8], base: usize, old: &str, new: &str) -> Option<Vec<u8>> {
+/// by `new`, written in `out` (cleared first). `None` when the name was written with escapes (its
+/// bytes differ from the decoded string): exposed tool names never need escapes, so such a call
+/// is refused.
+pub fn rewrite_name(body: &[u8], base: usize, old: &str, new: &str, mut out: Vec<u8>) -> Option<Vec<u8>> {
     let start = (old.as_ptr() as usize).checked_sub(base)?;
     let end = start.checked_add(old.len())?;
     if start == 0
@@ -50,7 +51,8 @@ pub fn rewrite_name(body: &[u8], base: usize, old: &str, new: &str) -> Option<Ve
     {
         return None;
     }
-    let mut out = Vec::with_capacity(body.len() + new.len());
+    out.clear();
+    out.reserve(body.len() + new.len());
     out.extend_from_slice(&body[..start]);
     json::write_escaped(&mut out, new);
     out.extend_from_slice(&body[end..]);

@@ -45,7 +45,7 @@ pub(crate) fn legacy_checks(
                 _ => capabilities.extend_from_slice(b"{}"),
             }
             let plan = aggregate::Plan::Initialize {
-                id: raw_id(env),
+                id: raw_id(w.cx.core, env),
                 version: version.as_str(),
                 principal: principal.id.to_string(),
                 capabilities,

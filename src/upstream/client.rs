@@ -51,17 +51,61 @@ pub enum UpstreamError {
 pub struct Response {
     /// Status code.
     pub status: u16,
-    /// The response header lines the proxy reads (`content-type`, `mcp-session-id`), lower-cased
-    /// names; the others are not kept.
-    pub headers: Vec<(&'static str, Vec<u8>)>,
+    /// The response header lines the proxy reads.
+    pub headers: Kept,
     /// The body.
     pub body: Vec<u8>,
 }
 
 impl Response {
-    /// First header named `name` (lower case).
+    /// First header named `name` (lower case), when it is one of [`KEPT`].
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_slice())
+        self.headers.get(name)
+    }
+}
+
+/// Response headers the proxy reads; the others are not kept.
+pub const KEPT: [&str; 2] = ["content-type", "mcp-session-id"];
+
+/// The values of a response's [`KEPT`] headers (the first of each). A value of up to
+/// [`INLINE`] bytes - every content type, the session ids of the common servers - is stored in
+/// place, so reading a response head allocates nothing.
+#[derive(Debug, Default)]
+pub struct Kept([Option<Value>; KEPT.len()]);
+
+/// Longest header value kept without allocating.
+const INLINE: usize = 62;
+
+#[derive(Debug)]
+enum Value {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<[u8]>),
+}
+
+impl Kept {
+    /// First header named `name` (lower case), when it is one of [`KEPT`].
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        let i = KEPT.iter().position(|k| *k == name)?;
+        match self.0[i].as_ref()? {
+            Value::Inline(n, bytes) => Some(&bytes[..usize::from(*n)]),
+            Value::Heap(bytes) => Some(bytes),
+        }
+    }
+
+    /// Keeps `value` when `name` is one of [`KEPT`] not seen before in this head.
+    fn keep(&mut self, name: &str, value: &[u8]) {
+        let Some(i) = KEPT.iter().position(|k| name.eq_ignore_ascii_case(k)) else { return };
+        if self.0[i].is_some() {
+            return;
+        }
+        self.0[i] = Some(match u8::try_from(value.len()) {
+            Ok(n) if value.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..value.len()].copy_from_slice(value);
+                Value::Inline(n, bytes)
+            }
+            _ => Value::Heap(value.into()),
+        });
     }
 }
 
@@ -102,10 +146,12 @@ pub async fn open(
         None => (fresh(pool, target, limits).await?, false),
     };
     let deadline = Instant::now() + limits.response;
-    let (mut result, request) = start(&mut stream, request, deadline).await;
+    let sent = request.len();
+    let (mut result, mut buf) = start(&mut stream, request, deadline).await;
     if reused && matches!(result, Err(Attempt::Stale)) {
         stream = fresh(pool, target, limits).await?;
-        result = start(&mut stream, request, deadline).await.0;
+        buf.truncate(sent);
+        (result, buf) = start(&mut stream, buf, deadline).await;
     }
     match result {
         Ok(head) => Ok(Streaming {
@@ -114,7 +160,7 @@ pub async fn open(
             framing: head.framing,
             keep: head.keep,
             stream,
-            buf: head.buf,
+            buf,
             pos: head.len,
             delivered: 0,
             chunked: Chunked::new(limits.max_body, 16 * 1024),
@@ -148,29 +194,32 @@ enum Attempt {
     Failed(UpstreamError),
 }
 
-/// A response head and the bytes read with it.
+/// A response head: where it ends in the exchange's buffer.
 struct HeadPart {
     status: u16,
-    headers: Vec<(&'static str, Vec<u8>)>,
+    headers: Kept,
     len: usize,
     framing: BodyFraming,
     keep: bool,
-    buf: Vec<u8>,
 }
 
-/// Writes the request and reads the response head, under the attempt's deadline. Hands the
-/// request buffer back for a retry (empty when the deadline passed mid-write).
+/// Writes the request and reads the response head, under the attempt's deadline, into the
+/// request's own buffer after the request's bytes (kept there for the one retry of a stale pooled
+/// connection): the request's buffer becomes the response's, so an exchange allocates no buffer
+/// of its own. Hands the buffer back (empty when the deadline passed mid-write).
 async fn start(
     stream: &mut Stream,
     request: Vec<u8>,
     deadline: Instant,
 ) -> (Result<HeadPart, Attempt>, Vec<u8>) {
+    let sent = request.len();
     let attempt = async {
-        let request = match stream.write_all(request).await {
+        let mut buf = match stream.write_all(request).await {
             (Ok(_), r) => r,
             (Err(_), r) => return (Err(Attempt::Stale), r),
         };
-        (read_head(stream).await, request)
+        let head = read_head(stream, &mut buf, sent).await;
+        (head, buf)
     };
     match monoio::time::timeout(deadline.saturating_duration_since(Instant::now()), attempt).await {
         Ok(done) => done,
@@ -178,23 +227,25 @@ async fn start(
     }
 }
 
-async fn read_head(stream: &mut Stream) -> Result<HeadPart, Attempt> {
-    let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
+/// Reads until `buf[from..]` holds a complete response head.
+async fn read_head(stream: &mut Stream, buf: &mut Vec<u8>, from: usize) -> Result<HeadPart, Attempt> {
     loop {
-        if !buf.is_empty() {
-            if let Some((status, headers, len, framing, keep)) = parse_head(&buf).map_err(Attempt::Failed)? {
-                return Ok(HeadPart { status, headers, len, framing, keep, buf });
+        let got = buf.len() - from;
+        if got > 0 {
+            if let Some((status, headers, len, framing, keep)) =
+                parse_head(&buf[from..]).map_err(Attempt::Failed)?
+            {
+                return Ok(HeadPart { status, headers, len: from + len, framing, keep });
             }
-            if buf.len() > 64 * 1024 {
+            if got > 64 * 1024 {
                 return Err(Attempt::Failed(UpstreamError::Invalid("response head too large")));
             }
         }
-        let had = !buf.is_empty();
-        let (end, b) = read(stream, buf).await;
-        buf = b;
+        let (end, b) = read(stream, std::mem::take(buf)).await;
+        *buf = b;
         match end {
             Read::Data => {}
-            Read::Eof if !had => return Err(Attempt::Stale),
+            Read::Eof if got == 0 => return Err(Attempt::Stale),
             Read::Eof => return Err(Attempt::Failed(UpstreamError::Closed)),
         }
     }
@@ -205,7 +256,7 @@ pub struct Streaming {
     /// Status code.
     pub status: u16,
     /// The response header lines the proxy reads.
-    pub headers: Vec<(&'static str, Vec<u8>)>,
+    pub headers: Kept,
     framing: BodyFraming,
     keep: bool,
     stream: Stream,
@@ -221,9 +272,9 @@ pub struct Streaming {
 }
 
 impl Streaming {
-    /// First header named `name` (lower case).
+    /// First header named `name` (lower case), when it is one of [`KEPT`].
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_slice())
+        self.headers.get(name)
     }
 
     /// Makes this an open-ended stream (a `GET` SSE stream): no cap on the total body, whose
@@ -360,10 +411,7 @@ enum BodyFraming {
     UntilClose,
 }
 
-type Head = (u16, Vec<(&'static str, Vec<u8>)>, usize, BodyFraming, bool);
-
-/// Response headers the proxy reads.
-const KEPT: [&str; 2] = ["content-type", "mcp-session-id"];
+type Head = (u16, Kept, usize, BodyFraming, bool);
 
 /// Parses a response head (RFC 9112 6.3 framing rules for responses).
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, UpstreamError> {
@@ -375,25 +423,21 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, UpstreamError> {
         Err(_) => return Err(UpstreamError::Invalid("malformed response head")),
     };
     let status = resp.code.unwrap_or(0);
-    let mut headers = Vec::new();
+    let mut headers = Kept::default();
     let (mut cl, mut chunked, mut close) = (None, false, resp.version == Some(0));
     for h in resp.headers.iter() {
-        let kept = KEPT.iter().find(|k| h.name.eq_ignore_ascii_case(k));
-        if let Some(k) = kept {
-            headers.push((*k, h.value.to_vec()));
-        }
-        match h.name.to_ascii_lowercase().as_str() {
-            "content-length" => {
-                let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok());
-                match (n, cl) {
-                    (Some(n), None) => cl = Some(n),
-                    (Some(n), Some(prev)) if n == prev => {}
-                    _ => return Err(UpstreamError::Invalid("bad Content-Length")),
-                }
+        headers.keep(h.name, h.value);
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok());
+            match (n, cl) {
+                (Some(n), None) => cl = Some(n),
+                (Some(n), Some(prev)) if n == prev => {}
+                _ => return Err(UpstreamError::Invalid("bad Content-Length")),
             }
-            "transfer-encoding" => chunked = h.value.trim_ascii_end().ends_with(b"chunked"),
-            "connection" => close |= h.value.eq_ignore_ascii_case(b"close"),
-            _ => {}
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h.value.trim_ascii_end().ends_with(b"chunked");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            close |= h.value.eq_ignore_ascii_case(b"close");
         }
     }
     let framing = if matches!(status, 100..=199 | 204 | 304) {

@@ -81,7 +81,8 @@ pub(crate) fn complete(cx: &Cx<'_>, payload: &[u8], method: &str, id: Option<&[u
         Ok(d) => d,
         Err(_) => fresh.insert(Decoder::default()),
     };
-    let mut out = Vec::with_capacity(payload.len() + 32);
+    let mut out = cx.core.spare.borrow_mut().take();
+    out.reserve(payload.len() + 32);
     crate::mcp::reply::complete_legacy_response(decoder, payload, (method, id), &mut out).then_some(out)
 }
 

@@ -193,7 +193,9 @@ pub(crate) async fn call_stateless(
                 return Ok((200, body, None, if sse { response::SSE } else { response::JSON }));
             }
             (200, Link::Session { .. }) => {
-                let mut out = super::bridge::complete(cx, &resp.body, method, None)
+                let out = super::bridge::complete(cx, &resp.body, method, None);
+                cx.core.spare.borrow_mut().give(resp.body);
+                let mut out = out
                     .ok_or_else(|| Error::upstream(format!("backend {} sent no JSON-RPC answer", b.name)))?;
                 cx.redact(b, &mut out);
                 return Ok((200, out, None, response::JSON));

@@ -177,7 +177,7 @@ impl Cx<'_> {
             let _waiting = self.tally.wait();
             let headers = backend::Headers { forwarded: fwd, trace, credential };
             backend::open(
-                &self.core.upstream,
+                (&self.core.upstream, &self.core.spare),
                 &self.core.upstream_rr,
                 &self.snap.limits,
                 b,

@@ -49,6 +49,7 @@ pub(crate) async fn link(
     }
     let (version, session, caps) =
         init_backend(cx, b, (crate::mcp::version::LATEST_HANDSHAKE.as_str(), cx.caps), fwd).await?;
+    let (version, session): (std::rc::Rc<str>, std::rc::Rc<str>) = (version.into(), session.into());
     let closing = {
         let mut l = cx.core.links.borrow_mut();
         if known.is_none() {

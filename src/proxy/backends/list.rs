@@ -293,7 +293,7 @@ pub(crate) async fn list_over_link(
                     r#"{{"jsonrpc":"2.0","id":"{id}","method":"{}","params":{{{cursor}"_meta":{{}}}}}}"#,
                     kind.method()
                 );
-                (wire_version, wire_session) = (version.as_str(), session.as_str());
+                (wire_version, wire_session) = (&**version, &**session);
                 Wire::session(wire_version, wire_session)
             }
         };

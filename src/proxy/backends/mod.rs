@@ -483,9 +483,17 @@ pub async fn run(
         }
         Plan::Call { method, id, backend: i, body, tool, via: Via::Links } => {
             let b = &server.backends[i];
-            call_stateless(cx, server, b, (method, &id), &body, &tool, fwd_for(&fwd_refs, i))
-                .await
-                .map_err(|e| (e, Some(id)))
+            let r = call_stateless(cx, server, b, (method, &id), &body, &tool, fwd_for(&fwd_refs, i)).await;
+            let mut spare = core.spare.borrow_mut();
+            spare.give(body);
+            spare.give(tool.into_bytes());
+            match r {
+                Ok(answer) => {
+                    spare.give(id);
+                    Ok(answer)
+                }
+                Err(e) => Err((e, Some(id))),
+            }
         }
         // Answered above.
         Plan::Deliver { .. } => Err((Error::internal("an answer is not a call"), None)),
@@ -574,6 +582,7 @@ pub async fn run(
             let extra = Extra { session_id: session.as_deref(), ..extra };
             response::write_head(out, status, Some(ctype), body.len(), keep_alive, &extra);
             out.extend_from_slice(&body);
+            core.spare.borrow_mut().give(body);
             (status, !keep_alive)
         }
         Err((err, id)) => {

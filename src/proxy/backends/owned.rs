@@ -80,8 +80,11 @@ impl Owner<'_> {
     }
 }
 
+/// A gateway-owned session in use: (version, session id), shared with the requests using it.
+pub type Session = (Rc<str>, Rc<str>);
+
 /// A gateway-owned session to close: (server, backend, version, session id).
-pub type Closing = (Box<str>, Box<str>, String, String);
+pub type Closing = (Box<str>, Box<str>, Rc<str>, Rc<str>);
 
 /// Which transport generation a backend speaks (learned once per worker and snapshot) and the
 /// capabilities it declared.
@@ -90,8 +93,8 @@ type Learned = (Generation, Rc<serde_json::Value>);
 struct Owned {
     server: Box<str>,
     backend: Box<str>,
-    version: String,
-    session: String,
+    version: Rc<str>,
+    session: Rc<str>,
     used: Instant,
 }
 
@@ -131,7 +134,7 @@ impl Links {
 
     /// The owner's session (version, session id), when it has one that is not idle; an idle
     /// one is removed and returned for closing.
-    pub fn session(&mut self, owner: Owner<'_>, now: Instant) -> Result<Option<(String, String)>, Closing> {
+    pub fn session(&mut self, owner: Owner<'_>, now: Instant) -> Result<Option<Session>, Closing> {
         owner.key(&mut self.key);
         let Some(o) = self.owned.get_mut(&self.key[..]) else { return Ok(None) };
         if now.duration_since(o.used) > IDLE {
@@ -147,8 +150,8 @@ impl Links {
     pub fn insert(
         &mut self,
         owner: Owner<'_>,
-        version: String,
-        session: String,
+        version: Rc<str>,
+        session: Rc<str>,
         now: Instant,
     ) -> Vec<Closing> {
         owner.key(&mut self.key);
@@ -179,7 +182,7 @@ impl Links {
     /// owner, opened meanwhile by another request, stays.
     pub fn forget(&mut self, owner: Owner<'_>, session: &str) {
         owner.key(&mut self.key);
-        if self.owned.get(&self.key[..]).is_some_and(|o| o.session == session) {
+        if self.owned.get(&self.key[..]).is_some_and(|o| *o.session == *session) {
             self.owned.remove(&self.key[..]);
         }
     }
@@ -237,18 +240,18 @@ mod tests {
         let k = |i: usize| owner("b", &names[i], &[]);
         for i in 0..MAX_OWNED {
             let t = t0 + Duration::from_millis(i as u64);
-            assert!(l.insert(k(i), "v".into(), format!("sid{i}"), t).is_empty());
+            assert!(l.insert(k(i), "v".into(), format!("sid{i}").into(), t).is_empty());
         }
         // Full: the least recently used (p0, unless touched) goes.
         let _ = l.session(k(0), t0 + Duration::from_secs(1)).unwrap();
         let closed = l.insert(k(MAX_OWNED), "v".into(), "new".into(), t0 + Duration::from_secs(2));
         assert_eq!(closed.len(), 1);
-        assert_eq!(closed[0].3, "sid1");
+        assert_eq!(&*closed[0].3, "sid1");
         assert_eq!(l.owned(), MAX_OWNED);
         // Idle past IDLE: not reused, handed back for closing.
         let later = t0 + IDLE + Duration::from_secs(10);
         let idle = l.session(k(2), later).unwrap_err();
-        assert_eq!(idle.3, "sid2");
+        assert_eq!(&*idle.3, "sid2");
         assert_eq!(l.session(k(2), later).unwrap(), None);
         // Room among idle sessions is made a few at a time.
         let closed = l.insert(k(2), "v".into(), "again".into(), later);

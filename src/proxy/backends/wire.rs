@@ -23,9 +23,9 @@ pub enum Link {
     /// A gateway-owned session (version, session id) made by `initialize`.
     Session {
         /// Negotiated version.
-        version: String,
+        version: std::rc::Rc<str>,
         /// The backend's `Mcp-Session-Id` ("" for a stateless legacy backend).
-        session: String,
+        session: std::rc::Rc<str>,
     },
 }
 
@@ -139,17 +139,20 @@ pub struct Headers<'a> {
     pub credential: Option<&'a crate::auth::scheme::BackendCredential>,
 }
 
-/// Builds the HTTP/1.1 request for `body` to `backend` at endpoint `target_index`.
+/// Builds the HTTP/1.1 request for `body` to `backend` at endpoint `target_index` in `r` (a
+/// spare buffer; cleared first).
 pub fn request(
     backend: &Backend,
     target_index: usize,
     body: &[u8],
     wire: Wire<'_>,
     headers: Headers<'_>,
+    mut r: Vec<u8>,
 ) -> Vec<u8> {
     let t = &backend.targets[target_index % backend.targets.len()];
-    // Room for the head with a credential and trace context: one allocation, never regrown.
-    let mut r = Vec::with_capacity(640 + body.len());
+    // Room for the head with a credential and trace context: never regrown.
+    r.clear();
+    r.reserve(640 + body.len());
     r.extend_from_slice(match wire.verb {
         Verb::Post => b"POST ",
         Verb::Get => b"GET ",
@@ -215,9 +218,10 @@ pub fn request(
 
 /// Sends `body` to `backend` and returns once the answer's head arrived: endpoints in
 /// round-robin order starting at the per-core cursor, moving to the next endpoint only when
-/// connecting fails (the request never reached anyone).
+/// connecting fails (the request never reached anyone). The request is written in a buffer from
+/// the worker's spares, which the answer is then read into (give its body back when done).
 pub async fn open(
-    pool: &std::cell::RefCell<Pool>,
+    (pool, spare): (&std::cell::RefCell<Pool>, &std::cell::RefCell<crate::proxy::core::Spare>),
     rr: &Cell<usize>,
     limits: &Limits,
     backend: &Backend,
@@ -231,7 +235,7 @@ pub async fn open(
     let n = backend.targets.len();
     for k in 0..n {
         let i = (start + k) % n;
-        let req = request(backend, i, body, wire, headers);
+        let req = request(backend, i, body, wire, headers, spare.borrow_mut().take());
         match client::open(pool, &backend.targets[i], req, lim).await {
             Err(UpstreamError::Connect) => {
                 log::warn!("backend {}: endpoint {} refused the connection", backend.name, i);
