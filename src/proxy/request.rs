@@ -124,10 +124,18 @@ impl From<Outcome> for Step {
 
 pub(crate) use crate::proxy::exit::Outcome;
 
+/// The `Accept` values of (nearly) every MCP client: both media types, either order.
+const COMMON_ACCEPT: [&[u8]; 2] =
+    [b"application/json, text/event-stream", b"text/event-stream, application/json"];
+
 /// Whether the request's `Accept` takes (JSON, SSE).
 pub(crate) fn accepts(head: &Head, buf: &[u8]) -> (bool, bool) {
     let (mut json, mut sse) = (false, false);
     let first = head.accept.map(|a| a.of(buf)).unwrap_or(b"");
+    // What the transport asks clients to send, and what the SDKs send: one comparison.
+    if !head.accept_repeated && COMMON_ACCEPT.contains(&first) {
+        return (true, true);
+    }
     // Several Accept lines form one list (RFC 9110 5.3); the common single line needs no scan.
     let lines = head
         .headers
