@@ -140,18 +140,18 @@ pub async fn open(
     request: Vec<u8>,
     limits: Limits,
 ) -> Result<Streaming, UpstreamError> {
-    let pooled = pool.borrow_mut().take(target.pool_key, Instant::now());
-    let (mut stream, reused) = match pooled {
-        Some(s) => (s, true),
-        None => (fresh(pool, target, limits).await?, false),
+    let now = Instant::now();
+    let pooled = pool.borrow_mut().take(target.pool_key, now);
+    let (mut stream, reused, deadline) = match pooled {
+        Some(s) => (s, true, now + limits.response),
+        None => (fresh(pool, target, limits).await?, false, Instant::now() + limits.response),
     };
-    let deadline = Instant::now() + limits.response;
     let sent = request.len();
-    let (mut result, mut buf) = start(&mut stream, request, deadline).await;
+    let (mut result, mut buf) = start(&mut stream, request, limits.response).await;
     if reused && matches!(result, Err(Attempt::Stale)) {
         stream = fresh(pool, target, limits).await?;
         buf.truncate(sent);
-        (result, buf) = start(&mut stream, buf, deadline).await;
+        (result, buf) = start(&mut stream, buf, deadline.saturating_duration_since(Instant::now())).await;
     }
     match result {
         Ok(head) => Ok(Streaming {
@@ -203,14 +203,15 @@ struct HeadPart {
     keep: bool,
 }
 
-/// Writes the request and reads the response head, under the attempt's deadline, into the
+/// Writes the request and reads the response head, within `wait` (what is left of the
+/// attempt's time), into the
 /// request's own buffer after the request's bytes (kept there for the one retry of a stale pooled
 /// connection): the request's buffer becomes the response's, so an exchange allocates no buffer
 /// of its own. Hands the buffer back (empty when the deadline passed mid-write).
 async fn start(
     stream: &mut Stream,
     request: Vec<u8>,
-    deadline: Instant,
+    wait: Duration,
 ) -> (Result<HeadPart, Attempt>, Vec<u8>) {
     let sent = request.len();
     let attempt = async {
@@ -221,7 +222,7 @@ async fn start(
         let head = read_head(stream, &mut buf, sent).await;
         (head, buf)
     };
-    match monoio::time::timeout(deadline.saturating_duration_since(Instant::now()), attempt).await {
+    match monoio::time::timeout(wait, attempt).await {
         Ok(done) => done,
         Err(_) => (Err(Attempt::Failed(UpstreamError::Timeout)), Vec::new()),
     }
@@ -275,6 +276,11 @@ impl Streaming {
     /// First header named `name` (lower case), when it is one of [`KEPT`].
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers.get(name)
+    }
+
+    /// Whether the whole body arrived with the head (reading it waits for nothing).
+    pub fn complete(&self) -> bool {
+        matches!(self.framing, BodyFraming::Length(n) if self.delivered == 0 && self.buf.len() - self.pos == n)
     }
 
     /// Makes this an open-ended stream (a `GET` SSE stream): no cap on the total body, whose
@@ -415,9 +421,12 @@ type Head = (u16, Kept, usize, BodyFraming, bool);
 
 /// Parses a response head (RFC 9112 6.3 framing rules for responses).
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, UpstreamError> {
-    let mut slots = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+    // Uninitialized slots: filling 64 empty headers first would copy 2 KiB per response.
+    let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 64];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(UpstreamError::Invalid("malformed response head")),

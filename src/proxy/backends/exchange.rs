@@ -241,7 +241,8 @@ impl Cx<'_> {
 
     /// Reads the rest of a backend's answer (time counted as backend time).
     pub(crate) async fn collect(&self, r: client::Streaming) -> Result<Response, UpstreamError> {
-        let _waiting = self.tally.wait();
+        // A body that came with the head is not waited for (and its clock not read).
+        let _waiting = (!r.complete()).then(|| self.tally.wait());
         client::collect(r, &self.core.upstream).await
     }
 }
