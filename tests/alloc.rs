@@ -35,6 +35,21 @@ servers:
 /// sized by it). Every buffer of the exchange comes from the worker's spares and goes back.
 const PROXIED: f64 = 1.0;
 
+/// A 2026-07-28 `tools/call` of `tool` with `arguments` (JSON), `headers` (whole lines) added.
+fn call_2026(tool: &str, arguments: &str, headers: &str) -> Vec<u8> {
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments},{meta}}}}}"#
+    );
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\n{headers}MCP-Protocol-Version: 2026-07-28\r\n\
+Mcp-Method: tools/call\r\nMcp-Name: {tool}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Sends `req` `n` times on one keep-alive connection, reading each response fully into a
 /// fixed buffer (the client allocates nothing and is excluded from the count anyway).
 fn drive(s: &mut TcpStream, req: &[u8], n: usize) {
@@ -144,17 +159,7 @@ servers:
     header.kid = Some("h".into());
     let token =
         jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap();
-    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"hello","arguments":{{"who":"Ada"}},{meta}}}}}"#
-    );
-    let call = format!(
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
-Content-Type: application/json\r\nAuthorization: Bearer {token}\r\nMCP-Protocol-Version: 2026-07-28\r\n\
-Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes();
+    let call = call_2026("hello", r#"{"who":"Ada"}"#, &format!("Authorization: Bearer {token}\r\n"));
     drive(&mut s, &call, 200);
     let before = alloc_count::total();
     const N: usize = 2000;
@@ -196,17 +201,7 @@ servers:
     let snap = compile_str(&config, &|_| None).unwrap();
     let gw = Gateway::start(Arc::new(Reloader::new(Source::Demo, snap))).unwrap();
     let mut s = TcpStream::connect(gw.addrs()[0]).unwrap();
-    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"hello","arguments":{{"who":"Ada","n":"2"}},{meta}}}}}"#
-    );
-    let call = format!(
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
-Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\n\
-Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes();
+    let call = call_2026("hello", r#"{"who":"Ada","n":"2"}"#, "");
     drive(&mut s, &call, 200);
     std::thread::sleep(std::time::Duration::from_millis(300)); // the first batches come back for reuse
     drive(&mut s, &call, 200);
@@ -237,15 +232,11 @@ fn steady_state_allocations_with_every_request_traced() {
     let snap = compile_str(&config, &|_| None).unwrap();
     let gw = Gateway::start(Arc::new(Reloader::new(Source::Demo, snap))).unwrap();
     let mut s = TcpStream::connect(gw.addrs()[0]).unwrap();
-    let body = r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"hello","arguments":{"who":"Ada"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
-    let call = format!(
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
-Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\n\
-Mcp-Name: hello\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\
-Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes();
+    let call = call_2026(
+        "hello",
+        r#"{"who":"Ada"}"#,
+        "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n",
+    );
     drive(&mut s, &call, 600);
     let before = alloc_count::total();
     const N: usize = 2000;
@@ -418,17 +409,7 @@ servers:
     header.kid = Some("h".into());
     let token =
         jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap();
-    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"echo","arguments":{{"who":"Ada"}},{meta}}}}}"#
-    );
-    let call = format!(
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
-Content-Type: application/json\r\nAuthorization: Bearer {token}\r\nMCP-Protocol-Version: 2026-07-28\r\n\
-Mcp-Method: tools/call\r\nMcp-Name: echo\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes();
+    let call = call_2026("echo", r#"{"who":"Ada"}"#, &format!("Authorization: Bearer {token}\r\n"));
     let mut per_request = Vec::new();
     for security in ["static", "exchange"] {
         let snap = compile_str(&config(security), &|_| None).unwrap();
@@ -515,17 +496,7 @@ servers:
     )
     .unwrap();
     portcullis::runtime::pins::record_pins_blocking(recording).unwrap();
-    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"hello","arguments":{{"who":"Ada"}},{meta}}}}}"#
-    );
-    let call = format!(
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
-Content-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\n\
-Mcp-Method: tools/call\r\nMcp-Name: hello\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes();
+    let call = call_2026("hello", r#"{"who":"Ada"}"#, "");
     let mut per_request = Vec::new();
     for on in [false, true] {
         let snap = compile_str(&config(on), &|_| None).unwrap();

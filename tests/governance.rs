@@ -519,11 +519,14 @@ servers:
     // The CLI records the same digests.
     let before = std::fs::read_to_string(&pins).unwrap();
     std::fs::write(&pins, "{}").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["pins", "record", "--config"])
-        .arg(dir.join("config.yaml"))
-        .output()
-        .unwrap();
+    let record = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["pins", "record", "--config"])
+            .arg(dir.join("config.yaml"))
+            .output()
+            .unwrap()
+    };
+    let out = record();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("tools/b1: 2 tool(s) pinned"));
     assert_eq!(std::fs::read_to_string(&pins).unwrap(), before);
@@ -531,11 +534,7 @@ servers:
     // A first deployment has no pins file yet: with `enforce` the gateway refuses to load
     // without one, and recording is how it gets one, so recording must not need it.
     std::fs::remove_file(&pins).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["pins", "record", "--config"])
-        .arg(dir.join("config.yaml"))
-        .output()
-        .unwrap();
+    let out = record();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_to_string(&pins).unwrap(), before);
     let _ = std::fs::remove_dir_all(&dir);
