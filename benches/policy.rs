@@ -47,8 +47,8 @@ fn decide(c: &mut Criterion, label: &str, policy: &Policy) {
             args: Some(tape),
             request: Request {
                 method: "POST",
-                host: "gw.example.com",
-                path: "/mcp",
+                host: b"gw.example.com",
+                path: b"/mcp",
                 headers: None,
                 auth: Auth {
                     jwt: Some(Jwt { claims: &principal.claims, scopes: &principal.scopes }),

@@ -184,8 +184,8 @@ pub fn cel_eval(data: &[u8]) {
                 args: Some(tape),
                 request: Request {
                     method: "POST",
-                    host: "gw.example.com",
-                    path: "/mcp",
+                    host: b"gw.example.com",
+                    path: b"/mcp",
                     headers: Some(&headers),
                     auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }), ..Auth::default() },
                     mcp: Mcp {

@@ -554,8 +554,8 @@ fn with_activations(f: impl FnOnce(&RequestActivation<'_>, &cel::Env, &cel::Cont
                 args: Some(args_tape),
                 request: Request {
                     method: "POST",
-                    host: "gw.example",
-                    path: "/mcp",
+                    host: b"gw.example",
+                    path: b"/mcp",
                     headers: Some(&headers),
                     auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }), ..Auth::default() },
                     mcp: Mcp {

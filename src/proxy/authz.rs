@@ -113,8 +113,8 @@ pub fn with_activation<R>(
         args,
         request: Request {
             method: head.method.as_str(),
-            host: text(head.host.of(buf)),
-            path: text(head.path.of(buf)),
+            host: head.host.of(buf),
+            path: head.path.of(buf),
             headers: Some(&headers),
             auth: Auth {
                 jwt,
@@ -125,10 +125,6 @@ pub fn with_activation<R>(
         },
     };
     f(&activation)
-}
-
-fn text(b: &[u8]) -> &str {
-    std::str::from_utf8(b).unwrap_or("")
 }
 
 /// Which tools a `tools/list` shows: those some call by this principal could be allowed.

@@ -54,10 +54,10 @@ impl Activation for RequestActivation<'_> {
 pub struct Request<'a> {
     /// `request.method` (`POST`).
     pub method: &'a str,
-    /// `request.host` (the Host header).
-    pub host: &'a str,
-    /// `request.path` (without the query).
-    pub path: &'a str,
+    /// `request.host` (the Host header), as sent: read as UTF-8 only when a condition asks.
+    pub host: &'a [u8],
+    /// `request.path` (without the query), as sent: read as UTF-8 only when a condition asks.
+    pub path: &'a [u8],
     /// `request.headers`: lower-cased name to its value (lines of a repeated header combined with
     /// ", "). `None` is an empty map.
     pub headers: Option<&'a dyn MapView>,
@@ -174,8 +174,8 @@ impl Request<'_> {
         let headers: &dyn MapView = self.headers.unwrap_or(&NoEntries);
         present([
             ("method", Some(Value::str(self.method))),
-            ("host", Some(Value::str(self.host))),
-            ("path", Some(Value::str(self.path))),
+            ("host", Some(Value::String(text(self.host)))),
+            ("path", Some(Value::String(text(self.path)))),
             ("headers", Some(Value::Map(Map::view(headers)))),
             ("auth", Some(Value::Map(Map::view(&self.auth)))),
             ("mcp", Some(Value::Map(Map::view(&self.mcp)))),
@@ -190,8 +190,8 @@ impl MapView for Request<'_> {
     fn get(&self, key: &str) -> Option<Value<'_>> {
         match key {
             "method" => Some(Value::str(self.method)),
-            "host" => Some(Value::str(self.host)),
-            "path" => Some(Value::str(self.path)),
+            "host" => Some(Value::String(text(self.host))),
+            "path" => Some(Value::String(text(self.path))),
             "headers" => Some(Value::Map(Map::view(self.headers.unwrap_or(&NoEntries)))),
             "auth" => Some(Value::Map(Map::view(&self.auth))),
             "mcp" => Some(Value::Map(Map::view(&self.mcp))),

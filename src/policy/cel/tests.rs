@@ -737,8 +737,8 @@ fn request_activation() {
                 args: env.arguments,
                 request: Request {
                     method: "POST",
-                    host: "gw.example",
-                    path: "/mcp",
+                    host: b"gw.example",
+                    path: b"/mcp",
                     headers: Some(&headers),
                     auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }), ..Auth::default() },
                     mcp: Mcp {
@@ -799,8 +799,8 @@ fn request_activation() {
                 args: None,
                 request: Request {
                     method: "GET",
-                    host: "h",
-                    path: "/mcp",
+                    host: b"h",
+                    path: b"/mcp",
                     headers: None,
                     auth: Auth::default(),
                     mcp: Mcp::default(),

@@ -43,8 +43,8 @@ fn decide(policy: &Policy, p: &Principal, backend: &str, tool: &str, args: &str)
             args: Some(tape),
             request: Request {
                 method: "POST",
-                host: "gw",
-                path: "/mcp",
+                host: b"gw",
+                path: b"/mcp",
                 headers: None,
                 auth: Auth { jwt: Some(Jwt { claims: &p.claims, scopes: &p.scopes }), ..Auth::default() },
                 mcp: Mcp {
@@ -66,8 +66,8 @@ fn listed(policy: &Policy, p: &Principal, backend: &str, tool: &str) -> bool {
         args: None,
         request: Request {
             method: "POST",
-            host: "gw",
-            path: "/mcp",
+            host: b"gw",
+            path: b"/mcp",
             headers: None,
             auth: Auth { jwt: Some(Jwt { claims: &p.claims, scopes: &p.scopes }), ..Auth::default() },
             mcp: Mcp { method: Some("tools/list"), backend: None, tool: None, params: Default::default() },
@@ -80,8 +80,8 @@ fn listed(policy: &Policy, p: &Principal, backend: &str, tool: &str) -> bool {
 fn anonymous_request() -> Request<'static> {
     Request {
         method: "POST",
-        host: "gw",
-        path: "/mcp",
+        host: b"gw",
+        path: b"/mcp",
         headers: None,
         auth: Auth::default(),
         mcp: Mcp::default(),
