@@ -69,6 +69,21 @@ pub fn jsonrpc_envelope(data: &[u8]) {
                     );
                 }
             }
+            // A message the envelope accepts (no repeated member), renumbered for a shared
+            // backend session: still JSON, with the new id and the same members.
+            let mut renumbered = Vec::new();
+            if envelope::decode(tape).is_ok() && envelope::with_id(data, b"\"g-1\"", &mut renumbered) {
+                let members = Decoder::default().with_tape(&renumbered, |t| {
+                    let id = json::get(t, "id").and_then(json::as_str).map(str::to_owned);
+                    (id, json::entries(t).count())
+                });
+                assert_eq!(
+                    members.ok(),
+                    Some((Some("g-1".to_owned()), json::entries(tape).count())),
+                    "renumbered request: {}",
+                    String::from_utf8_lossy(&renumbered)
+                );
+            }
             if let Ok(env) = envelope::decode(tape) {
                 let mut out = Vec::new();
                 json::write_value(&mut out, tape);

@@ -1234,3 +1234,59 @@ MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\nConnection: close\
     assert_eq!(sent["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"], caps, "{sent}");
     gw.shutdown();
 }
+
+/// Stateless (2026-07-28) clients of one principal share the gateway-owned session of a 2025
+/// backend, and such clients all tend to number their requests from 1: two of their calls in
+/// flight at once must not reach the backend under one id (a session server routes a response
+/// by its request's id, so the two answers could be swapped or lost). Each call gets its own
+/// answer, under its own id.
+#[test]
+fn concurrent_calls_with_one_id_over_a_shared_session_get_their_own_answers() {
+    let in_flight: Arc<Mutex<Vec<String>>> = Arc::default();
+    let clash = Arc::new(Mutex::new(false));
+    let (flight, clashed) = (in_flight.clone(), clash.clone());
+    let addr = minimal_server(Arc::new(move |_s: &mut TcpStream, msg: &Value| {
+        if msg["method"] != "tools/call" {
+            return None;
+        }
+        let id = msg["id"].to_string();
+        if flight.lock().unwrap().contains(&id) {
+            *clashed.lock().unwrap() = true;
+        }
+        flight.lock().unwrap().push(id.clone());
+        std::thread::sleep(Duration::from_millis(300)); // both calls are in flight now
+        flight.lock().unwrap().retain(|i| *i != id);
+        let who = msg["params"]["arguments"]["who"].clone();
+        Some(plain(json!({"jsonrpc":"2.0","id":msg["id"],"result":{"content":[{"type":"text","text":who}]}})))
+    }));
+    let gw = start(&format!(
+        "listen: 127.0.0.1:0\nworkers: 1\nservers:\n  - name: s\n    path: /mcp\n    backends: [{{ name: b1, url: \"http://{addr}/mcp\" }}]\n"
+    ));
+    let at = gw.addrs()[0];
+    // The session is opened first, so both calls find it.
+    let (status, first) = post_2026_with(at, "echo", r#""name":"echo","arguments":{"who":"Eve"},"#, "");
+    assert_eq!((status, &first["result"]["content"][0]["text"]), (200, &json!("Eve")), "{first}");
+    let calls: Vec<_> = ["Ada", "Bob"]
+        .into_iter()
+        .map(|who| {
+            std::thread::Builder::new()
+                .spawn(move || {
+                    let params = format!(r#""name":"echo","arguments":{{"who":"{who}"}},"#);
+                    (who, post_2026_with(at, "echo", &params, ""))
+                })
+                .unwrap()
+        })
+        .collect();
+    for call in calls {
+        let (who, (status, answer)) = call.join().unwrap();
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["id"], json!(11), "the client's own id: {answer}");
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            json!(who),
+            "{who} got another's answer: {answer}"
+        );
+    }
+    assert!(!*clash.lock().unwrap(), "the backend saw two requests in flight under one id");
+    gw.shutdown();
+}

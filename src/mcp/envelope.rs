@@ -190,10 +190,134 @@ pub fn write_id(out: &mut Vec<u8>, id: &Id<'_>) {
     }
 }
 
+/// `body` (a JSON object the decoder accepted) with the value of its top-level member `"id"`
+/// replaced by `id` (JSON), appended to `out`: the gateway's own id for a request it forwards on a
+/// session that other clients' requests share. Walks the top-level members only, skipping each
+/// value, so it stops at the id (usually the first or second member). `false` (`out` unchanged)
+/// when no top-level member is written `"id"`: there is none, or its name was written with
+/// escapes.
+pub fn with_id(body: &[u8], id: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some((start, end)) = id_value(body) else { return false };
+    out.extend_from_slice(&body[..start]);
+    out.extend_from_slice(id);
+    out.extend_from_slice(&body[end..]);
+    true
+}
+
+/// Where the value of the top-level `"id"` member of the JSON object `body` is. Every value is
+/// checked to end where a member may (`,` or `}` next), so bytes the decoder let through
+/// differently cannot shift the edit.
+fn id_value(body: &[u8]) -> Option<(usize, usize)> {
+    let mut i = skip_ws(body, 0);
+    (body.get(i) == Some(&b'{')).then_some(())?;
+    i += 1;
+    loop {
+        i = skip_ws(body, i);
+        (body.get(i) == Some(&b'"')).then_some(())?;
+        let key_end = string_end(body, i)?;
+        let is_id = &body[i..key_end] == b"\"id\"";
+        i = skip_ws(body, key_end);
+        (body.get(i) == Some(&b':')).then_some(())?;
+        let start = skip_ws(body, i + 1);
+        let end = value_end(body, start)?;
+        i = skip_ws(body, end);
+        match body.get(i) {
+            Some(b',' | b'}') if is_id => return Some((start, end)),
+            Some(b',') => i += 1,
+            _ => return None,
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], i: usize) -> usize {
+    i + b
+        .get(i..)
+        .map_or(0, |rest| rest.iter().take_while(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')).count())
+}
+
+/// The end (exclusive) of the string whose opening quote is at `i`.
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[i] == b'"' {
+            return Some(i + 1);
+        }
+        i += 2; // an escape and the byte it escapes
+    }
+}
+
+/// The end (exclusive) of the JSON value starting at `i`: a string, an object or array (to its
+/// matching bracket, strings skipped), or a number or literal (its letters, digits, signs and
+/// points).
+fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => return string_end(b, i),
+        b'{' | b'[' => {}
+        _ => {
+            let scalar = |c: &&u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.');
+            let n = b[i..].iter().take_while(scalar).count();
+            return (n > 0).then_some(i + n);
+        }
+    }
+    let mut depth = 0usize;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => {
+                i = string_end(b, i)?;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mcp::json::Decoder;
+
+    #[test]
+    fn the_top_level_id_is_replaced_and_nothing_else() {
+        let cases = [
+            (r#"{"jsonrpc":"2.0","id":11,"method":"m"}"#, r#"{"jsonrpc":"2.0","id":"g-1","method":"m"}"#),
+            (r#"{"id":"a\"}","x":1}"#, r#"{"id":"g-1","x":1}"#),
+            (
+                r#" { "params" : {"id":5,"s":"\"id\":7"} , "id" : null } "#,
+                r#" { "params" : {"id":5,"s":"\"id\":7"} , "id" : "g-1" } "#,
+            ),
+            (r#"{"a":[1,{"id":2}],"b":"x,}","id":-3.5e2}"#, r#"{"a":[1,{"id":2}],"b":"x,}","id":"g-1"}"#),
+            (r#"{"id":{"n":[1,2]},"z":true}"#, r#"{"id":"g-1","z":true}"#),
+        ];
+        for (body, want) in cases {
+            let mut out = b"<".to_vec();
+            assert!(with_id(body.as_bytes(), br#""g-1""#, &mut out), "{body}");
+            assert_eq!(String::from_utf8_lossy(&out[1..]), want, "{body}");
+        }
+        // No top-level id, or one whose name has escapes: nothing is written.
+        for body in [
+            r#"{"params":{"id":1}}"#,
+            r#"{"\u0069d":1}"#,
+            r#"{}"#,
+            "[1]",
+            r#"{"id""#,
+            "{\"id\":-9\u{1}\\\"x,\"m\":1}",
+            r#"{"id":1 2}"#,
+        ] {
+            let mut out = Vec::new();
+            assert!(!with_id(body.as_bytes(), b"1", &mut out), "{body}");
+            assert!(out.is_empty());
+        }
+    }
 
     fn check(body: &str, f: impl FnOnce(Result<Envelope<'_, '_>, Rejected<'_>>)) {
         Decoder::default().with_tape(body.as_bytes(), |t| f(decode(t))).unwrap();

@@ -132,6 +132,23 @@ pub(crate) async fn rest_call(
     out
 }
 
+/// `body` with the gateway's next request id (a number, where the gateway's other requests have
+/// string ids), in a spare buffer.
+fn renumber(cx: &Cx<'_>, body: &[u8]) -> Result<Vec<u8>, Error> {
+    let n = cx.core.upstream_ids.get() + 1;
+    cx.core.upstream_ids.set(n);
+    let mut out = cx.core.spare.borrow_mut().take();
+    if crate::mcp::envelope::with_id(body, itoa::Buffer::new().format(n).as_bytes(), &mut out) {
+        Ok(out)
+    } else {
+        cx.core.spare.borrow_mut().give(out);
+        Err(Error::client(
+            crate::error::Kind::InvalidRequest,
+            "the id member must not be written with JSON escapes",
+        ))
+    }
+}
+
 /// A 2026-07-28 client's tools/call over the worker's link. A 2026 backend's answer is relayed
 /// as sent; a legacy backend's answer is translated (the revision requires `resultType`), which
 /// means parsing and re-encoding that one message.
@@ -156,7 +173,18 @@ pub(crate) async fn call_stateless(
             cx.core.stats.borrow_mut().backend_failed(&b.name);
             backend_error(b, e)
         };
-        let opened = cx.open(b, body, wire, fwd).await.map_err(|e| failed(&e))?;
+        // A gateway-owned session is shared by the principal's stateless clients, which number
+        // their requests alike: the backend gets an id of the gateway's (unique on this worker,
+        // whose sessions these are), and the answer is given the client's back.
+        let renumbered = match &l {
+            Link::Session { .. } => Some(renumber(cx, body)?),
+            Link::Stateless => None,
+        };
+        let opened = cx.open(b, renumbered.as_deref().unwrap_or(body), wire, fwd).await;
+        if let Some(sent) = renumbered {
+            cx.core.spare.borrow_mut().give(sent);
+        }
+        let opened = opened.map_err(|e| failed(&e))?;
         // A 2025 backend answering in SSE may ask the client something first: followed event by
         // event (the MRTR bridge).
         if let (200, Link::Session { version, session }) = (opened.status, &l) {
@@ -193,7 +221,7 @@ pub(crate) async fn call_stateless(
                 return Ok((200, body, None, if sse { response::SSE } else { response::JSON }));
             }
             (200, Link::Session { .. }) => {
-                let out = super::bridge::complete(cx, &resp.body, method, None);
+                let out = super::bridge::complete(cx, &resp.body, method, Some(id));
                 cx.core.spare.borrow_mut().give(resp.body);
                 let mut out = out
                     .ok_or_else(|| Error::upstream(format!("backend {} sent no JSON-RPC answer", b.name)))?;
