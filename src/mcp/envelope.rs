@@ -191,11 +191,8 @@ pub fn write_id(out: &mut Vec<u8>, id: &Id<'_>) {
 }
 
 /// `body` (a JSON object the decoder accepted) with the value of its top-level member `"id"`
-/// replaced by `id` (JSON), appended to `out`: the gateway's own id for a request it forwards on a
-/// session that other clients' requests share. Walks the top-level members only, skipping each
-/// value, so it stops at the id (usually the first or second member). `false` (`out` unchanged)
-/// when no top-level member is written `"id"`: there is none, or its name was written with
-/// escapes.
+/// replaced by `id` (JSON), appended to `out`. `false` (`out` unchanged) when [`id_value`] finds
+/// no id.
 pub fn with_id(body: &[u8], id: &[u8], out: &mut Vec<u8>) -> bool {
     let Some((start, end)) = id_value(body) else { return false };
     out.extend_from_slice(&body[..start]);
@@ -204,10 +201,19 @@ pub fn with_id(body: &[u8], id: &[u8], out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// Where the value of the top-level `"id"` member of the JSON object `body` is. Every value is
-/// checked to end where a member may (`,` or `}` next), so bytes the decoder let through
-/// differently cannot shift the edit.
-fn id_value(body: &[u8]) -> Option<(usize, usize)> {
+/// Where the value of the top-level `"id"` member of the JSON object `body` (one the decoder
+/// accepted) is: where the gateway writes its own id for a request it forwards on a session
+/// other clients' requests share. Walks the top-level members only, skipping each value, so it
+/// stops at the id (usually the first or second member). Every value is checked to end where a
+/// member may (`,` or `}` next). `None` when no top-level member is written `"id"`: there is
+/// none, or its name was written with escapes.
+pub fn id_value(body: &[u8]) -> Option<(usize, usize)> {
+    // How the SDKs write a request: one comparison finds the id.
+    const COMMON: &[u8] = br#"{"jsonrpc":"2.0","id":"#;
+    if body.starts_with(COMMON) {
+        let end = value_end(body, COMMON.len())?;
+        return matches!(body.get(skip_ws(body, end)), Some(b',' | b'}')).then_some((COMMON.len(), end));
+    }
     let mut i = skip_ws(body, 0);
     (body.get(i) == Some(&b'{')).then_some(())?;
     i += 1;
@@ -235,15 +241,16 @@ fn skip_ws(b: &[u8], i: usize) -> usize {
         .map_or(0, |rest| rest.iter().take_while(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')).count())
 }
 
-/// The end (exclusive) of the string whose opening quote is at `i`.
+/// The end (exclusive) of the string whose opening quote is at `i` (a byte loop: the strings
+/// walked here are member names and short values).
 fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
-        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
-        if b[i] == b'"' {
-            return Some(i + 1);
+        match b.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => i += 2, // an escape and the byte it escapes
+            _ => i += 1,
         }
-        i += 2; // an escape and the byte it escapes
     }
 }
 

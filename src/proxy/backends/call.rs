@@ -132,21 +132,22 @@ pub(crate) async fn rest_call(
     out
 }
 
-/// `body` with the gateway's next request id (a number, where the gateway's other requests have
-/// string ids), in a spare buffer.
-fn renumber(cx: &Cx<'_>, body: &[u8]) -> Result<Vec<u8>, Error> {
-    let n = cx.core.upstream_ids.get() + 1;
-    cx.core.upstream_ids.set(n);
-    let mut out = cx.core.spare.borrow_mut().take();
-    if crate::mcp::envelope::with_id(body, itoa::Buffer::new().format(n).as_bytes(), &mut out) {
-        Ok(out)
-    } else {
-        cx.core.spare.borrow_mut().give(out);
-        Err(Error::client(
+/// Where `body`'s id is and the gateway's next request id to write there (a number, where the
+/// gateway's other requests have string ids), formatted in `number`.
+fn renumber<'n>(
+    cx: &Cx<'_>,
+    body: &[u8],
+    number: &'n mut itoa::Buffer,
+) -> Result<((usize, usize), &'n [u8]), Error> {
+    let at = crate::mcp::envelope::id_value(body).ok_or_else(|| {
+        Error::client(
             crate::error::Kind::InvalidRequest,
             "the id member must not be written with JSON escapes",
-        ))
-    }
+        )
+    })?;
+    let n = cx.core.upstream_ids.get() + 1;
+    cx.core.upstream_ids.set(n);
+    Ok((at, number.format(n).as_bytes()))
 }
 
 /// A 2026-07-28 client's tools/call over the worker's link. A 2026 backend's answer is relayed
@@ -176,15 +177,12 @@ pub(crate) async fn call_stateless(
         // A gateway-owned session is shared by the principal's stateless clients, which number
         // their requests alike: the backend gets an id of the gateway's (unique on this worker,
         // whose sessions these are), and the answer is given the client's back.
-        let renumbered = match &l {
-            Link::Session { .. } => Some(renumber(cx, body)?),
-            Link::Stateless => None,
+        let mut number = itoa::Buffer::new();
+        let wire = match &l {
+            Link::Session { .. } => Wire { renumbered: Some(renumber(cx, body, &mut number)?), ..wire },
+            Link::Stateless => wire,
         };
-        let opened = cx.open(b, renumbered.as_deref().unwrap_or(body), wire, fwd).await;
-        if let Some(sent) = renumbered {
-            cx.core.spare.borrow_mut().give(sent);
-        }
-        let opened = opened.map_err(|e| failed(&e))?;
+        let opened = cx.open(b, body, wire, fwd).await.map_err(|e| failed(&e))?;
         // A 2025 backend answering in SSE may ask the client something first: followed event by
         // event (the MRTR bridge).
         if let (200, Link::Session { version, session }) = (opened.status, &l) {

@@ -76,6 +76,9 @@ pub struct Wire<'a> {
     pub verb: Verb,
     /// `Last-Event-ID` for a `GET` that resumes the backend's stream ("" = none).
     pub last_event_id: &'a str,
+    /// The body's JSON-RPC id (where its value is) written as this instead: the gateway's own
+    /// id on a session other clients share (`mcp::envelope::id_value`).
+    pub renumbered: Option<((usize, usize), &'a [u8])>,
 }
 
 /// The HTTP method of a request to a backend (Streamable HTTP uses three).
@@ -93,7 +96,15 @@ pub enum Verb {
 impl<'a> Wire<'a> {
     /// A 2025-revision request within a backend session.
     pub fn session(version: &'a str, session: &'a str) -> Wire<'a> {
-        Wire { version, session, method: None, name: None, verb: Verb::Post, last_event_id: "" }
+        Wire {
+            version,
+            session,
+            method: None,
+            name: None,
+            verb: Verb::Post,
+            last_event_id: "",
+            renumbered: None,
+        }
     }
 
     /// A 2026-07-28 request.
@@ -105,6 +116,7 @@ impl<'a> Wire<'a> {
             name,
             verb: Verb::Post,
             last_event_id: "",
+            renumbered: None,
         }
     }
 }
@@ -171,7 +183,11 @@ pub fn request(
         r.extend_from_slice(
             b"\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\ncontent-length: ",
         );
-        write_u64(&mut r, body.len() as u64);
+        let len = match wire.renumbered {
+            Some(((start, end), id)) => body.len() - (end - start) + id.len(),
+            None => body.len(),
+        };
+        write_u64(&mut r, len as u64);
         r.extend_from_slice(b"\r\n");
     }
     if !wire.last_event_id.is_empty() {
@@ -212,7 +228,14 @@ pub fn request(
         r.extend_from_slice(b"\r\n");
     }
     r.extend_from_slice(b"\r\n");
-    r.extend_from_slice(body);
+    match wire.renumbered {
+        Some(((start, end), id)) => {
+            r.extend_from_slice(&body[..start]);
+            r.extend_from_slice(id);
+            r.extend_from_slice(&body[end..]);
+        }
+        None => r.extend_from_slice(body),
+    }
     r
 }
 
