@@ -294,7 +294,11 @@ fn principal(provider: &Provider, claims: Map<String, Value>) -> Principal {
         }
     }
     // The session binding key: issuer and subject together name one identity.
-    let id = format!("jwt {} {}", provider.issuer, subject);
+    // Written at its exact size: one allocation, kept as is by the `Box<str>`.
+    let mut id = String::with_capacity(5 + provider.issuer.len() + subject.len());
+    for part in ["jwt ", &provider.issuer, " ", &subject] {
+        id.push_str(part);
+    }
     Principal {
         kind: PrincipalKind::Jwt,
         id: id.into(),

@@ -81,7 +81,9 @@ impl<'de> Visitor<'de> for Strict {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
+        // Sized for a token's claims up front (JSON gives no size hint): growing from empty
+        // reallocates the entries and the index on the way.
+        let mut out = Map::with_capacity(map.size_hint().unwrap_or(8).min(64));
         while let Some(k) = map.next_key::<String>()? {
             if out.contains_key(&k) {
                 return Err(de::Error::custom(format_args!("duplicate member {k:?}")));
