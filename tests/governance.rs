@@ -179,6 +179,17 @@ servers:
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     assert!(b1.take().iter().all(|s| !s.body.contains("completion/complete")), "never reaches the backend");
     assert_eq!(complete(r#"{"type":"ref/resource","uri":"file:///docs/{name}"}"#, &reader).status, 200);
+    // A repeated member must not let the rules read one copy and the backend another (JSON
+    // parsers differ on which wins): refused before any backend sees it.
+    b1.take();
+    for r#ref in [
+        r#"{"type":"ref/prompt","name":"summarize"},"ref":{"type":"ref/prompt","name":"secret"}"#,
+        r#"{"type":"ref/prompt","name":"summarize","name":"secret"}"#,
+    ] {
+        let r = complete(r#ref, &reader);
+        assert_eq!(r.json()["error"]["code"], -32602, "{}", String::from_utf8_lossy(&r.body));
+    }
+    assert!(b1.take().iter().all(|s| !s.body.contains("completion/complete")), "never reaches the backend");
 
     // Subscriptions (2025 sessions) are judged as reads.
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;

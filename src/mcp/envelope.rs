@@ -167,10 +167,17 @@ pub fn decode<'t, 'a>(tape: &'t [Node<'a>]) -> Result<Envelope<'t, 'a>, Rejected
             }
         }
     }
-    // Arguments are judged by the rules and acted on by a backend: a repeated key anywhere in
-    // them would let the two read different values.
-    if arguments.is_some_and(json::has_duplicate_key) {
-        return Err(invalid_params("duplicate key in params.arguments", id));
+    // Params are judged by the rules (arguments, a completion's `ref`, a task id) and acted on
+    // by a backend: a repeated key anywhere in them would let the two read different values.
+    if params.is_some_and(json::has_duplicate_key) {
+        return Err(invalid_params(
+            if arguments.is_some_and(json::has_duplicate_key) {
+                "duplicate key in params.arguments"
+            } else {
+                "duplicate key in params"
+            },
+            id,
+        ));
     }
     Ok(Envelope { kind, id, method: method.unwrap_or(""), params, name, uri, arguments, meta })
 }
@@ -331,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn repeated_argument_keys_are_refused_at_any_depth() {
+    fn repeated_keys_in_params_are_refused_at_any_depth() {
         for body in [
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"amount":5,"amount":5000}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":[{"x":{"k":1,"k":2}}]}}}"#,
@@ -344,6 +351,16 @@ mod tests {
                     (Kind::InvalidParams, "duplicate key in params.arguments"),
                     "{body}"
                 );
+            });
+        }
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a"},"ref":{"type":"ref/prompt","name":"b"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","name":"b"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"a","taskId":"b"}}"#,
+        ] {
+            check(body, |r| {
+                let e = r.err().unwrap().error;
+                assert_eq!((e.kind, &*e.message), (Kind::InvalidParams, "duplicate key in params"), "{body}");
             });
         }
         check(
