@@ -71,8 +71,9 @@ pub fn jsonrpc_envelope(data: &[u8]) {
             }
             // A message the envelope accepts (no repeated member), renumbered for a shared
             // backend session: still JSON, with the new id and the same members.
-            let mut renumbered = Vec::new();
-            if envelope::decode(tape).is_ok() && envelope::with_id(data, b"\"g-1\"", &mut renumbered) {
+            let at = envelope::decode(tape).ok().and_then(|_| envelope::id_value(data));
+            if let Some((start, end)) = at {
+                let renumbered = [&data[..start], b"\"g-1\"", &data[end..]].concat();
                 let members = Decoder::default().with_tape(&renumbered, |t| {
                     let id = json::get(t, "id").and_then(json::as_str).map(str::to_owned);
                     (id, json::entries(t).count())

@@ -197,17 +197,6 @@ pub fn write_id(out: &mut Vec<u8>, id: &Id<'_>) {
     }
 }
 
-/// `body` (a JSON object the decoder accepted) with the value of its top-level member `"id"`
-/// replaced by `id` (JSON), appended to `out`. `false` (`out` unchanged) when [`id_value`] finds
-/// no id.
-pub fn with_id(body: &[u8], id: &[u8], out: &mut Vec<u8>) -> bool {
-    let Some((start, end)) = id_value(body) else { return false };
-    out.extend_from_slice(&body[..start]);
-    out.extend_from_slice(id);
-    out.extend_from_slice(&body[end..]);
-    true
-}
-
 /// Where the value of the top-level `"id"` member of the JSON object `body` (one the decoder
 /// accepted) is: where the gateway writes its own id for a request it forwards on a session
 /// other clients' requests share. Walks the top-level members only, skipping each value, so it
@@ -299,6 +288,15 @@ fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::mcp::json::Decoder;
+
+    /// `body` with its id's value replaced by `id`, as `backends::wire::request` writes it.
+    fn with_id(body: &[u8], id: &[u8], out: &mut Vec<u8>) -> bool {
+        let Some((start, end)) = id_value(body) else { return false };
+        out.extend_from_slice(&body[..start]);
+        out.extend_from_slice(id);
+        out.extend_from_slice(&body[end..]);
+        true
+    }
 
     #[test]
     fn the_top_level_id_is_replaced_and_nothing_else() {

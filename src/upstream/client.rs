@@ -300,7 +300,7 @@ impl Streaming {
     /// common case for JSON answers): the read buffer itself, moved, not copied.
     fn take_buffered_body(&mut self) -> Option<Vec<u8>> {
         let BodyFraming::Length(n) = self.framing else { return None };
-        if self.delivered != 0 || n > self.max_body || self.buf.len() - self.pos != n {
+        if !self.complete() || n > self.max_body {
             return None;
         }
         let mut body = std::mem::take(&mut self.buf);
