@@ -30,7 +30,7 @@ for _ in $(seq 200); do call >/dev/null; done # warm: buffers and allocator aren
 before=$(rss)
 python3 perf/idle_clients.py 127.0.0.1 18080 "$N" "$out/ready" "$MODE" & pids+=($!)
 for _ in $(seq 600); do [[ -f "$out/ready" ]] && break; sleep 0.1; done
-sleep 3 # the spare buffers are trimmed each second, and the allocator gives freed pages back lazily
+sleep 5 # the spare buffers are trimmed each second; the allocator gives pages back 1 s after they were freed
 after=$(rss)
 status=$(call)
 echo "== $N idle connections ($MODE): RSS ${before} KiB -> ${after} KiB, $(( (after - before) * 1024 / N )) bytes per connection; a request meanwhile: HTTP $status"

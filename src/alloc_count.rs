@@ -7,7 +7,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 thread_local! {
     static COUNT: Cell<u64> = const { Cell::new(0) };
@@ -55,7 +55,24 @@ pub fn total() -> u64 {
     TOTAL.load(Ordering::Relaxed)
 }
 
-/// mimalloc plus a per-thread allocation counter.
+/// Bytes allocated and not yet freed, by every thread (the sizes asked for, not mimalloc's size
+/// classes): what a test reads to tell what an idle connection holds.
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+fn grow(by: usize) {
+    LIVE.fetch_add(by as i64, Ordering::Relaxed);
+}
+
+fn shrink(by: usize) {
+    LIVE.fetch_sub(by as i64, Ordering::Relaxed);
+}
+
+/// Heap bytes live now, all threads together.
+pub fn live_bytes() -> i64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// mimalloc plus a per-thread allocation counter and a process-wide count of live bytes.
 pub struct Counting;
 
 // SAFETY: every method forwards to mimalloc with the caller's arguments unchanged; the counter is
@@ -63,22 +80,30 @@ pub struct Counting;
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count();
+        grow(layout.size());
         // SAFETY: forwarded contract of GlobalAlloc::alloc.
         unsafe { mimalloc::MiMalloc.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        shrink(layout.size());
         // SAFETY: `ptr` came from this allocator (mimalloc) with `layout`.
         unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         count();
+        grow(layout.size());
         // SAFETY: forwarded contract of GlobalAlloc::alloc_zeroed.
         unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count();
         // SAFETY: forwarded contract of GlobalAlloc::realloc.
-        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        let moved = unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) };
+        if !moved.is_null() {
+            grow(new_size);
+            shrink(layout.size());
+        }
+        moved
     }
 }
 

@@ -592,10 +592,11 @@ fn connection_limit_and_graceful_shutdown() {
     assert!(first.closed());
 }
 
-/// An idle keep-alive connection gives its buffers back to the worker after 100 ms and waits
-/// holding none (`Conn::idle_fill`): the request that comes later, also right at that moment
-/// (the idle read cancelled as its bytes arrive) or split across the switch, is served whole; a
-/// connection silent for the whole idle timeout (2 s here) is closed.
+/// An idle keep-alive connection gives its buffers and request pipeline back after 100 ms and
+/// waits holding neither (`proxy::idle`): the request that comes later, also right at that
+/// moment (the idle read cancelled as its bytes arrive) or split across the switch, is served
+/// whole; a connection silent for the whole idle timeout (2 s here, checked on the worker's
+/// 100 ms tick) is closed.
 #[test]
 fn idle_connections_give_their_buffers_back_and_are_served_later() {
     let h = Harness::start(BASE);

@@ -16,22 +16,28 @@ use crate::error::{Error, Kind};
 use crate::http::body::Chunked;
 use crate::http::head::{self, Framing, Head, Parsed};
 use crate::proxy::core::{Event, Spare};
+use crate::proxy::idle::Deadlines;
 
 /// Read buffer capacity a connection starts with; enough for a typical MCP head and small body.
 const INITIAL_READ: usize = 4 * 1024;
 /// A connection whose buffers grew past this (a large body) gives the memory back afterwards.
 const SHRINK_ABOVE: usize = 64 * 1024;
 
-/// How long an idle plain connection keeps its buffers waiting for its next request before it
-/// gives them back to the worker (and waits holding none).
-const IDLE_HOLD: Duration = Duration::from_millis(100);
+/// How long a quiet plain connection keeps its buffers and pipeline before it idles holding
+/// none (the next request of a busy client comes sooner).
+pub const IDLE_HOLD: Duration = Duration::from_millis(100);
 
-/// What the wait of an idle connection ended with.
+/// How long a connection accepted just before a drain may take to send its first bytes: its
+/// client has sent (or is sending) a request, which is served rather than dropped.
+const FIRST_BYTES_AT_DRAIN: Duration = Duration::from_millis(250);
+
+/// What the first wait of a quiet connection ended with.
 enum Idle {
     /// A read ended: bytes, the end, an error, or (`None`) the timeout or a drain.
     Read(Option<std::io::Result<usize>>),
-    /// Bytes (or the end) are there to read.
-    Ready,
+    /// Nothing arrived within [`IDLE_HOLD`]: the connection idles holding nothing
+    /// ([`Link::wait`]); its buffers went back to the worker.
+    Cold,
 }
 
 /// Outcome of waiting for a request head.
@@ -40,6 +46,9 @@ pub enum HeadRead {
     Ready,
     /// The peer closed (or idled out, or the worker is draining) between requests.
     Closed,
+    /// A plain connection stayed quiet for [`IDLE_HOLD`]: it gave its buffers back and waits
+    /// for its next bytes outside the request pipeline.
+    Idle,
     /// The head is bad, too large or too slow; answer and close.
     Failed(Error),
 }
@@ -77,13 +86,61 @@ impl ClientStream {
     }
 }
 
-/// A client connection and its per-connection buffers.
-pub struct Conn {
-    stream: ClientStream,
+/// What a connection keeps between requests, when it idles holding nothing else (see
+/// [`crate::proxy::idle`]).
+pub struct Link {
+    pub(crate) stream: ClientStream,
     /// The client's certificate, on a TLS listener that asked for one and got it.
     pub client_cert: Option<Box<crate::auth::mtls::ClientCert>>,
     /// The peer's address.
     pub peer: SocketAddr,
+    /// No request has arrived yet on this connection.
+    pub(crate) fresh: bool,
+}
+
+impl Link {
+    /// Wraps an accepted stream.
+    pub fn new(stream: ClientStream, peer: SocketAddr) -> Link {
+        let client_cert = match &stream {
+            ClientStream::Tls(t) => {
+                t.peer_certificates().map(|c| Box::new(crate::auth::mtls::ClientCert::new(c.to_vec())))
+            }
+            ClientStream::Plain(_) => None,
+        };
+        Link { stream, client_cert, peer, fresh: true }
+    }
+
+    /// Waits, holding nothing else, until the idle connection's next bytes (or its end) can be
+    /// read: `true` then, `false` when it idled out (`left`: the rest of the idle timeout after
+    /// [`IDLE_HOLD`], kept by the worker's coarse `deadlines`) or the worker drains (a
+    /// connection that never sent a request gets [`FIRST_BYTES_AT_DRAIN`] more for it). No
+    /// monoio timer: one is 640 bytes at 128-byte alignment, more than the rest of the task.
+    pub async fn wait(&self, left: Duration, deadlines: &Deadlines, drain: &Event) -> bool {
+        let ClientStream::Plain(stream) = &self.stream else { return true };
+        let at = Instant::now() + left;
+        let ready = stream.readable(false);
+        let mut ready = std::pin::pin!(ready);
+        monoio::select! {
+            r = &mut ready => r.is_ok(),
+            _ = deadlines.until(at) => false,
+            _ = drain.wait() => {
+                if !self.fresh {
+                    return false;
+                }
+                let grace = Instant::now() + FIRST_BYTES_AT_DRAIN;
+                monoio::select! {
+                    r = &mut ready => r.is_ok(),
+                    _ = deadlines.until(grace) => false,
+                }
+            }
+        }
+    }
+}
+
+/// A client connection while it serves requests: its [`Link`] and per-request buffers.
+pub struct Conn {
+    /// The connection itself.
+    pub link: Link,
     /// Bytes read and not yet consumed: the current head, then (Content-Length) its body, then
     /// any pipelined bytes.
     pub buf: Vec<u8>,
@@ -108,8 +165,6 @@ pub struct Conn {
     pub caps: Vec<u8>,
     /// Request id of the current request.
     pub request_id: Vec<u8>,
-    /// No request has arrived yet on this connection.
-    fresh: bool,
     /// Cancels an idle connection's read (`idle_fill`); one per connection, renewed when used.
     canceller: monoio::io::Canceller,
     /// The connection closes with request bytes the client may still be sending (an answer
@@ -126,24 +181,11 @@ const LINGER_IDLE: Duration = Duration::from_secs(1);
 /// and this many bytes.
 const LINGER_BYTES: usize = 8 * 1024 * 1024;
 
-/// How long a connection accepted just before a drain may take to send its first bytes: its
-/// client has sent (or is sending) a request, which is served rather than dropped.
-const FIRST_BYTES_AT_DRAIN: Duration = Duration::from_millis(250);
-
 impl Conn {
-    /// Wraps an accepted stream.
-    pub fn new(stream: ClientStream, peer: SocketAddr) -> Conn {
-        let client_cert = match &stream {
-            ClientStream::Tls(t) => {
-                t.peer_certificates().map(|c| Box::new(crate::auth::mtls::ClientCert::new(c.to_vec())))
-            }
-            ClientStream::Plain(_) => None,
-        };
-        Conn {
-            stream,
-            client_cert,
-            peer,
-            // Taken from the worker's spares when the first bytes arrive (`read_head`).
+    /// A connection about to read a request, with buffers from the worker's spares.
+    pub fn new(link: Link, spare: &std::cell::RefCell<Spare>) -> Conn {
+        let mut conn = Conn {
+            link,
             buf: Vec::new(),
             head: Head::default(),
             chunked_body: Vec::new(),
@@ -155,10 +197,17 @@ impl Conn {
             tmp: Vec::new(),
             caps: Vec::new(),
             request_id: Vec::with_capacity(32),
-            fresh: true,
             canceller: monoio::io::Canceller::new(),
             linger: false,
-        }
+        };
+        conn.borrow(spare);
+        conn
+    }
+
+    /// The connection without its buffers, which go back to the worker's spares.
+    pub fn into_link(mut self, spare: &std::cell::RefCell<Spare>) -> Link {
+        self.lend(spare);
+        self.link
     }
 
     /// The current request's body (empty until read).
@@ -185,8 +234,8 @@ impl Conn {
             self.buf.reserve(self.buf.len().clamp(INITIAL_READ, 64 * 1024));
         }
         let buf = std::mem::take(&mut self.buf);
-        let fresh = self.fresh;
-        let read = monoio::time::timeout(wait, self.stream.read_append(buf));
+        let fresh = self.link.fresh;
+        let read = monoio::time::timeout(wait, self.link.stream.read_append(buf));
         let res = if interruptible {
             let mut read = std::pin::pin!(read);
             monoio::select! {
@@ -238,14 +287,14 @@ impl Conn {
         }
     }
 
-    /// The next request's first bytes on an idle plain connection. First an ordinary read, for
+    /// The next request's first bytes on an idle plain connection: an ordinary read, for
     /// [`IDLE_HOLD`] (the next request of a busy client comes sooner); then the read is
-    /// cancelled - and awaited, so bytes it took meanwhile are kept - and the connection waits
-    /// for readability holding no buffer (they go to the worker's `spare`) for the rest of
-    /// `wait`. `Ready` when bytes (or the end) arrived in the second phase: the caller reads them.
+    /// cancelled - and awaited, so bytes it took meanwhile are kept - and, when the idle timeout
+    /// is longer than the hold, the connection's buffers go to the worker's `spare` and it is
+    /// `Cold`: it waits for the rest of `wait` outside the pipeline ([`Link::wait`]).
     async fn idle_fill(&mut self, wait: Duration, drain: &Event, spare: &std::cell::RefCell<Spare>) -> Idle {
         use monoio::io::CancelableAsyncReadRent;
-        let fresh = self.fresh;
+        let fresh = self.link.fresh;
         if self.buf.capacity() < 1024 {
             if self.buf.capacity() == 0 {
                 self.buf = spare.borrow_mut().take();
@@ -255,7 +304,7 @@ impl Conn {
         let buf = std::mem::take(&mut self.buf);
         let hold = IDLE_HOLD.min(wait);
         let (res, slice) = {
-            let ClientStream::Plain(stream) = &mut self.stream else {
+            let ClientStream::Plain(stream) = &mut self.link.stream else {
                 self.buf = buf;
                 return Idle::Read(None);
             };
@@ -301,37 +350,18 @@ impl Conn {
             None => {}
             Some(r) => return Idle::Read(Some(r)),
         }
-        let left = wait.saturating_sub(hold);
-        if left.is_zero() {
+        if wait <= hold {
             return Idle::Read(None);
         }
         self.lend(spare);
-        let ready = {
-            let ClientStream::Plain(stream) = &self.stream else { return Idle::Read(None) };
-            let ready = monoio::time::timeout(left, stream.readable(false));
-            let mut ready = std::pin::pin!(ready);
-            monoio::select! {
-                r = &mut ready => matches!(r, Ok(Ok(()))),
-                // As in the first phase, a connection that never sent a request gets a last
-                // moment for it.
-                _ = drain.wait() => fresh && matches!(
-                    monoio::time::timeout(FIRST_BYTES_AT_DRAIN, &mut ready).await,
-                    Ok(Ok(Ok(())))
-                ),
-            }
-        };
-        self.borrow(spare);
-        if ready {
-            Idle::Ready
-        } else {
-            Idle::Read(None)
-        }
+        Idle::Cold
     }
 
     /// Phase 1: waits for and parses the next request head. Between requests the idle timeout
     /// applies (and a drain closes the connection); once the first byte arrived, the whole head
-    /// must arrive within the head timeout. A plain connection waits for its next request
-    /// holding no buffer: they go to the worker's `spare` and come back when bytes arrive.
+    /// must arrive within the head timeout. A plain connection quiet for [`IDLE_HOLD`] returns
+    /// `Idle`: its buffers went to the worker's `spare`, and it waits for its next request
+    /// holding none ([`Link::wait`]).
     pub async fn read_head(
         &mut self,
         limits: &Limits,
@@ -339,12 +369,10 @@ impl Conn {
         spare: &std::cell::RefCell<Spare>,
     ) -> HeadRead {
         let mut deadline: Option<Instant> = None;
-        let mut drain_grace = self.fresh;
+        let mut drain_grace = self.link.fresh;
         // Bytes already searched for the end of the head: re-parsing the whole head on every
         // read would let a client sending one byte per segment cost O(n^2).
         let mut scanned = 0usize;
-        // The idle wait found bytes to read: read them (holding a buffer) without waiting again.
-        let mut woken = false;
         loop {
             // The first attempt goes straight to httparse (a head almost always arrives in one
             // read); later attempts only scan the new bytes for a possible end of head.
@@ -356,7 +384,7 @@ impl Conn {
             if end_seen || self.buf.len() >= limits.http.max_header_bytes {
                 match head::parse(&self.buf, &limits.http, &mut self.head) {
                     Ok(Parsed::Complete) => {
-                        self.fresh = false;
+                        self.link.fresh = false;
                         self.consumed = self.head.len;
                         self.body_in_buf = Some((self.head.len, self.head.len));
                         self.body_read = self.head.framing == Framing::None;
@@ -381,14 +409,11 @@ impl Conn {
                 Some(d) => (d.saturating_duration_since(Instant::now()), false),
             };
             let had_bytes = !self.buf.is_empty();
-            let idle = !had_bytes && interruptible && !woken && matches!(self.stream, ClientStream::Plain(_));
+            let idle = !had_bytes && interruptible && matches!(self.link.stream, ClientStream::Plain(_));
             let filled = if idle {
                 match self.idle_fill(wait, drain, spare).await {
                     Idle::Read(r) => r,
-                    Idle::Ready => {
-                        woken = true;
-                        continue;
-                    }
+                    Idle::Cold => return HeadRead::Idle,
                 }
             } else {
                 self.fill(wait, drain, interruptible).await
@@ -488,7 +513,7 @@ impl Conn {
     async fn continue_if_expected(&mut self, limits: &Limits) -> Result<(), Error> {
         if self.head.expect_continue {
             self.head.expect_continue = false;
-            let write = self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+            let write = self.link.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
             match monoio::time::timeout(limits.idle_timeout, write).await {
                 Ok((Ok(_), _)) => {}
                 Ok((Err(_), _)) => return Err(Error::client(Kind::BadRequest, "connection closed")),
@@ -501,7 +526,7 @@ impl Conn {
     /// Phase 7 I/O: writes `out` (within the idle timeout) and clears it.
     pub async fn flush(&mut self, limits: &Limits) -> bool {
         let out = std::mem::take(&mut self.out);
-        match monoio::time::timeout(limits.idle_timeout, self.stream.write_all(out)).await {
+        match monoio::time::timeout(limits.idle_timeout, self.link.stream.write_all(out)).await {
             Ok((res, mut out)) => {
                 out.clear();
                 self.out = out;
@@ -513,7 +538,7 @@ impl Conn {
 
     /// Ends the connection cleanly (TLS: `close_notify`), bounded by a short timeout.
     pub async fn close(&mut self) {
-        match &mut self.stream {
+        match &mut self.link.stream {
             ClientStream::Tls(s) => {
                 let _ = monoio::time::timeout(Duration::from_secs(1), s.close()).await;
             }
@@ -541,7 +566,7 @@ impl Conn {
             if wait.is_zero() {
                 break;
             }
-            match monoio::time::timeout(wait, self.stream.read_append(buf)).await {
+            match monoio::time::timeout(wait, self.link.stream.read_append(buf)).await {
                 Ok((Ok(n), b)) if n > 0 => {
                     left = left.saturating_sub(n);
                     buf = b;

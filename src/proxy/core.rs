@@ -190,6 +190,8 @@ pub struct Core {
     pub seq: Cell<u64>,
     /// Set when the worker starts draining.
     pub drain: Event,
+    /// Idle timeouts of connections that idle holding nothing (swept by one task).
+    pub deadlines: crate::proxy::idle::Deadlines,
     /// Scratch for opening session ids.
     pub session_scratch: RefCell<Vec<u8>>,
     /// Recently opened sessions.
@@ -274,6 +276,7 @@ impl Core {
             rng: SystemRandom::new(),
             seq: Cell::new(0),
             drain: Event::default(),
+            deadlines: Default::default(),
             pending: RefCell::default(),
             asks: RefCell::default(),
             spare: RefCell::default(),

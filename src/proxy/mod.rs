@@ -12,6 +12,7 @@ pub mod core;
 pub(crate) mod decide;
 pub(crate) mod dispatch;
 pub(crate) mod exit;
+pub(crate) mod idle;
 pub mod local;
 pub(crate) mod message;
 pub mod metrics;
@@ -25,16 +26,42 @@ pub mod spans;
 pub mod stats;
 pub(crate) mod tasks;
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 
-use crate::proxy::conn::{ClientStream, Conn};
+use crate::proxy::conn::{Conn, Link};
 use crate::proxy::core::Core;
 use crate::proxy::pipeline::Flow;
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(core: Rc<Core>, stream: ClientStream, peer: SocketAddr) {
-    let mut conn = Conn::new(stream, peer);
-    while pipeline::process(&core, &mut conn).await == Flow::KeepAlive {}
-    conn.close().await;
+/// Serves one accepted connection until it closes; `guard` is dropped when it has.
+///
+/// While requests come, they are served by [`busy`], a boxed future (the pipeline's state is
+/// over 10 KiB). A plain connection quiet for [`conn::IDLE_HOLD`] leaves it: the box and the
+/// buffers are freed and the task waits in [`Link::wait`] holding only the [`Link`] (see
+/// [`idle`]).
+pub async fn serve<G>(core: Rc<Core>, link: Link, guard: G) {
+    let mut link = link;
+    loop {
+        let (back, flow) = Box::pin(busy(&core, link)).await;
+        link = back;
+        let left = core.current().limits.idle_timeout.saturating_sub(conn::IDLE_HOLD);
+        if flow == Flow::Close || !link.wait(left, &core.deadlines, &core.drain).await {
+            break;
+        }
+    }
+    drop(guard);
+}
+
+/// Serves requests on `link` until it closes (`Close`) or goes quiet (`Idle`).
+async fn busy(core: &Core, link: Link) -> (Link, Flow) {
+    let mut conn = Conn::new(link, &core.spare);
+    let flow = loop {
+        match pipeline::process(core, &mut conn).await {
+            Flow::KeepAlive => {}
+            flow => break flow,
+        }
+    };
+    if flow == Flow::Close {
+        conn.close().await;
+    }
+    (conn.into_link(&core.spare), flow)
 }

@@ -44,6 +44,8 @@ pub enum Flow {
     KeepAlive,
     /// Close the connection.
     Close,
+    /// Nothing arrived for a while: wait for the next request outside the pipeline.
+    Idle,
 }
 
 /// Serves one request on `conn`, phases 1 to 8 once each. Returns whether the connection stays
@@ -53,6 +55,7 @@ pub async fn process(core: &Core, conn: &mut Conn) -> Flow {
     let failure = match conn.read_head(&core.current().limits, &core.drain, &core.spare).await {
         HeadRead::Ready => None,
         HeadRead::Closed => return Flow::Close,
+        HeadRead::Idle => return Flow::Idle,
         HeadRead::Failed(err) => Some(err),
     };
     // The request runs on the snapshot current when its head arrived, to the end, even if a
@@ -200,7 +203,7 @@ fn record(
     let bytes_in = if framing_lost { conn.buf.len() } else { conn.head.len + conn.body().len() };
     let access = Access {
         request_id: &conn.request_id,
-        peer: conn.peer,
+        peer: conn.link.peer,
         http_method: if framing_lost { "-" } else { conn.head.method.as_str() },
         path,
         server,
@@ -349,7 +352,7 @@ async fn exchange<'s>(
         server,
         core,
         snap,
-        peer: conn.peer.ip(),
+        peer: conn.link.peer.ip(),
         may_learn: std::cell::Cell::new(true),
     };
     // A CORS preflight carries no credentials: answered before authentication.
@@ -487,7 +490,7 @@ fn authenticate(
         return Ok(core.anonymous.clone());
     }
     if let crate::auth::Mode::Mtls(m) = &auth.mode {
-        let r = m.authenticate(conn.client_cert.as_deref_mut());
+        let r = m.authenticate(conn.link.client_cert.as_deref_mut());
         if let Err(f) = &r {
             facts.auth = AuthEvent::Failed(auth_reason(*f));
         }
@@ -496,7 +499,7 @@ fn authenticate(
     let mut caches = core.tokens.borrow_mut();
     let cache = caches.for_server(snap, server, core.worker);
     let (hits, misses) = cache.lookups();
-    let r = auth.authenticate(&conn.head, &conn.buf, conn.peer.ip(), now_unix(), cache, &core.anonymous);
+    let r = auth.authenticate(&conn.head, &conn.buf, conn.link.peer.ip(), now_unix(), cache, &core.anonymous);
     let (hit, missed) = (cache.lookups().0 > hits, cache.lookups().1 > misses);
     facts.auth = match &r {
         Ok(_) if hit => AuthEvent::CacheHit,

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod listen;
 pub mod logging;
+pub mod memory;
 pub mod otlp;
 pub mod otlp_wire;
 pub mod pins;

@@ -15,7 +15,7 @@ use monoio::io::AsyncWriteRentExt;
 
 use crate::config::snapshot::Snapshot;
 use crate::proxy::caches::RevocationBus;
-use crate::proxy::conn::ClientStream;
+use crate::proxy::conn::{ClientStream, Link};
 use crate::proxy::core::Core;
 use crate::runtime::listen::{Listener, Source};
 use crate::runtime::scrape::ScrapeRequest;
@@ -135,8 +135,12 @@ async fn serve(spec: Spec) {
             c.revoked.borrow_mut().drain(now);
             c.pending.borrow_mut().sweep(Instant::now());
             c.spare.borrow_mut().trim();
+            crate::runtime::memory::release_freed();
         }
     });
+    // Idle connections' timeouts.
+    let c = core.clone();
+    monoio::spawn(async move { c.deadlines.sweep().await });
     // Access lines leave in batches; this bounds how long one waits.
     let c = core.clone();
     monoio::spawn(async move {
@@ -226,11 +230,8 @@ fn admit(core: &Rc<Core>, stream: monoio::net::TcpStream, peer: SocketAddr, inde
     let open = Open(core.clone());
     match tls {
         None => {
-            monoio::spawn(async move {
-                let c = open.0.clone();
-                crate::proxy::serve(c, ClientStream::Plain(stream), peer).await;
-                drop(open);
-            });
+            let link = Link::new(ClientStream::Plain(stream), peer);
+            monoio::spawn(crate::proxy::serve(core.clone(), link, open));
         }
         Some(tls) => {
             monoio::spawn(serve_tls(open, stream, peer, tls));
@@ -260,7 +261,8 @@ async fn serve_tls(
     match monoio::time::timeout(wait, shake).await {
         Ok(Ok(s)) => {
             c.stats.borrow_mut().tls_handshake(true);
-            crate::proxy::serve(c.clone(), ClientStream::Tls(Box::new(s)), peer).await;
+            let link = Link::new(ClientStream::Tls(Box::new(s)), peer);
+            crate::proxy::serve(c.clone(), link, ()).await;
         }
         Ok(Err(e)) => {
             c.stats.borrow_mut().tls_handshake(false);
