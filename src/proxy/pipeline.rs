@@ -467,9 +467,9 @@ async fn exchange<'s>(
             // 6. dispatch to backends: the only phase that waits on other servers.
             Step::Backends(plan, class) => {
                 facts.backend = Some(plan.backend(server));
-                // Boxed: this future is large, and only requests that reach backends need it (the
-                // task of every connection, idle ones included, is as large as its largest state).
-                let (status, close) = Box::pin(aggregate::run(core, snap, server, conn, caller, plan)).await;
+                // Not boxed: the pipeline is (`proxy::serve`), once per busy period; an idle
+                // connection holds none of it.
+                let (status, close) = aggregate::run(core, snap, server, conn, caller, plan).await;
                 return Outcome { status, close, method: class };
             }
         }
