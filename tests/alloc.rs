@@ -620,5 +620,7 @@ fn an_idle_connection_holds_little() {
     eprintln!("an idle keep-alive connection holds {per:.0} heap bytes");
     drop(held);
     gw.shutdown();
-    assert!(per <= 1024.0, "an idle connection holds {per} bytes");
+    // 634 today (the task, the socket's shared fd, the deadline and drain slots); issue 21's
+    // budget for the whole resident cost is 1 KiB.
+    assert!(per <= 768.0, "an idle connection holds {per} bytes (was 634)");
 }

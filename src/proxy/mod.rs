@@ -38,17 +38,21 @@ use crate::proxy::pipeline::Flow;
 /// over 10 KiB). A plain connection quiet for [`conn::IDLE_HOLD`] leaves it: the box and the
 /// buffers are freed and the task waits in [`Link::wait`] holding only the [`Link`] (see
 /// [`idle`]).
-pub async fn serve<G>(core: Rc<Core>, link: Link, guard: G) {
-    let mut link = link;
-    loop {
-        let (back, flow) = Box::pin(busy(&core, link)).await;
-        link = back;
-        let left = core.current().limits.idle_timeout.saturating_sub(conn::IDLE_HOLD);
-        if flow == Flow::Close || !link.wait(left, &core.deadlines, &core.drain).await {
-            break;
+// Not an `async fn`: its arguments would be copied into locals and the task would hold the
+// `Link` twice; the block below moves out of (and back into) its captured `link` instead.
+#[allow(clippy::manual_async_fn)]
+pub fn serve<G>(core: Rc<Core>, mut link: Link, guard: G) -> impl std::future::Future<Output = ()> {
+    async move {
+        loop {
+            let (back, flow) = Box::pin(busy(&core, link)).await;
+            link = back;
+            let left = core.current().limits.idle_timeout.saturating_sub(conn::IDLE_HOLD);
+            if flow == Flow::Close || !link.wait(left, &core.deadlines, &core.drain).await {
+                break;
+            }
         }
+        drop(guard);
     }
-    drop(guard);
 }
 
 /// Serves requests on `link` until it closes (`Close`) or goes quiet (`Idle`).
