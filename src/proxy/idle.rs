@@ -10,6 +10,8 @@
 //! The idle deadline is not a monoio timer (640 bytes at 128-byte alignment each, which would
 //! align the whole task): every idle connection of a worker shares the coarse [`Deadlines`],
 //! swept by one task every [`TICK`] while any is armed. A deadline fires up to one tick late.
+//! A sweep scans every slot: at the default bound of 50,000 connections per worker that is
+//! 500,000 comparisons a second (about a millisecond of CPU), and nothing when none idles.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
