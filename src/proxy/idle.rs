@@ -185,16 +185,20 @@ impl Drop for Until<'_> {
 mod tests {
     use super::*;
 
-    fn run<F: Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap().block_on(f)
+    /// Runs `test` on a monoio runtime with a `Deadlines` whose sweeper is running.
+    fn with_sweeper<F: Future<Output = ()>>(test: impl FnOnce(std::rc::Rc<Deadlines>) -> F) {
+        let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
+        rt.unwrap().block_on(async {
+            let d = std::rc::Rc::new(Deadlines::default());
+            let s = d.clone();
+            monoio::spawn(async move { s.sweep().await });
+            test(d).await
+        })
     }
 
     #[test]
     fn a_deadline_fires_within_a_tick_and_frees_its_slot() {
-        run(async {
-            let d = std::rc::Rc::new(Deadlines::default());
-            let s = d.clone();
-            monoio::spawn(async move { s.sweep().await });
+        with_sweeper(|d| async move {
             let start = Instant::now();
             d.until(start + Duration::from_millis(30)).await;
             assert!(start.elapsed() >= Duration::from_millis(30));
@@ -205,10 +209,7 @@ mod tests {
 
     #[test]
     fn a_dropped_wait_disarms_and_the_others_still_fire() {
-        run(async {
-            let d = std::rc::Rc::new(Deadlines::default());
-            let s = d.clone();
-            monoio::spawn(async move { s.sweep().await });
+        with_sweeper(|d| async move {
             let far = Instant::now() + Duration::from_secs(3600);
             let near = Instant::now() + Duration::from_millis(10);
             {
