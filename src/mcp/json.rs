@@ -249,6 +249,12 @@ pub fn write_value(out: &mut Vec<u8>, v: &[Node<'_>]) {
         out.extend_from_slice(b"null");
         return;
     };
+    // A scalar (most arguments' values) needs no stack of open containers.
+    match first {
+        Node::String(s) => return write_str(out, s),
+        Node::Static(st) => return write_static(out, st),
+        Node::Object { .. } | Node::Array { .. } => {}
+    }
     // Open containers: (elements left, is object, next is the first). The tape lists object
     // members as key, value. Shallow values (the usual) never touch the heap.
     let mut stack = Open::default();
