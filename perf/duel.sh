@@ -7,6 +7,11 @@
 # A/A run gives 0.99-1.00. Use it for the cost of a feature: the same binary with two configs.
 #   bash perf/duel.sh                   # A = perf/proxy-authz.yaml, B = perf/proxy-governance.yaml
 #   A_CONFIG=... B_CONFIG=... A_BIN=... B_BIN=... ROUNDS=5 DURATION=10 CONNS=32 bash perf/duel.sh
+#   B_CONFIG=nginx bash perf/duel.sh    # B = nginx proxy_pass (one worker, perf/lib.sh's config)
+# Sharing the core changes the load point: each process finds more events per wake-up and so
+# costs less per request than alone. Two configurations of one binary batch alike, so their
+# ratio holds; the gateway against nginx (io_uring against epoll) batch differently, so that
+# ratio answers "cost per request with the core shared", not PERF.md's headline method.
 # B's pins are recorded first when B_CONFIG names any (`portcullis pins record`). Needs wrk; the
 # bearer token comes from examples/instructions. Everything listens on 127.0.0.1:
 # floor 18081, A 18092, B 18093.
@@ -21,8 +26,8 @@ B_CONFIG=${B_CONFIG:-perf/proxy-governance.yaml}
 A_BIN=${A_BIN:-target/release/portcullis}
 B_BIN=${B_BIN:-$A_BIN}
 OUT=${OUT:-perf/out/duel}
-for tool in wrk taskset; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y wrk)"; exit 1; }
+for tool in wrk taskset pgrep; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y wrk nginx-light)"; exit 1; }
 done
 if [ "$A_BIN" = target/release/portcullis ]; then
   cargo build --release --bin portcullis --example floor --example instructions >/dev/null 2>&1
@@ -39,9 +44,19 @@ echo "== $(date -u '+%F %T') UTC; A $A_BIN ($A_CONFIG); B $B_BIN ($B_CONFIG); $C
 
 taskset -c 0 target/release/examples/floor 127.0.0.1:18081 & pids+=($!)
 wait_ports 18081
-if grep -q '^ *pins:' "$B_CONFIG"; then "$B_BIN" pins record --config "$B_CONFIG" | tee -a "$log"; fi
+if [ "$B_CONFIG" != nginx ] && grep -q '^ *pins:' "$B_CONFIG"; then "$B_BIN" pins record --config "$B_CONFIG" | tee -a "$log"; fi
 PERF_PORT=18092 RUST_LOG=warn taskset -c 1 "$A_BIN" --config "$A_CONFIG" & pids+=($!) apid=$!
-PERF_PORT=18093 RUST_LOG=warn taskset -c 1 "$B_BIN" --config "$B_CONFIG" & pids+=($!) bpid=$!
+if [ "$B_CONFIG" = nginx ]; then
+  # nginx_conf: one worker relaying to the floor on 18081; its worker does the work, so its
+  # ticks are the ones counted (the master sleeps).
+  nginx_conf "$OUT"
+  sed -i 's/listen 127.0.0.1:18086/listen 127.0.0.1:18093/' "$OUT/nginx.conf"
+  taskset -c 1 nginx -c "$PWD/$OUT/nginx.conf" & pids+=($!)
+  wait_ports 18093
+  bpid=$(pgrep -P "${pids[-1]}" | head -1)
+else
+  PERF_PORT=18093 RUST_LOG=warn taskset -c 1 "$B_BIN" --config "$B_CONFIG" & pids+=($!) bpid=$!
+fi
 wait_ports 18092 18093
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system CPU of a process, in ticks
 

@@ -147,6 +147,7 @@ pub fn jwt_verify(data: &[u8]) {
         return;
     }
     let Some(split) = rest.iter().position(|&b| b == 0) else { return };
+    header_differential(&rest[..split]);
     let b64 = base64_simd::URL_SAFE_NO_PAD;
     let mut token = b64.encode_to_string(&rest[..split]);
     token.push('.');
@@ -161,6 +162,24 @@ pub fn jwt_verify(data: &[u8]) {
             assert!(!value.bytes().any(|b| b < 0x20 || b == 0x7f));
         }
         assert!(now < v.deadline);
+    }
+}
+
+/// The JOSE header reader (`strict::header`, which builds nothing) and the strict parser agree
+/// on what they accept and on `alg`, `kid` and the extensions.
+fn header_differential(head: &[u8]) {
+    use serde_json::Value;
+    let text = |v: Option<&Value>| v.map(|v| v.as_str().map(str::to_owned).ok_or(()));
+    let owned = |v: Option<Result<std::borrow::Cow<'_, str>, ()>>| v.map(|r| r.map(|c| c.into_owned()));
+    match (crate::auth::strict::header(head, 16), crate::auth::strict::parse(head, 16)) {
+        (Ok(h), Ok(Value::Object(m))) => {
+            assert_eq!(owned(h.alg), text(m.get("alg")));
+            assert_eq!(owned(h.kid), text(m.get("kid")));
+            assert_eq!(h.extension, m.contains_key("crit") || m.contains_key("b64"));
+        }
+        (Err(_), Ok(v)) => assert!(!v.is_object(), "the header reader refused an object the parser took"),
+        (Ok(_), _) => panic!("the header reader took what the parser refused"),
+        (Err(_), Err(_)) => {}
     }
 }
 

@@ -581,10 +581,11 @@ servers:
     let hit = (alloc_count::total() - before) as f64 / N as f64;
     eprintln!("tools/call with an RS256 token: cache miss {miss:.3}, cache hit {hit:.3} allocations/request");
     assert!(hit <= 0.01, "a cache hit allocates {hit} times");
-    // Today's ceiling, so the path does not grow unnoticed: 19 for the header and the claims
-    // (JSON maps of owned keys and strings), 4 for the principal, 5 in ring's RSA verification,
-    // 3 decoded segments, 2 for the cache entry. Issue 21 asks for one besides the verification.
-    assert!(miss <= 33.5, "a cache miss allocates {miss} times (was 33)");
+    // Today's ceiling, so the path does not grow unnoticed: 11 for the claims (a JSON map of
+    // owned keys and strings), 4 for the principal, 5 in ring's RSA verification, 2 for the
+    // cache entry. The segments are decoded on the stack and the header is read without being
+    // built (33 before). Issue 21 asks for one besides the verification.
+    assert!(miss <= 22.5, "a cache miss allocates {miss} times (was 22)");
     gw.shutdown();
 }
 

@@ -8,6 +8,7 @@
 //! unknown kid asks for a JWKS refetch and fails) or, without `kid`, every key of the alg's type
 //! -> signature -> `exp`/`nbf`/`iat` with clock skew -> `aud`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -121,10 +122,19 @@ pub struct Verified {
     pub deadline: u64,
 }
 
-fn segment(s: &[u8]) -> Result<Vec<u8>, Reject> {
-    // base64-simd's strict decoder refuses padding, foreign characters and non-canonical
-    // trailing bits.
-    base64_simd::URL_SAFE_NO_PAD.decode_to_vec(s).map_err(|_| Reject::Base64)
+/// Decodes one base64url segment into `stack` when it fits there (a header, a signature and the
+/// claims of the usual token all do), else onto the heap. base64-simd's strict decoder refuses
+/// padding, foreign characters and non-canonical trailing bits.
+fn segment<'b>(s: &[u8], stack: &'b mut [u8]) -> Result<Cow<'b, [u8]>, Reject> {
+    let b64 = base64_simd::URL_SAFE_NO_PAD;
+    let len = b64.decoded_length(s).map_err(|_| Reject::Base64)?;
+    match stack.get_mut(..len) {
+        Some(room) => match b64.decode(s, base64_simd::Out::from_slice(room)) {
+            Ok(decoded) => Ok(Cow::Borrowed(&*decoded)),
+            Err(_) => Err(Reject::Base64),
+        },
+        None => b64.decode_to_vec(s).map(Cow::Owned).map_err(|_| Reject::Base64),
+    }
 }
 
 fn object(bytes: &[u8]) -> Result<Map<String, Value>, Reject> {
@@ -162,21 +172,23 @@ pub fn verify(token: &[u8], providers: &[Provider], now: u64) -> Result<Verified
         return Err(Reject::Signature);
     }
 
-    let header = object(&segment(h64)?)?;
-    let alg = match header.get("alg") {
-        Some(Value::String(a)) => Alg::parse(a).ok_or(Reject::Alg)?,
+    let (mut head, mut body, mut signature) = ([0u8; 512], [0u8; 2048], [0u8; 1024]);
+    let header_bytes = segment(h64, &mut head)?;
+    let header = strict::header(&header_bytes, MAX_DEPTH).map_err(|_| Reject::Json)?;
+    let alg = match &header.alg {
+        Some(Ok(a)) => Alg::parse(a).ok_or(Reject::Alg)?,
         _ => return Err(Reject::Alg),
     };
-    if header.contains_key("crit") || header.contains_key("b64") {
+    if header.extension {
         return Err(Reject::Unsupported);
     }
-    let kid = match header.get("kid") {
+    let kid = match &header.kid {
         None => None,
-        Some(Value::String(k)) => Some(k.as_str()),
-        Some(_) => return Err(Reject::Json),
+        Some(Ok(k)) => Some(&**k),
+        Some(Err(())) => return Err(Reject::Json),
     };
 
-    let claims = object(&segment(p64)?)?;
+    let claims = object(&segment(p64, &mut body)?)?;
     let (index, provider) = match claims.get("iss") {
         Some(Value::String(iss)) => {
             providers.iter().enumerate().find(|(_, p)| *p.issuer == **iss).ok_or(Reject::Issuer)?
@@ -187,7 +199,7 @@ pub fn verify(token: &[u8], providers: &[Provider], now: u64) -> Result<Verified
         return Err(Reject::Alg);
     }
 
-    let sig = segment(s64)?;
+    let sig = segment(s64, &mut signature)?;
     let signed = &token[..parts[1]];
     let (set, epoch) = provider.keys.load();
     let ok = match kid {
