@@ -10,11 +10,13 @@
 # SPIN=1 keeps cpu1 awake during the runs with a `nice 19` busy loop: on a VM an idle vCPU takes
 # long to wake, which penalises the proxy that idles more (the cheaper one); the spinner yields to
 # the proxy at once, so the comparison is of the proxies, not of their idle time.
+# EPOLL=1 adds a fourth target: the same gateway on monoio's epoll driver
+# (`MONOIO_FORCE_LEGACY_DRIVER=1`), interleaved with the others at the same rate.
 # Usage: bash perf/latency.sh   (builds the release binary and examples first)
 # env: DURATION=5 ROUNDS=3 OPEN_SECONDS=10 CONNS=64 OPEN_CONNS=16 CONFIG=perf/proxy-authz.yaml
-#      OUT=perf/out/latency
+#      OUT=perf/out/latency SPIN=0 EPOLL=0
 # Needs wrk, nginx, taskset, curl. Everything listens on 127.0.0.1: floor 18081, nginx 18086,
-# gateway 18093.
+# gateway 18093, gateway on epoll 18094.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source perf/lib.sh
@@ -26,6 +28,7 @@ OPEN_CONNS=${OPEN_CONNS:-16}
 CONFIG=${CONFIG:-perf/proxy-authz.yaml}
 OUT=${OUT:-perf/out/latency}
 SPIN=${SPIN:-0}
+EPOLL=${EPOLL:-0}
 cargo build --release --bin portcullis --example floor --example instructions --example openloop >/dev/null 2>&1
 BIN=target/release/portcullis
 EX=target/release/examples
@@ -40,9 +43,14 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 taskset -c 0 "$EX/floor" 127.0.0.1:18081 & pids+=($!)
 taskset -c 1 nginx -c "$PWD/$OUT/nginx.conf" & pids+=($!)
 PERF_PORT=18093 RUST_LOG=warn taskset -c 1 "$BIN" --config "$CONFIG" & pids+=($!)
-wait_ports 18081 18086 18093
-declare -A PORT=([floor]=18081 [nginx]=18086 [gateway]=18093)
-for t in floor nginx gateway; do
+declare -A PORT=([floor]=18081 [nginx]=18086 [gateway]=18093 [epoll]=18094)
+targets=(floor nginx gateway)
+if ((EPOLL)); then
+  MONOIO_FORCE_LEGACY_DRIVER=1 PERF_PORT=18094 RUST_LOG=warn taskset -c 1 "$BIN" --config "$CONFIG" & pids+=($!)
+  targets+=(epoll)
+fi
+for t in "${targets[@]}"; do wait_ports "${PORT[$t]}"; done
+for t in "${targets[@]}"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$t]}/mcp" -H 'content-type: application/json' \
     -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2026-07-28' \
     -H 'mcp-method: tools/call' -H 'mcp-name: hello' -H "Authorization: $MCP_AUTH" \
@@ -64,7 +72,7 @@ if ((SPIN)); then
 fi
 
 declare -A P50 P99
-order=(floor nginx gateway)
+order=("${targets[@]}")
 for t in "${order[@]}"; do taskset -c 0 "$EX/openloop" "127.0.0.1:${PORT[$t]}" "$rate" 2 "$OPEN_CONNS" >/dev/null; done
 for round in $(seq "$ROUNDS"); do
   for t in "${order[@]}"; do
@@ -80,7 +88,7 @@ done
 
 echo "== medians over $ROUNDS rounds (us)" | tee -a "$log"
 declare -A M50 M99
-for t in floor nginx gateway; do
+for t in "${targets[@]}"; do
   M50[$t]=$(median <<<"${P50[$t]}")
   M99[$t]=$(median <<<"${P99[$t]}")
   echo "$t p50 ${M50[$t]} p99 ${M99[$t]}" | tee -a "$log"
@@ -90,3 +98,9 @@ awk -v f50="${M50[floor]}" -v f99="${M99[floor]}" -v n50="${M50[nginx]}" -v n99=
   printf "added over the floor: nginx p50 %d p99 %d | gateway p50 %d p99 %d\n", n50-f50, n99-f99, g50-f50, g99-f99
   printf "gateway added / nginx added: p50 %.3f p99 %.3f (target <= 0.8)\n", (g50-f50)/(n50-f50), (g99-f99)/(n99-f99)
 }' | tee -a "$log"
+if ((EPOLL)); then
+  awk -v f50="${M50[floor]}" -v f99="${M99[floor]}" -v n50="${M50[nginx]}" -v n99="${M99[nginx]}" \
+    -v g50="${M50[epoll]}" -v g99="${M99[epoll]}" 'BEGIN {
+    printf "gateway on epoll: added p50 %d p99 %d; / nginx added: p50 %.3f p99 %.3f\n", g50-f50, g99-f99, (g50-f50)/(n50-f50), (g99-f99)/(n99-f99)
+  }' | tee -a "$log"
+fi
