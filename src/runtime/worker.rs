@@ -1,6 +1,7 @@
 //! One worker: a pinned thread running a monoio runtime (io_uring with cooperative task running,
-//! or epoll where io_uring is unavailable or `MONOIO_FORCE_LEGACY_DRIVER=1`), its listeners (its own SO_REUSEPORT sockets,
-//! or duplicates of inherited ones: see `runtime::listen`), and the connections they accept.
+//! or epoll where io_uring is unavailable or `MONOIO_FORCE_LEGACY_DRIVER=1`), its listeners (its
+//! own SO_REUSEPORT sockets, or duplicates of inherited ones: see `runtime::listen`), and the
+//! connections they accept.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
