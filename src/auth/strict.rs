@@ -3,6 +3,7 @@
 //! never disagree about which `alg` or `sub` a token carries), and nesting is bounded.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -130,7 +131,6 @@ impl<'de> Visitor<'de> for HeaderVisitor {
         let mut h = Header::default();
         let mut names = Names::default();
         while let Some(k) = map.next_key_seed(Text)? {
-            names.insert(&k)?;
             let inner = Check(self.0.inner()?);
             match &*k {
                 "alg" => h.alg = Some(map.next_value_seed(MaybeText(inner))?),
@@ -141,37 +141,38 @@ impl<'de> Visitor<'de> for HeaderVisitor {
                 }
                 _ => map.next_value_seed(inner)?,
             }
-            names.keep(k);
+            names.add(k)?;
         }
         Ok(h)
     }
 }
 
-/// Member names of one object seen so far: the first 16 inline, more on the heap.
+/// Member names of one object seen so far: the first 16 inline (a header has a handful), the
+/// rest in a hash set, so a hostile object of thousands of members costs linear time.
 #[derive(Default)]
 struct Names<'de> {
     inline: [Cow<'de, str>; 16],
     len: usize,
-    spill: Vec<Cow<'de, str>>,
+    spill: HashSet<Cow<'de, str>>,
 }
 
 impl<'de> Names<'de> {
-    fn insert<E: de::Error>(&self, k: &str) -> Result<(), E> {
+    /// Records `k`; a name seen before is an error.
+    fn add<E: de::Error>(&mut self, k: Cow<'de, str>) -> Result<(), E> {
         let inline = self.inline.get(..self.len).unwrap_or_default();
-        if inline.iter().chain(&self.spill).any(|seen| seen == k) {
+        if inline.contains(&k) || self.spill.contains(&k) {
             return Err(E::custom(format_args!("duplicate member {k:?}")));
         }
-        Ok(())
-    }
-
-    fn keep(&mut self, k: Cow<'de, str>) {
         match self.inline.get_mut(self.len) {
             Some(slot) => {
                 *slot = k;
                 self.len += 1;
             }
-            None => self.spill.push(k),
+            None => {
+                self.spill.insert(k);
+            }
         }
+        Ok(())
     }
 }
 
@@ -315,9 +316,8 @@ impl<'de> Visitor<'de> for Check {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut names = Names::default();
         while let Some(k) = map.next_key_seed(Text)? {
-            names.insert(&k)?;
             map.next_value_seed(Check(self.0.inner()?))?;
-            names.keep(k);
+            names.add(k)?;
         }
         Ok(())
     }
