@@ -45,11 +45,7 @@ for tool in wrk nginx valgrind python3 curl taskset; do
 done
 for bin in "$BEFORE_BIN" "$AFTER_BIN" "$FLOOR" "$TOKEN_BIN"; do [ -x "$bin" ] || { echo "not executable: $bin"; exit 1; }; done
 . perf/lib.sh
-mkdir -p "$OUT"
-log=$OUT/runs.txt
-: >"$log"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+begin_runs "$OUT"
 
 MCP_AUTH="Bearer $("$TOKEN_BIN" print-token)"
 export MCP_AUTH

@@ -33,11 +33,7 @@ if [ "$A_BIN" = target/release/portcullis ]; then
   cargo build --release --bin portcullis --example floor --example instructions >/dev/null 2>&1
 fi
 . perf/lib.sh
-mkdir -p "$OUT"
-log=$OUT/runs.txt
-: >"$log"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+begin_runs "$OUT"
 MCP_AUTH="Bearer $(target/release/examples/instructions print-token)"
 export MCP_AUTH
 echo "== $(date -u '+%F %T') UTC; A $A_BIN ($A_CONFIG); B $B_BIN ($B_CONFIG); $CONNS connections each" | tee -a "$log"

@@ -3,7 +3,7 @@
 # of perf/wrk/tools_call.lua (with MCP_AUTH when exported) against two gateways already
 # listening, wrk on cpu0; prints each run, the medians over ROUNDS and the ratio second/first
 # (needs DURATION, CONNS, ROUNDS set). nginx_conf and wait_ports (perf/proxy.sh, perf/rest.sh):
-# the nginx baseline and start-up.
+# the nginx baseline and start-up. begin_runs (perf/compare.sh, perf/duel.sh): the run log and cleanup.
 
 # Writes $1/nginx.conf: one nginx worker on 127.0.0.1:18086 relaying everything to the floor on
 # 127.0.0.1:18081 over upstream keep-alive connections (the baseline of PERF.md).
@@ -25,6 +25,16 @@ http {
   }
 }
 CONF
+}
+
+# Creates the run directory $1 and an empty $1/runs.txt, sets `log` to it and `pids` to an empty
+# list of background processes, which are killed when the script exits.
+begin_runs() {
+  mkdir -p "$1"
+  log=$1/runs.txt
+  : >"$log"
+  pids=()
+  trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 }
 
 # Waits (up to 10 s each) until every port given accepts connections on 127.0.0.1.
