@@ -38,8 +38,8 @@ fn three_rules() -> Vec<Rule> {
 }
 
 fn decide(c: &mut Criterion, label: &str, policy: &Policy) {
-    let mut principal = Principal::user(PrincipalKind::Jwt, "alice");
-    principal.scopes = vec!["echo".into(), "sum".into()];
+    let principal =
+        Principal::with_claims(PrincipalKind::Jwt, "alice", &serde_json::json!({"scope": "echo sum"}));
     let mut d = Decoder::default();
     let args = br#"{"text":"Hello, World!"}"#;
     d.with_tape(args, |tape| {
@@ -51,7 +51,7 @@ fn decide(c: &mut Criterion, label: &str, policy: &Policy) {
                 path: b"/mcp",
                 headers: None,
                 auth: Auth {
-                    jwt: Some(Jwt { claims: &principal.claims, scopes: &principal.scopes }),
+                    jwt: Some(Jwt { claims: principal.claims(), scopes: principal.scopes() }),
                     ..Auth::default()
                 },
                 mcp: Mcp {

@@ -148,6 +148,7 @@ pub fn jwt_verify(data: &[u8]) {
     }
     let Some(split) = rest.iter().position(|&b| b == 0) else { return };
     header_differential(&rest[..split]);
+    claims_differential(&rest[split + 1..]);
     let b64 = base64_simd::URL_SAFE_NO_PAD;
     let mut token = b64.encode_to_string(&rest[..split]);
     token.push('.');
@@ -158,10 +159,25 @@ pub fn jwt_verify(data: &[u8]) {
     token.push_str(&b64.encode_to_string(sig.as_ref()));
     if let Ok(v) = crate::auth::jwt::verify(token.as_bytes(), providers, now) {
         // Whatever was signed, a claim header never carries a control character.
-        for (_, value) in &v.principal.headers {
+        for (_, value) in v.principal.headers() {
             assert!(!value.bytes().any(|b| b < 0x20 || b == 0x7f));
         }
         assert!(now < v.deadline);
+    }
+}
+
+/// The claims tape (`claims::Tape`, what a principal keeps) and the strict parser agree on what
+/// they accept, on the value, and on its JSON text.
+fn claims_differential(claims: &[u8]) {
+    let mut tape = crate::auth::claims::Tape::default();
+    match (tape.parse(claims, 16), crate::auth::strict::parse(claims, 16)) {
+        (Ok(()), Ok(v)) => {
+            assert_eq!(tape.root().to_serde(), v, "the tape reads another value");
+            let text = serde_json::to_string(&tape.root()).ok();
+            assert_eq!(text, serde_json::to_string(&v).ok(), "the tape writes another text");
+        }
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("the tape says {a:?}, the strict parser {b:?}"),
     }
 }
 
@@ -208,9 +224,8 @@ pub fn cel_eval(data: &[u8]) {
     let Ok(src) = std::str::from_utf8(&data[..split]) else { return };
     let Ok(program) = cel::compile_with(src, &cel::Options::gateway()) else { return };
     let json = data.get(split + 1..).unwrap_or(b"{}");
-    let claims = serde_json::json!({"sub": "alice", "org": {"id": "acme"}, "groups": ["a", "b"], "n": 3});
-    let claims = claims.as_object().cloned().unwrap_or_default();
-    let scopes: Vec<Box<str>> = vec!["echo".into(), "sum".into()];
+    let claims = serde_json::json!({"sub": "alice", "org": {"id": "acme"}, "groups": ["a", "b"], "n": 3, "scope": "echo sum"});
+    let principal = crate::auth::Principal::with_claims(crate::auth::PrincipalKind::Jwt, "alice", &claims);
     let headers = [(&b"x-tenant"[..], &b"t-1"[..]), (b"X-Mixed", b"v"), (b"x-bin", b"\xff\xfe")];
     let headers = HeaderPairs(&headers);
     DECODER.with(|d| {
@@ -222,7 +237,10 @@ pub fn cel_eval(data: &[u8]) {
                     host: b"gw.example.com",
                     path: b"/mcp",
                     headers: Some(&headers),
-                    auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }), ..Auth::default() },
+                    auth: Auth {
+                        jwt: Some(Jwt { claims: principal.claims(), scopes: principal.scopes() }),
+                        ..Auth::default()
+                    },
                     mcp: Mcp {
                         method: Some("tools/call"),
                         backend: Some("b1"),

@@ -581,11 +581,12 @@ servers:
     let hit = (alloc_count::total() - before) as f64 / N as f64;
     eprintln!("tools/call with an RS256 token: cache miss {miss:.3}, cache hit {hit:.3} allocations/request");
     assert!(hit <= 0.01, "a cache hit allocates {hit} times");
-    // Today's ceiling, so the path does not grow unnoticed: 11 for the claims (a JSON map of
-    // owned keys and strings), 4 for the principal, 5 in ring's RSA verification, 2 for the
-    // cache entry. The segments are decoded on the stack and the header is read without being
-    // built (33 before). Issue 21 asks for one besides the verification.
-    assert!(miss <= 22.5, "a cache miss allocates {miss} times (was 22)");
+    // 5 in ring's RSA verification and 1 for the principal: its record holds the id, the
+    // scopes, the claims as a tape, the claim headers and the token the cache compares (issue
+    // 21: "nothing else allocates more than once"). The segments are decoded on the stack, the
+    // header is read without being built and the claims are parsed into a per-core tape (33
+    // allocations in session 13, 22 in session 14).
+    assert!(miss <= 6.5, "a cache miss allocates {miss} times (was 6)");
     gw.shutdown();
 }
 

@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use portcullis::auth::PrincipalKind;
 use portcullis::mcp::json::Decoder;
 use portcullis::policy::cel::{
     compile_with, Auth, HeaderPairs, Jwt, Mcp, Options, Request, RequestActivation, Value,
@@ -60,7 +61,8 @@ const HEADERS: &[(&str, &str)] = &[
     ("X-Request-Id", "r-42"),
 ];
 
-const SCOPES: &[&str] = &["files:read", "files:write", "admin"];
+/// Sorted, as the gateway keeps a principal's scopes.
+const SCOPES: &[&str] = &["admin", "files:read", "files:write"];
 
 /// Rows where the reference departs from cel-spec (or cel-go), with the reason. The
 /// generator does not produce these constructs.
@@ -537,8 +539,11 @@ fn cel_request(claims: &serde_json::Map<String, serde_json::Value>) -> cel::Valu
 
 /// Runs `f` with both activations built over the fixed data.
 fn with_activations(f: impl FnOnce(&RequestActivation<'_>, &cel::Env, &cel::Context<'_, '_>)) {
-    let claims = claims();
-    let scopes: Vec<Box<str>> = SCOPES.iter().map(|s| Box::from(*s)).collect();
+    // The scopes are granted by the token's `scope` claim, as the gateway reads them.
+    let mut claims = claims();
+    claims.insert("scope".into(), SCOPES.join(" ").into());
+    let principal =
+        portcullis::auth::Principal::with_claims(PrincipalKind::Jwt, "alice", &claims.clone().into());
     let headers = HeaderPairs(HEADERS);
     let env = Arc::new(cel::Env::stdlib());
     let mut ctx = cel::Context::with_env(env.clone());
@@ -557,7 +562,10 @@ fn with_activations(f: impl FnOnce(&RequestActivation<'_>, &cel::Env, &cel::Cont
                     host: b"gw.example",
                     path: b"/mcp",
                     headers: Some(&headers),
-                    auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }), ..Auth::default() },
+                    auth: Auth {
+                        jwt: Some(Jwt { claims: principal.claims(), scopes: principal.scopes() }),
+                        ..Auth::default()
+                    },
                     mcp: Mcp {
                         method: Some("tools/call"),
                         backend: Some("files"),

@@ -2,16 +2,14 @@
 //! which a hit costs a hash, a comparison and an expiry check.
 //!
 //! Set-associative and bounded: `capacity` entries in sets of [`WAYS`], each slot holding the
-//! whole token for a full comparison (a hash match alone never authenticates). Only verified
+//! whole token (in its principal's record) for a full comparison (a hash match alone never authenticates). Only verified
 //! tokens are inserted, so a client cannot fill the cache with garbage; a slot is reused when
 //! empty, expired, or (round-robin in its set) when the set is full. Tokens over
 //! [`MAX_CACHED`] bytes are not cached (Envoy's rule). Each entry remembers the key epoch it
 //! was verified under; a changed key set makes it a miss.
 
-use std::hash::Hasher;
-use std::rc::Rc;
-
 use crate::auth::principal::Principal;
+use std::hash::Hasher;
 
 /// Slots per set.
 pub const WAYS: usize = 4;
@@ -25,15 +23,15 @@ struct Slot {
     deadline: u64,
     epoch: u64,
     provider: u32,
-    token: Box<[u8]>,
-    principal: Rc<Principal>,
+    /// Holds the token it was verified from.
+    principal: Principal,
 }
 
 /// What a hit returns.
 #[derive(Clone, Debug)]
 pub struct Hit {
     /// The principal.
-    pub principal: Rc<Principal>,
+    pub principal: Principal,
     /// The provider that verified it.
     pub provider: usize,
 }
@@ -105,7 +103,7 @@ impl TokenCache {
         let set = &mut self.sets[(hash as usize) & mask];
         for slot in set.iter_mut() {
             let Some(s) = slot else { continue };
-            if s.hash == hash && *s.token == *token {
+            if s.hash == hash && s.principal.token() == token {
                 if now < s.deadline && s.epoch == epoch_of(s.provider as usize) {
                     return Some(Hit { principal: s.principal.clone(), provider: s.provider as usize });
                 }
@@ -116,17 +114,10 @@ impl TokenCache {
         None
     }
 
-    /// Remembers a verified token.
-    pub fn put(
-        &mut self,
-        token: &[u8],
-        principal: Rc<Principal>,
-        provider: usize,
-        epoch: u64,
-        deadline: u64,
-        now: u64,
-    ) {
-        if self.sets.is_empty() || token.len() > MAX_CACHED {
+    /// Remembers the principal of a verified token (the token is in its record).
+    pub fn put(&mut self, principal: Principal, provider: usize, epoch: u64, deadline: u64, now: u64) {
+        let token = principal.token();
+        if self.sets.is_empty() || token.len() > MAX_CACHED || token.is_empty() {
             return;
         }
         let hash = self.hash(token);
@@ -140,8 +131,7 @@ impl TokenCache {
                 *v as usize
             }
         };
-        set[way] =
-            Some(Slot { hash, deadline, epoch, provider: provider as u32, token: token.into(), principal });
+        set[way] = Some(Slot { hash, deadline, epoch, provider: provider as u32, principal });
     }
 
     /// Number of live entries (tests and metrics).
@@ -160,18 +150,20 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn p(sub: &str) -> Rc<Principal> {
-        Rc::new(Principal::user(crate::auth::principal::PrincipalKind::Jwt, sub))
+    /// The principal of `token`, whose subject is `sub`.
+    fn p(token: &[u8], sub: &str) -> Principal {
+        let kind = crate::auth::principal::PrincipalKind::Jwt;
+        Principal::build(kind, &["jwt iss ", sub], true, None, std::iter::empty(), token)
     }
 
     #[test]
     fn hit_needs_the_whole_token_live_deadline_and_epoch() {
         let mut c = TokenCache::new(16, 7);
-        c.put(b"tok-a", p("a"), 0, 3, 100, 10);
-        assert_eq!(&*c.get(b"tok-a", 50, |_| 3).unwrap().principal.subject, "a");
+        c.put(p(b"tok-a", "a"), 0, 3, 100, 10);
+        assert_eq!(c.get(b"tok-a", 50, |_| 3).unwrap().principal.subject(), "a");
         assert!(c.get(b"tok-b", 50, |_| 3).is_none());
         assert!(c.get(b"tok-a", 50, |_| 4).is_none(), "a new key epoch is a miss");
-        c.put(b"tok-a", p("a"), 0, 3, 100, 10);
+        c.put(p(b"tok-a", "a"), 0, 3, 100, 10);
         assert!(c.get(b"tok-a", 100, |_| 3).is_none(), "at the deadline the token is refused");
     }
 
@@ -179,7 +171,7 @@ mod tests {
     fn bounded_whatever_is_inserted() {
         let mut c = TokenCache::new(8, 1);
         for i in 0..1000 {
-            c.put(format!("t{i}").as_bytes(), p("x"), 0, 0, 1_000, 0);
+            c.put(p(format!("t{i}").as_bytes(), "x"), 0, 0, 1_000, 0);
         }
         assert!(c.len() <= 8);
         assert!(c.get(b"t999", 1, |_| 0).is_some(), "the newest entry is kept");
@@ -189,10 +181,10 @@ mod tests {
     fn large_tokens_are_not_cached_and_zero_disables() {
         let mut c = TokenCache::new(8, 1);
         let big = vec![b'a'; MAX_CACHED + 1];
-        c.put(&big, p("x"), 0, 0, 100, 0);
+        c.put(p(&big, "x"), 0, 0, 100, 0);
         assert!(c.is_empty());
         let mut off = TokenCache::new(0, 1);
-        off.put(b"t", p("x"), 0, 0, 100, 0);
+        off.put(p(b"t", "x"), 0, 0, 100, 0);
         assert!(off.get(b"t", 1, |_| 0).is_none());
     }
 }

@@ -36,13 +36,11 @@ impl PrincipalKey {
 
     /// The principal's key, if it has one (never for anonymous callers).
     pub fn of<'p>(&self, p: &'p Principal) -> Option<&'p str> {
-        let subject = Some(&*p.subject).filter(|s| !s.is_empty());
+        let subject = Some(p.subject()).filter(|s| !s.is_empty());
         match self {
             PrincipalKey::Sub if p.kind == super::PrincipalKind::Jwt => subject.filter(|_| p.subject_is_sub),
             PrincipalKey::Sub | PrincipalKey::Subject => subject,
-            PrincipalKey::Claim(path) => {
-                super::jwt::claim_at(&p.claims, path)?.as_str().filter(|s| !s.is_empty())
-            }
+            PrincipalKey::Claim(path) => p.claims().at_path(path)?.as_str().filter(|s| !s.is_empty()),
         }
     }
 }
@@ -166,9 +164,8 @@ mod tests {
     use crate::auth::PrincipalKind;
 
     fn jwt(sub: &str, is_sub: bool, claims: serde_json::Value) -> Principal {
-        let mut p = Principal::user(PrincipalKind::Jwt, sub);
+        let mut p = Principal::with_claims(PrincipalKind::Jwt, sub, &claims);
         p.subject_is_sub = is_sub;
-        p.claims = claims.as_object().unwrap().clone();
         p
     }
 

@@ -9,10 +9,10 @@
 //! -> signature -> `exp`/`nbf`/`iat` with clock skew -> `aud`.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
+use crate::auth::claims::{Claim, Json, Tape};
 use crate::auth::jwk::Alg;
 use crate::auth::jwks::KeySource;
 use crate::auth::principal::{Principal, PrincipalKind};
@@ -137,15 +137,21 @@ fn segment<'b>(s: &[u8], stack: &'b mut [u8]) -> Result<Cow<'b, [u8]>, Reject> {
     }
 }
 
-fn object(bytes: &[u8]) -> Result<Map<String, Value>, Reject> {
-    match strict::parse(bytes, MAX_DEPTH) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(Reject::Json),
-    }
+thread_local! {
+    /// Where each core parses the claims of the tokens it verifies (reused: warm, it does not
+    /// allocate).
+    static TAPE: RefCell<Tape> = RefCell::default();
 }
 
 /// Verifies `token` against `providers` at unix time `now`.
 pub fn verify(token: &[u8], providers: &[Provider], now: u64) -> Result<Verified, Reject> {
+    TAPE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut tape) => verify_with(&mut tape, token, providers, now),
+        Err(_) => verify_with(&mut Tape::default(), token, providers, now),
+    })
+}
+
+fn verify_with(tape: &mut Tape, token: &[u8], providers: &[Provider], now: u64) -> Result<Verified, Reject> {
     if token.len() > MAX_TOKEN {
         return Err(Reject::TooLarge);
     }
@@ -188,10 +194,14 @@ pub fn verify(token: &[u8], providers: &[Provider], now: u64) -> Result<Verified
         Some(Err(())) => return Err(Reject::Json),
     };
 
-    let claims = object(&segment(p64, &mut body)?)?;
-    let (index, provider) = match claims.get("iss") {
-        Some(Value::String(iss)) => {
-            providers.iter().enumerate().find(|(_, p)| *p.issuer == **iss).ok_or(Reject::Issuer)?
+    tape.parse(&segment(p64, &mut body)?, MAX_DEPTH).map_err(|_| Reject::Json)?;
+    let claims = match tape.root().json() {
+        Json::Object(claims) => claims,
+        _ => return Err(Reject::Json),
+    };
+    let (index, provider) = match claims.get("iss").map(Claim::json) {
+        Some(Json::Str(iss)) => {
+            providers.iter().enumerate().find(|(_, p)| *p.issuer == *iss).ok_or(Reject::Issuer)?
         }
         _ => return Err(Reject::Issuer),
     };
@@ -221,16 +231,11 @@ pub fn verify(token: &[u8], providers: &[Provider], now: u64) -> Result<Verified
 
     let skew = provider.skew;
     let time = |name: &str| -> Result<Option<u64>, Reject> {
-        match claims.get(name) {
+        match claims.get(name).map(Claim::json) {
             None => Ok(None),
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(t) => Ok(Some(t)),
-                // NumericDate may carry a fraction; negative or absurd values are malformed.
-                None => match n.as_f64() {
-                    Some(f) if (0.0..1e15).contains(&f) => Ok(Some(f as u64)),
-                    _ => Err(Reject::BadTime),
-                },
-            },
+            Some(Json::Uint(t)) => Ok(Some(t)),
+            // NumericDate may carry a fraction; negative or absurd values are malformed.
+            Some(Json::Double(f)) if (0.0..1e15).contains(&f) => Ok(Some(f as u64)),
             Some(_) => Err(Reject::BadTime),
         }
     };
@@ -252,10 +257,10 @@ pub fn verify(token: &[u8], providers: &[Provider], now: u64) -> Result<Verified
     if time("iat")?.is_some_and(|iat| iat > now.saturating_add(skew)) {
         return Err(Reject::NotYetValid);
     }
-    let audience_ok = match claims.get("aud") {
-        Some(Value::String(a)) => provider.audiences.iter().any(|x| **x == **a),
-        Some(Value::Array(list)) => {
-            list.iter().any(|a| a.as_str().is_some_and(|a| provider.audiences.iter().any(|x| &**x == a)))
+    let audience_ok = match claims.get("aud").map(Claim::json) {
+        Some(Json::Str(a)) => provider.audiences.iter().any(|x| **x == *a),
+        Some(Json::Array(list)) => {
+            list.items().any(|a| a.as_str().is_some_and(|a| provider.audiences.iter().any(|x| &**x == a)))
         }
         _ => false,
     };
@@ -264,93 +269,22 @@ pub fn verify(token: &[u8], providers: &[Provider], now: u64) -> Result<Verified
     }
     // RFC 7519 4.1.2: `sub` is a string. Another type is refused rather than skipped, so a
     // token cannot steer the subject to `client_id` or `azp` by making `sub` a number.
-    if claims.get("sub").is_some_and(|s| !s.is_string()) {
+    if claims.get("sub").is_some_and(|s| s.as_str().is_none()) {
         return Err(Reject::Subject);
     }
-
-    let principal = principal(provider, claims);
-    // A token that names nobody would share its principal (sessions, gateway-owned backend
-    // sessions, `request.auth.subject`) with every other such token.
-    if principal.subject.is_empty() {
-        return Err(Reject::Subject);
-    }
-    Ok(Verified { principal, provider: index, epoch, deadline })
-}
-
-/// Builds the principal of verified `claims`.
-fn principal(provider: &Provider, claims: Map<String, Value>) -> Principal {
-    // The subject: `sub`, else the client of a client-credentials token.
+    // The subject: `sub`, else the client of a client-credentials token. A token that names
+    // nobody would share its principal (sessions, gateway-owned backend sessions,
+    // `request.auth.subject`) with every other such token.
     let subject = ["sub", "client_id", "azp"]
         .iter()
-        .find_map(|m| claims.get(*m).and_then(Value::as_str))
-        .unwrap_or("")
-        .to_string();
-    let subject_is_sub = claims.get("sub").and_then(Value::as_str).is_some();
-    let mut scopes: Vec<Box<str>> = Vec::new();
-    match claims.get("scope") {
-        Some(Value::String(s)) => scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(Box::from)),
-        Some(Value::Array(a)) => scopes.extend(a.iter().filter_map(Value::as_str).map(Box::from)),
-        _ => {}
-    }
-    match claims.get("scp") {
-        Some(Value::String(s)) => scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(Box::from)),
-        Some(Value::Array(a)) => scopes.extend(a.iter().filter_map(Value::as_str).map(Box::from)),
-        _ => {}
-    }
-    scopes.sort_unstable();
-    scopes.dedup();
-    let mut headers = Vec::new();
-    for (path, header) in &provider.claim_to_headers {
-        if let Some(value) = claim_at(&claims, path).and_then(header_value) {
-            headers.push((header.clone(), value.into_boxed_str()));
-        }
-    }
+        .find_map(|m| claims.get(m).and_then(Claim::as_str))
+        .filter(|s| !s.is_empty())
+        .ok_or(Reject::Subject)?;
+    let subject_is_sub = claims.get("sub").is_some();
     // The session binding key: issuer and subject together name one identity.
-    // Written at its exact size: one allocation, kept as is by the `Box<str>`.
-    let mut id = String::with_capacity(5 + provider.issuer.len() + subject.len());
-    for part in ["jwt ", &provider.issuer, " ", &subject] {
-        id.push_str(part);
-    }
-    Principal {
-        kind: PrincipalKind::Jwt,
-        id: id.into(),
-        subject: subject.into(),
-        subject_is_sub,
-        scopes,
-        claims,
-        headers,
-    }
-}
-
-/// The claim at a dotted path (`org.id`): each part names a member of the object before it. A
-/// top-level member whose name itself is `org.id` is not found (a token cannot stand in for a
-/// nested claim with a flat one). A path that is a URL (`https://corp.example/roles`: the
-/// namespaced claims OpenID Connect providers issue) names one top-level claim, dots and all.
-pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    if path.contains("://") {
-        return claims.get(path);
-    }
-    let mut parts = path.split('.');
-    let mut cur = claims.get(parts.next()?)?;
-    for p in parts {
-        cur = cur.as_object()?.get(p)?;
-    }
-    Some(cur)
-}
-
-/// A claim as a header value: strings as they are, numbers and booleans as JSON, string arrays
-/// joined with commas. Anything with a control character is not sent (no header injection,
-/// whatever the issuer signed).
-fn header_value(v: &Value) -> Option<String> {
-    let s = match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Array(a) => {
-            let items: Option<Vec<&str>> = a.iter().map(Value::as_str).collect();
-            items?.join(",")
-        }
-        _ => return None,
-    };
-    (!s.is_empty() && s.len() <= 4096 && !s.bytes().any(|b| b < 0x20 || b == 0x7f)).then_some(s)
+    let id = ["jwt ", &provider.issuer, " ", subject];
+    let headers =
+        provider.claim_to_headers.iter().filter_map(|(path, h)| claims.at_path(path).map(|c| (&**h, c)));
+    let principal = Principal::build(PrincipalKind::Jwt, &id, subject_is_sub, Some(tape), headers, token);
+    Ok(Verified { principal, provider: index, epoch, deadline })
 }

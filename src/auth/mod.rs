@@ -12,6 +12,7 @@
 //! static text and never echo what the client sent.
 
 pub mod cache;
+pub mod claims;
 pub mod credentials;
 pub mod failure;
 pub mod jwk;
@@ -28,7 +29,6 @@ pub use failure::Failure;
 pub use principal::{Principal, PrincipalKind};
 
 use std::net::IpAddr;
-use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
@@ -250,8 +250,8 @@ impl Authenticator {
         peer: IpAddr,
         now: u64,
         cache: &mut cache::TokenCache,
-        anonymous: &Rc<Principal>,
-    ) -> Result<Rc<Principal>, Failure> {
+        anonymous: &Principal,
+    ) -> Result<Principal, Failure> {
         match &self.mode {
             Mode::None => Ok(anonymous.clone()),
             Mode::Jwt { providers, .. } => {
@@ -266,9 +266,8 @@ impl Authenticator {
                     return Ok(hit.principal);
                 }
                 let v = jwt::verify(token, providers, now).map_err(Failure::Token)?;
-                let principal = Rc::new(v.principal);
-                cache.put(token, principal.clone(), v.provider, v.epoch, v.deadline, now);
-                Ok(principal)
+                cache.put(v.principal.clone(), v.provider, v.epoch, v.deadline, now);
+                Ok(v.principal)
             }
             Mode::ApiKey { location, name, keys } => {
                 let presented = match location {
@@ -277,7 +276,7 @@ impl Authenticator {
                 };
                 let Some(presented) = presented else { return Err(Failure::Missing) };
                 match keys.key_id(&presented) {
-                    Some(id) => Ok(Rc::new(Principal::user(PrincipalKind::ApiKey, id))),
+                    Some(id) => Ok(Principal::user(PrincipalKind::ApiKey, id)),
                     None => Err(Failure::Credential("The API key is not valid")),
                 }
             }
@@ -290,7 +289,7 @@ impl Authenticator {
                 let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
                 if users.check_password(user, password) {
                     let user = std::str::from_utf8(user).map_err(|_| invalid)?;
-                    Ok(Rc::new(Principal::user(PrincipalKind::Basic, user)))
+                    Ok(Principal::user(PrincipalKind::Basic, user))
                 } else {
                     Err(invalid)
                 }
@@ -309,7 +308,7 @@ impl Authenticator {
                             .ok()
                             .filter(|u| u.len() <= 256 && !u.bytes().any(|b| b < 0x20 || b == 0x7f))
                             .ok_or(Failure::Credential("The identity header is not a valid user name"))?;
-                        Ok(Rc::new(Principal::user(PrincipalKind::Proxy, u)))
+                        Ok(Principal::user(PrincipalKind::Proxy, u))
                     }
                     None if *require_user => Err(Failure::Missing),
                     None => Ok(anonymous.clone()),

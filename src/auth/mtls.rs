@@ -4,7 +4,6 @@
 //! endpoint's CA (so one endpoint's clients cannot use another's), once per connection, and
 //! names the principal from the subject or a subject alternative name.
 
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -61,7 +60,7 @@ pub struct ClientCert {
     pub chain: Vec<CertificateDer<'static>>,
     /// (id of the [`Mtls`] that judged it, the verdict): later requests on the connection to
     /// the same endpoint skip the signature checks.
-    verdict: Option<(u64, Result<Rc<Principal>, Failure>)>,
+    verdict: Option<(u64, Result<Principal, Failure>)>,
 }
 
 impl ClientCert {
@@ -106,7 +105,7 @@ impl Mtls {
     }
 
     /// Authentication (phase 3) of a request on a connection with (`Some`) or without a client certificate.
-    pub fn authenticate(&self, cert: Option<&mut ClientCert>) -> Result<Rc<Principal>, Failure> {
+    pub fn authenticate(&self, cert: Option<&mut ClientCert>) -> Result<Principal, Failure> {
         let Some(cert) = cert else { return Err(Failure::Missing) };
         if let Some((id, verdict)) = &cert.verdict {
             if *id == self.id {
@@ -118,7 +117,7 @@ impl Mtls {
         verdict
     }
 
-    fn judge(&self, chain: &[CertificateDer<'static>]) -> Result<Rc<Principal>, Failure> {
+    fn judge(&self, chain: &[CertificateDer<'static>]) -> Result<Principal, Failure> {
         let (end_entity, intermediates) = chain.split_first().ok_or(Failure::Missing)?;
         self.verifier.verify_client_cert(end_entity, intermediates, UnixTime::now()).map_err(|_| {
             Failure::Certificate("The client certificate is not issued by this endpoint's CA")
@@ -134,12 +133,11 @@ impl Mtls {
         }
         .filter(|n| n.len() <= 1024 && !n.bytes().any(|b| b < 0x20 || b == 0x7f))
         .ok_or(Failure::Certificate(self.name.refusal()))?;
-        let mut p = Principal::user(PrincipalKind::Mtls, &name);
         // What the certificate says, for `claims` rules and CEL (`request.auth.jwt.claims` is
         // JWT-only; rules' `claims` match any principal's).
         let list = |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
         let mut claims = Map::new();
-        claims.insert("sub".into(), Value::String(name));
+        claims.insert("sub".into(), Value::String(name.clone()));
         claims.insert("subject".into(), Value::String(id.subject.clone()));
         if let Some(cn) = &id.common_name {
             claims.insert("cn".into(), Value::String(cn.clone()));
@@ -147,7 +145,6 @@ impl Mtls {
         claims.insert("dns".into(), list(&id.dns));
         claims.insert("uri".into(), list(&id.uris));
         claims.insert("email".into(), list(&id.emails));
-        p.claims = claims;
-        Ok(Rc::new(p))
+        Ok(Principal::with_claims(PrincipalKind::Mtls, &name, &Value::Object(claims)))
     }
 }

@@ -163,7 +163,7 @@ pub(crate) fn write(out: &mut Vec<u8>, l: &Line<'_>, now: std::time::SystemTime)
     quoted(out, l.request_id);
     out.extend_from_slice(b",\"principal\":");
     match l.principal {
-        Some(p) => json::write_str(out, &p.subject),
+        Some(p) => json::write_str(out, p.subject()),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"mode\":");

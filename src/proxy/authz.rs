@@ -100,7 +100,7 @@ pub fn with_activation<R>(
     // A client certificate's claims (`cn`, `subject`, `dns`...) are read as a token's are
     // (docs/config.md, CEL conditions).
     let jwt = matches!(principal.kind, PrincipalKind::Jwt | PrincipalKind::Mtls)
-        .then(|| Jwt { claims: &principal.claims, scopes: &principal.scopes });
+        .then(|| Jwt { claims: principal.claims(), scopes: principal.scopes() });
     let mode = match principal.kind {
         PrincipalKind::Anonymous => None,
         PrincipalKind::Jwt => Some("jwt"),
@@ -116,11 +116,7 @@ pub fn with_activation<R>(
             host: head.host.of(buf),
             path: head.path.of(buf),
             headers: Some(&headers),
-            auth: Auth {
-                jwt,
-                subject: Some(&principal.subject).filter(|s| !s.is_empty()).map(|s| &**s),
-                mode,
-            },
+            auth: Auth { jwt, subject: Some(principal.subject()).filter(|s| !s.is_empty()), mode },
             mcp,
         },
     };

@@ -223,7 +223,7 @@ pub struct Core {
     /// Buffers for audit lines, reused.
     pub audit: crate::runtime::logging::Lines,
     /// The anonymous principal, shared.
-    pub anonymous: Rc<crate::auth::Principal>,
+    pub anonymous: crate::auth::Principal,
     /// Exchanges waiting for a client's input (the MRTR bridge).
     pub pending: RefCell<crate::proxy::backends::pending::Pendings>,
     /// Connection buffers idle connections gave back.
@@ -258,7 +258,7 @@ impl Core {
             spans: crate::runtime::otlp::Held::default(),
             lines: Default::default(),
             audit: crate::runtime::logging::Lines::to(crate::runtime::audit::ship),
-            anonymous: Rc::new(crate::auth::Principal::anonymous()),
+            anonymous: crate::auth::Principal::anonymous(),
             session_scratch: RefCell::new(Vec::with_capacity(256)),
             upstream: RefCell::new(crate::upstream::pool::Pool::default()),
             sessions: RefCell::new(SessionCache::default()),

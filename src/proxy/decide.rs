@@ -414,7 +414,7 @@ fn decided(
         target: "authz",
         "server={} subject={:?} target={backend}/{target} decision={decision:?}",
         server.name,
-        w.principal.subject
+        w.principal.subject()
     );
     match decision {
         Decision::Allow { .. } => Ok(()),
@@ -477,19 +477,21 @@ fn spend(w: &Writer<'_, '_>, env: &Envelope<'_, '_>) -> Result<(), Refusal> {
         // Callers without the key's value share one bucket (the limit still holds for them).
         let (mut ip, owned);
         let key: &[u8] = match &limit.key {
-            KeyFrom::Sub if principal.subject_is_sub => principal.subject.as_bytes(),
+            KeyFrom::Sub if principal.subject_is_sub => principal.subject().as_bytes(),
             KeyFrom::Sub => b"",
-            KeyFrom::Subject => principal.subject.as_bytes(),
+            KeyFrom::Subject => principal.subject().as_bytes(),
             KeyFrom::ApiKey if principal.kind == crate::auth::PrincipalKind::ApiKey => {
-                principal.subject.as_bytes()
+                principal.subject().as_bytes()
             }
             KeyFrom::ApiKey => b"",
-            KeyFrom::Claim(path) => match crate::auth::jwt::claim_at(&principal.claims, path) {
-                Some(serde_json::Value::String(s)) => s.as_bytes(),
-                Some(v) => {
-                    owned = v.to_string();
-                    owned.as_bytes()
-                }
+            KeyFrom::Claim(path) => match principal.claims().at_path(path) {
+                Some(c) => match c.as_str() {
+                    Some(s) => s.as_bytes(),
+                    None => {
+                        owned = serde_json::to_string(&c).unwrap_or_default();
+                        owned.as_bytes()
+                    }
+                },
                 None => b"",
             },
             KeyFrom::Peer => match w.cx.peer {

@@ -290,7 +290,6 @@ pub(crate) fn rest_call(
     let incoming = Incoming {
         credential,
         authorization: if rt.pass_authorization { head.header(buf, "authorization") } else { None },
-        claim_headers: &w.principal.headers,
         trace: trace.headers(),
         client: client_of(w),
         principal: Some(w.principal),
@@ -381,7 +380,7 @@ pub(crate) fn answer_to_backend(
 pub(crate) fn answer_to_call(w: &Writer<'_, '_>, msg: &serde_json::Value) -> Option<aggregate::Plan> {
     let (worker, slot, key) = aggregate::reverse::asked(msg.get("id")?.as_str()?)?;
     let result = msg.get("result").filter(|r| r.is_object()).and_then(|r| serde_json::to_vec(r).ok());
-    let principal = w.principal.id.clone();
+    let principal = w.principal.id().into();
     let answer = aggregate::pending::Answered { slot, key, principal, result };
     Some(aggregate::Plan::Deliver { worker, answer })
 }
@@ -447,7 +446,7 @@ pub(crate) fn routed(
             let id = env.params.and_then(|p| json::get(p, "taskId")).and_then(json::as_str).unwrap_or("");
             let unknown =
                 || Error::client(Kind::InvalidParams, format!("Unknown task: {}", local::truncate(id)));
-            (id, crate::proxy::tasks::untag(w.cx.snap, server, &w.principal.id, id).ok_or_else(unknown))
+            (id, crate::proxy::tasks::untag(w.cx.snap, server, w.principal.id(), id).ok_or_else(unknown))
         }
         // Completion names what it completes in params.ref: a prompt by name or a resource
         // (template) by URI, routed like prompts/get and resources/read.
@@ -498,7 +497,7 @@ pub(crate) fn routed(
             };
             let sealed = json::as_str(v).ok_or_else(invalid)?;
             let b = &server.backends[backend].name;
-            let (snap, who) = (w.cx.snap, &*w.principal.id);
+            let (snap, who) = (w.cx.snap, w.principal.id());
             match crate::proxy::mrtr::open(snap, server, who, b, sealed) {
                 Some(own) => Some((sealed, own)),
                 // The state of an exchange the bridge holds: its answers go to it.

@@ -183,7 +183,7 @@ pub(crate) fn batch(w: &mut Writer<'_, '_>, tape: &[Node<'_>], header_version: O
             return w.error(&err, &ErrorReply::default(), class);
         }
         Some(Err(err)) => return w.error(&err, &ErrorReply::default(), class),
-        Some(Ok(c)) if *c.principal != *principal.id => {
+        Some(Ok(c)) if *c.principal != *principal.id() => {
             let err = Error::client(Kind::SessionNotFound, "Session not found");
             return w.error(&err, &ErrorReply::default(), class);
         }

@@ -9,7 +9,6 @@
 
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::auth::Principal;
@@ -61,7 +60,7 @@ pub fn in_body(body: &[u8], span: Option<BodySpan>) -> &[u8] {
 #[derive(Default)]
 pub struct Facts<'s> {
     /// Who called, once authenticated.
-    pub principal: Option<Rc<Principal>>,
+    pub principal: Option<Principal>,
     /// What authentication did (cache hit or miss, failure reason).
     pub auth: AuthEvent,
     /// The backend the request went to (`*` for a fan-out; the server's name for its REST tools).

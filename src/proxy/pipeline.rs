@@ -210,7 +210,7 @@ fn record(
         method: if rpc.is_empty() { outcome.method.as_str().as_bytes() } else { rpc },
         tool: observe::in_body(body, facts.tool.get()),
         backend: facts.backend.unwrap_or("-"),
-        subject: facts.principal.as_deref().map_or("", |p| &p.subject),
+        subject: facts.principal.as_ref().map_or("", |p| p.subject()),
         decision,
         rule,
         status: outcome.status,
@@ -291,8 +291,8 @@ fn server_span(
                 (Some(i), None) => w.decimal("portcullis.rule", i as i64),
             }
         }
-        if let Some(p) = facts.principal.as_deref().filter(|p| !p.subject.is_empty()) {
-            w.str("enduser.id", &p.subject);
+        if let Some(p) = facts.principal.as_ref().filter(|p| !p.subject().is_empty()) {
+            w.str("enduser.id", p.subject());
         }
         if let Some(code) = code {
             w.decimal("rpc.response.status_code", code);
@@ -377,7 +377,7 @@ async fn exchange<'s>(
                 facts.backend = Some("*");
                 let trace = Trace::of(&conn.head, &conn.buf, &conn.request_id);
                 let bearer = crate::proxy::backends::exchange::bearer(&conn.head, &conn.buf);
-                let who = (&*principal, bearer);
+                let who = (&principal, bearer);
                 Box::pin(aggregate::end_sessions(core, snap, server, &claims, who, trace, tally)).await;
             }
             return outcome;
@@ -484,7 +484,7 @@ fn authenticate(
     server: &Server,
     conn: &mut Conn,
     facts: &mut Facts<'_>,
-) -> Result<Rc<Principal>, Failure> {
+) -> Result<Principal, Failure> {
     let auth = &server.auth;
     if auth.anonymous() {
         return Ok(core.anonymous.clone());
@@ -643,7 +643,7 @@ fn audit_line(
     let backend = facts.tool_labels.get().map(|(b, _)| b).or(facts.backend);
     let line = Line {
         request_id: &conn.request_id,
-        principal: facts.principal.as_deref(),
+        principal: facts.principal.as_ref(),
         server: routed.map_or("-", |s| &*s.name),
         backend,
         method,

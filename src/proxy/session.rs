@@ -47,7 +47,7 @@ pub(crate) fn legacy_checks(
             let plan = aggregate::Plan::Initialize {
                 id: raw_id(w.cx.core, env),
                 version: version.as_str(),
-                principal: principal.id.to_string(),
+                principal: principal.id().to_string(),
                 capabilities,
             };
             return Err(Step::Backends(plan, class));
@@ -62,7 +62,7 @@ pub(crate) fn legacy_checks(
         Ok(c) => c,
         Err(err) => return Err(w.error(&err, &reply, class).into()),
     };
-    if *claims.principal != *principal.id {
+    if *claims.principal != *principal.id() {
         let err = Error::client(Kind::SessionNotFound, "Session not found");
         return Err(w.error(&err, &reply, class).into());
     }
@@ -78,7 +78,7 @@ pub(crate) fn initialize(
 ) -> Outcome {
     let (core, snap, principal) = (w.cx.core, w.cx.snap, w.principal);
     let at = (&*w.cx.server.name, now_unix());
-    let sealed = snap.sessions.seal_new(version, &principal.id, Vec::new(), at, &core.rng);
+    let sealed = snap.sessions.seal_new(version, principal.id(), Vec::new(), at, &core.rng);
     let Some(session_id) = sealed else {
         let err = Error::internal("could not create a session");
         let reply = ErrorReply { id: env.id.as_ref(), ..ErrorReply::default() };
@@ -143,7 +143,7 @@ pub(crate) fn session_of(
         return Err(reject(conn, cx, &err));
     };
     match open_session(core, snap, cx.server, sid, now_unix()) {
-        Ok(claims) if *claims.principal != *principal.id => {
+        Ok(claims) if *claims.principal != *principal.id() => {
             Err(reject(conn, cx, &Error::client(Kind::SessionNotFound, "Session not found")))
         }
         Ok(claims) => Ok(claims),

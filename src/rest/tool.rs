@@ -130,14 +130,12 @@ pub struct Incoming<'a> {
     pub credential: Option<&'a [u8]>,
     /// The client's `Authorization` header (for `passthroughAuthHeader`).
     pub authorization: Option<&'a [u8]>,
-    /// `claimToHeaders` values from the verified token.
-    pub claim_headers: &'a [(Box<str>, Box<str>)],
     /// Headers the gateway adds to every backend request (request id, trace context): (lower-case
     /// name, value). A header the tool's `requestTemplate.headers` sets itself wins.
     pub trace: &'a [(&'a [u8], &'a [u8])],
     /// Who is calling (`getRealIP`).
     pub client: crate::rest::template::Client<'a>,
-    /// The caller: picks a per-principal credential.
+    /// The caller: picks a per-principal credential; its `claimToHeaders` values are sent.
     pub principal: Option<&'a crate::auth::Principal>,
 }
 
@@ -355,7 +353,7 @@ pub fn build(
             }
         }
     }
-    for (name, value) in incoming.claim_headers {
+    for (name, value) in incoming.principal.into_iter().flat_map(crate::auth::Principal::headers) {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());

@@ -82,9 +82,9 @@ pub struct Auth<'a> {
 #[derive(Clone, Copy)]
 pub struct Jwt<'a> {
     /// `request.auth.jwt.claims`: the verified claims.
-    pub claims: &'a serde_json::Map<String, serde_json::Value>,
+    pub claims: crate::auth::claims::Claim<'a>,
     /// `request.auth.jwt.scopes`: granted scopes (from `scope` or `scp`).
-    pub scopes: &'a [Box<str>],
+    pub scopes: crate::auth::principal::Scopes<'a>,
 }
 
 /// `request.mcp`: the JSON-RPC message. Absent fields are absent keys (`has()` is false).
@@ -231,8 +231,8 @@ impl MapView for Jwt<'_> {
     }
     fn get(&self, key: &str) -> Option<Value<'_>> {
         match key {
-            "claims" => Some(Value::Map(Map::serde(self.claims))),
-            "scopes" => Some(Value::List(List::strs(self.scopes))),
+            "claims" => Some(Value::Map(Map::claims(self.claims))),
+            "scopes" => Some(Value::List(List::scopes(self.scopes))),
             _ => None,
         }
     }

@@ -720,8 +720,9 @@ fn claims() -> serde_json::Map<String, serde_json::Value> {
 
 #[test]
 fn request_activation() {
-    let claims = claims();
-    let scopes: Vec<Box<str>> = vec!["read".into(), "write".into()];
+    let mut claims = claims();
+    claims.insert("scope".into(), "write read".into());
+    let p = crate::auth::Principal::with_claims(crate::auth::PrincipalKind::Jwt, "alice", &claims.into());
     let headers: &[(&str, &[u8])] = &[
         ("Content-Type", b"application/json"),
         ("X-Team", b"blue"),
@@ -740,7 +741,10 @@ fn request_activation() {
                     host: b"gw.example",
                     path: b"/mcp",
                     headers: Some(&headers),
-                    auth: Auth { jwt: Some(Jwt { claims: &claims, scopes: &scopes }), ..Auth::default() },
+                    auth: Auth {
+                        jwt: Some(Jwt { claims: p.claims(), scopes: p.scopes() }),
+                        ..Auth::default()
+                    },
                     mcp: Mcp {
                         method: Some(env.method),
                         backend: Some("gh"),
@@ -835,9 +839,13 @@ fn matches_requires_a_bool() {
 #[test]
 fn serde_and_list_views() {
     let v = serde_json::json!({"a": [1, 2.5, "x", null, {"b": true}], "u": 18446744073709551615u64});
-    let scopes: Vec<Box<str>> = vec!["s1".into()];
+    let p = crate::auth::Principal::with_claims(
+        crate::auth::PrincipalKind::Jwt,
+        "a",
+        &serde_json::json!({"scp": ["s1"]}),
+    );
     let binds: &[(&str, Value<'_>)] =
-        &[("j", Value::from_serde(&v)), ("s", Value::List(List::strs(&scopes)))];
+        &[("j", Value::from_serde(&v)), ("s", Value::List(List::scopes(p.scopes())))];
     let act = &Bindings(binds);
     for (src, want) in [
         ("j.a[0] == 1 && j.a[1] == 2.5 && j.a[2] == 'x' && j.a[3] == null", "true"),

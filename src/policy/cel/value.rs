@@ -17,6 +17,8 @@ use simd_json::{Node, StaticNode};
 
 use super::common::ErrorKind;
 use super::parse::Lit;
+use crate::auth::claims::{Claim, Items, Json, Members};
+use crate::auth::principal::Scopes;
 use crate::mcp::json;
 
 /// A CEL value. Strings, lists and maps may borrow from the program or the request.
@@ -88,7 +90,9 @@ enum ListRepr<'a> {
     /// A tape slice whose first node is an array.
     Tape(&'a [Node<'a>]),
     Serde(&'a [serde_json::Value]),
-    Strs(&'a [Box<str>]),
+    Scopes(Scopes<'a>),
+    /// A claims tape node that is an array.
+    Claims(Claim<'a>),
     Lits(&'a [Lit]),
     Owned(Rc<Vec<Value<'a>>>),
 }
@@ -103,6 +107,8 @@ enum MapRepr<'a> {
     Tape(&'a [Node<'a>]),
     Serde(&'a serde_json::Map<String, serde_json::Value>),
     View(&'a dyn MapView),
+    /// A claims tape node that is an object (no duplicate names: refused when parsed).
+    Claims(Claim<'a>),
     /// Built by a map literal; keys are distinct.
     Owned(Rc<Vec<(Value<'a>, Value<'a>)>>),
 }
@@ -127,6 +133,23 @@ impl<'a> Value<'a> {
             Some(Node::String(s)) => Value::str(s),
             Some(Node::Array { .. }) => Value::List(List(ListRepr::Tape(v))),
             Some(Node::Object { .. }) => Value::Map(Map(MapRepr::Tape(v))),
+        }
+    }
+
+    /// A claim of a verified token, read in place.
+    pub fn from_claim(c: Claim<'a>) -> Self {
+        match c.json() {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(b),
+            Json::Int(i) => Value::Int(i),
+            Json::Uint(u) => match i64::try_from(u) {
+                Ok(i) => Value::Int(i),
+                Err(_) => Value::Uint(u),
+            },
+            Json::Double(f) => Value::Double(f),
+            Json::Str(s) => Value::str(s),
+            Json::Array(a) => Value::List(List(ListRepr::Claims(a))),
+            Json::Object(o) => Value::Map(Map(MapRepr::Claims(o))),
         }
     }
 
@@ -207,9 +230,9 @@ impl<'a> List<'a> {
         List(ListRepr::Serde(v))
     }
 
-    /// A list of strings (JWT scopes).
-    pub fn strs(v: &'a [Box<str>]) -> Self {
-        List(ListRepr::Strs(v))
+    /// A principal's scopes.
+    pub fn scopes(v: Scopes<'a>) -> Self {
+        List(ListRepr::Scopes(v))
     }
 
     /// A list built from values.
@@ -229,7 +252,8 @@ impl<'a> List<'a> {
                 _ => 0,
             },
             ListRepr::Serde(v) => v.len(),
-            ListRepr::Strs(v) => v.len(),
+            ListRepr::Scopes(v) => v.len(),
+            ListRepr::Claims(c) => c.len(),
             ListRepr::Lits(v) => v.len(),
             ListRepr::Owned(v) => v.len(),
         }
@@ -245,7 +269,8 @@ impl<'a> List<'a> {
         match &self.0 {
             ListRepr::Tape(_) => self.iter().nth(i),
             ListRepr::Serde(v) => v.get(i).map(Value::from_serde),
-            ListRepr::Strs(v) => v.get(i).map(|s| Value::str(s)),
+            ListRepr::Scopes(v) => v.get(i).map(Value::str),
+            ListRepr::Claims(c) => c.items().nth(i).map(Value::from_claim),
             ListRepr::Lits(v) => v.get(i).map(Lit::value),
             ListRepr::Owned(v) => v.get(i).cloned(),
         }
@@ -253,7 +278,11 @@ impl<'a> List<'a> {
 
     /// Iterates the elements.
     pub fn iter(&self) -> ListIter<'a> {
-        ListIter { list: self.0.clone(), idx: 0, pos: 1, len: self.len() }
+        let claims = match &self.0 {
+            ListRepr::Claims(c) => Some(c.items()),
+            _ => None,
+        };
+        ListIter { list: self.0.clone(), idx: 0, pos: 1, len: self.len(), claims }
     }
 }
 
@@ -264,6 +293,7 @@ pub struct ListIter<'a> {
     /// Next node on the tape.
     pos: usize,
     len: usize,
+    claims: Option<Items<'a>>,
 }
 
 impl<'a> Iterator for ListIter<'a> {
@@ -284,10 +314,8 @@ impl<'a> Iterator for ListIter<'a> {
                 Some(Value::from_tape(rest.get(..n)?))
             }
             ListRepr::Serde(v) => v.get(i).map(Value::from_serde),
-            ListRepr::Strs(v) => {
-                let v: &'a [Box<str>] = v;
-                v.get(i).map(|s| Value::str(s))
-            }
+            ListRepr::Scopes(v) => v.get(i).map(Value::str),
+            ListRepr::Claims(_) => self.claims.as_mut()?.next().map(Value::from_claim),
             ListRepr::Lits(v) => {
                 let v: &'a [Lit] = v;
                 v.get(i).map(Lit::value)
@@ -306,6 +334,11 @@ impl<'a> Map<'a> {
     /// A `serde_json` object.
     pub fn serde(m: &'a serde_json::Map<String, serde_json::Value>) -> Self {
         Map(MapRepr::Serde(m))
+    }
+
+    /// A claims object (a principal's claims, or a member of them).
+    pub fn claims(c: Claim<'a>) -> Self {
+        Map(MapRepr::Claims(c))
     }
 
     /// A host-computed map.
@@ -327,6 +360,7 @@ impl<'a> Map<'a> {
             },
             MapRepr::Serde(m) => m.len(),
             MapRepr::View(m) => m.len(),
+            MapRepr::Claims(c) => c.len(),
             MapRepr::Owned(m) => m.len(),
         }
     }
@@ -340,7 +374,7 @@ impl<'a> Map<'a> {
     /// linearly, the others are hashed or host-indexed.
     pub(super) fn scan_len(&self) -> usize {
         match &self.0 {
-            MapRepr::Tape(_) | MapRepr::Owned(_) => self.len(),
+            MapRepr::Tape(_) | MapRepr::Owned(_) | MapRepr::Claims(_) => self.len(),
             MapRepr::Serde(_) | MapRepr::View(_) => 1,
         }
     }
@@ -370,6 +404,7 @@ impl<'a> Map<'a> {
                 let m: &'a dyn MapView = *m;
                 Ok(m.get(key))
             }
+            MapRepr::Claims(c) => Ok(c.get(key).map(Value::from_claim)),
             MapRepr::Owned(m) => Ok(m.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v.clone())),
         }
     }
@@ -395,7 +430,11 @@ impl<'a> Map<'a> {
 
     /// Iterates (key, value) entries in order.
     pub fn iter(&self) -> MapIter<'a> {
-        MapIter { map: self.0.clone(), idx: 0, pos: 1, len: self.len(), serde: None }
+        let claims = match &self.0 {
+            MapRepr::Claims(c) => Some(c.members()),
+            _ => None,
+        };
+        MapIter { map: self.0.clone(), idx: 0, pos: 1, len: self.len(), serde: None, claims }
     }
 }
 
@@ -407,6 +446,7 @@ pub struct MapIter<'a> {
     pos: usize,
     len: usize,
     serde: Option<serde_json::map::Iter<'a>>,
+    claims: Option<Members<'a>>,
 }
 
 impl<'a> Iterator for MapIter<'a> {
@@ -438,6 +478,9 @@ impl<'a> Iterator for MapIter<'a> {
             MapRepr::View(m) => {
                 let m: &'a dyn MapView = *m;
                 m.entry(i)
+            }
+            MapRepr::Claims(_) => {
+                self.claims.as_mut()?.next().map(|(k, v)| (Value::str(k), Value::from_claim(v)))
             }
             MapRepr::Owned(m) => m.get(i).cloned(),
         }

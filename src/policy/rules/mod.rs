@@ -63,16 +63,28 @@ pub enum ClaimKind {
 }
 
 impl Claim {
-    fn matches(&self, claim: Option<&serde_json::Value>) -> bool {
-        use serde_json::Value as J;
+    fn matches(&self, claim: Option<crate::auth::claims::Claim<'_>>) -> bool {
+        use crate::auth::claims::Json;
         let listed = |s: &str| self.values.iter().any(|v| **v == *s);
-        match (claim, self.kind) {
-            (Some(J::String(s)), _) => listed(s),
-            (Some(J::Array(a)), ClaimKind::Any | ClaimKind::StringArray) => {
-                a.iter().any(|x| x.as_str().is_some_and(listed))
+        let Some(claim) = claim else { return false };
+        match (claim.json(), self.kind) {
+            (Json::Str(s), _) => listed(s),
+            (Json::Array(a), ClaimKind::Any | ClaimKind::StringArray) => {
+                a.items().any(|x| x.as_str().is_some_and(listed))
             }
-            (Some(J::Number(n)), ClaimKind::Any) => listed(&n.to_string()),
-            (Some(J::Bool(b)), ClaimKind::Any) => listed(if *b { "true" } else { "false" }),
+            // A number as JSON writes it, formatted on the stack.
+            (Json::Int(_) | Json::Uint(_) | Json::Double(_), ClaimKind::Any) => {
+                let mut text = [0u8; 32];
+                let mut w = &mut text[..];
+                match claim.number().map(|n| std::io::Write::write_fmt(&mut w, format_args!("{n}"))) {
+                    Some(Ok(())) => {
+                        let room = w.len();
+                        std::str::from_utf8(&text[..32 - room]).is_ok_and(listed)
+                    }
+                    _ => false,
+                }
+            }
+            (Json::Bool(b), ClaimKind::Any) => listed(if b { "true" } else { "false" }),
             _ => false,
         }
     }
@@ -505,11 +517,11 @@ impl Rule {
 
 fn scopes_match(rule: &Rule, p: &Principal) -> bool {
     // The principal's scopes are sorted.
-    rule.scopes.iter().all(|s| p.scopes.binary_search(s).is_ok())
+    rule.scopes.iter().all(|s| p.scopes().contains(s))
 }
 
 fn claims_match(rule: &Rule, p: &Principal) -> bool {
-    rule.claims.iter().all(|c| c.matches(crate::auth::jwt::claim_at(&p.claims, &c.path)))
+    rule.claims.iter().all(|c| c.matches(p.claims().at_path(&c.path)))
 }
 
 #[cfg(test)]

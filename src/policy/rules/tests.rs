@@ -9,11 +9,9 @@ fn program(src: &str) -> Program {
 }
 
 fn principal(scopes: &[&str], claims: serde_json::Value) -> Principal {
-    let mut p = Principal::user(PrincipalKind::Jwt, "alice");
-    p.scopes = scopes.iter().map(|s| Box::from(*s)).collect();
-    p.scopes.sort();
-    p.claims = claims.as_object().cloned().unwrap_or_default();
-    p
+    let mut claims = claims.as_object().cloned().unwrap_or_default();
+    claims.insert("scope".into(), scopes.join(" ").into());
+    Principal::with_claims(PrincipalKind::Jwt, "alice", &claims.into())
 }
 
 fn rule(scopes: &[&str], targets: Vec<Target>, allow: bool) -> Rule {
@@ -46,7 +44,7 @@ fn decide(policy: &Policy, p: &Principal, backend: &str, tool: &str, args: &str)
                 host: b"gw",
                 path: b"/mcp",
                 headers: None,
-                auth: Auth { jwt: Some(Jwt { claims: &p.claims, scopes: &p.scopes }), ..Auth::default() },
+                auth: Auth { jwt: Some(Jwt { claims: p.claims(), scopes: p.scopes() }), ..Auth::default() },
                 mcp: Mcp {
                     method: Some("tools/call"),
                     backend: Some(backend),
@@ -69,7 +67,7 @@ fn listed(policy: &Policy, p: &Principal, backend: &str, tool: &str) -> bool {
             host: b"gw",
             path: b"/mcp",
             headers: None,
-            auth: Auth { jwt: Some(Jwt { claims: &p.claims, scopes: &p.scopes }), ..Auth::default() },
+            auth: Auth { jwt: Some(Jwt { claims: p.claims(), scopes: p.scopes() }), ..Auth::default() },
             mcp: Mcp { method: Some("tools/list"), backend: None, tool: None, params: Default::default() },
         },
     };

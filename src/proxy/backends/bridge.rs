@@ -331,7 +331,7 @@ fn take_held(
     let now = Instant::now();
     let mut held = core.pending.borrow_mut();
     match held.peek(slot, now) {
-        Some(p) if *p.who.principal.id == *principal && *p.server == *server && *p.backend == *backend => {
+        Some(p) if *p.who.principal.id() == *principal && *p.server == *server && *p.backend == *backend => {
             if p.method != method || p.name != name {
                 return Err(other_request());
             }
@@ -370,7 +370,7 @@ async fn go_on(
     let fwd: Vec<(&[u8], &[u8])> = fwd.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
     let cx = Cx {
         core,
-        owner: &principal.id,
+        owner: principal.id(),
         principal: Some(&principal),
         bearer: bearer.as_deref(),
         snap,

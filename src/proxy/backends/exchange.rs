@@ -109,7 +109,7 @@ impl<'a> Cx<'a> {
     ) -> Cx<'a> {
         Cx {
             core,
-            owner: &principal.id,
+            owner: principal.id(),
             principal: Some(principal),
             bearer: bearer(head, buf),
             snap,
@@ -262,10 +262,7 @@ pub(crate) fn forwarded<'b>(
     let any_param = head.headers.iter().any(|(n, _)| is_param(n.of(buf)));
     // Headers set from verified claims replace any the client sent under the same name, and
     // the proxy identity header never leaves (`Authenticator::strips`).
-    if any_param
-        || !principal.headers.is_empty()
-        || server.backends.iter().any(|b| !b.forward_headers.is_empty())
-    {
+    if any_param || principal.has_headers() || server.backends.iter().any(|b| !b.forward_headers.is_empty()) {
         let forwarded = |b: &Backend| -> Vec<(&[u8], &[u8])> {
             head.headers
                 .iter()
@@ -281,7 +278,7 @@ pub(crate) fn forwarded<'b>(
                             || b.forward_headers.iter().any(|f| n.eq_ignore_ascii_case(f.as_bytes())))
                 })
                 .map(|(n, v)| (n.of(buf), v.of(buf)))
-                .chain(principal.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+                .chain(principal.headers().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
                 .collect()
         };
         server.backends.iter().map(forwarded).collect()
@@ -469,7 +466,7 @@ impl Cx<'_> {
 
     /// The subject of a token exchange: the caller's bearer token and its `exp`.
     pub(crate) fn subject(&self) -> Option<(&[u8], Option<u64>)> {
-        let exp = self.principal.and_then(|p| p.claims.get("exp")).and_then(serde_json::Value::as_u64);
+        let exp = self.principal.and_then(|p| p.claims().get("exp")).and_then(|c| c.as_u64());
         self.bearer.map(|t| (t, exp))
     }
 }

@@ -218,7 +218,7 @@ async fn ask(
     let _ = ring::rand::SecureRandom::fill(&core.rng, &mut slot);
     let slot = u64::from_le_bytes(slot);
     let (tx, mut rx) = futures_channel::mpsc::unbounded();
-    if !core.asks.borrow_mut().hold(slot, Ask { principal: principal.id.clone(), tx }) {
+    if !core.asks.borrow_mut().hold(slot, Ask { principal: principal.id().into(), tx }) {
         return Err(Error::upstream("too many calls wait for their clients' answers on this worker"));
     }
     /// Lets go of the slot however the wait ends.

@@ -35,7 +35,7 @@ pub(crate) async fn relay_sse(
     let backend: &str = &b.name;
     // Task ids the backend names (a task it created, a task's status) are handed out as the
     // gateway's, bound to this caller.
-    let gateway_id = |own: &str| crate::proxy::tasks::tag(snap, server, &principal.id, backend, own);
+    let gateway_id = |own: &str| crate::proxy::tasks::tag(snap, server, principal.id(), backend, own);
     if !tally.flush(conn, limits).await {
         return (200, true);
     }
@@ -198,7 +198,7 @@ pub async fn get_stream(
             core.schemas.borrow_mut().forget(&server.name, name);
         }
         // A task's status names it as the gateway handed it out.
-        let gateway_id = |own: &str| crate::proxy::tasks::tag(snap, server, &principal.id, name, own);
+        let gateway_id = |own: &str| crate::proxy::tasks::tag(snap, server, principal.id(), name, own);
         match crate::proxy::tasks::tag_event("", ev, gateway_id) {
             Some(tagged) => sse::relay_event(&tagged, name, prefixed, chunk),
             None => sse::relay_event(ev, name, prefixed, chunk),
