@@ -50,10 +50,7 @@ fn decide(c: &mut Criterion, label: &str, policy: &Policy) {
                 host: b"gw.example.com",
                 path: b"/mcp",
                 headers: None,
-                auth: Auth {
-                    jwt: Some(Jwt { claims: principal.claims(), scopes: principal.scopes() }),
-                    ..Auth::default()
-                },
+                auth: Auth { jwt: Some(Jwt { principal: &principal }), ..Auth::default() },
                 mcp: Mcp {
                     method: Some("tools/call"),
                     backend: Some("b1"),

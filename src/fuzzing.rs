@@ -237,10 +237,7 @@ pub fn cel_eval(data: &[u8]) {
                     host: b"gw.example.com",
                     path: b"/mcp",
                     headers: Some(&headers),
-                    auth: Auth {
-                        jwt: Some(Jwt { claims: principal.claims(), scopes: principal.scopes() }),
-                        ..Auth::default()
-                    },
+                    auth: Auth { jwt: Some(Jwt { principal: &principal }), ..Auth::default() },
                     mcp: Mcp {
                         method: Some("tools/call"),
                         backend: Some("b1"),

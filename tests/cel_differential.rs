@@ -562,10 +562,7 @@ fn with_activations(f: impl FnOnce(&RequestActivation<'_>, &cel::Env, &cel::Cont
                     host: b"gw.example",
                     path: b"/mcp",
                     headers: Some(&headers),
-                    auth: Auth {
-                        jwt: Some(Jwt { claims: principal.claims(), scopes: principal.scopes() }),
-                        ..Auth::default()
-                    },
+                    auth: Auth { jwt: Some(Jwt { principal: &principal }), ..Auth::default() },
                     mcp: Mcp {
                         method: Some("tools/call"),
                         backend: Some("files"),

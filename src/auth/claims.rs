@@ -2,8 +2,11 @@
 //! [`super::strict`] and read in place: rules, CEL, rate-limit keys and `claimToHeaders` all read
 //! the same tape, which lives in the principal's one allocation (see [`super::principal`]).
 //!
-//! The tape is a sequence of nodes of three little-endian `u32` words, `[tag, a, b]`:
-//! scalars carry their value in `a`/`b` (64 bits), a string its offset and length in the text
+//! The tape is a sequence of nodes of three words, `[tag, a, b]`, each word a `u32` written as
+//! five bytes of seven bits (little end first): the tape is ASCII, so a record holding it and the
+//! claims' text is one `str`, and reading a string from it is a boundary check, not a UTF-8
+//! validation. Scalars
+//! carry their value in `a`/`b` (64 bits), a string its offset and length in the text
 //! (unescaped UTF-8), an array or object its length and the index of the node after it. An
 //! object's members follow it as a key (a string node) then the value, in document order, as
 //! simd-json's tape has them. Duplicate member names are refused at any depth while parsing.
@@ -22,15 +25,37 @@ const STR: u32 = 6;
 const ARR: u32 = 7;
 const OBJ: u32 = 8;
 
+/// Bytes per word.
+pub(crate) const WORD: usize = 5;
 /// Bytes per node.
-pub(crate) const NODE: usize = 12;
+const NODE: usize = 3 * WORD;
+
+/// Appends `w` as a word.
+pub(crate) fn put_word(out: &mut Vec<u8>, w: u32) {
+    out.extend_from_slice(&word_bytes(w));
+}
+
+/// `w` as a word's five ASCII bytes.
+fn word_bytes(w: u32) -> [u8; WORD] {
+    [0, 7, 14, 21, 28].map(|shift| ((w >> shift) & 0x7f) as u8)
+}
+
+/// The word at byte `at` of `bytes` (0 past the end).
+pub(crate) fn word_at(bytes: &[u8], at: usize) -> u32 {
+    match bytes.get(at..at + WORD) {
+        Some(&[a, b, c, d, e]) => {
+            a as u32 | (b as u32) << 7 | (c as u32) << 14 | (d as u32) << 21 | (e as u32) << 28
+        }
+        _ => 0,
+    }
+}
 
 /// Where claims are parsed: the tape's words and text, and the member names of the objects
 /// being parsed (to refuse duplicates). Reused: parsing into a warm tape does not allocate.
 #[derive(Default)]
 pub struct Tape {
     pub(crate) words: Vec<u8>,
-    pub(crate) text: Vec<u8>,
+    pub(crate) text: String,
     keys: Vec<(u32, u32)>,
 }
 
@@ -55,16 +80,16 @@ impl Tape {
     fn push(&mut self, tag: u32, a: u32, b: u32) -> u32 {
         let at = (self.words.len() / NODE) as u32;
         for w in [tag, a, b] {
-            self.words.extend_from_slice(&w.to_le_bytes());
+            put_word(&mut self.words, w);
         }
         at
     }
 
     fn patch(&mut self, at: u32, a: u32, b: u32) {
         let i = at as usize * NODE;
-        if let Some(w) = self.words.get_mut(i + 4..i + NODE) {
-            w[..4].copy_from_slice(&a.to_le_bytes());
-            w[4..].copy_from_slice(&b.to_le_bytes());
+        if let Some(w) = self.words.get_mut(i + WORD..i + NODE) {
+            w[..WORD].copy_from_slice(&word_bytes(a));
+            w[WORD..].copy_from_slice(&word_bytes(b));
         }
     }
 
@@ -75,7 +100,7 @@ impl Tape {
     fn text<E: de::Error>(&mut self, s: &str) -> Result<(u32, u32), E> {
         let off = u32::try_from(self.text.len()).map_err(|_| E::custom("too large"))?;
         let len = u32::try_from(s.len()).map_err(|_| E::custom("too large"))?;
-        self.text.extend_from_slice(s.as_bytes());
+        self.text.push_str(s);
         Ok((off, len))
     }
 }
@@ -179,7 +204,7 @@ impl<'de> Visitor<'de> for Build<'_> {
         let mine = keys.get_mut(base..).unwrap_or_default();
         mine.sort_unstable_by(|a, b| name(a).cmp(&name(b)));
         if let Some(w) = mine.windows(2).find(|w| name(&w[0]) == name(&w[1])) {
-            let dup = String::from_utf8_lossy(name(&w[0]).unwrap_or_default()).into_owned();
+            let dup = name(&w[0]).unwrap_or_default().to_owned();
             return Err(de::Error::custom(format_args!("duplicate member {dup:?}")));
         }
         keys.truncate(base);
@@ -219,25 +244,18 @@ impl<'de> Visitor<'de> for Key<'_> {
 #[derive(Clone, Copy)]
 pub(crate) struct Doc<'a> {
     pub(crate) words: &'a [u8],
-    pub(crate) text: &'a [u8],
+    pub(crate) text: &'a str,
 }
 
 impl<'a> Doc<'a> {
     /// Node `i` (a missing node reads as null: a tape is always whole, this keeps reads total).
     fn node(self, i: u32) -> [u32; 3] {
         let at = i as usize * NODE;
-        let word = |k: usize| {
-            self.words
-                .get(at + 4 * k..at + 4 * k + 4)
-                .and_then(|w| w.try_into().ok())
-                .map_or(0, u32::from_le_bytes)
-        };
-        [word(0), word(1), word(2)]
+        [0, 1, 2].map(|k| word_at(self.words, at + k * WORD))
     }
 
     fn str(self, off: u32, len: u32) -> &'a str {
-        let bytes = self.text.get(off as usize..off as usize + len as usize).unwrap_or_default();
-        std::str::from_utf8(bytes).unwrap_or_default()
+        self.text.get(off as usize..off as usize + len as usize).unwrap_or_default()
     }
 
     /// The node after the value at `i`.
@@ -525,6 +543,16 @@ mod tests {
         assert_eq!(n, [1, 2]);
         assert_eq!(root.len(), 4);
         assert!(Tape::default().root().get("x").is_none(), "an empty tape reads as null");
+    }
+
+    #[test]
+    fn words_are_ascii_and_read_back() {
+        for w in [0, 1, 0x7f, 0x80, 0x3fff, 0x4000, 0xdead_beef, u32::MAX] {
+            let bytes = word_bytes(w);
+            assert!(bytes.is_ascii());
+            assert_eq!(word_at(&bytes, 0), w);
+        }
+        assert_eq!(word_at(&[1, 2, 3], 0), 0, "a short word reads as 0");
     }
 
     #[test]

@@ -286,5 +286,9 @@ fn verify_with(tape: &mut Tape, token: &[u8], providers: &[Provider], now: u64) 
     let headers =
         provider.claim_to_headers.iter().filter_map(|(path, h)| claims.at_path(path).map(|c| (&**h, c)));
     let principal = Principal::build(PrincipalKind::Jwt, &id, subject_is_sub, Some(tape), headers, token);
+    // Fails closed should the record not have been laid out (it cannot: see `Principal::build`).
+    if principal.subject() != subject {
+        return Err(Reject::Subject);
+    }
     Ok(Verified { principal, provider: index, epoch, deadline })
 }

@@ -1,20 +1,23 @@
 //! Who is calling, once authenticated: the principal every later phase reads.
 //!
-//! A principal is one reference-counted record (`Rc<[u8]>`) holding its id (the subject is the
+//! A principal is one reference-counted record (`Rc<str>`) holding its id (the subject is the
 //! id's tail), its scopes, its `claimToHeaders` values, its claims as a tape (see
 //! [`super::claims`]) and, for a verified token, the token itself (the token cache compares
 //! it). Building one allocates once: the pieces are laid out in a per-thread scratch buffer and
 //! copied into the record. Cloning one (a cache hit, a task remembering its owner) costs a
 //! reference count.
 //!
-//! The record starts with [`FIELDS`] little-endian `u32`s giving where each piece is.
+//! Where each piece is ([`FIELDS`] numbers) is kept beside the record, so reading the id or
+//! the subject is a slice. The tables of scopes and headers are in the record, as words of the
+//! claims tape's seven-bit form (ASCII): being a `str`, reading a string from the record is a
+//! boundary check, not a UTF-8 validation.
 
 use std::cell::RefCell;
 use std::fmt;
 use std::io::Write as _;
 use std::rc::Rc;
 
-use super::claims::{Claim, Doc, Json, Tape};
+use super::claims::{put_word, word_at, Claim, Doc, Json, Tape, WORD};
 
 /// How the principal was authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +57,12 @@ pub struct Principal {
     pub kind: PrincipalKind,
     /// Whether the subject is the JWT's `sub` claim (rate limits and credentials keyed by `sub`).
     pub subject_is_sub: bool,
-    rec: Rc<[u8]>,
+    rec: Rc<str>,
+    /// Where each piece of `rec` is: indexed by `ID_LEN`, `SUBJECT`, ...
+    at: [u32; FIELDS],
 }
 
-// The record's header: one u32 each.
+// Where the pieces are.
 const ID_LEN: usize = 0;
 const SUBJECT: usize = 1;
 const SCOPES: usize = 2;
@@ -70,7 +75,7 @@ const TEXT: usize = 8;
 const TEXT_LEN: usize = 9;
 const TOKEN: usize = 10;
 const TOKEN_LEN: usize = 11;
-/// Fields in the record's header.
+/// Fields of the layout.
 const FIELDS: usize = 12;
 
 /// Longest `claimToHeaders` value sent.
@@ -92,12 +97,12 @@ fn u32_of(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn read(rec: &[u8], at: usize) -> usize {
-    rec.get(at..at + 4).and_then(|w| w.try_into().ok()).map_or(0, u32::from_le_bytes) as usize
+fn read(rec: &str, at: usize) -> usize {
+    word_at(rec.as_bytes(), at) as usize
 }
 
-fn str_in(rec: &[u8], at: usize, len: usize) -> &str {
-    std::str::from_utf8(rec.get(at..at + len).unwrap_or_default()).unwrap_or_default()
+fn str_in(rec: &str, at: usize, len: usize) -> &str {
+    rec.get(at..at + len).unwrap_or_default()
 }
 
 impl Principal {
@@ -137,8 +142,13 @@ impl Principal {
         token: &[u8],
     ) -> Principal {
         let go = |s: &mut Scratch| {
-            let rec = Rc::from(s.lay_out(kind, id, claims, headers, token));
-            Principal { kind, subject_is_sub, rec }
+            // Every piece is a `str` or ASCII, so this holds; were it not, the empty record
+            // would name nobody (and a token naming nobody is refused).
+            let at = s.lay_out(kind, id, claims, headers, token);
+            match std::str::from_utf8(&s.rec) {
+                Ok(rec) => Principal { kind, subject_is_sub, rec: Rc::from(rec), at },
+                Err(_) => Principal { kind, subject_is_sub, rec: Rc::from(""), at: [0; FIELDS] },
+            }
         };
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut s) => go(&mut s),
@@ -147,12 +157,12 @@ impl Principal {
     }
 
     fn field(&self, i: usize) -> usize {
-        read(&self.rec, 4 * i)
+        self.at.get(i).map_or(0, |&n| n as usize)
     }
 
     /// What a session is bound to: kind and subject (and issuer for JWTs); empty for anonymous.
     pub fn id(&self) -> &str {
-        str_in(&self.rec, 4 * FIELDS, self.field(ID_LEN))
+        str_in(&self.rec, 0, self.field(ID_LEN))
     }
 
     /// `sub` (or `client_id`/`azp`), key id, user name; empty for anonymous.
@@ -167,11 +177,8 @@ impl Principal {
 
     /// The claims (an object; a principal without claims reads as null, which has no members).
     pub fn claims(&self) -> Claim<'_> {
-        let region = |at, len| self.rec.get(self.field(at)..self.field(at) + self.field(len));
-        let doc = Doc {
-            words: region(WORDS, WORDS_LEN).unwrap_or_default(),
-            text: region(TEXT, TEXT_LEN).unwrap_or_default(),
-        };
+        let region = |at, len| str_in(&self.rec, self.field(at), self.field(len));
+        let doc = Doc { words: region(WORDS, WORDS_LEN).as_bytes(), text: region(TEXT, TEXT_LEN) };
         Claim { doc, at: 0 }
     }
 
@@ -179,7 +186,7 @@ impl Principal {
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         let at = self.field(HEADERS);
         (0..self.field(HEADERS_N)).map(move |i| {
-            let f = |k: usize| read(&self.rec, at + 16 * i + 4 * k);
+            let f = |k: usize| read(&self.rec, at + WORD * (4 * i + k));
             (str_in(&self.rec, f(0), f(1)), str_in(&self.rec, f(2), f(3)))
         })
     }
@@ -196,7 +203,7 @@ impl Principal {
 
     /// The token this principal was verified from (empty for the other modes).
     pub(crate) fn token(&self) -> &[u8] {
-        self.rec.get(self.field(TOKEN)..self.field(TOKEN) + self.field(TOKEN_LEN)).unwrap_or_default()
+        str_in(&self.rec, self.field(TOKEN), self.field(TOKEN_LEN)).as_bytes()
     }
 }
 
@@ -212,13 +219,6 @@ impl fmt::Debug for Principal {
 }
 
 impl Scratch {
-    fn set(&mut self, field: usize, value: usize) {
-        let v = u32_of(value).to_le_bytes();
-        if let Some(w) = self.rec.get_mut(4 * field..4 * field + 4) {
-            w.copy_from_slice(&v);
-        }
-    }
-
     fn lay_out<'c>(
         &mut self,
         kind: PrincipalKind,
@@ -226,24 +226,25 @@ impl Scratch {
         claims: Option<&'c Tape>,
         headers: impl Iterator<Item = (&'c str, Claim<'c>)>,
         token: &[u8],
-    ) -> &[u8] {
+    ) -> [u32; FIELDS] {
+        let mut at = [0; FIELDS];
+        let mut set = |field: usize, value: usize| at[field] = u32_of(value);
         self.rec.clear();
-        self.rec.resize(4 * FIELDS, 0);
         for piece in id {
             self.rec.extend_from_slice(piece.as_bytes());
         }
-        let id_len = self.rec.len() - 4 * FIELDS;
-        self.set(ID_LEN, id_len);
-        self.set(SUBJECT, id_len - id.last().map_or(0, |s| s.len()));
+        let id_len = self.rec.len();
+        set(ID_LEN, id_len);
+        set(SUBJECT, id_len - id.last().map_or(0, |s| s.len()));
 
-        let (words, text) = claims.map_or((&[][..], &[][..]), |t| (&t.words[..], &t.text[..]));
-        self.set(WORDS, self.rec.len());
-        self.set(WORDS_LEN, words.len());
+        let (words, text) = claims.map_or((&[][..], ""), |t| (&t.words[..], &t.text[..]));
+        set(WORDS, self.rec.len());
+        set(WORDS_LEN, words.len());
         self.rec.extend_from_slice(words);
         let text_at = self.rec.len();
-        self.set(TEXT, text_at);
-        self.set(TEXT_LEN, text.len());
-        self.rec.extend_from_slice(text);
+        set(TEXT, text_at);
+        set(TEXT_LEN, text.len());
+        self.rec.extend_from_slice(text.as_bytes());
 
         // Scopes: spans of the claims' text, then sorted and deduplicated by what they say.
         self.spans.clear();
@@ -273,11 +274,11 @@ impl Scratch {
         let bytes = |&(off, len): &(u32, u32)| rec.get(off as usize..(off + len) as usize);
         self.spans.sort_unstable_by(|a, b| bytes(a).cmp(&bytes(b)));
         self.spans.dedup_by(|a, b| bytes(a) == bytes(b));
-        self.set(SCOPES, self.rec.len());
-        self.set(SCOPES_N, self.spans.len());
+        set(SCOPES, self.rec.len());
+        set(SCOPES_N, self.spans.len());
         for &(off, len) in &self.spans {
-            self.rec.extend_from_slice(&off.to_le_bytes());
-            self.rec.extend_from_slice(&len.to_le_bytes());
+            put_word(&mut self.rec, off);
+            put_word(&mut self.rec, len);
         }
 
         // Header names and values, then their table.
@@ -293,18 +294,18 @@ impl Scratch {
                 self.rec.truncate(mark);
             }
         }
-        self.set(HEADERS, self.rec.len());
-        self.set(HEADERS_N, self.heads.len());
+        set(HEADERS, self.rec.len());
+        set(HEADERS_N, self.heads.len());
         for head in &self.heads {
-            for w in head {
-                self.rec.extend_from_slice(&w.to_le_bytes());
+            for &w in head {
+                put_word(&mut self.rec, w);
             }
         }
 
-        self.set(TOKEN, self.rec.len());
-        self.set(TOKEN_LEN, token.len());
+        set(TOKEN, self.rec.len());
+        set(TOKEN_LEN, token.len());
         self.rec.extend_from_slice(token);
-        &self.rec
+        at
     }
 }
 
@@ -341,7 +342,7 @@ fn header_value(claim: Claim<'_>, out: &mut Vec<u8>) -> bool {
 /// A principal's scopes, sorted.
 #[derive(Clone, Copy)]
 pub struct Scopes<'a> {
-    rec: &'a [u8],
+    rec: &'a str,
     at: usize,
     n: usize,
 }
@@ -359,8 +360,8 @@ impl<'a> Scopes<'a> {
 
     /// The scope at `i`.
     pub fn get(self, i: usize) -> Option<&'a str> {
-        (i < self.n)
-            .then(|| str_in(self.rec, read(self.rec, self.at + 8 * i), read(self.rec, self.at + 8 * i + 4)))
+        let at = self.at + 2 * WORD * i;
+        (i < self.n).then(|| str_in(self.rec, read(self.rec, at), read(self.rec, at + WORD)))
     }
 
     /// The scopes in order.
@@ -368,8 +369,16 @@ impl<'a> Scopes<'a> {
         (0..self.n).filter_map(move |i| self.get(i))
     }
 
-    /// Whether `scope` is granted (a binary search).
+    /// Whether `scope` is granted (a scan comparing lengths first while there are few, else a
+    /// binary search).
     pub fn contains(self, scope: &str) -> bool {
+        if self.n <= 8 {
+            return (0..self.n).any(|i| {
+                let at = self.at + 2 * WORD * i;
+                read(self.rec, at + WORD) == scope.len()
+                    && str_in(self.rec, read(self.rec, at), scope.len()) == scope
+            });
+        }
         let (mut lo, mut hi) = (0, self.n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -400,6 +409,13 @@ mod tests {
         assert_eq!(p.claims().to_serde(), claims);
         assert_eq!(p.claims().at_path("org.id").unwrap().as_str(), Some("x"));
         assert!(p.token().is_empty() && !p.has_headers());
+
+        let many: Vec<String> = (0..12).map(|i| format!("s{i:02}")).collect();
+        let wide = Principal::with_claims(PrincipalKind::Jwt, "w", &json!({"scp": many}));
+        assert!(many.iter().all(|s| wide.scopes().contains(s)), "past 8 scopes, a binary search");
+        assert!(
+            !wide.scopes().contains("s12") && !wide.scopes().contains("s0") && !wide.scopes().contains("")
+        );
 
         let anon = Principal::anonymous();
         assert_eq!((anon.id(), anon.subject(), anon.scopes().len()), ("", "", 0));

@@ -99,8 +99,7 @@ pub fn with_activation<R>(
     let headers = HeadHeaders::new(head, buf);
     // A client certificate's claims (`cn`, `subject`, `dns`...) are read as a token's are
     // (docs/config.md, CEL conditions).
-    let jwt = matches!(principal.kind, PrincipalKind::Jwt | PrincipalKind::Mtls)
-        .then(|| Jwt { claims: principal.claims(), scopes: principal.scopes() });
+    let jwt = matches!(principal.kind, PrincipalKind::Jwt | PrincipalKind::Mtls).then(|| Jwt { principal });
     let mode = match principal.kind {
         PrincipalKind::Anonymous => None,
         PrincipalKind::Jwt => Some("jwt"),

@@ -81,10 +81,9 @@ pub struct Auth<'a> {
 /// `request.auth.jwt`.
 #[derive(Clone, Copy)]
 pub struct Jwt<'a> {
-    /// `request.auth.jwt.claims`: the verified claims.
-    pub claims: crate::auth::claims::Claim<'a>,
-    /// `request.auth.jwt.scopes`: granted scopes (from `scope` or `scp`).
-    pub scopes: crate::auth::principal::Scopes<'a>,
+    /// Whose: `request.auth.jwt.claims` are its verified claims, `request.auth.jwt.scopes` its
+    /// granted scopes (from `scope` or `scp`); read when an expression asks.
+    pub principal: &'a crate::auth::Principal,
 }
 
 /// `request.mcp`: the JSON-RPC message. Absent fields are absent keys (`has()` is false).
@@ -231,8 +230,8 @@ impl MapView for Jwt<'_> {
     }
     fn get(&self, key: &str) -> Option<Value<'_>> {
         match key {
-            "claims" => Some(Value::Map(Map::claims(self.claims))),
-            "scopes" => Some(Value::List(List::scopes(self.scopes))),
+            "claims" => Some(Value::Map(Map::claims(self.principal.claims()))),
+            "scopes" => Some(Value::List(List::scopes(self.principal.scopes()))),
             _ => None,
         }
     }

@@ -741,10 +741,7 @@ fn request_activation() {
                     host: b"gw.example",
                     path: b"/mcp",
                     headers: Some(&headers),
-                    auth: Auth {
-                        jwt: Some(Jwt { claims: p.claims(), scopes: p.scopes() }),
-                        ..Auth::default()
-                    },
+                    auth: Auth { jwt: Some(Jwt { principal: &p }), ..Auth::default() },
                     mcp: Mcp {
                         method: Some(env.method),
                         backend: Some("gh"),

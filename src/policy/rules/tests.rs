@@ -44,7 +44,7 @@ fn decide(policy: &Policy, p: &Principal, backend: &str, tool: &str, args: &str)
                 host: b"gw",
                 path: b"/mcp",
                 headers: None,
-                auth: Auth { jwt: Some(Jwt { claims: p.claims(), scopes: p.scopes() }), ..Auth::default() },
+                auth: Auth { jwt: Some(Jwt { principal: p }), ..Auth::default() },
                 mcp: Mcp {
                     method: Some("tools/call"),
                     backend: Some(backend),
@@ -67,7 +67,7 @@ fn listed(policy: &Policy, p: &Principal, backend: &str, tool: &str) -> bool {
             host: b"gw",
             path: b"/mcp",
             headers: None,
-            auth: Auth { jwt: Some(Jwt { claims: p.claims(), scopes: p.scopes() }), ..Auth::default() },
+            auth: Auth { jwt: Some(Jwt { principal: p }), ..Auth::default() },
             mcp: Mcp { method: Some("tools/list"), backend: None, tool: None, params: Default::default() },
         },
     };
