@@ -5,8 +5,6 @@
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used)] // fixed benchmark inputs: a failure is a broken bench, not a crash
 
-use std::rc::Rc;
-
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use jsonwebtoken::Algorithm;
 use portcullis::auth::cache::TokenCache;
@@ -35,7 +33,7 @@ fn cache_hit(c: &mut Criterion) {
     let mut h = Head::default();
     head::parse(&bytes, &portcullis::http::Limits::default(), &mut h).unwrap();
     let mut cache = TokenCache::new(4096, 7);
-    let anonymous = Rc::new(Principal::anonymous());
+    let anonymous = Principal::anonymous();
     let peer = "127.0.0.1".parse().unwrap();
     auth.authenticate(&h, &bytes, peer, NOW, &mut cache, &anonymous).unwrap();
     c.bench_function(&format!("authenticate_cache_hit_RS256_{}B", t.len()), |b| {
