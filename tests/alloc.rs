@@ -626,3 +626,66 @@ fn an_idle_connection_holds_little() {
     // budget for the whole resident cost is 1 KiB.
     assert!(per <= 768.0, "an idle connection holds {per} bytes (was 634)");
 }
+
+/// A proxied `tools/call` on the session wire (a 2025-11-25 client in its session, a 2025
+/// backend): the client's session maps to the backend's, and the call allocates nothing once
+/// warm, as on the 2026-07-28 wire.
+#[test]
+fn a_proxied_call_in_a_session_allocates_nothing() {
+    alloc_count::ignore_this_thread();
+    let backend = responder(|_, body| {
+        let id = raw_id(body);
+        let text = String::from_utf8_lossy(body);
+        if id == "null" {
+            return (202, String::new()); // a notification
+        }
+        let result = if text.contains("\"initialize\"") {
+            r#"{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"b","version":"1"}}"#
+        } else {
+            r#"{"content":[{"type":"text","text":"Hello, Ada!"}],"isError":false}"#
+        };
+        (200, format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#))
+    });
+    let config = format!(
+        r#"
+listen: 127.0.0.1:0
+workers: 1
+sessions: {{ keys: [{{ id: k1, secret: "0123456789abcdef0123456789abcdef" }}] }}
+servers:
+  - name: demo
+    path: /mcp
+    authorization:
+      rules:
+        - target: {{ tools: [{{ backend: b, tool: hello, when: 'args.who.matches("^[A-Z][a-z]+$")' }}] }}
+    backends:
+      - {{ name: b, url: "http://{backend}/mcp" }}
+"#
+    );
+    let snap = compile_str(&config, &|_| None).unwrap();
+    let gw = Gateway::start(Arc::new(Reloader::new(Source::Demo, snap))).unwrap();
+    let mut s = TcpStream::connect(gw.addrs()[0]).unwrap();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#;
+    s.write_all(&post(init, "-", "")).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let head = std::str::from_utf8(&buf[..n]).unwrap();
+    let sid = head.lines().find_map(|l| l.strip_prefix("mcp-session-id: ")).unwrap().trim().to_string();
+    let call = post(
+        r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"hello","arguments":{"who":"Ada"}}}"#,
+        &sid,
+        "MCP-Protocol-Version: 2025-11-25\r\n",
+    );
+    drive(&mut s, &call, 500);
+    if std::env::var_os("PORTCULLIS_TRACE_ALLOCS").is_some() {
+        alloc_count::trace_next(40);
+        drive(&mut s, &call, 2);
+        alloc_count::trace_next(0);
+    }
+    let before = alloc_count::total();
+    const N: usize = 2000;
+    drive(&mut s, &call, N);
+    let per = (alloc_count::total() - before) as f64 / N as f64;
+    eprintln!("proxied tools/call in a 2025-11-25 session: {per:.3} allocations/request");
+    assert!(per <= PROXIED + 0.01, "a proxied call in a session allocates {per} times");
+    gw.shutdown();
+}

@@ -503,16 +503,18 @@ pub async fn run(
                 .await
                 .map_err(|e| (e, Some(id)))
         }
-        Plan::Call { method, id, backend: i, body, via: Via::Session(claims), .. } => {
+        Plan::Call { method, id, backend: i, body, tool, via: Via::Session(claims) } => {
             relay_method = method;
+            // The spare buffers the call came in go back (the id's on success: an error names it).
+            let mut id = Some(id);
             let b = &server.backends[i];
-            match claims.backends.iter().find(|(n, _)| *n == *b.name) {
+            let r = match claims.backends.iter().find(|(n, _)| *n == *b.name) {
                 None => Err((
                     Error::client(
                         Kind::InvalidParams,
                         format!("backend {} is not part of this session", b.name),
                     ),
-                    Some(id),
+                    id.take(),
                 )),
                 Some((_, s)) => {
                     let (v, sid) = decode_session(s);
@@ -530,7 +532,7 @@ pub async fn run(
                                 });
                                 Ok((200, r.body, None, response::JSON))
                             }
-                            Err(e) => Err((backend_error(b, &e), Some(id))),
+                            Err(e) => Err((backend_error(b, &e), id.take())),
                         },
                         Ok(r) => {
                             let status = r.status;
@@ -541,22 +543,30 @@ pub async fn run(
                                     Ok((status, r.body, None, response::JSON))
                                 }
                                 // The backend forgot its session: the client must start a new one.
-                                _ if status == 404 => {
-                                    Err((Error::client(Kind::SessionNotFound, "Session not found"), Some(id)))
-                                }
+                                _ if status == 404 => Err((
+                                    Error::client(Kind::SessionNotFound, "Session not found"),
+                                    id.take(),
+                                )),
                                 _ => {
                                     log::warn!("backend {}: answered HTTP {status}", b.name);
                                     Err((
                                         Error::upstream(format!("backend {} answered HTTP {status}", b.name)),
-                                        Some(id),
+                                        id.take(),
                                     ))
                                 }
                             }
                         }
-                        Err(e) => Err((backend_error(b, &e), Some(id))),
+                        Err(e) => Err((backend_error(b, &e), id.take())),
                     }
                 }
+            };
+            let mut spare = core.spare.borrow_mut();
+            spare.give(body);
+            spare.give(tool.into_bytes());
+            if let (Ok(_), Some(id)) = (&r, id) {
+                spare.give(id);
             }
+            r
         }
     };
     let result = match (result, tool_call) {
