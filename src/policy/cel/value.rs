@@ -1,6 +1,7 @@
 //! CEL values over borrowed data: scalars, strings, lists and maps that are either built by
 //! the expression or views into request data left where it is - a simd-json tape, a
-//! `serde_json` tree, or a computed map behind [`MapView`].
+//! `serde_json` tree, a verified token's claims tape and scopes (`auth::claims`,
+//! `auth::principal`), or a computed map behind [`MapView`].
 //!
 //! JSON mapping (a documented departure from cel-spec, which maps every JSON number to
 //! `double`): a JSON number written without fraction or exponent is an `int` when it fits
