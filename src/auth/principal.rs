@@ -7,7 +7,7 @@
 //! copied into the record. Cloning one (a cache hit, a task remembering its owner) costs a
 //! reference count.
 //!
-//! Where each piece is ([`FIELDS`] numbers) is kept beside the record, so reading the id or
+//! Where each piece is (`FIELDS` numbers) is kept beside the record, so reading the id or
 //! the subject is a slice. The tables of scopes and headers are in the record, as words of the
 //! claims tape's seven-bit form (ASCII): being a `str`, reading a string from the record is a
 //! boundary check, not a UTF-8 validation.
@@ -131,7 +131,7 @@ impl Principal {
     /// Builds a principal in one allocation: its id from `id` (pieces joined as they are; the
     /// last is the subject), its claims from `claims` (for a JWT also its scopes, from `scope`
     /// and `scp`: space-separated strings or arrays of strings, sorted and deduplicated), the
-    /// header values of `headers` (see [`header_value`]; those that cannot be sent are left
+    /// header values of `headers` (see `header_value`; those that cannot be sent are left
     /// out) and the token it was verified from.
     pub fn build<'c>(
         kind: PrincipalKind,
