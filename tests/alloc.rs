@@ -432,13 +432,9 @@ servers:
     assert!(fixed <= PROXIED + 0.01, "a proxied call allocates {fixed} times");
 }
 
-/// The governance features on a proxied call (the headline path: a 2026-07-28 client, a 2025
-/// backend behind a gateway-owned session): a rate limit (never reached), the audit trail and
-/// pinning (`enforce`, the tool recorded) allocate nothing on top of the call itself.
-#[test]
-fn governance_adds_no_allocation_to_a_proxied_call() {
-    alloc_count::ignore_this_thread();
-    let backend = responder(|_, body| {
+/// A 2025-11-25 MCP backend with one tool, `hello`: answers `initialize`, `tools/list` and calls.
+fn hello_backend() -> std::net::SocketAddr {
+    responder(|_, body| {
         let id = raw_id(body);
         let text = String::from_utf8_lossy(body);
         if id == "null" {
@@ -452,7 +448,16 @@ fn governance_adds_no_allocation_to_a_proxied_call() {
             r#"{"content":[{"type":"text","text":"Hello, Ada!"}],"isError":false}"#
         };
         (200, format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#))
-    });
+    })
+}
+
+/// The governance features on a proxied call (the headline path: a 2026-07-28 client, a 2025
+/// backend behind a gateway-owned session): a rate limit (never reached), the audit trail and
+/// pinning (`enforce`, the tool recorded) allocate nothing on top of the call itself.
+#[test]
+fn governance_adds_no_allocation_to_a_proxied_call() {
+    alloc_count::ignore_this_thread();
+    let backend = hello_backend();
     let dir = std::env::temp_dir().join(format!("portcullis-alloc-governance-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (trail, pins) = (dir.join("audit.jsonl"), dir.join("pins.json"));
@@ -633,19 +638,7 @@ fn an_idle_connection_holds_little() {
 #[test]
 fn a_proxied_call_in_a_session_allocates_nothing() {
     alloc_count::ignore_this_thread();
-    let backend = responder(|_, body| {
-        let id = raw_id(body);
-        let text = String::from_utf8_lossy(body);
-        if id == "null" {
-            return (202, String::new()); // a notification
-        }
-        let result = if text.contains("\"initialize\"") {
-            r#"{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"b","version":"1"}}"#
-        } else {
-            r#"{"content":[{"type":"text","text":"Hello, Ada!"}],"isError":false}"#
-        };
-        (200, format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#))
-    });
+    let backend = hello_backend();
     let config = format!(
         r#"
 listen: 127.0.0.1:0
