@@ -432,6 +432,20 @@ servers:
     assert!(fixed <= PROXIED + 0.01, "a proxied call allocates {fixed} times");
 }
 
+/// Allocations per call of `call` over 2,000 calls on `s` (warm it first). With
+/// `PORTCULLIS_TRACE_ALLOCS` set, the backtraces of two calls' allocations are printed first.
+fn allocations_per_call(s: &mut TcpStream, call: &[u8]) -> f64 {
+    if std::env::var_os("PORTCULLIS_TRACE_ALLOCS").is_some() {
+        alloc_count::trace_next(40);
+        drive(s, call, 2);
+        alloc_count::trace_next(0);
+    }
+    let before = alloc_count::total();
+    const N: usize = 2000;
+    drive(s, call, N);
+    (alloc_count::total() - before) as f64 / N as f64
+}
+
 /// A 2025-11-25 MCP backend with one tool, `hello`: answers `initialize`, `tools/list` and calls.
 fn hello_backend() -> std::net::SocketAddr {
     responder(|_, body| {
@@ -510,16 +524,7 @@ servers:
         drive(&mut s, &call, 300);
         std::thread::sleep(std::time::Duration::from_millis(300)); // audit batches come back for reuse
         drive(&mut s, &call, 200);
-        // Where the calls allocate, when one does: the backtraces of two calls' allocations.
-        if std::env::var_os("PORTCULLIS_TRACE_ALLOCS").is_some() {
-            alloc_count::trace_next(40);
-            drive(&mut s, &call, 2);
-            alloc_count::trace_next(0);
-        }
-        let before = alloc_count::total();
-        const N: usize = 2000;
-        drive(&mut s, &call, N);
-        per_request.push((alloc_count::total() - before) as f64 / N as f64);
+        per_request.push(allocations_per_call(&mut s, &call));
         gw.shutdown();
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -669,15 +674,7 @@ servers:
         "MCP-Protocol-Version: 2025-11-25\r\n",
     );
     drive(&mut s, &call, 500);
-    if std::env::var_os("PORTCULLIS_TRACE_ALLOCS").is_some() {
-        alloc_count::trace_next(40);
-        drive(&mut s, &call, 2);
-        alloc_count::trace_next(0);
-    }
-    let before = alloc_count::total();
-    const N: usize = 2000;
-    drive(&mut s, &call, N);
-    let per = (alloc_count::total() - before) as f64 / N as f64;
+    let per = allocations_per_call(&mut s, &call);
     eprintln!("proxied tools/call in a 2025-11-25 session: {per:.3} allocations/request");
     assert!(per <= PROXIED + 0.01, "a proxied call in a session allocates {per} times");
     gw.shutdown();
