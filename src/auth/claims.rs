@@ -5,10 +5,9 @@
 //! The tape is a sequence of nodes of three words, `[tag, a, b]`, each word a `u32` written as
 //! five bytes of seven bits (little end first): the tape is ASCII, so a record holding it and the
 //! claims' text is one `str`, and reading a string from it is a boundary check, not a UTF-8
-//! validation. Scalars
-//! carry their value in `a`/`b` (64 bits), a string its offset and length in the text
-//! (unescaped UTF-8), an array or object its length and the index of the node after it. An
-//! object's members follow it as a key (a string node) then the value, in document order, as
+//! validation. Scalars carry their value in `a`/`b` (64 bits), a string its offset and length in
+//! the text (unescaped UTF-8), an array or object its length and the index of the node after it.
+//! An object's members follow it as a key (a string node) then the value, in document order, as
 //! simd-json's tape has them. Duplicate member names are refused at any depth while parsing.
 
 use std::fmt;
@@ -200,7 +199,7 @@ impl<'de> Visitor<'de> for Build<'_> {
         }
         // Duplicates, by sorting this object's names (the top of the stack).
         let Tape { keys, text, .. } = &mut *self.tape;
-        let name = |&(off, len): &(u32, u32)| text.get(off as usize..(off + len) as usize);
+        let name = |&(off, len): &(u32, u32)| text.get(off as usize..off as usize + len as usize);
         let mine = keys.get_mut(base..).unwrap_or_default();
         mine.sort_unstable_by(|a, b| name(a).cmp(&name(b)));
         if let Some(w) = mine.windows(2).find(|w| name(&w[0]) == name(&w[1])) {

@@ -74,9 +74,8 @@ const WORDS_LEN: usize = 7;
 const TEXT: usize = 8;
 const TEXT_LEN: usize = 9;
 const TOKEN: usize = 10;
-const TOKEN_LEN: usize = 11;
 /// Fields of the layout.
-const FIELDS: usize = 12;
+const FIELDS: usize = 11;
 
 /// Longest `claimToHeaders` value sent.
 const MAX_HEADER_VALUE: usize = 4096;
@@ -273,7 +272,7 @@ impl Scratch {
             }
         }
         let rec = &self.rec;
-        let bytes = |&(off, len): &(u32, u32)| rec.get(off as usize..(off + len) as usize);
+        let bytes = |&(off, len): &(u32, u32)| rec.get(off as usize..off as usize + len as usize);
         self.spans.sort_unstable_by(|a, b| bytes(a).cmp(&bytes(b)));
         self.spans.dedup_by(|a, b| bytes(a) == bytes(b));
         set(SCOPES, self.rec.len());
@@ -304,8 +303,8 @@ impl Scratch {
             }
         }
 
+        // The token is the rest of the record.
         set(TOKEN, self.rec.len());
-        set(TOKEN_LEN, token.len());
         self.rec.extend_from_slice(token);
         at
     }
