@@ -41,6 +41,7 @@ pub fn jsonrpc_envelope(data: &[u8]) {
     thread_local! {
         static DECODER: std::cell::RefCell<Decoder> = std::cell::RefCell::new(Decoder::default());
     }
+    legacy_answer(data);
     let Ok(template) = Template::compile("{{.args.a}} {{.args.b.c}} {{.config.x}}") else { return };
     let config = serde_json::json!({"x": "y"});
     DECODER.with(|d| {
@@ -48,25 +49,6 @@ pub fn jsonrpc_envelope(data: &[u8]) {
             if envelope::is_batch(tape) {
                 for el in json::elements(tape) {
                     let _ = envelope::decode(el);
-                }
-            }
-            // A backend's 2025 answer completed for a 2026 client: the backend's bytes
-            // spliced, or written from the tape; either way valid JSON.
-            for id in [None, Some(&b"\"r1\""[..])] {
-                let mut out = Vec::new();
-                if crate::mcp::reply::complete_legacy_response(
-                    &mut Decoder::default(),
-                    data,
-                    ("resources/read", id),
-                    &mut out,
-                ) {
-                    let reparsed =
-                        Decoder::default().with_tape(&out, |t| crate::mcp::json::entries(t).count());
-                    assert!(
-                        reparsed.is_ok(),
-                        "completed answer is not JSON: {}",
-                        String::from_utf8_lossy(&out)
-                    );
                 }
             }
             // A message the envelope accepts (no repeated member), renumbered for a shared
@@ -95,6 +77,61 @@ pub fn jsonrpc_envelope(data: &[u8]) {
             }
         });
     });
+}
+
+/// A backend's 2025 answer completed for a 2026 client, held to two references: the scan's
+/// verdict on `data` is serde_json's (UTF-8 checked, as serde_json skips a string without it),
+/// and the answer spliced from the backend's bytes is, member for member, the answer written
+/// from a simd-json tape whenever both parsers take `data`. Either way the result is JSON.
+fn legacy_answer(data: &[u8]) {
+    use crate::mcp::reply::{complete_from_tape, complete_legacy_response, scan};
+    use serde::de::IgnoredAny;
+    let reference = std::str::from_utf8(data).is_ok() && serde_json::from_slice::<IgnoredAny>(data).is_ok();
+    if let Some(verdict) = scan::is_json(data) {
+        assert_eq!(verdict, reference, "scan and serde_json differ on {:?}", String::from_utf8_lossy(data));
+    }
+    for (method, id) in [("resources/read", None), ("tools/call", Some(&b"\"r1\""[..]))] {
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        let spliced = complete_legacy_response(&mut Decoder::default(), data, (method, id), &mut fast);
+        let written = complete_from_tape(&mut Decoder::default(), data, (method, id), &mut slow);
+        if spliced {
+            let text = String::from_utf8_lossy(&fast);
+            assert_ne!(scan::is_json(&fast), Some(false), "completed answer is not JSON: {text}");
+            assert!(serde_json::from_slice::<IgnoredAny>(&fast).is_ok(), "not JSON to serde_json: {text}");
+        } else {
+            assert!(fast.is_empty(), "nothing is written for what is not an answer");
+        }
+        if written && reference {
+            assert!(
+                spliced,
+                "the tape takes an answer the scan refuses: {:?}",
+                String::from_utf8_lossy(data)
+            );
+            let as_value = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).ok();
+            if let (Some(a), Some(b)) = (as_value(&fast), as_value(&slow)) {
+                assert!(same_json(&a, &b), "answers differ for {:?}: {a} {b}", String::from_utf8_lossy(data));
+            }
+        }
+    }
+}
+
+/// Whether two JSON values are the same, numbers compared by value (a tape writes `-0` as `0`
+/// and `1e2` as `100.0`, and reads long mantissas to within an ulp or two of serde_json).
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
+            _ => false,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|((kx, x), (ky, y))| kx == ky && same_json(x, y))
+        }
+        _ => a == b,
+    }
 }
 
 /// The providers the JWT target verifies against: one key of every type (RSA from the test

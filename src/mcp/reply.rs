@@ -3,6 +3,10 @@
 
 use crate::mcp::envelope::Id;
 
+pub(crate) mod scan;
+
+use scan::Member;
+
 /// Opens a result for the request `id` (`null` when there is none).
 pub fn begin_result(body: &mut Vec<u8>, id: Option<&Id<'_>>) {
     body.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
@@ -27,119 +31,114 @@ pub fn end_result(body: &mut Vec<u8>) {
 /// members in order, the `result` object (when there is one) completed with `"resultType":
 /// "complete"` and, for `resources/read`, the cache members `ttlMs: 0` and `cacheScope:
 /// "private"`, each only where the backend did not write it; its `id` replaced by `id` (JSON)
-/// when given. One tape parse (which also validates the backend's bytes), no tree; the
-/// backend's bytes are copied as they are and only the id and the additions are written
-/// ([`splice`]), unless a member name was written with escapes (then every member is written
-/// from the tape). `false` (and `out` unchanged) when `payload` is not a JSON-RPC response
-/// object.
+/// when given. One validating pass that builds nothing ([`scan`]) locates the edits, and the
+/// backend's bytes are copied as they are around them ([`splice`]). Where that pass declines (a
+/// name written with escapes, many members, deep nesting), a tape parse over `decoder` decides
+/// and every member is written from the tape ([`complete_from_tape`]). `false` (and `out`
+/// unchanged) when `payload` is not a JSON-RPC response object.
 pub fn complete_legacy_response(
     decoder: &mut crate::mcp::json::Decoder,
     payload: &[u8],
     (method, id): (&str, Option<&[u8]>),
     out: &mut Vec<u8>,
 ) -> bool {
-    use crate::mcp::json::get;
-    use simd_json::Node;
     let start = out.len();
-    let written = decoder.with_tape_at(payload, |tape, base| {
-        if !matches!(tape.first(), Some(Node::Object { .. }))
-            || (get(tape, "result").is_none() && get(tape, "error").is_none())
-        {
-            return false;
-        }
-        if splice(payload, base, tape, (method, id), out).is_none() {
+    let mut members = [scan::NONE; scan::MAX_MEMBERS];
+    match scan::members(payload, &mut members) {
+        scan::Scan::Object(n) => {
+            let members = &members[..n];
+            if !is_response(members.iter().map(|m| m.name)) {
+                return false;
+            }
+            if splice(payload, members, (method, id), out).is_some() {
+                return true;
+            }
             out.truncate(start);
-            rewrite(tape, (method, id), out);
         }
-        true
-    });
-    let ok = written.unwrap_or(false);
-    if !ok {
-        out.truncate(start);
+        scan::Scan::NotObject | scan::Scan::Invalid => return false,
+        scan::Scan::Declined => {}
     }
-    ok
+    complete_from_tape(decoder, payload, (method, id), out)
 }
 
-/// What the 2026-07-28 revision adds to a `result` object whose members are `value`, each only
-/// where the backend did not write it; `members`: how many it has (a comma goes first).
-fn add_members(value: &[simd_json::Node<'_>], method: &str, mut members: usize, out: &mut Vec<u8>) {
-    let mut add = |out: &mut Vec<u8>, key: &str, json: &str| {
-        if crate::mcp::json::get(value, key).is_none() {
+/// [`complete_legacy_response`] from a tape parse, every member written from the tape: what it
+/// falls back on where the scan declines, and the reference its tests compare it to.
+pub fn complete_from_tape(
+    decoder: &mut crate::mcp::json::Decoder,
+    payload: &[u8],
+    (method, id): (&str, Option<&[u8]>),
+    out: &mut Vec<u8>,
+) -> bool {
+    use crate::mcp::json::entries;
+    let written = decoder.with_tape(payload, |tape| {
+        let is_object = matches!(tape.first(), Some(simd_json::Node::Object { .. }));
+        if !is_object || !is_response(entries(tape).map(|(k, _)| k.as_bytes())) {
+            return false;
+        }
+        rewrite(tape, (method, id), out);
+        true
+    });
+    written.unwrap_or(false)
+}
+
+/// Whether an object with the member names `names` is a JSON-RPC response (it has a `result` or
+/// an `error`).
+fn is_response<'a>(mut names: impl Iterator<Item = &'a [u8]>) -> bool {
+    names.any(|k| k == b"result" || k == b"error")
+}
+
+/// What the member `key` with the tape value `value` is.
+fn member(key: &str, value: &[simd_json::Node<'_>]) -> Member {
+    match key {
+        "id" => Member::Id,
+        "result" if matches!(value.first(), Some(simd_json::Node::Object { .. })) => {
+            Member::result(crate::mcp::json::entries(value).map(|(k, _)| k))
+        }
+        _ => Member::Other,
+    }
+}
+
+/// What the 2026-07-28 revision adds to a `result` object of `members` members of which `has`
+/// (`scan::HAS_*` bits) are already there, each only where the backend did not write it (a
+/// comma goes first when the object has members).
+fn add_members(method: &str, mut members: usize, has: u8, out: &mut Vec<u8>) {
+    let mut add = |out: &mut Vec<u8>, bit: u8, member: &[u8]| {
+        if has & bit == 0 {
             if members > 0 {
                 out.push(b',');
             }
             members += 1;
-            crate::mcp::json::write_str(out, key);
-            out.push(b':');
-            out.extend_from_slice(json.as_bytes());
+            out.extend_from_slice(member);
         }
     };
-    add(out, "resultType", "\"complete\"");
+    add(out, scan::HAS_RESULT_TYPE, br#""resultType":"complete""#);
     if method == "resources/read" {
-        add(out, "ttlMs", "0");
-        add(out, "cacheScope", "\"private\"");
+        add(out, scan::HAS_TTL, br#""ttlMs":0"#);
+        add(out, scan::HAS_CACHE_SCOPE, br#""cacheScope":"private""#);
     }
 }
 
-/// [`complete_legacy_response`] by copying the backend's bytes between the edits: the id's
-/// value replaced, the additions inserted before each `result` object's closing brace. Each
-/// member's value is located from where its name sits in `payload` (a name that needed no
-/// unescaping is at the same offset in the decoder's copy at `base`) up to the comma before the
-/// next name, or the object's closing brace; the bytes around are checked to read
-/// `"name" : value ,`. `None` when a check fails (a name written with escapes): the caller then
-/// writes the answer from the tape.
+/// [`complete_legacy_response`] by copying the backend's bytes between the edits the scan
+/// located: each `id` value replaced by `id` (when given), the additions inserted before each
+/// `result` object's closing brace. `None` (never, for spans the scan gave) when a span is out
+/// of order or bounds.
 fn splice(
     payload: &[u8],
-    base: usize,
-    tape: &[simd_json::Node<'_>],
+    members: &[scan::Top<'_>],
     (method, id): (&str, Option<&[u8]>),
     out: &mut Vec<u8>,
 ) -> Option<()> {
-    use crate::mcp::json::entries;
-    use simd_json::Node;
-    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
-    // The offset of a member name's first byte in `payload`, checked.
-    let name_at = |name: &str| -> Option<usize> {
-        let at = (name.as_ptr() as usize).checked_sub(base)?;
-        let end = at.checked_add(name.len())?;
-        (at > 0
-            && payload.get(at - 1) == Some(&b'"')
-            && payload.get(at..end) == Some(name.as_bytes())
-            && payload.get(end) == Some(&b'"'))
-        .then_some(at)
-    };
-    // The end of the value that precedes `at` (a comma before a name's quote, or the object's
-    // closing brace), past any whitespace, when the byte before it is `sep`.
-    let value_end = |at: usize, sep: u8| -> Option<usize> {
-        let before = payload.get(..at)?;
-        let sep_at = before.iter().rposition(|b| !ws(b))?;
-        (before[sep_at] == sep).then_some(())?;
-        Some(before[..sep_at].iter().rposition(|b| !ws(b))? + 1)
-    };
     let mut copied = 0;
-    let mut members = entries(tape).peekable();
-    while let Some((key, value)) = members.next() {
-        let at = name_at(key)?;
-        let end = match members.peek() {
-            Some((next, _)) => value_end(name_at(next)? - 1, b',')?,
-            None => value_end(payload.iter().rposition(|b| !ws(b))? + 1, b'}')?,
-        };
-        // `"name"`, whitespace, `:`, whitespace, then the value.
-        let after = at + key.len() + 1;
-        let colon = after + payload.get(after..)?.iter().position(|b| !ws(b))?;
-        (payload[colon] == b':').then_some(())?;
-        let value_start = colon + 1 + payload.get(colon + 1..)?.iter().position(|b| !ws(b))?;
-        match (key, id) {
-            ("id", Some(id)) => {
-                out.extend_from_slice(payload.get(copied..value_start)?);
+    for m in members {
+        match (m.member, id) {
+            (Member::Id, Some(id)) => {
+                out.extend_from_slice(payload.get(copied..m.value.0)?);
                 out.extend_from_slice(id);
-                copied = end;
+                copied = m.value.1;
             }
-            ("result", _) if matches!(value.first(), Some(Node::Object { .. })) => {
-                let close = end.checked_sub(1)?;
-                (payload.get(close) == Some(&b'}')).then_some(())?;
+            (Member::Result { members, has, close }, _) => {
                 out.extend_from_slice(payload.get(copied..close)?);
-                add_members(value, method, entries(value).count(), out);
+                add_members(method, members, has, out);
                 copied = close;
             }
             _ => {}
@@ -152,7 +151,6 @@ fn splice(
 /// [`complete_legacy_response`] written from the tape, member by member.
 fn rewrite(tape: &[simd_json::Node<'_>], (method, id): (&str, Option<&[u8]>), out: &mut Vec<u8>) {
     use crate::mcp::json::{entries, write_str, write_value};
-    use simd_json::Node;
     out.push(b'{');
     for (n, (key, value)) in entries(tape).enumerate() {
         if n > 0 {
@@ -165,10 +163,10 @@ fn rewrite(tape: &[simd_json::Node<'_>], (method, id): (&str, Option<&[u8]>), ou
             continue;
         }
         write_value(out, value);
-        if key == "result" && matches!(value.first(), Some(Node::Object { .. })) {
+        if let Member::Result { members, has, .. } = member(key, value) {
             // The result's members, then what the revision adds.
             out.pop();
-            add_members(value, method, entries(value).count(), out);
+            add_members(method, members, has, out);
             out.push(b'}');
         }
     }
