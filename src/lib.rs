@@ -51,6 +51,7 @@ pub mod proxy;
 pub mod respond;
 pub mod rest;
 pub mod runtime;
+pub mod timer;
 pub mod tls;
 pub mod upstream;
 

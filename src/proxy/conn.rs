@@ -4,6 +4,7 @@
 //! it, and the connection is closed in exactly those cases, so no state is ever reused after one.
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::Either;
@@ -16,7 +17,7 @@ use crate::error::{Error, Kind};
 use crate::http::body::Chunked;
 use crate::http::head::{self, Framing, Head, Parsed};
 use crate::proxy::core::{Event, Spare};
-use crate::proxy::idle::Deadlines;
+use crate::timer::Deadlines;
 
 /// Read buffer capacity a connection starts with; enough for a typical MCP head and small body.
 const INITIAL_READ: usize = 4 * 1024;
@@ -170,6 +171,8 @@ pub struct Conn {
     /// The connection closes with request bytes the client may still be sending (an answer
     /// given before the body was read): [`Conn::close`] drains them first.
     pub linger: bool,
+    /// The worker's deadlines, which every wait of this connection is bounded by.
+    timer: Rc<Deadlines>,
 }
 
 /// Lingering close (as nginx's `lingering_close`): after an answer sent before the request was
@@ -183,7 +186,7 @@ const LINGER_BYTES: usize = 8 * 1024 * 1024;
 
 impl Conn {
     /// A connection about to read a request, with buffers from the worker's spares.
-    pub fn new(link: Link, spare: &std::cell::RefCell<Spare>) -> Conn {
+    pub fn new(link: Link, spare: &std::cell::RefCell<Spare>, timer: Rc<Deadlines>) -> Conn {
         let mut conn = Conn {
             link,
             buf: Vec::new(),
@@ -199,6 +202,7 @@ impl Conn {
             request_id: Vec::with_capacity(32),
             canceller: monoio::io::Canceller::new(),
             linger: false,
+            timer,
         };
         conn.borrow(spare);
         conn
@@ -218,13 +222,13 @@ impl Conn {
         }
     }
 
-    /// Reads more bytes into `buf`, waiting at most `wait`, and giving up early when `drain` is
-    /// set if `interruptible` (a connection that has not sent its first request yet gets
+    /// Reads more bytes into `buf`, waiting until `at` at most, and giving up early when `drain`
+    /// is set if `interruptible` (a connection that has not sent its first request yet gets
     /// [`FIRST_BYTES_AT_DRAIN`] more on the same read). Returns bytes read (0 = EOF) or `None`
     /// on timeout/drain.
     async fn fill(
         &mut self,
-        wait: Duration,
+        at: Instant,
         drain: &Event,
         interruptible: bool,
     ) -> Option<std::io::Result<usize>> {
@@ -235,7 +239,8 @@ impl Conn {
         }
         let buf = std::mem::take(&mut self.buf);
         let fresh = self.link.fresh;
-        let read = monoio::time::timeout(wait, self.link.stream.read_append(buf));
+        let read = std::pin::pin!(self.link.stream.read_append(buf));
+        let read = self.timer.timeout(at, read);
         let res = if interruptible {
             let mut read = std::pin::pin!(read);
             monoio::select! {
@@ -247,7 +252,8 @@ impl Conn {
                     // Accepted just before the drain: its request may be on the way. The same
                     // read stays armed: an abandoned io_uring read still consumes the bytes
                     // that arrive, so a second read would never see them.
-                    monoio::time::timeout(FIRST_BYTES_AT_DRAIN, &mut read).await.ok()?
+                    let grace = Instant::now() + FIRST_BYTES_AT_DRAIN;
+                    self.timer.timeout(grace, read.as_mut()).await.ok()?
                 }
             }
         } else {
@@ -320,13 +326,13 @@ impl Conn {
             let mut read = std::pin::pin!(read);
             let early = monoio::select! {
                 r = &mut read => Some(r),
-                _ = monoio::time::sleep(hold) => None,
+                _ = self.timer.until(Instant::now() + hold) => None,
                 _ = drain.wait() => {
                     if !fresh {
                         return Idle::Read(None);
                     }
                     // Accepted just before the drain: its request may be on the way.
-                    match monoio::time::timeout(FIRST_BYTES_AT_DRAIN, &mut read).await {
+                    match self.timer.timeout(Instant::now() + FIRST_BYTES_AT_DRAIN, read.as_mut()).await {
                         Ok(r) => Some(r),
                         Err(_) => return Idle::Read(None),
                     }
@@ -416,7 +422,7 @@ impl Conn {
                     Idle::Cold => return HeadRead::Idle,
                 }
             } else {
-                self.fill(wait, drain, interruptible).await
+                self.fill(Instant::now() + wait, drain, interruptible).await
             };
             match filled {
                 Some(Ok(0)) | Some(Err(_)) => {
@@ -467,8 +473,8 @@ impl Conn {
                     self.continue_if_expected(limits).await?;
                 }
                 while self.buf.len() < end {
-                    let wait = deadline.saturating_duration_since(Instant::now()).min(limits.idle_timeout);
-                    match self.fill(wait, drain, false).await {
+                    let at = deadline.min(Instant::now() + limits.idle_timeout);
+                    match self.fill(at, drain, false).await {
                         Some(Ok(0)) | Some(Err(_)) => return Err(closed()),
                         Some(Ok(_)) => {}
                         None => return Err(timeout()),
@@ -495,8 +501,8 @@ impl Conn {
                         self.buf.truncate(start);
                         pos = start;
                     }
-                    let wait = deadline.saturating_duration_since(Instant::now()).min(limits.idle_timeout);
-                    match self.fill(wait, drain, false).await {
+                    let at = deadline.min(Instant::now() + limits.idle_timeout);
+                    match self.fill(at, drain, false).await {
                         Some(Ok(0)) | Some(Err(_)) => return Err(closed()),
                         Some(Ok(_)) => {}
                         None => return Err(timeout()),
@@ -513,8 +519,8 @@ impl Conn {
     async fn continue_if_expected(&mut self, limits: &Limits) -> Result<(), Error> {
         if self.head.expect_continue {
             self.head.expect_continue = false;
-            let write = self.link.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
-            match monoio::time::timeout(limits.idle_timeout, write).await {
+            let write = std::pin::pin!(self.link.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()));
+            match self.timer.timeout(Instant::now() + limits.idle_timeout, write).await {
                 Ok((Ok(_), _)) => {}
                 Ok((Err(_), _)) => return Err(Error::client(Kind::BadRequest, "connection closed")),
                 Err(_) => return Err(Error::client(Kind::HeadTimeout, "client is not reading responses")),
@@ -526,7 +532,8 @@ impl Conn {
     /// Phase 7 I/O: writes `out` (within the idle timeout) and clears it.
     pub async fn flush(&mut self, limits: &Limits) -> bool {
         let out = std::mem::take(&mut self.out);
-        match monoio::time::timeout(limits.idle_timeout, self.link.stream.write_all(out)).await {
+        let write = std::pin::pin!(self.link.stream.write_all(out));
+        match self.timer.timeout(Instant::now() + limits.idle_timeout, write).await {
             Ok((res, mut out)) => {
                 out.clear();
                 self.out = out;
@@ -540,7 +547,10 @@ impl Conn {
     pub async fn close(&mut self) {
         match &mut self.link.stream {
             ClientStream::Tls(s) => {
-                let _ = monoio::time::timeout(Duration::from_secs(1), s.close()).await;
+                let _ = self
+                    .timer
+                    .timeout(Instant::now() + Duration::from_secs(1), std::pin::pin!(s.close()))
+                    .await;
             }
             ClientStream::Plain(s) if self.linger => {
                 use monoio::io::AsyncWriteRent;
@@ -556,17 +566,19 @@ impl Conn {
     /// Reads and discards what the client still sends, within [`LINGER_TIME`], [`LINGER_IDLE`]
     /// and [`LINGER_BYTES`].
     async fn drain_input(&mut self) {
-        let deadline = std::time::Instant::now() + LINGER_TIME;
+        let deadline = Instant::now() + LINGER_TIME;
         let mut left = LINGER_BYTES;
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         buf.reserve(64 * 1024);
         while left > 0 {
-            let wait = deadline.saturating_duration_since(std::time::Instant::now()).min(LINGER_IDLE);
-            if wait.is_zero() {
+            let now = Instant::now();
+            if deadline <= now {
                 break;
             }
-            match monoio::time::timeout(wait, self.link.stream.read_append(buf)).await {
+            let at = deadline.min(now + LINGER_IDLE);
+            let read = std::pin::pin!(self.link.stream.read_append(buf));
+            match self.timer.timeout(at, read).await {
                 Ok((Ok(n), b)) if n > 0 => {
                     left = left.saturating_sub(n);
                     buf = b;

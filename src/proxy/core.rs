@@ -190,8 +190,9 @@ pub struct Core {
     pub seq: Cell<u64>,
     /// Set when the worker starts draining.
     pub drain: Event,
-    /// Idle timeouts of connections that idle holding nothing (swept by one task).
-    pub deadlines: crate::proxy::idle::Deadlines,
+    /// Every timeout of the worker's connections and exchanges (coarse: swept by one task);
+    /// the upstream pool holds the same table.
+    pub deadlines: Rc<crate::timer::Deadlines>,
     /// Scratch for opening session ids.
     pub session_scratch: RefCell<Vec<u8>>,
     /// Recently opened sessions.
@@ -248,6 +249,7 @@ impl Core {
         revoked_rx: Receiver<Revocation>,
     ) -> Core {
         let cached = RefCell::new(Rc::new(snapshot.load_full()));
+        let deadlines = crate::timer::Deadlines::new();
         Core {
             worker,
             cached,
@@ -260,7 +262,7 @@ impl Core {
             audit: crate::runtime::logging::Lines::to(crate::runtime::audit::ship),
             anonymous: crate::auth::Principal::anonymous(),
             session_scratch: RefCell::new(Vec::with_capacity(256)),
-            upstream: RefCell::new(crate::upstream::pool::Pool::default()),
+            upstream: RefCell::new(crate::upstream::pool::Pool::new(deadlines.clone())),
             sessions: RefCell::new(SessionCache::default()),
             upstream_rr: Cell::new(worker),
             upstream_ids: Cell::new(0),
@@ -276,7 +278,7 @@ impl Core {
             rng: SystemRandom::new(),
             seq: Cell::new(0),
             drain: Event::default(),
-            deadlines: Default::default(),
+            deadlines,
             pending: RefCell::default(),
             asks: RefCell::default(),
             spare: RefCell::default(),

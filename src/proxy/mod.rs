@@ -57,7 +57,7 @@ pub fn serve<G>(core: Rc<Core>, mut link: Link, guard: G) -> impl std::future::F
 
 /// Serves requests on `link` until it closes (`Close`) or goes quiet (`Idle`).
 async fn busy(core: &Core, link: Link) -> (Link, Flow) {
-    let mut conn = Conn::new(link, &core.spare);
+    let mut conn = Conn::new(link, &core.spare, core.deadlines.clone());
     let flow = loop {
         match pipeline::process(core, &mut conn).await {
             Flow::KeepAlive => {}

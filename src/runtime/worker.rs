@@ -151,9 +151,6 @@ async fn serve(spec: Spec) {
             crate::runtime::memory::release_freed();
         }
     });
-    // Idle connections' timeouts.
-    let c = core.clone();
-    monoio::spawn(async move { c.deadlines.sweep().await });
     // Access lines leave in batches; this bounds how long one waits.
     let c = core.clone();
     monoio::spawn(async move {

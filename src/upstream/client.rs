@@ -5,9 +5,11 @@
 //! else is retried, because the request may have had effects.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::http::body::Chunked;
+use crate::timer::Deadlines;
 use crate::upstream::pool::{self, Pool, Stream};
 use crate::upstream::target::Target;
 
@@ -16,7 +18,8 @@ use crate::upstream::target::Target;
 pub struct Limits {
     /// Connect timeout.
     pub connect: Duration,
-    /// Time for the whole response to arrive.
+    /// Time for the response head to arrive, and for the body (from the request on); honoured
+    /// to within [`crate::timer::TICK`].
     pub response: Duration,
     /// Largest response body accepted.
     pub max_body: usize,
@@ -141,17 +144,20 @@ pub async fn open(
     limits: Limits,
 ) -> Result<Streaming, UpstreamError> {
     let now = Instant::now();
-    let pooled = pool.borrow_mut().take(target.pool_key, now);
+    let (pooled, deadlines) = {
+        let mut p = pool.borrow_mut();
+        (p.take(target.pool_key, now), p.deadlines().clone())
+    };
     let (mut stream, reused, deadline) = match pooled {
         Some(s) => (s, true, now + limits.response),
         None => (fresh(pool, target, limits).await?, false, Instant::now() + limits.response),
     };
     let sent = request.len();
-    let (mut result, mut buf) = start(&mut stream, request, limits.response).await;
+    let (mut result, mut buf) = start(&mut stream, request, &deadlines, deadline).await;
     if reused && matches!(result, Err(Attempt::Stale)) {
         stream = fresh(pool, target, limits).await?;
         buf.truncate(sent);
-        (result, buf) = start(&mut stream, buf, deadline.saturating_duration_since(Instant::now())).await;
+        (result, buf) = start(&mut stream, buf, &deadlines, deadline).await;
     }
     match result {
         Ok(head) => Ok(Streaming {
@@ -167,6 +173,7 @@ pub async fn open(
             out: Vec::new(),
             done: false,
             key: target.pool_key,
+            deadlines,
             deadline,
             max_body: limits.max_body,
         }),
@@ -203,26 +210,26 @@ struct HeadPart {
     keep: bool,
 }
 
-/// Writes the request and reads the response head, within `wait` (what is left of the
-/// attempt's time), into the
+/// Writes the request and reads the response head, by `deadline` (the attempt's), into the
 /// request's own buffer after the request's bytes (kept there for the one retry of a stale pooled
 /// connection): the request's buffer becomes the response's, so an exchange allocates no buffer
 /// of its own. Hands the buffer back (empty when the deadline passed mid-write).
 async fn start(
     stream: &mut Stream,
     request: Vec<u8>,
-    wait: Duration,
+    deadlines: &Deadlines,
+    deadline: Instant,
 ) -> (Result<HeadPart, Attempt>, Vec<u8>) {
     let sent = request.len();
-    let attempt = async {
+    let attempt = std::pin::pin!(async {
         let mut buf = match stream.write_all(request).await {
             (Ok(_), r) => r,
             (Err(_), r) => return (Err(Attempt::Stale), r),
         };
         let head = read_head(stream, &mut buf, sent).await;
         (head, buf)
-    };
-    match monoio::time::timeout(wait, attempt).await {
+    });
+    match deadlines.timeout(deadline, attempt).await {
         Ok(done) => done,
         Err(_) => (Err(Attempt::Failed(UpstreamError::Timeout)), Vec::new()),
     }
@@ -268,6 +275,7 @@ pub struct Streaming {
     out: Vec<u8>,
     done: bool,
     key: pool::Key,
+    deadlines: Rc<Deadlines>,
     deadline: Instant,
     max_body: usize,
 }
@@ -369,9 +377,9 @@ impl Streaming {
             // Everything buffered was handed out: reuse the buffer for the next read.
             self.buf.clear();
             self.pos = 0;
-            let wait = self.deadline.saturating_duration_since(Instant::now());
             let buf = std::mem::take(&mut self.buf);
-            let (end, b) = match monoio::time::timeout(wait, read(&mut self.stream, buf)).await {
+            let read = std::pin::pin!(read(&mut self.stream, buf));
+            let (end, b) = match self.deadlines.timeout(self.deadline, read).await {
                 Ok(r) => r,
                 Err(_) => return Err(UpstreamError::Timeout),
             };

@@ -3,6 +3,7 @@
 //! past the TTL are dropped instead of reused. Owned by one worker; no locks.
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::buf::{IoBufMut, SliceMut};
@@ -10,6 +11,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use rustc_hash::FxHashMap;
 
+use crate::timer::Deadlines;
 use crate::upstream::target::Target;
 
 /// A connection to a backend: plain TCP, or TLS over TCP (rustls driven on this runtime).
@@ -71,17 +73,34 @@ struct Endpoint {
     counters: Counters,
 }
 
-/// A worker's upstream connections.
-#[derive(Default)]
+/// A worker's upstream connections, and the deadlines its exchanges wait on.
 pub struct Pool {
     endpoints: FxHashMap<Key, Endpoint>,
     /// New connections opened (for the reuse figure).
     pub connects: u64,
     /// Requests served on a pooled connection.
     pub reuses: u64,
+    deadlines: Rc<Deadlines>,
+}
+
+impl Default for Pool {
+    /// A pool with deadlines of its own.
+    fn default() -> Pool {
+        Pool::new(Deadlines::new())
+    }
 }
 
 impl Pool {
+    /// A pool whose exchanges' timeouts are kept in `deadlines` (the worker's).
+    pub fn new(deadlines: Rc<Deadlines>) -> Pool {
+        Pool { endpoints: FxHashMap::default(), connects: 0, reuses: 0, deadlines }
+    }
+
+    /// The deadlines the exchanges wait on.
+    pub fn deadlines(&self) -> &Rc<Deadlines> {
+        &self.deadlines
+    }
+
     /// A warm idle connection to `addr`, if one is young enough.
     pub fn take(&mut self, key: Key, now: Instant) -> Option<Stream> {
         let e = self.endpoints.get_mut(&key)?;
