@@ -95,6 +95,11 @@ impl Kept {
         }
     }
 
+    /// Forgets every value.
+    fn clear(&mut self) {
+        self.0 = Default::default();
+    }
+
     /// Keeps `value` when `name` is one of [`KEPT`] not seen before in this head.
     fn keep(&mut self, name: &str, value: &[u8]) {
         let Some(i) = KEPT.iter().position(|k| name.eq_ignore_ascii_case(k)) else { return };
@@ -144,39 +149,37 @@ pub async fn open(
     limits: Limits,
 ) -> Result<Streaming, UpstreamError> {
     let now = Instant::now();
-    let (pooled, deadlines) = {
+    let (pooled, mut x) = {
         let mut p = pool.borrow_mut();
-        (p.take(target.pool_key, now), p.deadlines().clone())
+        (p.take(target.pool_key, now), Exchange::spare(p.deadlines()))
     };
     let (mut stream, reused, deadline) = match pooled {
         Some(s) => (s, true, now + limits.response),
         None => (fresh(pool, target, limits).await?, false, Instant::now() + limits.response),
     };
     let sent = request.len();
-    let (mut result, mut buf) = start(&mut stream, request, &deadlines, deadline).await;
+    let (mut result, mut buf) = start(&mut stream, request, &mut x, deadline).await;
     if reused && matches!(result, Err(Attempt::Stale)) {
         stream = fresh(pool, target, limits).await?;
         buf.truncate(sent);
-        (result, buf) = start(&mut stream, buf, &deadlines, deadline).await;
+        (result, buf) = start(&mut stream, buf, &mut x, deadline).await;
     }
     match result {
-        Ok(head) => Ok(Streaming {
-            status: head.status,
-            headers: head.headers,
-            framing: head.framing,
-            keep: head.keep,
-            stream,
-            buf,
-            pos: head.len,
-            delivered: 0,
-            chunked: Chunked::new(limits.max_body, 16 * 1024),
-            out: Vec::new(),
-            done: false,
-            key: target.pool_key,
-            deadlines,
-            deadline,
-            max_body: limits.max_body,
-        }),
+        Ok(head) => {
+            x.status = head.status;
+            x.framing = head.framing;
+            x.keep = head.keep;
+            x.stream = Some(stream);
+            x.buf = buf;
+            x.pos = head.len;
+            x.delivered = 0;
+            x.chunked = Chunked::new(limits.max_body, 16 * 1024);
+            x.done = false;
+            x.key = target.pool_key;
+            x.deadline = deadline;
+            x.max_body = limits.max_body;
+            Ok(Streaming(x))
+        }
         Err(Attempt::Stale) => Err(UpstreamError::Closed),
         Err(Attempt::Failed(e)) => Err(e),
     }
@@ -201,10 +204,10 @@ enum Attempt {
     Failed(UpstreamError),
 }
 
-/// A response head: where it ends in the exchange's buffer.
+/// A response head (its kept headers are in the exchange): where it ends in the exchange's
+/// buffer.
 struct HeadPart {
     status: u16,
-    headers: Kept,
     len: usize,
     framing: BodyFraming,
     keep: bool,
@@ -213,11 +216,12 @@ struct HeadPart {
 /// Writes the request and reads the response head, by `deadline` (the attempt's), into the
 /// request's own buffer after the request's bytes (kept there for the one retry of a stale pooled
 /// connection): the request's buffer becomes the response's, so an exchange allocates no buffer
-/// of its own. Hands the buffer back (empty when the deadline passed mid-write).
+/// of its own. Hands the buffer back (empty when the deadline passed mid-write). The kept
+/// headers go to `x`.
 async fn start(
     stream: &mut Stream,
     request: Vec<u8>,
-    deadlines: &Deadlines,
+    x: &mut Exchange,
     deadline: Instant,
 ) -> (Result<HeadPart, Attempt>, Vec<u8>) {
     let sent = request.len();
@@ -226,24 +230,29 @@ async fn start(
             (Ok(_), r) => r,
             (Err(_), r) => return (Err(Attempt::Stale), r),
         };
-        let head = read_head(stream, &mut buf, sent).await;
+        let head = read_head(stream, &mut buf, sent, &mut x.headers).await;
         (head, buf)
     });
-    match deadlines.timeout(deadline, attempt).await {
+    match x.deadlines.timeout(deadline, attempt).await {
         Ok(done) => done,
         Err(_) => (Err(Attempt::Failed(UpstreamError::Timeout)), Vec::new()),
     }
 }
 
 /// Reads until `buf[from..]` holds a complete response head.
-async fn read_head(stream: &mut Stream, buf: &mut Vec<u8>, from: usize) -> Result<HeadPart, Attempt> {
+async fn read_head(
+    stream: &mut Stream,
+    buf: &mut Vec<u8>,
+    from: usize,
+    headers: &mut Kept,
+) -> Result<HeadPart, Attempt> {
     loop {
         let got = buf.len() - from;
         if got > 0 {
-            if let Some((status, headers, len, framing, keep)) =
-                parse_head(&buf[from..]).map_err(Attempt::Failed)?
+            if let Some((status, len, framing, keep)) =
+                parse_head(&buf[from..], headers).map_err(Attempt::Failed)?
             {
-                return Ok(HeadPart { status, headers, len: from + len, framing, keep });
+                return Ok(HeadPart { status, len: from + len, framing, keep });
             }
             if got > 64 * 1024 {
                 return Err(Attempt::Failed(UpstreamError::Invalid("response head too large")));
@@ -259,15 +268,22 @@ async fn read_head(stream: &mut Stream, buf: &mut Vec<u8>, from: usize) -> Resul
     }
 }
 
-/// A response whose body is being read.
-pub struct Streaming {
+/// A response whose body is being read. Its state is an [`Exchange`] in a box that this
+/// thread reuses ([`Streaming::finish`] gives it back): moving a `Streaming` through the
+/// futures of the call path copies a pointer, where the ~400-byte state used to be copied ~30
+/// times per call.
+pub struct Streaming(Box<Exchange>);
+
+/// The state of a [`Streaming`] response, read through it.
+pub struct Exchange {
     /// Status code.
     pub status: u16,
     /// The response header lines the proxy reads.
     pub headers: Kept,
     framing: BodyFraming,
     keep: bool,
-    stream: Stream,
+    /// `None` only in a spare.
+    stream: Option<Stream>,
     buf: Vec<u8>,
     pos: usize,
     delivered: usize,
@@ -278,6 +294,76 @@ pub struct Streaming {
     deadlines: Rc<Deadlines>,
     deadline: Instant,
     max_body: usize,
+}
+
+/// Spare exchange states a thread keeps (each ~420 bytes).
+const MAX_SPARE: usize = 64;
+
+thread_local! {
+    /// This thread's spare exchange states: per worker, never shared, so no lock. Boxed: the
+    /// box itself is what a `Streaming` hands around.
+    #[allow(clippy::vec_box)]
+    static SPARE: RefCell<Vec<Box<Exchange>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Exchange {
+    /// A state from this thread's spares (a new one when there is none) whose waits are kept
+    /// in `deadlines`.
+    fn spare(deadlines: &Rc<Deadlines>) -> Box<Exchange> {
+        let mut x = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_else(|| {
+            Box::new(Exchange {
+                status: 0,
+                headers: Kept::default(),
+                framing: BodyFraming::Length(0),
+                keep: false,
+                stream: None,
+                buf: Vec::new(),
+                pos: 0,
+                delivered: 0,
+                chunked: Chunked::new(0, 0),
+                out: Vec::new(),
+                done: true,
+                key: (std::net::SocketAddr::from(([0, 0, 0, 0], 0)), 0),
+                deadlines: deadlines.clone(),
+                deadline: Instant::now(),
+                max_body: 0,
+            })
+        });
+        if !Rc::ptr_eq(&x.deadlines, deadlines) {
+            x.deadlines = deadlines.clone();
+        }
+        x
+    }
+
+    /// Back to this thread's spares, holding no connection, buffer or header value.
+    fn recycle(mut self: Box<Exchange>) {
+        self.stream = None;
+        self.buf = Vec::new();
+        self.headers.clear();
+        self.out.clear();
+        if self.out.capacity() > 64 * 1024 {
+            self.out = Vec::new();
+        }
+        SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < MAX_SPARE {
+                s.push(self);
+            }
+        });
+    }
+}
+
+impl std::ops::Deref for Streaming {
+    type Target = Exchange;
+    fn deref(&self) -> &Exchange {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Streaming {
+    fn deref_mut(&mut self) -> &mut Exchange {
+        &mut self.0
+    }
 }
 
 impl Streaming {
@@ -322,81 +408,88 @@ impl Streaming {
     /// The next piece of the (de-chunked) body, `None` at its end. Each read waits at most until
     /// the attempt's deadline.
     pub async fn next(&mut self) -> Result<Option<&[u8]>, UpstreamError> {
+        let x = &mut *self.0;
         loop {
-            if self.done {
+            if x.done {
                 return Ok(None);
             }
-            let available = self.buf.len() - self.pos;
-            match self.framing {
+            let available = x.buf.len() - x.pos;
+            match x.framing {
                 BodyFraming::Length(n) => {
-                    if n > self.max_body {
+                    if n > x.max_body {
                         return Err(UpstreamError::Invalid("response body too large"));
                     }
-                    if self.delivered == n {
-                        self.done = true;
+                    if x.delivered == n {
+                        x.done = true;
                         continue;
                     }
                     if available > 0 {
-                        let take = available.min(n - self.delivered);
-                        let piece = self.pos..self.pos + take;
-                        self.pos += take;
-                        self.delivered += take;
-                        return Ok(Some(&self.buf[piece]));
+                        let take = available.min(n - x.delivered);
+                        let piece = x.pos..x.pos + take;
+                        x.pos += take;
+                        x.delivered += take;
+                        return Ok(Some(&x.buf[piece]));
                     }
                 }
                 BodyFraming::Chunked => {
                     if available > 0 {
-                        self.out.clear();
-                        self.pos += self
+                        x.out.clear();
+                        x.pos += x
                             .chunked
-                            .decode(&self.buf[self.pos..], &mut self.out)
+                            .decode(&x.buf[x.pos..], &mut x.out)
                             .map_err(|_| UpstreamError::Invalid("bad chunked body"))?;
-                        self.delivered += self.out.len();
-                        if self.delivered > self.max_body {
+                        x.delivered += x.out.len();
+                        if x.delivered > x.max_body {
                             return Err(UpstreamError::Invalid("response body too large"));
                         }
-                        self.done = self.chunked.is_done();
-                        if !self.out.is_empty() {
-                            return Ok(Some(&self.out));
+                        x.done = x.chunked.is_done();
+                        if !x.out.is_empty() {
+                            return Ok(Some(&x.out));
                         }
                         continue;
                     }
                 }
                 BodyFraming::UntilClose => {
                     if available > 0 {
-                        self.delivered += available;
-                        if self.delivered > self.max_body {
+                        x.delivered += available;
+                        if x.delivered > x.max_body {
                             return Err(UpstreamError::Invalid("response body too large"));
                         }
-                        let piece = self.pos..self.buf.len();
-                        self.pos = self.buf.len();
-                        return Ok(Some(&self.buf[piece]));
+                        let piece = x.pos..x.buf.len();
+                        x.pos = x.buf.len();
+                        return Ok(Some(&x.buf[piece]));
                     }
                 }
             }
             // Everything buffered was handed out: reuse the buffer for the next read.
-            self.buf.clear();
-            self.pos = 0;
-            let buf = std::mem::take(&mut self.buf);
-            let read = std::pin::pin!(read(&mut self.stream, buf));
-            let (end, b) = match self.deadlines.timeout(self.deadline, read).await {
+            x.buf.clear();
+            x.pos = 0;
+            let buf = std::mem::take(&mut x.buf);
+            let Some(stream) = x.stream.as_mut() else { return Err(UpstreamError::Closed) };
+            let read = std::pin::pin!(read(stream, buf));
+            let (end, b) = match x.deadlines.timeout(x.deadline, read).await {
                 Ok(r) => r,
                 Err(_) => return Err(UpstreamError::Timeout),
             };
-            self.buf = b;
+            x.buf = b;
             match end {
                 Read::Data => {}
-                Read::Eof if self.framing == BodyFraming::UntilClose => self.done = true,
+                Read::Eof if x.framing == BodyFraming::UntilClose => x.done = true,
                 Read::Eof => return Err(UpstreamError::Closed),
             }
         }
     }
 
     /// Returns the connection to the pool when the whole body was read and it may be reused.
+    /// The exchange's state goes back to this thread's spares either way.
     pub fn finish(self, pool: &RefCell<Pool>) {
-        if self.done && self.keep && self.framing != BodyFraming::UntilClose && self.pos == self.buf.len() {
-            pool.borrow_mut().put(self.key, self.stream, Instant::now());
+        let mut x = self.0;
+        if x.done && x.keep && x.framing != BodyFraming::UntilClose && x.pos == x.buf.len() {
+            if let Some(stream) = x.stream.take() {
+                pool.borrow_mut().put(x.key, stream, Instant::now());
+            }
         }
+        x.recycle();
     }
 }
 
@@ -425,10 +518,11 @@ enum BodyFraming {
     UntilClose,
 }
 
-type Head = (u16, Kept, usize, BodyFraming, bool);
+type Head = (u16, usize, BodyFraming, bool);
 
-/// Parses a response head (RFC 9112 6.3 framing rules for responses).
-fn parse_head(buf: &[u8]) -> Result<Option<Head>, UpstreamError> {
+/// Parses a response head (RFC 9112 6.3 framing rules for responses), its [`KEPT`] headers
+/// into `headers`.
+fn parse_head(buf: &[u8], headers: &mut Kept) -> Result<Option<Head>, UpstreamError> {
     // Uninitialized slots: filling 64 empty headers first would copy 2 KiB per response.
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 64];
     let mut resp = httparse::Response::new(&mut []);
@@ -440,7 +534,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, UpstreamError> {
         Err(_) => return Err(UpstreamError::Invalid("malformed response head")),
     };
     let status = resp.code.unwrap_or(0);
-    let mut headers = Kept::default();
+    headers.clear();
     let (mut cl, mut chunked, mut close) = (None, false, resp.version == Some(0));
     for h in resp.headers.iter() {
         headers.keep(h.name, h.value);
@@ -469,7 +563,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, UpstreamError> {
     if (100..=199).contains(&status) {
         return Err(UpstreamError::Invalid("unexpected interim response"));
     }
-    Ok(Some((status, headers, len, framing, !close)))
+    Ok(Some((status, len, framing, !close)))
 }
 
 #[cfg(test)]

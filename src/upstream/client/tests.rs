@@ -156,13 +156,15 @@ fn kept_headers_first_of_each_any_case_long_values_too() {
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMCP-Session-Id: {long}\r\n\
          content-type: text/plain\r\nX-Other: 1\r\nContent-Length: 0\r\n\r\n"
     );
-    let (status, kept, len, framing, keep) = parse_head(head.as_bytes()).unwrap().unwrap();
+    let mut kept = Kept::default();
+    let (status, len, framing, keep) = parse_head(head.as_bytes(), &mut kept).unwrap().unwrap();
     assert_eq!((status, len, framing, keep), (200, head.len(), BodyFraming::Length(0), true));
     assert_eq!(kept.get("content-type"), Some(&b"application/json"[..]));
     assert_eq!(kept.get("mcp-session-id"), Some(long.as_bytes()));
     assert_eq!(kept.get("x-other"), None);
+    // The same (reused) headers: nothing of the previous head survives.
     let short = "HTTP/1.1 204 No Content\r\nmcp-session-id: abc\r\nConnection: close\r\n\r\n";
-    let (_, kept, _, _, keep) = parse_head(short.as_bytes()).unwrap().unwrap();
+    let (_, _, _, keep) = parse_head(short.as_bytes(), &mut kept).unwrap().unwrap();
     assert_eq!(
         (kept.get("mcp-session-id"), kept.get("content-type"), keep),
         (Some(&b"abc"[..]), None, false)
