@@ -29,7 +29,7 @@ pub(crate) async fn link(
     let (known, idle) = {
         let mut l = cx.core.links.borrow_mut();
         l.renew(cx.snap.generation);
-        let known = l.kind(&server.name, &b.name).map(|(k, _)| k);
+        let known = l.kind(at(server, b));
         match known {
             Some(Generation::Stateless) => return Ok(Link::Stateless),
             Some(Generation::Sessions) => match l.session(owner, now) {
@@ -43,7 +43,7 @@ pub(crate) async fn link(
     close_owned(cx, server, idle.into_iter().collect()).await;
     if known.is_none() {
         if let Some(caps) = discover(cx, b, fwd).await? {
-            cx.core.links.borrow_mut().set_kind(&server.name, &b.name, Generation::Stateless, caps);
+            cx.core.links.borrow_mut().set_kind(at(server, b), Generation::Stateless, caps);
             return Ok(Link::Stateless);
         }
     }
@@ -53,7 +53,7 @@ pub(crate) async fn link(
     let closing = {
         let mut l = cx.core.links.borrow_mut();
         if known.is_none() {
-            l.set_kind(&server.name, &b.name, Generation::Sessions, caps);
+            l.set_kind(at(server, b), Generation::Sessions, caps);
         }
         l.insert(owner, version.clone(), session.clone(), now)
     };
@@ -118,7 +118,12 @@ pub(crate) async fn close_owned(cx: &Cx<'_>, server: &Server, closing: Vec<links
 
 /// The capabilities `b` declared when this worker linked to it.
 pub(crate) fn link_caps(cx: &Cx<'_>, server: &Server, b: &Backend) -> Option<std::rc::Rc<serde_json::Value>> {
-    cx.core.links.borrow().kind(&server.name, &b.name).map(|(_, c)| c)
+    cx.core.links.borrow().caps(at(server, b))
+}
+
+/// Where `b` (one of `server.backends`) is, for the worker's links.
+fn at(server: &Server, b: &Backend) -> links::At {
+    (server.index, server.backends.iter().position(|x| std::ptr::eq(x, b)).unwrap_or(usize::MAX))
 }
 
 /// The backend forgot the principal's gateway-owned session (404): the next call opens another.

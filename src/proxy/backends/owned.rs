@@ -80,6 +80,10 @@ impl Owner<'_> {
     }
 }
 
+/// Where a backend is in the snapshot a worker's links were learned under: the server's index,
+/// the backend's position in its `backends`.
+pub type At = (usize, usize);
+
 /// A gateway-owned session in use: (version, session id), shared with the requests using it.
 pub type Session = (Rc<str>, Rc<str>);
 
@@ -102,9 +106,9 @@ struct Owned {
 #[derive(Default)]
 pub struct Links {
     generation: u64,
-    /// server -> backend -> what it speaks and the capabilities it declared (nested so lookups
-    /// by `&str` allocate nothing).
-    kinds: FxHashMap<Box<str>, FxHashMap<Box<str>, Learned>>,
+    /// What each backend speaks and the capabilities it declared, by [`At`] (positions in this
+    /// generation's snapshot: no name is hashed per request).
+    kinds: Vec<Vec<Option<Learned>>>,
     owned: FxHashMap<Box<[u8]>, Owned>,
     /// The key being looked up, reused (no allocation per request).
     key: Vec<u8>,
@@ -122,14 +126,34 @@ impl Links {
         }
     }
 
-    /// What `backend` of `server` speaks, with its capabilities, when known.
-    pub fn kind(&self, server: &str, backend: &str) -> Option<(Generation, Rc<serde_json::Value>)> {
-        self.kinds.get(server)?.get(backend).cloned()
+    /// What the backend at `at` speaks, when known.
+    pub fn kind(&self, at: At) -> Option<Generation> {
+        self.learned(at).map(|(k, _)| *k)
     }
 
-    /// Records what `backend` of `server` speaks.
-    pub fn set_kind(&mut self, server: &str, backend: &str, kind: Generation, caps: serde_json::Value) {
-        self.kinds.entry(server.into()).or_default().insert(backend.into(), (kind, Rc::new(caps)));
+    /// The capabilities the backend at `at` declared, when known.
+    pub fn caps(&self, at: At) -> Option<Rc<serde_json::Value>> {
+        self.learned(at).map(|(_, c)| c.clone())
+    }
+
+    fn learned(&self, (server, backend): At) -> Option<&Learned> {
+        self.kinds.get(server)?.get(backend)?.as_ref()
+    }
+
+    /// Records what the backend at `at` speaks (nothing for a position no configuration has:
+    /// [`At`] of a backend not found).
+    pub fn set_kind(&mut self, (server, backend): At, kind: Generation, caps: serde_json::Value) {
+        if server > u16::MAX as usize || backend > u16::MAX as usize {
+            return;
+        }
+        if self.kinds.len() <= server {
+            self.kinds.resize_with(server + 1, Vec::new);
+        }
+        let backends = &mut self.kinds[server];
+        if backends.len() <= backend {
+            backends.resize_with(backend + 1, || None);
+        }
+        backends[backend] = Some((kind, Rc::new(caps)));
     }
 
     /// The owner's session (version, session id), when it has one that is not idle; an idle
@@ -264,12 +288,15 @@ mod tests {
         l.forget(k(2), "again");
         assert_eq!(l.session(k(2), later).unwrap(), None);
         // A reload forgets all; a request on an older snapshot changes nothing.
-        l.set_kind("s", "b", Generation::Sessions, serde_json::Value::Null);
+        l.set_kind((0, 1), Generation::Sessions, serde_json::Value::Null);
         l.renew(7);
         assert_eq!(l.owned(), 0);
-        assert!(l.kind("s", "b").is_none());
-        l.set_kind("s", "b", Generation::Sessions, serde_json::Value::Null);
+        assert!(l.kind((0, 1)).is_none());
+        l.set_kind((0, 1), Generation::Sessions, serde_json::Value::Null);
         l.renew(6);
-        assert!(l.kind("s", "b").is_some());
+        assert_eq!(l.kind((0, 1)), Some(Generation::Sessions));
+        assert!(l.kind((0, 0)).is_none() && l.kind((1, 1)).is_none());
+        l.set_kind((0, usize::MAX), Generation::Sessions, serde_json::Value::Null);
+        assert!(l.kind((0, usize::MAX)).is_none());
     }
 }
