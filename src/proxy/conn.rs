@@ -400,29 +400,31 @@ impl Conn {
                     Err(e) => return HeadRead::Failed(e),
                 }
             }
-            let (wait, interruptible) = match deadline {
+            // Between requests the wait is the idle timeout (`None`: an idle plain connection's
+            // first read counts it itself); once bytes came, the head's deadline.
+            let (at, interruptible) = match deadline {
                 // A fresh connection when the drain began: a short, last wait for its request.
                 None if self.buf.is_empty() && drain_grace && drain.is_set() => {
                     drain_grace = false;
-                    (FIRST_BYTES_AT_DRAIN, false)
+                    (Some(Instant::now() + FIRST_BYTES_AT_DRAIN), false)
                 }
-                None if self.buf.is_empty() => (limits.idle_timeout, true),
+                None if self.buf.is_empty() => (None, true),
                 None => {
                     let d = Instant::now() + limits.header_timeout;
                     deadline = Some(d);
-                    (limits.header_timeout, false)
+                    (Some(d), false)
                 }
-                Some(d) => (d.saturating_duration_since(Instant::now()), false),
+                Some(d) => (Some(d), false),
             };
             let had_bytes = !self.buf.is_empty();
             let idle = !had_bytes && interruptible && matches!(self.link.stream, ClientStream::Plain(_));
-            let filled = if idle {
-                match self.idle_fill(wait, drain, spare).await {
+            let filled = match at {
+                None if idle => match self.idle_fill(limits.idle_timeout, drain, spare).await {
                     Idle::Read(r) => r,
                     Idle::Cold => return HeadRead::Idle,
-                }
-            } else {
-                self.fill(Instant::now() + wait, drain, interruptible).await
+                },
+                None => self.fill(Instant::now() + limits.idle_timeout, drain, interruptible).await,
+                Some(at) => self.fill(at, drain, interruptible).await,
             };
             match filled {
                 Some(Ok(0)) | Some(Err(_)) => {
