@@ -171,6 +171,8 @@ impl ToolSelector {
 pub struct Backend {
     /// Unique within the server; the tool-name prefix.
     pub name: Box<str>,
+    /// Position in its server's `backends` (per-core tables index by it).
+    pub index: usize,
     /// Endpoints (`url`, or `endpoints` when given), resolved at load.
     pub targets: Vec<crate::upstream::target::Target>,
     /// Which of its tools are exposed.

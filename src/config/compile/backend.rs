@@ -139,6 +139,7 @@ pub(crate) fn compile_backend(
     };
     (errs.0.len() == before).then(|| crate::config::snapshot::Backend {
         name: rb.name.as_str().into(),
+        index: 0,
         targets,
         selector,
         credential,

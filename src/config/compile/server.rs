@@ -165,7 +165,7 @@ pub(crate) fn compile_server(
             errs.push(format!("{bpath}.name"), format!("duplicate backend name {:?}", rb.name));
         }
         if let Some(be) = compile_backend(&rb, &bpath, &scx, errs) {
-            backends.push(be);
+            backends.push(crate::config::snapshot::Backend { index: backends.len(), ..be });
         }
     }
     let backend_names: Vec<&str> = backends.iter().map(|b| &*b.name).collect();

@@ -123,7 +123,7 @@ pub(crate) fn link_caps(cx: &Cx<'_>, server: &Server, b: &Backend) -> Option<std
 
 /// Where `b` (one of `server.backends`) is, for the worker's links.
 fn at(server: &Server, b: &Backend) -> links::At {
-    (server.index, server.backends.iter().position(|x| std::ptr::eq(x, b)).unwrap_or(usize::MAX))
+    (server.index, b.index)
 }
 
 /// The backend forgot the principal's gateway-owned session (404): the next call opens another.

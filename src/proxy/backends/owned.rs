@@ -140,12 +140,8 @@ impl Links {
         self.kinds.get(server)?.get(backend)?.as_ref()
     }
 
-    /// Records what the backend at `at` speaks (nothing for a position no configuration has:
-    /// [`At`] of a backend not found).
+    /// Records what the backend at `at` speaks.
     pub fn set_kind(&mut self, (server, backend): At, kind: Generation, caps: serde_json::Value) {
-        if server > u16::MAX as usize || backend > u16::MAX as usize {
-            return;
-        }
         if self.kinds.len() <= server {
             self.kinds.resize_with(server + 1, Vec::new);
         }
@@ -296,7 +292,5 @@ mod tests {
         l.renew(6);
         assert_eq!(l.kind((0, 1)), Some(Generation::Sessions));
         assert!(l.kind((0, 0)).is_none() && l.kind((1, 1)).is_none());
-        l.set_kind((0, usize::MAX), Generation::Sessions, serde_json::Value::Null);
-        assert!(l.kind((0, usize::MAX)).is_none());
     }
 }
